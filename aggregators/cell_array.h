@@ -1,0 +1,90 @@
+// CellArray: the per-worker, single-writer storage of one metric family:
+// `width` 64-bit words per series, in chunks that never move once allocated.
+//
+// Exactly one thread (the shard's worker) writes; any thread may read at the
+// same time. Writes are relaxed load + relaxed store (no read-modify-write),
+// reads are relaxed loads: a reader sees each word's latest or a slightly
+// older value, never a torn one, and never waits.
+//   CellArray cells(/*width=*/1, /*capacity=*/10001);
+//   cells.Add(series, 0, 1);                    // writer thread only
+//   uint64_t v = cells.Load(series, 0);         // any thread
+#ifndef NOVAPULSE_AGGREGATORS_CELL_ARRAY_H_
+#define NOVAPULSE_AGGREGATORS_CELL_ARRAY_H_
+
+#include <atomic>
+#include <bit>
+#include <cstdint>
+#include <memory>
+
+namespace novapulse {
+
+class CellArray {
+ public:
+  static constexpr size_t kChunkSeries = 256;
+
+  CellArray(size_t width, size_t capacity)
+      : width_(width),
+        num_chunks_((capacity + kChunkSeries - 1) / kChunkSeries),
+        chunks_(new std::atomic<std::atomic<uint64_t>*>[num_chunks_]) {
+    for (size_t i = 0; i < num_chunks_; ++i) chunks_[i].store(nullptr, std::memory_order_relaxed);
+  }
+  ~CellArray() {
+    for (size_t i = 0; i < num_chunks_; ++i) delete[] chunks_[i].load(std::memory_order_relaxed);
+  }
+  CellArray(const CellArray&) = delete;
+  CellArray& operator=(const CellArray&) = delete;
+
+  size_t width() const { return width_; }
+
+  // Writer thread only.
+  void Add(uint32_t series, size_t word, uint64_t delta) {
+    std::atomic<uint64_t>& w = WritableWord(series, word);
+    w.store(w.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+  }
+  void AddDouble(uint32_t series, size_t word, double delta) {
+    std::atomic<uint64_t>& w = WritableWord(series, word);
+    const double now = std::bit_cast<double>(w.load(std::memory_order_relaxed)) + delta;
+    w.store(std::bit_cast<uint64_t>(now), std::memory_order_relaxed);
+  }
+  void Store(uint32_t series, size_t word, uint64_t value) {
+    WritableWord(series, word).store(value, std::memory_order_relaxed);
+  }
+
+  // Any thread. Zero for series this shard never wrote.
+  uint64_t Load(uint32_t series, size_t word) const {
+    const std::atomic<uint64_t>* chunk =
+        chunks_[series / kChunkSeries].load(std::memory_order_acquire);
+    if (chunk == nullptr) return 0;
+    return chunk[(series % kChunkSeries) * width_ + word].load(std::memory_order_relaxed);
+  }
+
+  // Heap bytes held (for the series-memory report).
+  size_t MemoryBytes() const {
+    size_t bytes = num_chunks_ * sizeof(void*);
+    for (size_t i = 0; i < num_chunks_; ++i) {
+      if (chunks_[i].load(std::memory_order_relaxed) != nullptr) {
+        bytes += kChunkSeries * width_ * sizeof(uint64_t);
+      }
+    }
+    return bytes;
+  }
+
+ private:
+  std::atomic<uint64_t>& WritableWord(uint32_t series, size_t word) {
+    std::atomic<std::atomic<uint64_t>*>& slot = chunks_[series / kChunkSeries];
+    std::atomic<uint64_t>* chunk = slot.load(std::memory_order_relaxed);
+    if (chunk == nullptr) [[unlikely]] {
+      chunk = new std::atomic<uint64_t>[kChunkSeries * width_]();
+      slot.store(chunk, std::memory_order_release);
+    }
+    return chunk[(series % kChunkSeries) * width_ + word];
+  }
+
+  const size_t width_;
+  const size_t num_chunks_;
+  std::unique_ptr<std::atomic<std::atomic<uint64_t>*>[]> chunks_;
+};
+
+}  // namespace novapulse
+
+#endif  // NOVAPULSE_AGGREGATORS_CELL_ARRAY_H_

@@ -1,0 +1,39 @@
+// MetricDef: the static description of one metric family (name, help, type,
+// label names, histogram buckets). Declared once per metric in a table (see
+// novagift_metrics.cc); everything else refers to metrics by index.
+#ifndef NOVAPULSE_AGGREGATORS_METRIC_DEF_H_
+#define NOVAPULSE_AGGREGATORS_METRIC_DEF_H_
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace novapulse {
+
+enum class MetricType : uint8_t {
+  kCounter,    // one u64 word per series per shard, summed
+  kGauge,      // one i64 word of deltas per series per shard, summed, floored at 0
+  kHistogram,  // per-bucket u64 counts (+Inf last), then the sum as double bits
+  kComputed,   // a gauge computed at snapshot time, not stored in cells
+};
+
+struct MetricDef {
+  std::string_view name;
+  std::string_view help;
+  MetricType type = MetricType::kCounter;
+  std::vector<std::string_view> labels;
+  std::vector<double> buckets;  // histogram upper bounds, ascending, without +Inf
+
+  // Words each series occupies in a shard.
+  size_t Width() const { return type == MetricType::kHistogram ? buckets.size() + 2 : 1; }
+};
+
+// Label values of one series are joined with this byte into the series key.
+// 0xFF never occurs in UTF-8, and parsers only pass valid UTF-8, so the join
+// is unambiguous.
+inline constexpr char kLabelSeparator = '\xff';
+inline constexpr std::string_view kOverflowLabelValue = "__overflow__";
+
+}  // namespace novapulse
+
+#endif  // NOVAPULSE_AGGREGATORS_METRIC_DEF_H_

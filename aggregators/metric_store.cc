@@ -1,0 +1,108 @@
+#include "aggregators/metric_store.h"
+
+namespace novapulse {
+
+std::vector<std::string_view> SplitKey(std::string_view key) {
+  std::vector<std::string_view> values;
+  size_t start = 0;
+  while (true) {
+    const size_t sep = key.find(kLabelSeparator, start);
+    if (sep == std::string_view::npos) {
+      values.push_back(key.substr(start));
+      return values;
+    }
+    values.push_back(key.substr(start, sep - start));
+    start = sep + 1;
+  }
+}
+
+void BuildKey(std::string* key, std::initializer_list<std::string_view> values) {
+  key->clear();
+  bool first = true;
+  for (std::string_view v : values) {
+    if (!first) key->push_back(kLabelSeparator);
+    key->append(v);
+    first = false;
+  }
+}
+
+MetricStore::MetricStore(std::vector<MetricDef> defs, int num_shards, size_t series_limit)
+    : defs_(std::move(defs)), num_shards_(num_shards) {
+  for (const MetricDef& def : defs_) {
+    indexes_.push_back(def.type == MetricType::kComputed
+                           ? nullptr
+                           : std::make_unique<SeriesIndex>(def.labels.size(), series_limit));
+  }
+  for (int s = 0; s < num_shards_; ++s) {
+    for (size_t m = 0; m < defs_.size(); ++m) {
+      const size_t capacity = indexes_[m] ? indexes_[m]->capacity() : 0;
+      cells_.push_back(std::make_unique<CellArray>(defs_[m].Width(), capacity));
+    }
+  }
+}
+
+FamilySnapshot MetricStore::Merge(size_t m) const {
+  FamilySnapshot f;
+  f.def = &defs_[m];
+  f.width = defs_[m].Width();
+  const SeriesIndex& idx = *indexes_[m];
+  const size_t n = idx.size();
+  f.keys.reserve(n);
+  for (uint32_t id = 0; id < n; ++id) f.keys.push_back(idx.Key(id));
+  f.words.assign(n * f.width, 0);
+  const bool histogram = defs_[m].type == MetricType::kHistogram;
+  for (int s = 0; s < num_shards_; ++s) {
+    const CellArray& c = cells(s, m);
+    for (uint32_t id = 0; id < n; ++id) {
+      uint64_t* out = &f.words[id * f.width];
+      const size_t integer_words = histogram ? f.width - 1 : f.width;
+      for (size_t w = 0; w < integer_words; ++w) out[w] += c.Load(id, w);
+      if (histogram) {
+        const double sum = std::bit_cast<double>(out[f.width - 1]) +
+                           std::bit_cast<double>(c.Load(id, f.width - 1));
+        out[f.width - 1] = std::bit_cast<uint64_t>(sum);
+      }
+    }
+  }
+  if (defs_[m].type == MetricType::kGauge) {
+    // Entries minus exits; an exit merged before its entry must not show as
+    // a negative depth.
+    for (uint64_t& w : f.words) {
+      w = std::bit_cast<uint64_t>(
+          static_cast<double>(std::max<int64_t>(0, static_cast<int64_t>(w))));
+    }
+  }
+  return f;
+}
+
+size_t MetricStore::MemoryBytes() const {
+  size_t bytes = 0;
+  for (const auto& idx : indexes_) bytes += idx ? idx->MemoryBytes() : 0;
+  for (const auto& c : cells_) bytes += c->MemoryBytes();
+  return bytes;
+}
+
+ShardWriter::ShardWriter(MetricStore* store, int shard, size_t overflow_metric)
+    : store_(store), shard_(shard), overflow_metric_(overflow_metric) {
+  cache_.resize(store->num_metrics());
+  overflow_series_.assign(store->num_metrics(), UINT32_MAX);
+  for (size_t m = 0; m < store->num_metrics(); ++m) cells_.push_back(&store->cells(shard, m));
+}
+
+uint32_t ShardWriter::Resolve(size_t m, std::string_view key) {
+  auto& cache = cache_[m];
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  bool overflowed = false;
+  const uint32_t id = store_->index(m).Resolve(key, &overflowed);
+  if (!overflowed) {
+    cache.emplace(std::string(key), id);
+    return id;
+  }
+  if (overflow_series_[m] == UINT32_MAX) {
+    overflow_series_[m] = Resolve(overflow_metric_, store_->def(m).name);
+  }
+  Inc(overflow_metric_, overflow_series_[m]);
+  return id;
+}
+
+}  // namespace novapulse

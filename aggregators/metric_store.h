@@ -1,0 +1,117 @@
+// MetricStore holds every metric family of a pipeline: one SeriesIndex per
+// family (shared) and one CellArray per family per shard (single writer).
+// ShardWriter is a worker's handle on its shard; Merge() is the read side.
+//
+// Threads: shard i is written only by the worker that owns ShardWriter i.
+// Merge() may run on any thread at any time and never blocks writers.
+//   MetricStore store(defs, /*num_shards=*/2, kDefaultSeriesLimit);
+//   ShardWriter w(&store, 0);  w.Inc(m, w.Resolve(m, key));
+//   FamilySnapshot f = store.Merge(m);
+#ifndef NOVAPULSE_AGGREGATORS_METRIC_STORE_H_
+#define NOVAPULSE_AGGREGATORS_METRIC_STORE_H_
+
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "aggregators/cell_array.h"
+#include "aggregators/metric_def.h"
+#include "aggregators/series_index.h"
+#include "aggregators/string_map.h"
+
+namespace novapulse {
+
+// Merged values of one family. `words` holds `width` words per series:
+// counter: the count; gauge: the value as double bits; histogram: per-bucket
+// counts (not cumulative, +Inf last) then the sum as double bits.
+struct FamilySnapshot {
+  const MetricDef* def = nullptr;
+  size_t width = 1;
+  std::vector<std::string_view> keys;  // '\xff'-joined label values per series
+  std::vector<uint64_t> words;
+
+  size_t size() const { return keys.size(); }
+  uint64_t Word(size_t series, size_t word) const { return words[series * width + word]; }
+  double Gauge(size_t series) const { return std::bit_cast<double>(Word(series, 0)); }
+  double HistogramSum(size_t series) const {
+    return std::bit_cast<double>(Word(series, width - 1));
+  }
+  uint64_t HistogramCount(size_t series) const {
+    uint64_t n = 0;
+    for (size_t b = 0; b + 1 < width; ++b) n += Word(series, b);
+    return n;
+  }
+};
+
+// Splits a series key into its label values.
+std::vector<std::string_view> SplitKey(std::string_view key);
+// Appends label values joined by kLabelSeparator to `key` (cleared first).
+void BuildKey(std::string* key, std::initializer_list<std::string_view> values);
+
+class MetricStore {
+ public:
+  MetricStore(std::vector<MetricDef> defs, int num_shards, size_t series_limit);
+  MetricStore(const MetricStore&) = delete;
+  MetricStore& operator=(const MetricStore&) = delete;
+
+  size_t num_metrics() const { return defs_.size(); }
+  int num_shards() const { return num_shards_; }
+  const MetricDef& def(size_t m) const { return defs_[m]; }
+  SeriesIndex& index(size_t m) { return *indexes_[m]; }
+  const SeriesIndex& index(size_t m) const { return *indexes_[m]; }
+  CellArray& cells(int shard, size_t m) { return *cells_[shard * defs_.size() + m]; }
+  const CellArray& cells(int shard, size_t m) const { return *cells_[shard * defs_.size() + m]; }
+
+  // Sums family `m` over all shards. Not for kComputed families.
+  FamilySnapshot Merge(size_t m) const;
+  // Heap bytes of indexes and cells.
+  size_t MemoryBytes() const;
+
+ private:
+  std::vector<MetricDef> defs_;
+  int num_shards_;
+  std::vector<std::unique_ptr<SeriesIndex>> indexes_;  // null for kComputed
+  std::vector<std::unique_ptr<CellArray>> cells_;      // [shard][metric]
+};
+
+// A worker's handle on its shard: resolves series through a private cache
+// (no lock after the first sight of a series) and writes cells.
+class ShardWriter {
+ public:
+  // Overflows are counted in `overflow_metric`, a counter with one label
+  // (the metric name).
+  ShardWriter(MetricStore* store, int shard, size_t overflow_metric);
+
+  uint32_t Resolve(size_t m, std::string_view key);
+  void Inc(size_t m, uint32_t series, uint64_t n = 1) { cells_[m]->Add(series, 0, n); }
+  void GaugeAdd(size_t m, uint32_t series, int64_t delta) {
+    cells_[m]->Add(series, 0, static_cast<uint64_t>(delta));
+  }
+  void Observe(size_t m, uint32_t series, double value) {
+    const std::vector<double>& bounds = store_->def(m).buckets;
+    const size_t bucket = std::lower_bound(bounds.begin(), bounds.end(), value) - bounds.begin();
+    cells_[m]->Add(series, bucket, 1);
+    cells_[m]->AddDouble(series, bounds.size() + 1, value);
+  }
+  MetricStore& store() { return *store_; }
+  int shard() const { return shard_; }
+
+ private:
+  MetricStore* store_;
+  int shard_;
+  size_t overflow_metric_;
+  std::vector<CellArray*> cells_;
+  std::vector<uint32_t> overflow_series_;
+  // Per metric: key -> id for series seen by this worker. Holds only ids
+  // within the limit, so it is bounded by the limit too.
+  std::vector<StringMap<uint32_t>> cache_;
+};
+
+}  // namespace novapulse
+
+#endif  // NOVAPULSE_AGGREGATORS_METRIC_STORE_H_

@@ -1,0 +1,341 @@
+#include "aggregators/novagift_metrics.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "parsers/timestamp.h"
+
+namespace novapulse {
+namespace {
+
+// API latency, 5 ms to 10 s.
+const std::vector<double> kLatencyBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                             0.5,   1,    2.5,   5,    10};
+// Outbox handler time per attempt, 5 ms to 30 s.
+const std::vector<double> kProcessingBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                0.5,   1,    2.5,   5,    10,  30};
+const std::vector<double> kAttemptBuckets = {1, 2, 3, 4, 5, 6, 8, 10};
+const std::vector<double> kUsdBuckets = {1, 5, 10, 25, 50, 100, 250, 500, 1000};
+// Time to claim, 1 minute to 7 days.
+const std::vector<double> kClaimBuckets = {60,    300,   900,   1800,   3600,   7200,
+                                           21600, 43200, 86400, 172800, 345600, 604800};
+
+}  // namespace
+
+const std::vector<MetricDef>& NovaGiftMetricDefs() {
+  using T = MetricType;
+  static const std::vector<MetricDef> kDefs = {
+      {"http_requests_total",
+       "API requests by method, route and status.",
+       T::kCounter,
+       {"method", "route", "status"},
+       {}},
+      {"http_request_duration_seconds",
+       "API request latency.",
+       T::kHistogram,
+       {"method", "route"},
+       kLatencyBuckets},
+      {"http_errors_total",
+       "API responses that carried an error code, by route and code.",
+       T::kCounter,
+       {"route", "error_code"},
+       {}},
+      {"http_active_connections",
+       "Requests in progress, averaged over the last minute of event time.",
+       T::kComputed,
+       {},
+       {}},
+      {"outbox_queued_total",
+       "Outbox messages waiting: queued, or failed and not yet back in flight.",
+       T::kGauge,
+       {"type"},
+       {}},
+      {"outbox_in_flight_total", "Outbox messages being processed.", T::kGauge, {"type"}, {}},
+      {"outbox_processed_total",
+       "Outbox messages processed successfully.",
+       T::kCounter,
+       {"type"},
+       {}},
+      {"outbox_failed_total", "Failed outbox processing attempts.", T::kCounter, {"type"}, {}},
+      {"outbox_dead_total",
+       "Outbox messages given up after their last attempt.",
+       T::kCounter,
+       {"type"},
+       {}},
+      {"outbox_errors_total",
+       "Failed outbox attempts by error.",
+       T::kCounter,
+       {"type", "error"},
+       {}},
+      {"outbox_processing_duration_seconds",
+       "Outbox processing time per attempt.",
+       T::kHistogram,
+       {"type"},
+       kProcessingBuckets},
+      {"outbox_retry_count",
+       "Attempts an outbox message needed, observed when it ends processed or dead.",
+       T::kHistogram,
+       {"type"},
+       kAttemptBuckets},
+      {"gifts_created_total", "Gifts created.", T::kCounter, {"mode", "theme"}, {}},
+      {"gifts_claimed_total", "Gifts claimed.", T::kCounter, {"mode", "theme"}, {}},
+      {"gifts_expired_total", "Gifts expired unclaimed.", T::kCounter, {"mode", "theme"}, {}},
+      {"gift_value_usd", "Value of created gifts in USD.", T::kHistogram, {"mode"}, kUsdBuckets},
+      {"gift_claim_duration_seconds",
+       "Time from a gift's creation to its claim.",
+       T::kHistogram,
+       {"mode"},
+       kClaimBuckets},
+      {"wallet_transactions_total",
+       "Wallet transactions by kind and status.",
+       T::kCounter,
+       {"kind", "status"},
+       {}},
+      {"novapulse_events_total",
+       "Records read, by topic and result.",
+       T::kCounter,
+       {"topic", "result"},
+       {}},
+      {"novapulse_parse_errors_total",
+       "Rejected records by topic and reason.",
+       T::kCounter,
+       {"topic", "reason"},
+       {}},
+      {"novapulse_series_overflow_total",
+       "Events folded into a metric's __overflow__ series because it hit its series limit.",
+       T::kCounter,
+       {"metric"},
+       {}},
+      {"novapulse_series", "Series held per metric.", T::kComputed, {"metric"}, {}},
+      {"novapulse_newest_event_time_seconds",
+       "Event time of the newest record seen.",
+       T::kComputed,
+       {},
+       {}},
+  };
+  return kDefs;
+}
+
+void NovaGiftMetrics::BusyRing::Add(int64_t start_us, int64_t end_us) {
+  // Only the last kSlots seconds matter; older parts of a long request are cut.
+  start_us = std::max(start_us, end_us - static_cast<int64_t>(kSlots - 2) * kMicrosPerSecond);
+  for (int64_t sec = start_us / kMicrosPerSecond; sec <= end_us / kMicrosPerSecond; ++sec) {
+    const int64_t from = std::max(start_us, sec * kMicrosPerSecond);
+    const int64_t to = std::min(end_us, (sec + 1) * kMicrosPerSecond);
+    if (to <= from) continue;
+    const size_t slot = static_cast<size_t>(sec) % kSlots;
+    const int64_t held = second[slot].load(std::memory_order_relaxed);
+    if (held == sec) {
+      busy_us[slot].store(busy_us[slot].load(std::memory_order_relaxed) + (to - from),
+                          std::memory_order_relaxed);
+    } else if (held < sec) {
+      busy_us[slot].store(static_cast<uint64_t>(to - from), std::memory_order_relaxed);
+      second[slot].store(sec, std::memory_order_release);
+    }  // else: older than the ring, too late to matter
+  }
+}
+
+NovaGiftMetrics::NovaGiftMetrics(int num_shards, size_t series_limit)
+    : store_(NovaGiftMetricDefs(), num_shards, series_limit) {
+  for (int s = 0; s < num_shards; ++s) {
+    newest_.push_back(std::make_unique<ShardTime>());
+    busy_.push_back(std::make_unique<BusyRing>());
+  }
+  for (int s = 0; s < num_shards; ++s) writers_.push_back(std::make_unique<Writer>(this, s));
+}
+
+NovaGiftMetrics::Writer::Writer(NovaGiftMetrics* owner, int shard)
+    : owner_(owner), w_(&owner->store_, shard, kSeriesOverflowTotal) {
+  // Known label sets are resolved up front (in the same order on every
+  // shard, so ids agree) and exported as zeros until they move.
+  constexpr std::string_view kUnknownTopic = "unknown";
+  for (int t = 0; t <= kTopicCount; ++t) {
+    const std::string_view topic =
+        t < kTopicCount ? TopicName(static_cast<Topic>(t)) : kUnknownTopic;
+    if (t < kTopicCount) {
+      BuildKey(&key_, {topic, "accepted"});
+      accepted_[t] = w_.Resolve(kEventsTotal, key_);
+    }
+    BuildKey(&key_, {topic, "rejected"});
+    rejected_events_[t] = w_.Resolve(kEventsTotal, key_);
+    for (int r = 0; r < kRejectReasonCount; ++r) {
+      BuildKey(&key_, {topic, RejectReasonName(static_cast<RejectReason>(r))});
+      rejected_[t][r] = w_.Resolve(kParseErrorsTotal, key_);
+    }
+  }
+  for (size_t m : {kOutboxQueued, kOutboxInFlight, kOutboxProcessed, kOutboxFailed, kOutboxDead,
+                   kOutboxProcessingDuration, kOutboxRetryCount}) {
+    for (int t = 0; t < kOutboxTypeCount; ++t) {
+      by_type_[m][t] = w_.Resolve(m, OutboxTypeName(static_cast<OutboxType>(t)));
+    }
+  }
+}
+
+void NovaGiftMetrics::Writer::UpdateNewest(int64_t ts_us) {
+  std::atomic<int64_t>& newest = owner_->newest_[w_.shard()]->newest_us;
+  if (ts_us > newest.load(std::memory_order_relaxed)) {
+    newest.store(ts_us, std::memory_order_relaxed);
+  }
+}
+
+void NovaGiftMetrics::Writer::Record(const AccessLogEvent& e) {
+  char status_buf[4];
+  const auto status_end = std::to_chars(status_buf, status_buf + sizeof(status_buf), e.status).ptr;
+  const std::string_view status(status_buf, status_end - status_buf);
+  BuildKey(&key_, {e.method, e.route, status});
+  AccessIds ids;
+  if (auto it = access_cache_.find(key_); it != access_cache_.end()) {
+    ids = it->second;
+  } else {
+    ids.requests = w_.Resolve(kHttpRequestsTotal, key_);
+    const uint32_t requests_size = owner_->store_.index(kHttpRequestsTotal).limit();
+    BuildKey(&key_, {e.method, e.route});
+    ids.duration = w_.Resolve(kHttpRequestDuration, key_);
+    // Overflowed ids are not cached: the cache stays bounded by the limit.
+    if (ids.requests < requests_size &&
+        ids.duration < owner_->store_.index(kHttpRequestDuration).limit()) {
+      BuildKey(&key_, {e.method, e.route, status});
+      access_cache_.emplace(key_, ids);
+    }
+  }
+  w_.Inc(kHttpRequestsTotal, ids.requests);
+  w_.Observe(kHttpRequestDuration, ids.duration, e.duration_ms / 1000.0);
+  if (!e.error_code.empty()) {
+    BuildKey(&key_, {e.route, e.error_code});
+    w_.Inc(kHttpErrorsTotal, w_.Resolve(kHttpErrorsTotal, key_));
+  }
+  const int64_t duration_us = static_cast<int64_t>(e.duration_ms * 1000.0);
+  owner_->busy_[w_.shard()]->Add(e.ts_us - duration_us, e.ts_us);
+  UpdateNewest(e.ts_us);
+  w_.Inc(kEventsTotal, accepted_[static_cast<int>(Topic::kAccessLog)]);
+}
+
+void NovaGiftMetrics::Writer::Record(const OutboxEvent& e) {
+  const int t = static_cast<int>(e.type);
+  auto gauge = [&](size_t m, int64_t delta) { w_.GaugeAdd(m, by_type_[m][t], delta); };
+  auto processing = [&] {
+    if (e.processing_ms >= 0) {
+      w_.Observe(kOutboxProcessingDuration, by_type_[kOutboxProcessingDuration][t],
+                 e.processing_ms / 1000.0);
+    }
+  };
+  switch (e.status) {
+    case OutboxStatus::kQueued:
+      gauge(kOutboxQueued, +1);
+      break;
+    case OutboxStatus::kInFlight:
+      gauge(kOutboxQueued, -1);
+      gauge(kOutboxInFlight, +1);
+      break;
+    case OutboxStatus::kProcessed:
+      gauge(kOutboxInFlight, -1);
+      w_.Inc(kOutboxProcessed, by_type_[kOutboxProcessed][t]);
+      processing();
+      w_.Observe(kOutboxRetryCount, by_type_[kOutboxRetryCount][t], static_cast<double>(e.attempt));
+      break;
+    case OutboxStatus::kFailed:
+      gauge(kOutboxInFlight, -1);
+      gauge(kOutboxQueued, +1);  // waiting for its retry
+      w_.Inc(kOutboxFailed, by_type_[kOutboxFailed][t]);
+      BuildKey(&key_, {OutboxTypeName(e.type), e.error.empty() ? "unknown" : e.error});
+      w_.Inc(kOutboxErrors, w_.Resolve(kOutboxErrors, key_));
+      processing();
+      break;
+    case OutboxStatus::kDead:
+      gauge(kOutboxQueued, -1);
+      w_.Inc(kOutboxDead, by_type_[kOutboxDead][t]);
+      w_.Observe(kOutboxRetryCount, by_type_[kOutboxRetryCount][t], static_cast<double>(e.attempt));
+      break;
+  }
+  if (e.status == OutboxStatus::kQueued) {
+    switch (e.type) {
+      case OutboxType::kGiftCreated:
+        BuildKey(&key_, {e.mode, e.theme});
+        w_.Inc(kGiftsCreated, w_.Resolve(kGiftsCreated, key_));
+        w_.Observe(kGiftValue, w_.Resolve(kGiftValue, e.mode), e.value_usd);
+        break;
+      case OutboxType::kGiftClaimed: {
+        BuildKey(&key_, {e.mode, e.theme});
+        w_.Inc(kGiftsClaimed, w_.Resolve(kGiftsClaimed, key_));
+        // A claim stamped before its creation (clock skew) counts as instant.
+        const double seconds =
+            std::max<int64_t>(0, e.ts_us - e.created_at_us) / static_cast<double>(kMicrosPerSecond);
+        w_.Observe(kGiftClaimDuration, w_.Resolve(kGiftClaimDuration, e.mode), seconds);
+        break;
+      }
+      case OutboxType::kGiftExpired:
+        BuildKey(&key_, {e.mode, e.theme});
+        w_.Inc(kGiftsExpired, w_.Resolve(kGiftsExpired, key_));
+        break;
+      case OutboxType::kWalletTransaction:
+        BuildKey(&key_, {e.wallet_kind, e.wallet_status});
+        w_.Inc(kWalletTransactions, w_.Resolve(kWalletTransactions, key_));
+        break;
+    }
+  }
+  UpdateNewest(e.ts_us);
+  w_.Inc(kEventsTotal, accepted_[static_cast<int>(Topic::kOutbox)]);
+}
+
+void NovaGiftMetrics::Writer::Reject(Topic topic, RejectReason reason) {
+  const int t = topic == Topic::kAuto ? kTopicCount : static_cast<int>(topic);
+  w_.Inc(kParseErrorsTotal, rejected_[t][static_cast<int>(reason)]);
+  w_.Inc(kEventsTotal, rejected_events_[t]);
+}
+
+int64_t NovaGiftMetrics::NewestEventTime() const {
+  int64_t newest = 0;
+  for (const auto& s : newest_)
+    newest = std::max(newest, s->newest_us.load(std::memory_order_relaxed));
+  return newest;
+}
+
+double NovaGiftMetrics::ActiveConnections(int64_t now_us) const {
+  const int64_t now_sec = now_us / kMicrosPerSecond;
+  uint64_t busy = 0;
+  for (const auto& ring : busy_) {
+    for (int64_t sec = now_sec - kActiveWindowSeconds + 1; sec <= now_sec; ++sec) {
+      const size_t slot = static_cast<size_t>(sec) % BusyRing::kSlots;
+      if (ring->second[slot].load(std::memory_order_acquire) == sec) {
+        busy += ring->busy_us[slot].load(std::memory_order_relaxed);
+      }
+    }
+  }
+  return static_cast<double>(busy) / (kActiveWindowSeconds * kMicrosPerSecond);
+}
+
+std::vector<FamilySnapshot> NovaGiftMetrics::Snapshot() const {
+  std::vector<FamilySnapshot> families;
+  families.reserve(kNovaGiftMetricCount);
+  for (size_t m = 0; m < kNovaGiftMetricCount; ++m) {
+    if (store_.def(m).type != MetricType::kComputed) {
+      families.push_back(store_.Merge(m));
+      continue;
+    }
+    FamilySnapshot f;
+    f.def = &store_.def(m);
+    auto add = [&f](std::string_view key, double value) {
+      f.keys.push_back(key);
+      f.words.push_back(std::bit_cast<uint64_t>(value));
+    };
+    const int64_t newest = NewestEventTime();
+    switch (m) {
+      case kHttpActiveConnections:
+        add("", newest > 0 ? ActiveConnections(newest) : 0.0);
+        break;
+      case kSeries:
+        for (size_t s = 0; s < kNovaGiftMetricCount; ++s) {
+          if (store_.def(s).type == MetricType::kComputed) continue;
+          add(store_.def(s).name, static_cast<double>(store_.index(s).size()));
+        }
+        break;
+      case kNewestEventTime:
+        add("", static_cast<double>(newest) / kMicrosPerSecond);
+        break;
+    }
+    families.push_back(std::move(f));
+  }
+  return families;
+}
+
+}  // namespace novapulse

@@ -1,0 +1,124 @@
+// The NovaGift metric set: every family novapulse exports, declared once in
+// one table (NovaGiftMetricDefs), and NovaGiftMetrics, which turns decoded
+// events into cell updates.
+//
+// Threads: NovaGiftMetrics::Writer i belongs to worker i alone (single
+// writer). Snapshot() may be called from any thread at any time; it never
+// blocks a writer.
+//   NovaGiftMetrics metrics(/*num_shards=*/2);
+//   metrics.writer(0).Record(access_event);
+//   std::vector<FamilySnapshot> families = metrics.Snapshot();
+#ifndef NOVAPULSE_AGGREGATORS_NOVAGIFT_METRICS_H_
+#define NOVAPULSE_AGGREGATORS_NOVAGIFT_METRICS_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aggregators/metric_store.h"
+#include "parsers/event.h"
+
+namespace novapulse {
+
+// Indexes into NovaGiftMetricDefs(); the order is the export order.
+enum NovaGiftMetric : size_t {
+  kHttpRequestsTotal,
+  kHttpRequestDuration,
+  kHttpErrorsTotal,
+  kHttpActiveConnections,
+  kOutboxQueued,
+  kOutboxInFlight,
+  kOutboxProcessed,
+  kOutboxFailed,
+  kOutboxDead,
+  kOutboxErrors,
+  kOutboxProcessingDuration,
+  kOutboxRetryCount,
+  kGiftsCreated,
+  kGiftsClaimed,
+  kGiftsExpired,
+  kGiftValue,
+  kGiftClaimDuration,
+  kWalletTransactions,
+  kEventsTotal,
+  kParseErrorsTotal,
+  kSeriesOverflowTotal,
+  kSeries,
+  kNewestEventTime,
+  kNovaGiftMetricCount,
+};
+
+const std::vector<MetricDef>& NovaGiftMetricDefs();
+
+// Window of http_active_connections: concurrency averaged over this span.
+inline constexpr int64_t kActiveWindowSeconds = 60;
+
+class NovaGiftMetrics {
+ public:
+  // A per-shard ring of busy time per event-time second, for
+  // http_active_connections. Single writer, any reader.
+  struct BusyRing {
+    static constexpr size_t kSlots = 128;
+    std::array<std::atomic<int64_t>, kSlots> second{};
+    std::array<std::atomic<uint64_t>, kSlots> busy_us{};
+    void Add(int64_t start_us, int64_t end_us);
+  };
+
+  class Writer {
+   public:
+    Writer(NovaGiftMetrics* owner, int shard);
+    void Record(const AccessLogEvent& e);
+    void Record(const OutboxEvent& e);
+    // A rejected record; `topic` kAuto when the topic could not be told.
+    void Reject(Topic topic, RejectReason reason);
+    ShardWriter& shard_writer() { return w_; }
+
+   private:
+    struct AccessIds {
+      uint32_t requests;
+      uint32_t duration;
+    };
+    void UpdateNewest(int64_t ts_us);
+
+    NovaGiftMetrics* owner_;
+    ShardWriter w_;
+    std::string key_;
+    StringMap<AccessIds> access_cache_;  // method,route,status
+    std::array<uint32_t, kTopicCount> accepted_{};
+    std::array<std::array<uint32_t, kRejectReasonCount>, kTopicCount + 1> rejected_{};
+    std::array<uint32_t, kTopicCount + 1> rejected_events_{};
+    // Outbox families labelled by type only: ids per type.
+    std::array<std::array<uint32_t, kOutboxTypeCount>, kNovaGiftMetricCount> by_type_{};
+  };
+
+  explicit NovaGiftMetrics(int num_shards, size_t series_limit = kDefaultSeriesLimit);
+  NovaGiftMetrics(const NovaGiftMetrics&) = delete;
+  NovaGiftMetrics& operator=(const NovaGiftMetrics&) = delete;
+
+  int num_shards() const { return store_.num_shards(); }
+  Writer& writer(int shard) { return *writers_[shard]; }
+  MetricStore& store() { return store_; }
+
+  // Every family, merged over shards, computed gauges included.
+  std::vector<FamilySnapshot> Snapshot() const;
+  // Newest event time seen by any shard, microseconds; 0 before any event.
+  int64_t NewestEventTime() const;
+
+ private:
+  struct alignas(64) ShardTime {
+    std::atomic<int64_t> newest_us{0};
+  };
+  double ActiveConnections(int64_t now_us) const;
+
+  MetricStore store_;
+  std::vector<std::unique_ptr<ShardTime>> newest_;
+  std::vector<std::unique_ptr<BusyRing>> busy_;
+  std::vector<std::unique_ptr<Writer>> writers_;
+};
+
+}  // namespace novapulse
+
+#endif  // NOVAPULSE_AGGREGATORS_NOVAGIFT_METRICS_H_

@@ -1,0 +1,31 @@
+// StringMap: a flat_hash_map keyed by std::string that can be looked up with
+// a std::string_view without building a string. (Debian's abseil is built
+// with its own absl::string_view, so its default string hasher does not take
+// std::string_view; this one does.)
+#ifndef NOVAPULSE_AGGREGATORS_STRING_MAP_H_
+#define NOVAPULSE_AGGREGATORS_STRING_MAP_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
+
+namespace novapulse {
+
+struct StringViewHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return absl::Hash<std::string_view>{}(s); }
+};
+
+struct StringViewEq {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const { return a == b; }
+};
+
+template <typename V>
+using StringMap = absl::flat_hash_map<std::string, V, StringViewHash, StringViewEq>;
+
+}  // namespace novapulse
+
+#endif  // NOVAPULSE_AGGREGATORS_STRING_MAP_H_

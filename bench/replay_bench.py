@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Whole-program replay throughput of novapulse against a reference loop.
+
+Generates (once, cached) an access-log file of about --size-mb MB with
+`novapulse gen`, then in one run:
+  - novapulse replay --threads N for each N in --threads (best of --repeat),
+    timing the whole process; events/s, MB/s, peak RSS;
+  - bench/reference_loop.cc (simdjson iterate_many + hash map) on the same file;
+and prints the ratios the targets are stated in.
+
+  bench/replay_bench.py --size-mb 1000 --threads 1,2
+"""
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+
+
+def run(cmd):
+    """Runs cmd; returns (seconds, peak RSS in KiB, stdout)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    out = proc.stdout.read().decode()
+    err = proc.stderr.read().decode()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{err}")
+    return seconds, usage.ru_maxrss, out
+
+
+def count_lines(path):
+    n = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            n += chunk.count(b"\n")
+    return n
+
+
+def main():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.path.join(root, "build"))
+    ap.add_argument("--data", default=os.path.join(root, "out", "bench"))
+    ap.add_argument("--size-mb", type=int, default=1000)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+
+    novapulse = os.path.join(args.build, "novapulse")
+    reference = os.path.join(args.build, "reference_loop")
+    data_dir = os.path.join(args.data, f"access-{args.size_mb}mb")
+    path = os.path.join(data_dir, "access-log.ndjson")
+    if not os.path.exists(path):
+        # ~285 bytes per line; 2000 lines/s of event time.
+        seconds = int(args.size_mb * 1e6 / 285 / 2000) + 1
+        print(f"generating ~{args.size_mb} MB of access-log lines into {data_dir}", file=sys.stderr)
+        subprocess.run([novapulse, "gen", "--out", data_dir, "--rate", "2000",
+                        "--gifts-per-minute", "0", "--wallet-per-minute", "0",
+                        "--duration", f"{seconds}s", "--seed", "11"], check=True)
+    size = os.path.getsize(path)
+    lines = count_lines(path)
+    subprocess.run(["cat", path], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
+    print(f"input: {path}: {size / 1e6:.0f} MB, {lines} lines, {size / lines:.0f} bytes/line")
+
+    ref_best = None
+    for _ in range(args.repeat):
+        _, _, out = run([reference, path])
+        fields = dict(kv.split("=") for kv in out.split())
+        eps = float(fields["events_per_s"])
+        ref_best = max(ref_best or 0, eps)
+    print(f"reference loop (simdjson iterate_many + hash map, load excluded): "
+          f"{ref_best / 1e6:.2f} M events/s, {ref_best * size / lines / 1e6:.0f} MB/s")
+
+    results = {}
+    print(f"{'threads':>7} {'M events/s':>11} {'MB/s':>7} {'peak RSS MB':>12} {'vs reference':>13}")
+    for n in [int(t) for t in args.threads.split(",")]:
+        best, rss = None, 0
+        for _ in range(args.repeat):
+            seconds, peak, _ = run([novapulse, "replay", "--threads", str(n), "--topic", "access-log",
+                                    "--output", "/dev/null", "--no-progress", "-q", path])
+            best = seconds if best is None else min(best, seconds)
+            rss = max(rss, peak)
+        eps = lines / best
+        results[n] = eps
+        print(f"{n:>7} {eps / 1e6:>11.2f} {size / 1e6 / best:>7.0f} {rss / 1024:>12.1f} {eps / ref_best:>13.2f}")
+    if 1 in results and 2 in results:
+        print(f"scaling 2 threads / 1 thread: {results[2] / results[1]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+// RecordParser decodes one NDJSON record (an access-log line or an outbox
+// envelope) with simdjson's On-Demand API.
+//
+// One RecordParser per worker thread, reused for every record: it owns the
+// simdjson parser and the buffers that string_views in the decoded events
+// point into. Not thread-safe. The decoded event is valid until the next Parse
+// call on the same RecordParser.
+//
+// Input must be readable for `len + simdjson::SIMDJSON_PADDING` bytes
+// (`capacity` says how many bytes are readable from `data`); the pipeline's
+// chunk buffers guarantee that, so records are never copied.
+//
+//   RecordParser parser;
+//   AccessLogEvent event;
+//   if (auto err = parser.ParseAccessLog(line, len, cap, &event)) Count(*err);
+#ifndef NOVAPULSE_PARSERS_RECORD_PARSER_H_
+#define NOVAPULSE_PARSERS_RECORD_PARSER_H_
+
+#include <simdjson.h>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "parsers/event.h"
+
+namespace novapulse {
+
+inline constexpr size_t kDefaultMaxRecordBytes = 1 << 20;
+// Deeper nesting than this is rejected as too_deep; our schemas need 2 levels.
+inline constexpr size_t kMaxJsonDepth = 64;
+
+// Which topic a record belongs to, decided by its keys, for inputs that mix
+// both topics. Cheap: a scan for key names, no parse.
+[[nodiscard]] Topic DetectTopic(std::string_view record) noexcept;
+
+class RecordParser {
+ public:
+  explicit RecordParser(size_t max_record_bytes = kDefaultMaxRecordBytes);
+  RecordParser(const RecordParser&) = delete;
+  RecordParser& operator=(const RecordParser&) = delete;
+
+  // Each returns nullopt on success, else the reason the record is rejected.
+  [[nodiscard]] std::optional<RejectReason> ParseAccessLog(const char* data, size_t len,
+                                                           size_t capacity,
+                                                           AccessLogEvent* out) noexcept;
+  [[nodiscard]] std::optional<RejectReason> ParseOutbox(const char* data, size_t len,
+                                                        size_t capacity, OutboxEvent* out) noexcept;
+
+  // Convenience for tests and tools: copies `record` into a padded buffer.
+  [[nodiscard]] std::optional<RejectReason> ParseAccessLog(std::string_view record,
+                                                           AccessLogEvent* out);
+  [[nodiscard]] std::optional<RejectReason> ParseOutbox(std::string_view record, OutboxEvent* out);
+
+ private:
+  [[nodiscard]] std::optional<RejectReason> Start(const char* data, size_t len, size_t capacity,
+                                                  simdjson::ondemand::object* root) noexcept;
+  std::string_view CopyToPadded(std::string_view record);
+  // True when nothing but whitespace follows the root value.
+  bool AtEnd() noexcept;
+
+  simdjson::ondemand::parser parser_;
+  simdjson::ondemand::document doc_;
+  size_t max_record_bytes_;
+  std::string route_;   // normalised route when only `path` is given
+  std::string padded_;  // scratch for the string_view overloads
+};
+
+}  // namespace novapulse
+
+#endif  // NOVAPULSE_PARSERS_RECORD_PARSER_H_

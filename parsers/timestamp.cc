@@ -1,0 +1,163 @@
+#include "parsers/timestamp.h"
+
+#include <cmath>
+
+namespace novapulse {
+namespace {
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+constexpr int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) noexcept {
+  y -= m <= 2 ? 1 : 0;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t yoe = y - era * 400;
+  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+struct Civil {
+  int64_t year, month, day;
+};
+
+constexpr Civil CivilFromDays(int64_t z) noexcept {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const int64_t doe = z - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  const int64_t d = doy - (153 * mp + 2) / 5 + 1;
+  const int64_t m = mp + (mp < 10 ? 3 : -9);
+  return {yoe + era * 400 + (m <= 2 ? 1 : 0), m, d};
+}
+
+constexpr bool IsLeap(int64_t y) noexcept { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+constexpr int DaysInMonth(int64_t y, int64_t m) noexcept {
+  constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return m == 2 && IsLeap(y) ? 29 : kDays[m - 1];
+}
+
+// Reads exactly `n` digits at `pos`.
+bool Digits(std::string_view s, size_t pos, size_t n, int64_t* out) noexcept {
+  if (pos + n > s.size()) return false;
+  int64_t v = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    const unsigned d = static_cast<unsigned char>(s[i]) - '0';
+    if (d > 9) return false;
+    v = v * 10 + d;
+  }
+  *out = v;
+  return true;
+}
+
+// The largest epoch second we accept: 9999-12-31T23:59:59Z.
+constexpr int64_t kMaxEpochSeconds = DaysFromCivil(9999, 12, 31) * 86400 + 86399;
+
+}  // namespace
+
+bool ParseRfc3339(std::string_view s, int64_t* out_us) noexcept {
+  int64_t year, month, day, hour, minute, second;
+  if (!Digits(s, 0, 4, &year) || s.size() < 20 || s[4] != '-' || !Digits(s, 5, 2, &month) ||
+      s[7] != '-' || !Digits(s, 8, 2, &day) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+      !Digits(s, 11, 2, &hour) || s[13] != ':' || !Digits(s, 14, 2, &minute) || s[16] != ':' ||
+      !Digits(s, 17, 2, &second)) {
+    return false;
+  }
+  if (year < 1970 || month < 1 || month > 12 || day < 1 || day > DaysInMonth(year, month) ||
+      hour > 23 || minute > 59 || second > 60) {  // 60: a leap second, folded into :59
+    return false;
+  }
+  if (second == 60) second = 59;
+  size_t pos = 19;
+  int64_t micros = 0;
+  if (s[pos] == '.') {
+    ++pos;
+    const size_t start = pos;
+    int64_t scale = 100000;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+      micros += (s[pos] - '0') * scale;  // digits past microseconds are truncated
+      scale /= 10;
+      ++pos;
+    }
+    if (pos == start) return false;
+  }
+  if (pos >= s.size()) return false;
+  int64_t offset_seconds = 0;
+  if (s[pos] == 'Z' || s[pos] == 'z') {
+    ++pos;
+  } else if (s[pos] == '+' || s[pos] == '-') {
+    int64_t oh, om;
+    if (!Digits(s, pos + 1, 2, &oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
+        !Digits(s, pos + 4, 2, &om) || oh > 23 || om > 59) {
+      return false;
+    }
+    offset_seconds = (oh * 3600 + om * 60) * (s[pos] == '+' ? 1 : -1);
+    pos += 6;
+  } else {
+    return false;
+  }
+  if (pos != s.size()) return false;
+  const int64_t epoch_seconds =
+      DaysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset_seconds;
+  if (epoch_seconds < 0 || epoch_seconds > kMaxEpochSeconds) return false;
+  *out_us = epoch_seconds * kMicrosPerSecond + micros;
+  return true;
+}
+
+bool EpochNumberToMicros(double value, int64_t* out_us) noexcept {
+  if (!std::isfinite(value) || value < 0) return false;
+  const double seconds = value >= 1e11 ? value / 1000.0 : value;
+  if (seconds > static_cast<double>(kMaxEpochSeconds)) return false;
+  *out_us = static_cast<int64_t>(std::llround(seconds * 1e6));
+  return true;
+}
+
+void AppendRfc3339Millis(int64_t ts_us, std::string* out) {
+  int64_t seconds = ts_us / kMicrosPerSecond;
+  int64_t micros = ts_us % kMicrosPerSecond;
+  if (micros < 0) {
+    micros += kMicrosPerSecond;
+    --seconds;
+  }
+  int64_t days = seconds / 86400;
+  int64_t sod = seconds % 86400;
+  if (sod < 0) {
+    sod += 86400;
+    --days;
+  }
+  const Civil c = CivilFromDays(days);
+  char buf[32];
+  const int64_t fields[] = {c.year,        c.month,  c.day,        sod / 3600,
+                            sod / 60 % 60, sod % 60, micros / 1000};
+  // YYYY-MM-DDTHH:MM:SS.mmmZ written by hand: no locale, no allocation beyond `out`.
+  auto put = [&buf](int at, int64_t v, int width) {
+    for (int i = width - 1; i >= 0; --i) {
+      buf[at + i] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    }
+  };
+  put(0, fields[0], 4);
+  buf[4] = '-';
+  put(5, fields[1], 2);
+  buf[7] = '-';
+  put(8, fields[2], 2);
+  buf[10] = 'T';
+  put(11, fields[3], 2);
+  buf[13] = ':';
+  put(14, fields[4], 2);
+  buf[16] = ':';
+  put(17, fields[5], 2);
+  buf[19] = '.';
+  put(20, fields[6], 3);
+  buf[23] = 'Z';
+  out->append(buf, 24);
+}
+
+std::string FormatRfc3339Millis(int64_t ts_us) {
+  std::string out;
+  AppendRfc3339Millis(ts_us, &out);
+  return out;
+}
+
+}  // namespace novapulse

@@ -1,0 +1,283 @@
+#include "pipeline/file_source.h"
+
+#include <fcntl.h>
+#include <simdjson.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace novapulse {
+
+// Reads decompressed bytes. Read returns 0 at end of input.
+class ByteReader {
+ public:
+  virtual ~ByteReader() = default;
+  virtual absl::StatusOr<size_t> Read(char* buf, size_t n) = 0;
+  // Bytes of the underlying file consumed so far.
+  virtual uint64_t consumed() const = 0;
+};
+
+namespace {
+
+absl::Status IoError(const std::string& path, const char* what) {
+  return absl::InternalError(absl::StrCat(path, ": ", what, ": ", std::strerror(errno)));
+}
+
+// Reads a file descriptor, first serving bytes already peeked for the magic.
+class FdReader {
+ public:
+  FdReader(int fd, std::string path, std::string peeked)
+      : fd_(fd), path_(std::move(path)), peeked_(std::move(peeked)) {}
+  ~FdReader() {
+    if (fd_ > STDIN_FILENO) close(fd_);
+  }
+  absl::StatusOr<size_t> Read(char* buf, size_t n) {
+    if (peek_pos_ < peeked_.size()) {
+      const size_t take = std::min(n, peeked_.size() - peek_pos_);
+      std::memcpy(buf, peeked_.data() + peek_pos_, take);
+      peek_pos_ += take;
+      consumed_ += take;
+      return take;
+    }
+    while (true) {
+      const ssize_t got = ::read(fd_, buf, n);
+      if (got >= 0) {
+        consumed_ += static_cast<uint64_t>(got);
+        return static_cast<size_t>(got);
+      }
+      if (errno != EINTR) return IoError(path_, "read");
+    }
+  }
+  uint64_t consumed() const { return consumed_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  int fd_;
+  std::string path_;
+  std::string peeked_;
+  size_t peek_pos_ = 0;
+  uint64_t consumed_ = 0;
+};
+
+class PlainReader : public ByteReader {
+ public:
+  explicit PlainReader(std::unique_ptr<FdReader> fd) : fd_(std::move(fd)) {}
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override { return fd_->Read(buf, n); }
+  uint64_t consumed() const override { return fd_->consumed(); }
+
+ private:
+  std::unique_ptr<FdReader> fd_;
+};
+
+class GzipReader : public ByteReader {
+ public:
+  explicit GzipReader(std::unique_ptr<FdReader> fd) : fd_(std::move(fd)), in_(1 << 18) {
+    std::memset(&zs_, 0, sizeof(zs_));
+    // 16 + MAX_WBITS: gzip framing only.
+    ok_ = inflateInit2(&zs_, 16 + MAX_WBITS) == Z_OK;
+  }
+  ~GzipReader() override { inflateEnd(&zs_); }
+
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
+    if (!ok_) return absl::InternalError(absl::StrCat(fd_->path(), ": cannot start gzip"));
+    zs_.next_out = reinterpret_cast<Bytef*>(buf);
+    zs_.avail_out = static_cast<uInt>(n);
+    while (zs_.avail_out == n) {
+      if (zs_.avail_in == 0) {
+        absl::StatusOr<size_t> got = fd_->Read(in_.data(), in_.size());
+        if (!got.ok()) return got.status();
+        if (*got == 0) {
+          if (!stream_ended_) {
+            return absl::DataLossError(absl::StrCat(fd_->path(), ": truncated gzip stream"));
+          }
+          break;
+        }
+        zs_.next_in = reinterpret_cast<Bytef*>(in_.data());
+        zs_.avail_in = static_cast<uInt>(*got);
+      }
+      stream_ended_ = false;
+      const int rc = inflate(&zs_, Z_NO_FLUSH);
+      if (rc == Z_STREAM_END) {
+        // Concatenated gzip members (as `cat a.gz b.gz` makes) continue.
+        stream_ended_ = true;
+        inflateReset(&zs_);
+      } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+        return absl::DataLossError(absl::StrCat(
+            fd_->path(), ": corrupt gzip data: ", zs_.msg ? zs_.msg : "inflate failed"));
+      }
+    }
+    return n - zs_.avail_out;
+  }
+  uint64_t consumed() const override { return fd_->consumed(); }
+
+ private:
+  std::unique_ptr<FdReader> fd_;
+  std::vector<char> in_;
+  z_stream zs_;
+  bool ok_ = false;
+  bool stream_ended_ = false;
+};
+
+class ZstdReader : public ByteReader {
+ public:
+  explicit ZstdReader(std::unique_ptr<FdReader> fd)
+      : fd_(std::move(fd)), dctx_(ZSTD_createDCtx()), in_(ZSTD_DStreamInSize()) {}
+  ~ZstdReader() override { ZSTD_freeDCtx(dctx_); }
+
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
+    ZSTD_outBuffer out = {buf, n, 0};
+    while (out.pos == 0) {
+      if (input_.pos == input_.size) {
+        absl::StatusOr<size_t> got = fd_->Read(in_.data(), in_.size());
+        if (!got.ok()) return got.status();
+        if (*got == 0) {
+          if (last_ret_ != 0) {
+            return absl::DataLossError(absl::StrCat(fd_->path(), ": truncated zstd stream"));
+          }
+          break;
+        }
+        input_ = {in_.data(), *got, 0};
+      }
+      last_ret_ = ZSTD_decompressStream(dctx_, &out, &input_);
+      if (ZSTD_isError(last_ret_)) {
+        return absl::DataLossError(
+            absl::StrCat(fd_->path(), ": corrupt zstd data: ", ZSTD_getErrorName(last_ret_)));
+      }
+    }
+    return out.pos;
+  }
+  uint64_t consumed() const override { return fd_->consumed(); }
+
+ private:
+  std::unique_ptr<FdReader> fd_;
+  ZSTD_DCtx* dctx_;
+  std::vector<char> in_;
+  ZSTD_inBuffer input_ = {nullptr, 0, 0};
+  size_t last_ret_ = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FileSource>> FileSource::Open(const std::string& path, Topic topic,
+                                                             const SourceOptions& options) {
+  int fd = STDIN_FILENO;
+  uint64_t total = 0;
+  if (path != "-") {
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return IoError(path, "cannot open");
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) total = static_cast<uint64_t>(st.st_size);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  }
+  const std::string name = path == "-" ? "<stdin>" : path;
+  // Peek the magic bytes through a reader so stdin works too.
+  std::string magic(4, '\0');
+  size_t have = 0;
+  while (have < magic.size()) {
+    const ssize_t got = ::read(fd, magic.data() + have, magic.size() - have);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      if (fd > STDIN_FILENO) close(fd);
+      return IoError(name, "read");
+    }
+    if (got == 0) break;
+    have += static_cast<size_t>(got);
+  }
+  magic.resize(have);
+  auto fd_reader = std::make_unique<FdReader>(fd, name, magic);
+  std::unique_ptr<ByteReader> reader;
+  if (have >= 2 && static_cast<unsigned char>(magic[0]) == 0x1f &&
+      static_cast<unsigned char>(magic[1]) == 0x8b) {
+    reader = std::make_unique<GzipReader>(std::move(fd_reader));
+  } else if (have == 4 && magic == std::string("\x28\xb5\x2f\xfd", 4)) {
+    reader = std::make_unique<ZstdReader>(std::move(fd_reader));
+  } else {
+    reader = std::make_unique<PlainReader>(std::move(fd_reader));
+  }
+  return std::unique_ptr<FileSource>(
+      new FileSource(name, topic, options, std::move(reader), total));
+}
+
+FileSource::FileSource(std::string path, Topic topic, const SourceOptions& options,
+                       std::unique_ptr<ByteReader> reader, uint64_t total_bytes)
+    : path_(std::move(path)),
+      topic_(topic),
+      options_(options),
+      reader_(std::move(reader)),
+      total_bytes_(total_bytes) {}
+
+FileSource::~FileSource() = default;
+
+size_t FileSource::ChunkCapacity() const {
+  return options_.chunk_bytes + options_.max_record_bytes + simdjson::SIMDJSON_PADDING + 1;
+}
+
+absl::StatusOr<bool> FileSource::Next(Chunk* chunk) {
+  chunk->topic = topic_;
+  chunk->oversize_lines = 0;
+  chunk->size = 0;
+  if (chunk->buffer.size() < ChunkCapacity()) chunk->buffer.resize(ChunkCapacity());
+  if (eof_ && carry_.empty()) return false;
+  char* buf = chunk->buffer.data();
+  // Room for lines: chunk_bytes plus one maximal record, so a record that
+  // starts near the end of a chunk still fits whole.
+  const size_t room = options_.chunk_bytes + options_.max_record_bytes;
+  size_t filled = carry_.size();
+  std::memcpy(buf, carry_.data(), carry_.size());
+  carry_.clear();
+  size_t target = options_.chunk_bytes;
+  while (true) {
+    while (!eof_ && filled < target) {
+      absl::StatusOr<size_t> got = reader_->Read(buf + filled, room - filled);
+      if (!got.ok()) return got.status();
+      if (*got == 0) {
+        eof_ = true;
+        break;
+      }
+      if (skipping_) {
+        // Drop the rest of an oversize line up to and including its newline.
+        char* nl = static_cast<char*>(std::memchr(buf + filled, '\n', *got));
+        if (nl == nullptr) continue;
+        skipping_ = false;
+        const size_t keep = static_cast<size_t>((buf + filled + *got) - (nl + 1));
+        std::memmove(buf + filled, nl + 1, keep);
+        filled += keep;
+        continue;
+      }
+      filled += *got;
+    }
+    size_t end = filled;
+    if (!eof_) {
+      // Cut after the last newline; the tail waits for the next chunk.
+      const char* last = static_cast<const char*>(memrchr(buf, '\n', filled));
+      if (last == nullptr) {
+        if (filled < room) {
+          target = room;  // the line may still end within the limit
+          continue;
+        }
+        // A whole record's room without a newline: an oversize line.
+        ++chunk->oversize_lines;
+        skipping_ = true;
+        filled = 0;
+        target = options_.chunk_bytes;
+        continue;
+      }
+      end = static_cast<size_t>(last - buf) + 1;
+      carry_.assign(buf + end, buf + filled);
+    }
+    // The last line of the input may lack its newline; an oversize one is
+    // rejected by the parser.
+    std::memset(buf + end, ' ', simdjson::SIMDJSON_PADDING);
+    chunk->size = end;
+    chunk->input_bytes = reader_->consumed();
+    return end > 0 || chunk->oversize_lines > 0;
+  }
+}
+
+}  // namespace novapulse

@@ -1,0 +1,42 @@
+// novapulse: NovaGift access logs and outbox events to Prometheus metrics.
+#include <cstdio>
+#include <string_view>
+
+#include "pipeline/replay.h"
+#include "pipeline/traffic_gen.h"
+
+namespace {
+
+constexpr std::string_view kUsage = R"(Usage: novapulse COMMAND [OPTIONS]
+
+Commands:
+  replay FILE...   replay NDJSON files offline and print the final metrics
+  gen              write generated NovaGift traffic (with incidents) as NDJSON
+  help             this help
+
+Run 'novapulse COMMAND --help' for a command's options.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fwrite(kUsage.data(), 1, kUsage.size(), stderr);
+    return 2;
+  }
+  const std::string_view command = argv[1];
+  if (command == "replay") return novapulse::RunReplayCommand(argc - 1, argv + 1);
+  if (command == "gen") return novapulse::RunGenCommand(argc - 1, argv + 1);
+  if (command == "help" || command == "-h" || command == "--help") {
+    std::fwrite(kUsage.data(), 1, kUsage.size(), stdout);
+    return 0;
+  }
+  if (command == "version" || command == "--version") {
+    std::puts("novapulse 0.1.0");
+    return 0;
+  }
+  std::fprintf(stderr, "novapulse: unknown command '%.*s'\n\n%.*s",
+               static_cast<int>(command.size()), command.data(), static_cast<int>(kUsage.size()),
+               kUsage.data());
+  return 2;
+}

@@ -1,0 +1,61 @@
+#include "pipeline/record_worker.h"
+
+#include <cstring>
+
+namespace novapulse {
+
+bool ProcessRecord(Topic topic, const char* data, size_t len, size_t capacity, RecordParser& parser,
+                   NovaGiftMetrics::Writer& writer) {
+  if (topic == Topic::kAuto) {
+    topic = DetectTopic({data, len});
+    if (topic == Topic::kAuto) {
+      // Not ours to tell: valid JSON of neither schema, or not JSON at all.
+      // Parse as an access log line only to name the reason.
+      AccessLogEvent scratch;
+      const std::optional<RejectReason> reject =
+          parser.ParseAccessLog(data, len, capacity, &scratch);
+      writer.Reject(Topic::kAuto, reject && *reject != RejectReason::kMissingField
+                                      ? *reject
+                                      : RejectReason::kUnknownTopic);
+      return false;
+    }
+  }
+  if (topic == Topic::kAccessLog) {
+    AccessLogEvent event;
+    if (auto reject = parser.ParseAccessLog(data, len, capacity, &event)) {
+      writer.Reject(topic, *reject);
+      return false;
+    }
+    writer.Record(event);
+    return true;
+  }
+  OutboxEvent event;
+  if (auto reject = parser.ParseOutbox(data, len, capacity, &event)) {
+    writer.Reject(topic, *reject);
+    return false;
+  }
+  writer.Record(event);
+  return true;
+}
+
+uint64_t ProcessLines(Topic topic, const char* data, size_t size, size_t capacity,
+                      RecordParser& parser, NovaGiftMetrics::Writer& writer) {
+  uint64_t records = 0;
+  size_t pos = 0;
+  while (pos < size) {
+    const char* nl = static_cast<const char*>(std::memchr(data + pos, '\n', size - pos));
+    const size_t line_end = nl ? static_cast<size_t>(nl - data) : size;
+    size_t len = line_end - pos;
+    if (len > 0 && data[pos + len - 1] == '\r') --len;
+    size_t first = 0;
+    while (first < len && (data[pos + first] == ' ' || data[pos + first] == '\t')) ++first;
+    if (first < len) {
+      ++records;
+      ProcessRecord(topic, data + pos, len, capacity - pos, parser, writer);
+    }
+    pos = line_end + 1;
+  }
+  return records;
+}
+
+}  // namespace novapulse

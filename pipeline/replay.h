@@ -1,0 +1,61 @@
+// Offline replay: files -> oneTBB parallel_pipeline -> NovaGiftMetrics.
+//
+//   serial input (FileSource chunks, in file order)
+//     -> parallel parse + aggregate (one RecordParser and one shard per worker)
+//     -> serial in-order completion (progress)
+//
+// RunReplay blocks the calling thread, which joins the pipeline's arena.
+//   NovaGiftMetrics metrics(threads);
+//   absl::StatusOr<ReplayStats> stats = RunReplay(inputs, options, metrics);
+#ifndef NOVAPULSE_PIPELINE_REPLAY_H_
+#define NOVAPULSE_PIPELINE_REPLAY_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "aggregators/novagift_metrics.h"
+#include "parsers/event.h"
+#include "pipeline/file_source.h"
+
+namespace novapulse {
+
+struct ReplayInput {
+  std::string path;  // "-" for stdin
+  Topic topic = Topic::kAuto;
+};
+
+struct ReplayProgress {
+  uint64_t input_bytes = 0;  // bytes consumed from the inputs (compressed size)
+  uint64_t total_bytes = 0;  // 0 when unknown
+  uint64_t line_bytes = 0;   // bytes of (decompressed) lines processed
+  uint64_t records = 0;
+  double elapsed_seconds = 0;
+};
+
+struct ReplayOptions {
+  int threads = 1;  // must equal the shards of the NovaGiftMetrics passed in
+  SourceOptions source;
+  // Called from the completion stage at most every progress_interval_seconds.
+  std::function<void(const ReplayProgress&)> on_progress;
+  double progress_interval_seconds = 0.5;
+};
+
+struct ReplayStats {
+  uint64_t records = 0;  // non-blank lines, accepted or rejected
+  uint64_t line_bytes = 0;
+  uint64_t input_bytes = 0;
+  double elapsed_seconds = 0;
+};
+
+absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
+                                      const ReplayOptions& options, NovaGiftMetrics& metrics);
+
+// `novapulse replay ...`: argv[0] is "replay". Returns the exit status.
+int RunReplayCommand(int argc, char** argv);
+
+}  // namespace novapulse
+
+#endif  // NOVAPULSE_PIPELINE_REPLAY_H_
