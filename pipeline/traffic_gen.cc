@@ -294,6 +294,18 @@ class TimestampFormatter {
 
 enum class PathKind : uint8_t { kStatic, kNumericId, kUuid };
 
+// Client software seen by the API; fields the consumer ignores, kept so
+// lines have the size of real access logs (~280 bytes).
+constexpr std::string_view kUserAgents[] = {
+    "NovaGift-iOS/4.12.0 (iPhone15,2; iOS 17.1; Scale/3.00)",
+    "NovaGift-Android/4.11.3 (Pixel 8; Android 14)",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/119.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_1) AppleWebKit/605.1.15 Version/17.1 "
+    "Safari/605.1.15",
+    "NovaGift-Web/2026.11.3 (+https://novagift.com)",
+    "okhttp/4.12.0",
+};
+
 struct ApiError {
   uint16_t status;
   std::string_view code;
@@ -733,6 +745,14 @@ class Generator {
     line_.AddHex(rng.Next(), 12);
     line_.Add("\",\"instance\":\"api-");
     line_.Add(static_cast<char>('1' + rng.Below(4)));
+    line_.Add("\",\"client_ip\":\"10.");
+    line_.AddUint(rng.Below(256));
+    line_.Add('.');
+    line_.AddUint(rng.Below(256));
+    line_.Add('.');
+    line_.AddUint(1 + rng.Below(254));
+    line_.Add("\",\"user_agent\":\"");
+    line_.Add(kUserAgents[rng.Below(std::size(kUserAgents))]);
     line_.Add('"');
     if (!error_code.empty()) {
       line_.Add(",\"error_code\":\"");

@@ -112,7 +112,7 @@ std::optional<int64_t> ParseTs(std::string_view s) {
 
 struct AccessRecord {
   int64_t ts = 0;
-  std::string method, route, path, request_id, instance, error_code;
+  std::string method, route, path, request_id, instance, error_code, client_ip, user_agent;
   bool has_route = false;
   uint64_t status = 0;
   double duration_ms = 0;
@@ -182,6 +182,10 @@ std::string ParseAccess(std::string_view line, AccessRecord& rec) {
       ok = get_str(rec.instance);
     } else if (key == "error_code") {
       ok = get_str(rec.error_code);
+    } else if (key == "client_ip") {
+      ok = get_str(rec.client_ip);
+    } else if (key == "user_agent") {
+      ok = get_str(rec.user_agent);
     } else {
       return "unknown key " + std::string(key);
     }
@@ -190,8 +194,8 @@ std::string ParseAccess(std::string_view line, AccessRecord& rec) {
   // current_location() fails once the whole input has been consumed.
   const char* rest = nullptr;
   if (!doc.current_location().get(rest)) return "trailing content";
-  for (const char* required :
-       {"ts", "method", "path", "status", "duration_ms", "bytes_out", "request_id", "instance"}) {
+  for (const char* required : {"ts", "method", "path", "status", "duration_ms", "bytes_out",
+                               "request_id", "instance", "client_ip", "user_agent"}) {
     if (!seen.contains(required)) return std::string("missing ") + required;
   }
   return "";
