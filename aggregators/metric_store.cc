@@ -95,7 +95,7 @@ uint32_t ShardWriter::Resolve(size_t m, std::string_view key) {
   bool overflowed = false;
   const uint32_t id = store_->index(m).Resolve(key, &overflowed);
   if (!overflowed) {
-    cache.emplace(std::string(key), id);
+    cache.emplace(store_->index(m).Key(id), id);
     return id;
   }
   if (overflow_series_[m] == UINT32_MAX) {

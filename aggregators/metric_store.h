@@ -107,9 +107,10 @@ class ShardWriter {
   size_t overflow_metric_;
   std::vector<CellArray*> cells_;
   std::vector<uint32_t> overflow_series_;
-  // Per metric: key -> id for series seen by this worker. Holds only ids
-  // within the limit, so it is bounded by the limit too.
-  std::vector<StringMap<uint32_t>> cache_;
+  // Per metric: key -> id for series seen by this worker, keyed by views of
+  // the SeriesIndex's own copy of the key. Holds only ids within the limit,
+  // so it is bounded by the limit too.
+  std::vector<StringViewMap<uint32_t>> cache_;
 };
 
 }  // namespace novapulse

@@ -188,14 +188,13 @@ void NovaGiftMetrics::Writer::Record(const AccessLogEvent& e) {
     ids = it->second;
   } else {
     ids.requests = w_.Resolve(kHttpRequestsTotal, key_);
-    const uint32_t requests_size = owner_->store_.index(kHttpRequestsTotal).limit();
     BuildKey(&key_, {e.method, e.route});
     ids.duration = w_.Resolve(kHttpRequestDuration, key_);
     // Overflowed ids are not cached: the cache stays bounded by the limit.
-    if (ids.requests < requests_size &&
+    const SeriesIndex& requests = owner_->store_.index(kHttpRequestsTotal);
+    if (ids.requests < requests.limit() &&
         ids.duration < owner_->store_.index(kHttpRequestDuration).limit()) {
-      BuildKey(&key_, {e.method, e.route, status});
-      access_cache_.emplace(key_, ids);
+      access_cache_.emplace(requests.Key(ids.requests), ids);
     }
   }
   w_.Inc(kHttpRequestsTotal, ids.requests);

@@ -86,7 +86,8 @@ class NovaGiftMetrics {
     NovaGiftMetrics* owner_;
     ShardWriter w_;
     std::string key_;
-    StringMap<AccessIds> access_cache_;  // method,route,status
+    // method,route,status -> ids; keys are views of http_requests_total's keys.
+    StringViewMap<AccessIds> access_cache_;
     std::array<uint32_t, kTopicCount> accepted_{};
     std::array<std::array<uint32_t, kRejectReasonCount>, kTopicCount + 1> rejected_{};
     std::array<uint32_t, kTopicCount + 1> rejected_events_{};

@@ -1,5 +1,6 @@
 // StringMap: a flat_hash_map keyed by std::string that can be looked up with
-// a std::string_view without building a string. (Debian's abseil is built
+// a std::string_view without building a string; StringViewMap: the same keyed
+// by views into storage owned elsewhere. (Debian's abseil is built
 // with its own absl::string_view, so its default string hasher does not take
 // std::string_view; this one does.)
 #ifndef NOVAPULSE_AGGREGATORS_STRING_MAP_H_
@@ -25,6 +26,11 @@ struct StringViewEq {
 
 template <typename V>
 using StringMap = absl::flat_hash_map<std::string, V, StringViewHash, StringViewEq>;
+
+// Keyed by views into storage that outlives the map (e.g. SeriesIndex keys):
+// 24-byte slots and no copy of the key.
+template <typename V>
+using StringViewMap = absl::flat_hash_map<std::string_view, V, StringViewHash, StringViewEq>;
 
 }  // namespace novapulse
 

@@ -6,16 +6,21 @@
 
 namespace novapulse {
 
+namespace {
+
+bool Contains(std::string_view haystack, std::string_view needle) noexcept {
+  // glibc's memmem skips ahead by whole windows; string_view::find stops at
+  // every occurrence of the needle's first byte, which is '"' here.
+  return memmem(haystack.data(), haystack.size(), needle.data(), needle.size()) != nullptr;
+}
+
+}  // namespace
+
 Topic DetectTopic(std::string_view record) noexcept {
-  // Keys only the access log has, then keys only the outbox envelope has.
-  if (record.find("\"duration_ms\"") != std::string_view::npos ||
-      record.find("\"method\"") != std::string_view::npos) {
-    return Topic::kAccessLog;
-  }
-  if (record.find("\"attempt\"") != std::string_view::npos ||
-      record.find("\"type\"") != std::string_view::npos) {
-    return Topic::kOutbox;
-  }
+  // A key only the access log has, then keys only the outbox envelope has.
+  if (Contains(record, "\"method\"")) return Topic::kAccessLog;
+  if (Contains(record, "\"attempt\"") || Contains(record, "\"type\"")) return Topic::kOutbox;
+  if (Contains(record, "\"duration_ms\"")) return Topic::kAccessLog;
   return Topic::kAuto;
 }
 

@@ -1,6 +1,7 @@
 #include "parsers/timestamp.h"
 
 #include <cmath>
+#include <cstring>
 
 namespace novapulse {
 namespace {
@@ -54,18 +55,44 @@ bool Digits(std::string_view s, size_t pos, size_t n, int64_t* out) noexcept {
 // The largest epoch second we accept: 9999-12-31T23:59:59Z.
 constexpr int64_t kMaxEpochSeconds = DaysFromCivil(9999, 12, 31) * 86400 + 86399;
 
+// Consecutive records nearly always share their date: the day number of the
+// last "YYYY-MM-DD" each thread parsed saves the calendar arithmetic.
+struct DateCache {
+  char date[10] = {'1', '9', '7', '0', '-', '0', '1', '-', '0', '1'};  // day 0
+  int64_t days = 0;
+};
+thread_local DateCache date_cache;
+
+bool ParseDate(std::string_view s, int64_t* days) noexcept {
+  if (s.size() < 10) return false;
+  if (std::memcmp(s.data(), date_cache.date, 10) == 0) {
+    *days = date_cache.days;
+    return true;
+  }
+  int64_t year, month, day;
+  if (!Digits(s, 0, 4, &year) || s[4] != '-' || !Digits(s, 5, 2, &month) || s[7] != '-' ||
+      !Digits(s, 8, 2, &day)) {
+    return false;
+  }
+  if (year < 1970 || month < 1 || month > 12 || day < 1 || day > DaysInMonth(year, month)) {
+    return false;
+  }
+  *days = DaysFromCivil(year, month, day);
+  std::memcpy(date_cache.date, s.data(), 10);
+  date_cache.days = *days;
+  return true;
+}
+
 }  // namespace
 
 bool ParseRfc3339(std::string_view s, int64_t* out_us) noexcept {
-  int64_t year, month, day, hour, minute, second;
-  if (!Digits(s, 0, 4, &year) || s.size() < 20 || s[4] != '-' || !Digits(s, 5, 2, &month) ||
-      s[7] != '-' || !Digits(s, 8, 2, &day) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+  int64_t days, hour, minute, second;
+  if (s.size() < 20 || !ParseDate(s, &days) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
       !Digits(s, 11, 2, &hour) || s[13] != ':' || !Digits(s, 14, 2, &minute) || s[16] != ':' ||
       !Digits(s, 17, 2, &second)) {
     return false;
   }
-  if (year < 1970 || month < 1 || month > 12 || day < 1 || day > DaysInMonth(year, month) ||
-      hour > 23 || minute > 59 || second > 60) {  // 60: a leap second, folded into :59
+  if (hour > 23 || minute > 59 || second > 60) {  // 60: a leap second, folded into :59
     return false;
   }
   if (second == 60) second = 59;
@@ -98,8 +125,7 @@ bool ParseRfc3339(std::string_view s, int64_t* out_us) noexcept {
     return false;
   }
   if (pos != s.size()) return false;
-  const int64_t epoch_seconds =
-      DaysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset_seconds;
+  const int64_t epoch_seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset_seconds;
   if (epoch_seconds < 0 || epoch_seconds > kMaxEpochSeconds) return false;
   *out_us = epoch_seconds * kMicrosPerSecond + micros;
   return true;

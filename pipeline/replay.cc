@@ -28,7 +28,7 @@ using Clock = std::chrono::steady_clock;
 struct Token {
   Chunk chunk;
   uint64_t records = 0;
-  size_t source_index = 0;
+  uint64_t input_before = 0;  // input bytes of the files before this chunk's
 };
 
 }  // namespace
@@ -52,19 +52,47 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
   for (int i = 0; i < options.threads; ++i) {
     parsers.push_back(std::make_unique<RecordParser>(options.source.max_record_bytes));
   }
-  // Chunk buffers are recycled so memory stays flat whatever the input size.
-  tbb::concurrent_queue<Token*> free_tokens;
+  // Chunk buffers circulate free -> reader -> filled -> pipeline -> free, so
+  // memory stays flat whatever the input size.
+  tbb::concurrent_bounded_queue<Token*> free_tokens;
+  tbb::concurrent_bounded_queue<Token*> filled;
   std::vector<std::unique_ptr<Token>> tokens;
   const size_t max_tokens = static_cast<size_t>(options.threads) * 2 + 1;
-  for (size_t i = 0; i < max_tokens; ++i) {
+  for (size_t i = 0; i < max_tokens + 1; ++i) {  // one more: the reader fills ahead
     tokens.push_back(std::make_unique<Token>());
     free_tokens.push(tokens.back().get());
   }
 
-  ReplayStats stats;
+  // The reader thread does the I/O and decompression, so the workers only
+  // parse and aggregate. It ends by pushing nullptr.
   absl::Status read_error;
-  size_t current = 0;
   uint64_t consumed_before = 0;  // input bytes of the sources already finished
+  std::thread reader([&] {
+    try {
+      for (size_t current = 0; current < sources.size();) {
+        Token* token;
+        free_tokens.pop(token);
+        absl::StatusOr<bool> more = sources[current]->Next(&token->chunk);
+        if (!more.ok() || !*more) {
+          free_tokens.push(token);
+          if (!more.ok()) {
+            read_error = more.status();
+            break;
+          }
+          consumed_before += sources[current]->total_bytes();
+          ++current;
+          continue;
+        }
+        token->input_before = consumed_before;
+        filled.push(token);
+      }
+    } catch (const tbb::user_abort&) {
+      // The pipeline gave up; nothing left to feed.
+    }
+    filled.push(nullptr);
+  });
+
+  ReplayStats stats;
   const Clock::time_point start = Clock::now();
   Clock::time_point last_progress = start;
 
@@ -72,31 +100,13 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
   arena.execute([&] {
     tbb::parallel_pipeline(
         max_tokens,
-        tbb::make_filter<void, Token*>(
-            tbb::filter_mode::serial_in_order,
-            [&](tbb::flow_control& fc) -> Token* {
-              Token* token = nullptr;
-              if (!free_tokens.try_pop(token)) {
-                fc.stop();  // cannot happen: tokens in flight never exceed max_tokens
-                return nullptr;
-              }
-              while (current < sources.size()) {
-                absl::StatusOr<bool> more = sources[current]->Next(&token->chunk);
-                if (!more.ok()) {
-                  read_error = more.status();
-                  break;
-                }
-                if (*more) {
-                  token->source_index = current;
-                  return token;
-                }
-                consumed_before += sources[current]->total_bytes();
-                ++current;
-              }
-              free_tokens.push(token);
-              fc.stop();
-              return nullptr;
-            }) &
+        tbb::make_filter<void, Token*>(tbb::filter_mode::serial_in_order,
+                                       [&](tbb::flow_control& fc) -> Token* {
+                                         Token* token;
+                                         filled.pop(token);
+                                         if (token == nullptr) fc.stop();
+                                         return token;
+                                       }) &
             tbb::make_filter<Token*, Token*>(
                 tbb::filter_mode::parallel,
                 [&](Token* token) -> Token* {
@@ -114,7 +124,7 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
             tbb::make_filter<Token*, void>(tbb::filter_mode::serial_in_order, [&](Token* token) {
               stats.records += token->records;
               stats.line_bytes += token->chunk.size;
-              stats.input_bytes = consumed_before + token->chunk.input_bytes;
+              stats.input_bytes = token->input_before + token->chunk.input_bytes;
               free_tokens.push(token);
               if (options.on_progress) {
                 const Clock::time_point now = Clock::now();
@@ -128,9 +138,9 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
               }
             }));
   });
+  reader.join();
   if (!read_error.ok()) return read_error;
   stats.elapsed_seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  stats.input_bytes = consumed_before;
   return stats;
 }
 
