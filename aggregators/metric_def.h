@@ -23,6 +23,9 @@ struct MetricDef {
   MetricType type = MetricType::kCounter;
   std::vector<std::string_view> labels;
   std::vector<double> buckets;  // histogram upper bounds, ascending, without +Inf
+  // Families whose label values come from a fixed, small set (the self
+  // metrics) carry their own limit instead of the configured one.
+  size_t fixed_series_limit = 0;
 
   // Words each series occupies in a shard.
   size_t Width() const { return type == MetricType::kHistogram ? buckets.size() + 2 : 1; }

@@ -29,9 +29,12 @@ void BuildKey(std::string* key, std::initializer_list<std::string_view> values) 
 MetricStore::MetricStore(std::vector<MetricDef> defs, int num_shards, size_t series_limit)
     : defs_(std::move(defs)), num_shards_(num_shards) {
   for (const MetricDef& def : defs_) {
-    indexes_.push_back(def.type == MetricType::kComputed
-                           ? nullptr
-                           : std::make_unique<SeriesIndex>(def.labels.size(), series_limit));
+    indexes_.push_back(
+        def.type == MetricType::kComputed
+            ? nullptr
+            : std::make_unique<SeriesIndex>(def.labels.size(), def.fixed_series_limit > 0
+                                                                   ? def.fixed_series_limit
+                                                                   : series_limit));
   }
   for (int s = 0; s < num_shards_; ++s) {
     for (size_t m = 0; m < defs_.size(); ++m) {
@@ -84,20 +87,14 @@ size_t MetricStore::MemoryBytes() const {
 
 ShardWriter::ShardWriter(MetricStore* store, int shard, size_t overflow_metric)
     : store_(store), shard_(shard), overflow_metric_(overflow_metric) {
-  cache_.resize(store->num_metrics());
   overflow_series_.assign(store->num_metrics(), UINT32_MAX);
   for (size_t m = 0; m < store->num_metrics(); ++m) cells_.push_back(&store->cells(shard, m));
 }
 
 uint32_t ShardWriter::Resolve(size_t m, std::string_view key) {
-  auto& cache = cache_[m];
-  if (auto it = cache.find(key); it != cache.end()) return it->second;
   bool overflowed = false;
   const uint32_t id = store_->index(m).Resolve(key, &overflowed);
-  if (!overflowed) {
-    cache.emplace(store_->index(m).Key(id), id);
-    return id;
-  }
+  if (!overflowed || m == overflow_metric_) return id;
   if (overflow_series_[m] == UINT32_MAX) {
     overflow_series_[m] = Resolve(overflow_metric_, store_->def(m).name);
   }

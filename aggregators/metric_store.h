@@ -22,7 +22,6 @@
 #include "aggregators/cell_array.h"
 #include "aggregators/metric_def.h"
 #include "aggregators/series_index.h"
-#include "aggregators/string_map.h"
 
 namespace novapulse {
 
@@ -79,8 +78,8 @@ class MetricStore {
   std::vector<std::unique_ptr<CellArray>> cells_;      // [shard][metric]
 };
 
-// A worker's handle on its shard: resolves series through a private cache
-// (no lock after the first sight of a series) and writes cells.
+// A worker's handle on its shard: resolves series (lock-free once a series
+// exists), counts overflows, and writes its shard's cells.
 class ShardWriter {
  public:
   // Overflows are counted in `overflow_metric`, a counter with one label
@@ -107,10 +106,6 @@ class ShardWriter {
   size_t overflow_metric_;
   std::vector<CellArray*> cells_;
   std::vector<uint32_t> overflow_series_;
-  // Per metric: key -> id for series seen by this worker, keyed by views of
-  // the SeriesIndex's own copy of the key. Holds only ids within the limit,
-  // so it is bounded by the limit too.
-  std::vector<StringViewMap<uint32_t>> cache_;
 };
 
 }  // namespace novapulse

@@ -8,6 +8,9 @@
 namespace novapulse {
 namespace {
 
+// Self metrics are labelled from fixed sets (topics x reasons, metric names).
+constexpr size_t kSelfSeriesLimit = 256;
+
 // API latency, 5 ms to 10 s.
 const std::vector<double> kLatencyBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                              0.5,   1,    2.5,   5,    10};
@@ -95,17 +98,20 @@ const std::vector<MetricDef>& NovaGiftMetricDefs() {
        "Records read, by topic and result.",
        T::kCounter,
        {"topic", "result"},
-       {}},
+       {},
+       kSelfSeriesLimit},
       {"novapulse_parse_errors_total",
        "Rejected records by topic and reason.",
        T::kCounter,
        {"topic", "reason"},
-       {}},
+       {},
+       kSelfSeriesLimit},
       {"novapulse_series_overflow_total",
        "Events folded into a metric's __overflow__ series because it hit its series limit.",
        T::kCounter,
        {"metric"},
-       {}},
+       {},
+       kSelfSeriesLimit},
       {"novapulse_series", "Series held per metric.", T::kComputed, {"metric"}, {}},
       {"novapulse_newest_event_time_seconds",
        "Event time of the newest record seen.",
@@ -136,7 +142,11 @@ void NovaGiftMetrics::BusyRing::Add(int64_t start_us, int64_t end_us) {
 }
 
 NovaGiftMetrics::NovaGiftMetrics(int num_shards, size_t series_limit)
-    : store_(NovaGiftMetricDefs(), num_shards, series_limit) {
+    : store_(NovaGiftMetricDefs(), num_shards, series_limit),
+      duration_of_request_(new std::atomic<uint32_t>[store_.index(kHttpRequestsTotal).capacity()]) {
+  for (size_t i = 0; i < store_.index(kHttpRequestsTotal).capacity(); ++i) {
+    duration_of_request_[i].store(UINT32_MAX, std::memory_order_relaxed);
+  }
   for (int s = 0; s < num_shards; ++s) {
     newest_.push_back(std::make_unique<ShardTime>());
     busy_.push_back(std::make_unique<BusyRing>());
@@ -183,22 +193,19 @@ void NovaGiftMetrics::Writer::Record(const AccessLogEvent& e) {
   const auto status_end = std::to_chars(status_buf, status_buf + sizeof(status_buf), e.status).ptr;
   const std::string_view status(status_buf, status_end - status_buf);
   BuildKey(&key_, {e.method, e.route, status});
-  AccessIds ids;
-  if (auto it = access_cache_.find(key_); it != access_cache_.end()) {
-    ids = it->second;
-  } else {
-    ids.requests = w_.Resolve(kHttpRequestsTotal, key_);
+  const uint32_t requests = w_.Resolve(kHttpRequestsTotal, key_);
+  std::atomic<uint32_t>& known = owner_->duration_of_request_[requests];
+  uint32_t duration = known.load(std::memory_order_relaxed);
+  if (duration == UINT32_MAX) {
     BuildKey(&key_, {e.method, e.route});
-    ids.duration = w_.Resolve(kHttpRequestDuration, key_);
-    // Overflowed ids are not cached: the cache stays bounded by the limit.
-    const SeriesIndex& requests = owner_->store_.index(kHttpRequestsTotal);
-    if (ids.requests < requests.limit() &&
-        ids.duration < owner_->store_.index(kHttpRequestDuration).limit()) {
-      access_cache_.emplace(requests.Key(ids.requests), ids);
+    duration = w_.Resolve(kHttpRequestDuration, key_);
+    // The overflow series stands for many (method, route) pairs: not cached.
+    if (requests < owner_->store_.index(kHttpRequestsTotal).limit()) {
+      known.store(duration, std::memory_order_relaxed);
     }
   }
-  w_.Inc(kHttpRequestsTotal, ids.requests);
-  w_.Observe(kHttpRequestDuration, ids.duration, e.duration_ms / 1000.0);
+  w_.Inc(kHttpRequestsTotal, requests);
+  w_.Observe(kHttpRequestDuration, duration, e.duration_ms / 1000.0);
   if (!e.error_code.empty()) {
     BuildKey(&key_, {e.route, e.error_code});
     w_.Inc(kHttpErrorsTotal, w_.Resolve(kHttpErrorsTotal, key_));

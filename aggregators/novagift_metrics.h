@@ -77,17 +77,11 @@ class NovaGiftMetrics {
     ShardWriter& shard_writer() { return w_; }
 
    private:
-    struct AccessIds {
-      uint32_t requests;
-      uint32_t duration;
-    };
     void UpdateNewest(int64_t ts_us);
 
     NovaGiftMetrics* owner_;
     ShardWriter w_;
     std::string key_;
-    // method,route,status -> ids; keys are views of http_requests_total's keys.
-    StringViewMap<AccessIds> access_cache_;
     std::array<uint32_t, kTopicCount> accepted_{};
     std::array<std::array<uint32_t, kRejectReasonCount>, kTopicCount + 1> rejected_{};
     std::array<uint32_t, kTopicCount + 1> rejected_events_{};
@@ -115,6 +109,11 @@ class NovaGiftMetrics {
   double ActiveConnections(int64_t now_us) const;
 
   MetricStore store_;
+  // http_request_duration_seconds id of each http_requests_total series
+  // (UINT32_MAX until known): one lookup per access event instead of two.
+  // Written by whichever worker first sees the series; every writer stores
+  // the same value.
+  std::unique_ptr<std::atomic<uint32_t>[]> duration_of_request_;
   std::vector<std::unique_ptr<ShardTime>> newest_;
   std::vector<std::unique_ptr<BusyRing>> busy_;
   std::vector<std::unique_ptr<Writer>> writers_;

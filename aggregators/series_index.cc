@@ -1,15 +1,30 @@
 #include "aggregators/series_index.h"
 
+#include <atomic>
+#include <bit>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 
+#include "absl/hash/hash.h"
 #include "aggregators/metric_def.h"
 
 namespace novapulse {
+namespace {
+
+uint64_t HashKey(std::string_view key) { return absl::Hash<std::string_view>{}(key); }
+
+uint64_t SlotValue(uint64_t hash, uint32_t id) { return (hash & ~0xffffffffULL) | (id + 1ULL); }
+
+}  // namespace
 
 SeriesIndex::SeriesIndex(size_t num_labels, size_t limit)
     : limit_(limit),
       num_chunks_((limit + 1 + kChunk - 1) / kChunk),
+      mask_(std::bit_ceil(std::max<size_t>(64, 2 * (limit + 1))) - 1),
+      table_(static_cast<uint64_t*>(std::calloc(mask_ + 1, sizeof(uint64_t)))),
       chunks_(new std::atomic<std::string_view*>[num_chunks_]) {
+  if (table_ == nullptr) throw std::bad_alloc();
   for (size_t i = 0; i < num_chunks_; ++i) chunks_[i].store(nullptr, std::memory_order_relaxed);
   for (size_t i = 0; i < num_labels; ++i) {
     if (i > 0) overflow_key_.push_back(kLabelSeparator);
@@ -18,24 +33,41 @@ SeriesIndex::SeriesIndex(size_t num_labels, size_t limit)
 }
 
 SeriesIndex::~SeriesIndex() {
+  std::free(table_);
   for (size_t i = 0; i < num_chunks_; ++i) delete[] chunks_[i].load(std::memory_order_relaxed);
 }
 
-std::string_view* SeriesIndex::Slot(uint32_t id) const {
-  return chunks_[id / kChunk].load(std::memory_order_acquire) + id % kChunk;
+std::string_view SeriesIndex::Key(uint32_t id) const {
+  return chunks_[id / kChunk].load(std::memory_order_acquire)[id % kChunk];
 }
 
-std::string_view SeriesIndex::Key(uint32_t id) const { return *Slot(id); }
+bool SeriesIndex::Lookup(std::string_view key, uint64_t hash, uint32_t* id) const {
+  const uint64_t tag = hash & ~0xffffffffULL;
+  for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+    const uint64_t slot = std::atomic_ref<uint64_t>(table_[i]).load(std::memory_order_acquire);
+    if (slot == 0) return false;
+    if ((slot & ~0xffffffffULL) == tag) {
+      const uint32_t candidate = static_cast<uint32_t>(slot) - 1;
+      if (Key(candidate) == key) {
+        *id = candidate;
+        return true;
+      }
+    }
+  }
+}
+
+bool SeriesIndex::Find(std::string_view key, uint32_t* id) const {
+  return Lookup(key, HashKey(key), id);
+}
 
 std::string_view SeriesIndex::Store(std::string_view key) {
   if (key.size() > kArenaBlock / 4) {
-    // Rare long keys get a block of their own at the front; the current
+    // A rare long key gets a block of its own at the front; the current
     // block stays last.
     arena_.insert(arena_.begin(), std::make_unique<char[]>(key.size()));
-    char* block = arena_.front().get();
-    std::memcpy(block, key.data(), key.size());
+    std::memcpy(arena_.front().get(), key.data(), key.size());
     arena_bytes_ += key.size();
-    return {block, key.size()};
+    return {arena_.front().get(), key.size()};
   }
   if (arena_used_ + key.size() > kArenaBlock) {
     arena_.push_back(std::make_unique<char[]>(kArenaBlock));
@@ -48,54 +80,47 @@ std::string_view SeriesIndex::Store(std::string_view key) {
   return {at, key.size()};
 }
 
-uint32_t SeriesIndex::Publish(std::string_view key) {
+uint32_t SeriesIndex::Append(std::string_view stored) {
   const size_t id = size_.load(std::memory_order_relaxed);
   std::atomic<std::string_view*>& chunk = chunks_[id / kChunk];
   if (chunk.load(std::memory_order_relaxed) == nullptr) {
     chunk.store(new std::string_view[kChunk], std::memory_order_release);
   }
-  const std::string_view stored = Store(key);
   chunk.load(std::memory_order_relaxed)[id % kChunk] = stored;
-  ids_.emplace(stored, static_cast<uint32_t>(id));
   size_.store(id + 1, std::memory_order_release);
   return static_cast<uint32_t>(id);
 }
 
 uint32_t SeriesIndex::Resolve(std::string_view key, bool* overflowed) {
-  absl::MutexLock lock(&mu_);
   *overflowed = false;
-  if (auto it = ids_.find(key); it != ids_.end()) return it->second;
-  if (ids_.size() < limit_) return Publish(key);
-  *overflowed = true;
-  if (overflow_id_ == UINT32_MAX) {
-    // The overflow series is not in ids_: its key must not shadow a real
-    // label set of the same values.
-    const size_t id = size_.load(std::memory_order_relaxed);
-    std::atomic<std::string_view*>& chunk = chunks_[id / kChunk];
-    if (chunk.load(std::memory_order_relaxed) == nullptr) {
-      chunk.store(new std::string_view[kChunk], std::memory_order_release);
-    }
-    chunk.load(std::memory_order_relaxed)[id % kChunk] = overflow_key_;
-    size_.store(id + 1, std::memory_order_release);
-    overflow_id_ = static_cast<uint32_t>(id);
-  }
-  return overflow_id_;
-}
-
-bool SeriesIndex::Find(std::string_view key, uint32_t* id) const {
+  const uint64_t hash = HashKey(key);
+  uint32_t id;
+  if (Lookup(key, hash, &id)) return id;
   absl::MutexLock lock(&mu_);
-  auto it = ids_.find(key);
-  if (it == ids_.end()) return false;
-  *id = it->second;
-  return true;
+  if (Lookup(key, hash, &id)) return id;  // inserted by another thread meanwhile
+  if (size_.load(std::memory_order_relaxed) < limit_) {
+    id = Append(Store(key));
+    size_t i = hash & mask_;
+    while (std::atomic_ref<uint64_t>(table_[i]).load(std::memory_order_relaxed) != 0) {
+      i = (i + 1) & mask_;
+    }
+    std::atomic_ref<uint64_t>(table_[i]).store(SlotValue(hash, id), std::memory_order_release);
+    return id;
+  }
+  // Full. The overflow series is not in the table: its key must not shadow
+  // a real label set with the same values.
+  *overflowed = true;
+  if (overflow_id_ == UINT32_MAX) overflow_id_ = Append(overflow_key_);
+  return overflow_id_;
 }
 
 size_t SeriesIndex::MemoryBytes() const {
   absl::MutexLock lock(&mu_);
   const size_t n = size_.load(std::memory_order_relaxed);
-  return ids_.capacity() * (sizeof(std::string_view) + sizeof(uint32_t) + 1) +
-         ((n + kChunk - 1) / kChunk) * kChunk * sizeof(std::string_view) + arena_bytes_ +
-         arena_.capacity() * sizeof(void*);
+  // Table pages are touched as keys land on them: at most one page per key.
+  const size_t table_bytes = std::min((mask_ + 1) * sizeof(uint64_t), n * 4096);
+  return table_bytes + ((n + kChunk - 1) / kChunk) * kChunk * sizeof(std::string_view) +
+         arena_bytes_ + arena_.capacity() * sizeof(void*);
 }
 
 }  // namespace novapulse

@@ -2,12 +2,12 @@
 // series ids, up to a limit; past the limit every new tuple folds into one
 // overflow series whose label values are all "__overflow__".
 //
-// Thread-safety: Resolve may be called from any thread (it locks; workers call
-// it only on a miss of their own cache, so once per series per worker).
-// size() and Key() never lock: keys are published with release ordering and
-// never move, so readers (scrapes, rule evaluation) see a consistent prefix,
-// and workers may keep the views Key() returns as their own cache keys.
-// Each key is stored once, in an arena of blocks.
+// Thread-safety: every method may be called from any thread. Looking up a
+// known key never locks (an open-addressing table of atomic slots, read with
+// acquire loads); only inserting a new key takes the mutex, so a worker
+// pays for the lock once per new series, and the hot path never waits.
+// Keys are stored once, in an arena, and never move: the view Key(id)
+// returns stays valid for the index's life.
 //   SeriesIndex index(/*num_labels=*/2, /*limit=*/10000);
 //   uint32_t id = index.Resolve(key, &overflowed);
 #ifndef NOVAPULSE_AGGREGATORS_SERIES_INDEX_H_
@@ -22,7 +22,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "aggregators/string_map.h"
 
 namespace novapulse {
 
@@ -35,41 +34,44 @@ class SeriesIndex {
   SeriesIndex(const SeriesIndex&) = delete;
   SeriesIndex& operator=(const SeriesIndex&) = delete;
 
-  // Returns the id of `key`; sets *overflowed when it folded into overflow.
+  // Returns the id of `key`, inserting it if new; sets *overflowed when it
+  // folded into the overflow series instead.
   uint32_t Resolve(std::string_view key, bool* overflowed);
-  // Looks `key` up without inserting; false when unknown.
+  // Looks `key` up without inserting; false when unknown. Never locks.
   bool Find(std::string_view key, uint32_t* id) const;
 
-  // Ids [0, size()) are published; the view Key(id) returns stays valid for
-  // the index's life.
+  // Ids [0, size()) are published.
   size_t size() const { return size_.load(std::memory_order_acquire); }
   std::string_view Key(uint32_t id) const;
   // Ids never exceed this (limit plus the overflow series).
   size_t capacity() const { return limit_ + 1; }
   size_t limit() const { return limit_; }
-  // Heap bytes the index holds, for the series-memory report.
+  // Bytes the index has touched (table pages in use, key views, arena).
   size_t MemoryBytes() const;
 
   static constexpr size_t kChunk = 1024;
 
  private:
-  std::string_view* Slot(uint32_t id) const;
-  uint32_t Publish(std::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool Lookup(std::string_view key, uint64_t hash, uint32_t* id) const;
+  uint32_t Append(std::string_view stored) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string_view Store(std::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   static constexpr size_t kArenaBlock = 64 * 1024;
 
   const size_t limit_;
   const size_t num_chunks_;
+  const size_t mask_;  // table size - 1; the table is at most half full
   std::string overflow_key_;
+  // Slot: (hash >> 32) << 32 | (id + 1); 0 when empty. calloc'ed, so pages
+  // no key has reached are never touched; accessed through atomic_ref.
+  uint64_t* table_;
   mutable absl::Mutex mu_;
-  StringViewMap<uint32_t> ids_ ABSL_GUARDED_BY(mu_);  // views into arena_
   uint32_t overflow_id_ ABSL_GUARDED_BY(mu_) = UINT32_MAX;
   std::vector<std::unique_ptr<char[]>> arena_ ABSL_GUARDED_BY(mu_);
   size_t arena_used_ ABSL_GUARDED_BY(mu_) = kArenaBlock;  // bytes used in arena_.back()
   size_t arena_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  // Chunks of key views; a chunk pointer is written once, under mu_, before
-  // the ids in it are published through size_.
+  // Chunks of key views; a chunk pointer and a view are written once, under
+  // mu_, before the id is published through size_ and the table slot.
   std::unique_ptr<std::atomic<std::string_view*>[]> chunks_;
   std::atomic<size_t> size_{0};
 };
