@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/kafka-broker and scripts/kafka-topic: where the Apache
 # Kafka jars live, how they are fetched from Maven Central, and how a Kafka
 # tool is run from them. Source it; do not run it.
@@ -10,6 +11,7 @@
 # Environment:
 #   NOVAPULSE_KAFKA_VERSION  Kafka version (default below; 4.x only)
 #   NOVAPULSE_CACHE          cache root (default ~/.cache/novapulse)
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 KAFKA_SCRIPTS_DIR=$NOVAPULSE_ROOT/scripts/kafka
@@ -103,7 +105,8 @@ kafka_fetch() {
 # kafka_tool CLASS ARGS...: runs one of Kafka's command-line tools from the
 # cached jars, logging warnings to stderr only.
 kafka_tool() {
-  java -Xmx256m -Djava.awt.headless=true \
+  # C1 only: these JVMs live a second or two, so startup matters, not peak speed.
+  java -Xmx256m -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$KAFKA_SCRIPTS_DIR/log4j2-tools.xml" \
     -cp "$KAFKA_LIBS/*" "$@"
 }
