@@ -297,10 +297,11 @@ int64_t NovaGiftMetrics::NewestEventTime() const {
 }
 
 double NovaGiftMetrics::ActiveConnections(int64_t now_us) const {
+  // The last kActiveWindowSeconds whole seconds before the one in progress.
   const int64_t now_sec = now_us / kMicrosPerSecond;
   uint64_t busy = 0;
   for (const auto& ring : busy_) {
-    for (int64_t sec = now_sec - kActiveWindowSeconds + 1; sec <= now_sec; ++sec) {
+    for (int64_t sec = now_sec - kActiveWindowSeconds; sec < now_sec; ++sec) {
       const size_t slot = static_cast<size_t>(sec) % BusyRing::kSlots;
       if (ring->second[slot].load(std::memory_order_acquire) == sec) {
         busy += ring->busy_us[slot].load(std::memory_order_relaxed);

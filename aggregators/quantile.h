@@ -5,6 +5,8 @@
 #ifndef NOVAPULSE_AGGREGATORS_QUANTILE_H_
 #define NOVAPULSE_AGGREGATORS_QUANTILE_H_
 
+#include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -17,7 +19,9 @@ inline double HistogramQuantile(double q, const std::vector<double>& bounds,
                                 const uint64_t* counts) {
   uint64_t total = 0;
   for (size_t b = 0; b <= bounds.size(); ++b) total += counts[b];
-  if (total == 0 || bounds.empty()) return std::numeric_limits<double>::quiet_NaN();
+  if (total == 0 || bounds.empty() || std::isnan(q)) {
+    return std::numeric_limits<double>::quiet_NaN();
+  }
   if (q < 0) return -std::numeric_limits<double>::infinity();
   if (q > 1) return std::numeric_limits<double>::infinity();
   const double rank = q * static_cast<double>(total);
@@ -26,6 +30,9 @@ inline double HistogramQuantile(double q, const std::vector<double>& bounds,
     const uint64_t before = cumulative;
     cumulative += counts[b];
     if (static_cast<double>(cumulative) >= rank) {
+      // The first bucket's lower bound is 0, unless its upper bound is not
+      // above 0: then Prometheus answers with that bound.
+      if (b == 0 && bounds[0] <= 0) return bounds[0];
       const double lower = b == 0 ? 0.0 : bounds[b - 1];
       if (counts[b] == 0) return bounds[b];
       return lower + (bounds[b] - lower) * (rank - static_cast<double>(before)) /

@@ -61,6 +61,7 @@ bool SeriesIndex::Find(std::string_view key, uint32_t* id) const {
 }
 
 std::string_view SeriesIndex::Store(std::string_view key) {
+  if (key.empty()) return {};  // a family without labels: nothing to keep
   if (key.size() > kArenaBlock / 4) {
     // A rare long key gets a block of its own at the front; the current
     // block stays last.
@@ -96,7 +97,7 @@ uint32_t SeriesIndex::Resolve(std::string_view key, bool* overflowed) {
   const uint64_t hash = HashKey(key);
   uint32_t id;
   if (Lookup(key, hash, &id)) return id;
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (Lookup(key, hash, &id)) return id;  // inserted by another thread meanwhile
   if (size_.load(std::memory_order_relaxed) < limit_) {
     id = Append(Store(key));
@@ -115,7 +116,7 @@ uint32_t SeriesIndex::Resolve(std::string_view key, bool* overflowed) {
 }
 
 size_t SeriesIndex::MemoryBytes() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   const size_t n = size_.load(std::memory_order_relaxed);
   // Table pages are touched as keys land on them: at most one page per key.
   const size_t table_bytes = std::min((mask_ + 1) * sizeof(uint64_t), n * 4096);

@@ -16,12 +16,12 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 
 namespace novapulse {
 
@@ -65,7 +65,9 @@ class SeriesIndex {
   // Slot: (hash >> 32) << 32 | (id + 1); 0 when empty. calloc'ed, so pages
   // no key has reached are never touched; accessed through atomic_ref.
   uint64_t* table_;
-  mutable absl::Mutex mu_;
+  // std::mutex, not absl::Mutex: Debian's abseil is not built for TSan, which
+  // would then report the inserts it guards as races.
+  mutable std::mutex mu_;
   uint32_t overflow_id_ ABSL_GUARDED_BY(mu_) = UINT32_MAX;
   std::vector<std::unique_ptr<char[]>> arena_ ABSL_GUARDED_BY(mu_);
   size_t arena_used_ ABSL_GUARDED_BY(mu_) = kArenaBlock;  // bytes used in arena_.back()

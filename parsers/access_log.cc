@@ -58,9 +58,12 @@ std::optional<RejectReason> RecordParser::ParseAccessLog(const char* data, size_
     const char* raw_key = field.key().raw();
     int id = MatchField(raw_key);
     if (id < 0) id = MatchUnescaped(json::UnescapedIfEscaped(field, raw_key));
-    if (id < 0) continue;  // skipped by the iterator
-    if (!seen.Mark(id)) return RejectReason::kDuplicateField;
     json::Value& v = field.value();
+    if (id < 0) {
+      if (auto reject = json::ValidateSkipped(v, 2)) return reject;
+      continue;
+    }
+    if (!seen.Mark(id)) return RejectReason::kDuplicateField;
     json::Reject reject;
     switch (id) {
       case kTs:
@@ -75,8 +78,10 @@ std::optional<RejectReason> RecordParser::ParseAccessLog(const char* data, size_
       case kPath:
         // Only needed when there is no route; skip the copy when route came first.
         if (out->route.empty()) {
-          reject = json::ReadString(v, &path);
-          if (reject && json::IsNull(v)) reject.reset();
+          reject = json::ReadOptionalLabel(v, &path);
+          if (reject == RejectReason::kOversize) reject.reset();  // only its route must fit
+        } else {
+          reject = json::ValidateSkipped(v, 2);
         }
         break;
       case kStatus: {
@@ -103,6 +108,7 @@ std::optional<RejectReason> RecordParser::ParseAccessLog(const char* data, size_
   }
   if (out->route.empty()) {
     NormaliseRoute(path, &route_);
+    if (route_.empty()) return RejectReason::kMissingField;  // e.g. a bare query string
     if (route_.size() > kMaxLabelValueBytes) return RejectReason::kOversize;
     out->route = route_;
   }

@@ -43,6 +43,8 @@ std::string_view RejectReasonName(RejectReason reason);
 // Label values longer than this are rejected as oversize: they would bloat
 // every series they appear in.
 inline constexpr size_t kMaxLabelValueBytes = 256;
+// Deeper nesting than this is rejected as too_deep; our schemas need 2 levels.
+inline constexpr size_t kMaxJsonDepth = 64;
 
 struct AccessLogEvent {
   int64_t ts_us = 0;  // event time, microseconds since the Unix epoch

@@ -20,43 +20,7 @@ namespace novapulse::json {
 using Value = simdjson::ondemand::value;
 using Reject = std::optional<RejectReason>;
 
-// Maps a simdjson error to our reason for a value that was expected to be a
-// scalar of some type.
-inline RejectReason FromError(simdjson::error_code error) noexcept;
-namespace detail {
-
-inline bool LooksNumeric(std::string_view token) noexcept {
-  if (token.empty()) return false;
-  for (char c : token) {
-    if (!((c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E')) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// A number that fails to convert is out of range when it is a well-formed
-// numeral (1e400, 2^70), and malformed otherwise (12abc, -).
-inline RejectReason NumberError(Value& v, simdjson::error_code error) noexcept {
-  if (error == simdjson::NUMBER_OUT_OF_RANGE) {
-    return RejectReason::kOutOfRange;
-  }
-  if (error == simdjson::NUMBER_ERROR) {
-    std::string_view token = v.raw_json_token();
-    {
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t' ||
-                                token.back() == '\n' || token.back() == '\r')) {
-        token.remove_suffix(1);
-      }
-      if (LooksNumeric(token)) return RejectReason::kOutOfRange;
-    }
-    return RejectReason::kMalformedJson;
-  }
-  return FromError(error);
-}
-
-}  // namespace detail
-
+// Maps a simdjson error to our reason.
 inline RejectReason FromError(simdjson::error_code error) noexcept {
   switch (error) {
     case simdjson::INCORRECT_TYPE:
@@ -72,58 +36,129 @@ inline RejectReason FromError(simdjson::error_code error) noexcept {
   }
 }
 
+namespace detail {
+
+// A value's raw token runs to the next structural character: drop the
+// whitespace before it.
+inline std::string_view Trim(std::string_view token) noexcept {
+  while (!token.empty() && (token.back() == ' ' || token.back() == '\t' || token.back() == '\n' ||
+                            token.back() == '\r')) {
+    token.remove_suffix(1);
+  }
+  return token;
+}
+
+inline bool IsDigit(char c) noexcept { return c >= '0' && c <= '9'; }
+
+// RFC 8259 number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// Sets *integer when there is neither fraction nor exponent.
+inline bool IsJsonNumber(std::string_view t, bool* integer) noexcept {
+  size_t i = 0;
+  if (i < t.size() && t[i] == '-') ++i;
+  if (i >= t.size() || !IsDigit(t[i])) return false;
+  if (t[i] == '0') {
+    ++i;
+  } else {
+    while (i < t.size() && IsDigit(t[i])) ++i;
+  }
+  *integer = true;
+  if (i < t.size() && t[i] == '.') {
+    *integer = false;
+    if (++i >= t.size() || !IsDigit(t[i])) return false;
+    while (i < t.size() && IsDigit(t[i])) ++i;
+  }
+  if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+    *integer = false;
+    if (++i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
+    if (i >= t.size() || !IsDigit(t[i])) return false;
+    while (i < t.size() && IsDigit(t[i])) ++i;
+  }
+  return i == t.size();
+}
+
+// Whether a token is well-formed JSON of some type (containers: by their
+// opening character; their insides are checked when walked).
+inline bool IsValidToken(std::string_view t) noexcept {
+  if (t.empty()) return false;
+  bool integer;
+  switch (t[0]) {
+    case '"':
+    case '[':
+    case '{':
+      return true;
+    case 't':
+      return t == "true";
+    case 'f':
+      return t == "false";
+    case 'n':
+      return t == "null";
+    default:
+      return IsJsonNumber(t, &integer);
+  }
+}
+
+// The reason for a value that is not of the type a field needs: wrong_type
+// when it is valid JSON of another type, malformed_json when it is not JSON.
+inline RejectReason Mismatch(Value& v) noexcept {
+  return IsValidToken(Trim(v.raw_json_token())) ? RejectReason::kWrongType
+                                                : RejectReason::kMalformedJson;
+}
+
+// The reason a number field failed to convert.
+inline RejectReason NumberFailure(Value& v, bool want_integer) noexcept {
+  const std::string_view t = Trim(v.raw_json_token());
+  bool integer;
+  if (t.empty() || !(t[0] == '-' || IsDigit(t[0]))) return Mismatch(v);
+  if (!IsJsonNumber(t, &integer)) return RejectReason::kMalformedJson;
+  // A well-formed numeral that did not convert: too large (2^70, 1e400), or
+  // a fraction where an integer belongs.
+  return want_integer && !integer ? RejectReason::kWrongType : RejectReason::kOutOfRange;
+}
+
+}  // namespace detail
+
+// True when `v` is JSON null (and consumes it).
 inline bool IsNull(Value& v) noexcept {
   bool is_null = false;
   return !v.is_null().get(is_null) && is_null;
 }
 
-inline Reject ReadString(Value& v, std::string_view* out) noexcept {
-  if (auto error = v.get_string().get(*out)) return FromError(error);
-  return std::nullopt;
-}
-
 // A string value read in place when it has no escapes (no copy), else
 // unescaped by simdjson. Sets *is_null for a JSON null.
 inline Reject ReadStringFast(Value& v, std::string_view* out, bool* is_null) noexcept {
-  std::string_view token = v.raw_json_token();
+  const std::string_view token = detail::Trim(v.raw_json_token());
   *is_null = false;
-  if (!token.empty() && token[0] == '"') {
-    // The token runs to the next structural character: trim trailing blanks.
-    size_t end = token.size();
-    while (end > 1 && token[end - 1] != '"') --end;
-    const std::string_view inner = token.substr(1, end > 1 ? end - 2 : 0);
-    if (end > 1 && inner.find('\\') == std::string_view::npos) {
+  if (token.size() >= 2 && token[0] == '"') {
+    const std::string_view inner = token.substr(1, token.size() - 2);
+    if (std::memchr(inner.data(), '\\', inner.size()) == nullptr) {
       *out = inner;
       return std::nullopt;
     }
-  } else if (!token.empty() && token[0] == 'n') {
-    *is_null = IsNull(v);
-    if (*is_null) return std::nullopt;
+    if (v.get_string().get(*out)) return RejectReason::kMalformedJson;  // a bad escape
+    return std::nullopt;
   }
-  if (auto error = v.get_string().get(*out)) return FromError(error);
-  return std::nullopt;
+  if (token == "null") {
+    *is_null = true;
+    return std::nullopt;
+  }
+  return detail::Mismatch(v);
 }
 
-inline Reject ReadLabel(Value& v, std::string_view* out) noexcept {
+inline Reject ReadString(Value& v, std::string_view* out) noexcept {
   bool is_null;
   if (auto reject = ReadStringFast(v, out, &is_null)) return reject;
   if (is_null) return RejectReason::kWrongType;
+  return std::nullopt;
+}
+
+// A string that becomes a label value: size-limited.
+inline Reject ReadLabel(Value& v, std::string_view* out) noexcept {
+  if (auto reject = ReadString(v, out)) return reject;
   if (out->size() > kMaxLabelValueBytes) return RejectReason::kOversize;
   return std::nullopt;
 }
 
-inline Reject ReadDouble(Value& v, double* out) noexcept {
-  if (auto error = v.get_double().get(*out)) {
-    // get_double reports strings and the like as INCORRECT_TYPE, bad numerals
-    // as NUMBER_ERROR; tell them apart by the value's type.
-    simdjson::ondemand::json_type type;
-    if (v.type().get(type)) return RejectReason::kMalformedJson;
-    if (type != simdjson::ondemand::json_type::number) return RejectReason::kWrongType;
-    return detail::NumberError(v, error);
-  }
-  return std::nullopt;
-}
-
+// As ReadLabel, but JSON null leaves `out` empty.
 inline Reject ReadOptionalLabel(Value& v, std::string_view* out) noexcept {
   bool is_null;
   if (auto reject = ReadStringFast(v, out, &is_null)) return reject;
@@ -132,14 +167,82 @@ inline Reject ReadOptionalLabel(Value& v, std::string_view* out) noexcept {
   return std::nullopt;
 }
 
-inline Reject ReadOptionalDouble(Value& v, double* out) noexcept {
-  double value;
-  if (auto error = v.get_double().get(value)) {
-    if (error == simdjson::INCORRECT_TYPE && IsNull(v)) return std::nullopt;
-    return ReadDouble(v, out);
-  }
-  *out = value;
+inline Reject ReadDouble(Value& v, double* out) noexcept {
+  if (v.get_double().get(*out)) return detail::NumberFailure(v, /*want_integer=*/false);
   return std::nullopt;
+}
+
+// As ReadDouble; *present is false (and `out` untouched) for JSON null.
+inline Reject ReadOptionalDouble(Value& v, double* out, bool* present) noexcept {
+  *present = !IsNull(v);
+  if (!*present) return std::nullopt;
+  return ReadDouble(v, out);
+}
+
+inline Reject ReadInt(Value& v, int64_t* out) noexcept {
+  if (v.get_int64().get(*out)) return detail::NumberFailure(v, /*want_integer=*/true);
+  return std::nullopt;
+}
+
+inline Reject ReadTimestamp(Value& v, int64_t* out_us) noexcept {
+  const std::string_view token = detail::Trim(v.raw_json_token());
+  if (!token.empty() && token[0] == '"') {
+    std::string_view text;
+    bool is_null;
+    if (auto reject = ReadStringFast(v, &text, &is_null)) return reject;
+    if (!ParseRfc3339(text, out_us)) return RejectReason::kBadTimestamp;
+    return std::nullopt;
+  }
+  if (!token.empty() && (token[0] == '-' || detail::IsDigit(token[0]))) {
+    double seconds_or_millis;
+    if (v.get_double().get(seconds_or_millis)) {
+      const RejectReason reason = detail::NumberFailure(v, /*want_integer=*/false);
+      return reason == RejectReason::kOutOfRange ? RejectReason::kBadTimestamp : reason;
+    }
+    if (!EpochNumberToMicros(seconds_or_millis, out_us)) return RejectReason::kBadTimestamp;
+    return std::nullopt;
+  }
+  return detail::Mismatch(v);
+}
+
+// Checks a value nobody reads: On-Demand parsing skips such values without
+// validating them, so invalid JSON inside an ignored field would otherwise
+// pass. `depth` is the value's nesting level (a top-level field's value is 2).
+inline Reject ValidateSkipped(Value& v, size_t depth) noexcept {
+  const std::string_view token = detail::Trim(v.raw_json_token());
+  if (token.empty()) return RejectReason::kMalformedJson;
+  switch (token[0]) {
+    case '"':
+      if (std::memchr(token.data(), '\\', token.size()) != nullptr) {
+        std::string_view unescaped;
+        if (v.get_string().get(unescaped)) return RejectReason::kMalformedJson;
+      }
+      return std::nullopt;
+    case '[': {
+      if (depth >= kMaxJsonDepth) return RejectReason::kTooDeep;
+      simdjson::ondemand::array array;
+      if (auto error = v.get_array().get(array)) return FromError(error);
+      for (auto element_result : array) {
+        Value element;
+        if (auto error = std::move(element_result).get(element)) return FromError(error);
+        if (auto reject = ValidateSkipped(element, depth + 1)) return reject;
+      }
+      return std::nullopt;
+    }
+    case '{': {
+      if (depth >= kMaxJsonDepth) return RejectReason::kTooDeep;
+      simdjson::ondemand::object object;
+      if (auto error = v.get_object().get(object)) return FromError(error);
+      for (auto field_result : object) {
+        simdjson::ondemand::field field;
+        if (auto error = std::move(field_result).get(field)) return FromError(error);
+        if (auto reject = ValidateSkipped(field.value(), depth + 1)) return reject;
+      }
+      return std::nullopt;
+    }
+    default:
+      return detail::IsValidToken(token) ? std::nullopt : Reject(RejectReason::kMalformedJson);
+  }
 }
 
 // True when the raw (still escaped) key at `key` is exactly `name`. The
@@ -161,44 +264,6 @@ inline std::string_view UnescapedIfEscaped(simdjson::ondemand::field& field,
   std::string_view unescaped;
   if (*p == '"' || field.unescaped_key().get(unescaped)) return {};
   return unescaped;
-}
-
-inline Reject ReadInt(Value& v, int64_t* out) noexcept {
-  simdjson::ondemand::json_type type;
-  if (auto error = v.type().get(type)) return FromError(error);
-  if (type != simdjson::ondemand::json_type::number) return RejectReason::kWrongType;
-  if (auto error = v.get_int64().get(*out)) {
-    // 201.0 or 2e2 is a number but not an integer: wrong type, unless it is a
-    // numeral too large for 64 bits.
-    if (error == simdjson::INCORRECT_TYPE) {
-      double d;
-      if (!v.get_double().get(d)) return RejectReason::kWrongType;
-    }
-    return detail::NumberError(v, error);
-  }
-  return std::nullopt;
-}
-
-inline Reject ReadTimestamp(Value& v, int64_t* out_us) noexcept {
-  simdjson::ondemand::json_type type;
-  if (auto error = v.type().get(type)) return FromError(error);
-  if (type == simdjson::ondemand::json_type::string) {
-    std::string_view text;
-    bool is_null;
-    if (auto reject = ReadStringFast(v, &text, &is_null)) return reject;
-    if (!ParseRfc3339(text, out_us)) return RejectReason::kBadTimestamp;
-    return std::nullopt;
-  }
-  if (type == simdjson::ondemand::json_type::number) {
-    double seconds_or_millis;
-    if (auto error = v.get_double().get(seconds_or_millis)) {
-      const RejectReason reason = detail::NumberError(v, error);
-      return reason == RejectReason::kOutOfRange ? RejectReason::kBadTimestamp : reason;
-    }
-    if (!EpochNumberToMicros(seconds_or_millis, out_us)) return RejectReason::kBadTimestamp;
-    return std::nullopt;
-  }
-  return RejectReason::kWrongType;
 }
 
 // Tracks which known fields were seen, to reject duplicates.

@@ -105,9 +105,12 @@ json::Reject ReadData(json::Value& v, OutboxEvent* out, json::SeenFields* seen) 
     const char* raw_key = field.key().raw();
     int id = MatchDataField(raw_key);
     if (id < 0) id = MatchUnescaped(json::UnescapedIfEscaped(field, raw_key), kDataFieldNames);
-    if (id < 0) continue;
-    if (!seen->Mark(id)) return RejectReason::kDuplicateField;
     json::Value& fv = field.value();
+    if (id < 0) {
+      if (auto reject = json::ValidateSkipped(fv, 3)) return reject;
+      continue;
+    }
+    if (!seen->Mark(id)) return RejectReason::kDuplicateField;
     if (json::IsNull(fv)) continue;
     json::Reject reject;
     switch (id) {
@@ -185,9 +188,12 @@ std::optional<RejectReason> RecordParser::ParseOutbox(const char* data, size_t l
     const char* raw_key = field.key().raw();
     int id = MatchField(raw_key);
     if (id < 0) id = MatchUnescaped(json::UnescapedIfEscaped(field, raw_key), kFieldNames);
-    if (id < 0) continue;
-    if (!seen.Mark(id)) return RejectReason::kDuplicateField;
     json::Value& v = field.value();
+    if (id < 0) {
+      if (auto reject = json::ValidateSkipped(v, 2)) return reject;
+      continue;
+    }
+    if (!seen.Mark(id)) return RejectReason::kDuplicateField;
     json::Reject reject;
     switch (id) {
       case kTs:
@@ -206,10 +212,12 @@ std::optional<RejectReason> RecordParser::ParseOutbox(const char* data, size_t l
         reject = json::ReadInt(v, &out->attempt);
         if (!reject && out->attempt < 1) reject = RejectReason::kOutOfRange;
         break;
-      case kProcessing:
-        reject = json::ReadOptionalDouble(v, &out->processing_ms);
-        if (!reject && out->processing_ms < 0) reject = RejectReason::kOutOfRange;
+      case kProcessing: {
+        bool present;
+        reject = json::ReadOptionalDouble(v, &out->processing_ms, &present);
+        if (!reject && present && out->processing_ms < 0) reject = RejectReason::kOutOfRange;
         break;
+      }
       case kError:
         reject = json::ReadOptionalLabel(v, &out->error);
         break;

@@ -28,12 +28,6 @@
 namespace novapulse {
 
 inline constexpr size_t kDefaultMaxRecordBytes = 1 << 20;
-// Deeper nesting than this is rejected as too_deep; our schemas need 2 levels.
-inline constexpr size_t kMaxJsonDepth = 64;
-
-// Which topic a record belongs to, decided by its keys, for inputs that mix
-// both topics. Cheap: a scan for key names, no parse.
-[[nodiscard]] Topic DetectTopic(std::string_view record) noexcept;
 
 class RecordParser {
  public:
@@ -48,10 +42,16 @@ class RecordParser {
   [[nodiscard]] std::optional<RejectReason> ParseOutbox(const char* data, size_t len,
                                                         size_t capacity, OutboxEvent* out) noexcept;
 
+  // Which topic a record belongs to, for inputs that mix both: the first
+  // top-level key only one schema has decides. kAuto when no key decides or
+  // the record is not a JSON object (parse it as either to learn why).
+  [[nodiscard]] Topic DetectTopic(const char* data, size_t len, size_t capacity) noexcept;
+
   // Convenience for tests and tools: copies `record` into a padded buffer.
   [[nodiscard]] std::optional<RejectReason> ParseAccessLog(std::string_view record,
                                                            AccessLogEvent* out);
   [[nodiscard]] std::optional<RejectReason> ParseOutbox(std::string_view record, OutboxEvent* out);
+  [[nodiscard]] Topic DetectTopic(std::string_view record);
 
  private:
   [[nodiscard]] std::optional<RejectReason> Start(const char* data, size_t len, size_t capacity,

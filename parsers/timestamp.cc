@@ -133,9 +133,15 @@ bool ParseRfc3339(std::string_view s, int64_t* out_us) noexcept {
 
 bool EpochNumberToMicros(double value, int64_t* out_us) noexcept {
   if (!std::isfinite(value) || value < 0) return false;
-  const double seconds = value >= 1e11 ? value / 1000.0 : value;
-  if (seconds > static_cast<double>(kMaxEpochSeconds)) return false;
-  *out_us = static_cast<int64_t>(std::llround(seconds * 1e6));
+  const bool millis = value >= 1e11;
+  const double seconds = millis ? value / 1000.0 : value;
+  if (seconds >= static_cast<double>(kMaxEpochSeconds + 1)) return false;
+  // Scale whole numbers in integers: a double holds every integer up to 2^53
+  // exactly, but not every product of one with 1000 or 1e6.
+  const double scale = millis ? 1e3 : 1e6;
+  const double whole = std::floor(value);
+  *out_us = static_cast<int64_t>(whole) * static_cast<int64_t>(scale) +
+            static_cast<int64_t>(std::llround((value - whole) * scale));
   return true;
 }
 

@@ -7,7 +7,7 @@ namespace novapulse {
 bool ProcessRecord(Topic topic, const char* data, size_t len, size_t capacity, RecordParser& parser,
                    NovaGiftMetrics::Writer& writer) {
   if (topic == Topic::kAuto) {
-    topic = DetectTopic({data, len});
+    topic = parser.DetectTopic(data, len, capacity);
     if (topic == Topic::kAuto) {
       // Not ours to tell: valid JSON of neither schema, or not JSON at all.
       // Parse as an access log line only to name the reason.

@@ -1,0 +1,235 @@
+#include "aggregators/series_index.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "aggregators/metric_def.h"
+
+namespace novapulse {
+namespace {
+
+uint32_t Resolve(SeriesIndex& index, std::string_view key) {
+  bool overflowed;
+  return index.Resolve(key, &overflowed);
+}
+
+TEST(SeriesIndex, AssignsDenseIdsInFirstSeenOrder) {
+  SeriesIndex index(1, 100);
+  EXPECT_EQ(Resolve(index, "a"), 0u);
+  EXPECT_EQ(Resolve(index, "b"), 1u);
+  EXPECT_EQ(Resolve(index, "c"), 2u);
+  EXPECT_EQ(index.size(), 3u);
+}
+
+TEST(SeriesIndex, SameKeyResolvesToSameId) {
+  SeriesIndex index(1, 100);
+  const uint32_t a = Resolve(index, "a");
+  Resolve(index, "b");
+  bool overflowed = true;
+  EXPECT_EQ(index.Resolve("a", &overflowed), a);
+  EXPECT_FALSE(overflowed);
+  EXPECT_EQ(index.size(), 2u);
+}
+
+TEST(SeriesIndex, KeyReturnsTheInternedKey) {
+  SeriesIndex index(2, 100);
+  const std::string key = std::string("GET") + kLabelSeparator + "/x";
+  const uint32_t id = Resolve(index, key);
+  EXPECT_EQ(index.Key(id), key);
+}
+
+TEST(SeriesIndexDeathTest, EmptyKeyIsASeries) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  // A family without labels has the empty key. Runs in a child process
+  // because the failure mode is a crash that would end the whole binary.
+  EXPECT_EXIT(
+      {
+        SeriesIndex index(0, 10);
+        const uint32_t first = Resolve(index, "");
+        const uint32_t again = Resolve(index, "");
+        std::exit(first == 0 && again == 0 && index.size() == 1 && index.Key(0).empty() ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+TEST(SeriesIndex, EmptyKeyAfterOtherKeysIsASeries) {
+  SeriesIndex index(1, 10);
+  Resolve(index, "a");
+  const uint32_t empty = Resolve(index, "");
+  EXPECT_EQ(empty, 1u);
+  EXPECT_EQ(Resolve(index, ""), empty);
+  EXPECT_EQ(index.Key(empty), "");
+}
+
+TEST(SeriesIndex, LongKeysAreStoredWhole) {
+  SeriesIndex index(1, 10);
+  const std::string long_key(40000, 'k');
+  const uint32_t a = Resolve(index, "a");
+  const uint32_t big = Resolve(index, long_key);
+  const uint32_t b = Resolve(index, "b");
+  EXPECT_EQ(index.Key(a), "a");
+  EXPECT_EQ(index.Key(big), long_key);
+  EXPECT_EQ(index.Key(b), "b");
+  EXPECT_EQ(Resolve(index, long_key), big);
+}
+
+TEST(SeriesIndex, RealOverflowLookalikeKeepsItsOwnSeries) {
+  // A label value that happens to read "__overflow__" is an ordinary series;
+  // the overflow series is a different id.
+  SeriesIndex index(1, 2);
+  const uint32_t lookalike = Resolve(index, kOverflowLabelValue);
+  Resolve(index, "b");
+  bool overflowed = false;
+  const uint32_t overflow = index.Resolve("c", &overflowed);
+  ASSERT_TRUE(overflowed);
+  EXPECT_NE(overflow, lookalike);
+  overflowed = true;
+  EXPECT_EQ(index.Resolve(kOverflowLabelValue, &overflowed), lookalike);
+  EXPECT_FALSE(overflowed);
+}
+
+TEST(SeriesIndex, FindDoesNotInsert) {
+  SeriesIndex index(1, 100);
+  uint32_t id = 77;
+  EXPECT_FALSE(index.Find("a", &id));
+  EXPECT_EQ(id, 77u);
+  EXPECT_EQ(index.size(), 0u);
+  const uint32_t a = Resolve(index, "a");
+  ASSERT_TRUE(index.Find("a", &id));
+  EXPECT_EQ(id, a);
+}
+
+TEST(SeriesIndex, FoldsNewKeysPastTheLimitIntoOneOverflowSeries) {
+  SeriesIndex index(2, 3);
+  for (std::string_view k : {"a", "b", "c"}) {
+    bool overflowed = true;
+    index.Resolve(k, &overflowed);
+    EXPECT_FALSE(overflowed) << k;
+  }
+  bool overflowed = false;
+  const uint32_t d = index.Resolve("d", &overflowed);
+  EXPECT_TRUE(overflowed);
+  EXPECT_EQ(d, 3u);
+  overflowed = false;
+  EXPECT_EQ(index.Resolve("e", &overflowed), d);
+  EXPECT_TRUE(overflowed);
+  EXPECT_EQ(index.size(), 4u);
+  EXPECT_EQ(index.capacity(), 4u);
+  EXPECT_EQ(index.limit(), 3u);
+}
+
+TEST(SeriesIndex, OverflowSeriesHasOverflowForEveryLabel) {
+  SeriesIndex index(3, 1);
+  Resolve(index, "a");
+  const uint32_t id = Resolve(index, "b");
+  const std::string expected = std::string(kOverflowLabelValue) + kLabelSeparator +
+                               std::string(kOverflowLabelValue) + kLabelSeparator +
+                               std::string(kOverflowLabelValue);
+  EXPECT_EQ(index.Key(id), expected);
+}
+
+TEST(SeriesIndex, KnownKeysStillResolvePastTheLimit) {
+  SeriesIndex index(1, 2);
+  const uint32_t a = Resolve(index, "a");
+  Resolve(index, "b");
+  Resolve(index, "c");  // overflow
+  bool overflowed = true;
+  EXPECT_EQ(index.Resolve("a", &overflowed), a);
+  EXPECT_FALSE(overflowed);
+}
+
+TEST(SeriesIndex, OverflowedKeysAreNotFound) {
+  SeriesIndex index(1, 1);
+  Resolve(index, "a");
+  Resolve(index, "b");
+  uint32_t id;
+  EXPECT_FALSE(index.Find("b", &id));
+}
+
+TEST(SeriesIndex, ZeroLimitSendsEverythingToOverflow) {
+  SeriesIndex index(1, 0);
+  bool overflowed = false;
+  EXPECT_EQ(index.Resolve("a", &overflowed), 0u);
+  EXPECT_TRUE(overflowed);
+  EXPECT_EQ(index.Key(0), kOverflowLabelValue);
+}
+
+TEST(SeriesIndex, KeysStayValidAcrossChunks) {
+  SeriesIndex index(1, 3 * SeriesIndex::kChunk);
+  const std::string_view first = index.Key(Resolve(index, "first-key-long-enough-for-the-heap"));
+  for (size_t i = 0; i < 2 * SeriesIndex::kChunk + 5; ++i) Resolve(index, std::to_string(i));
+  EXPECT_EQ(first, "first-key-long-enough-for-the-heap");
+  EXPECT_EQ(index.Key(static_cast<uint32_t>(SeriesIndex::kChunk + 1)),
+            std::to_string(SeriesIndex::kChunk));
+}
+
+TEST(SeriesIndex, MemoryGrowsWithSeries) {
+  SeriesIndex index(1, 10000);
+  const size_t before = index.MemoryBytes();
+  for (int i = 0; i < 2000; ++i) Resolve(index, "some-label-value-" + std::to_string(i));
+  EXPECT_GT(index.MemoryBytes(), before);
+}
+
+TEST(SeriesIndex, ConcurrentResolversAgreeOnIds) {
+  constexpr int kThreads = 4;
+  constexpr int kKeys = 3000;
+  SeriesIndex index(1, 100000);
+  std::vector<std::vector<uint32_t>> ids(kThreads, std::vector<uint32_t>(kKeys));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      // Each thread walks the keys from a different starting point.
+      for (int i = 0; i < kKeys; ++i) {
+        const int k = (i + t * kKeys / kThreads) % kKeys;
+        bool overflowed;
+        ids[t][k] = index.Resolve("k" + std::to_string(k), &overflowed);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 1; t < kThreads; ++t) EXPECT_EQ(ids[t], ids[0]);
+  const std::set<uint32_t> distinct(ids[0].begin(), ids[0].end());
+  EXPECT_EQ(distinct.size(), size_t{kKeys});
+  EXPECT_EQ(*distinct.rbegin(), uint32_t{kKeys - 1});
+  for (int k = 0; k < kKeys; ++k) EXPECT_EQ(index.Key(ids[0][k]), "k" + std::to_string(k));
+}
+
+TEST(SeriesIndex, ReaderSeesAConsistentPrefixWhileWritersInsert) {
+  constexpr int kKeys = 5000;
+  SeriesIndex index(1, kKeys);
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    for (int k = 0; k < kKeys; ++k) {
+      bool overflowed;
+      index.Resolve("key-" + std::to_string(k), &overflowed);
+    }
+    done.store(true, std::memory_order_release);
+  });
+  bool consistent = true;
+  size_t last_size = 0;
+  while (!done.load(std::memory_order_acquire)) {
+    const size_t n = index.size();
+    if (n < last_size) consistent = false;
+    last_size = n;
+    // Every published id has its key; ids are in insertion order here.
+    for (size_t id = n > 50 ? n - 50 : 0; id < n; ++id) {
+      if (index.Key(static_cast<uint32_t>(id)) != "key-" + std::to_string(id)) consistent = false;
+      uint32_t found;
+      if (!index.Find("key-" + std::to_string(id), &found) || found != id) consistent = false;
+    }
+  }
+  writer.join();
+  EXPECT_TRUE(consistent);
+  EXPECT_EQ(index.size(), size_t{kKeys});
+}
+
+}  // namespace
+}  // namespace novapulse
