@@ -1,4 +1,6 @@
 // Access-log line decoding: RecordParser::ParseAccessLog.
+#include <cstring>
+
 #include "parsers/json_values.h"
 #include "parsers/record_parser.h"
 #include "parsers/route.h"
@@ -49,6 +51,7 @@ std::optional<RejectReason> RecordParser::ParseAccessLog(const char* data, size_
                                                          AccessLogEvent* out) noexcept {
   simdjson::ondemand::object root;
   if (auto reject = Start(data, len, capacity, &root)) return reject;
+  const json::Reader r(std::memchr(data, '\\', len) != nullptr);
   *out = AccessLogEvent{};
   json::SeenFields seen;
   std::string_view path;
@@ -60,43 +63,43 @@ std::optional<RejectReason> RecordParser::ParseAccessLog(const char* data, size_
     if (id < 0) id = MatchUnescaped(json::UnescapedIfEscaped(field, raw_key));
     json::Value& v = field.value();
     if (id < 0) {
-      if (auto reject = json::ValidateSkipped(v, 2)) return reject;
+      if (auto reject = r.ValidateSkipped(v, 2)) return reject;
       continue;
     }
     if (!seen.Mark(id)) return RejectReason::kDuplicateField;
     json::Reject reject;
     switch (id) {
       case kTs:
-        reject = json::ReadTimestamp(v, &out->ts_us);
+        reject = r.ReadTimestamp(v, &out->ts_us);
         break;
       case kMethod:
-        reject = json::ReadLabel(v, &out->method);
+        reject = r.ReadLabel(v, &out->method);
         break;
       case kRoute:
-        reject = json::ReadOptionalLabel(v, &out->route);
+        reject = r.ReadOptionalLabel(v, &out->route);
         break;
       case kPath:
         // Only needed when there is no route; skip the copy when route came first.
         if (out->route.empty()) {
-          reject = json::ReadOptionalLabel(v, &path);
+          reject = r.ReadOptionalLabel(v, &path);
           if (reject == RejectReason::kOversize) reject.reset();  // only its route must fit
         } else {
-          reject = json::ValidateSkipped(v, 2);
+          reject = r.ValidateSkipped(v, 2);
         }
         break;
       case kStatus: {
-        int64_t status;
-        reject = json::ReadInt(v, &status);
+        int64_t status = 0;
+        reject = r.ReadInt(v, &status);
         if (!reject && (status < 100 || status > 599)) reject = RejectReason::kOutOfRange;
         out->status = static_cast<uint16_t>(status);
         break;
       }
       case kDuration:
-        reject = json::ReadDouble(v, &out->duration_ms);
+        reject = r.ReadDouble(v, &out->duration_ms);
         if (!reject && out->duration_ms < 0) reject = RejectReason::kOutOfRange;
         break;
       case kError:
-        reject = json::ReadOptionalLabel(v, &out->error_code);
+        reject = r.ReadOptionalLabel(v, &out->error_code);
         break;
     }
     if (reject) return reject;

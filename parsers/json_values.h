@@ -123,127 +123,138 @@ inline bool IsNull(Value& v) noexcept {
   return !v.is_null().get(is_null) && is_null;
 }
 
-// A string value read in place when it has no escapes (no copy), else
-// unescaped by simdjson. Sets *is_null for a JSON null.
-inline Reject ReadStringFast(Value& v, std::string_view* out, bool* is_null) noexcept {
-  const std::string_view token = detail::Trim(v.raw_json_token());
-  *is_null = false;
-  if (token.size() >= 2 && token[0] == '"') {
-    const std::string_view inner = token.substr(1, token.size() - 2);
-    if (std::memchr(inner.data(), '\\', inner.size()) == nullptr) {
-      *out = inner;
+// Reads the values of one record. `escapes` says whether the record holds
+// any backslash at all: most do not, and then no string needs a scan for
+// escapes before it is read in place.
+class Reader {
+ public:
+  explicit Reader(bool escapes) : escapes_(escapes) {}
+
+  // A string value read in place when it has no escapes (no copy), else
+  // unescaped by simdjson. Sets *is_null for a JSON null.
+  Reject ReadStringFast(Value& v, std::string_view* out, bool* is_null) const noexcept {
+    const std::string_view token = detail::Trim(v.raw_json_token());
+    *is_null = false;
+    if (token.size() >= 2 && token[0] == '"') {
+      const std::string_view inner = token.substr(1, token.size() - 2);
+      if (!escapes_ || std::memchr(inner.data(), '\\', inner.size()) == nullptr) {
+        *out = inner;
+        return std::nullopt;
+      }
+      if (v.get_string().get(*out)) return RejectReason::kMalformedJson;  // a bad escape
       return std::nullopt;
     }
-    if (v.get_string().get(*out)) return RejectReason::kMalformedJson;  // a bad escape
-    return std::nullopt;
+    if (token == "null") {
+      *is_null = true;
+      return std::nullopt;
+    }
+    return detail::Mismatch(v);
   }
-  if (token == "null") {
-    *is_null = true;
-    return std::nullopt;
-  }
-  return detail::Mismatch(v);
-}
 
-inline Reject ReadString(Value& v, std::string_view* out) noexcept {
-  bool is_null;
-  if (auto reject = ReadStringFast(v, out, &is_null)) return reject;
-  if (is_null) return RejectReason::kWrongType;
-  return std::nullopt;
-}
-
-// A string that becomes a label value: size-limited.
-inline Reject ReadLabel(Value& v, std::string_view* out) noexcept {
-  if (auto reject = ReadString(v, out)) return reject;
-  if (out->size() > kMaxLabelValueBytes) return RejectReason::kOversize;
-  return std::nullopt;
-}
-
-// As ReadLabel, but JSON null leaves `out` empty.
-inline Reject ReadOptionalLabel(Value& v, std::string_view* out) noexcept {
-  bool is_null;
-  if (auto reject = ReadStringFast(v, out, &is_null)) return reject;
-  if (is_null) *out = {};
-  if (out->size() > kMaxLabelValueBytes) return RejectReason::kOversize;
-  return std::nullopt;
-}
-
-inline Reject ReadDouble(Value& v, double* out) noexcept {
-  if (v.get_double().get(*out)) return detail::NumberFailure(v, /*want_integer=*/false);
-  return std::nullopt;
-}
-
-// As ReadDouble; *present is false (and `out` untouched) for JSON null.
-inline Reject ReadOptionalDouble(Value& v, double* out, bool* present) noexcept {
-  *present = !IsNull(v);
-  if (!*present) return std::nullopt;
-  return ReadDouble(v, out);
-}
-
-inline Reject ReadInt(Value& v, int64_t* out) noexcept {
-  if (v.get_int64().get(*out)) return detail::NumberFailure(v, /*want_integer=*/true);
-  return std::nullopt;
-}
-
-inline Reject ReadTimestamp(Value& v, int64_t* out_us) noexcept {
-  const std::string_view token = detail::Trim(v.raw_json_token());
-  if (!token.empty() && token[0] == '"') {
-    std::string_view text;
+  Reject ReadString(Value& v, std::string_view* out) const noexcept {
     bool is_null;
-    if (auto reject = ReadStringFast(v, &text, &is_null)) return reject;
-    if (!ParseRfc3339(text, out_us)) return RejectReason::kBadTimestamp;
+    if (auto reject = ReadStringFast(v, out, &is_null)) return reject;
+    if (is_null) return RejectReason::kWrongType;
     return std::nullopt;
   }
-  if (!token.empty() && (token[0] == '-' || detail::IsDigit(token[0]))) {
-    double seconds_or_millis;
-    if (v.get_double().get(seconds_or_millis)) {
-      const RejectReason reason = detail::NumberFailure(v, /*want_integer=*/false);
-      return reason == RejectReason::kOutOfRange ? RejectReason::kBadTimestamp : reason;
-    }
-    if (!EpochNumberToMicros(seconds_or_millis, out_us)) return RejectReason::kBadTimestamp;
-    return std::nullopt;
-  }
-  return detail::Mismatch(v);
-}
 
-// Checks a value nobody reads: On-Demand parsing skips such values without
-// validating them, so invalid JSON inside an ignored field would otherwise
-// pass. `depth` is the value's nesting level (a top-level field's value is 2).
-inline Reject ValidateSkipped(Value& v, size_t depth) noexcept {
-  const std::string_view token = detail::Trim(v.raw_json_token());
-  if (token.empty()) return RejectReason::kMalformedJson;
-  switch (token[0]) {
-    case '"':
-      if (std::memchr(token.data(), '\\', token.size()) != nullptr) {
-        std::string_view unescaped;
-        if (v.get_string().get(unescaped)) return RejectReason::kMalformedJson;
-      }
-      return std::nullopt;
-    case '[': {
-      if (depth >= kMaxJsonDepth) return RejectReason::kTooDeep;
-      simdjson::ondemand::array array;
-      if (auto error = v.get_array().get(array)) return FromError(error);
-      for (auto element_result : array) {
-        Value element;
-        if (auto error = std::move(element_result).get(element)) return FromError(error);
-        if (auto reject = ValidateSkipped(element, depth + 1)) return reject;
-      }
-      return std::nullopt;
-    }
-    case '{': {
-      if (depth >= kMaxJsonDepth) return RejectReason::kTooDeep;
-      simdjson::ondemand::object object;
-      if (auto error = v.get_object().get(object)) return FromError(error);
-      for (auto field_result : object) {
-        simdjson::ondemand::field field;
-        if (auto error = std::move(field_result).get(field)) return FromError(error);
-        if (auto reject = ValidateSkipped(field.value(), depth + 1)) return reject;
-      }
-      return std::nullopt;
-    }
-    default:
-      return detail::IsValidToken(token) ? std::nullopt : Reject(RejectReason::kMalformedJson);
+  // A string that becomes a label value: size-limited.
+  Reject ReadLabel(Value& v, std::string_view* out) const noexcept {
+    if (auto reject = ReadString(v, out)) return reject;
+    if (out->size() > kMaxLabelValueBytes) return RejectReason::kOversize;
+    return std::nullopt;
   }
-}
+
+  // As ReadLabel, but JSON null leaves `out` empty.
+  Reject ReadOptionalLabel(Value& v, std::string_view* out) const noexcept {
+    bool is_null;
+    if (auto reject = ReadStringFast(v, out, &is_null)) return reject;
+    if (is_null) *out = {};
+    if (out->size() > kMaxLabelValueBytes) return RejectReason::kOversize;
+    return std::nullopt;
+  }
+
+  Reject ReadDouble(Value& v, double* out) const noexcept {
+    if (v.get_double().get(*out)) return detail::NumberFailure(v, /*want_integer=*/false);
+    return std::nullopt;
+  }
+
+  // As ReadDouble; *present is false (and `out` untouched) for JSON null.
+  Reject ReadOptionalDouble(Value& v, double* out, bool* present) const noexcept {
+    *present = !IsNull(v);
+    if (!*present) return std::nullopt;
+    return ReadDouble(v, out);
+  }
+
+  Reject ReadInt(Value& v, int64_t* out) const noexcept {
+    if (v.get_int64().get(*out)) return detail::NumberFailure(v, /*want_integer=*/true);
+    return std::nullopt;
+  }
+
+  Reject ReadTimestamp(Value& v, int64_t* out_us) const noexcept {
+    const std::string_view token = detail::Trim(v.raw_json_token());
+    if (!token.empty() && token[0] == '"') {
+      std::string_view text;
+      bool is_null;
+      if (auto reject = ReadStringFast(v, &text, &is_null)) return reject;
+      if (!ParseRfc3339(text, out_us)) return RejectReason::kBadTimestamp;
+      return std::nullopt;
+    }
+    if (!token.empty() && (token[0] == '-' || detail::IsDigit(token[0]))) {
+      double seconds_or_millis;
+      if (v.get_double().get(seconds_or_millis)) {
+        const RejectReason reason = detail::NumberFailure(v, /*want_integer=*/false);
+        return reason == RejectReason::kOutOfRange ? RejectReason::kBadTimestamp : reason;
+      }
+      if (!EpochNumberToMicros(seconds_or_millis, out_us)) return RejectReason::kBadTimestamp;
+      return std::nullopt;
+    }
+    return detail::Mismatch(v);
+  }
+
+  // Checks a value nobody reads: On-Demand parsing skips such values without
+  // validating them, so invalid JSON inside an ignored field would otherwise
+  // pass. `depth` is the value's nesting level (a top-level field's value is 2).
+  Reject ValidateSkipped(Value& v, size_t depth) const noexcept {
+    const std::string_view token = detail::Trim(v.raw_json_token());
+    if (token.empty()) return RejectReason::kMalformedJson;
+    switch (token[0]) {
+      case '"':
+        if (escapes_ && std::memchr(token.data(), '\\', token.size()) != nullptr) {
+          std::string_view unescaped;
+          if (v.get_string().get(unescaped)) return RejectReason::kMalformedJson;
+        }
+        return std::nullopt;
+      case '[': {
+        if (depth >= kMaxJsonDepth) return RejectReason::kTooDeep;
+        simdjson::ondemand::array array;
+        if (auto error = v.get_array().get(array)) return FromError(error);
+        for (auto element_result : array) {
+          Value element;
+          if (auto error = std::move(element_result).get(element)) return FromError(error);
+          if (auto reject = ValidateSkipped(element, depth + 1)) return reject;
+        }
+        return std::nullopt;
+      }
+      case '{': {
+        if (depth >= kMaxJsonDepth) return RejectReason::kTooDeep;
+        simdjson::ondemand::object object;
+        if (auto error = v.get_object().get(object)) return FromError(error);
+        for (auto field_result : object) {
+          simdjson::ondemand::field field;
+          if (auto error = std::move(field_result).get(field)) return FromError(error);
+          if (auto reject = ValidateSkipped(field.value(), depth + 1)) return reject;
+        }
+        return std::nullopt;
+      }
+      default:
+        return detail::IsValidToken(token) ? std::nullopt : Reject(RejectReason::kMalformedJson);
+    }
+  }
+
+ private:
+  bool escapes_;
+};
 
 // True when the raw (still escaped) key at `key` is exactly `name`. The
 // comparison includes the closing quote and has a constant length, so it

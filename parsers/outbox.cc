@@ -1,4 +1,6 @@
 // Outbox envelope decoding: RecordParser::ParseOutbox.
+#include <cstring>
+
 #include "parsers/json_values.h"
 #include "parsers/record_parser.h"
 
@@ -96,7 +98,8 @@ bool ToStatus(std::string_view s, OutboxStatus* out) noexcept {
   return false;
 }
 
-json::Reject ReadData(json::Value& v, OutboxEvent* out, json::SeenFields* seen) noexcept {
+json::Reject ReadData(const json::Reader& r, json::Value& v, OutboxEvent* out,
+                      json::SeenFields* seen) noexcept {
   simdjson::ondemand::object data;
   if (auto error = v.get_object().get(data)) return json::FromError(error);
   for (auto field_result : data) {
@@ -107,7 +110,7 @@ json::Reject ReadData(json::Value& v, OutboxEvent* out, json::SeenFields* seen) 
     if (id < 0) id = MatchUnescaped(json::UnescapedIfEscaped(field, raw_key), kDataFieldNames);
     json::Value& fv = field.value();
     if (id < 0) {
-      if (auto reject = json::ValidateSkipped(fv, 3)) return reject;
+      if (auto reject = r.ValidateSkipped(fv, 3)) return reject;
       continue;
     }
     if (!seen->Mark(id)) return RejectReason::kDuplicateField;
@@ -115,31 +118,31 @@ json::Reject ReadData(json::Value& v, OutboxEvent* out, json::SeenFields* seen) 
     json::Reject reject;
     switch (id) {
       case kGiftId:
-        reject = json::ReadString(fv, &out->gift_id);
+        reject = r.ReadString(fv, &out->gift_id);
         break;
       case kMode:
-        reject = json::ReadLabel(fv, &out->mode);
+        reject = r.ReadLabel(fv, &out->mode);
         break;
       case kTheme:
-        reject = json::ReadLabel(fv, &out->theme);
+        reject = r.ReadLabel(fv, &out->theme);
         break;
       case kValue:
-        reject = json::ReadDouble(fv, &out->value_usd);
+        reject = r.ReadDouble(fv, &out->value_usd);
         if (!reject && out->value_usd < 0) reject = RejectReason::kOutOfRange;
         break;
       case kCreatedAt:
-        reject = json::ReadTimestamp(fv, &out->created_at_us);
+        reject = r.ReadTimestamp(fv, &out->created_at_us);
         out->has_created_at = !reject;
         break;
       case kKind:
-        reject = json::ReadLabel(fv, &out->wallet_kind);
+        reject = r.ReadLabel(fv, &out->wallet_kind);
         break;
       case kAmount:
-        reject = json::ReadDouble(fv, &out->amount_usd);
+        reject = r.ReadDouble(fv, &out->amount_usd);
         if (!reject && out->amount_usd < 0) reject = RejectReason::kOutOfRange;
         break;
       case kTxStatus:
-        reject = json::ReadLabel(fv, &out->wallet_status);
+        reject = r.ReadLabel(fv, &out->wallet_status);
         break;
     }
     if (reject) return reject;
@@ -178,6 +181,7 @@ std::optional<RejectReason> RecordParser::ParseOutbox(const char* data, size_t l
                                                       OutboxEvent* out) noexcept {
   simdjson::ondemand::object root;
   if (auto reject = Start(data, len, capacity, &root)) return reject;
+  const json::Reader r(std::memchr(data, '\\', len) != nullptr);
   *out = OutboxEvent{};
   json::SeenFields seen;
   json::SeenFields data_seen;
@@ -190,40 +194,40 @@ std::optional<RejectReason> RecordParser::ParseOutbox(const char* data, size_t l
     if (id < 0) id = MatchUnescaped(json::UnescapedIfEscaped(field, raw_key), kFieldNames);
     json::Value& v = field.value();
     if (id < 0) {
-      if (auto reject = json::ValidateSkipped(v, 2)) return reject;
+      if (auto reject = r.ValidateSkipped(v, 2)) return reject;
       continue;
     }
     if (!seen.Mark(id)) return RejectReason::kDuplicateField;
     json::Reject reject;
     switch (id) {
       case kTs:
-        reject = json::ReadTimestamp(v, &out->ts_us);
+        reject = r.ReadTimestamp(v, &out->ts_us);
         break;
       case kId:
-        reject = json::ReadString(v, &out->id);
+        reject = r.ReadString(v, &out->id);
         break;
       case kType:
-        reject = json::ReadString(v, &type_name);
+        reject = r.ReadString(v, &type_name);
         break;
       case kStatus:
-        reject = json::ReadString(v, &status_name);
+        reject = r.ReadString(v, &status_name);
         break;
       case kAttempt:
-        reject = json::ReadInt(v, &out->attempt);
+        reject = r.ReadInt(v, &out->attempt);
         if (!reject && out->attempt < 1) reject = RejectReason::kOutOfRange;
         break;
       case kProcessing: {
         bool present;
-        reject = json::ReadOptionalDouble(v, &out->processing_ms, &present);
+        reject = r.ReadOptionalDouble(v, &out->processing_ms, &present);
         if (!reject && present && out->processing_ms < 0) reject = RejectReason::kOutOfRange;
         break;
       }
       case kError:
-        reject = json::ReadOptionalLabel(v, &out->error);
+        reject = r.ReadOptionalLabel(v, &out->error);
         break;
       case kData:
         if (json::IsNull(v)) break;
-        reject = ReadData(v, out, &data_seen);
+        reject = ReadData(r, v, out, &data_seen);
         break;
     }
     if (reject) return reject;
