@@ -41,11 +41,6 @@ class CellArray {
     std::atomic<uint64_t>& w = WritableWord(series, word);
     w.store(w.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
   }
-  void AddDouble(uint32_t series, size_t word, double delta) {
-    std::atomic<uint64_t>& w = WritableWord(series, word);
-    const double now = std::bit_cast<double>(w.load(std::memory_order_relaxed)) + delta;
-    w.store(std::bit_cast<uint64_t>(now), std::memory_order_relaxed);
-  }
   void Store(uint32_t series, size_t word, uint64_t value) {
     WritableWord(series, word).store(value, std::memory_order_relaxed);
   }

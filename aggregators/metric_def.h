@@ -13,7 +13,7 @@ namespace novapulse {
 enum class MetricType : uint8_t {
   kCounter,    // one u64 word per series per shard, summed
   kGauge,      // one i64 word of deltas per series per shard, summed, floored at 0
-  kHistogram,  // per-bucket u64 counts (+Inf last), then the sum as double bits
+  kHistogram,  // per-bucket u64 counts (+Inf last), then the sum in sum_units
   kComputed,   // a gauge computed at snapshot time, not stored in cells
 };
 
@@ -26,6 +26,10 @@ struct MetricDef {
   // Families whose label values come from a fixed, small set (the self
   // metrics) carry their own limit instead of the configured one.
   size_t fixed_series_limit = 0;
+  // Histogram sums are kept as integer counts of this unit, so they add up
+  // exactly and the same in any order: replay output does not depend on
+  // which worker saw which event.
+  double sum_unit = 1e-6;
 
   // Words each series occupies in a shard.
   size_t Width() const { return type == MetricType::kHistogram ? buckets.size() + 2 : 1; }

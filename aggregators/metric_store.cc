@@ -1,5 +1,7 @@
 #include "aggregators/metric_store.h"
 
+#include <algorithm>
+
 namespace novapulse {
 
 std::vector<std::string_view> SplitKey(std::string_view key) {
@@ -50,21 +52,20 @@ FamilySnapshot MetricStore::Merge(size_t m) const {
   f.width = defs_[m].Width();
   const SeriesIndex& idx = *indexes_[m];
   const size_t n = idx.size();
+  // Series in label order, not in the order workers happened to meet them,
+  // so the same input always renders the same text.
+  std::vector<uint32_t> order(n);
+  for (uint32_t id = 0; id < n; ++id) order[id] = id;
+  std::sort(order.begin(), order.end(),
+            [&idx](uint32_t a, uint32_t b) { return idx.Key(a) < idx.Key(b); });
   f.keys.reserve(n);
-  for (uint32_t id = 0; id < n; ++id) f.keys.push_back(idx.Key(id));
+  for (uint32_t id : order) f.keys.push_back(idx.Key(id));
   f.words.assign(n * f.width, 0);
-  const bool histogram = defs_[m].type == MetricType::kHistogram;
   for (int s = 0; s < num_shards_; ++s) {
     const CellArray& c = cells(s, m);
-    for (uint32_t id = 0; id < n; ++id) {
-      uint64_t* out = &f.words[id * f.width];
-      const size_t integer_words = histogram ? f.width - 1 : f.width;
-      for (size_t w = 0; w < integer_words; ++w) out[w] += c.Load(id, w);
-      if (histogram) {
-        const double sum = std::bit_cast<double>(out[f.width - 1]) +
-                           std::bit_cast<double>(c.Load(id, f.width - 1));
-        out[f.width - 1] = std::bit_cast<uint64_t>(sum);
-      }
+    for (size_t i = 0; i < n; ++i) {
+      uint64_t* out = &f.words[i * f.width];
+      for (size_t w = 0; w < f.width; ++w) out[w] += c.Load(order[i], w);
     }
   }
   if (defs_[m].type == MetricType::kGauge) {

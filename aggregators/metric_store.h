@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -27,7 +28,7 @@ namespace novapulse {
 
 // Merged values of one family. `words` holds `width` words per series:
 // counter: the count; gauge: the value as double bits; histogram: per-bucket
-// counts (not cumulative, +Inf last) then the sum as double bits.
+// counts (not cumulative, +Inf last) then the sum in MetricDef::sum_units.
 struct FamilySnapshot {
   const MetricDef* def = nullptr;
   size_t width = 1;
@@ -38,7 +39,7 @@ struct FamilySnapshot {
   uint64_t Word(size_t series, size_t word) const { return words[series * width + word]; }
   double Gauge(size_t series) const { return std::bit_cast<double>(Word(series, 0)); }
   double HistogramSum(size_t series) const {
-    return std::bit_cast<double>(Word(series, width - 1));
+    return static_cast<double>(Word(series, width - 1)) * def->sum_unit;
   }
   uint64_t HistogramCount(size_t series) const {
     uint64_t n = 0;
@@ -95,7 +96,9 @@ class ShardWriter {
     const std::vector<double>& bounds = store_->def(m).buckets;
     const size_t bucket = std::lower_bound(bounds.begin(), bounds.end(), value) - bounds.begin();
     cells_[m]->Add(series, bucket, 1);
-    cells_[m]->AddDouble(series, bounds.size() + 1, value);
+    // Observed values are never negative: parsers reject negative inputs.
+    cells_[m]->Add(series, bounds.size() + 1,
+                   static_cast<uint64_t>(std::llround(value / store_->def(m).sum_unit)));
   }
   MetricStore& store() { return *store_; }
   int shard() const { return shard_; }

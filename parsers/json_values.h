@@ -111,8 +111,10 @@ inline RejectReason NumberFailure(Value& v, bool want_integer) noexcept {
   if (t.empty() || !(t[0] == '-' || IsDigit(t[0]))) return Mismatch(v);
   if (!IsJsonNumber(t, &integer)) return RejectReason::kMalformedJson;
   // A well-formed numeral that did not convert: too large (2^70, 1e400), or
-  // a fraction where an integer belongs.
-  return want_integer && !integer ? RejectReason::kWrongType : RejectReason::kOutOfRange;
+  // a fraction where an integer belongs (201.5, 2e2).
+  double as_double;
+  if (want_integer && !integer && !v.get_double().get(as_double)) return RejectReason::kWrongType;
+  return RejectReason::kOutOfRange;
 }
 
 }  // namespace detail
@@ -231,7 +233,11 @@ class Reader {
         if (auto error = v.get_array().get(array)) return FromError(error);
         for (auto element_result : array) {
           Value element;
-          if (auto error = std::move(element_result).get(element)) return FromError(error);
+          // get() is &&-qualified; the move only selects it.
+          if (auto error =
+                  std::move(element_result).get(element)) {  // NOLINT(performance-move-const-arg)
+            return FromError(error);
+          }
           if (auto reject = ValidateSkipped(element, depth + 1)) return reject;
         }
         return std::nullopt;

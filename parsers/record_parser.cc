@@ -25,7 +25,15 @@ std::optional<RejectReason> RecordParser::Start(const char* data, size_t len, si
   if (auto error = parser_.iterate(data, len, capacity).get(doc_)) return json::FromError(error);
   simdjson::ondemand::json_type type;
   if (auto error = doc_.type().get(type)) return json::FromError(error);
-  if (type != simdjson::ondemand::json_type::object) return RejectReason::kNotObject;
+  if (type != simdjson::ondemand::json_type::object) {
+    // The type is read from the first character only: "[1,2" or "123abc"
+    // would pass for arrays and numbers. Rare, so a full DOM parse decides.
+    simdjson::dom::element element;
+    if (auto error = dom_.parse(data, len, /*realloc_if_needed=*/false).get(element)) {
+      return json::FromError(error);
+    }
+    return RejectReason::kNotObject;
+  }
   if (auto error = doc_.get_object().get(*root)) return json::FromError(error);
   return std::nullopt;
 }

@@ -62,6 +62,7 @@ class RecordParser {
 
   simdjson::ondemand::parser parser_;
   simdjson::ondemand::document doc_;
+  simdjson::dom::parser dom_;  // validates records whose root is not an object
   size_t max_record_bytes_;
   std::string route_;   // normalised route when only `path` is given
   std::string padded_;  // scratch for the string_view overloads

@@ -34,6 +34,12 @@ bool ArgParser::Next() {
   return true;
 }
 
+bool ArgParser::IsSwitch(std::string_view flag) {
+  if (!Is(flag)) return false;
+  if (has_inline_value_) Fail(std::string(name_) + " takes no value");
+  return true;
+}
+
 std::string ArgParser::Value() {
   if (has_inline_value_) return std::string(inline_value_);
   if (pos_ >= argc_) {

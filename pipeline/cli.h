@@ -26,6 +26,8 @@ class ArgParser {
   // Advances to the next argument; false when done (or after --help/error).
   bool Next();
   bool Is(std::string_view flag) const { return !positional_ && name_ == flag; }
+  // A flag that takes no value: "--flag=x" is a usage error.
+  bool IsSwitch(std::string_view flag);
   bool IsPositional() const { return positional_; }
   std::string_view Positional() const { return current_; }
 

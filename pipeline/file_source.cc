@@ -56,6 +56,10 @@ class FdReader {
   }
   uint64_t consumed() const { return consumed_; }
   const std::string& path() const { return path_; }
+  void SkipPeeked(size_t n) {
+    peek_pos_ += n;
+    consumed_ += n;
+  }
 
  private:
   int fd_;
@@ -198,6 +202,9 @@ absl::StatusOr<std::unique_ptr<FileSource>> FileSource::Open(const std::string& 
   } else if (have == 4 && magic == std::string("\x28\xb5\x2f\xfd", 4)) {
     reader = std::make_unique<ZstdReader>(std::move(fd_reader));
   } else {
+    // A UTF-8 byte order mark (editors on Windows write one) is not part of
+    // the first record.
+    if (magic.starts_with("\xEF\xBB\xBF")) fd_reader->SkipPeeked(3);
     reader = std::make_unique<PlainReader>(std::move(fd_reader));
   }
   return std::unique_ptr<FileSource>(
@@ -234,7 +241,7 @@ absl::StatusOr<bool> FileSource::Next(Chunk* chunk) {
   size_t target = options_.chunk_bytes;
   while (true) {
     while (!eof_ && filled < target) {
-      absl::StatusOr<size_t> got = reader_->Read(buf + filled, room - filled);
+      absl::StatusOr<size_t> got = reader_->Read(buf + filled, target - filled);
       if (!got.ok()) return got.status();
       if (*got == 0) {
         eof_ = true;

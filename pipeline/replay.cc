@@ -49,6 +49,7 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
   }
 
   std::vector<std::unique_ptr<RecordParser>> parsers;
+  parsers.reserve(static_cast<size_t>(options.threads));
   for (int i = 0; i < options.threads; ++i) {
     parsers.push_back(std::make_unique<RecordParser>(options.source.max_record_bytes));
   }
@@ -58,6 +59,7 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
   tbb::concurrent_bounded_queue<Token*> filled;
   std::vector<std::unique_ptr<Token>> tokens;
   const size_t max_tokens = static_cast<size_t>(options.threads) * 2 + 1;
+  tokens.reserve(max_tokens + 1);
   for (size_t i = 0; i < max_tokens + 1; ++i) {  // one more: the reader fills ahead
     tokens.push_back(std::make_unique<Token>());
     free_tokens.push(tokens.back().get());
@@ -222,13 +224,13 @@ int RunReplayCommand(int argc, char** argv) {
       options.source.chunk_bytes = static_cast<size_t>(args.Int(4096, 1LL << 30));
     } else if (args.Is("--series-limit")) {
       series_limit = static_cast<size_t>(args.Int(1, 100'000'000));
-    } else if (args.Is("--progress")) {
+    } else if (args.IsSwitch("--progress")) {
       progress = true;
-    } else if (args.Is("--no-progress")) {
+    } else if (args.IsSwitch("--no-progress")) {
       progress = false;
-    } else if (args.Is("--report")) {
+    } else if (args.IsSwitch("--report")) {
       report = true;
-    } else if (args.Is("-q") || args.Is("--quiet")) {
+    } else if (args.IsSwitch("-q") || args.IsSwitch("--quiet")) {
       quiet = true;
     } else if (args.IsPositional()) {
       inputs.push_back({std::string(args.Positional()), topic});

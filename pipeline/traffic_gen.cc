@@ -26,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "pipeline/cli.h"
 
 namespace novapulse {
 namespace {
@@ -300,8 +301,7 @@ constexpr std::string_view kUserAgents[] = {
     "NovaGift-iOS/4.12.0 (iPhone15,2; iOS 17.1; Scale/3.00)",
     "NovaGift-Android/4.11.3 (Pixel 8; Android 14)",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/119.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_1) AppleWebKit/605.1.15 Version/17.1 "
-    "Safari/605.1.15",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_1) AppleWebKit/605.1.15 Safari/605.1.15",
     "NovaGift-Web/2026.11.3 (+https://novagift.com)",
     "okhttp/4.12.0",
 };
@@ -865,8 +865,9 @@ class Generator {
         if (outbox_rng_.Uniform() < fail_p) {
           next.kind = StepKind::kFailed;
           next.error = static_cast<uint8_t>(outbox_error_pick_.Pick(outbox_rng_));
-          ms = next.error == 0 ? kOutboxTimeoutUs / kUsPerMs + 200 * outbox_rng_.Uniform()
-                               : std::clamp(outbox_rng_.LogNormal(15, 0.6), 1.0, 5000.0);
+          ms = next.error == 0
+                   ? static_cast<double>(kOutboxTimeoutUs) / kUsPerMs + 200 * outbox_rng_.Uniform()
+                   : std::clamp(outbox_rng_.LogNormal(15, 0.6), 1.0, 5000.0);
         } else {
           next.kind = StepKind::kProcessed;
           ms = std::clamp(outbox_rng_.LogNormal(40, 0.7), 1.0, 30000.0);
@@ -931,6 +932,7 @@ class Generator {
 
   const Weighted route_pick_{[] {
     std::vector<double> w;
+    w.reserve(std::size(kRoutes));
     for (const RouteSpec& r : kRoutes) w.push_back(r.weight);
     return w;
   }()};
@@ -1251,11 +1253,6 @@ int UsageError(absl::string_view message) {
   return 2;
 }
 
-bool ParseNonNegativeDouble(std::string_view s, double& out) {
-  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && ptr == s.data() + s.size() && std::isfinite(out) && out >= 0;
-}
-
 std::string HumanBytes(uint64_t bytes) {
   if (bytes >= (1ULL << 30)) return absl::StrFormat("%.2f GiB", bytes / double(1ULL << 30));
   if (bytes >= (1ULL << 20)) return absl::StrFormat("%.1f MiB", bytes / double(1ULL << 20));
@@ -1338,78 +1335,52 @@ int RunGenCommand(int argc, char** argv) {
   std::vector<std::string> incident_specs;
   Compression compression = Compression::kNone;
 
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::fwrite(kGenUsage.data(), 1, kGenUsage.size(), stdout);
-      return 0;
-    }
-    if (!arg.starts_with("--")) {
-      return UsageError(Cat("unexpected argument '", arg, "'"));
-    }
-    std::string_view name = arg;
-    std::string_view value;
-    bool has_value = false;
-    if (const size_t eq = arg.find('='); eq != std::string_view::npos) {
-      name = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-      has_value = true;
-    }
-    static constexpr std::array<std::string_view, 9> kFlags = {
-        "--out",      "--duration",         "--start",
-        "--rate",     "--gifts-per-minute", "--seed",
-        "--incident", "--compress",         "--wallet-per-minute"};
-    if (std::find(kFlags.begin(), kFlags.end(), name) == kFlags.end()) {
-      return UsageError(Cat("unknown flag '", name, "'"));
-    }
-    if (!has_value) {
-      if (i + 1 >= argc) return UsageError(Cat("flag ", name, " needs a value"));
-      value = argv[++i];
-    }
-    const auto bad_value = [&](absl::string_view want) {
-      return UsageError(Cat("bad value '", value, "' for ", name, ": ", want));
-    };
-    if (name == "--out") {
-      if (value.empty()) return bad_value("want a directory");
-      out_dir = std::string(value);
-    } else if (name == "--duration") {
+  ArgParser args(argc, argv, kGenUsage);
+  while (args.Next()) {
+    if (args.Is("--out")) {
+      out_dir = args.Value();
+      if (!args.failed() && out_dir.empty()) return args.Fail("--out: want a directory");
+    } else if (args.Is("--duration")) {
+      const std::string value = args.Value();
+      if (args.failed()) break;
       absl::StatusOr<int64_t> d = ParseDurationUs(value);
-      if (!d.ok()) return bad_value(d.status().message());
-      if (*d <= 0) return bad_value("want a positive duration");
+      if (!d.ok() || *d <= 0) {
+        return args.Fail("--duration: bad value '" + value + "': " +
+                         (d.ok() ? "want a positive duration" : std::string(d.status().message())));
+      }
       config.duration_us = *d;
-    } else if (name == "--start") {
-      start_text = std::string(value);
-    } else if (name == "--rate") {
-      if (!ParseNonNegativeDouble(value, config.access_rate))
-        return bad_value("want a number >= 0");
-    } else if (name == "--gifts-per-minute") {
-      if (!ParseNonNegativeDouble(value, config.gifts_per_minute)) {
-        return bad_value("want a number >= 0");
-      }
-    } else if (name == "--wallet-per-minute") {
-      if (!ParseNonNegativeDouble(value, config.wallet_per_minute)) {
-        return bad_value("want a number >= 0");
-      }
-    } else if (name == "--seed") {
-      const auto [ptr, ec] =
-          std::from_chars(value.data(), value.data() + value.size(), config.seed);
-      if (ec != std::errc() || ptr != value.data() + value.size() || value.empty()) {
-        return bad_value("want an unsigned integer");
-      }
-    } else if (name == "--incident") {
-      incident_specs.emplace_back(value);
-    } else if (name == "--compress") {
+    } else if (args.Is("--start")) {
+      start_text = args.Value();
+    } else if (args.Is("--rate")) {
+      config.access_rate = args.Double(0, 1e9);
+    } else if (args.Is("--gifts-per-minute")) {
+      config.gifts_per_minute = args.Double(0, 1e9);
+    } else if (args.Is("--wallet-per-minute")) {
+      config.wallet_per_minute = args.Double(0, 1e9);
+    } else if (args.Is("--seed")) {
+      config.seed = static_cast<uint64_t>(args.Int(0, INT64_MAX));
+    } else if (args.Is("--incident")) {
+      incident_specs.push_back(args.Value());
+    } else if (args.Is("--compress")) {
+      const std::string value = args.Value();
       if (value == "none") {
         compression = Compression::kNone;
       } else if (value == "gzip") {
         compression = Compression::kGzip;
       } else if (value == "zstd") {
         compression = Compression::kZstd;
-      } else {
-        return bad_value("want none, gzip or zstd");
+      } else if (!args.failed()) {
+        return args.Fail("--compress: bad value '" + value + "': want none, gzip or zstd");
       }
+    } else if (args.IsPositional()) {
+      return args.Fail("unexpected argument '" + std::string(args.Positional()) + "'");
+    } else {
+      return args.UnknownFlag();
     }
+    if (args.failed()) return args.exit_code();
   }
+  if (args.failed()) return args.exit_code();
+  if (args.help()) return 0;
   if (out_dir.empty()) return UsageError("--out DIR is required");
 
   absl::Time start;

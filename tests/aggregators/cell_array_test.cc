@@ -37,14 +37,6 @@ TEST(CellArray, NegativeDeltasWrapToATwosComplementSum) {
   EXPECT_EQ(static_cast<int64_t>(cells.Load(0, 0)), 2);
 }
 
-TEST(CellArray, AddDoubleAccumulatesDoubleBits) {
-  CellArray cells(2, 1);
-  cells.AddDouble(0, 1, 0.25);
-  cells.AddDouble(0, 1, 1.5);
-  EXPECT_EQ(std::bit_cast<double>(cells.Load(0, 1)), 1.75);
-  EXPECT_EQ(cells.Load(0, 0), 0u);
-}
-
 TEST(CellArray, StoreOverwrites) {
   CellArray cells(1, 1);
   cells.Add(0, 0, 10);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <initializer_list>
+#include <map>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -298,28 +299,32 @@ TEST(MetricStore, ConcurrentMergeIsMonotonicAndFinalTotalsAreExact) {
     });
   }
 
-  std::vector<uint64_t> last_count;
-  std::vector<std::vector<uint64_t>> last_buckets;
-  std::vector<double> last_sum;
+  // Merged series come sorted by key, so a new series can shift positions:
+  // successive merges are compared per key.
+  std::map<std::string, uint64_t, std::less<>> last_count;
+  std::map<std::string, std::vector<uint64_t>, std::less<>> last_buckets;
+  std::map<std::string, double, std::less<>> last_sum;
   bool monotonic = true;
   int merges = 0;
   while (running.load(std::memory_order_acquire) > 0) {
     const FamilySnapshot counters = store.Merge(kRequests);
-    last_count.resize(counters.size(), 0);
     for (size_t i = 0; i < counters.size(); ++i) {
-      if (counters.Word(i, 0) < last_count[i]) monotonic = false;
-      last_count[i] = counters.Word(i, 0);
+      uint64_t& last = last_count[std::string(counters.keys[i])];
+      if (counters.Word(i, 0) < last) monotonic = false;
+      last = counters.Word(i, 0);
     }
     const FamilySnapshot hist = store.Merge(kLatency);
-    last_buckets.resize(hist.size(), std::vector<uint64_t>(4, 0));
-    last_sum.resize(hist.size(), 0);
     for (size_t i = 0; i < hist.size(); ++i) {
+      const std::string key(hist.keys[i]);
+      std::vector<uint64_t>& buckets = last_buckets[key];
+      buckets.resize(4, 0);
       for (size_t b = 0; b < 4; ++b) {
-        if (hist.Word(i, b) < last_buckets[i][b]) monotonic = false;
-        last_buckets[i][b] = hist.Word(i, b);
+        if (hist.Word(i, b) < buckets[b]) monotonic = false;
+        buckets[b] = hist.Word(i, b);
       }
-      if (hist.HistogramSum(i) < last_sum[i]) monotonic = false;
-      last_sum[i] = hist.HistogramSum(i);
+      double& sum = last_sum[key];
+      if (hist.HistogramSum(i) < sum) monotonic = false;
+      sum = hist.HistogramSum(i);
     }
     ++merges;
   }

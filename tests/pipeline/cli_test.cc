@@ -1,0 +1,232 @@
+// The novapulse command line, run as a process: help and usage errors (exit
+// 2, naming the problem), input errors (exit 1, naming the path).
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/pipeline/test_process.h"
+#include "tests/sinks/prometheus_text.h"
+
+namespace novapulse {
+namespace {
+
+using ::novapulse::testing::ParsePromText;
+using ::novapulse::testing::ProcessResult;
+using ::novapulse::testing::ReadWholeFile;
+using ::novapulse::testing::RunNovapulse;
+using ::novapulse::testing::ScratchDir;
+using ::novapulse::testing::WriteWholeFile;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+
+constexpr char kAccessLine[] =
+    R"({"ts":"2026-11-26T00:00:01.000Z","method":"GET","route":"/api/gifts","status":200,"duration_ms":12.5})";
+
+class Cli : public ::testing::Test {
+ protected:
+  Cli() { WriteWholeFile(Good(), std::string(kAccessLine) + "\n"); }
+  std::string Good() const { return dir_.Path("good.ndjson"); }
+
+  ScratchDir dir_;
+};
+
+TEST_F(Cli, TopLevelHelpPrintsUsageAndExitsZero) {
+  for (const char* flag : {"--help", "-h", "help"}) {
+    SCOPED_TRACE(flag);
+    const ProcessResult r = RunNovapulse({flag});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_THAT(r.out, HasSubstr("Usage: novapulse COMMAND"));
+    EXPECT_THAT(r.out, HasSubstr("replay"));
+    EXPECT_THAT(r.out, HasSubstr("gen"));
+    EXPECT_THAT(r.err, IsEmpty());
+  }
+}
+
+TEST_F(Cli, NoCommandPrintsUsageOnStderrAndExitsTwo) {
+  const ProcessResult r = RunNovapulse({});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("Usage: novapulse COMMAND"));
+  EXPECT_THAT(r.out, IsEmpty());
+}
+
+TEST_F(Cli, ReplayHelpPrintsItsOptionsAndExitsZero) {
+  const ProcessResult r = RunNovapulse({"replay", "--help"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("Usage: novapulse replay"));
+  for (const char* flag : {"--threads", "--output", "--topic", "--max-record-bytes",
+                           "--series-limit", "--chunk-bytes", "--quiet"}) {
+    EXPECT_THAT(r.out, HasSubstr(flag));
+  }
+  EXPECT_THAT(r.err, IsEmpty());
+}
+
+TEST_F(Cli, ReplayHelpWinsOverOtherArgumentsAndReadsNothing) {
+  const ProcessResult r = RunNovapulse({"replay", dir_.Path("missing.ndjson"), "-h"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("Usage: novapulse replay"));
+  EXPECT_THAT(r.err, IsEmpty());
+}
+
+TEST_F(Cli, GenHelpPrintsItsOptionsAndExitsZero) {
+  const ProcessResult r = RunNovapulse({"gen", "--help"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("usage: novapulse gen"));
+  for (const char* flag : {"--out", "--duration", "--rate", "--incident", "--compress"}) {
+    EXPECT_THAT(r.out, HasSubstr(flag));
+  }
+}
+
+TEST_F(Cli, UnknownCommandExitsTwoNamingIt) {
+  const ProcessResult r = RunNovapulse({"frobnicate", "x"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("unknown command 'frobnicate'"));
+  EXPECT_THAT(r.out, IsEmpty());
+}
+
+TEST_F(Cli, UnknownFlagExitsTwoNamingIt) {
+  const ProcessResult replay = RunNovapulse({"replay", "--frobnicate", Good()});
+  EXPECT_EQ(replay.exit_code, 2);
+  EXPECT_THAT(replay.err, HasSubstr("--frobnicate"));
+  EXPECT_THAT(replay.err, HasSubstr("novapulse replay --help"));
+  EXPECT_THAT(replay.out, IsEmpty()) << "no metrics after a usage error";
+
+  const ProcessResult gen = RunNovapulse({"gen", "--out", dir_.Path("g"), "--frobnicate", "1"});
+  EXPECT_EQ(gen.exit_code, 2);
+  EXPECT_THAT(gen.err, HasSubstr("--frobnicate"));
+}
+
+TEST_F(Cli, MissingFlagValueExitsTwoNamingTheFlag) {
+  for (const char* flag : {"--threads", "--output", "--topic", "--max-record-bytes",
+                           "--series-limit", "--chunk-bytes"}) {
+    SCOPED_TRACE(flag);
+    const ProcessResult r = RunNovapulse({"replay", Good(), flag});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_THAT(r.err, HasSubstr(std::string(flag) + " needs a value"));
+    EXPECT_THAT(r.out, IsEmpty());
+  }
+  const ProcessResult gen = RunNovapulse({"gen", "--out"});
+  EXPECT_EQ(gen.exit_code, 2);
+  EXPECT_THAT(gen.err, HasSubstr("--out"));
+}
+
+TEST_F(Cli, BadFlagValueExitsTwoNamingTheFlagAndValue) {
+  const std::vector<std::vector<std::string>> cases = {
+      {"--threads", "0"},           {"--threads", "abc"},    {"--threads", "2000"},
+      {"--max-record-bytes", "10"}, {"--chunk-bytes", "-1"}, {"--series-limit", "0"},
+  };
+  for (const std::vector<std::string>& c : cases) {
+    SCOPED_TRACE(c[0] + " " + c[1]);
+    const ProcessResult r = RunNovapulse({"replay", c[0], c[1], Good()});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_THAT(r.err, HasSubstr(c[0]));
+    EXPECT_THAT(r.err, HasSubstr("'" + c[1] + "'"));
+  }
+  const ProcessResult topic = RunNovapulse({"replay", "--topic", "kafka", Good()});
+  EXPECT_EQ(topic.exit_code, 2);
+  EXPECT_THAT(topic.err, HasSubstr("unknown topic 'kafka'"));
+}
+
+TEST_F(Cli, BooleanFlagWithAValueIsAUsageError) {
+  // "--quiet=no" silently meaning "quiet" (or "--progress=false" meaning
+  // progress) would do the opposite of what was asked.
+  for (const char* arg : {"--quiet=no", "--progress=false", "--report=0"}) {
+    SCOPED_TRACE(arg);
+    const ProcessResult r = RunNovapulse({"replay", arg, Good()});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+  }
+}
+
+TEST_F(Cli, NoInputFilesExitsTwo) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"replay"}, {"replay", "--threads", "2", "--topic", "outbox"}}) {
+    const ProcessResult r = RunNovapulse(args);
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_THAT(r.err, HasSubstr("no input files"));
+    EXPECT_THAT(r.out, IsEmpty());
+  }
+}
+
+TEST_F(Cli, MissingFileExitsOneNamingThePath) {
+  const std::string missing = dir_.Path("no-such.ndjson");
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"replay", missing},
+                                               {"replay", Good(), missing},
+                                               {"replay", "--threads", "2", missing, Good()}}) {
+    const ProcessResult r = RunNovapulse(args);
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_THAT(r.err, HasSubstr(missing));
+    EXPECT_THAT(r.err, HasSubstr("No such file"));
+    EXPECT_THAT(r.out, IsEmpty()) << "no metrics from a failed replay";
+  }
+}
+
+TEST_F(Cli, DoubleDashEndsFlags) {
+  // After "--", a name that looks like a flag is a file.
+  const ProcessResult r = RunNovapulse({"replay", "--", "--threads"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("--threads: cannot open"));
+}
+
+TEST_F(Cli, UnwritableOutputExitsOneNamingIt) {
+  const std::string out = dir_.Path("no-such-dir/metrics.txt");
+  const ProcessResult r = RunNovapulse({"replay", "--output", out, Good()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr(out));
+}
+
+TEST_F(Cli, FlagsTakeInlineValuesToo) {
+  const std::string out = dir_.Path("m.txt");
+  const ProcessResult r =
+      RunNovapulse({"replay", "--threads=2", "--topic=access-log", "--output=" + out, Good()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, IsEmpty());
+  const testing::PromText text = ParsePromText(ReadWholeFile(out));
+  EXPECT_EQ(text.Value("http_requests_total",
+                       {{"method", "GET"}, {"route", "/api/gifts"}, {"status", "200"}}),
+            1);
+}
+
+TEST_F(Cli, MetricsGoToStdoutAndTheSummaryToStderr) {
+  const ProcessResult r = RunNovapulse({"replay", Good()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("# TYPE http_requests_total counter"));
+  EXPECT_THAT(r.err, HasSubstr("replayed 1 records (1 accepted, 0 rejected)"));
+  EXPECT_THAT(r.err, Not(HasSubstr("\033[K"))) << "no progress line when stderr is a file";
+}
+
+TEST_F(Cli, QuietSilencesTheSummaryAndReportAddsKeyFigures) {
+  const ProcessResult quiet = RunNovapulse({"replay", "-q", Good()});
+  ASSERT_EQ(quiet.exit_code, 0);
+  EXPECT_THAT(quiet.err, IsEmpty());
+  EXPECT_THAT(quiet.out, HasSubstr("http_requests_total"));
+
+  const ProcessResult report = RunNovapulse({"replay", "--quiet", "--report", Good()});
+  ASSERT_EQ(report.exit_code, 0);
+  EXPECT_THAT(report.err, HasSubstr("requests            1"));
+  EXPECT_THAT(report.err, Not(HasSubstr("replayed")));
+}
+
+TEST_F(Cli, StdinIsReadForDash) {
+  const ProcessResult r = RunNovapulse({"replay", "-q", "-"}, Good());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const testing::PromText text = ParsePromText(r.out);
+  EXPECT_EQ(text.Value("novapulse_events_total",
+                       {{"topic", "novagift.access-log"}, {"result", "accepted"}}),
+            1);
+}
+
+TEST_F(Cli, GenWithoutOutExitsTwoNamingTheFlag) {
+  const ProcessResult r = RunNovapulse({"gen", "--duration", "1m"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--out"));
+}
+
+TEST_F(Cli, VersionPrintsTheVersion) {
+  const ProcessResult r = RunNovapulse({"--version"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr("novapulse 0.1.0"));
+}
+
+}  // namespace
+}  // namespace novapulse

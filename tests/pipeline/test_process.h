@@ -1,0 +1,149 @@
+// Test helpers for running the novapulse binary and for scratch files:
+// RunProcess (fork/exec with stdin from a file, stdout and stderr captured,
+// killed after a timeout so a hang fails instead of blocking the suite) and
+// ScratchDir (a fresh directory under the test temp dir, removed at the end)
+// and StdinFrom (points fd 0 elsewhere for a scope).
+//
+// Test-only, header-only. RunProcess may be called from any one thread.
+//   ScratchDir dir;
+//   ProcessResult r = RunProcess({NOVAPULSE_BINARY, "replay", dir.Path("a.ndjson")});
+//   EXPECT_EQ(r.exit_code, 0) << r.err;
+#ifndef NOVAPULSE_TESTS_PIPELINE_TEST_PROCESS_H_
+#define NOVAPULSE_TESTS_PIPELINE_TEST_PROCESS_H_
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace novapulse::testing {
+
+inline std::string ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+inline void WriteWholeFile(const std::string& path, std::string_view bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  ASSERT_TRUE(out.good()) << "cannot write " << path;
+}
+
+class ScratchDir {
+ public:
+  ScratchDir() {
+    std::string pattern = ::testing::TempDir() + "novapulse_test_XXXXXX";
+    if (mkdtemp(pattern.data()) == nullptr) {
+      ADD_FAILURE() << "mkdtemp failed for " << pattern;
+    }
+    path_ = pattern;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string Path(std::string_view name) const { return path_ + "/" + std::string(name); }
+
+ private:
+  std::string path_;
+};
+
+struct ProcessResult {
+  int exit_code = -1;  // -1 when killed by a signal or by the timeout
+  bool timed_out = false;
+  std::string out;
+  std::string err;
+};
+
+// Runs argv[0] with `argv`, stdin from `stdin_path`. Never throws.
+inline ProcessResult RunProcess(const std::vector<std::string>& argv,
+                                const std::string& stdin_path = "/dev/null",
+                                std::chrono::seconds timeout = std::chrono::seconds(60)) {
+  ProcessResult result;
+  ScratchDir capture;
+  const std::string out_path = capture.Path("stdout");
+  const std::string err_path = capture.Path("stderr");
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    ADD_FAILURE() << "fork failed";
+    return result;
+  }
+  if (pid == 0) {
+    const int in = open(stdin_path.c_str(), O_RDONLY);
+    const int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (in < 0 || out < 0 || err < 0) _exit(127);
+    dup2(in, STDIN_FILENO);
+    dup2(out, STDOUT_FILENO);
+    dup2(err, STDERR_FILENO);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  while (true) {
+    const pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      result.timed_out = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (!result.timed_out && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  result.out = ReadWholeFile(out_path);
+  result.err = ReadWholeFile(err_path);
+  return result;
+}
+
+// Makes fd 0 read from `fd` (taking ownership) for the object's life, for
+// code under test that reads stdin ("-").
+class StdinFrom {
+ public:
+  explicit StdinFrom(int fd) : saved_(dup(STDIN_FILENO)) {
+    dup2(fd, STDIN_FILENO);
+    close(fd);
+  }
+  ~StdinFrom() {
+    dup2(saved_, STDIN_FILENO);
+    close(saved_);
+  }
+  StdinFrom(const StdinFrom&) = delete;
+  StdinFrom& operator=(const StdinFrom&) = delete;
+
+ private:
+  int saved_;
+};
+
+// `novapulse ARGS...`
+inline ProcessResult RunNovapulse(std::vector<std::string> args,
+                                  const std::string& stdin_path = "/dev/null") {
+  args.insert(args.begin(), NOVAPULSE_BINARY);
+  return RunProcess(args, stdin_path);
+}
+
+}  // namespace novapulse::testing
+
+#endif  // NOVAPULSE_TESTS_PIPELINE_TEST_PROCESS_H_

@@ -1,0 +1,249 @@
+#include "sinks/exposition.h"
+
+#include <string>
+#include <vector>
+
+#include "aggregators/novagift_metrics.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/sinks/prometheus_text.h"
+
+namespace novapulse {
+namespace {
+
+using ::novapulse::testing::Labels;
+using ::novapulse::testing::ParsePromText;
+using ::novapulse::testing::PromHistogram;
+using ::novapulse::testing::PromText;
+using ::novapulse::testing::ValidateExposition;
+using ::testing::HasSubstr;
+
+constexpr int64_t kT0 = 1795651200LL * 1'000'000;  // 2026-11-26T00:00:00Z
+
+AccessLogEvent Access(std::string_view method, std::string_view route, uint16_t status,
+                      double duration_ms, std::string_view error_code = "") {
+  AccessLogEvent e;
+  e.ts_us = kT0 + 1'000'000;
+  e.method = method;
+  e.route = route;
+  e.status = status;
+  e.duration_ms = duration_ms;
+  e.error_code = error_code;
+  return e;
+}
+
+OutboxEvent Outbox(OutboxType type, OutboxStatus status, int64_t attempt = 1) {
+  OutboxEvent e;
+  e.ts_us = kT0 + 2'000'000;
+  e.id = "evt-1";
+  e.type = type;
+  e.status = status;
+  e.attempt = attempt;
+  return e;
+}
+
+OutboxEvent Created(std::string_view mode, std::string_view theme, double value) {
+  OutboxEvent e = Outbox(OutboxType::kGiftCreated, OutboxStatus::kQueued);
+  e.mode = mode;
+  e.theme = theme;
+  e.value_usd = value;
+  return e;
+}
+
+std::string_view TypeName(MetricType type) {
+  switch (type) {
+    case MetricType::kCounter:
+      return "counter";
+    case MetricType::kHistogram:
+      return "histogram";
+    case MetricType::kGauge:
+    case MetricType::kComputed:
+      return "gauge";
+  }
+  return "?";
+}
+
+// A small hand-built set of events spread over two shards.
+class Exposition : public ::testing::Test {
+ protected:
+  Exposition() : metrics_(2) {
+    NovaGiftMetrics::Writer& a = metrics_.writer(0);
+    NovaGiftMetrics::Writer& b = metrics_.writer(1);
+    // Durations on a bucket bound (le is inclusive), just above it, and past
+    // the last finite bound; split over both shards.
+    a.Record(Access("GET", "/api/gifts", 200, 5));
+    b.Record(Access("GET", "/api/gifts", 200, 5.1));
+    a.Record(Access("GET", "/api/gifts", 200, 250));
+    b.Record(Access("GET", "/api/gifts", 200, 20'000));
+    a.Record(Access("GET", "/api/gifts", 500, 12, "INTERNAL"));
+    // Label values that need escaping.
+    b.Record(Access("GE\"T", "/a\\b", 200, 1));
+    a.Record(Access("POST", "/x", 404, 1, "line1\nline2"));
+    a.Record(Created("instant", "birthday", 25));
+    b.Record(Created("instant", "birthday", 1000.5));
+    // Entry on one shard, exit on the other; an exit with no entry at all.
+    a.Record(Outbox(OutboxType::kGiftExpired, OutboxStatus::kQueued));
+    b.Record(Outbox(OutboxType::kGiftExpired, OutboxStatus::kInFlight));
+    b.Record(Outbox(OutboxType::kWalletTransaction, OutboxStatus::kProcessed, 3));
+    a.Reject(Topic::kAccessLog, RejectReason::kMalformedJson);
+    b.Reject(Topic::kAccessLog, RejectReason::kMalformedJson);
+    b.Reject(Topic::kAuto, RejectReason::kUnknownTopic);
+    text_ = RenderPrometheusText(metrics_.Snapshot());
+    parsed_ = ParsePromText(text_);
+  }
+
+  NovaGiftMetrics metrics_;
+  std::string text_;
+  PromText parsed_;
+};
+
+TEST_F(Exposition, TextIsValidPrometheusExposition) {
+  const std::vector<std::string> problems = ValidateExposition(parsed_);
+  EXPECT_TRUE(problems.empty()) << problems.front() << "\n" << text_;
+}
+
+TEST_F(Exposition, EveryFamilyHasItsHelpAndTypeInTableOrder) {
+  const std::vector<MetricDef>& defs = NovaGiftMetricDefs();
+  ASSERT_EQ(parsed_.families.size(), defs.size());
+  for (size_t i = 0; i < defs.size(); ++i) {
+    SCOPED_TRACE(defs[i].name);
+    EXPECT_EQ(parsed_.families[i].name, defs[i].name);
+    EXPECT_EQ(parsed_.families[i].help, defs[i].help);
+    EXPECT_EQ(parsed_.families[i].type, TypeName(defs[i].type));
+  }
+}
+
+TEST_F(Exposition, CountersSumBothShards) {
+  EXPECT_EQ(parsed_.Value("http_requests_total",
+                          {{"method", "GET"}, {"route", "/api/gifts"}, {"status", "200"}}),
+            4);
+  EXPECT_EQ(
+      parsed_.Value("http_errors_total", {{"route", "/api/gifts"}, {"error_code", "INTERNAL"}}), 1);
+  EXPECT_EQ(parsed_.Value("gifts_created_total", {{"mode", "instant"}, {"theme", "birthday"}}), 2);
+  EXPECT_EQ(parsed_.Value("novapulse_parse_errors_total",
+                          {{"topic", "novagift.access-log"}, {"reason", "malformed_json"}}),
+            2);
+  EXPECT_EQ(parsed_.Value("novapulse_parse_errors_total",
+                          {{"topic", "unknown"}, {"reason", "unknown_topic"}}),
+            1);
+  EXPECT_EQ(parsed_.Value("novapulse_events_total",
+                          {{"topic", "novagift.access-log"}, {"result", "accepted"}}),
+            7);
+}
+
+TEST_F(Exposition, HistogramBucketsAreCumulativeWithInclusiveBoundsAndEndInInf) {
+  const std::map<std::string, PromHistogram> h =
+      parsed_.Histograms("http_request_duration_seconds");
+  const std::string key = testing::SeriesKey("http_request_duration_seconds",
+                                             {{"method", "GET"}, {"route", "/api/gifts"}});
+  ASSERT_TRUE(h.contains(key)) << text_;
+  const PromHistogram& g = h.at(key);
+  const double inf = std::numeric_limits<double>::infinity();
+  // 5 ms, 5.1 ms, 12 ms, 250 ms, 20 s.
+  const std::map<double, double> want = {{0.005, 1}, {0.01, 2}, {0.025, 3}, {0.05, 3},
+                                         {0.1, 3},   {0.25, 4}, {0.5, 4},   {1, 4},
+                                         {2.5, 4},   {5, 4},    {10, 4},    {inf, 5}};
+  EXPECT_EQ(g.buckets, want);
+  EXPECT_EQ(g.count, 5);
+  EXPECT_DOUBLE_EQ(g.sum, 0.005 + 0.0051 + 0.012 + 0.25 + 20);
+
+  const PromHistogram& value = parsed_.Histograms("gift_value_usd")
+                                   .at(testing::SeriesKey("gift_value_usd", {{"mode", "instant"}}));
+  EXPECT_EQ(value.buckets.at(25), 1);
+  EXPECT_EQ(value.buckets.at(1000), 1);
+  EXPECT_EQ(value.buckets.at(inf), 2);
+  EXPECT_DOUBLE_EQ(value.sum, 1025.5);
+}
+
+TEST_F(Exposition, LabelValuesAreEscaped) {
+  EXPECT_THAT(text_, HasSubstr(R"(method="GE\"T",route="/a\\b",status="200")"));
+  EXPECT_THAT(text_, HasSubstr(R"(error_code="line1\nline2")"));
+  // And they read back as the original values.
+  EXPECT_EQ(parsed_.Value("http_requests_total",
+                          {{"method", "GE\"T"}, {"route", "/a\\b"}, {"status", "200"}}),
+            1);
+  EXPECT_EQ(parsed_.Value("http_errors_total", {{"route", "/x"}, {"error_code", "line1\nline2"}}),
+            1);
+}
+
+TEST_F(Exposition, GaugesMergeShardsAndNeverGoNegative) {
+  EXPECT_EQ(parsed_.Value("outbox_queued_total", {{"type", "gift.expired"}}), 0);
+  EXPECT_EQ(parsed_.Value("outbox_in_flight_total", {{"type", "gift.expired"}}), 1);
+  EXPECT_EQ(parsed_.Value("outbox_queued_total", {{"type", "gift.created"}}), 2);
+  // processed with no in_flight seen: the exit is floored, not -1.
+  EXPECT_EQ(parsed_.Value("outbox_in_flight_total", {{"type", "wallet.transaction"}}), 0);
+  EXPECT_EQ(parsed_.Value("outbox_processed_total", {{"type", "wallet.transaction"}}), 1);
+  EXPECT_EQ(parsed_.Histograms("outbox_retry_count")
+                .at(testing::SeriesKey("outbox_retry_count", {{"type", "wallet.transaction"}}))
+                .buckets.at(3),
+            1);
+}
+
+TEST_F(Exposition, ComputedGaugesAreExported) {
+  EXPECT_DOUBLE_EQ(parsed_.Value("novapulse_newest_event_time_seconds"), kT0 / 1e6 + 2);
+  EXPECT_EQ(parsed_.Value("novapulse_series", {{"metric", "http_requests_total"}}), 4);
+  EXPECT_TRUE(parsed_.Has("http_active_connections"));
+}
+
+TEST(ExpositionOfNothing, EmptyMetricsAreStillValidText) {
+  NovaGiftMetrics metrics(2);
+  const std::string text = RenderPrometheusText(metrics.Snapshot());
+  const PromText parsed = ParsePromText(text);
+  const std::vector<std::string> problems = ValidateExposition(parsed);
+  EXPECT_TRUE(problems.empty()) << problems.front();
+  EXPECT_EQ(parsed.families.size(), NovaGiftMetricDefs().size());
+  EXPECT_EQ(parsed.Value("novapulse_events_total",
+                         {{"topic", "novagift.outbox"}, {"result", "accepted"}}),
+            0);
+  EXPECT_EQ(parsed.Value("http_active_connections"), 0);
+}
+
+TEST(ToMetricFamilies, HistogramBucketsCarryCumulativeCountsAndInfLast) {
+  NovaGiftMetrics metrics(2);
+  metrics.writer(0).Record(Access("GET", "/r", 200, 0.5));
+  metrics.writer(1).Record(Access("GET", "/r", 200, 60'000));
+  const std::vector<prometheus::MetricFamily> families = ToMetricFamilies(metrics.Snapshot());
+  const prometheus::MetricFamily* duration = nullptr;
+  for (const prometheus::MetricFamily& f : families) {
+    if (f.name == "http_request_duration_seconds") duration = &f;
+  }
+  ASSERT_NE(duration, nullptr);
+  ASSERT_EQ(duration->type, prometheus::MetricType::Histogram);
+  ASSERT_EQ(duration->metric.size(), 1u);
+  const prometheus::ClientMetric::Histogram& h = duration->metric[0].histogram;
+  ASSERT_EQ(h.bucket.size(), 12u);
+  EXPECT_EQ(h.bucket.front().cumulative_count, 1u);
+  EXPECT_EQ(h.bucket[10].cumulative_count, 1u);
+  EXPECT_TRUE(std::isinf(h.bucket.back().upper_bound));
+  EXPECT_EQ(h.bucket.back().cumulative_count, 2u);
+  EXPECT_EQ(h.sample_count, 2u);
+  EXPECT_DOUBLE_EQ(h.sample_sum, 60.0005);
+}
+
+// The checker the tests above rely on must itself catch what it claims to.
+TEST(ValidateExposition, FlagsEachKindOfViolation) {
+  const std::string good =
+      "# HELP h Latency.\n# TYPE h histogram\nh_count 2\nh_sum 3\n"
+      "h_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\n";
+  EXPECT_TRUE(ValidateExposition(ParsePromText(good)).empty());
+  const std::vector<std::string> bad = {
+      "# TYPE c counter\nc 1\n",                                      // no HELP
+      "# HELP c C.\nc 1\n",                                           // no TYPE
+      "# HELP c C.\n# TYPE c counter\nc -1\n",                        // negative counter
+      "# HELP c C.\n# TYPE c counter\nc{a=\"x\\q\"} 1\n",             // bad escape
+      "# HELP c C.\n# TYPE c counter\nc{a=\"x\"} 1\nc{a=\"x\"} 2\n",  // duplicate series
+      "# HELP c C.\n# TYPE c counter\nd 1\n",                         // sample of another family
+      "# HELP h H.\n# TYPE h histogram\nh_count 2\nh_sum 3\n"
+      "h_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\n",  // not cumulative
+      "# HELP h H.\n# TYPE h histogram\nh_count 3\nh_sum 3\n"
+      "h_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\n",  // +Inf differs from _count
+      "# HELP h H.\n# TYPE h histogram\nh_count 2\nh_sum 3\nh_bucket{le=\"1\"} 2\n",  // no +Inf
+      "# HELP h H.\n# TYPE h histogram\nh_count 2\nh_bucket{le=\"+Inf\"} 2\n",        // no _sum
+  };
+  for (const std::string& text : bad) {
+    EXPECT_FALSE(ValidateExposition(ParsePromText(text)).empty()) << text;
+  }
+}
+
+}  // namespace
+}  // namespace novapulse
