@@ -1419,8 +1419,9 @@ int RunGenCommand(int argc, char** argv) {
     last_shown = now;
     const double done = 100.0 * static_cast<double>(t_us - config.start_us) /
                         static_cast<double>(std::max<int64_t>(1, config.duration_us));
+    const uint64_t lines = so_far.access_lines + so_far.outbox_lines;
     std::fprintf(stderr, "\r\x1b[Knovapulse gen: %5.1f%% of event time, %llu lines", done,
-                 static_cast<unsigned long long>(so_far.access_lines + so_far.outbox_lines));
+                 static_cast<unsigned long long>(lines));
   };
   absl::StatusOr<GenStats> stats = GenerateTraffic(config, **sink, progress);
   absl::Status finished = (*sink)->Finish();

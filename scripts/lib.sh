@@ -31,10 +31,12 @@ ensure_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# build DIR [cmake args...]: configures (once) and builds novapulse into DIR.
+# build DIR [cmake args...]: configures and builds DIR; NINJA_TARGETS
+# (space-separated) limits what is built, default everything.
 build() {
   local dir=$1
   shift
   cmake -S "$NOVAPULSE_ROOT" -B "$dir" -G Ninja "$@" >/dev/null
-  ninja -C "$dir" -j "$(nproc)" "${NINJA_TARGETS[@]:-all}"
+  # shellcheck disable=SC2086  # NINJA_TARGETS is a list of words
+  ninja -C "$dir" -j "$(nproc)" ${NINJA_TARGETS:-all}
 }
