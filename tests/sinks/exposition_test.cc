@@ -147,8 +147,9 @@ TEST_F(Exposition, HistogramBucketsAreCumulativeWithInclusiveBoundsAndEndInInf) 
   EXPECT_EQ(g.count, 5);
   EXPECT_DOUBLE_EQ(g.sum, 0.005 + 0.0051 + 0.012 + 0.25 + 20);
 
-  const PromHistogram& value = parsed_.Histograms("gift_value_usd")
-                                   .at(testing::SeriesKey("gift_value_usd", {{"mode", "instant"}}));
+  const auto values = parsed_.Histograms("gift_value_usd");
+  const PromHistogram& value =
+      values.at(testing::SeriesKey("gift_value_usd", {{"mode", "instant"}}));
   EXPECT_EQ(value.buckets.at(25), 1);
   EXPECT_EQ(value.buckets.at(1000), 1);
   EXPECT_EQ(value.buckets.at(inf), 2);
