@@ -54,12 +54,14 @@ def main():
     data_dir = os.path.join(args.data, f"access-{args.size_mb}mb")
     path = os.path.join(data_dir, "access-log.ndjson")
     if not os.path.exists(path):
-        # ~285 bytes per line; 2000 lines/s of event time.
-        seconds = int(args.size_mb * 1e6 / 285 / 2000) + 1
+        # ~300 bytes per line; 2000 lines/s of event time, starting at 09:00
+        # UTC where the generator's daily load curve is near its mean.
+        seconds = int(args.size_mb * 1e6 / 300 / 2000) + 1
         print(f"generating ~{args.size_mb} MB of access-log lines into {data_dir}", file=sys.stderr)
         subprocess.run([novapulse, "gen", "--out", data_dir, "--rate", "2000",
                         "--gifts-per-minute", "0", "--wallet-per-minute", "0",
-                        "--duration", f"{seconds}s", "--seed", "11"], check=True)
+                        "--duration", f"{seconds}s", "--start", "2026-11-26T09:00:00Z",
+                        "--seed", "11"], check=True)
     size = os.path.getsize(path)
     lines = count_lines(path)
     subprocess.run(["cat", path], stdout=subprocess.DEVNULL, check=True)  # warm the page cache

@@ -36,7 +36,9 @@ ensure_packages() {
 build() {
   local dir=$1
   shift
-  cmake -S "$NOVAPULSE_ROOT" -B "$dir" -G Ninja "$@" >/dev/null
+  # clang: its code for simdjson's On-Demand iteration is ~20% faster than
+  # GCC 12's here (GCC reloads each object field through a stalled store).
+  CC=${CC:-clang} CXX=${CXX:-clang++} cmake -S "$NOVAPULSE_ROOT" -B "$dir" -G Ninja "$@" >/dev/null
   # shellcheck disable=SC2086  # NINJA_TARGETS is a list of words
   ninja -C "$dir" -j "$(nproc)" ${NINJA_TARGETS:-all}
 }
