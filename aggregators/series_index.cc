@@ -88,9 +88,10 @@ uint32_t SeriesIndex::Append(std::string_view stored) {
     chunk.store(new std::string_view[kChunk], std::memory_order_release);
   }
   chunk.load(std::memory_order_relaxed)[id % kChunk] = stored;
-  size_.store(id + 1, std::memory_order_release);
   return static_cast<uint32_t>(id);
 }
+
+void SeriesIndex::Publish(uint32_t id) { size_.store(id + 1, std::memory_order_release); }
 
 uint32_t SeriesIndex::Resolve(std::string_view key, bool* overflowed) {
   *overflowed = false;
@@ -105,13 +106,18 @@ uint32_t SeriesIndex::Resolve(std::string_view key, bool* overflowed) {
     while (std::atomic_ref<uint64_t>(table_[i]).load(std::memory_order_relaxed) != 0) {
       i = (i + 1) & mask_;
     }
+    // The slot before the size: an id a reader sees in size() is findable.
     std::atomic_ref<uint64_t>(table_[i]).store(SlotValue(hash, id), std::memory_order_release);
+    Publish(id);
     return id;
   }
   // Full. The overflow series is not in the table: its key must not shadow
   // a real label set with the same values.
   *overflowed = true;
-  if (overflow_id_ == UINT32_MAX) overflow_id_ = Append(overflow_key_);
+  if (overflow_id_ == UINT32_MAX) {
+    overflow_id_ = Append(overflow_key_);
+    Publish(overflow_id_);
+  }
   return overflow_id_;
 }
 

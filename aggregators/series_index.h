@@ -53,7 +53,9 @@ class SeriesIndex {
 
  private:
   bool Lookup(std::string_view key, uint64_t hash, uint32_t* id) const;
+  // Append writes the key of the next id; Publish makes it visible in size().
   uint32_t Append(std::string_view stored) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Publish(uint32_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string_view Store(std::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   static constexpr size_t kArenaBlock = 64 * 1024;
