@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <string_view>
 
+#include "pipeline/config.h"
 #include "pipeline/replay.h"
 #include "pipeline/traffic_gen.h"
 
@@ -12,6 +13,7 @@ constexpr std::string_view kUsage = R"(Usage: novapulse COMMAND [OPTIONS]
 Commands:
   replay FILE...   replay NDJSON files offline and print the final metrics
   gen              write generated NovaGift traffic (with incidents) as NDJSON
+  check-config FILE  validate a service config (YAML) and print it, secrets redacted
   help             this help
 
 Run 'novapulse COMMAND --help' for a command's options.
@@ -27,6 +29,7 @@ int main(int argc, char** argv) {
   const std::string_view command = argv[1];
   if (command == "replay") return novapulse::RunReplayCommand(argc - 1, argv + 1);
   if (command == "gen") return novapulse::RunGenCommand(argc - 1, argv + 1);
+  if (command == "check-config") return novapulse::RunCheckConfigCommand(argc - 1, argv + 1);
   if (command == "help" || command == "-h" || command == "--help") {
     std::fwrite(kUsage.data(), 1, kUsage.size(), stdout);
     return 0;

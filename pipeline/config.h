@@ -1,0 +1,108 @@
+// Config: the service configuration (configs/novapulse.yaml) as plain,
+// validated data. Parsing is the only place that reads YAML; whatever is
+// built from a Config takes it by const reference and never re-reads the file.
+// Every error names file:line:column and the reason; secret values never
+// appear in errors or in RedactedSummary(). Not tied to any thread: LoadConfig
+// reads the process environment, so call it at start-up.
+//
+//   absl::StatusOr<Config> config = LoadConfig("configs/novapulse.yaml");
+//   if (!config.ok()) return Die(config.status());
+#ifndef NOVAPULSE_PIPELINE_CONFIG_H_
+#define NOVAPULSE_PIPELINE_CONFIG_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace novapulse {
+
+struct KafkaTopicsConfig {
+  std::string access_log = "novagift.access-log";
+  std::string outbox = "novagift.outbox";
+};
+
+struct KafkaConfig {
+  std::string brokers;  // required: "host:port[,host:port...]"
+  std::string group_id = "novapulse";
+  KafkaTopicsConfig topics;
+  // Passed to librdkafka verbatim (security.protocol, sasl.*, ssl.*, ...), so
+  // SASL/SSL need no code here.
+  std::map<std::string, std::string> properties;
+  int64_t max_message_bytes = 1048576;
+  int64_t batch_size = 10000;
+  absl::Duration batch_timeout = absl::Milliseconds(100);
+  absl::Duration commit_interval = absl::Seconds(5);
+};
+
+struct TlsConfig {
+  std::string cert_file;  // both empty: plain HTTP
+  std::string key_file;
+};
+
+struct HttpConfig {
+  std::string listen = "127.0.0.1:9464";
+  TlsConfig tls;
+  std::map<std::string, std::string> basic_auth_users;  // user -> bcrypt hash
+  int64_t max_lag_ready = 10000;                        // messages; /ready fails above it
+};
+
+struct PipelineConfig {
+  int64_t threads = 0;  // 0: all cores
+  int64_t series_limit = 10000;
+  absl::Duration allowed_lateness = absl::Seconds(30);
+  absl::Duration max_future = absl::Minutes(5);
+};
+
+struct RulesConfig {
+  std::vector<std::string> files;
+  absl::Duration evaluation_interval = absl::Seconds(15);
+};
+
+struct AlertmanagerConfig {
+  std::vector<std::string> urls;
+  absl::Duration resend_delay = absl::Minutes(1);
+};
+
+enum class LogLevel { kDebug, kInfo, kWarn, kError };
+enum class LogFormat { kLogfmt, kJson };
+
+struct LogConfig {
+  LogLevel level = LogLevel::kInfo;
+  LogFormat format = LogFormat::kLogfmt;
+};
+
+struct Config {
+  KafkaConfig kafka;
+  HttpConfig http;
+  PipelineConfig pipeline;
+  RulesConfig rules;
+  AlertmanagerConfig alertmanager;
+  LogConfig log;
+};
+
+// Reads and parses `path`; I/O errors name the path.
+[[nodiscard]] absl::StatusOr<Config> LoadConfig(const std::string& path);
+
+// Parses YAML text; `file_name` prefixes every error ("file:line:col: ...").
+// ${VAR} and ${VAR:-default} in scalar values are expanded from the process
+// environment before conversion; "$${" stands for a literal "${".
+[[nodiscard]] absl::StatusOr<Config> ParseConfig(std::string_view yaml_text,
+                                                 std::string_view file_name);
+
+// A human-readable dump, one "section.key: value" per line. Kafka properties
+// whose key contains password/secret/token/key and all password hashes are
+// shown as "<redacted>".
+std::string RedactedSummary(const Config& config);
+
+// `novapulse check-config FILE`: 0 when FILE is valid (prints "FILE: ok" and
+// the summary), 1 when it is not (prints the errors), 2 on a usage error.
+int RunCheckConfigCommand(int argc, char** argv);
+
+}  // namespace novapulse
+
+#endif  // NOVAPULSE_PIPELINE_CONFIG_H_

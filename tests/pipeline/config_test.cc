@@ -1,0 +1,349 @@
+// Config loading: the shipped config, defaults, every class of error with its
+// exact file:line:column, ${VAR} expansion, property passthrough, secrets kept
+// out of errors and summaries, and `novapulse check-config`.
+#include "pipeline/config.h"
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/pipeline/test_process.h"
+
+namespace novapulse {
+namespace {
+
+using ::novapulse::testing::ProcessResult;
+using ::novapulse::testing::RunNovapulse;
+using ::novapulse::testing::ScratchDir;
+using ::novapulse::testing::WriteWholeFile;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kSecret[] = "hunter2-very-secret";
+
+// The error message of parsing `yaml` as "test.yaml"; fails if it parses.
+std::string ErrorOf(const std::string& yaml) {
+  const absl::StatusOr<Config> c = ParseConfig(yaml, "test.yaml");
+  EXPECT_FALSE(c.ok()) << "parsed:\n" << yaml;
+  return c.ok() ? "" : std::string(c.status().message());
+}
+
+Config Parsed(const std::string& yaml) {
+  absl::StatusOr<Config> c = ParseConfig(yaml, "test.yaml");
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? *c : Config{};
+}
+
+int CheckConfig(std::vector<std::string> args) {
+  args.insert(args.begin(), "check-config");
+  std::vector<char*> argv;
+  argv.reserve(args.size());
+  for (std::string& a : args) argv.push_back(a.data());
+  return RunCheckConfigCommand(static_cast<int>(argv.size()), argv.data());
+}
+
+TEST(Config, ShippedConfigLoads) {
+  ::unsetenv("KAFKA_BROKERS");
+  const absl::StatusOr<Config> c =
+      LoadConfig(std::string(NOVAPULSE_SOURCE_DIR) + "/configs/novapulse.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->kafka.brokers, "127.0.0.1:9092");
+  EXPECT_EQ(c->kafka.topics.access_log, "novagift.access-log");
+  EXPECT_EQ(c->kafka.topics.outbox, "novagift.outbox");
+  EXPECT_TRUE(c->rules.files.empty());
+  EXPECT_THAT(c->alertmanager.urls, ::testing::ElementsAre("http://127.0.0.1:9093"));
+  EXPECT_EQ(c->http.listen, "127.0.0.1:9464");
+}
+
+TEST(Config, OnlyBrokersGivesDocumentedDefaults) {
+  const Config c = Parsed("kafka:\n  brokers: k:9092\n");
+  EXPECT_EQ(c.kafka.brokers, "k:9092");
+  EXPECT_EQ(c.kafka.group_id, "novapulse");
+  EXPECT_EQ(c.kafka.topics.access_log, "novagift.access-log");
+  EXPECT_EQ(c.kafka.topics.outbox, "novagift.outbox");
+  EXPECT_TRUE(c.kafka.properties.empty());
+  EXPECT_EQ(c.kafka.max_message_bytes, 1048576);
+  EXPECT_EQ(c.kafka.batch_size, 10000);
+  EXPECT_EQ(c.kafka.batch_timeout, absl::Milliseconds(100));
+  EXPECT_EQ(c.kafka.commit_interval, absl::Seconds(5));
+  EXPECT_EQ(c.http.listen, "127.0.0.1:9464");
+  EXPECT_TRUE(c.http.tls.cert_file.empty());
+  EXPECT_TRUE(c.http.basic_auth_users.empty());
+  EXPECT_EQ(c.http.max_lag_ready, 10000);
+  EXPECT_EQ(c.pipeline.threads, 0);
+  EXPECT_EQ(c.pipeline.series_limit, 10000);
+  EXPECT_EQ(c.pipeline.allowed_lateness, absl::Seconds(30));
+  EXPECT_EQ(c.pipeline.max_future, absl::Minutes(5));
+  EXPECT_TRUE(c.rules.files.empty());
+  EXPECT_EQ(c.rules.evaluation_interval, absl::Seconds(15));
+  EXPECT_TRUE(c.alertmanager.urls.empty());
+  EXPECT_EQ(c.alertmanager.resend_delay, absl::Minutes(1));
+  EXPECT_EQ(c.log.level, LogLevel::kInfo);
+  EXPECT_EQ(c.log.format, LogFormat::kLogfmt);
+}
+
+TEST(Config, ParsesEveryKey) {
+  const Config c = Parsed(R"(kafka:
+  brokers: a:1,b:2
+  group_id: g
+  topics: {access_log: al, outbox: ob}
+  max_message_bytes: 2000
+  batch_size: 5
+  batch_timeout: 250ms
+  commit_interval: 1m30s
+http:
+  listen: ":9000"
+  tls: {cert_file: c.pem, key_file: k.pem}
+  basic_auth_users:
+    prom: "$2b$12$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234"
+  max_lag_ready: 7
+pipeline: {threads: 4, series_limit: 50, allowed_lateness: 0, max_future: 1h}
+rules: {files: [a.yml, b.yml], evaluation_interval: 30s}
+alertmanager: {urls: ["https://am:9093"], resend_delay: 2m}
+log: {level: debug, format: json}
+)");
+  EXPECT_EQ(c.kafka.group_id, "g");
+  EXPECT_EQ(c.kafka.topics.access_log, "al");
+  EXPECT_EQ(c.kafka.topics.outbox, "ob");
+  EXPECT_EQ(c.kafka.max_message_bytes, 2000);
+  EXPECT_EQ(c.kafka.batch_size, 5);
+  EXPECT_EQ(c.kafka.batch_timeout, absl::Milliseconds(250));
+  EXPECT_EQ(c.kafka.commit_interval, absl::Seconds(90));
+  EXPECT_EQ(c.http.listen, ":9000");
+  EXPECT_EQ(c.http.tls.cert_file, "c.pem");
+  EXPECT_EQ(c.http.tls.key_file, "k.pem");
+  EXPECT_EQ(c.http.basic_auth_users.size(), 1U);
+  EXPECT_EQ(c.http.max_lag_ready, 7);
+  EXPECT_EQ(c.pipeline.threads, 4);
+  EXPECT_EQ(c.pipeline.series_limit, 50);
+  EXPECT_EQ(c.pipeline.allowed_lateness, absl::ZeroDuration());
+  EXPECT_EQ(c.pipeline.max_future, absl::Hours(1));
+  EXPECT_THAT(c.rules.files, ::testing::ElementsAre("a.yml", "b.yml"));
+  EXPECT_EQ(c.rules.evaluation_interval, absl::Seconds(30));
+  EXPECT_THAT(c.alertmanager.urls, ::testing::ElementsAre("https://am:9093"));
+  EXPECT_EQ(c.alertmanager.resend_delay, absl::Minutes(2));
+  EXPECT_EQ(c.log.level, LogLevel::kDebug);
+  EXPECT_EQ(c.log.format, LogFormat::kJson);
+}
+
+TEST(Config, RejectsUnknownKeyListingTheAllowedOnes) {
+  const std::string e = ErrorOf("kafka:\n  brokers: k:1\n  brokerz: x\n");
+  EXPECT_THAT(e, HasSubstr("test.yaml:3:3: kafka: unknown key 'brokerz' (allowed: brokers, "
+                           "group_id, topics, properties,"));
+}
+
+TEST(Config, RejectsUnknownSection) {
+  const std::string e = ErrorOf("kafka: {brokers: k:1}\nmetrics: {}\n");
+  EXPECT_THAT(e, HasSubstr("test.yaml:2:1: 'metrics': unknown section (allowed: kafka, http, "
+                           "pipeline, rules, alertmanager, log)"));
+}
+
+TEST(Config, RejectsDuplicateKey) {
+  EXPECT_THAT(ErrorOf("kafka:\n  brokers: a:1\n  brokers: b:1\n"),
+              HasSubstr("test.yaml:3:3: kafka.brokers: duplicate key"));
+}
+
+TEST(Config, RejectsWrongType) {
+  EXPECT_THAT(ErrorOf("kafka:\n  brokers: [a, b]\n"),
+              HasSubstr("test.yaml:2:12: kafka.brokers: expected a string, got a list"));
+  EXPECT_THAT(ErrorOf("kafka: k:1\n"),
+              HasSubstr("test.yaml:1:8: kafka: expected a mapping, got a scalar"));
+  EXPECT_THAT(ErrorOf("kafka:\n  brokers: k:1\n  batch_size: many\n"),
+              HasSubstr("test.yaml:3:15: kafka.batch_size: expected an integer, got 'many'"));
+  EXPECT_THAT(ErrorOf("kafka:\n  brokers: k:1\nalertmanager:\n  urls: http://a\n"),
+              HasSubstr("test.yaml:4:9: alertmanager.urls: expected a list, got a scalar"));
+}
+
+TEST(Config, RejectsBadDuration) {
+  EXPECT_THAT(ErrorOf("kafka:\n  brokers: k:1\n  batch_timeout: 5x\n"),
+              HasSubstr("test.yaml:3:18: kafka.batch_timeout: bad duration '5x': missing or "
+                        "unknown unit"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nrules: {evaluation_interval: 30m1h}\n"),
+              HasSubstr("test.yaml:2:30: rules.evaluation_interval: bad duration '30m1h': units "
+                        "must go from largest to smallest"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\npipeline: {max_future: 1.5s}\n"),
+              HasSubstr("test.yaml:2:24: pipeline.max_future: bad duration '1.5s'"));
+}
+
+TEST(Config, RejectsValueOutOfRange) {
+  EXPECT_THAT(ErrorOf("kafka:\n  brokers: k:1\n  batch_size: 0\n"),
+              HasSubstr("test.yaml:3:15: kafka.batch_size: value out of range: '0' is not in [1, "
+                        "1000000]"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\npipeline:\n  threads: -1\n"),
+              HasSubstr("test.yaml:3:12: pipeline.threads: value out of range"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nrules:\n  evaluation_interval: 0\n"),
+              HasSubstr("test.yaml:3:24: rules.evaluation_interval: value out of range: '0' is "
+                        "not in [1s, 1h]"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nlog:\n  level: verbose\n"),
+              HasSubstr("test.yaml:3:10: log.level: expected one of debug, info, warn, error, got "
+                        "'verbose'"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nhttp:\n  listen: localhost\n"),
+              HasSubstr("test.yaml:3:11: http.listen: expected HOST:PORT"));
+  EXPECT_THAT(
+      ErrorOf("kafka: {brokers: k:1}\nalertmanager:\n  urls: [am:9093]\n"),
+      HasSubstr("test.yaml:3:10: alertmanager.urls[0]: expected an http:// or https:// URL"));
+}
+
+TEST(Config, RejectsMissingRequiredKeys) {
+  EXPECT_THAT(ErrorOf("kafka:\n  group_id: g\n"),
+              HasSubstr("test.yaml:2:3: kafka: missing required key 'brokers'"));
+  EXPECT_THAT(ErrorOf("log: {level: info}\n"),
+              HasSubstr("test.yaml:1:1: missing required section 'kafka'"));
+  EXPECT_THAT(ErrorOf(""), HasSubstr("test.yaml:1:1: missing required section 'kafka'"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nhttp:\n  tls:\n    cert_file: c.pem\n"),
+              HasSubstr("test.yaml:4:5: http.tls: missing required key 'key_file'"));
+}
+
+TEST(Config, RejectsYamlSyntaxErrorsWithoutThrowing) {
+  EXPECT_THAT(ErrorOf("kafka: [\n"), HasSubstr("test.yaml:2:1: YAML syntax error: "));
+  EXPECT_THAT(ErrorOf("kafka:\n  brokers: k:1\n  - item\n"),
+              HasSubstr("test.yaml:3:3: YAML syntax error: end of map not found"));
+}
+
+TEST(Config, ReportsEveryErrorNotJustTheFirst) {
+  const std::string e = ErrorOf("kafka:\n  bogus: 1\n  batch_size: 0\nlog: {format: xml}\n");
+  EXPECT_THAT(e, HasSubstr("test.yaml:2:3: kafka: unknown key 'bogus'"));
+  EXPECT_THAT(e, HasSubstr("test.yaml:3:15: kafka.batch_size: value out of range"));
+  EXPECT_THAT(e, HasSubstr("test.yaml:2:3: kafka: missing required key 'brokers'"));
+  EXPECT_THAT(e, HasSubstr("test.yaml:4:15: log.format: expected one of logfmt, json"));
+}
+
+TEST(Config, ExpandsEnvironmentVariables) {
+  ::setenv("NP_TEST_BROKERS", "k1:9092,k2:9092", 1);
+  ::setenv("NP_TEST_BATCH", "42", 1);
+  ::unsetenv("NP_TEST_UNSET");
+  ::setenv("NP_TEST_EMPTY", "", 1);
+  const Config c = Parsed(R"(kafka:
+  brokers: "${NP_TEST_BROKERS}"
+  batch_size: ${NP_TEST_BATCH}
+  group_id: "np-${NP_TEST_UNSET:-default}-${NP_TEST_EMPTY:-e}"
+  topics: {outbox: "$${literal}"}
+)");
+  EXPECT_EQ(c.kafka.brokers, "k1:9092,k2:9092");
+  EXPECT_EQ(c.kafka.batch_size, 42);
+  EXPECT_EQ(c.kafka.group_id, "np-default-e");
+  EXPECT_EQ(c.kafka.topics.outbox, "${literal}");
+}
+
+TEST(Config, UnsetVariableWithoutDefaultIsAnErrorNamingIt) {
+  ::unsetenv("NP_TEST_UNSET");
+  EXPECT_THAT(ErrorOf("kafka:\n  brokers: ${NP_TEST_UNSET}\n"),
+              HasSubstr("test.yaml:2:12: kafka.brokers: environment variable NP_TEST_UNSET is not "
+                        "set"));
+  EXPECT_THAT(ErrorOf("kafka:\n  brokers: \"${NP_TEST_UNSET\"\n"),
+              HasSubstr("test.yaml:2:12: kafka.brokers: unterminated '${'"));
+}
+
+TEST(Config, PassesPropertiesThroughVerbatim) {
+  const Config c = Parsed(R"(kafka:
+  brokers: k:1
+  properties:
+    security.protocol: SASL_SSL
+    sasl.mechanisms: SCRAM-SHA-512
+    fetch.wait.max.ms: 50
+    enable.ssl.certificate.verification: false
+)");
+  EXPECT_THAT(c.kafka.properties,
+              ::testing::UnorderedElementsAre(
+                  ::testing::Pair("security.protocol", "SASL_SSL"),
+                  ::testing::Pair("sasl.mechanisms", "SCRAM-SHA-512"),
+                  ::testing::Pair("fetch.wait.max.ms", "50"),
+                  ::testing::Pair("enable.ssl.certificate.verification", "false")));
+  EXPECT_THAT(ErrorOf("kafka:\n  brokers: k:1\n  properties:\n    bootstrap.servers: x:1\n"),
+              HasSubstr("test.yaml:4:5: kafka.properties.bootstrap.servers: set with "
+                        "kafka.brokers, not as a property"));
+}
+
+TEST(Config, SecretsNeverAppearInErrors) {
+  ::setenv("NP_TEST_SECRET", kSecret, 1);
+  const std::string yaml = absl::StrCat(
+      "kafka:\n  brokers: k:1\n  properties:\n    sasl.password: [", kSecret,
+      "]\n  batch_timeout: ${NP_TEST_SECRET}\nhttp:\n  basic_auth_users:\n    u: ", kSecret,
+      "\nalertmanager:\n  urls: [", kSecret, "]\n");
+  const std::string e = ErrorOf(yaml);
+  EXPECT_THAT(e, HasSubstr("test.yaml:4:20: kafka.properties.sasl.password: expected a string"));
+  EXPECT_THAT(e, HasSubstr("test.yaml:5:18: kafka.batch_timeout: bad duration '${NP_TEST_SECRET}' "
+                           "(value from the environment not shown)"));
+  EXPECT_THAT(e, HasSubstr("test.yaml:8:8: http.basic_auth_users.u: not a bcrypt hash"));
+  EXPECT_THAT(e, HasSubstr("test.yaml:10:10: alertmanager.urls[0]: expected an http://"));
+  EXPECT_THAT(e, Not(HasSubstr(kSecret)));
+}
+
+TEST(Config, SummaryRedactsSecrets) {
+  ::setenv("NP_TEST_SECRET", kSecret, 1);
+  const Config c = Parsed(R"(kafka:
+  brokers: k:1
+  properties:
+    sasl.username: novapulse
+    sasl.password: ${NP_TEST_SECRET}
+    ssl.key.password: ${NP_TEST_SECRET}
+    sasl.oauthbearer.client.secret: ${NP_TEST_SECRET}
+    some.token: ${NP_TEST_SECRET}
+http:
+  basic_auth_users:
+    prom: "$2y$10$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234"
+)");
+  EXPECT_EQ(c.kafka.properties.at("sasl.password"), kSecret);
+  const std::string s = RedactedSummary(c);
+  EXPECT_THAT(s, HasSubstr("kafka.properties.sasl.username: novapulse\n"));
+  EXPECT_THAT(s, HasSubstr("kafka.properties.sasl.password: <redacted>\n"));
+  EXPECT_THAT(s, HasSubstr("kafka.properties.ssl.key.password: <redacted>\n"));
+  EXPECT_THAT(s, HasSubstr("kafka.properties.sasl.oauthbearer.client.secret: <redacted>\n"));
+  EXPECT_THAT(s, HasSubstr("kafka.properties.some.token: <redacted>\n"));
+  EXPECT_THAT(s, HasSubstr("http.basic_auth_users.prom: <redacted>\n"));
+  EXPECT_THAT(s, HasSubstr("kafka.batch_timeout: 100ms\n"));
+  EXPECT_THAT(s, Not(HasSubstr(kSecret)));
+  EXPECT_THAT(s, Not(HasSubstr("$2y$")));
+}
+
+TEST(Config, LoadConfigNamesAnUnreadablePath) {
+  const absl::StatusOr<Config> c = LoadConfig("/nonexistent/novapulse.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("/nonexistent/novapulse.yaml: cannot read"));
+}
+
+TEST(CheckConfig, ExitCodes) {
+  ScratchDir dir;
+  const std::string good = dir.Path("good.yaml");
+  const std::string bad = dir.Path("bad.yaml");
+  WriteWholeFile(good, "kafka: {brokers: k:1}\n");
+  WriteWholeFile(bad, "kafka: {brokers: k:1, nope: 1}\n");
+  EXPECT_EQ(CheckConfig({good}), 0);
+  EXPECT_EQ(CheckConfig({bad}), 1);
+  EXPECT_EQ(CheckConfig({dir.Path("missing.yaml")}), 1);
+  EXPECT_EQ(CheckConfig({}), 2);
+  EXPECT_EQ(CheckConfig({good, bad}), 2);
+  EXPECT_EQ(CheckConfig({"--bogus", good}), 2);
+  EXPECT_EQ(CheckConfig({"--help"}), 0);
+}
+
+TEST(CheckConfig, PrintsOkAndRedactedSummaryOrTheErrors) {
+  ScratchDir dir;
+  const std::string good = dir.Path("good.yaml");
+  const std::string bad = dir.Path("bad.yaml");
+  WriteWholeFile(
+      good, absl::StrCat("kafka:\n  brokers: k:1\n  properties: {sasl.password: ", kSecret, "}\n"));
+  WriteWholeFile(bad, "kafka:\n  brokers: k:1\n  batch_size: -5\n");
+
+  ProcessResult r = RunNovapulse({"check-config", good});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(good + ": ok\n"));
+  EXPECT_THAT(r.out, HasSubstr("kafka.properties.sasl.password: <redacted>"));
+  EXPECT_THAT(r.out, Not(HasSubstr(kSecret)));
+
+  r = RunNovapulse({"check-config", bad});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr(bad + ":3:15: kafka.batch_size: value out of range"));
+
+  r = RunNovapulse({"check-config", "--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr("Usage: novapulse check-config FILE"));
+
+  r = RunNovapulse({"help"});
+  EXPECT_THAT(r.out, HasSubstr("check-config"));
+}
+
+}  // namespace
+}  // namespace novapulse
