@@ -51,13 +51,11 @@ FamilySnapshot MetricStore::Merge(size_t m) const {
   f.def = &defs_[m];
   f.width = defs_[m].Width();
   const SeriesIndex& idx = *indexes_[m];
-  const size_t n = idx.size();
   // Series in label order, not in the order workers happened to meet them,
   // so the same input always renders the same text.
-  std::vector<uint32_t> order(n);
-  for (uint32_t id = 0; id < n; ++id) order[id] = id;
-  std::sort(order.begin(), order.end(),
-            [&idx](uint32_t a, uint32_t b) { return idx.Key(a) < idx.Key(b); });
+  std::vector<uint32_t> order;
+  idx.SortedIds(&order);
+  const size_t n = order.size();
   f.keys.reserve(n);
   for (uint32_t id : order) f.keys.push_back(idx.Key(id));
   f.words.assign(n * f.width, 0);

@@ -1,5 +1,6 @@
 #include "aggregators/series_index.h"
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstdlib>
@@ -119,6 +120,23 @@ uint32_t SeriesIndex::Resolve(std::string_view key, bool* overflowed) {
     Publish(overflow_id_);
   }
   return overflow_id_;
+}
+
+void SeriesIndex::SortedIds(std::vector<uint32_t>* ids) const {
+  std::lock_guard<std::mutex> lock(sorted_mu_);
+  // Ids only grow, and Key(id) of a published id never changes: the cached
+  // order stays valid, and only the ids published since need placing.
+  const size_t n = size();
+  const size_t old = sorted_.size();
+  if (n > old) {
+    auto by_key = [this](uint32_t a, uint32_t b) { return Key(a) < Key(b); };
+    sorted_.reserve(n);
+    for (size_t id = old; id < n; ++id) sorted_.push_back(static_cast<uint32_t>(id));
+    const auto middle = sorted_.begin() + static_cast<std::ptrdiff_t>(old);
+    std::sort(middle, sorted_.end(), by_key);
+    std::inplace_merge(sorted_.begin(), middle, sorted_.end(), by_key);
+  }
+  *ids = sorted_;
 }
 
 size_t SeriesIndex::MemoryBytes() const {

@@ -7,7 +7,8 @@
 // acquire loads); only inserting a new key takes the mutex, so a worker
 // pays for the lock once per new series, and the hot path never waits.
 // Keys are stored once, in an arena, and never move: the view Key(id)
-// returns stays valid for the index's life.
+// returns stays valid for the index's life. SortedIds() keeps the ids in key
+// order for readers; only readers take its mutex, so writers never wait.
 //   SeriesIndex index(/*num_labels=*/2, /*limit=*/10000);
 //   uint32_t id = index.Resolve(key, &overflowed);
 #ifndef NOVAPULSE_AGGREGATORS_SERIES_INDEX_H_
@@ -48,6 +49,11 @@ class SeriesIndex {
   size_t limit() const { return limit_; }
   // Bytes the index has touched (table pages in use, key views, arena).
   size_t MemoryBytes() const;
+  // Sets *ids to the ids [0, n) ordered by key, for the n = size() seen at the
+  // call. The order is cached: a call sorts only the ids published since the
+  // previous one and merges them in. For readers (scrapes); never blocks
+  // Resolve().
+  void SortedIds(std::vector<uint32_t>* ids) const;
 
   static constexpr size_t kChunk = 1024;
 
@@ -78,6 +84,9 @@ class SeriesIndex {
   // mu_, before the id is published through size_ and the table slot.
   std::unique_ptr<std::atomic<std::string_view*>[]> chunks_;
   std::atomic<size_t> size_{0};
+  // Readers only: ids [0, sorted_.size()) in key order.
+  mutable std::mutex sorted_mu_;
+  mutable std::vector<uint32_t> sorted_ ABSL_GUARDED_BY(sorted_mu_);
 };
 
 }  // namespace novapulse

@@ -1,9 +1,10 @@
 #include "sinks/exposition.h"
 
-#include <prometheus/text_serializer.h>
-
+#include <charconv>
+#include <cmath>
+#include <cstdint>
 #include <limits>
-#include <sstream>
+#include <string_view>
 
 namespace novapulse {
 namespace {
@@ -21,7 +22,169 @@ prometheus::MetricType ToPrometheusType(MetricType type) {
   return prometheus::MetricType::Untyped;
 }
 
+std::string_view TypeName(MetricType type) {
+  switch (type) {
+    case MetricType::kCounter:
+      return "counter";
+    case MetricType::kHistogram:
+      return "histogram";
+    case MetricType::kGauge:
+    case MetricType::kComputed:
+      return "gauge";
+  }
+  return "untyped";
+}
+
+void AppendUint(std::string* out, uint64_t v) {
+  char buf[24];
+  out->append(buf, std::to_chars(buf, buf + sizeof(buf), v).ptr);
+}
+
+// Integral values below 1e16 print as integers, as prometheus-cpp's
+// 16-digit "%g" does ("1000000", not shortest "1e+06"); everything else as the
+// shortest text that reads back as the same double.
+void AppendDouble(std::string* out, double v) {
+  if (std::isnan(v)) {
+    out->append("NaN");
+  } else if (std::isinf(v)) {
+    out->append(v < 0 ? "-Inf" : "+Inf");
+  } else if (std::fabs(v) < 1e16 && v == std::trunc(v)) {
+    char buf[24];
+    out->append(buf, std::to_chars(buf, buf + sizeof(buf), static_cast<int64_t>(v)).ptr);
+  } else {
+    char buf[32];
+    out->append(buf, std::to_chars(buf, buf + sizeof(buf), v).ptr);
+  }
+}
+
+// Escapes backslash and newline, and double quote when `quote`.
+void AppendEscaped(std::string* out, std::string_view s, bool quote) {
+  for (char c : s) {
+    if (c == '\\' || c == '\n' || (quote && c == '"')) {
+      out->push_back('\\');
+      out->push_back(c == '\n' ? 'n' : c);
+    } else {
+      out->push_back(c);
+    }
+  }
+}
+
+// `name="value",...` of one series, without braces; empty without labels.
+void AppendLabels(std::string* out, const MetricDef& def, std::string_view key) {
+  size_t start = 0;
+  for (size_t l = 0; l < def.labels.size(); ++l) {
+    if (start > key.size()) break;  // fewer values than labels
+    size_t sep = key.find(kLabelSeparator, start);
+    if (sep == std::string_view::npos) sep = key.size();
+    if (l > 0) out->push_back(',');
+    out->append(def.labels[l]);
+    out->append("=\"");
+    AppendEscaped(out, key.substr(start, sep - start), /*quote=*/true);
+    out->push_back('"');
+    start = sep + 1;
+  }
+}
+
+// `name suffix{labels} ` (no braces when there are no labels).
+void AppendHead(std::string* out, std::string_view name, std::string_view suffix,
+                std::string_view labels) {
+  out->append(name);
+  out->append(suffix);
+  if (!labels.empty()) {
+    out->push_back('{');
+    out->append(labels);
+    out->push_back('}');
+  }
+  out->push_back(' ');
+}
+
+// A rough size of the text, so the output string grows once or twice, not
+// per line.
+size_t EstimateBytes(const std::vector<FamilySnapshot>& families) {
+  size_t bytes = 0;
+  for (const FamilySnapshot& f : families) {
+    const MetricDef& def = *f.def;
+    size_t label_names = 0;
+    for (std::string_view l : def.labels) label_names += l.size() + 4;
+    const size_t lines = def.type == MetricType::kHistogram ? def.buckets.size() + 3 : 1;
+    bytes += def.name.size() + def.help.size() + 32;
+    for (std::string_view key : f.keys) {
+      bytes += lines * (def.name.size() + key.size() + label_names + 32);
+    }
+  }
+  return bytes;
+}
+
 }  // namespace
+
+void WritePrometheusText(const std::vector<FamilySnapshot>& families, std::string* out) {
+  out->reserve(out->size() + EstimateBytes(families));
+  std::string labels;
+  std::vector<std::string> le;
+  for (const FamilySnapshot& f : families) {
+    const MetricDef& def = *f.def;
+    if (!def.help.empty()) {
+      out->append("# HELP ");
+      out->append(def.name);
+      out->push_back(' ');
+      AppendEscaped(out, def.help, /*quote=*/false);
+      out->push_back('\n');
+    }
+    out->append("# TYPE ");
+    out->append(def.name);
+    out->push_back(' ');
+    out->append(TypeName(def.type));
+    out->push_back('\n');
+    if (def.type == MetricType::kHistogram) {
+      le.clear();
+      for (size_t b = 0; b <= def.buckets.size(); ++b) {
+        std::string& bound = le.emplace_back("le=\"");
+        AppendDouble(&bound, b < def.buckets.size() ? def.buckets[b]
+                                                    : std::numeric_limits<double>::infinity());
+        bound.push_back('"');
+      }
+    }
+    for (size_t s = 0; s < f.size(); ++s) {
+      labels.clear();
+      AppendLabels(&labels, def, f.keys[s]);
+      switch (def.type) {
+        case MetricType::kCounter:
+          AppendHead(out, def.name, "", labels);
+          AppendUint(out, f.Word(s, 0));
+          out->push_back('\n');
+          break;
+        case MetricType::kGauge:
+        case MetricType::kComputed:
+          AppendHead(out, def.name, "", labels);
+          AppendDouble(out, f.Gauge(s));
+          out->push_back('\n');
+          break;
+        case MetricType::kHistogram: {
+          const uint64_t count = f.HistogramCount(s);
+          AppendHead(out, def.name, "_count", labels);
+          AppendUint(out, count);
+          out->push_back('\n');
+          AppendHead(out, def.name, "_sum", labels);
+          AppendDouble(out, f.HistogramSum(s));
+          out->push_back('\n');
+          if (!labels.empty()) labels.push_back(',');
+          uint64_t cumulative = 0;
+          for (size_t b = 0; b < le.size(); ++b) {
+            cumulative += f.Word(s, b);
+            out->append(def.name);
+            out->append("_bucket{");
+            out->append(labels);
+            out->append(le[b]);
+            out->append("} ");
+            AppendUint(out, cumulative);
+            out->push_back('\n');
+          }
+          break;
+        }
+      }
+    }
+  }
+}
 
 std::vector<prometheus::MetricFamily> ToMetricFamilies(
     const std::vector<FamilySnapshot>& families) {
@@ -71,13 +234,15 @@ std::vector<prometheus::MetricFamily> ToMetricFamilies(
 }
 
 void WritePrometheusText(const std::vector<FamilySnapshot>& families, std::ostream& out) {
-  prometheus::TextSerializer().Serialize(out, ToMetricFamilies(families));
+  std::string text;
+  WritePrometheusText(families, &text);
+  out.write(text.data(), static_cast<std::streamsize>(text.size()));
 }
 
 std::string RenderPrometheusText(const std::vector<FamilySnapshot>& families) {
-  std::ostringstream out;
-  WritePrometheusText(families, out);
-  return out.str();
+  std::string text;
+  WritePrometheusText(families, &text);
+  return text;
 }
 
 }  // namespace novapulse

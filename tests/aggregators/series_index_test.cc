@@ -231,5 +231,74 @@ TEST(SeriesIndex, ReaderSeesAConsistentPrefixWhileWritersInsert) {
   EXPECT_EQ(index.size(), size_t{kKeys});
 }
 
+TEST(SeriesIndex, SortedIdsFollowKeyOrderAsSeriesArrive) {
+  SeriesIndex index(1, 100);
+  std::vector<uint32_t> ids;
+  index.SortedIds(&ids);
+  EXPECT_TRUE(ids.empty());
+  Resolve(index, "m");
+  Resolve(index, "c");
+  Resolve(index, "x");
+  index.SortedIds(&ids);
+  EXPECT_EQ(ids, (std::vector<uint32_t>{1, 0, 2}));
+  // New ids land between the old ones, not after them.
+  Resolve(index, "a");
+  Resolve(index, "n");
+  Resolve(index, "d");
+  index.SortedIds(&ids);
+  EXPECT_EQ(ids, (std::vector<uint32_t>{3, 1, 5, 0, 4, 2}));
+  index.SortedIds(&ids);
+  EXPECT_EQ(ids, (std::vector<uint32_t>{3, 1, 5, 0, 4, 2}));
+}
+
+TEST(SeriesIndex, SortedIdsIncludeTheOverflowSeries) {
+  SeriesIndex index(1, 2);
+  Resolve(index, "b");
+  Resolve(index, "a");
+  Resolve(index, "z");  // folds into __overflow__
+  std::vector<uint32_t> ids;
+  index.SortedIds(&ids);
+  ASSERT_EQ(ids.size(), 3u);
+  EXPECT_EQ(index.Key(ids[0]), "__overflow__");
+  EXPECT_EQ(index.Key(ids[1]), "a");
+  EXPECT_EQ(index.Key(ids[2]), "b");
+}
+
+TEST(SeriesIndex, SortedIdsStaySortedWhileWritersInsert) {
+  constexpr int kKeys = 5000;
+  SeriesIndex index(1, kKeys);
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    // Descending-ish keys, so each new batch merges in front of the old one.
+    for (int k = kKeys - 1; k >= 0; --k) {
+      bool overflowed;
+      index.Resolve("key-" + std::to_string(k * 7919 % kKeys), &overflowed);
+    }
+    done.store(true, std::memory_order_release);
+  });
+  bool consistent = true;
+  size_t last_size = 0;
+  std::vector<uint32_t> ids;
+  while (!done.load(std::memory_order_acquire)) {
+    index.SortedIds(&ids);
+    if (ids.size() < last_size) consistent = false;
+    last_size = ids.size();
+    std::vector<bool> seen(ids.size(), false);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (ids[i] >= ids.size() || seen[ids[i]]) {
+        consistent = false;
+        break;
+      }
+      seen[ids[i]] = true;
+      if (i > 0 && !(index.Key(ids[i - 1]) < index.Key(ids[i]))) consistent = false;
+    }
+  }
+  writer.join();
+  EXPECT_TRUE(consistent);
+  index.SortedIds(&ids);
+  ASSERT_EQ(ids.size(), size_t{kKeys});
+  for (size_t i = 1; i < ids.size(); ++i) EXPECT_LT(index.Key(ids[i - 1]), index.Key(ids[i]));
+}
+
 }  // namespace
 }  // namespace novapulse

@@ -1,6 +1,14 @@
 #include "sinks/exposition.h"
 
+#include <prometheus/text_serializer.h>
+
+#include <bit>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "aggregators/novagift_metrics.h"
@@ -219,6 +227,157 @@ TEST(ToMetricFamilies, HistogramBucketsCarryCumulativeCountsAndInfLast) {
   EXPECT_EQ(h.bucket.back().cumulative_count, 2u);
   EXPECT_EQ(h.sample_count, 2u);
   EXPECT_DOUBLE_EQ(h.sample_sum, 60.0005);
+}
+
+// prometheus-cpp's TextSerializer, the reference the fast writer replaces.
+std::string SerializeWithPrometheusCpp(const std::vector<FamilySnapshot>& families) {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, ToMetricFamilies(families));
+  return out.str();
+}
+
+std::vector<std::string_view> Lines(std::string_view text) {
+  std::vector<std::string_view> lines;
+  while (!text.empty()) {
+    const size_t end = text.find('\n');
+    lines.push_back(text.substr(0, end));
+    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+  }
+  return lines;
+}
+
+// Byte equality is not possible for every double: prometheus-cpp 1.0 prints
+// doubles as "%.16g" (0.1 + 0.2 -> "0.3", which reads back as another
+// double) and NaN as "Nan", while the fast writer prints the shortest text
+// that reads back exactly ("0.30000000000000004") and "NaN". So every line
+// must be byte-identical up to its value, and the values must be equal, or
+// (doubles) within prometheus-cpp's 16-digit rounding.
+void ExpectSameExposition(std::string_view fast, std::string_view reference) {
+  const std::vector<std::string_view> got = Lines(fast);
+  const std::vector<std::string_view> want = Lines(reference);
+  ASSERT_EQ(got.size(), want.size()) << fast << "\nvs prometheus-cpp:\n" << reference;
+  for (size_t i = 0; i < got.size(); ++i) {
+    SCOPED_TRACE(want[i]);
+    if (want[i].starts_with('#') || got[i] == want[i]) {
+      EXPECT_EQ(got[i], want[i]);
+      continue;
+    }
+    const size_t got_space = got[i].rfind(' ');
+    const size_t want_space = want[i].rfind(' ');
+    ASSERT_NE(want_space, std::string_view::npos);
+    ASSERT_EQ(got[i].substr(0, got_space + 1), want[i].substr(0, want_space + 1));
+    const std::string got_value(got[i].substr(got_space + 1));
+    const std::string want_value(want[i].substr(want_space + 1));
+    const double g = std::strtod(got_value.c_str(), nullptr);
+    const double w = std::strtod(want_value.c_str(), nullptr);
+    if (std::isnan(w)) {
+      EXPECT_EQ(got_value, "NaN");
+      continue;
+    }
+    EXPECT_NEAR(g, w, std::fabs(w) * 1e-15) << got_value << " vs " << want_value;
+  }
+}
+
+TEST_F(Exposition, FastWriterMatchesPrometheusCppSerializer) {
+  const std::vector<FamilySnapshot> families = metrics_.Snapshot();
+  ExpectSameExposition(text_, SerializeWithPrometheusCpp(families));
+  std::ostringstream stream;
+  WritePrometheusText(families, stream);
+  EXPECT_EQ(stream.str(), text_);
+}
+
+// Hand-built families: values prometheus-cpp and shortest printing disagree
+// on, non-finite gauges, escapes, histograms with and without labels, and an
+// empty family.
+class FastWriterEdgeCases : public ::testing::Test {
+ protected:
+  static uint64_t Bits(double v) { return std::bit_cast<uint64_t>(v); }
+
+  FastWriterEdgeCases() {
+    counter_ = {"edge_total", "Counter with escapes.", MetricType::kCounter, {"a", "b"}, {}};
+    gauge_ = {"edge_gauge", "Gauge values.", MetricType::kGauge, {"v"}, {}};
+    computed_ = {"edge_computed", "Computed, no labels.", MetricType::kComputed, {}, {}};
+    histogram_ = {
+        "edge_seconds", "Histogram.", MetricType::kHistogram, {"r"}, {0.005, 0.1, 1, 1e6}};
+    bare_histogram_ = {"edge_bare", "Histogram without labels.", MetricType::kHistogram, {}, {2.5}};
+    empty_ = {"edge_empty", "No series.", MetricType::kCounter, {"x"}, {}};
+
+    FamilySnapshot c{&counter_, 1, {}, {}};
+    c.keys = {"GE\"T\xff/a\\b", "line1\nline2\xff", "\xffplain", "a b\xff{x=\"y\"}"};
+    c.words = {0, 1, 1'000'000, 123'456'789'012'345};
+    families_.push_back(c);
+
+    FamilySnapshot g{&gauge_, 1, {}, {}};
+    const double inf = std::numeric_limits<double>::infinity();
+    const std::vector<double> values = {0.1 + 0.2, 1e6,          1e15,  1e16,  1e20, 1.0 / 3,
+                                        5e-7,      123456.789,   2.5,   0.0,   -0.0, inf,
+                                        -inf,      std::nan(""), -7.25, 1e-300};
+    for (size_t i = 0; i < values.size(); ++i) {
+      gauge_keys_.push_back("g" + std::to_string(100 + i));
+      g.words.push_back(Bits(values[i]));
+    }
+    for (const std::string& k : gauge_keys_) g.keys.push_back(k);
+    families_.push_back(g);
+
+    families_.push_back(FamilySnapshot{&computed_, 1, {""}, {Bits(42.125)}});
+
+    // Per-bucket counts (+Inf last), then the sum in micro-units.
+    FamilySnapshot h{&histogram_, histogram_.Width(), {"x", "y\\\""}, {}};
+    h.words = {
+        1, 0, 2, 0, 1, 1'234'567'891,  // sum 1234.567891
+        0, 0, 0, 0, 0, 0,              // nothing observed
+    };
+    families_.push_back(h);
+    families_.push_back(FamilySnapshot{
+        &bare_histogram_, bare_histogram_.Width(), {""}, {3, 2, 10'100}});  // sum 0.0101
+    families_.push_back(FamilySnapshot{&empty_, 1, {}, {}});
+    WritePrometheusText(families_, &text_);
+  }
+
+  MetricDef counter_, gauge_, computed_, histogram_, bare_histogram_, empty_;
+  std::vector<std::string> gauge_keys_;
+  std::vector<FamilySnapshot> families_;
+  std::string text_;
+};
+
+TEST_F(FastWriterEdgeCases, MatchesPrometheusCppSerializer) {
+  ExpectSameExposition(text_, SerializeWithPrometheusCpp(families_));
+}
+
+TEST_F(FastWriterEdgeCases, IsValidExposition) {
+  const std::vector<std::string> problems = ValidateExposition(ParsePromText(text_));
+  EXPECT_TRUE(problems.empty()) << problems.front() << "\n" << text_;
+}
+
+TEST_F(FastWriterEdgeCases, DoublesReadBackExactlyAndIntegersPrintWhole) {
+  EXPECT_THAT(text_, HasSubstr("edge_gauge{v=\"g100\"} 0.30000000000000004\n"));
+  EXPECT_THAT(text_, HasSubstr("edge_gauge{v=\"g101\"} 1000000\n"));
+  EXPECT_THAT(text_, HasSubstr("edge_gauge{v=\"g103\"} 1e+16\n"));
+  EXPECT_THAT(text_, HasSubstr("edge_gauge{v=\"g105\"} 0.3333333333333333\n"));
+  EXPECT_THAT(text_, HasSubstr("edge_gauge{v=\"g111\"} +Inf\n"));
+  EXPECT_THAT(text_, HasSubstr("edge_gauge{v=\"g112\"} -Inf\n"));
+  EXPECT_THAT(text_, HasSubstr("edge_gauge{v=\"g113\"} NaN\n"));
+  EXPECT_THAT(text_, HasSubstr("edge_total{a=\"\",b=\"plain\"} 1000000\n"));
+  EXPECT_THAT(text_, HasSubstr("edge_seconds_bucket{r=\"x\",le=\"1000000\"} 3\n"));
+  EXPECT_THAT(text_, HasSubstr("edge_seconds_bucket{r=\"x\",le=\"+Inf\"} 4\n"));
+  EXPECT_THAT(text_, HasSubstr("edge_bare_count 5\nedge_bare_sum 0.0101"));
+  EXPECT_THAT(text_, HasSubstr("edge_bare_bucket{le=\"2.5\"} 3\n"));
+  EXPECT_THAT(text_, HasSubstr("# HELP edge_empty No series.\n# TYPE edge_empty counter\n"));
+}
+
+TEST(FastWriter, EscapesHelpText) {
+  const MetricDef def = {"h_total", "Back\\slash and\nnewline.", MetricType::kCounter, {}, {}};
+  std::string text;
+  WritePrometheusText({FamilySnapshot{&def, 1, {""}, {7}}}, &text);
+  EXPECT_EQ(text,
+            "# HELP h_total Back\\\\slash and\\nnewline.\n# TYPE h_total counter\nh_total 7\n");
+}
+
+TEST(FastWriter, AppendsToWhatIsAlreadyThere) {
+  const MetricDef def = {"c_total", "C.", MetricType::kCounter, {}, {}};
+  std::string text = "prefix\n";
+  WritePrometheusText({FamilySnapshot{&def, 1, {""}, {7}}}, &text);
+  EXPECT_EQ(text, "prefix\n# HELP c_total C.\n# TYPE c_total counter\nc_total 7\n");
 }
 
 // The checker the tests above rely on must itself catch what it claims to.
