@@ -4,7 +4,9 @@
 
 #include <bit>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -108,6 +110,33 @@ class Exposition : public ::testing::Test {
 TEST_F(Exposition, TextIsValidPrometheusExposition) {
   const std::vector<std::string> problems = ValidateExposition(parsed_);
   EXPECT_TRUE(problems.empty()) << problems.front() << "\n" << text_;
+}
+
+// Prometheus's own parser and linter (promtool, Debian package prometheus,
+// installed by scripts/test) as the oracle for the text format. The one lint
+// it may report is about gauge names ending in _total: outbox_queued_total
+// and outbox_in_flight_total are names fixed by the NovaGift dashboards.
+TEST_F(Exposition, PromtoolAcceptsTheText) {
+  ASSERT_EQ(std::system("command -v promtool >/dev/null 2>&1"), 0) << "promtool is not installed";
+  const std::string dir = ::testing::TempDir();
+  const std::string text_path = dir + "/np_exposition.txt";
+  const std::string report_path = dir + "/np_exposition_promtool.txt";
+  std::ofstream(text_path) << text_;
+  const int status = std::system(
+      ("promtool check metrics < " + text_path + " > " + report_path + " 2>&1").c_str());
+  std::ifstream report(report_path);
+  std::vector<std::string> problems;
+  for (std::string line; std::getline(report, line);) {
+    const bool gauge_name_lint =
+        line.find("non-counter metrics should not have \"_total\" suffix") != std::string::npos &&
+        (line.starts_with("outbox_queued_total ") || line.starts_with("outbox_in_flight_total "));
+    if (!gauge_name_lint) problems.push_back(line);
+  }
+  EXPECT_THAT(problems, ::testing::IsEmpty());
+  // promtool exits non-zero for lint findings too; only a parse error is fatal.
+  EXPECT_TRUE(status == 0 || problems.empty()) << "promtool exit status " << status;
+  std::remove(text_path.c_str());
+  std::remove(report_path.c_str());
 }
 
 TEST_F(Exposition, EveryFamilyHasItsHelpAndTypeInTableOrder) {
