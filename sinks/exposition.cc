@@ -6,6 +6,8 @@
 #include <limits>
 #include <string_view>
 
+#include "sinks/text_format.h"
+
 namespace novapulse {
 namespace {
 
@@ -22,81 +24,12 @@ prometheus::MetricType ToPrometheusType(MetricType type) {
   return prometheus::MetricType::Untyped;
 }
 
-std::string_view TypeName(MetricType type) {
-  switch (type) {
-    case MetricType::kCounter:
-      return "counter";
-    case MetricType::kHistogram:
-      return "histogram";
-    case MetricType::kGauge:
-    case MetricType::kComputed:
-      return "gauge";
-  }
-  return "untyped";
-}
-
-void AppendUint(std::string* out, uint64_t v) {
-  char buf[24];
-  out->append(buf, std::to_chars(buf, buf + sizeof(buf), v).ptr);
-}
-
-// Integral values below 1e16 print as integers, as prometheus-cpp's
-// 16-digit "%g" does ("1000000", not shortest "1e+06"); everything else as the
-// shortest text that reads back as the same double.
-void AppendDouble(std::string* out, double v) {
-  if (std::isnan(v)) {
-    out->append("NaN");
-  } else if (std::isinf(v)) {
-    out->append(v < 0 ? "-Inf" : "+Inf");
-  } else if (std::fabs(v) < 1e16 && v == std::trunc(v)) {
-    char buf[24];
-    out->append(buf, std::to_chars(buf, buf + sizeof(buf), static_cast<int64_t>(v)).ptr);
-  } else {
-    char buf[32];
-    out->append(buf, std::to_chars(buf, buf + sizeof(buf), v).ptr);
-  }
-}
-
-// Escapes backslash and newline, and double quote when `quote`.
-void AppendEscaped(std::string* out, std::string_view s, bool quote) {
-  for (char c : s) {
-    if (c == '\\' || c == '\n' || (quote && c == '"')) {
-      out->push_back('\\');
-      out->push_back(c == '\n' ? 'n' : c);
-    } else {
-      out->push_back(c);
-    }
-  }
-}
-
-// `name="value",...` of one series, without braces; empty without labels.
-void AppendLabels(std::string* out, const MetricDef& def, std::string_view key) {
-  size_t start = 0;
-  for (size_t l = 0; l < def.labels.size(); ++l) {
-    if (start > key.size()) break;  // fewer values than labels
-    size_t sep = key.find(kLabelSeparator, start);
-    if (sep == std::string_view::npos) sep = key.size();
-    if (l > 0) out->push_back(',');
-    out->append(def.labels[l]);
-    out->append("=\"");
-    AppendEscaped(out, key.substr(start, sep - start), /*quote=*/true);
-    out->push_back('"');
-    start = sep + 1;
-  }
-}
-
-// `name suffix{labels} ` (no braces when there are no labels).
-void AppendHead(std::string* out, std::string_view name, std::string_view suffix,
-                std::string_view labels) {
-  out->append(name);
-  out->append(suffix);
-  if (!labels.empty()) {
-    out->push_back('{');
-    out->append(labels);
-    out->push_back('}');
-  }
-  out->push_back(' ');
-}
+using text::AppendDouble;
+using text::AppendEscaped;
+using text::AppendHead;
+using text::AppendLabels;
+using text::AppendUint;
+using text::TypeName;
 
 // A rough size of the text, so the output string grows once or twice, not
 // per line.
