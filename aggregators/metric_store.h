@@ -83,6 +83,9 @@ class MetricStore {
 // exists), counts overflows, and writes its shard's cells.
 class ShardWriter {
  public:
+  // The most one observation adds to a histogram's sum, in sum units.
+  static constexpr double kMaxSumUnits = 1e18;
+
   // Overflows are counted in `overflow_metric`, a counter with one label
   // (the metric name).
   ShardWriter(MetricStore* store, int shard, size_t overflow_metric);
@@ -96,9 +99,10 @@ class ShardWriter {
     const std::vector<double>& bounds = store_->def(m).buckets;
     const size_t bucket = std::lower_bound(bounds.begin(), bounds.end(), value) - bounds.begin();
     cells_[m]->Add(series, bucket, 1);
-    // Observed values are never negative: parsers reject negative inputs.
-    cells_[m]->Add(series, bounds.size() + 1,
-                   static_cast<uint64_t>(std::llround(value / store_->def(m).sum_unit)));
+    // Observed values are never negative (parsers reject negative inputs);
+    // absurdly large ones are capped so the conversion stays defined.
+    const double units = std::min(value / store_->def(m).sum_unit, kMaxSumUnits);
+    cells_[m]->Add(series, bounds.size() + 1, static_cast<uint64_t>(std::llround(units)));
   }
   MetricStore& store() { return *store_; }
   int shard() const { return shard_; }

@@ -212,7 +212,8 @@ void NovaGiftMetrics::Writer::Record(const AccessLogEvent& e) {
     BuildKey(&key_, {e.route, e.error_code});
     w_.Inc(kHttpErrorsTotal, w_.Resolve(kHttpErrorsTotal, key_));
   }
-  const int64_t duration_us = static_cast<int64_t>(e.duration_ms * 1000.0);
+  // Capped before the conversion; the ring only looks at the last two minutes.
+  const int64_t duration_us = static_cast<int64_t>(std::min(e.duration_ms, 1e9) * 1000.0);
   owner_->busy_[w_.shard()]->Add(e.ts_us - duration_us, e.ts_us);
   UpdateNewest(e.ts_us);
   w_.Inc(kEventsTotal, accepted_[static_cast<int>(Topic::kAccessLog)]);

@@ -190,6 +190,17 @@ TEST(NovaGiftMetrics, ObservesDurationInSecondsWithLeBuckets) {
   EXPECT_DOUBLE_EQ(v.Sum(kHttpRequestDuration, {"GET", "/d"}), 20.0);
 }
 
+TEST(NovaGiftMetrics, AbsurdDurationIsCountedWithACappedSum) {
+  // 1e300 ms parses (it is a valid, non-negative number); converting it to
+  // integer units must stay defined (UBSan checks this in CI).
+  NovaGiftMetrics metrics(1);
+  auto& w = metrics.writer(0);
+  w.Record(Access("GET", "/huge", 200, 1e300, kT0));
+  const View v(metrics);
+  EXPECT_EQ(v.OnlyBucket(kHttpRequestDuration, {"GET", "/huge"}), int{kLatencyInf});
+  EXPECT_DOUBLE_EQ(v.Sum(kHttpRequestDuration, {"GET", "/huge"}), ShardWriter::kMaxSumUnits * 1e-6);
+}
+
 TEST(NovaGiftMetrics, DurationHistogramIsPerMethodAndRouteNotStatus) {
   NovaGiftMetrics metrics(1);
   auto& w = metrics.writer(0);
