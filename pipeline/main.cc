@@ -4,6 +4,7 @@
 
 #include "pipeline/config.h"
 #include "pipeline/replay.h"
+#include "pipeline/run.h"
 #include "pipeline/traffic_gen.h"
 
 namespace {
@@ -11,6 +12,7 @@ namespace {
 constexpr std::string_view kUsage = R"(Usage: novapulse COMMAND [OPTIONS]
 
 Commands:
+  run --config FILE  consume the Kafka topics and serve /metrics (the service)
   replay FILE...   replay NDJSON files offline and print the final metrics
   gen              write generated NovaGift traffic (with incidents) as NDJSON
   check-config FILE  validate a service config (YAML) and print it, secrets redacted
@@ -27,6 +29,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string_view command = argv[1];
+  if (command == "run") return novapulse::RunServiceCommand(argc - 1, argv + 1);
   if (command == "replay") return novapulse::RunReplayCommand(argc - 1, argv + 1);
   if (command == "gen") return novapulse::RunGenCommand(argc - 1, argv + 1);
   if (command == "check-config") return novapulse::RunCheckConfigCommand(argc - 1, argv + 1);

@@ -1,0 +1,292 @@
+#include "pipeline/kafka_source.h"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <string_view>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "pipeline/log.h"
+
+namespace novapulse {
+namespace {
+
+constexpr int kStopCheckMs = 100;
+
+// librdkafka's syslog levels to ours.
+LogLevel LevelOfSyslog(int level) {
+  if (level <= 3) return LogLevel::kError;
+  if (level == 4) return LogLevel::kWarn;
+  if (level <= 6) return LogLevel::kInfo;
+  return LogLevel::kDebug;
+}
+
+void OnLog(const rd_kafka_t* /*rk*/, int level, const char* fac, const char* buf) {
+  Log(LevelOfSyslog(level), buf, {{"component", "librdkafka"}, {"facility", fac}});
+}
+
+void OnError(rd_kafka_t* /*rk*/, int err, const char* reason, void* /*opaque*/) {
+  Log(LogLevel::kWarn, "kafka error",
+      {{"error", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err))}, {"reason", reason}});
+}
+
+// Sets one property; on failure the error names the key and librdkafka's
+// reason, which never quotes the value.
+absl::Status Set(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
+  char err[512];
+  if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+    return absl::InvalidArgumentError(absl::StrCat("kafka property ", key, ": ", err));
+  }
+  return absl::OkStatus();
+}
+
+std::string PartitionList(const rd_kafka_topic_partition_list_t* partitions) {
+  std::string out;
+  for (int i = 0; i < partitions->cnt; ++i) {
+    if (i > 0) out += ',';
+    absl::StrAppend(&out, partitions->elems[i].topic, "/", partitions->elems[i].partition);
+  }
+  return out;
+}
+
+}  // namespace
+
+void KafkaBatch::Clear() {
+  used = 0;
+  records.clear();
+  offsets.clear();
+}
+
+absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(const KafkaConfig& config) {
+  if (config.brokers.empty()) return absl::InvalidArgumentError("kafka.brokers is empty");
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  // Explicit settings last, so properties cannot turn at-least-once off.
+  std::vector<std::pair<std::string, std::string>> settings(config.properties.begin(),
+                                                            config.properties.end());
+  settings.emplace_back("bootstrap.servers", config.brokers);
+  settings.emplace_back("group.id", config.group_id);
+  settings.emplace_back("enable.auto.offset.store", "false");
+  settings.emplace_back("enable.auto.commit", "true");
+  settings.emplace_back("auto.commit.interval.ms",
+                        absl::StrCat(absl::ToInt64Milliseconds(config.commit_interval)));
+  settings.emplace_back("partition.assignment.strategy", "cooperative-sticky");
+  for (const auto& [key, value] : settings) {
+    if (absl::Status status = Set(conf, key, value); !status.ok()) {
+      rd_kafka_conf_destroy(conf);
+      return status;
+    }
+  }
+  rd_kafka_conf_set_log_cb(conf, OnLog);
+  rd_kafka_conf_set_error_cb(conf, OnError);
+  rd_kafka_conf_set_rebalance_cb(conf, OnRebalance);
+  // The rebalance callback gets the KafkaSource as its opaque, so the
+  // source exists before its handle.
+  std::unique_ptr<KafkaSource> source(new KafkaSource(config));
+  rd_kafka_conf_set_opaque(conf, source.get());
+  char err[512];
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    return absl::InvalidArgumentError(absl::StrCat("creating the Kafka consumer: ", err));
+  }
+  source->rk_ = rk;
+  rd_kafka_poll_set_consumer(rk);
+
+  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(kTopicCount);
+  for (const std::string& topic : source->topics_) {
+    rd_kafka_topic_partition_list_add(topics, topic.c_str(), RD_KAFKA_PARTITION_UA);
+  }
+  const rd_kafka_resp_err_t subscribed = rd_kafka_subscribe(rk, topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  if (subscribed != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return absl::UnavailableError(absl::StrCat("subscribing to ", source->topics_[0], ",",
+                                               source->topics_[1], ": ",
+                                               rd_kafka_err2str(subscribed)));
+  }
+  Log(LogLevel::kInfo, "kafka consumer started",
+      {{"brokers", config.brokers},
+       {"group", config.group_id},
+       {"topics", absl::StrCat(source->topics_[0], ",", source->topics_[1])}});
+  return source;
+}
+
+KafkaSource::KafkaSource(const KafkaConfig& config)
+    : topics_{config.topics.access_log, config.topics.outbox},
+      max_message_bytes_(static_cast<size_t>(config.max_message_bytes)),
+      batch_size_(static_cast<size_t>(std::max<int64_t>(1, config.batch_size))),
+      batch_timeout_(config.batch_timeout) {}
+
+KafkaSource::~KafkaSource() {
+  if (rk_ == nullptr) return;
+  if (!closed_) {
+    if (absl::Status status = Close(); !status.ok()) {
+      Log(LogLevel::kWarn, "closing the kafka consumer", {{"error", status.ToString()}});
+    }
+  }
+  rd_kafka_destroy(rk_);
+}
+
+void KafkaSource::OnRebalance(rd_kafka_t* /*rk*/, rd_kafka_resp_err_t err,
+                              rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+  static_cast<KafkaSource*>(opaque)->Rebalance(err, partitions);
+}
+
+void KafkaSource::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions) {
+  const bool cooperative = std::string_view(rd_kafka_rebalance_protocol(rk_)) == "COOPERATIVE";
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    Log(LogLevel::kInfo, "partitions assigned",
+        {{"partitions", PartitionList(partitions)}, {"cooperative", cooperative ? "1" : "0"}});
+    if (cooperative) {
+      if (rd_kafka_error_t* error = rd_kafka_incremental_assign(rk_, partitions)) {
+        Log(LogLevel::kError, "incremental assign failed",
+            {{"error", rd_kafka_error_string(error)}});
+        rd_kafka_error_destroy(error);
+      }
+    } else if (rd_kafka_resp_err_t e = rd_kafka_assign(rk_, partitions)) {
+      Log(LogLevel::kError, "assign failed", {{"error", rd_kafka_err2str(e)}});
+    }
+  } else {
+    if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+      Log(LogLevel::kError, "rebalance failed", {{"error", rd_kafka_err2str(err)}});
+    }
+    Log(LogLevel::kInfo, "partitions revoked",
+        {{"partitions", PartitionList(partitions)}, {"cooperative", cooperative ? "1" : "0"}});
+    // What was aggregated from these partitions must be committed before
+    // another member starts reading them.
+    CommitSync("revoke");
+    if (cooperative) {
+      if (rd_kafka_error_t* error = rd_kafka_incremental_unassign(rk_, partitions)) {
+        Log(LogLevel::kError, "incremental unassign failed",
+            {{"error", rd_kafka_error_string(error)}});
+        rd_kafka_error_destroy(error);
+      }
+    } else if (rd_kafka_resp_err_t e = rd_kafka_assign(rk_, nullptr)) {
+      Log(LogLevel::kError, "unassign failed", {{"error", rd_kafka_err2str(e)}});
+    }
+  }
+  UpdateAssigned();
+}
+
+void KafkaSource::UpdateAssigned() {
+  rd_kafka_topic_partition_list_t* assignment = nullptr;
+  if (rd_kafka_assignment(rk_, &assignment) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    assigned_.store(assignment->cnt, std::memory_order_relaxed);
+    rd_kafka_topic_partition_list_destroy(assignment);
+  }
+}
+
+void KafkaSource::CommitSync(const char* why) {
+  const rd_kafka_resp_err_t err = rd_kafka_commit(rk_, nullptr, /*async=*/0);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    Log(LogLevel::kInfo, "offsets committed", {{"reason", why}});
+  } else if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    Log(LogLevel::kDebug, "no new offsets to commit", {{"reason", why}});
+  } else {
+    Log(LogLevel::kWarn, "offset commit failed",
+        {{"reason", why}, {"error", rd_kafka_err2str(err)}});
+  }
+}
+
+bool KafkaSource::Append(const rd_kafka_message_t* message, KafkaBatch* batch) {
+  if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      Log(LogLevel::kWarn, "kafka consume error",
+          {{"error", rd_kafka_err2str(message->err)},
+           {"topic", message->rkt ? rd_kafka_topic_name(message->rkt) : ""}});
+    }
+    return false;
+  }
+  const std::string_view topic_name = rd_kafka_topic_name(message->rkt);
+  const Topic topic = topic_name == topics_[1] ? Topic::kOutbox : Topic::kAccessLog;
+  KafkaRecord record;
+  record.topic = topic;
+  record.begin = batch->used;
+  if (message->len > max_message_bytes_) {
+    record.oversize = true;
+  } else {
+    record.size = message->len;
+    const size_t need = batch->used + message->len + simdjson::SIMDJSON_PADDING;
+    if (batch->buffer.size() < need) batch->buffer.resize(std::max(need, batch->buffer.size() * 2));
+    if (message->len > 0) {
+      std::memcpy(batch->buffer.data() + batch->used, message->payload, message->len);
+    }
+    batch->used += message->len;
+  }
+  batch->records.push_back(record);
+
+  const int64_t next = message->offset + 1;
+  for (KafkaPartitionOffset& o : batch->offsets) {
+    if (o.topic == topic && o.partition == message->partition) {
+      o.next_offset = std::max(o.next_offset, next);
+      return true;
+    }
+  }
+  batch->offsets.push_back({topic, message->partition, next});
+  return true;
+}
+
+bool KafkaSource::Fill(KafkaBatch* batch, const std::atomic<bool>& stop) {
+  batch->Clear();
+  absl::Time deadline = absl::InfiniteFuture();
+  while (batch->records.size() < batch_size_) {
+    if (stop.load(std::memory_order_relaxed)) {
+      // Messages already copied belong to this batch; the caller still
+      // processes them, so only an empty batch ends the stream.
+      return !batch->records.empty();
+    }
+    int timeout_ms = kStopCheckMs;
+    if (deadline != absl::InfiniteFuture()) {
+      const absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) break;
+      timeout_ms =
+          static_cast<int>(std::min<int64_t>(kStopCheckMs, absl::ToInt64Milliseconds(left) + 1));
+    }
+    rd_kafka_message_t* message = rd_kafka_consumer_poll(rk_, timeout_ms);
+    if (message == nullptr) continue;
+    const bool data = Append(message, batch);
+    rd_kafka_message_destroy(message);
+    if (data && deadline == absl::InfiniteFuture()) deadline = absl::Now() + batch_timeout_;
+  }
+  return true;
+}
+
+void KafkaSource::StoreOffsets(const KafkaBatch& batch) {
+  if (batch.offsets.empty()) return;
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(batch.offsets.size()));
+  for (const KafkaPartitionOffset& o : batch.offsets) {
+    rd_kafka_topic_partition_list_add(list, topics_[static_cast<size_t>(o.topic)].c_str(),
+                                      o.partition)
+        ->offset = o.next_offset;
+  }
+  const rd_kafka_resp_err_t err = rd_kafka_offsets_store(rk_, list);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    // Typically a partition revoked while its batch was in flight.
+    for (int i = 0; i < list->cnt; ++i) {
+      if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        Log(LogLevel::kDebug, "offset not stored",
+            {{"partition", absl::StrCat(list->elems[i].topic, "/", list->elems[i].partition)},
+             {"error", rd_kafka_err2str(list->elems[i].err)}});
+      }
+    }
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+}
+
+absl::Status KafkaSource::Close() {
+  closed_ = true;
+  CommitSync("shutdown");
+  const rd_kafka_resp_err_t err = rd_kafka_consumer_close(rk_);
+  assigned_.store(0, std::memory_order_relaxed);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return absl::UnavailableError(absl::StrCat("closing the consumer: ", rd_kafka_err2str(err)));
+  }
+  Log(LogLevel::kInfo, "kafka consumer closed");
+  return absl::OkStatus();
+}
+
+}  // namespace novapulse

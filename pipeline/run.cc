@@ -1,0 +1,199 @@
+#include "pipeline/run.h"
+
+#include <oneapi/tbb/concurrent_queue.h>
+#include <oneapi/tbb/parallel_pipeline.h>
+#include <oneapi/tbb/task_arena.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "aggregators/novagift_metrics.h"
+#include "parsers/record_parser.h"
+#include "pipeline/cli.h"
+#include "pipeline/config.h"
+#include "pipeline/http_server.h"
+#include "pipeline/kafka_source.h"
+#include "pipeline/log.h"
+#include "pipeline/record_worker.h"
+#include "sinks/exposition.h"
+#include "sinks/openmetrics.h"
+
+namespace novapulse {
+namespace {
+
+constexpr std::string_view kRunUsage = R"(Usage: novapulse run --config FILE
+
+Consumes the access-log and outbox topics in the configured consumer group and
+serves the metrics on /metrics (Prometheus text, or OpenMetrics when asked),
+/healthz and /readyz. SIGTERM or SIGINT stops it cleanly: batches in flight
+are finished and their offsets committed. Logs go to stderr.
+
+Options:
+  --config FILE   the service configuration (YAML; see configs/novapulse.yaml)
+  -h, --help      this help
+)";
+
+// Set by the signal handler, read by the input stage.
+std::atomic<bool> g_stop{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+void OnStopSignal(int /*signo*/) { g_stop.store(true, std::memory_order_relaxed); }
+
+void InstallStopHandlers() {
+  struct sigaction action = {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+}
+
+struct Token {
+  KafkaBatch batch;
+  uint64_t accepted = 0;
+};
+
+// Runs the pipeline until g_stop; returns the records processed.
+uint64_t Consume(KafkaSource& source, NovaGiftMetrics& metrics, size_t max_record_bytes) {
+  const int threads = metrics.num_shards();
+  std::vector<std::unique_ptr<RecordParser>> parsers;
+  parsers.reserve(static_cast<size_t>(threads));
+  for (int i = 0; i < threads; ++i)
+    parsers.push_back(std::make_unique<RecordParser>(max_record_bytes));
+
+  // At most max_tokens batches are in flight, so a pool of that many never
+  // runs dry; batch buffers are reused and memory stays flat.
+  const size_t max_tokens = static_cast<size_t>(threads) * 2;
+  std::vector<std::unique_ptr<Token>> tokens;
+  tbb::concurrent_bounded_queue<Token*> free_tokens;
+  for (size_t i = 0; i < max_tokens; ++i) {
+    tokens.push_back(std::make_unique<Token>());
+    free_tokens.push(tokens.back().get());
+  }
+
+  uint64_t records = 0;  // owned by the serial completion stage
+  tbb::task_arena arena(threads);
+  arena.execute([&] {
+    tbb::parallel_pipeline(
+        max_tokens,
+        tbb::make_filter<void, Token*>(tbb::filter_mode::serial_in_order,
+                                       [&](tbb::flow_control& fc) -> Token* {
+                                         Token* token;
+                                         free_tokens.pop(token);
+                                         if (!source.Fill(&token->batch, g_stop)) {
+                                           free_tokens.push(token);
+                                           fc.stop();
+                                           return nullptr;
+                                         }
+                                         return token;
+                                       }) &
+            tbb::make_filter<Token*, Token*>(
+                tbb::filter_mode::parallel,
+                [&](Token* token) -> Token* {
+                  const int worker = tbb::this_task_arena::current_thread_index();
+                  NovaGiftMetrics::Writer& writer = metrics.writer(worker);
+                  RecordParser& parser = *parsers[static_cast<size_t>(worker)];
+                  const KafkaBatch& batch = token->batch;
+                  const char* base = batch.buffer.data();
+                  uint64_t accepted = 0;
+                  for (const KafkaRecord& r : batch.records) {
+                    if (r.oversize) {
+                      writer.Reject(r.topic, RejectReason::kOversize);
+                    } else if (ProcessRecord(r.topic, base + r.begin, r.size,
+                                             batch.buffer.size() - r.begin, parser, writer)) {
+                      ++accepted;
+                    }
+                  }
+                  token->accepted = accepted;
+                  return token;
+                }) &
+            tbb::make_filter<Token*, void>(tbb::filter_mode::serial_in_order, [&](Token* token) {
+              // Only now are the batch's messages in the metrics.
+              source.StoreOffsets(token->batch);
+              records += token->batch.records.size();
+              free_tokens.push(token);
+            }));
+  });
+  return records;
+}
+
+}  // namespace
+
+int RunServiceCommand(int argc, char** argv) {
+  ArgParser args(argc, argv, kRunUsage);
+  std::string config_path;
+  while (args.Next()) {
+    if (args.Is("--config")) {
+      config_path = args.Value();
+    } else {
+      return args.UnknownFlag();
+    }
+    if (args.failed()) return args.exit_code();
+  }
+  if (args.help()) return 0;
+  if (config_path.empty()) return args.Fail("--config FILE is required");
+
+  absl::StatusOr<Config> config = LoadConfig(config_path);
+  if (!config.ok()) {
+    Log(LogLevel::kError, "invalid config", {{"error", std::string(config.status().message())}});
+    return 1;
+  }
+  SetLogConfig(config->log);
+  InstallStopHandlers();
+
+  int threads = static_cast<int>(config->pipeline.threads);
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  NovaGiftMetrics metrics(threads, static_cast<size_t>(config->pipeline.series_limit));
+
+  absl::StatusOr<std::unique_ptr<KafkaSource>> source = KafkaSource::Create(config->kafka);
+  if (!source.ok()) {
+    Log(LogLevel::kError, "kafka consumer not started",
+        {{"error", std::string(source.status().message())}});
+    return 1;
+  }
+  KafkaSource& kafka = **source;
+
+  HttpServer::Handlers handlers;
+  handlers.metrics = [&metrics](bool openmetrics) {
+    const std::vector<FamilySnapshot> families = metrics.Snapshot();
+    return openmetrics ? RenderOpenMetricsText(families) : RenderPrometheusText(families);
+  };
+  handlers.ready = [&kafka](std::string* reason) {
+    if (kafka.assigned_partitions() > 0) return true;
+    *reason = "no kafka partitions assigned";
+    return false;
+  };
+  absl::StatusOr<std::unique_ptr<HttpServer>> server =
+      HttpServer::Start(HttpOptionsFromConfig(config->http), std::move(handlers));
+  if (!server.ok()) {
+    Log(LogLevel::kError, "http server not started",
+        {{"error", std::string(server.status().message())}});
+    return 1;
+  }
+  Log(LogLevel::kInfo, "novapulse running",
+      {{"listen", config->http.listen},
+       {"port", absl::StrCat((*server)->port())},
+       {"threads", absl::StrCat(threads)}});
+
+  const uint64_t records =
+      Consume(kafka, metrics, static_cast<size_t>(config->kafka.max_message_bytes));
+  Log(LogLevel::kInfo, "stopping: batches finished", {{"records", absl::StrCat(records)}});
+  const absl::Status closed = kafka.Close();
+  // Metrics stay served until the consumer has left the group.
+  server->reset();
+  if (!closed.ok()) {
+    Log(LogLevel::kError, "kafka consumer did not close cleanly",
+        {{"error", std::string(closed.message())}});
+    return 1;
+  }
+  Log(LogLevel::kInfo, "novapulse stopped");
+  return 0;
+}
+
+}  // namespace novapulse

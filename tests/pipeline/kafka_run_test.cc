@@ -1,0 +1,341 @@
+// Integration test of `novapulse run` against a real single-node Kafka broker
+// (scripts/kafka-broker), with kcat as the independent producer: exact counts
+// after consuming, a clean SIGTERM shutdown, and no message read twice by the
+// next instance of the same consumer group (offsets committed on shutdown).
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "gtest/gtest.h"
+#include "tests/pipeline/test_process.h"
+#include "tests/sinks/prometheus_text.h"
+
+namespace novapulse {
+namespace {
+
+using ::novapulse::testing::Labels;
+using ::novapulse::testing::ParsePromText;
+using ::novapulse::testing::PromText;
+using ::novapulse::testing::ReadWholeFile;
+using ::novapulse::testing::ScratchDir;
+using ::novapulse::testing::WriteWholeFile;
+using Clock = std::chrono::steady_clock;
+
+constexpr char kAccessTopic[] = "novagift.access-log";
+constexpr char kOutboxTopic[] = "novagift.outbox";
+
+struct ShellResult {
+  int status = -1;  // the command's exit status; -1 when it did not exit normally
+  std::string output;
+};
+
+// Runs `command` under /bin/sh with stderr merged into the captured stdout.
+ShellResult Shell(const std::string& command) {
+  ShellResult result;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof(buf), pipe)) > 0;) result.output.append(buf, n);
+  const int status = pclose(pipe);
+  if (status != -1 && WIFEXITED(status)) result.status = WEXITSTATUS(status);
+  return result;
+}
+
+std::string Script(const std::string& name) {
+  return absl::StrCat(NOVAPULSE_SOURCE_DIR, "/scripts/", name);
+}
+
+// A broker for the test's life; stopped (and its folder removed) at the end
+// whatever the test's outcome.
+class Broker {
+ public:
+  explicit Broker(std::string dir) : dir_(std::move(dir)) {}
+  ~Broker() {
+    if (started_) Shell(absl::StrCat(Script("kafka-broker"), " stop --dir ", dir_));
+  }
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // The broker's output when it did not start; empty when it did.
+  std::string Start() {
+    started_ = true;  // a half-started broker must be stopped too
+    const ShellResult r = Shell(absl::StrCat(Script("kafka-broker"), " start --dir ", dir_));
+    std::vector<std::string> lines =
+        absl::StrSplit(absl::StripTrailingAsciiWhitespace(r.output), '\n');
+    if (r.status != 0 || lines.empty() || !lines.back().starts_with("127.0.0.1:")) {
+      return absl::StrCat("exit ", r.status, "\n", r.output);
+    }
+    address_ = lines.back();
+    return "";
+  }
+  const std::string& address() const { return address_; }
+
+ private:
+  std::string dir_;
+  std::string address_;
+  bool started_ = false;
+};
+
+// A port free on 127.0.0.1 right now (bound, then released).
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  int port = 0;
+  socklen_t len = sizeof(addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+// GET `path` from 127.0.0.1:port; the body when the status is 200, else "".
+std::string HttpGet(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return "";
+  }
+  const std::string request =
+      absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
+    close(fd);
+    return "";
+  }
+  std::string raw;
+  char buf[16384];
+  for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) raw.append(buf, static_cast<size_t>(n));
+  close(fd);
+  const size_t end = raw.find("\r\n\r\n");
+  if (!raw.starts_with("HTTP/1.1 200") || end == std::string::npos) return "";
+  return raw.substr(end + 4);
+}
+
+// `novapulse run --config FILE` as a child process, stderr to a file; killed
+// at the end if still running.
+class Service {
+ public:
+  Service(const std::string& config, std::string log) : log_(std::move(log)) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      const int err = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      const int in = open("/dev/null", O_RDONLY);
+      if (err < 0 || in < 0) _exit(127);
+      dup2(in, STDIN_FILENO);
+      dup2(err, STDOUT_FILENO);
+      dup2(err, STDERR_FILENO);
+      execl(NOVAPULSE_BINARY, NOVAPULSE_BINARY, "run", "--config", config.c_str(), nullptr);
+      _exit(127);
+    }
+  }
+  ~Service() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  bool running() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
+  std::string log() const { return ReadWholeFile(log_); }
+
+  // Sends SIGTERM; the exit code, or -1 when it did not exit normally within
+  // `timeout` (it is then killed).
+  int Terminate(std::chrono::seconds timeout) {
+    kill(pid_, SIGTERM);
+    const Clock::time_point deadline = Clock::now() + timeout;
+    int status = 0;
+    while (waitpid(pid_, &status, WNOHANG) == 0) {
+      if (Clock::now() > deadline) return -1;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  std::string log_;
+  pid_t pid_ = -1;
+};
+
+double EventsTotal(const PromText& text) {
+  double sum = 0;
+  for (const auto& [key, value] : text.Samples("novapulse_events_total")) sum += value;
+  return sum;
+}
+
+// Scrapes until novapulse_events_total sums to at least `expected` (or the
+// timeout passes), then once more after a pause, so that records counted
+// twice would show; returns the last scrape.
+PromText WaitForEvents(int port, double expected, const Service& service) {
+  PromText text;
+  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(60);
+  while (Clock::now() < deadline && service.running()) {
+    text = ParsePromText(HttpGet(port, "/metrics"));
+    if (EventsTotal(text) >= expected) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  return ParsePromText(HttpGet(port, "/metrics"));
+}
+
+std::string AccessLine(int64_t ts_ms, const char* method, const char* route, int status) {
+  return absl::StrCat(R"({"ts":)", ts_ms, R"(,"method":")", method, R"(","route":")", route,
+                      R"(","status":)", status, R"(,"duration_ms":12.5,"instance":"api-1"})", "\n");
+}
+
+std::string OutboxLine(int64_t ts_ms, int id) {
+  return absl::StrCat(R"({"ts":)", ts_ms, R"(,"id":"evt-)", id,
+                      R"(","type":"gift.created","status":"queued","attempt":1,)",
+                      R"("data":{"gift_id":"g)", id,
+                      R"(","mode":"single","theme":"birthday","value_usd":25}})", "\n");
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Produce(const std::string& address, const char* topic, const std::string& file) {
+  const ShellResult r = Shell(absl::StrCat("kcat -P -b ", address, " -t ", topic, " -l ", file));
+  return r.status == 0 ? "" : absl::StrCat("kcat -P -t ", topic, " failed: ", r.output);
+}
+
+std::string WriteConfig(const ScratchDir& dir, const std::string& name, const std::string& address,
+                        int port) {
+  std::string path = dir.Path(name);
+  WriteWholeFile(path, absl::StrCat(R"(kafka:
+  brokers: ")",
+                                    address, R"("
+  group_id: novapulse-kafka-run-test
+  properties:
+    client.id: novapulse-test
+    auto.offset.reset: earliest
+  batch_size: 100
+  batch_timeout: 50ms
+  commit_interval: 10m
+http:
+  listen: "127.0.0.1:)",
+                                    port, R"("
+pipeline:
+  threads: 2
+)"));
+  return path;
+}
+
+const Labels kGet = {{"method", "GET"}, {"route", "/api/gifts/:id"}, {"status", "200"}};
+const Labels kClaim = {{"method", "POST"}, {"route", "/api/gifts/:id/claim"}, {"status", "201"}};
+const Labels kNotFound = {{"method", "GET"}, {"route", "/api/gifts/:id"}, {"status", "404"}};
+const Labels kDelete = {{"method", "DELETE"}, {"route", "/api/gifts/:id"}, {"status", "204"}};
+
+Labels Events(const char* topic, const char* result) {
+  return {{"topic", topic}, {"result", result}};
+}
+
+TEST(KafkaRun, ConsumesExactlyAndCommitsOnShutdown) {
+  const Clock::time_point test_start = Clock::now();
+  ScratchDir dir;
+  Broker broker(dir.Path("broker"));
+  const std::string broker_error = broker.Start();
+  ASSERT_EQ(broker_error, "") << "scripts/kafka-broker start failed";
+  const std::string& address = broker.address();
+  for (const char* topic : {kAccessTopic, kOutboxTopic}) {
+    const ShellResult r = Shell(absl::StrCat(Script("kafka-topic"), " --bootstrap ", address,
+                                             " create ", topic, " --partitions 4"));
+    ASSERT_EQ(r.status, 0) << "creating " << topic << ": " << r.output;
+  }
+
+  // First round: 20 + 7 + 3 access-log lines, one malformed, 6 outbox lines.
+  const int64_t now = NowMs();
+  std::string access;
+  for (int i = 0; i < 20; ++i) access += AccessLine(now, "GET", "/api/gifts/:id", 200);
+  for (int i = 0; i < 7; ++i) access += AccessLine(now, "POST", "/api/gifts/:id/claim", 201);
+  for (int i = 0; i < 3; ++i) access += AccessLine(now, "GET", "/api/gifts/:id", 404);
+  access += "{\"ts\":\n";
+  std::string outbox;
+  for (int i = 0; i < 6; ++i) outbox += OutboxLine(now, i);
+  WriteWholeFile(dir.Path("access1.ndjson"), access);
+  WriteWholeFile(dir.Path("outbox1.ndjson"), outbox);
+  ASSERT_EQ(Produce(address, kAccessTopic, dir.Path("access1.ndjson")), "");
+  ASSERT_EQ(Produce(address, kOutboxTopic, dir.Path("outbox1.ndjson")), "");
+
+  {
+    const int port = FreePort();
+    ASSERT_GT(port, 0);
+    Service service(WriteConfig(dir, "run1.yaml", address, port), dir.Path("run1.log"));
+    const PromText text = WaitForEvents(port, 37, service);
+    EXPECT_EQ(EventsTotal(text), 37) << service.log();
+    EXPECT_EQ(text.Value("novapulse_events_total", Events(kAccessTopic, "accepted")), 30);
+    EXPECT_EQ(text.Value("novapulse_events_total", Events(kAccessTopic, "rejected")), 1);
+    EXPECT_EQ(text.Value("novapulse_events_total", Events(kOutboxTopic, "accepted")), 6);
+    EXPECT_EQ(text.Value("novapulse_parse_errors_total",
+                         {{"topic", kAccessTopic}, {"reason", "malformed_json"}}),
+              1);
+    EXPECT_EQ(text.Value("http_requests_total", kGet), 20);
+    EXPECT_EQ(text.Value("http_requests_total", kClaim), 7);
+    EXPECT_EQ(text.Value("http_requests_total", kNotFound), 3);
+    EXPECT_EQ(text.Value("gifts_created_total", {{"mode", "single"}, {"theme", "birthday"}}), 6);
+    EXPECT_EQ(HttpGet(port, "/readyz"), "ready\n");
+
+    const Clock::time_point stop_start = Clock::now();
+    EXPECT_EQ(service.Terminate(std::chrono::seconds(10)), 0) << service.log();
+    EXPECT_LT(Clock::now() - stop_start, std::chrono::seconds(10));
+    const std::string log = service.log();
+    EXPECT_NE(log.find("level=info msg=\"kafka consumer closed\""), std::string::npos) << log;
+  }
+
+  // Second round, new instance in the same group: only the new lines. The
+  // commit interval (10m) is far away, so only the shutdown commit saved
+  // the first round's offsets.
+  const int64_t later = NowMs();
+  std::string access2;
+  for (int i = 0; i < 12; ++i) access2 += AccessLine(later, "DELETE", "/api/gifts/:id", 204);
+  std::string outbox2;
+  for (int i = 100; i < 103; ++i) outbox2 += OutboxLine(later, i);
+  WriteWholeFile(dir.Path("access2.ndjson"), access2);
+  WriteWholeFile(dir.Path("outbox2.ndjson"), outbox2);
+  ASSERT_EQ(Produce(address, kAccessTopic, dir.Path("access2.ndjson")), "");
+  ASSERT_EQ(Produce(address, kOutboxTopic, dir.Path("outbox2.ndjson")), "");
+  {
+    const int port = FreePort();
+    ASSERT_GT(port, 0);
+    Service service(WriteConfig(dir, "run2.yaml", address, port), dir.Path("run2.log"));
+    const PromText text = WaitForEvents(port, 15, service);
+    EXPECT_EQ(EventsTotal(text), 15) << service.log();
+    EXPECT_EQ(text.Value("novapulse_events_total", Events(kAccessTopic, "accepted")), 12);
+    EXPECT_EQ(text.Value("novapulse_events_total", Events(kAccessTopic, "rejected")), 0);
+    EXPECT_EQ(text.Value("novapulse_events_total", Events(kOutboxTopic, "accepted")), 3);
+    EXPECT_EQ(text.Value("http_requests_total", kDelete), 12);
+    EXPECT_FALSE(text.Has("http_requests_total", kGet));
+    EXPECT_EQ(service.Terminate(std::chrono::seconds(10)), 0) << service.log();
+  }
+  EXPECT_LT(Clock::now() - test_start, std::chrono::seconds(120));
+}
+
+}  // namespace
+}  // namespace novapulse
