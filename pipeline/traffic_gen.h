@@ -84,10 +84,18 @@ struct GenStats {
 absl::StatusOr<GenStats> GenerateTraffic(const GenConfig& config, TrafficSink& sink);
 
 // The same, calling `progress` with the event time reached and the totals so
-// far about every 64k lines (for a progress display).
+// far every kDefaultProgressEvery lines (for a progress display).
+inline constexpr uint64_t kDefaultProgressEvery = 1 << 16;
 absl::StatusOr<GenStats> GenerateTraffic(
     const GenConfig& config, TrafficSink& sink,
     absl::FunctionRef<void(int64_t event_time_us, const GenStats& so_far)> progress);
+
+// The same, calling `progress` every `progress_every` lines (at least 1),
+// before that line is written: often enough to pace the output.
+absl::StatusOr<GenStats> GenerateTraffic(
+    const GenConfig& config, TrafficSink& sink,
+    absl::FunctionRef<void(int64_t event_time_us, const GenStats& so_far)> progress,
+    uint64_t progress_every);
 
 // Writes each topic to its own NDJSON file in `dir`: access-log.ndjson and
 // outbox.ndjson, with ".gz" or ".zst" appended and compressed when asked.
@@ -95,8 +103,9 @@ enum class Compression : uint8_t { kNone, kGzip, kZstd };
 absl::StatusOr<std::unique_ptr<TrafficSink>> MakeNdjsonDirSink(const std::string& dir,
                                                                Compression compression);
 
-// `novapulse gen ...`: parses arguments (argv[0] is "gen"), writes files,
-// prints a summary. Returns the process exit status.
+// `novapulse gen ...`: parses arguments (argv[0] is "gen"), writes files or
+// produces to Kafka (paced to wall time), prints a summary. Returns the
+// process exit status.
 int RunGenCommand(int argc, char** argv);
 
 }  // namespace novapulse

@@ -1,0 +1,235 @@
+// Integration test of `novapulse gen --kafka` against a real single-node
+// Kafka broker (scripts/kafka-broker), read back with kcat: the topics hold
+// exactly the lines `gen --out` writes for the same flags, and every outbox
+// message's lifecycle sits in one partition, in order.
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "gtest/gtest.h"
+#include "pipeline/kafka_sink.h"
+#include "tests/pipeline/test_process.h"
+
+namespace novapulse {
+namespace {
+
+using ::novapulse::testing::ProcessResult;
+using ::novapulse::testing::ReadWholeFile;
+using ::novapulse::testing::RunNovapulse;
+using ::novapulse::testing::ScratchDir;
+using Clock = std::chrono::steady_clock;
+
+constexpr char kAccessTopic[] = "novagift.access-log";
+constexpr char kOutboxTopic[] = "novagift.outbox";
+
+struct ShellResult {
+  int status = -1;  // the command's exit status; -1 when it did not exit normally
+  std::string output;
+};
+
+// Runs `command` under /bin/sh; stderr is merged into the captured stdout
+// unless `merge_stderr` is false (then it goes to the test's stderr).
+ShellResult Shell(const std::string& command, bool merge_stderr = true) {
+  ShellResult result;
+  FILE* pipe = popen((merge_stderr ? command + " 2>&1" : command).c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buf[65536];
+  for (size_t n; (n = fread(buf, 1, sizeof(buf), pipe)) > 0;) result.output.append(buf, n);
+  const int status = pclose(pipe);
+  if (status != -1 && WIFEXITED(status)) result.status = WEXITSTATUS(status);
+  return result;
+}
+
+std::string Script(const std::string& name) {
+  return absl::StrCat(NOVAPULSE_SOURCE_DIR, "/scripts/", name);
+}
+
+// A broker for the test's life; stopped (and its folder removed) at the end
+// whatever the test's outcome.
+class Broker {
+ public:
+  explicit Broker(std::string dir) : dir_(std::move(dir)) {}
+  ~Broker() {
+    if (started_) Shell(absl::StrCat(Script("kafka-broker"), " stop --dir ", dir_));
+  }
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // The broker's output when it did not start; empty when it did.
+  std::string Start() {
+    started_ = true;  // a half-started broker must be stopped too
+    const ShellResult r = Shell(absl::StrCat(Script("kafka-broker"), " start --dir ", dir_));
+    std::vector<std::string> lines =
+        absl::StrSplit(absl::StripTrailingAsciiWhitespace(r.output), '\n');
+    if (r.status != 0 || lines.empty() || !lines.back().starts_with("127.0.0.1:")) {
+      return absl::StrCat("exit ", r.status, "\n", r.output);
+    }
+    address_ = lines.back();
+    return "";
+  }
+  const std::string& address() const { return address_; }
+
+ private:
+  std::string dir_;
+  std::string address_;
+  bool started_ = false;
+};
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    lines.emplace_back(line);
+  }
+  return lines;
+}
+
+// A message read back by kcat -f '%p %s\n'.
+struct Consumed {
+  int partition = -1;
+  std::string line;
+};
+
+// Everything in `topic`, in partition order per partition.
+std::vector<Consumed> Consume(const std::string& address, const char* topic) {
+  const ShellResult r =
+      Shell(absl::StrCat("kcat -C -e -q -b ", address, " -t ", topic, " -f '%p %s\\n'"),
+            /*merge_stderr=*/false);
+  EXPECT_EQ(r.status, 0) << "kcat -C -t " << topic;
+  std::vector<Consumed> out;
+  for (const std::string& raw : Lines(r.output)) {
+    const size_t space = raw.find(' ');
+    if (space == std::string::npos) {
+      ADD_FAILURE() << "kcat line without a partition: " << raw;
+      continue;
+    }
+    out.push_back({std::stoi(raw.substr(0, space)), raw.substr(space + 1)});
+  }
+  return out;
+}
+
+std::vector<std::string> Sorted(std::vector<std::string> lines) {
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
+// Compares multisets without printing thousands of lines on failure.
+void ExpectSameMultiset(const std::vector<std::string>& want, const std::vector<std::string>& got,
+                        const char* topic) {
+  EXPECT_EQ(want.size(), got.size()) << topic;
+  const std::vector<std::string> a = Sorted(want);
+  const std::vector<std::string> b = Sorted(got);
+  const auto [ia, ib] = std::mismatch(a.begin(), a.end(), b.begin(), b.end());
+  EXPECT_TRUE(ia == a.end() && ib == b.end())
+      << topic << ": first difference: expected " << (ia == a.end() ? "<end>" : *ia) << ", got "
+      << (ib == b.end() ? "<end>" : *ib);
+}
+
+TEST(KafkaGen, TopicsHoldExactlyTheFileLinesWithEachLifecycleInOnePartition) {
+  const Clock::time_point test_start = Clock::now();
+  ScratchDir dir;
+  Broker broker(dir.Path("broker"));
+  const std::string broker_error = broker.Start();
+  ASSERT_EQ(broker_error, "") << "scripts/kafka-broker start failed";
+  const std::string& address = broker.address();
+  for (const char* topic : {kAccessTopic, kOutboxTopic}) {
+    const ShellResult r = Shell(absl::StrCat(Script("kafka-topic"), " --bootstrap ", address,
+                                             " create ", topic, " --partitions 4"));
+    ASSERT_EQ(r.status, 0) << "creating " << topic << ": " << r.output;
+  }
+
+  const std::vector<std::string> flags = {"--duration", "2m", "--rate", "200", "--seed", "3"};
+  std::vector<std::string> to_kafka = {"gen", "--kafka", address, "--speed", "max"};
+  to_kafka.insert(to_kafka.end(), flags.begin(), flags.end());
+  const ProcessResult produced = RunNovapulse(to_kafka);
+  ASSERT_EQ(produced.exit_code, 0) << produced.err;
+  EXPECT_NE(produced.err.find("0 delivery failures"), std::string::npos) << produced.err;
+  EXPECT_NE(produced.err.find("access-log events/s"), std::string::npos) << produced.err;
+
+  std::vector<std::string> to_files = {"gen", "--out", dir.Path("files")};
+  to_files.insert(to_files.end(), flags.begin(), flags.end());
+  const ProcessResult written = RunNovapulse(to_files);
+  ASSERT_EQ(written.exit_code, 0) << written.err;
+  const std::vector<std::string> access = Lines(ReadWholeFile(dir.Path("files/access-log.ndjson")));
+  const std::vector<std::string> outbox = Lines(ReadWholeFile(dir.Path("files/outbox.ndjson")));
+  ASSERT_GT(access.size(), 10000u);  // ~0.5x of --rate at midnight UTC
+  ASSERT_GT(outbox.size(), 50u);
+  EXPECT_NE(produced.err.find(absl::StrCat(kAccessTopic, ": ", access.size(), " lines produced, ",
+                                           access.size(), " delivered")),
+            std::string::npos)
+      << produced.err;
+
+  std::vector<std::string> got_access;
+  std::set<int> access_partitions;
+  for (Consumed& c : Consume(address, kAccessTopic)) {
+    access_partitions.insert(c.partition);
+    got_access.push_back(std::move(c.line));
+  }
+  ExpectSameMultiset(access, got_access, kAccessTopic);
+  EXPECT_GT(access_partitions.size(), 1u) << "unkeyed access lines should spread";
+
+  const std::vector<Consumed> got_outbox_messages = Consume(address, kOutboxTopic);
+  std::vector<std::string> got_outbox;
+  for (const Consumed& c : got_outbox_messages) got_outbox.push_back(c.line);
+  ExpectSameMultiset(outbox, got_outbox, kOutboxTopic);
+
+  // Per message id: the lines in file order (the lifecycle) and, read back,
+  // the partitions seen and the lines in the order kcat printed them, which
+  // within one partition is offset order.
+  std::map<std::string, std::vector<std::string>> want_lifecycle;
+  for (const std::string& line : outbox) {
+    const std::string_view id = OutboxMessageKey(line);
+    ASSERT_FALSE(id.empty()) << line;
+    want_lifecycle[std::string(id)].push_back(line);
+  }
+  std::map<std::string, std::set<int>> partitions_of;
+  std::map<std::string, std::vector<std::string>> got_lifecycle;
+  for (const Consumed& c : got_outbox_messages) {
+    const std::string id(OutboxMessageKey(c.line));
+    partitions_of[id].insert(c.partition);
+    got_lifecycle[id].push_back(c.line);
+  }
+  std::set<int> outbox_partitions;
+  for (const auto& [id, partitions] : partitions_of) {
+    EXPECT_EQ(partitions.size(), 1u) << id << " is spread over partitions";
+    outbox_partitions.insert(partitions.begin(), partitions.end());
+  }
+  EXPECT_GT(outbox_partitions.size(), 1u) << "message ids should spread over partitions";
+  size_t multi_step = 0;
+  for (const auto& [id, lines] : want_lifecycle) {
+    if (lines.size() > 1) ++multi_step;
+    EXPECT_EQ(got_lifecycle[id], lines) << id << " out of lifecycle order";
+  }
+  EXPECT_GT(multi_step, 10u);
+  EXPECT_LT(Clock::now() - test_start, std::chrono::seconds(60));
+}
+
+TEST(KafkaGen, UnreachableBrokerIsReportedAsDeliveryFailures) {
+  // Nothing listens on port 1; messages time out after 2 s.
+  const ProcessResult r = RunNovapulse(
+      {"gen", "--kafka", "127.0.0.1:1", "--speed", "max", "--duration", "10s", "--rate", "20",
+       "--kafka-property", "message.timeout.ms=2000", "--kafka-property", "log_level=0"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.err.find("0 delivery failures"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("messages failed delivery"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(absl::StrCat(kAccessTopic, ": ")), std::string::npos) << r.err;
+}
+
+TEST(KafkaGen, RefusedPropertyIsNamed) {
+  const ProcessResult r =
+      RunNovapulse({"gen", "--kafka", "127.0.0.1:1", "--kafka-property", "no.such.property=1"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("no.such.property"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace novapulse
