@@ -12,11 +12,12 @@ namespace {
 constexpr std::string_view kUsage = R"(Usage: novapulse COMMAND [OPTIONS]
 
 Commands:
-  run --config FILE  consume the Kafka topics and serve /metrics (the service)
-  replay FILE...   replay NDJSON files offline and print the final metrics
-  gen              write generated NovaGift traffic (with incidents) as NDJSON files or to Kafka
-  check-config FILE  validate a service config (YAML) and print it, secrets redacted
-  help             this help
+  run --config FILE    consume the Kafka topics and serve /metrics (the service)
+  replay FILE...       replay NDJSON files offline and print the final metrics
+  gen                  write generated NovaGift traffic (with incidents) as NDJSON
+                       files or to Kafka
+  check-config FILE    validate a service config (YAML) and print it, secrets redacted
+  help                 this help
 
 Run 'novapulse COMMAND --help' for a command's options.
 )";
