@@ -15,7 +15,16 @@ enum class MetricType : uint8_t {
   kGauge,      // one i64 word of deltas per series per shard, summed, floored at 0
   kHistogram,  // per-bucket u64 counts (+Inf last), then the sum in sum_units
   kComputed,   // a gauge computed at snapshot time, not stored in cells
+  // A counter computed at snapshot time, not stored in cells; its word holds
+  // double bits, as a computed gauge's does, so it can be fractional
+  // (process_cpu_seconds_total).
+  kComputedCounter,
 };
+
+// Computed families have no series index and no cells.
+inline constexpr bool IsComputed(MetricType type) {
+  return type == MetricType::kComputed || type == MetricType::kComputedCounter;
+}
 
 struct MetricDef {
   std::string_view name;

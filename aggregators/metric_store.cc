@@ -31,12 +31,12 @@ void BuildKey(std::string* key, std::initializer_list<std::string_view> values) 
 MetricStore::MetricStore(std::vector<MetricDef> defs, int num_shards, size_t series_limit)
     : defs_(std::move(defs)), num_shards_(num_shards) {
   for (const MetricDef& def : defs_) {
-    indexes_.push_back(
-        def.type == MetricType::kComputed
-            ? nullptr
-            : std::make_unique<SeriesIndex>(def.labels.size(), def.fixed_series_limit > 0
-                                                                   ? def.fixed_series_limit
-                                                                   : series_limit));
+    if (IsComputed(def.type)) {
+      indexes_.push_back(nullptr);
+      continue;
+    }
+    const size_t limit = def.fixed_series_limit > 0 ? def.fixed_series_limit : series_limit;
+    indexes_.push_back(std::make_unique<SeriesIndex>(def.labels.size(), limit));
   }
   for (int s = 0; s < num_shards_; ++s) {
     for (size_t m = 0; m < defs_.size(); ++m) {

@@ -27,7 +27,7 @@
 namespace novapulse {
 
 // Merged values of one family. `words` holds `width` words per series:
-// counter: the count; gauge: the value as double bits; histogram: per-bucket
+// counter: the count; gauge and computed families: the value as double bits; histogram: per-bucket
 // counts (not cumulative, +Inf last) then the sum in MetricDef::sum_units.
 struct FamilySnapshot {
   const MetricDef* def = nullptr;
@@ -67,7 +67,7 @@ class MetricStore {
   CellArray& cells(int shard, size_t m) { return *cells_[shard * defs_.size() + m]; }
   const CellArray& cells(int shard, size_t m) const { return *cells_[shard * defs_.size() + m]; }
 
-  // Sums family `m` over all shards. Not for kComputed families.
+  // Sums family `m` over all shards. Not for computed families.
   FamilySnapshot Merge(size_t m) const;
   // Heap bytes of indexes and cells.
   size_t MemoryBytes() const;
@@ -75,7 +75,7 @@ class MetricStore {
  private:
   std::vector<MetricDef> defs_;
   int num_shards_;
-  std::vector<std::unique_ptr<SeriesIndex>> indexes_;  // null for kComputed
+  std::vector<std::unique_ptr<SeriesIndex>> indexes_;  // null for computed families
   std::vector<std::unique_ptr<CellArray>> cells_;      // [shard][metric]
 };
 

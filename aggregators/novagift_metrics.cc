@@ -318,7 +318,7 @@ std::vector<FamilySnapshot> NovaGiftMetrics::Snapshot() const {
   std::vector<FamilySnapshot> families;
   families.reserve(kNovaGiftMetricCount);
   for (size_t m = 0; m < kNovaGiftMetricCount; ++m) {
-    if (store_.def(m).type != MetricType::kComputed) {
+    if (!IsComputed(store_.def(m).type)) {
       families.push_back(store_.Merge(m));
       continue;
     }
@@ -335,7 +335,7 @@ std::vector<FamilySnapshot> NovaGiftMetrics::Snapshot() const {
         break;
       case kSeries:
         for (size_t s = 0; s < kNovaGiftMetricCount; ++s) {
-          if (store_.def(s).type == MetricType::kComputed) continue;
+          if (IsComputed(store_.def(s).type)) continue;
           add(store_.def(s).name, static_cast<double>(store_.index(s).size()));
         }
         break;

@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cstring>
 #include <string_view>
@@ -55,6 +56,24 @@ std::string PartitionList(const rd_kafka_topic_partition_list_t* partitions) {
 
 }  // namespace
 
+const std::vector<MetricDef>& KafkaMetricDefs() {
+  using T = MetricType;
+  static const std::vector<MetricDef> kDefs = {
+      {"novapulse_kafka_consumer_lag",
+       "Messages between the high watermark and the next offset to consume, per assigned "
+       "partition.",
+       T::kComputed,
+       {"topic", "partition"},
+       {}},
+      {"novapulse_kafka_commits_total",
+       "Offset commits answered by the broker, by result.",
+       T::kComputedCounter,
+       {"result"},
+       {}},
+  };
+  return kDefs;
+}
+
 void KafkaBatch::Clear() {
   used = 0;
   records.clear();
@@ -74,6 +93,9 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(const KafkaConf
   settings.emplace_back("auto.commit.interval.ms",
                         absl::StrCat(absl::ToInt64Milliseconds(config.commit_interval)));
   settings.emplace_back("partition.assignment.strategy", "cooperative-sticky");
+  // The end-of-partition events carry the position of partitions that have
+  // nothing to consume, which the consumer lag needs.
+  settings.emplace_back("enable.partition.eof", "true");
   for (const auto& [key, value] : settings) {
     if (absl::Status status = Set(conf, key, value); !status.ok()) {
       rd_kafka_conf_destroy(conf);
@@ -83,6 +105,7 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(const KafkaConf
   rd_kafka_conf_set_log_cb(conf, OnLog);
   rd_kafka_conf_set_error_cb(conf, OnError);
   rd_kafka_conf_set_rebalance_cb(conf, OnRebalance);
+  rd_kafka_conf_set_offset_commit_cb(conf, OnCommit);
   // The rebalance callback gets the KafkaSource as its opaque, so the
   // source exists before its handle.
   std::unique_ptr<KafkaSource> source(new KafkaSource(config));
@@ -130,6 +153,16 @@ KafkaSource::~KafkaSource() {
   rd_kafka_destroy(rk_);
 }
 
+void KafkaSource::OnCommit(rd_kafka_t* /*rk*/, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t* /*offsets*/, void* opaque) {
+  auto* source = static_cast<KafkaSource*>(opaque);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    source->commits_ok_.fetch_add(1, std::memory_order_relaxed);
+  } else if (err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    source->commits_failed_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
 void KafkaSource::OnRebalance(rd_kafka_t* /*rk*/, rd_kafka_resp_err_t err,
                               rd_kafka_topic_partition_list_t* partitions, void* opaque) {
   static_cast<KafkaSource*>(opaque)->Rebalance(err, partitions);
@@ -158,6 +191,14 @@ void KafkaSource::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_li
     // What was aggregated from these partitions must be committed before
     // another member starts reading them.
     CommitSync("revoke");
+    {
+      absl::MutexLock lock(&mu_);
+      for (int i = 0; i < partitions->cnt; ++i) {
+        const Topic topic =
+            partitions->elems[i].topic == topics_[1] ? Topic::kOutbox : Topic::kAccessLog;
+        positions_.erase({topic, partitions->elems[i].partition});
+      }
+    }
     if (cooperative) {
       if (rd_kafka_error_t* error = rd_kafka_incremental_unassign(rk_, partitions)) {
         Log(LogLevel::kError, "incremental unassign failed",
@@ -191,17 +232,37 @@ void KafkaSource::CommitSync(const char* why) {
   }
 }
 
+Topic KafkaSource::TopicOf(const rd_kafka_message_t* message) const {
+  return std::string_view(rd_kafka_topic_name(message->rkt)) == topics_[1] ? Topic::kOutbox
+                                                                           : Topic::kAccessLog;
+}
+
+void KafkaSource::UpdatePositions(const KafkaBatch& batch) {
+  if (batch.offsets.empty()) return;
+  absl::MutexLock lock(&mu_);
+  for (const KafkaPartitionOffset& o : batch.offsets) {
+    int64_t& position = positions_[{o.topic, o.partition}];
+    // An end-of-partition event may have published a later position already.
+    position = std::max(position, o.next_offset);
+  }
+}
+
 bool KafkaSource::Append(const rd_kafka_message_t* message, KafkaBatch* batch) {
   if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    if (message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      // Rare (once per catch-up), so published at once rather than with the
+      // batch, which may not end while the partitions stay idle.
+      absl::MutexLock lock(&mu_);
+      int64_t& position = positions_[{TopicOf(message), message->partition}];
+      position = std::max(position, message->offset);
+    } else {
       Log(LogLevel::kWarn, "kafka consume error",
           {{"error", rd_kafka_err2str(message->err)},
            {"topic", message->rkt ? rd_kafka_topic_name(message->rkt) : ""}});
     }
     return false;
   }
-  const std::string_view topic_name = rd_kafka_topic_name(message->rkt);
-  const Topic topic = topic_name == topics_[1] ? Topic::kOutbox : Topic::kAccessLog;
+  const Topic topic = TopicOf(message);
   KafkaRecord record;
   record.topic = topic;
   record.begin = batch->used;
@@ -236,6 +297,7 @@ bool KafkaSource::Fill(KafkaBatch* batch, const std::atomic<bool>& stop) {
     if (stop.load(std::memory_order_relaxed)) {
       // Messages already copied belong to this batch; the caller still
       // processes them, so only an empty batch ends the stream.
+      UpdatePositions(*batch);
       return !batch->records.empty();
     }
     int timeout_ms = kStopCheckMs;
@@ -251,7 +313,71 @@ bool KafkaSource::Fill(KafkaBatch* batch, const std::atomic<bool>& stop) {
     rd_kafka_message_destroy(message);
     if (data && deadline == absl::InfiniteFuture()) deadline = absl::Now() + batch_timeout_;
   }
+  UpdatePositions(*batch);
   return true;
+}
+
+std::vector<KafkaPartitionLag> KafkaSource::Lag() {
+  const absl::Time now = absl::Now();
+  {
+    absl::MutexLock lock(&mu_);
+    if (now - lag_time_ < kLagRefresh) return lag_;
+  }
+  // librdkafka is asked without mu_ held: the rebalance callback takes mu_
+  // while librdkafka waits for it.
+  std::vector<KafkaPartitionLag> lag;
+  std::vector<int64_t> high;
+  rd_kafka_topic_partition_list_t* assignment = nullptr;
+  if (rd_kafka_assignment(rk_, &assignment) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int i = 0; i < assignment->cnt; ++i) {
+      const rd_kafka_topic_partition_t& p = assignment->elems[i];
+      lag.push_back({p.topic == topics_[1] ? Topic::kOutbox : Topic::kAccessLog, p.partition, -1});
+      int64_t low = 0;
+      int64_t hi = -1;
+      if (rd_kafka_get_watermark_offsets(rk_, p.topic, p.partition, &low, &hi) !=
+          RD_KAFKA_RESP_ERR_NO_ERROR) {
+        hi = -1;
+      }
+      high.push_back(hi);
+    }
+    rd_kafka_topic_partition_list_destroy(assignment);
+  }
+  absl::MutexLock lock(&mu_);
+  for (size_t i = 0; i < lag.size(); ++i) {
+    const auto position = positions_.find({lag[i].topic, lag[i].partition});
+    if (position != positions_.end() && high[i] >= 0) {
+      lag[i].lag = std::max<int64_t>(0, high[i] - position->second);
+    }
+  }
+  std::sort(lag.begin(), lag.end(), [](const KafkaPartitionLag& a, const KafkaPartitionLag& b) {
+    return std::pair(a.topic, a.partition) < std::pair(b.topic, b.partition);
+  });
+  lag_ = lag;
+  lag_time_ = now;
+  return lag;
+}
+
+void KafkaSource::AppendFamilies(std::deque<std::string>* keys,
+                                 std::vector<FamilySnapshot>* families) {
+  const std::vector<MetricDef>& defs = KafkaMetricDefs();
+  FamilySnapshot lag;
+  lag.def = &defs[kKafkaConsumerLag];
+  for (const KafkaPartitionLag& l : Lag()) {
+    if (l.lag < 0) continue;
+    std::string& key = keys->emplace_back();
+    BuildKey(&key, {topics_[static_cast<size_t>(l.topic)], absl::StrCat(l.partition)});
+    lag.keys.push_back(key);
+    lag.words.push_back(std::bit_cast<uint64_t>(static_cast<double>(l.lag)));
+  }
+  families->push_back(std::move(lag));
+
+  FamilySnapshot commits;
+  commits.def = &defs[kKafkaCommitsTotal];
+  for (const bool success : {false, true}) {
+    commits.keys.push_back(success ? "success" : "failure");
+    commits.words.push_back(std::bit_cast<uint64_t>(static_cast<double>(this->commits(success))));
+  }
+  families->push_back(std::move(commits));
 }
 
 void KafkaSource::StoreOffsets(const KafkaBatch& batch) {
@@ -282,6 +408,10 @@ absl::Status KafkaSource::Close() {
   CommitSync("shutdown");
   const rd_kafka_resp_err_t err = rd_kafka_consumer_close(rk_);
   assigned_.store(0, std::memory_order_relaxed);
+  {
+    absl::MutexLock lock(&mu_);
+    positions_.clear();
+  }
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return absl::UnavailableError(absl::StrCat("closing the consumer: ", rd_kafka_err2str(err)));
   }

@@ -6,8 +6,8 @@
 //
 // Threads: Fill, StoreOffsets and Close may be called from different threads
 // (librdkafka is thread-safe), but Fill from one thread at a time; the
-// rebalance callback runs inside Fill. assigned_partitions() is safe from any
-// thread.
+// rebalance callback runs inside Fill. assigned_partitions(), Lag(),
+// commits() and AppendFamilies() are safe from any thread.
 //   absl::StatusOr<std::unique_ptr<KafkaSource>> source = KafkaSource::Create(config.kafka);
 //   KafkaBatch batch;
 //   while ((*source)->Fill(&batch, stop)) { Process(batch); (*source)->StoreOffsets(batch); }
@@ -21,13 +21,20 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "aggregators/metric_def.h"
+#include "aggregators/metric_store.h"
 #include "parsers/event.h"
 #include "pipeline/config.h"
 
@@ -59,6 +66,23 @@ struct KafkaBatch {
   void Clear();
 };
 
+// Consumer lag of one assigned partition: the high watermark minus the next
+// offset to consume; -1 while either is unknown (no fetch answered yet).
+struct KafkaPartitionLag {
+  Topic topic = Topic::kAccessLog;
+  int32_t partition = 0;
+  int64_t lag = -1;
+};
+
+// Indexes into KafkaMetricDefs(); the order is the export order.
+enum KafkaMetric : size_t {
+  kKafkaConsumerLag,
+  kKafkaCommitsTotal,
+  kKafkaMetricCount,
+};
+
+const std::vector<MetricDef>& KafkaMetricDefs();
+
 class KafkaSource {
  public:
   // Creates the consumer and subscribes. Errors name the property librdkafka
@@ -87,9 +111,27 @@ class KafkaSource {
 
   int assigned_partitions() const { return assigned_.load(std::memory_order_relaxed); }
 
+  // Lag of every assigned partition, ordered by topic and partition. Read
+  // from librdkafka's cached watermarks, no broker round trip, and refreshed
+  // at most once a second.
+  std::vector<KafkaPartitionLag> Lag();
+  // Offset commits answered by the broker, successful or failed; commits
+  // with nothing to commit are not counted.
+  uint64_t commits(bool success) const {
+    return (success ? commits_ok_ : commits_failed_).load(std::memory_order_relaxed);
+  }
+  // Appends one family per KafkaMetricDefs() entry; their label values are
+  // kept in *keys, which must outlive the families.
+  void AppendFamilies(std::deque<std::string>* keys, std::vector<FamilySnapshot>* families);
+
  private:
+  using PartitionKey = std::pair<Topic, int32_t>;
+  static constexpr absl::Duration kLagRefresh = absl::Seconds(1);
+
   explicit KafkaSource(const KafkaConfig& config);
 
+  static void OnCommit(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                       rd_kafka_topic_partition_list_t* offsets, void* opaque);
   static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                           rd_kafka_topic_partition_list_t* partitions, void* opaque);
   void Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
@@ -97,6 +139,10 @@ class KafkaSource {
   void UpdateAssigned();
   // Appends `message` to the batch; false when it is an error, not data.
   bool Append(const rd_kafka_message_t* message, KafkaBatch* batch);
+  Topic TopicOf(const rd_kafka_message_t* message) const;
+  // Publishes the next offsets of the batch's partitions and of those that
+  // reached their end, for Lag().
+  void UpdatePositions(const KafkaBatch& batch);
 
   // Topic names by Topic value (kAccessLog, kOutbox), from the config.
   std::array<std::string, kTopicCount> topics_;
@@ -106,6 +152,17 @@ class KafkaSource {
   rd_kafka_t* rk_ = nullptr;  // set once by Create
   bool closed_ = false;       // owned by the thread that calls Close/the destructor
   std::atomic<int> assigned_{0};
+  std::atomic<uint64_t> commits_ok_{0};
+  std::atomic<uint64_t> commits_failed_{0};
+  // End-of-partition offsets seen by the current Fill; owned by its thread.
+  std::vector<KafkaPartitionOffset> ends_;
+
+  absl::Mutex mu_;
+  // Next offset to consume per partition, as of the last Fill; forgotten on
+  // revocation.
+  std::map<PartitionKey, int64_t> positions_ ABSL_GUARDED_BY(mu_);
+  absl::Time lag_time_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  std::vector<KafkaPartitionLag> lag_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace novapulse

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -21,6 +22,7 @@
 #include "pipeline/http_server.h"
 #include "pipeline/kafka_source.h"
 #include "pipeline/log.h"
+#include "pipeline/process_metrics.h"
 #include "pipeline/record_worker.h"
 #include "sinks/exposition.h"
 #include "sinks/openmetrics.h"
@@ -160,14 +162,41 @@ int RunServiceCommand(int argc, char** argv) {
   KafkaSource& kafka = **source;
 
   HttpServer::Handlers handlers;
-  handlers.metrics = [&metrics](bool openmetrics) {
-    const std::vector<FamilySnapshot> families = metrics.Snapshot();
+  handlers.metrics = [&metrics, &kafka](bool openmetrics) {
+    std::vector<FamilySnapshot> families = metrics.Snapshot();
+    std::deque<std::string> keys;  // label values of the Kafka families
+    kafka.AppendFamilies(&keys, &families);
+    if (absl::StatusOr<ProcessStats> process = ReadProcessStats(); process.ok()) {
+      AppendProcessFamilies(*process, &families);
+    } else {
+      Log(LogLevel::kDebug, "process metrics unavailable",
+          {{"error", std::string(process.status().message())}});
+    }
     return openmetrics ? RenderOpenMetricsText(families) : RenderPrometheusText(families);
   };
-  handlers.ready = [&kafka](std::string* reason) {
-    if (kafka.assigned_partitions() > 0) return true;
-    *reason = "no kafka partitions assigned";
-    return false;
+  handlers.ready = [&kafka, max_lag = config->http.max_lag_ready](std::string* reason) {
+    if (kafka.assigned_partitions() == 0) {
+      *reason = "no kafka partitions assigned";
+      return false;
+    }
+    int64_t lag = 0;
+    int unknown = 0;
+    for (const KafkaPartitionLag& p : kafka.Lag()) {
+      if (p.lag < 0) {
+        ++unknown;
+      } else {
+        lag += p.lag;
+      }
+    }
+    if (unknown > 0) {
+      *reason = absl::StrCat("consumer lag not yet known for ", unknown, " partitions");
+      return false;
+    }
+    if (lag > max_lag) {
+      *reason = absl::StrCat("consumer lag ", lag, " above http.max_lag_ready ", max_lag);
+      return false;
+    }
+    return true;
   };
   absl::StatusOr<std::unique_ptr<HttpServer>> server =
       HttpServer::Start(HttpOptionsFromConfig(config->http), std::move(handlers));

@@ -14,6 +14,7 @@ namespace {
 prometheus::MetricType ToPrometheusType(MetricType type) {
   switch (type) {
     case MetricType::kCounter:
+    case MetricType::kComputedCounter:
       return prometheus::MetricType::Counter;
     case MetricType::kHistogram:
       return prometheus::MetricType::Histogram;
@@ -88,6 +89,7 @@ void WritePrometheusText(const std::vector<FamilySnapshot>& families, std::strin
           break;
         case MetricType::kGauge:
         case MetricType::kComputed:
+        case MetricType::kComputedCounter:
           AppendHead(out, def.name, "", labels);
           AppendDouble(out, f.Gauge(s));
           out->push_back('\n');
@@ -141,6 +143,9 @@ std::vector<prometheus::MetricFamily> ToMetricFamilies(
       switch (def.type) {
         case MetricType::kCounter:
           cm.counter.value = static_cast<double>(f.Word(s, 0));
+          break;
+        case MetricType::kComputedCounter:
+          cm.counter.value = f.Gauge(s);
           break;
         case MetricType::kGauge:
         case MetricType::kComputed:

@@ -34,7 +34,8 @@ void AppendEscaped(std::string* out, std::string_view s) { text::AppendEscaped(o
 std::string_view FamilyName(const MetricDef& def) {
   constexpr std::string_view kTotal = "_total";
   std::string_view name = def.name;
-  if (def.type == MetricType::kCounter && name.ends_with(kTotal)) {
+  if ((def.type == MetricType::kCounter || def.type == MetricType::kComputedCounter) &&
+      name.ends_with(kTotal)) {
     name.remove_suffix(kTotal.size());
   }
   return name;
@@ -76,6 +77,11 @@ void WriteOpenMetricsText(const std::vector<FamilySnapshot>& families, std::stri
         case MetricType::kCounter:
           AppendHead(out, name, "_total", labels);
           AppendUint(out, f.Word(s, 0));
+          out->push_back('\n');
+          break;
+        case MetricType::kComputedCounter:
+          AppendHead(out, name, "_total", labels);
+          AppendDouble(out, f.Gauge(s));
           out->push_back('\n');
           break;
         case MetricType::kGauge:

@@ -80,6 +80,7 @@ inline void AppendHead(std::string* out, std::string_view name, std::string_view
 inline std::string_view TypeName(MetricType type) {
   switch (type) {
     case MetricType::kCounter:
+    case MetricType::kComputedCounter:
       return "counter";
     case MetricType::kHistogram:
       return "histogram";

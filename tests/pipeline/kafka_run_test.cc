@@ -1,7 +1,8 @@
 // Integration test of `novapulse run` against a real single-node Kafka broker
 // (scripts/kafka-broker), with kcat as the independent producer: exact counts
 // after consuming, a clean SIGTERM shutdown, and no message read twice by the
-// next instance of the same consumer group (offsets committed on shutdown).
+// next instance of the same consumer group (offsets committed on shutdown),
+// and the self metrics: consumer lag, commits, process metrics.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -227,7 +228,7 @@ std::string Produce(const std::string& address, const char* topic, const std::st
 }
 
 std::string WriteConfig(const ScratchDir& dir, const std::string& name, const std::string& address,
-                        int port) {
+                        int port, const char* commit_interval = "10m") {
   std::string path = dir.Path(name);
   WriteWholeFile(path, absl::StrCat(R"(kafka:
   brokers: ")",
@@ -238,7 +239,8 @@ std::string WriteConfig(const ScratchDir& dir, const std::string& name, const st
     auto.offset.reset: earliest
   batch_size: 100
   batch_timeout: 50ms
-  commit_interval: 10m
+  commit_interval: )",
+                                    commit_interval, R"(
 http:
   listen: "127.0.0.1:)",
                                     port, R"("
@@ -246,6 +248,33 @@ pipeline:
   threads: 2
 )"));
   return path;
+}
+
+// Scrapes until `done` holds for the scrape (or 10 s pass); returns the last.
+template <typename Done>
+PromText WaitForScrape(int port, Done done) {
+  PromText text;
+  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(10);
+  while (Clock::now() < deadline) {
+    text = ParsePromText(HttpGet(port, "/metrics"));
+    if (done(text)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return text;
+}
+
+Labels Partition(const char* topic, int partition) {
+  return {{"topic", topic}, {"partition", absl::StrCat(partition)}};
+}
+
+// True when every partition of both topics (4 each) reports a lag of 0.
+bool CaughtUp(const PromText& text) {
+  for (const char* topic : {kAccessTopic, kOutboxTopic}) {
+    for (int p = 0; p < 4; ++p) {
+      if (text.Value("novapulse_kafka_consumer_lag", Partition(topic, p)) != 0) return false;
+    }
+  }
+  return true;
 }
 
 const Labels kGet = {{"method", "GET"}, {"route", "/api/gifts/:id"}, {"status", "200"}};
@@ -300,6 +329,22 @@ TEST(KafkaRun, ConsumesExactlyAndCommitsOnShutdown) {
     EXPECT_EQ(text.Value("http_requests_total", kClaim), 7);
     EXPECT_EQ(text.Value("http_requests_total", kNotFound), 3);
     EXPECT_EQ(text.Value("gifts_created_total", {{"mode", "single"}, {"theme", "birthday"}}), 6);
+
+    // Lag is refreshed at most once a second, so it may trail the counts.
+    const PromText self = WaitForScrape(port, CaughtUp);
+    for (const char* topic : {kAccessTopic, kOutboxTopic}) {
+      for (int p = 0; p < 4; ++p) {
+        EXPECT_EQ(self.Value("novapulse_kafka_consumer_lag", Partition(topic, p)), 0)
+            << topic << "/" << p;
+      }
+    }
+    EXPECT_EQ(self.Samples("novapulse_kafka_consumer_lag").size(), 8u);
+    EXPECT_EQ(self.Value("novapulse_kafka_commits_total", {{"result", "failure"}}), 0);
+    EXPECT_GT(self.Value("process_resident_memory_bytes"), 0);
+    EXPECT_GT(self.Value("process_open_fds"), 3);
+    ASSERT_NE(self.Family("process_cpu_seconds_total"), nullptr);
+    EXPECT_EQ(self.Family("process_cpu_seconds_total")->type, "counter");
+    EXPECT_GE(self.Value("process_cpu_seconds_total"), 0);
     EXPECT_EQ(HttpGet(port, "/readyz"), "ready\n");
 
     const Clock::time_point stop_start = Clock::now();
@@ -324,7 +369,8 @@ TEST(KafkaRun, ConsumesExactlyAndCommitsOnShutdown) {
   {
     const int port = FreePort();
     ASSERT_GT(port, 0);
-    Service service(WriteConfig(dir, "run2.yaml", address, port), dir.Path("run2.log"));
+    // A short commit interval, so an automatic commit shows before shutdown.
+    Service service(WriteConfig(dir, "run2.yaml", address, port, "1s"), dir.Path("run2.log"));
     const PromText text = WaitForEvents(port, 15, service);
     EXPECT_EQ(EventsTotal(text), 15) << service.log();
     EXPECT_EQ(text.Value("novapulse_events_total", Events(kAccessTopic, "accepted")), 12);
@@ -332,6 +378,12 @@ TEST(KafkaRun, ConsumesExactlyAndCommitsOnShutdown) {
     EXPECT_EQ(text.Value("novapulse_events_total", Events(kOutboxTopic, "accepted")), 3);
     EXPECT_EQ(text.Value("http_requests_total", kDelete), 12);
     EXPECT_FALSE(text.Has("http_requests_total", kGet));
+    const PromText committed = WaitForScrape(port, [](const PromText& t) {
+      return t.Value("novapulse_kafka_commits_total", {{"result", "success"}}) >= 1;
+    });
+    EXPECT_GE(committed.Value("novapulse_kafka_commits_total", {{"result", "success"}}), 1)
+        << service.log();
+    EXPECT_TRUE(CaughtUp(committed));
     EXPECT_EQ(service.Terminate(std::chrono::seconds(10)), 0) << service.log();
   }
   EXPECT_LT(Clock::now() - test_start, std::chrono::seconds(120));

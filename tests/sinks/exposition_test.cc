@@ -63,6 +63,7 @@ OutboxEvent Created(std::string_view mode, std::string_view theme, double value)
 std::string_view TypeName(MetricType type) {
   switch (type) {
     case MetricType::kCounter:
+    case MetricType::kComputedCounter:
       return "counter";
     case MetricType::kHistogram:
       return "histogram";
