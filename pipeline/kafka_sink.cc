@@ -3,6 +3,7 @@
 #include <cstddef>
 
 #include "absl/strings/str_cat.h"
+#include "pipeline/kafka_conf.h"
 #include "pipeline/log.h"
 
 namespace novapulse {
@@ -10,25 +11,6 @@ namespace {
 
 // How long Write waits for delivery reports to free queue space per retry.
 constexpr int kQueueFullPollMs = 50;
-
-LogLevel LevelOfSyslog(int level) {
-  if (level <= 3) return LogLevel::kError;
-  if (level == 4) return LogLevel::kWarn;
-  if (level <= 6) return LogLevel::kInfo;
-  return LogLevel::kDebug;
-}
-
-void OnLog(const rd_kafka_t* /*rk*/, int level, const char* fac, const char* buf) {
-  Log(LevelOfSyslog(level), buf, {{"component", "librdkafka"}, {"facility", fac}});
-}
-
-absl::Status Set(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
-  char err[512];
-  if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-    return absl::InvalidArgumentError(absl::StrCat("kafka property ", key, ": ", err));
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -45,20 +27,15 @@ std::string_view OutboxMessageKey(std::string_view line) {
 absl::StatusOr<std::unique_ptr<KafkaSink>> KafkaSink::Create(const KafkaSinkConfig& config) {
   if (config.brokers.empty()) return absl::InvalidArgumentError("no Kafka brokers given");
   // Defaults first, so that --kafka-property can override any of them.
-  std::vector<std::pair<std::string, std::string>> settings = {
+  KafkaSettings settings = {
       {"bootstrap.servers", config.brokers}, {"client.id", "novapulse-gen"}, {"acks", "all"},
       {"enable.idempotence", "true"},        {"compression.codec", "lz4"},   {"linger.ms", "5"},
       {"batch.num.messages", "100000"},
   };
   settings.insert(settings.end(), config.properties.begin(), config.properties.end());
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  for (const auto& [key, value] : settings) {
-    if (absl::Status status = Set(conf, key, value); !status.ok()) {
-      rd_kafka_conf_destroy(conf);
-      return status;
-    }
-  }
-  rd_kafka_conf_set_log_cb(conf, OnLog);
+  absl::StatusOr<rd_kafka_conf_t*> made = MakeKafkaConf(settings);
+  if (!made.ok()) return made.status();
+  rd_kafka_conf_t* conf = *made;
   rd_kafka_conf_set_error_cb(conf, OnError);
   rd_kafka_conf_set_dr_msg_cb(conf, OnDelivery);
   // The callbacks get the sink as their opaque, so it exists before its handle.

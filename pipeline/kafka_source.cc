@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "pipeline/kafka_conf.h"
 #include "pipeline/log.h"
 
 namespace novapulse {
@@ -18,31 +19,9 @@ namespace {
 
 constexpr int kStopCheckMs = 100;
 
-// librdkafka's syslog levels to ours.
-LogLevel LevelOfSyslog(int level) {
-  if (level <= 3) return LogLevel::kError;
-  if (level == 4) return LogLevel::kWarn;
-  if (level <= 6) return LogLevel::kInfo;
-  return LogLevel::kDebug;
-}
-
-void OnLog(const rd_kafka_t* /*rk*/, int level, const char* fac, const char* buf) {
-  Log(LevelOfSyslog(level), buf, {{"component", "librdkafka"}, {"facility", fac}});
-}
-
 void OnError(rd_kafka_t* /*rk*/, int err, const char* reason, void* /*opaque*/) {
   Log(LogLevel::kWarn, "kafka error",
       {{"error", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err))}, {"reason", reason}});
-}
-
-// Sets one property; on failure the error names the key and librdkafka's
-// reason, which never quotes the value.
-absl::Status Set(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
-  char err[512];
-  if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-    return absl::InvalidArgumentError(absl::StrCat("kafka property ", key, ": ", err));
-  }
-  return absl::OkStatus();
 }
 
 std::string PartitionList(const rd_kafka_topic_partition_list_t* partitions) {
@@ -82,10 +61,8 @@ void KafkaBatch::Clear() {
 
 absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(const KafkaConfig& config) {
   if (config.brokers.empty()) return absl::InvalidArgumentError("kafka.brokers is empty");
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
   // Explicit settings last, so properties cannot turn at-least-once off.
-  std::vector<std::pair<std::string, std::string>> settings(config.properties.begin(),
-                                                            config.properties.end());
+  KafkaSettings settings(config.properties.begin(), config.properties.end());
   settings.emplace_back("bootstrap.servers", config.brokers);
   settings.emplace_back("group.id", config.group_id);
   settings.emplace_back("enable.auto.offset.store", "false");
@@ -96,13 +73,9 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(const KafkaConf
   // The end-of-partition events carry the position of partitions that have
   // nothing to consume, which the consumer lag needs.
   settings.emplace_back("enable.partition.eof", "true");
-  for (const auto& [key, value] : settings) {
-    if (absl::Status status = Set(conf, key, value); !status.ok()) {
-      rd_kafka_conf_destroy(conf);
-      return status;
-    }
-  }
-  rd_kafka_conf_set_log_cb(conf, OnLog);
+  absl::StatusOr<rd_kafka_conf_t*> made = MakeKafkaConf(settings);
+  if (!made.ok()) return made.status();
+  rd_kafka_conf_t* conf = *made;
   rd_kafka_conf_set_error_cb(conf, OnError);
   rd_kafka_conf_set_rebalance_cb(conf, OnRebalance);
   rd_kafka_conf_set_offset_commit_cb(conf, OnCommit);

@@ -18,6 +18,7 @@
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
 #include "pipeline/kafka_sink.h"
+#include "tests/pipeline/kafka_broker.h"
 #include "tests/pipeline/test_process.h"
 
 namespace novapulse {
@@ -32,58 +33,10 @@ using Clock = std::chrono::steady_clock;
 constexpr char kAccessTopic[] = "novagift.access-log";
 constexpr char kOutboxTopic[] = "novagift.outbox";
 
-struct ShellResult {
-  int status = -1;  // the command's exit status; -1 when it did not exit normally
-  std::string output;
-};
-
-// Runs `command` under /bin/sh; stderr is merged into the captured stdout
-// unless `merge_stderr` is false (then it goes to the test's stderr).
-ShellResult Shell(const std::string& command, bool merge_stderr = true) {
-  ShellResult result;
-  FILE* pipe = popen((merge_stderr ? command + " 2>&1" : command).c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buf[65536];
-  for (size_t n; (n = fread(buf, 1, sizeof(buf), pipe)) > 0;) result.output.append(buf, n);
-  const int status = pclose(pipe);
-  if (status != -1 && WIFEXITED(status)) result.status = WEXITSTATUS(status);
-  return result;
-}
-
-std::string Script(const std::string& name) {
-  return absl::StrCat(NOVAPULSE_SOURCE_DIR, "/scripts/", name);
-}
-
-// A broker for the test's life; stopped (and its folder removed) at the end
-// whatever the test's outcome.
-class Broker {
- public:
-  explicit Broker(std::string dir) : dir_(std::move(dir)) {}
-  ~Broker() {
-    if (started_) Shell(absl::StrCat(Script("kafka-broker"), " stop --dir ", dir_));
-  }
-  Broker(const Broker&) = delete;
-  Broker& operator=(const Broker&) = delete;
-
-  // The broker's output when it did not start; empty when it did.
-  std::string Start() {
-    started_ = true;  // a half-started broker must be stopped too
-    const ShellResult r = Shell(absl::StrCat(Script("kafka-broker"), " start --dir ", dir_));
-    std::vector<std::string> lines =
-        absl::StrSplit(absl::StripTrailingAsciiWhitespace(r.output), '\n');
-    if (r.status != 0 || lines.empty() || !lines.back().starts_with("127.0.0.1:")) {
-      return absl::StrCat("exit ", r.status, "\n", r.output);
-    }
-    address_ = lines.back();
-    return "";
-  }
-  const std::string& address() const { return address_; }
-
- private:
-  std::string dir_;
-  std::string address_;
-  bool started_ = false;
-};
+using testing::Broker;
+using testing::Script;
+using testing::Shell;
+using testing::ShellResult;
 
 std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> lines;
@@ -148,7 +101,15 @@ TEST(KafkaGen, TopicsHoldExactlyTheFileLinesWithEachLifecycleInOnePartition) {
   }
 
   const std::vector<std::string> flags = {"--duration", "2m", "--rate", "200", "--seed", "3"};
-  std::vector<std::string> to_kafka = {"gen", "--kafka", address, "--speed", "max"};
+  // Without sticky partitioning every unkeyed line picks a random partition:
+  // with it, a fast run may fill a single batch and land in one partition.
+  std::vector<std::string> to_kafka = {"gen",
+                                       "--kafka",
+                                       address,
+                                       "--speed",
+                                       "max",
+                                       "--kafka-property",
+                                       "sticky.partitioning.linger.ms=0"};
   to_kafka.insert(to_kafka.end(), flags.begin(), flags.end());
   const ProcessResult produced = RunNovapulse(to_kafka);
   ASSERT_EQ(produced.exit_code, 0) << produced.err;

@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
+#include "tests/pipeline/kafka_broker.h"
 #include "tests/pipeline/test_process.h"
 #include "tests/sinks/prometheus_text.h"
 
@@ -38,57 +39,10 @@ using Clock = std::chrono::steady_clock;
 constexpr char kAccessTopic[] = "novagift.access-log";
 constexpr char kOutboxTopic[] = "novagift.outbox";
 
-struct ShellResult {
-  int status = -1;  // the command's exit status; -1 when it did not exit normally
-  std::string output;
-};
-
-// Runs `command` under /bin/sh with stderr merged into the captured stdout.
-ShellResult Shell(const std::string& command) {
-  ShellResult result;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof(buf), pipe)) > 0;) result.output.append(buf, n);
-  const int status = pclose(pipe);
-  if (status != -1 && WIFEXITED(status)) result.status = WEXITSTATUS(status);
-  return result;
-}
-
-std::string Script(const std::string& name) {
-  return absl::StrCat(NOVAPULSE_SOURCE_DIR, "/scripts/", name);
-}
-
-// A broker for the test's life; stopped (and its folder removed) at the end
-// whatever the test's outcome.
-class Broker {
- public:
-  explicit Broker(std::string dir) : dir_(std::move(dir)) {}
-  ~Broker() {
-    if (started_) Shell(absl::StrCat(Script("kafka-broker"), " stop --dir ", dir_));
-  }
-  Broker(const Broker&) = delete;
-  Broker& operator=(const Broker&) = delete;
-
-  // The broker's output when it did not start; empty when it did.
-  std::string Start() {
-    started_ = true;  // a half-started broker must be stopped too
-    const ShellResult r = Shell(absl::StrCat(Script("kafka-broker"), " start --dir ", dir_));
-    std::vector<std::string> lines =
-        absl::StrSplit(absl::StripTrailingAsciiWhitespace(r.output), '\n');
-    if (r.status != 0 || lines.empty() || !lines.back().starts_with("127.0.0.1:")) {
-      return absl::StrCat("exit ", r.status, "\n", r.output);
-    }
-    address_ = lines.back();
-    return "";
-  }
-  const std::string& address() const { return address_; }
-
- private:
-  std::string dir_;
-  std::string address_;
-  bool started_ = false;
-};
+using testing::Broker;
+using testing::Script;
+using testing::Shell;
+using testing::ShellResult;
 
 // A port free on 127.0.0.1 right now (bound, then released).
 int FreePort() {
@@ -378,8 +332,9 @@ TEST(KafkaRun, ConsumesExactlyAndCommitsOnShutdown) {
     EXPECT_EQ(text.Value("novapulse_events_total", Events(kOutboxTopic, "accepted")), 3);
     EXPECT_EQ(text.Value("http_requests_total", kDelete), 12);
     EXPECT_FALSE(text.Has("http_requests_total", kGet));
+    // Lag is refreshed once a second, independently of commits: wait for both.
     const PromText committed = WaitForScrape(port, [](const PromText& t) {
-      return t.Value("novapulse_kafka_commits_total", {{"result", "success"}}) >= 1;
+      return t.Value("novapulse_kafka_commits_total", {{"result", "success"}}) >= 1 && CaughtUp(t);
     });
     EXPECT_GE(committed.Value("novapulse_kafka_commits_total", {{"result", "success"}}), 1)
         << service.log();
