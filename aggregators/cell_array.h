@@ -45,6 +45,16 @@ class CellArray {
     WritableWord(series, word).store(value, std::memory_order_relaxed);
   }
 
+  // Sets a word to zero, if its chunk exists. Not the writer's call: for a
+  // reader that owns the word at that moment by protocol (a closed window
+  // slot that no writer may touch until the reader publishes it free).
+  void ResetIfAllocated(uint32_t series, size_t word) {
+    std::atomic<uint64_t>* chunk = chunks_[series / kChunkSeries].load(std::memory_order_acquire);
+    if (chunk != nullptr) {
+      chunk[(series % kChunkSeries) * width_ + word].store(0, std::memory_order_relaxed);
+    }
+  }
+
   // Any thread. Zero for series this shard never wrote.
   uint64_t Load(uint32_t series, size_t word) const {
     const std::atomic<uint64_t>* chunk =

@@ -84,10 +84,67 @@ size_t MetricStore::MemoryBytes() const {
   return bytes;
 }
 
+size_t MetricStore::SlotMemoryBytes() const {
+  size_t bytes = 0;
+  for (const auto& c : slot_cells_) bytes += c ? c->MemoryBytes() : 0;
+  return bytes;
+}
+
+void MetricStore::EnableWindows(const WindowSpec& spec) {
+  window_spec_ = std::make_unique<WindowSpec>(spec);
+  slot_cells_.resize(static_cast<size_t>(num_shards_) * defs_.size());
+  for (int s = 0; s < num_shards_; ++s) {
+    for (size_t m : spec.families) {
+      if (IsComputed(defs_[m].type)) continue;
+      slot_cells_[s * defs_.size() + m] =
+          std::make_unique<CellArray>(defs_[m].Width() * spec.ring_slots, indexes_[m]->capacity());
+    }
+    spills_.push_back(std::make_unique<SpillBuffer>());
+  }
+}
+
 ShardWriter::ShardWriter(MetricStore* store, int shard, size_t overflow_metric)
     : store_(store), shard_(shard), overflow_metric_(overflow_metric) {
   overflow_series_.assign(store->num_metrics(), UINT32_MAX);
-  for (size_t m = 0; m < store->num_metrics(); ++m) cells_.push_back(&store->cells(shard, m));
+  for (size_t m = 0; m < store->num_metrics(); ++m) {
+    cells_.push_back(&store->cells(shard, m));
+    slot_cells_.push_back(store->slot_cells(shard, m));
+    widths_.push_back(store->def(m).Width());
+  }
+  if (const WindowSpec* spec = store->window_spec()) {
+    slot_ms_ = spec->slot_ms;
+    ring_slots_ = static_cast<int64_t>(spec->ring_slots);
+  }
+}
+
+bool ShardWriter::SetEventTime(int64_t ts_ms) {
+  if (slot_ms_ == 0) return true;
+  // Floor division: event times before 1970 are rejected by the parsers,
+  // but the arithmetic stays right for them anyway.
+  int64_t slot = ts_ms / slot_ms_;
+  if (ts_ms % slot_ms_ < 0) --slot;
+  const int64_t open = store_->open_slot().load(std::memory_order_acquire);
+  if ((slot + 1) * slot_ms_ <= watermark_ms_ || slot < open) {
+    slot_mode_ = SlotMode::kNone;
+    return false;
+  }
+  slot_ = slot;
+  if (slot < open + ring_slots_) {
+    // The ring position's previous slot (slot - ring_slots) is closed and
+    // was zeroed by the reader before it published `open`.
+    slot_mode_ = SlotMode::kRing;
+    slot_pos_ = static_cast<size_t>(slot % ring_slots_);
+  } else {
+    slot_mode_ = SlotMode::kSpill;
+  }
+  return true;
+}
+
+void ShardWriter::Spill(size_t m, uint32_t series, size_t word, uint64_t n) {
+  SpillBuffer& spill = store_->spill(shard_);
+  std::lock_guard<std::mutex> lock(spill.mu);
+  spill.updates.push_back(
+      {slot_, static_cast<uint32_t>(m), series, static_cast<uint32_t>(word), n});
 }
 
 uint32_t ShardWriter::Resolve(size_t m, std::string_view key) {

@@ -11,11 +11,13 @@
 #define NOVAPULSE_AGGREGATORS_METRIC_STORE_H_
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +55,31 @@ std::vector<std::string_view> SplitKey(std::string_view key);
 // Appends label values joined by kLabelSeparator to `key` (cleared first).
 void BuildKey(std::string* key, std::initializer_list<std::string_view> values);
 
+// Per-slot history of some families (the ones rules read), in event time.
+// Writers add each update of such a family to the slot of its event time as
+// well, in a ring of `ring_slots` slots per shard; the read side
+// (WindowHistory) folds closed slots into cumulative samples. A slot closes
+// when the watermark passes its end; an event whose slot has closed is late.
+struct WindowSpec {
+  int64_t slot_ms = 15'000;
+  size_t ring_slots = 256;
+  std::vector<size_t> families;  // metric indexes; computed families are not windowed
+};
+
+// Updates of events too far ahead of the oldest open slot for the ring: kept
+// aside until their slot closes. Rare (a jump in event time), so a mutex.
+struct SpilledUpdate {
+  int64_t slot;
+  uint32_t metric;
+  uint32_t series;
+  uint32_t word;
+  uint64_t delta;
+};
+struct SpillBuffer {
+  std::mutex mu;
+  std::vector<SpilledUpdate> updates;  // guarded by mu
+};
+
 class MetricStore {
  public:
   MetricStore(std::vector<MetricDef> defs, int num_shards, size_t series_limit);
@@ -67,16 +94,35 @@ class MetricStore {
   CellArray& cells(int shard, size_t m) { return *cells_[shard * defs_.size() + m]; }
   const CellArray& cells(int shard, size_t m) const { return *cells_[shard * defs_.size() + m]; }
 
+  // Turns on window history; only before the first ShardWriter is made.
+  void EnableWindows(const WindowSpec& spec);
+  const WindowSpec* window_spec() const { return window_spec_.get(); }
+  // Slot cells of family m in `shard` (width = ring_slots * Width()), or
+  // null when m is not windowed.
+  CellArray* slot_cells(int shard, size_t m) const {
+    return slot_cells_.empty() ? nullptr : slot_cells_[shard * defs_.size() + m].get();
+  }
+  SpillBuffer& spill(int shard) { return *spills_[shard]; }
+  // The oldest slot not yet closed (slot = event ms / slot_ms). Written by
+  // the read side after it folds a slot (release); writers read it.
+  std::atomic<int64_t>& open_slot() { return open_slot_; }
+
   // Sums family `m` over all shards. Not for computed families.
   FamilySnapshot Merge(size_t m) const;
   // Heap bytes of indexes and cells.
   size_t MemoryBytes() const;
+  // Heap bytes of the window slot cells.
+  size_t SlotMemoryBytes() const;
 
  private:
   std::vector<MetricDef> defs_;
   int num_shards_;
   std::vector<std::unique_ptr<SeriesIndex>> indexes_;  // null for computed families
   std::vector<std::unique_ptr<CellArray>> cells_;      // [shard][metric]
+  std::unique_ptr<WindowSpec> window_spec_;
+  std::vector<std::unique_ptr<CellArray>> slot_cells_;  // [shard][metric], null if not windowed
+  std::vector<std::unique_ptr<SpillBuffer>> spills_;    // [shard]
+  std::atomic<int64_t> open_slot_{0};
 };
 
 // A worker's handle on its shard: resolves series (lock-free once a series
@@ -91,9 +137,28 @@ class ShardWriter {
   ShardWriter(MetricStore* store, int shard, size_t overflow_metric);
 
   uint32_t Resolve(size_t m, std::string_view key);
-  void Inc(size_t m, uint32_t series, uint64_t n = 1) { cells_[m]->Add(series, 0, n); }
+
+  // Slots ending at or before `watermark_ms` are closed to this writer: set
+  // by the pipeline before each batch (replay: a value fixed per chunk, so
+  // the outcome does not depend on timing).
+  void SetWatermark(int64_t watermark_ms) { watermark_ms_ = watermark_ms; }
+  // The updates that follow belong to event time `ts_ms`, until the next call
+  // or ClearEventTime(). Returns false for a late event (its slot is closed):
+  // its updates then reach only the cumulative cells. Always true without
+  // windows.
+  bool SetEventTime(int64_t ts_ms);
+  // The updates that follow have no event time (rejections, self metrics).
+  void ClearEventTime() { slot_mode_ = SlotMode::kNone; }
+
+  void Inc(size_t m, uint32_t series, uint64_t n = 1) {
+    cells_[m]->Add(series, 0, n);
+    if (slot_mode_ != SlotMode::kNone && slot_cells_[m] != nullptr) AddSlot(m, series, 0, n);
+  }
   void GaugeAdd(size_t m, uint32_t series, int64_t delta) {
     cells_[m]->Add(series, 0, static_cast<uint64_t>(delta));
+    if (slot_mode_ != SlotMode::kNone && slot_cells_[m] != nullptr) {
+      AddSlot(m, series, 0, static_cast<uint64_t>(delta));
+    }
   }
   void Observe(size_t m, uint32_t series, double value) {
     const std::vector<double>& bounds = store_->def(m).buckets;
@@ -102,17 +167,41 @@ class ShardWriter {
     // Observed values are never negative (parsers reject negative inputs);
     // absurdly large ones are capped so the conversion stays defined.
     const double units = std::min(value / store_->def(m).sum_unit, kMaxSumUnits);
-    cells_[m]->Add(series, bounds.size() + 1, static_cast<uint64_t>(std::llround(units)));
+    const uint64_t sum = static_cast<uint64_t>(std::llround(units));
+    cells_[m]->Add(series, bounds.size() + 1, sum);
+    if (slot_mode_ != SlotMode::kNone && slot_cells_[m] != nullptr) {
+      AddSlot(m, series, bucket, 1);
+      AddSlot(m, series, bounds.size() + 1, sum);
+    }
   }
   MetricStore& store() { return *store_; }
   int shard() const { return shard_; }
 
  private:
+  enum class SlotMode : uint8_t { kNone, kRing, kSpill };
+  void AddSlot(size_t m, uint32_t series, size_t word, uint64_t n) {
+    if (slot_mode_ == SlotMode::kRing) {
+      slot_cells_[m]->Add(series, slot_pos_ * widths_[m] + word, n);
+    } else {
+      Spill(m, series, word, n);
+    }
+  }
+  void Spill(size_t m, uint32_t series, size_t word, uint64_t n);
+
   MetricStore* store_;
   int shard_;
   size_t overflow_metric_;
   std::vector<CellArray*> cells_;
   std::vector<uint32_t> overflow_series_;
+  // Window state (unused without windows).
+  std::vector<CellArray*> slot_cells_;  // null where not windowed
+  std::vector<size_t> widths_;
+  int64_t slot_ms_ = 0;
+  int64_t ring_slots_ = 0;
+  int64_t watermark_ms_ = INT64_MIN;
+  SlotMode slot_mode_ = SlotMode::kNone;
+  size_t slot_pos_ = 0;
+  int64_t slot_ = 0;
 };
 
 }  // namespace novapulse

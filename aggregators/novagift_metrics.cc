@@ -108,6 +108,13 @@ const std::vector<MetricDef>& NovaGiftMetricDefs() {
        {"topic", "reason"},
        {},
        kSelfSeriesLimit},
+      {"novapulse_late_events_total",
+       "Events stamped in a window slot that had already closed: counted in the cumulative "
+       "metrics, not in the windows rules read.",
+       T::kCounter,
+       {"topic"},
+       {},
+       kSelfSeriesLimit},
       {"novapulse_series_overflow_total",
        "Events folded into a metric's __overflow__ series because it hit its series limit.",
        T::kCounter,
@@ -143,12 +150,13 @@ void NovaGiftMetrics::BusyRing::Add(int64_t start_us, int64_t end_us) {
   }
 }
 
-NovaGiftMetrics::NovaGiftMetrics(int num_shards, size_t series_limit)
+NovaGiftMetrics::NovaGiftMetrics(int num_shards, size_t series_limit, const WindowSpec* windows)
     : store_(NovaGiftMetricDefs(), num_shards, series_limit),
       duration_of_request_(new std::atomic<uint32_t>[store_.index(kHttpRequestsTotal).capacity()]) {
   for (size_t i = 0; i < store_.index(kHttpRequestsTotal).capacity(); ++i) {
     duration_of_request_[i].store(UINT32_MAX, std::memory_order_relaxed);
   }
+  if (windows != nullptr) store_.EnableWindows(*windows);
   for (int s = 0; s < num_shards; ++s) {
     newest_.push_back(std::make_unique<ShardTime>());
     busy_.push_back(std::make_unique<BusyRing>());
@@ -167,6 +175,7 @@ NovaGiftMetrics::Writer::Writer(NovaGiftMetrics* owner, int shard)
     if (t < kTopicCount) {
       BuildKey(&key_, {topic, "accepted"});
       accepted_[t] = w_.Resolve(kEventsTotal, key_);
+      late_[t] = w_.Resolve(kLateEventsTotal, topic);
     }
     BuildKey(&key_, {topic, "rejected"});
     rejected_events_[t] = w_.Resolve(kEventsTotal, key_);
@@ -188,9 +197,22 @@ void NovaGiftMetrics::Writer::UpdateNewest(int64_t ts_us) {
   if (ts_us > newest.load(std::memory_order_relaxed)) {
     newest.store(ts_us, std::memory_order_relaxed);
   }
+  batch_newest_us_ = std::max(batch_newest_us_, ts_us);
+}
+
+void NovaGiftMetrics::Writer::SetEventTime(Topic topic, int64_t ts_us) {
+  // Microseconds to milliseconds, floored (event times are after 1970).
+  if (!w_.SetEventTime(ts_us / 1000)) w_.Inc(kLateEventsTotal, late_[static_cast<int>(topic)]);
+}
+
+int64_t NovaGiftMetrics::Writer::TakeBatchNewest() {
+  const int64_t newest = batch_newest_us_;
+  batch_newest_us_ = INT64_MIN;
+  return newest;
 }
 
 void NovaGiftMetrics::Writer::Record(const AccessLogEvent& e) {
+  SetEventTime(Topic::kAccessLog, e.ts_us);
   char status_buf[4];
   const auto status_end = std::to_chars(status_buf, status_buf + sizeof(status_buf), e.status).ptr;
   const std::string_view status(status_buf, status_end - status_buf);
@@ -220,6 +242,7 @@ void NovaGiftMetrics::Writer::Record(const AccessLogEvent& e) {
 }
 
 void NovaGiftMetrics::Writer::Record(const OutboxEvent& e) {
+  SetEventTime(Topic::kOutbox, e.ts_us);
   const int t = static_cast<int>(e.type);
   auto gauge = [&](size_t m, int64_t delta) { w_.GaugeAdd(m, by_type_[m][t], delta); };
   auto processing = [&] {
@@ -287,6 +310,7 @@ void NovaGiftMetrics::Writer::Record(const OutboxEvent& e) {
 }
 
 void NovaGiftMetrics::Writer::Reject(Topic topic, RejectReason reason) {
+  w_.ClearEventTime();
   const int t = topic == Topic::kAuto ? kTopicCount : static_cast<int>(topic);
   w_.Inc(kParseErrorsTotal, rejected_[t][static_cast<int>(reason)]);
   w_.Inc(kEventsTotal, rejected_events_[t]);

@@ -45,6 +45,7 @@ enum NovaGiftMetric : size_t {
   kWalletTransactions,
   kEventsTotal,
   kParseErrorsTotal,
+  kLateEventsTotal,
   kSeriesOverflowTotal,
   kSeries,
   kNewestEventTime,
@@ -75,21 +76,32 @@ class NovaGiftMetrics {
     // A rejected record; `topic` kAuto when the topic could not be told.
     void Reject(Topic topic, RejectReason reason);
     ShardWriter& shard_writer() { return w_; }
+    // Window slots ending at or before this are closed to the records that
+    // follow (see ShardWriter::SetWatermark).
+    void SetWatermark(int64_t watermark_ms) { w_.SetWatermark(watermark_ms); }
+    // Newest event time recorded since the last call (INT64_MIN if none).
+    int64_t TakeBatchNewest();
 
    private:
     void UpdateNewest(int64_t ts_us);
+    void SetEventTime(Topic topic, int64_t ts_us);
 
     NovaGiftMetrics* owner_;
     ShardWriter w_;
     std::string key_;
     std::array<uint32_t, kTopicCount> accepted_{};
+    std::array<uint32_t, kTopicCount> late_{};
+    int64_t batch_newest_us_ = INT64_MIN;
     std::array<std::array<uint32_t, kRejectReasonCount>, kTopicCount + 1> rejected_{};
     std::array<uint32_t, kTopicCount + 1> rejected_events_{};
     // Outbox families labelled by type only: ids per type.
     std::array<std::array<uint32_t, kOutboxTypeCount>, kNovaGiftMetricCount> by_type_{};
   };
 
-  explicit NovaGiftMetrics(int num_shards, size_t series_limit = kDefaultSeriesLimit);
+  // With `windows`, the families it names also keep per-slot history (see
+  // WindowHistory).
+  explicit NovaGiftMetrics(int num_shards, size_t series_limit = kDefaultSeriesLimit,
+                           const WindowSpec* windows = nullptr);
   NovaGiftMetrics(const NovaGiftMetrics&) = delete;
   NovaGiftMetrics& operator=(const NovaGiftMetrics&) = delete;
 

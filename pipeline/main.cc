@@ -4,6 +4,7 @@
 
 #include "pipeline/config.h"
 #include "pipeline/replay.h"
+#include "pipeline/rule_runner.h"
 #include "pipeline/run.h"
 #include "pipeline/traffic_gen.h"
 
@@ -17,6 +18,8 @@ Commands:
   gen                  write generated NovaGift traffic (with incidents) as NDJSON
                        files or to Kafka
   check-config FILE    validate a service config (YAML) and print it, secrets redacted
+  check-rules FILE...  validate Prometheus rule files against novapulse's PromQL subset
+                       and report the window history they need
   help                 this help
 
 Run 'novapulse COMMAND --help' for a command's options.
@@ -34,6 +37,7 @@ int main(int argc, char** argv) {
   if (command == "replay") return novapulse::RunReplayCommand(argc - 1, argv + 1);
   if (command == "gen") return novapulse::RunGenCommand(argc - 1, argv + 1);
   if (command == "check-config") return novapulse::RunCheckConfigCommand(argc - 1, argv + 1);
+  if (command == "check-rules") return novapulse::RunCheckRulesCommand(argc - 1, argv + 1);
   if (command == "help" || command == "-h" || command == "--help") {
     std::fwrite(kUsage.data(), 1, kUsage.size(), stdout);
     return 0;

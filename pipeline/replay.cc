@@ -17,6 +17,8 @@
 #include "absl/strings/str_format.h"
 #include "pipeline/cli.h"
 #include "pipeline/record_worker.h"
+#include "pipeline/rule_runner.h"
+#include "sinks/alert_timeline.h"
 #include "sinks/exposition.h"
 #include "sinks/report.h"
 
@@ -27,9 +29,19 @@ using Clock = std::chrono::steady_clock;
 
 struct Token {
   Chunk chunk;
+  size_t source = 0;
+  bool last_of_source = false;
   uint64_t records = 0;
-  uint64_t input_before = 0;  // input bytes of the files before this chunk's
+  uint64_t input_before = 0;         // input bytes of all sources before this chunk's
+  int64_t last_ms = INT64_MIN;       // event time of the chunk's last line, if known
+  int64_t watermark_ms = INT64_MIN;  // window slots ending by this are closed to it
+  int64_t newest_us = INT64_MIN;     // newest accepted event time in the chunk
 };
+
+// Chunks whose window watermark is fixed this many chunks back: every chunk
+// that far back has completed when a chunk enters the pipeline, so the late
+// decision depends on the input alone, not on thread timing.
+constexpr size_t kWatermarkLagChunks = 16;
 
 }  // namespace
 
@@ -47,6 +59,7 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
     total_bytes += (*source)->total_bytes();
     sources.push_back(*std::move(source));
   }
+  const size_t num_sources = sources.size();
 
   std::vector<std::unique_ptr<RecordParser>> parsers;
   parsers.reserve(static_cast<size_t>(options.threads));
@@ -59,34 +72,78 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
   tbb::concurrent_bounded_queue<Token*> filled;
   std::vector<std::unique_ptr<Token>> tokens;
   const size_t max_tokens = static_cast<size_t>(options.threads) * 2 + 1;
-  tokens.reserve(max_tokens + 1);
-  for (size_t i = 0; i < max_tokens + 1; ++i) {  // one more: the reader fills ahead
+  // One more for the reader to fill ahead, and one held per source while
+  // choosing which source goes next.
+  const size_t num_tokens = max_tokens + 1 + num_sources;
+  tokens.reserve(num_tokens);
+  for (size_t i = 0; i < num_tokens; ++i) {
     tokens.push_back(std::make_unique<Token>());
     free_tokens.push(tokens.back().get());
   }
+  RuleRunner* rules = options.rules;
+  const size_t lag = std::max(kWatermarkLagChunks, max_tokens);
+  // Watermark after each completed chunk, by sequence number mod (lag + 1).
+  std::vector<std::atomic<int64_t>> watermarks(lag + 1);
+  for (auto& w : watermarks) w.store(INT64_MIN, std::memory_order_relaxed);
+  // Sources without a single chunk: set by the reader before the first chunk
+  // enters the pipeline, so they never hold the watermark back.
+  std::vector<std::atomic<bool>> empty(num_sources);
 
   // The reader thread does the I/O and decompression, so the workers only
-  // parse and aggregate. It ends by pushing nullptr.
+  // parse and aggregate. Sources are interleaved in event time: the next
+  // chunk is the pending one whose last line is oldest, so the watermark (the
+  // slowest source's progress) moves for all of them together. It ends by
+  // pushing nullptr.
   absl::Status read_error;
-  uint64_t consumed_before = 0;  // input bytes of the sources already finished
   std::thread reader([&] {
     try {
-      for (size_t current = 0; current < sources.size();) {
+      std::vector<Token*> pending(num_sources, nullptr);
+      std::vector<uint64_t> consumed(num_sources, 0);
+      auto fill = [&](size_t s) -> absl::Status {
         Token* token;
         free_tokens.pop(token);
-        absl::StatusOr<bool> more = sources[current]->Next(&token->chunk);
+        absl::StatusOr<bool> more = sources[s]->Next(&token->chunk);
         if (!more.ok() || !*more) {
           free_tokens.push(token);
-          if (!more.ok()) {
-            read_error = more.status();
-            break;
-          }
-          consumed_before += sources[current]->total_bytes();
-          ++current;
-          continue;
+          return more.status();
         }
-        token->input_before = consumed_before;
+        token->source = s;
+        const std::string_view text(token->chunk.buffer.data(), token->chunk.size);
+        int64_t last = INT64_MIN;
+        if (LastLineEventTime(text, &last)) token->last_ms = last;
+        pending[s] = token;
+        return absl::OkStatus();
+      };
+      int64_t first_ms = INT64_MAX;
+      for (size_t s = 0; s < num_sources && read_error.ok(); ++s) {
+        read_error = fill(s);
+        if (pending[s] == nullptr) empty[s].store(true, std::memory_order_release);
+        int64_t t;
+        if (pending[s] != nullptr &&
+            FirstLineEventTime({pending[s]->chunk.buffer.data(), pending[s]->chunk.size}, &t)) {
+          first_ms = std::min(first_ms, t);
+        }
+      }
+      if (rules != nullptr && first_ms != INT64_MAX) rules->Start(first_ms);
+      while (read_error.ok()) {
+        size_t next = num_sources;
+        for (size_t s = 0; s < num_sources; ++s) {
+          if (pending[s] == nullptr) continue;
+          if (next == num_sources || pending[s]->last_ms < pending[next]->last_ms) next = s;
+        }
+        if (next == num_sources) break;
+        Token* token = pending[next];
+        pending[next] = nullptr;
+        consumed[next] = token->chunk.input_bytes;
+        read_error = fill(next);
+        token->last_of_source = pending[next] == nullptr;
+        uint64_t before = 0;
+        for (size_t s = 0; s < num_sources; ++s) before += s == next ? 0 : consumed[s];
+        token->input_before = before;
         filled.push(token);
+      }
+      for (Token* t : pending) {
+        if (t != nullptr) free_tokens.push(t);
       }
     } catch (const tbb::user_abort&) {
       // The pipeline gave up; nothing left to feed.
@@ -97,6 +154,12 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
   ReplayStats stats;
   const Clock::time_point start = Clock::now();
   Clock::time_point last_progress = start;
+  uint64_t sequence_in = 0;
+  uint64_t sequence_out = 0;
+  std::vector<int64_t> source_newest(num_sources, INT64_MIN);
+  std::vector<bool> source_done(num_sources, false);
+  int64_t watermark = INT64_MIN;
+  int64_t newest = INT64_MIN;
 
   tbb::task_arena arena(options.threads);
   arena.execute([&] {
@@ -106,7 +169,16 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
                                        [&](tbb::flow_control& fc) -> Token* {
                                          Token* token;
                                          filled.pop(token);
-                                         if (token == nullptr) fc.stop();
+                                         if (token == nullptr) {
+                                           fc.stop();
+                                           return nullptr;
+                                         }
+                                         const uint64_t seq = sequence_in++;
+                                         token->watermark_ms =
+                                             seq >= lag
+                                                 ? watermarks[(seq - lag) % watermarks.size()].load(
+                                                       std::memory_order_acquire)
+                                                 : INT64_MIN;
                                          return token;
                                        }) &
             tbb::make_filter<Token*, Token*>(
@@ -114,6 +186,8 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
                 [&](Token* token) -> Token* {
                   const int worker = tbb::this_task_arena::current_thread_index();
                   NovaGiftMetrics::Writer& writer = metrics.writer(worker);
+                  writer.SetWatermark(token->watermark_ms);
+                  writer.TakeBatchNewest();
                   const Chunk& chunk = token->chunk;
                   for (uint32_t i = 0; i < chunk.oversize_lines; ++i) {
                     writer.Reject(chunk.topic, RejectReason::kOversize);
@@ -121,13 +195,39 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
                   token->records = chunk.oversize_lines +
                                    ProcessLines(chunk.topic, chunk.buffer.data(), chunk.size,
                                                 chunk.buffer.size(), *parsers[worker], writer);
+                  token->newest_us = writer.TakeBatchNewest();
                   return token;
                 }) &
             tbb::make_filter<Token*, void>(tbb::filter_mode::serial_in_order, [&](Token* token) {
               stats.records += token->records;
               stats.line_bytes += token->chunk.size;
               stats.input_bytes = token->input_before + token->chunk.input_bytes;
+              const size_t src = token->source;
+              if (token->newest_us != INT64_MIN) {
+                source_newest[src] = std::max(source_newest[src], token->newest_us / 1000);
+                newest = std::max(newest, source_newest[src]);
+              }
+              if (token->last_of_source) source_done[src] = true;
               free_tokens.push(token);
+              if (rules != nullptr) {
+                // The slowest source still reading holds the watermark back.
+                int64_t slowest = INT64_MAX;
+                for (size_t s = 0; s < num_sources; ++s) {
+                  if (source_done[s] || empty[s].load(std::memory_order_acquire)) continue;
+                  slowest = std::min(slowest, source_newest[s]);
+                }
+                if (slowest != INT64_MAX && slowest != INT64_MIN) {
+                  watermark = std::max(watermark, slowest - rules->lateness_ms());
+                }
+                const uint64_t seq = sequence_out++;
+                watermarks[seq % watermarks.size()].store(watermark, std::memory_order_release);
+                // Chunks from seq + 1 on use watermarks of seq + 1 - lag or
+                // later: slots ending by that one take no more writes.
+                if (seq + 1 >= lag) {
+                  rules->AdvanceTo(watermarks[(seq + 1 - lag) % watermarks.size()].load(
+                      std::memory_order_relaxed));
+                }
+              }
               if (options.on_progress) {
                 const Clock::time_point now = Clock::now();
                 if (std::chrono::duration<double>(now - last_progress).count() >=
@@ -142,6 +242,7 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
   });
   reader.join();
   if (!read_error.ok()) return read_error;
+  if (rules != nullptr && newest != INT64_MIN) rules->Finish(newest);
   stats.elapsed_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return stats;
 }
@@ -166,6 +267,13 @@ Options:
   --progress / --no-progress
                          progress line on stderr (default: when stderr is a terminal)
   --report               print the key NovaGift figures on stderr at the end
+  --rules FILE           evaluate this Prometheus rule file in event time (a
+                         backtest) and print the alert timeline on stderr;
+                         repeatable
+  --lateness DUR         allowed event-time disorder before a window slot
+                         closes (default 30s); later events count in the
+                         metrics but not in the windows rules read
+  --alerts-json FILE     write the alert timeline as JSON to FILE
   -q, --quiet            no summary on stderr
   -h, --help             this help
 )";
@@ -209,6 +317,9 @@ int RunReplayCommand(int argc, char** argv) {
   bool progress = isatty(STDERR_FILENO);
   bool quiet = false;
   bool report = false;
+  std::vector<std::string> rule_files;
+  std::string alerts_json;
+  RuleRunnerOptions rule_options;
   while (args.Next()) {
     if (args.Is("--threads")) {
       options.threads = static_cast<int>(args.Int(1, 1024));
@@ -230,6 +341,15 @@ int RunReplayCommand(int argc, char** argv) {
       progress = false;
     } else if (args.IsSwitch("--report")) {
       report = true;
+    } else if (args.Is("--rules")) {
+      rule_files.push_back(std::string(args.Value()));
+    } else if (args.Is("--alerts-json")) {
+      alerts_json = args.Value();
+    } else if (args.Is("--lateness")) {
+      const std::string text(args.Value());
+      if (!ParsePromDuration(text, &rule_options.lateness_ms)) {
+        return args.Fail("--lateness: expected a duration like 30s or 2m, got '" + text + "'");
+      }
     } else if (args.IsSwitch("-q") || args.IsSwitch("--quiet")) {
       quiet = true;
     } else if (args.IsPositional()) {
@@ -241,8 +361,37 @@ int RunReplayCommand(int argc, char** argv) {
   }
   if (args.help()) return 0;
   if (inputs.empty()) return args.Fail("no input files (use - for stdin)");
+  if (!alerts_json.empty() && rule_files.empty()) return args.Fail("--alerts-json needs --rules");
 
-  NovaGiftMetrics metrics(options.threads, series_limit);
+  std::unique_ptr<RuleRunner> rules;
+  AlertTimeline timeline;
+  if (!rule_files.empty()) {
+    absl::StatusOr<RuleSet> set = LoadRuleFiles(rule_files);
+    if (!set.ok()) {
+      std::fprintf(stderr, "novapulse replay: %s\n", std::string(set.status().message()).c_str());
+      return 1;
+    }
+    absl::StatusOr<std::unique_ptr<RuleRunner>> runner =
+        RuleRunner::Build(*std::move(set), rule_options);
+    if (!runner.ok()) {
+      std::fprintf(stderr, "novapulse replay: %s\n",
+                   std::string(runner.status().message()).c_str());
+      return 1;
+    }
+    rules = *std::move(runner);
+    for (const std::string& name : rules->unknown_metrics()) {
+      std::fprintf(stderr,
+                   "novapulse replay: note: the rules read %s, which novapulse does not "
+                   "export; its selectors select nothing\n",
+                   name.c_str());
+    }
+    rules->engine().set_on_transition([&timeline](const AlertTransition& t) { timeline.Add(t); });
+  }
+  NovaGiftMetrics metrics(options.threads, series_limit, rules ? &rules->window_spec() : nullptr);
+  if (rules) {
+    rules->Attach(&metrics);
+    options.rules = rules.get();
+  }
   if (progress) options.on_progress = PrintProgress;
   absl::StatusOr<ReplayStats> stats = RunReplay(inputs, options, metrics);
   if (progress) std::fputs("\r\033[K", stderr);
@@ -251,12 +400,15 @@ int RunReplayCommand(int argc, char** argv) {
     return 1;
   }
   const std::vector<FamilySnapshot> families = metrics.Snapshot();
+  std::string text;
+  WritePrometheusText(families, &text);
+  if (rules) WriteRuleSeries(rules->engine().Snapshot().series, &text);
   if (output.empty()) {
-    WritePrometheusText(families, std::cout);
+    std::cout << text;
     std::cout.flush();
   } else {
     std::ofstream out(output, std::ios::binary | std::ios::trunc);
-    WritePrometheusText(families, out);
+    out << text;
     out.close();
     if (!out) {
       std::fprintf(stderr, "novapulse replay: cannot write %s\n", output.c_str());
@@ -264,6 +416,25 @@ int RunReplayCommand(int argc, char** argv) {
     }
   }
   if (report) std::cerr << FormatKeyMetrics(families);
+  if (rules) {
+    std::cerr << FormatAlertTimeline(timeline.episodes());
+    const uint64_t instants = rules->eval_instants();
+    std::cerr << absl::StrFormat(
+        "rules: %d evaluations at %d instants, %.1f us per instant; window history %.1f MB for "
+        "%d series\n",
+        rules->engine().evaluations(), instants,
+        instants > 0 ? rules->eval_seconds() * 1e6 / static_cast<double>(instants) : 0.0,
+        static_cast<double>(rules->history()->MemoryBytes()) / 1e6, rules->history()->series());
+    if (!alerts_json.empty()) {
+      std::ofstream out(alerts_json, std::ios::binary | std::ios::trunc);
+      out << AlertTimelineJson(timeline.episodes());
+      out.close();
+      if (!out) {
+        std::fprintf(stderr, "novapulse replay: cannot write %s\n", alerts_json.c_str());
+        return 1;
+      }
+    }
+  }
   if (!quiet) {
     std::cerr << FormatReplaySummary(families, stats->records, stats->line_bytes,
                                      stats->elapsed_seconds, options.threads);

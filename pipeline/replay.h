@@ -1,6 +1,6 @@
 // Offline replay: files -> oneTBB parallel_pipeline -> NovaGiftMetrics.
 //
-//   serial input (FileSource chunks, in file order)
+//   serial input (FileSource chunks, sources interleaved in event time)
 //     -> parallel parse + aggregate (one RecordParser and one shard per worker)
 //     -> serial in-order completion (progress)
 //
@@ -19,6 +19,7 @@
 #include "aggregators/novagift_metrics.h"
 #include "parsers/event.h"
 #include "pipeline/file_source.h"
+#include "pipeline/rule_runner.h"
 
 namespace novapulse {
 
@@ -41,6 +42,9 @@ struct ReplayOptions {
   // Called from the completion stage at most every progress_interval_seconds.
   std::function<void(const ReplayProgress&)> on_progress;
   double progress_interval_seconds = 0.5;
+  // With rules: the metrics were built with rules->window_spec() and
+  // attached; replay drives the watermark and the evaluations in event time.
+  RuleRunner* rules = nullptr;
 };
 
 struct ReplayStats {

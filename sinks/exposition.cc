@@ -183,4 +183,44 @@ std::string RenderPrometheusText(const std::vector<FamilySnapshot>& families) {
   return text;
 }
 
+void WriteRuleSeries(const std::vector<std::pair<promql::Labels, double>>& series,
+                     std::string* out) {
+  std::vector<const std::pair<promql::Labels, double>*> sorted;
+  auto name_of = [](const promql::Labels& labels) -> std::string_view {
+    for (const promql::Label& l : labels) {
+      if (l.name == "__name__") return l.value;
+    }
+    return {};
+  };
+  for (const auto& s : series) sorted.push_back(&s);
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [&](auto* a, auto* b) { return name_of(a->first) < name_of(b->first); });
+  std::string_view current;
+  for (const auto* s : sorted) {
+    const std::string_view name = name_of(s->first);
+    if (name.empty()) continue;
+    if (name != current) {
+      out->append("# TYPE ");
+      out->append(name);
+      out->append(" gauge\n");
+      current = name;
+    }
+    out->append(name);
+    bool first = true;
+    for (const promql::Label& l : s->first) {
+      if (l.name == "__name__") continue;
+      out->push_back(first ? '{' : ',');
+      first = false;
+      out->append(l.name);
+      out->append("=\"");
+      text::AppendEscaped(out, l.value, /*quote=*/true);
+      out->push_back('"');
+    }
+    if (!first) out->push_back('}');
+    out->push_back(' ');
+    text::AppendDouble(out, s->second);
+    out->push_back('\n');
+  }
+}
+
 }  // namespace novapulse

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "aggregators/metric_store.h"
+#include "aggregators/promql.h"
 
 namespace novapulse {
 
@@ -30,6 +31,10 @@ std::vector<prometheus::MetricFamily> ToMetricFamilies(const std::vector<FamilyS
 void WritePrometheusText(const std::vector<FamilySnapshot>& families, std::string* out);
 void WritePrometheusText(const std::vector<FamilySnapshot>& families, std::ostream& out);
 std::string RenderPrometheusText(const std::vector<FamilySnapshot>& families);
+// Appends rule outputs (recording rules, ALERTS, ALERTS_FOR_STATE) as gauges,
+// grouped by metric name; each Labels holds its __name__.
+void WriteRuleSeries(const std::vector<std::pair<promql::Labels, double>>& series,
+                     std::string* out);
 
 }  // namespace novapulse
 

@@ -1,0 +1,213 @@
+// Rules: Prometheus rule files (groups of recording and alerting rules) and
+// the engine that evaluates them in event time with Prometheus's alert state
+// semantics (pending -> firing -> resolved, `for`, `keep_firing_for`,
+// resolved alerts kept 15 minutes), writing recording-rule outputs, ALERTS
+// and ALERTS_FOR_STATE back to the series store the rules read.
+//
+// Threads: LoadRuleFiles is pure. A RuleEngine belongs to one thread (the
+// pipeline's evaluation stage); Snapshot() copies what other threads may
+// read (HTTP API, Alertmanager client) under a mutex.
+//   absl::StatusOr<RuleSet> rules = LoadRuleFiles({"configs/alerts/novagift.yml"});
+//   RuleEngine engine(*std::move(rules), &series);
+//   engine.EvaluateDue(t_ms);  // at each slot end
+#ifndef NOVAPULSE_AGGREGATORS_RULES_H_
+#define NOVAPULSE_AGGREGATORS_RULES_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "aggregators/promql.h"
+
+namespace novapulse {
+
+// A text/template subset for alert labels and annotations: literal text and
+// actions {{ $value }}, {{ $labels.NAME }}, {{ $value | humanize }},
+// humanizePercentage, humanizeDuration, {{ printf "%.2f" $value }}.
+class AlertTemplate {
+ public:
+  // Errors read "COL: message" (1-based column within `text`).
+  static absl::StatusOr<AlertTemplate> Parse(std::string_view text);
+  std::string Expand(const promql::Labels& labels, double value) const;
+  bool is_literal() const { return parts_.size() <= 1 && (parts_.empty() || parts_[0].literal); }
+
+ private:
+  struct Part {
+    bool literal = true;
+    std::string text;  // literal text, or the label name for $labels.NAME
+    enum class Source { kValue, kLabel } source = Source::kValue;
+    enum class Format {
+      kDefault,
+      kHumanize,
+      kPercentage,
+      kDuration,
+      kPrintf
+    } format = Format::kDefault;
+    std::string printf_format;
+  };
+  static Part Literal(std::string_view text) {
+    Part p;
+    p.text = std::string(text);
+    return p;
+  }
+  std::vector<Part> parts_;
+};
+
+// Prometheus's duration syntax (model.ParseDuration): units y w d h m s ms,
+// largest first, each at most once, e.g. "1h30m"; "0" alone is zero.
+[[nodiscard]] bool ParsePromDuration(std::string_view s, int64_t* out_ms);
+
+// Go's %v of a float64 (what {{ $value }} prints).
+std::string FormatGoFloat(double v);
+
+struct RuleSpec {
+  bool alert = false;
+  std::string name;  // the record or alert name
+  std::string expr_text;
+  promql::ExprPtr expr;
+  int64_t for_ms = 0;
+  int64_t keep_firing_for_ms = 0;
+  std::vector<std::pair<std::string, AlertTemplate>> labels;       // sorted by name
+  std::vector<std::pair<std::string, AlertTemplate>> annotations;  // sorted by name
+  std::vector<std::pair<std::string, std::string>> raw_labels;     // as written
+  std::vector<std::pair<std::string, std::string>> raw_annotations;
+  std::string file;
+  int line = 0;
+};
+
+struct RuleGroupSpec {
+  std::string name;
+  std::string file;
+  int64_t interval_ms = 0;
+  int limit = 0;
+  std::vector<RuleSpec> rules;
+};
+
+struct RuleSet {
+  std::vector<RuleGroupSpec> groups;
+};
+
+inline constexpr int64_t kDefaultRuleIntervalMs = 15'000;
+
+// Loads Prometheus rule files. Every error names FILE:LINE:COL and what is
+// wrong, including PromQL outside novapulse's subset.
+absl::StatusOr<RuleSet> LoadRuleFiles(const std::vector<std::string>& paths,
+                                      int64_t default_interval_ms = kDefaultRuleIntervalMs);
+// The same from text; `file` names it in errors.
+absl::StatusOr<RuleSet> ParseRuleFile(std::string_view text, const std::string& file,
+                                      int64_t default_interval_ms = kDefaultRuleIntervalMs);
+
+enum class AlertState { kInactive, kPending, kFiring };
+std::string_view AlertStateName(AlertState s);
+
+struct Alert {
+  promql::Labels labels;  // with alertname, sorted
+  std::vector<std::pair<std::string, std::string>> annotations;
+  AlertState state = AlertState::kPending;
+  double value = 0;
+  int64_t active_at_ms = 0;
+  int64_t fired_at_ms = 0;
+  int64_t resolved_at_ms = 0;  // 0 while active
+  int64_t keep_firing_since_ms = 0;
+  int64_t last_sent_ms = 0;
+  int64_t valid_until_ms = 0;
+};
+
+// One alert's change of state, for the backtest timeline.
+struct AlertTransition {
+  int64_t t_ms = 0;
+  const RuleSpec* rule = nullptr;
+  const Alert* alert = nullptr;  // valid during the callback only
+  AlertState from = AlertState::kInactive;
+  AlertState to = AlertState::kInactive;
+};
+
+// What HTTP readers and the Alertmanager client see: a copy.
+struct RuleStatus {
+  const RuleGroupSpec* group = nullptr;
+  const RuleSpec* rule = nullptr;
+  std::string health = "unknown";  // ok | err | unknown
+  std::string last_error;
+  int64_t last_eval_ms = 0;
+  double eval_seconds = 0;
+  std::vector<Alert> alerts;  // alerting rules: active and recently resolved
+};
+struct RulesSnapshot {
+  std::vector<RuleStatus> rules;
+  // Latest recording-rule outputs, ALERTS and ALERTS_FOR_STATE (at the last
+  // evaluation), for /metrics.
+  std::vector<std::pair<promql::Labels, double>> series;
+  int64_t last_eval_ms = 0;
+};
+
+class RuleEngine {
+ public:
+  // How long a resolved alert is kept (and re-sent), as Prometheus does.
+  static constexpr int64_t kResolvedRetentionMs = 15 * 60 * 1000;
+
+  // `store` holds the metrics' window history and receives the rules'
+  // outputs; it must outlive the engine.
+  RuleEngine(RuleSet rules, promql::SeriesStore* store);
+
+  // The slot every group interval is a multiple of (their gcd).
+  int64_t slot_ms() const { return slot_ms_; }
+  // Metrics the rules read, other than the rules' own outputs and ALERTS.
+  const std::vector<promql::Reach>& input_reach() const { return input_reach_; }
+  const RuleSet& rules() const { return rules_; }
+
+  // Evaluates, in file order, every group whose interval divides `t_ms`.
+  void EvaluateDue(int64_t t_ms);
+  // Called on each state change of an alert (pending, firing, resolved).
+  void set_on_transition(std::function<void(const AlertTransition&)> f) {
+    on_transition_ = std::move(f);
+  }
+  // Alerts to send to Alertmanager at `t_ms` (Prometheus's needsSending):
+  // firing ones not sent within `resend_ms`, and newly resolved ones.
+  std::vector<Alert> AlertsToSend(int64_t t_ms, int64_t resend_ms);
+
+  RulesSnapshot Snapshot() const;
+  uint64_t evaluations() const { return evaluations_; }
+  uint64_t failures() const { return failures_; }
+
+ private:
+  struct RuleState {
+    std::map<std::vector<promql::Label>, Alert> active;  // by label set
+    std::vector<uint32_t> last_refs;  // output series written at the last evaluation
+    std::string last_error;
+    int64_t last_eval_ms = 0;
+    double eval_seconds = 0;
+    bool evaluated = false;
+  };
+  // Both return false on an evaluation error (recorded in st).
+  bool EvalRecording(const RuleGroupSpec& g, const RuleSpec& r, RuleState& st, int64_t t_ms,
+                     std::vector<std::pair<promql::Labels, double>>& out);
+  bool EvalAlerting(const RuleGroupSpec& g, const RuleSpec& r, RuleState& st, int64_t t_ms,
+                    std::vector<std::pair<promql::Labels, double>>& out);
+  void WriteOutputs(RuleState& st, std::vector<std::pair<promql::Labels, double>>& out,
+                    int64_t t_ms);
+
+  RuleSet rules_;
+  promql::SeriesStore* store_;
+  promql::Evaluator evaluator_;
+  int64_t slot_ms_ = kDefaultRuleIntervalMs;
+  std::vector<promql::Reach> input_reach_;
+  std::vector<std::vector<RuleState>> state_;  // [group][rule]
+  std::function<void(const AlertTransition&)> on_transition_;
+  uint64_t evaluations_ = 0;
+  uint64_t failures_ = 0;
+
+  mutable std::mutex mu_;
+  RulesSnapshot snapshot_;                                               // guarded by mu_
+  std::vector<std::vector<std::pair<promql::Labels, double>>> outputs_;  // [flat rule]
+};
+
+}  // namespace novapulse
+
+#endif  // NOVAPULSE_AGGREGATORS_RULES_H_
