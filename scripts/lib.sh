@@ -9,6 +9,7 @@ NOVAPULSE_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   librdkafka-dev libsimdjson-dev prometheus-cpp-dev libabsl-dev libtbb-dev
   libgtest-dev libgmock-dev libcivetweb-dev libyaml-cpp-dev zlib1g-dev libzstd-dev
+  libre2-dev
   libbenchmark-dev clang clang-format clang-tidy libclang-rt-14-dev
   python3 zstd gzip prometheus kcat
 )

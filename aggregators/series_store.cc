@@ -1,0 +1,156 @@
+// SeriesStore (promql.h): per series, one vector of samples whose live part
+// starts at `start`; Trim() advances `start` and compacts the vector when
+// more than half of it is dead, so appends stay amortised O(1) and every
+// series' live samples stay contiguous for Select().
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "aggregators/promql.h"
+#include "aggregators/string_map.h"
+
+namespace novapulse::promql {
+
+struct SeriesStore::Impl {
+  struct Series {
+    Labels labels;
+    std::vector<Sample> samples;
+    size_t start = 0;  // first live sample
+    // Time of the last sample whose value is below the previous non-stale
+    // value (a counter reset); spans starting at or after it are monotonic.
+    int64_t last_decrease_ms = std::numeric_limits<int64_t>::min();
+    double last_value = 0;  // last non-stale value
+    bool has_value = false;
+  };
+  std::vector<Series> series;
+  StringMap<uint32_t> by_key;  // serialised labels -> ref
+  StringMap<std::vector<uint32_t>> by_metric;
+  StringMap<int64_t> retention;
+};
+
+namespace {
+
+std::string Key(const Labels& labels) {
+  std::string key;
+  for (const Label& l : labels) {
+    key.append(l.name);
+    key.push_back('\0');
+    key.append(l.value);
+    key.push_back('\0');
+  }
+  return key;
+}
+
+std::string_view Get(const Labels& labels, std::string_view name) {
+  for (const Label& l : labels) {
+    if (l.name == name) return l.value;
+  }
+  return {};
+}
+
+}  // namespace
+
+uint32_t SeriesStore::Ref(const Labels& labels) {
+  if (impl_ == nullptr) impl_ = std::make_shared<Impl>();
+  std::string key = Key(labels);
+  auto it = impl_->by_key.find(key);
+  if (it != impl_->by_key.end()) return it->second;
+  auto ref = static_cast<uint32_t>(impl_->series.size());
+  impl_->series.emplace_back();
+  impl_->series.back().labels = labels;
+  impl_->by_key.emplace(std::move(key), ref);
+  impl_->by_metric[std::string(Get(labels, "__name__"))].push_back(ref);
+  return ref;
+}
+
+void SeriesStore::Append(uint32_t ref, int64_t t_ms, double v) {
+  Impl::Series& s = impl_->series[ref];
+  if (s.samples.size() > s.start && s.samples.back().t_ms >= t_ms) return;
+  if (!IsStaleNaN(v)) {
+    if (s.has_value && v < s.last_value) s.last_decrease_ms = t_ms;
+    s.last_value = v;
+    s.has_value = true;
+  }
+  s.samples.push_back(Sample{t_ms, v});
+}
+
+void SeriesStore::SetRetention(std::string_view metric, int64_t ms) {
+  if (impl_ == nullptr) impl_ = std::make_shared<Impl>();
+  impl_->retention[std::string(metric)] = ms;
+}
+
+void SeriesStore::Trim(int64_t now_ms) {
+  if (impl_ == nullptr) return;
+  for (const auto& [metric, refs] : impl_->by_metric) {
+    auto r = impl_->retention.find(metric);
+    int64_t keep = r == impl_->retention.end() ? kLookbackDeltaMs : r->second;
+    int64_t min_t = now_ms - keep;
+    for (uint32_t ref : refs) {
+      Impl::Series& s = impl_->series[ref];
+      auto first =
+          std::lower_bound(s.samples.begin() + static_cast<ptrdiff_t>(s.start), s.samples.end(),
+                           min_t, [](const Sample& a, int64_t t) { return a.t_ms < t; });
+      s.start = static_cast<size_t>(first - s.samples.begin());
+      if (s.start == s.samples.size()) {
+        s.samples.clear();
+        s.start = 0;
+      } else if (s.start > s.samples.size() / 2) {
+        s.samples.erase(s.samples.begin(), s.samples.begin() + static_cast<ptrdiff_t>(s.start));
+        s.start = 0;
+      }
+    }
+  }
+}
+
+size_t SeriesStore::MemoryBytes() const {
+  if (impl_ == nullptr) return sizeof(*this);
+  size_t n = sizeof(*this) + sizeof(Impl) + impl_->series.capacity() * sizeof(Impl::Series);
+  for (const Impl::Series& s : impl_->series) {
+    n += s.samples.capacity() * sizeof(Sample) + s.labels.capacity() * sizeof(Label);
+    for (const Label& l : s.labels) {
+      // Strings longer than the small-string buffer live on the heap.
+      if (l.name.capacity() > 15) n += l.name.capacity() + 1;
+      if (l.value.capacity() > 15) n += l.value.capacity() + 1;
+    }
+  }
+  n += impl_->by_key.capacity() * (sizeof(std::string) + sizeof(uint32_t) + 1);
+  for (const auto& [key, ref] : impl_->by_key) n += key.capacity() + 1;
+  n += impl_->by_metric.capacity() * (sizeof(std::string) + sizeof(std::vector<uint32_t>) + 1);
+  for (const auto& [metric, refs] : impl_->by_metric) n += refs.capacity() * sizeof(uint32_t);
+  return n;
+}
+
+void SeriesStore::Select(std::string_view metric, std::span<const Matcher> matchers,
+                         int64_t mint_ms, int64_t maxt_ms, std::vector<SeriesRef>* out) const {
+  if (impl_ == nullptr) return;
+  auto it = impl_->by_metric.find(metric);
+  if (it == impl_->by_metric.end()) return;
+  for (uint32_t ref : it->second) {
+    const Impl::Series& s = impl_->series[ref];
+    bool match = true;
+    for (const Matcher& m : matchers) {
+      if (!m.Matches(Get(s.labels, m.name))) {
+        match = false;
+        break;
+      }
+    }
+    if (!match) continue;
+    auto begin = s.samples.begin() + static_cast<ptrdiff_t>(s.start);
+    auto lo = std::lower_bound(begin, s.samples.end(), mint_ms,
+                               [](const Sample& a, int64_t t) { return a.t_ms < t; });
+    auto hi = std::upper_bound(lo, s.samples.end(), maxt_ms,
+                               [](int64_t t, const Sample& a) { return t < a.t_ms; });
+    if (lo == hi) continue;
+    SeriesRef r;
+    r.labels = &s.labels;
+    r.samples = std::span<const Sample>(&*lo, static_cast<size_t>(hi - lo));
+    r.monotonic = s.last_decrease_ms <= lo->t_ms;
+    out->push_back(r);
+  }
+}
+
+}  // namespace novapulse::promql
