@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -67,9 +68,10 @@ struct WindowSpec {
 };
 
 // Updates of events too far ahead of the oldest open slot for the ring: kept
-// aside until their slot closes. Rare (a jump in event time), so a mutex.
+// aside until their slot closes. Off the common path (a sparse source read
+// ahead in large chunks, a jump in event time), so a mutex the reader takes
+// once per slot.
 struct SpilledUpdate {
-  int64_t slot;
   uint32_t metric;
   uint32_t series;
   uint32_t word;
@@ -77,7 +79,7 @@ struct SpilledUpdate {
 };
 struct SpillBuffer {
   std::mutex mu;
-  std::vector<SpilledUpdate> updates;  // guarded by mu
+  std::map<int64_t, std::vector<SpilledUpdate>> by_slot;  // guarded by mu
 };
 
 class MetricStore {

@@ -74,6 +74,9 @@ class Storage {
     // True when the storage knows the values never decrease over the whole
     // span (no counter reset): rate() may then skip its reset scan.
     bool monotonic = false;
+    // True when the storage knows the span holds no staleness marker, so
+    // range functions need not look for one.
+    bool stale_free = false;
   };
   virtual ~Storage() = default;
   // Appends to `out` every series named `metric` that matches every matcher

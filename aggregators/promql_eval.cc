@@ -417,7 +417,7 @@ class Evaluation {
     Value v;
     bool any = false;
     for (const Storage::SeriesRef& r : refs_) {
-      std::span<const Sample> p = Points(r.samples);
+      std::span<const Sample> p = r.stale_free ? r.samples : Points(r.samples);
       if (p.empty()) continue;
       any = true;
       double out = 0;

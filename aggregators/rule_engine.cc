@@ -307,7 +307,8 @@ std::vector<Alert> RuleEngine::AlertsToSend(int64_t t_ms, int64_t resend_ms) {
       for (auto& [key, a] : st.active) {
         if (a.state == AlertState::kPending) continue;
         const bool resolved_since = a.resolved_at_ms > a.last_sent_ms;
-        if (!resolved_since && !(a.last_sent_ms + resend_ms < t_ms)) continue;
+        const bool never_sent = a.last_sent_ms == 0;
+        if (!resolved_since && !never_sent && !(a.last_sent_ms + resend_ms < t_ms)) continue;
         a.last_sent_ms = t_ms;
         a.valid_until_ms = t_ms + 4 * delta;
         out.push_back(a);

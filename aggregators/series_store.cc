@@ -23,7 +23,8 @@ struct SeriesStore::Impl {
     // Time of the last sample whose value is below the previous non-stale
     // value (a counter reset); spans starting at or after it are monotonic.
     int64_t last_decrease_ms = std::numeric_limits<int64_t>::min();
-    double last_value = 0;  // last non-stale value
+    int64_t last_stale_ms = std::numeric_limits<int64_t>::min();  // last staleness marker
+    double last_value = 0;                                        // last non-stale value
     bool has_value = false;
   };
   std::vector<Series> series;
@@ -74,6 +75,8 @@ void SeriesStore::Append(uint32_t ref, int64_t t_ms, double v) {
     if (s.has_value && v < s.last_value) s.last_decrease_ms = t_ms;
     s.last_value = v;
     s.has_value = true;
+  } else {
+    s.last_stale_ms = t_ms;
   }
   s.samples.push_back(Sample{t_ms, v});
 }
@@ -149,6 +152,7 @@ void SeriesStore::Select(std::string_view metric, std::span<const Matcher> match
     r.labels = &s.labels;
     r.samples = std::span<const Sample>(&*lo, static_cast<size_t>(hi - lo));
     r.monotonic = s.last_decrease_ms <= lo->t_ms;
+    r.stale_free = s.last_stale_ms < lo->t_ms;
     out->push_back(r);
   }
 }

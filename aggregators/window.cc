@@ -141,11 +141,14 @@ void WindowHistory::CloseSlot() {
   for (int s = 0; s < store_->num_shards(); ++s) {
     SpillBuffer& buffer = store_->spill(s);
     std::lock_guard<std::mutex> lock(buffer.mu);
-    auto due = std::partition(buffer.updates.begin(), buffer.updates.end(),
-                              [slot](const SpilledUpdate& u) { return u.slot != slot; });
-    spilled.insert(spilled.end(), due, buffer.updates.end());
-    buffer.updates.erase(due, buffer.updates.end());
+    auto due = buffer.by_slot.find(slot);
+    if (due == buffer.by_slot.end()) continue;
+    spilled.insert(spilled.end(), due->second.begin(), due->second.end());
+    buffer.by_slot.erase(due);
   }
+  std::sort(spilled.begin(), spilled.end(), [](const SpilledUpdate& a, const SpilledUpdate& b) {
+    return a.metric != b.metric ? a.metric < b.metric : a.series < b.series;
+  });
   for (Family& f : families_) Fold(f, f.wanted.metric, pos, slot, spilled);
   ++open_slot_;
   store_->open_slot().store(open_slot_, std::memory_order_release);
@@ -153,7 +156,7 @@ void WindowHistory::CloseSlot() {
 }
 
 void WindowHistory::Fold(Family& f, size_t m, size_t pos, int64_t slot,
-                         std::vector<SpilledUpdate>& spilled) {
+                         const std::vector<SpilledUpdate>& spilled) {
   const size_t n = store_->index(m).size();
   if (f.known < n) {
     f.cumulative.resize(n * f.width, 0);
@@ -165,6 +168,11 @@ void WindowHistory::Fold(Family& f, size_t m, size_t pos, int64_t slot,
   const size_t base = pos * width;
   delta_.assign(width, 0);
   const int64_t t_ms = (slot + 1) * slot_ms_;
+  // `spilled` is sorted by metric and series: walk it alongside the ids.
+  size_t next_spilled = static_cast<size_t>(
+      std::lower_bound(spilled.begin(), spilled.end(), m,
+                       [](const SpilledUpdate& u, size_t metric) { return u.metric < metric; }) -
+      spilled.begin());
   for (uint32_t id = 0; id < n; ++id) {
     bool any = false;
     for (int s = 0; s < store_->num_shards(); ++s) {
@@ -177,9 +185,10 @@ void WindowHistory::Fold(Family& f, size_t m, size_t pos, int64_t slot,
         any = true;
       }
     }
-    for (const SpilledUpdate& u : spilled) {
-      if (u.metric != m || u.series != id) continue;
-      delta_[u.word] += u.delta;
+    for (; next_spilled < spilled.size() && spilled[next_spilled].metric == m &&
+           spilled[next_spilled].series == id;
+         ++next_spilled) {
+      delta_[spilled[next_spilled].word] += spilled[next_spilled].delta;
       any = true;
     }
     uint64_t* cum = &f.cumulative[id * width];

@@ -74,7 +74,9 @@ class WindowHistory {
     size_t known = 0;                  // series with refs made
   };
   void AddSeries(Family& f, uint32_t id);
-  void Fold(Family& f, size_t m, size_t pos, int64_t slot, std::vector<SpilledUpdate>& spilled);
+  // `spilled`: the slot's spilled updates, sorted by metric and series.
+  void Fold(Family& f, size_t m, size_t pos, int64_t slot,
+            const std::vector<SpilledUpdate>& spilled);
 
   MetricStore* store_;
   promql::SeriesStore* out_;

@@ -38,10 +38,11 @@ struct Token {
   int64_t newest_us = INT64_MIN;     // newest accepted event time in the chunk
 };
 
-// Chunks whose window watermark is fixed this many chunks back: every chunk
-// that far back has completed when a chunk enters the pipeline, so the late
-// decision depends on the input alone, not on thread timing.
-constexpr size_t kWatermarkLagChunks = 16;
+// A chunk's window watermark is the one computed this many chunks back:
+// every chunk that far back has completed when a chunk enters the pipeline
+// (at most 2 * threads + 1 are in flight), so the late decision depends on
+// the input alone, not on thread timing, and is the same for 1 and 2 threads.
+constexpr size_t kWatermarkLagChunks = 5;
 
 }  // namespace
 
