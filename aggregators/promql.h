@@ -35,7 +35,8 @@ struct Label {
   std::string name;
   std::string value;
   friend bool operator==(const Label&, const Label&) = default;
-  friend auto operator<=>(const Label&, const Label&) = default;
+  // clang-tidy 14 flags the literal 0 of the synthesised comparison.
+  friend auto operator<=>(const Label&, const Label&) = default;  // NOLINT(modernize-use-nullptr)
 };
 // Sorted by name, names unique; a selected series carries "__name__".
 using Labels = std::vector<Label>;
@@ -69,7 +70,7 @@ struct Matcher {
 class Storage {
  public:
   struct SeriesRef {
-    const Labels* labels;            // includes __name__
+    const Labels* labels;             // includes __name__
     std::span<const Sample> samples;  // ascending time, within the asked range
     // True when the storage knows the values never decrease over the whole
     // span (no counter reset): rate() may then skip its reset scan.
@@ -80,8 +81,8 @@ class Storage {
   // in `matchers` (which never holds one on __name__), with its samples in
   // [mint_ms, maxt_ms]. Series with no sample in the range may be left out.
   // The references stay valid until the storage is next modified.
-  virtual void Select(std::string_view metric, std::span<const Matcher> matchers,
-                      int64_t mint_ms, int64_t maxt_ms, std::vector<SeriesRef>* out) const = 0;
+  virtual void Select(std::string_view metric, std::span<const Matcher> matchers, int64_t mint_ms,
+                      int64_t maxt_ms, std::vector<SeriesRef>* out) const = 0;
 };
 
 enum class ValueType { kScalar, kVector, kMatrix, kString };
