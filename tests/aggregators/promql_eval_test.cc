@@ -102,6 +102,7 @@ class NoHint : public Storage {
 TEST(PromqlEval, MonotonicHintGivesIdenticalResults) {
   SeriesStore s;
   std::vector<double> values;
+  values.reserve(100);
   for (int i = 0; i < 100; ++i) values.push_back(i < 50 ? i * 3 : (i - 50) * 2);
   Fill(&s, L({{"__name__", "c"}}), values);
   NoHint nohint(&s);
@@ -254,7 +255,7 @@ TEST(PromqlEval, SixteenRulesCostWellUnderAMillisecond) {
       uint32_t ref = s.Ref(L({{"__name__", "req_total"},
                               {"route", "r" + std::to_string(route)},
                               {"code", std::to_string(200 + code)}}));
-      for (int64_t t = 0; t <= kEnd; t += 15000) s.Append(ref, t, static_cast<double>(t / 1000));
+      for (int64_t t = 0; t <= kEnd; t += 15000) s.Append(ref, t, static_cast<double>(t) / 1000);
       for (const char* le : {"0.1", "0.5", "1", "+Inf"}) {
         uint32_t h = s.Ref(L({{"__name__", "lat_bucket"},
                               {"route", "r" + std::to_string(route)},

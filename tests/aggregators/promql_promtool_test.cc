@@ -442,8 +442,15 @@ TEST(PromqlPromtool, AgreesWithPromtool) {
       }
       // NaN never equals NaN in promtool's comparison: check which samples
       // are NaN, and the others' values, separately.
-      add("(" + expr + ") != bool (" + expr + ")", t);
-      if (!scalar) add("(" + expr + ") == (" + expr + ")", t);
+      std::string wrapped = "(" + expr + ")";
+      std::string nan_check = wrapped;
+      nan_check.append(" != bool ").append(wrapped);
+      add(nan_check, t);
+      if (!scalar) {
+        std::string value_check = wrapped;
+        value_check.append(" == ").append(wrapped);
+        add(value_check, t);
+      }
     }
   }
 
