@@ -35,7 +35,8 @@ struct Label {
   std::string name;
   std::string value;
   friend bool operator==(const Label&, const Label&) = default;
-  friend auto operator<=>(const Label&, const Label&) = default;
+  // clang-tidy 14 flags the literal 0 of the synthesised comparison.
+  friend auto operator<=>(const Label&, const Label&) = default;  // NOLINT(modernize-use-nullptr)
 };
 // Sorted by name, names unique; a selected series carries "__name__".
 using Labels = std::vector<Label>;

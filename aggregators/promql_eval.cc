@@ -65,7 +65,9 @@ struct Projection {
   bool on;
   bool keep_name = false;  // histogram_quantile groups by every label but le
   bool Keeps(const Label& l) const {
-    bool listed = std::binary_search(names->begin(), names->end(), l.name);
+    // Grouping lists are short: a linear scan (length compared first) beats
+    // a binary search of strings.
+    bool listed = std::find(names->begin(), names->end(), l.name) != names->end();
     return on ? listed : (!listed && (keep_name || l.name != kMetricName));
   }
 };
@@ -152,8 +154,10 @@ double GoMin(double x, double y) {
   return x < y ? x : y;
 }
 
-// time.Duration.Seconds() for a duration in milliseconds.
+// time.Duration.Seconds() for a duration in milliseconds: whole seconds and
+// the remainder converted separately, as Go does, for the same rounding.
 double Seconds(int64_t ms) {
+  // NOLINTNEXTLINE(bugprone-integer-division): the truncation is intended.
   return static_cast<double>(ms / 1000) + static_cast<double>((ms % 1000) * 1000000) / 1e9;
 }
 

@@ -4,7 +4,6 @@
 // series' live samples stay contiguous for Select().
 #include <algorithm>
 #include <cstdint>
-#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -20,11 +19,12 @@ struct SeriesStore::Impl {
     Labels labels;
     std::vector<Sample> samples;
     size_t start = 0;  // first live sample
-    // Time of the last sample whose value is below the previous non-stale
-    // value (a counter reset); spans starting at or after it are monotonic.
-    int64_t last_decrease_ms = std::numeric_limits<int64_t>::min();
+    // Times of the samples whose value is below the previous non-stale value
+    // (counter resets), ascending; a span is monotonic when none falls after
+    // its first sample.
+    std::vector<int64_t> decreases;
     int64_t last_stale_ms = std::numeric_limits<int64_t>::min();  // last staleness marker
-    double last_value = 0;                                        // last non-stale value
+    double last_value = 0;  // last non-stale value
     bool has_value = false;
   };
   std::vector<Series> series;
@@ -72,7 +72,7 @@ void SeriesStore::Append(uint32_t ref, int64_t t_ms, double v) {
   Impl::Series& s = impl_->series[ref];
   if (s.samples.size() > s.start && s.samples.back().t_ms >= t_ms) return;
   if (!IsStaleNaN(v)) {
-    if (s.has_value && v < s.last_value) s.last_decrease_ms = t_ms;
+    if (s.has_value && v < s.last_value) s.decreases.push_back(t_ms);
     s.last_value = v;
     s.has_value = true;
   } else {
@@ -98,6 +98,8 @@ void SeriesStore::Trim(int64_t now_ms) {
           std::lower_bound(s.samples.begin() + static_cast<ptrdiff_t>(s.start), s.samples.end(),
                            min_t, [](const Sample& a, int64_t t) { return a.t_ms < t; });
       s.start = static_cast<size_t>(first - s.samples.begin());
+      auto d = std::lower_bound(s.decreases.begin(), s.decreases.end(), min_t);
+      s.decreases.erase(s.decreases.begin(), d);
       if (s.start == s.samples.size()) {
         s.samples.clear();
         s.start = 0;
@@ -113,7 +115,8 @@ size_t SeriesStore::MemoryBytes() const {
   if (impl_ == nullptr) return sizeof(*this);
   size_t n = sizeof(*this) + sizeof(Impl) + impl_->series.capacity() * sizeof(Impl::Series);
   for (const Impl::Series& s : impl_->series) {
-    n += s.samples.capacity() * sizeof(Sample) + s.labels.capacity() * sizeof(Label);
+    n += s.samples.capacity() * sizeof(Sample) + s.labels.capacity() * sizeof(Label) +
+         s.decreases.capacity() * sizeof(int64_t);
     for (const Label& l : s.labels) {
       // Strings longer than the small-string buffer live on the heap.
       if (l.name.capacity() > 15) n += l.name.capacity() + 1;
@@ -151,7 +154,8 @@ void SeriesStore::Select(std::string_view metric, std::span<const Matcher> match
     SeriesRef r;
     r.labels = &s.labels;
     r.samples = std::span<const Sample>(&*lo, static_cast<size_t>(hi - lo));
-    r.monotonic = s.last_decrease_ms <= lo->t_ms;
+    auto d = std::upper_bound(s.decreases.begin(), s.decreases.end(), lo->t_ms);
+    r.monotonic = d == s.decreases.end() || *d > (hi - 1)->t_ms;
     r.stale_free = s.last_stale_ms < lo->t_ms;
     out->push_back(r);
   }

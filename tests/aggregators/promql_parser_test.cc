@@ -11,8 +11,6 @@
 namespace novapulse::promql {
 namespace {
 
-using ::testing::HasSubstr;
-
 // Renders a parsed expression fully parenthesised, to check the tree shape.
 std::string Show(const Expr& e) {
   static const char* kOps[] = {

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -141,6 +142,47 @@ std::vector<InputSeries> Generate() {
     out.push_back(std::move(s));
   }
 
+  // Counters that start inside the range with a small first value, where the
+  // zero-point clamp of extrapolatedRate decides the result.
+  for (int first : {3, 7, 12}) {
+    InputSeries s;
+    s.labels = L({{"__name__", "jobs_total"}, {"first", std::to_string(first)}});
+    s.points.resize(kSteps);
+    for (int i = 20 + first; i < kSteps; ++i) {
+      s.points[i] = Point{Cell::kValue, first + 10.0 * (i - 20 - first)};
+    }
+    out.push_back(std::move(s));
+  }
+
+  // Gauges whose sums are inexact (where compensated summation shows), and
+  // one with NaN and infinities.
+  {
+    InputSeries s;
+    s.labels = L({{"__name__", "ratio"}, {"kind", "tenths"}});
+    s.points.resize(kSteps);
+    for (int i = 0; i < kSteps; ++i) {
+      double v = uniform(1, 9) * 0.1 + (i % 17 == 0 ? 1e15 : 0) - (i % 17 == 8 ? 1e15 : 0);
+      s.points[i] = Point{Cell::kValue, v};
+    }
+    out.push_back(std::move(s));
+    InputSeries o;
+    o.labels = L({{"__name__", "odd"}, {"kind", "nan"}});
+    o.points.resize(kSteps);
+    for (int i = 0; i < kSteps; ++i) {
+      double v = i % 11 == 3   ? std::nan("")
+                 : i % 13 == 5 ? std::numeric_limits<double>::infinity()
+                 : i % 19 == 7 ? -std::numeric_limits<double>::infinity()
+                               : uniform(0, 8) * 0.5;
+      o.points[i] = Point{Cell::kValue, v};
+    }
+    out.push_back(std::move(o));
+    InputSeries o2;
+    o2.labels = L({{"__name__", "odd"}, {"kind", "plain"}});
+    o2.points.resize(kSteps);
+    for (int i = 0; i < kSteps; ++i) o2.points[i] = Point{Cell::kValue, uniform(0, 8) * 0.5};
+    out.push_back(std::move(o2));
+  }
+
   // Classic histograms: a normal one with an empty bucket, one without
   // observations, one without +Inf, one whose buckets are not monotonic.
   const char* bounds[] = {"0.1", "0.25", "0.5", "1", "+Inf"};
@@ -185,6 +227,31 @@ struct Case {
 std::vector<Case> Cases() {
   return {
       {"http_requests_total"},
+      {"rate(jobs_total[5m])"},
+      {"increase(jobs_total[10m])"},
+      {"increase(jobs_total[2m])"},
+      {"sum_over_time(ratio[5m])"},
+      {"avg_over_time(ratio[5m])"},
+      {"stddev_over_time(ratio[5m])"},
+      {"stdvar_over_time(ratio[10m])"},
+      {"avg_over_time(odd[5m])"},
+      {"sum_over_time(odd[5m])"},
+      {"min_over_time(odd[5m])"},
+      {"max_over_time(odd[5m])"},
+      {"quantile_over_time(0.5, odd[5m])"},
+      {"stddev_over_time(odd[2m])"},
+      {"odd"},
+      {"sum(odd)"},
+      {"avg(odd)"},
+      {"max(odd)"},
+      {"min(odd)"},
+      {"count(odd)"},
+      {"odd > 1"},
+      {"odd == bool odd"},
+      {"clamp(odd, 1, 3)"},
+      {"clamp_min(odd, 1)"},
+      {"clamp_max(odd, 3)"},
+      {"abs(-odd)"},
       {"http_requests_total{code=\"200\"}"},
       {"http_requests_total{code!=\"200\"}"},
       {"http_requests_total{instance=~\"i[01]\"}"},
@@ -375,8 +442,15 @@ TEST(PromqlPromtool, AgreesWithPromtool) {
       }
       // NaN never equals NaN in promtool's comparison: check which samples
       // are NaN, and the others' values, separately.
-      add("(" + expr + ") != bool (" + expr + ")", t);
-      if (!scalar) add("(" + expr + ") == (" + expr + ")", t);
+      std::string wrapped = "(" + expr + ")";
+      std::string nan_check = wrapped;
+      nan_check.append(" != bool ").append(wrapped);
+      add(nan_check, t);
+      if (!scalar) {
+        std::string value_check = wrapped;
+        value_check.append(" == ").append(wrapped);
+        add(value_check, t);
+      }
     }
   }
 
