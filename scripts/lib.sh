@@ -10,7 +10,7 @@ NOVAPULSE_PACKAGES=(
   librdkafka-dev libsimdjson-dev prometheus-cpp-dev libabsl-dev libtbb-dev
   libgtest-dev libgmock-dev libcivetweb-dev libyaml-cpp-dev zlib1g-dev libzstd-dev
   libbenchmark-dev clang clang-format clang-tidy libclang-rt-14-dev
-  python3 zstd gzip prometheus kcat
+  python3 python3-yaml zstd gzip prometheus prometheus-alertmanager kcat
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
