@@ -17,15 +17,17 @@ amtool check-config "$tmp/alertmanager.yml"
 grep -q 'smtp_auth_password: "p\\"a\\\\ss"' "$tmp/alertmanager.yml" || fail "password not escaped for YAML"
 
 # Routing: severities reach their receivers; warnings are inhibited by criticals.
+# check_route RECEIVER LABEL=VALUE...: the alert with these labels goes to RECEIVER.
 check_route() {
-  local got
+  local expect=$1 got
+  shift
   got=$(amtool config routes test --config.file="$tmp/alertmanager.yml" "$@")
   echo "route $* -> $got"
   printf '%s' "$got" | tr -d ' ' | grep -qx "$expect" || fail "route $*: got $got, want $expect"
 }
-expect=critical check_route alertname=HighErrorRate severity=critical
-expect=slack-warning check_route alertname=OutboxQueueBacklog severity=warning
-expect=business check_route alertname=LowGiftCreation severity=business
+check_route critical alertname=HighErrorRate severity=critical
+check_route slack-warning alertname=OutboxQueueBacklog severity=warning
+check_route business alertname=LowGiftCreation severity=business
 python3 - "$tmp/alertmanager.yml" <<'PY' || fail "inhibit rule or receivers wrong"
 import sys, yaml
 c = yaml.safe_load(open(sys.argv[1]))
@@ -49,6 +51,7 @@ grep -q "SMTP_USERNAME is not set" "$tmp/err" || fail "SMTP_USERNAME not named"
 [ ! -e "$tmp/missing.yml" ] || fail "output written despite the error"
 
 # As an entrypoint: renders, then execs the command.
+# shellcheck disable=SC2016  # $1 is for the child shell
 out=$(SLACK_WEBHOOK_URL=https://h.example/x SMTP_USERNAME=a@example.com SMTP_PASSWORD=x \
   "$render" "$src/configs/alertmanager.yml" "$tmp/entry.yml" -- sh -c 'test -s "$1" && echo started' _ "$tmp/entry.yml")
 [ "$out" = started ] || fail "command after -- not run: $out"
