@@ -141,10 +141,15 @@ bool ShardWriter::SetEventTime(int64_t ts_ms) {
 }
 
 void ShardWriter::Spill(size_t m, uint32_t series, size_t word, uint64_t n) {
+  spilled_.push_back({slot_, {static_cast<uint32_t>(m), series, static_cast<uint32_t>(word), n}});
+}
+
+void ShardWriter::FlushSpill() {
+  if (spilled_.empty()) return;
   SpillBuffer& spill = store_->spill(shard_);
   std::lock_guard<std::mutex> lock(spill.mu);
-  spill.by_slot[slot_].push_back(
-      {static_cast<uint32_t>(m), series, static_cast<uint32_t>(word), n});
+  for (const auto& [slot, update] : spilled_) spill.by_slot[slot].push_back(update);
+  spilled_.clear();
 }
 
 uint32_t ShardWriter::Resolve(size_t m, std::string_view key) {

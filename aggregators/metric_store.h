@@ -151,6 +151,9 @@ class ShardWriter {
   bool SetEventTime(int64_t ts_ms);
   // The updates that follow have no event time (rejections, self metrics).
   void ClearEventTime() { slot_mode_ = SlotMode::kNone; }
+  // Hands this writer's spilled updates to the store. Call at the end of
+  // every batch, before the pipeline lets the batch's slots close.
+  void FlushSpill();
 
   void Inc(size_t m, uint32_t series, uint64_t n = 1) {
     cells_[m]->Add(series, 0, n);
@@ -204,6 +207,8 @@ class ShardWriter {
   SlotMode slot_mode_ = SlotMode::kNone;
   size_t slot_pos_ = 0;
   int64_t slot_ = 0;
+  // Spilled updates of the current batch, by slot: no lock per update.
+  std::vector<std::pair<int64_t, SpilledUpdate>> spilled_;
 };
 
 }  // namespace novapulse

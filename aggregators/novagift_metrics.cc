@@ -205,7 +205,8 @@ void NovaGiftMetrics::Writer::SetEventTime(Topic topic, int64_t ts_us) {
   if (!w_.SetEventTime(ts_us / 1000)) w_.Inc(kLateEventsTotal, late_[static_cast<int>(topic)]);
 }
 
-int64_t NovaGiftMetrics::Writer::TakeBatchNewest() {
+int64_t NovaGiftMetrics::Writer::EndBatch() {
+  w_.FlushSpill();
   const int64_t newest = batch_newest_us_;
   batch_newest_us_ = INT64_MIN;
   return newest;

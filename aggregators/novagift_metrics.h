@@ -79,8 +79,10 @@ class NovaGiftMetrics {
     // Window slots ending at or before this are closed to the records that
     // follow (see ShardWriter::SetWatermark).
     void SetWatermark(int64_t watermark_ms) { w_.SetWatermark(watermark_ms); }
-    // Newest event time recorded since the last call (INT64_MIN if none).
-    int64_t TakeBatchNewest();
+    // Ends a batch: hands spilled window updates to the store (see
+    // ShardWriter::FlushSpill) and returns the newest event time recorded
+    // since the last call (INT64_MIN if none).
+    int64_t EndBatch();
 
    private:
     void UpdateNewest(int64_t ts_us);

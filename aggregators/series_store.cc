@@ -24,7 +24,7 @@ struct SeriesStore::Impl {
     // its first sample.
     std::vector<int64_t> decreases;
     int64_t last_stale_ms = std::numeric_limits<int64_t>::min();  // last staleness marker
-    double last_value = 0;  // last non-stale value
+    double last_value = 0;                                        // last non-stale value
     bool has_value = false;
   };
   std::vector<Series> series;

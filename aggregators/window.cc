@@ -146,9 +146,6 @@ void WindowHistory::CloseSlot() {
     spilled.insert(spilled.end(), due->second.begin(), due->second.end());
     buffer.by_slot.erase(due);
   }
-  std::sort(spilled.begin(), spilled.end(), [](const SpilledUpdate& a, const SpilledUpdate& b) {
-    return a.metric != b.metric ? a.metric < b.metric : a.series < b.series;
-  });
   for (Family& f : families_) Fold(f, f.wanted.metric, pos, slot, spilled);
   ++open_slot_;
   store_->open_slot().store(open_slot_, std::memory_order_release);
@@ -161,6 +158,7 @@ void WindowHistory::Fold(Family& f, size_t m, size_t pos, int64_t slot,
   if (f.known < n) {
     f.cumulative.resize(n * f.width, 0);
     f.started.resize(n, 0);
+    f.spill_touched.resize(n, 0);
     f.refs.resize(n * f.parts, 0);
     f.known = n;
   }
@@ -168,11 +166,11 @@ void WindowHistory::Fold(Family& f, size_t m, size_t pos, int64_t slot,
   const size_t base = pos * width;
   delta_.assign(width, 0);
   const int64_t t_ms = (slot + 1) * slot_ms_;
-  // `spilled` is sorted by metric and series: walk it alongside the ids.
-  size_t next_spilled = static_cast<size_t>(
-      std::lower_bound(spilled.begin(), spilled.end(), m,
-                       [](const SpilledUpdate& u, size_t metric) { return u.metric < metric; }) -
-      spilled.begin());
+  for (const SpilledUpdate& u : spilled) {
+    if (u.metric != m || u.series >= n) continue;
+    f.cumulative[u.series * width + u.word] += u.delta;
+    f.spill_touched[u.series] = 1;
+  }
   for (uint32_t id = 0; id < n; ++id) {
     bool any = false;
     for (int s = 0; s < store_->num_shards(); ++s) {
@@ -185,10 +183,8 @@ void WindowHistory::Fold(Family& f, size_t m, size_t pos, int64_t slot,
         any = true;
       }
     }
-    for (; next_spilled < spilled.size() && spilled[next_spilled].metric == m &&
-           spilled[next_spilled].series == id;
-         ++next_spilled) {
-      delta_[spilled[next_spilled].word] += spilled[next_spilled].delta;
+    if (f.spill_touched[id]) {
+      f.spill_touched[id] = 0;
       any = true;
     }
     uint64_t* cum = &f.cumulative[id * width];

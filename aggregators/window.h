@@ -67,14 +67,15 @@ class WindowHistory {
     Wanted wanted;
     const MetricDef* def = nullptr;
     size_t width = 1;
-    std::vector<uint64_t> cumulative;  // width words per series
-    std::vector<uint8_t> started;      // per series: has had an update
-    std::vector<uint32_t> refs;        // parts() refs per series into out_
-    size_t parts = 0;                  // samples per series per slot
-    size_t known = 0;                  // series with refs made
+    std::vector<uint64_t> cumulative;    // width words per series
+    std::vector<uint8_t> started;        // per series: has had an update
+    std::vector<uint8_t> spill_touched;  // per series: spilled updates this slot
+    std::vector<uint32_t> refs;          // parts() refs per series into out_
+    size_t parts = 0;                    // samples per series per slot
+    size_t known = 0;                    // series with refs made
   };
   void AddSeries(Family& f, uint32_t id);
-  // `spilled`: the slot's spilled updates, sorted by metric and series.
+  // `spilled`: the slot's spilled updates (any family).
   void Fold(Family& f, size_t m, size_t pos, int64_t slot,
             const std::vector<SpilledUpdate>& spilled);
 

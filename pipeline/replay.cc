@@ -188,7 +188,7 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
                   const int worker = tbb::this_task_arena::current_thread_index();
                   NovaGiftMetrics::Writer& writer = metrics.writer(worker);
                   writer.SetWatermark(token->watermark_ms);
-                  writer.TakeBatchNewest();
+                  writer.EndBatch();
                   const Chunk& chunk = token->chunk;
                   for (uint32_t i = 0; i < chunk.oversize_lines; ++i) {
                     writer.Reject(chunk.topic, RejectReason::kOversize);
@@ -196,7 +196,7 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
                   token->records = chunk.oversize_lines +
                                    ProcessLines(chunk.topic, chunk.buffer.data(), chunk.size,
                                                 chunk.buffer.size(), *parsers[worker], writer);
-                  token->newest_us = writer.TakeBatchNewest();
+                  token->newest_us = writer.EndBatch();
                   return token;
                 }) &
             tbb::make_filter<Token*, void>(tbb::filter_mode::serial_in_order, [&](Token* token) {

@@ -88,24 +88,61 @@ void RuleRunner::Attach(NovaGiftMetrics* metrics) {
 void RuleRunner::Start(int64_t first_event_ms) {
   history_->Start(FloorDiv(first_event_ms - options_.lateness_ms, spec_.slot_ms));
   started_ = true;
+  done_ms_ = history_->open_slot_end_ms() - 1;  // no slot ends by then
+  thread_ = std::thread([this] { Loop(); });
+}
+
+RuleRunner::~RuleRunner() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
 }
 
 void RuleRunner::AdvanceTo(int64_t watermark_ms) {
   if (!started_) return;
-  while (history_->open_slot_end_ms() <= watermark_ms) {
-    const int64_t t = history_->open_slot_end_ms();
-    history_->CloseSlot();
-    const auto start = std::chrono::steady_clock::now();
-    engine_->EvaluateDue(t);
-    eval_seconds_ +=
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    ++eval_instants_;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (watermark_ms <= target_ms_) return;
+    target_ms_ = watermark_ms;
   }
+  cv_.notify_all();
+}
+
+void RuleRunner::WaitFor(int64_t watermark_ms) {
+  if (!started_) return;
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return done_ms_ >= watermark_ms || stop_; });
 }
 
 void RuleRunner::Finish(int64_t newest_event_ms) {
-  if (!started_) return;
-  AdvanceTo((FloorDiv(newest_event_ms, spec_.slot_ms) + 1) * spec_.slot_ms);
+  const int64_t end = (FloorDiv(newest_event_ms, spec_.slot_ms) + 1) * spec_.slot_ms;
+  AdvanceTo(end);
+  WaitFor(end);
+}
+
+void RuleRunner::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    cv_.wait(lock, [&] { return stop_ || history_->open_slot_end_ms() <= target_ms_; });
+    if (stop_) return;
+    const int64_t target = target_ms_;
+    lock.unlock();
+    while (history_->open_slot_end_ms() <= target) {
+      const int64_t t = history_->open_slot_end_ms();
+      history_->CloseSlot();
+      const auto start = std::chrono::steady_clock::now();
+      engine_->EvaluateDue(t);
+      eval_seconds_ +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      ++eval_instants_;
+    }
+    lock.lock();
+    done_ms_ = history_->open_slot_end_ms() - 1;
+    cv_.notify_all();
+  }
 }
 
 namespace {

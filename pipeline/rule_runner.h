@@ -4,8 +4,12 @@
 // and it closes window slots and evaluates the rule groups due at each
 // slot's end, in event-time order.
 //
-// Threads: one thread drives it (replay: the serial completion stage).
-// Snapshot() of the engine may be read from any thread.
+// Threads: one thread drives it (replay: the serial completion stage) with
+// Start / AdvanceTo / Finish; the slots are closed and the rules evaluated on
+// the runner's own thread, so evaluation never holds up ingestion (writers
+// that run ahead of it spill to the window's side buffer). The engine's
+// transition callback runs on that thread; its Snapshot() may be read from
+// any thread.
 //   auto runner = RuleRunner::Build(std::move(rules), options);
 //   NovaGiftMetrics metrics(threads, limit, &(*runner)->window_spec());
 //   (*runner)->Attach(&metrics);  (*runner)->Start(first_event_ms);
@@ -13,9 +17,12 @@
 #ifndef NOVAPULSE_PIPELINE_RULE_RUNNER_H_
 #define NOVAPULSE_PIPELINE_RULE_RUNNER_H_
 
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -46,23 +53,31 @@ class RuleRunner {
   // `metrics` was built with window_spec() and outlives the runner.
   void Attach(NovaGiftMetrics* metrics);
   // Opens the window at the slot of `first_event_ms - lateness`, before any
-  // writer runs.
+  // writer runs, and starts the evaluation thread.
   void Start(int64_t first_event_ms);
   bool started() const { return started_; }
-  // Closes every slot ending at or before `watermark_ms` and evaluates the
-  // groups due at each slot end.
+  // Lets the evaluation thread close every slot ending at or before
+  // `watermark_ms` and evaluate the groups due at each slot end. Returns at
+  // once.
   void AdvanceTo(int64_t watermark_ms);
-  // End of input: closes through the slot holding `newest_event_ms`.
+  // End of input: closes through the slot holding `newest_event_ms` and
+  // waits until that is evaluated.
   void Finish(int64_t newest_event_ms);
+  // Waits until every slot ending at or before `watermark_ms` is evaluated.
+  void WaitFor(int64_t watermark_ms);
+
+  ~RuleRunner();
 
   RuleEngine& engine() { return *engine_; }
   const WindowHistory* history() const { return history_.get(); }
-  // Wall time spent evaluating rules, and slot ends evaluated.
+  // Wall time spent evaluating rules, and slot ends evaluated (read after
+  // Finish or WaitFor).
   double eval_seconds() const { return eval_seconds_; }
   uint64_t eval_instants() const { return eval_instants_; }
 
  private:
   RuleRunner() = default;
+  void Loop();
 
   RuleRunnerOptions options_;
   WindowSpec spec_;
@@ -72,8 +87,15 @@ class RuleRunner {
   std::unique_ptr<RuleEngine> engine_;
   std::unique_ptr<WindowHistory> history_;
   bool started_ = false;
-  double eval_seconds_ = 0;
+  double eval_seconds_ = 0;  // evaluation thread
   uint64_t eval_instants_ = 0;
+
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int64_t target_ms_ = INT64_MIN;  // guarded by mu_: close slots ending by this
+  int64_t done_ms_ = INT64_MIN;    // guarded by mu_: every slot ending by this is evaluated
+  bool stop_ = false;              // guarded by mu_
 };
 
 // Event time of the first / last non-blank line of `text` (NDJSON), read

@@ -53,6 +53,7 @@ struct Fixture {
     history->Start(0);
   }
   void CloseThrough(int64_t t_ms) {
+    for (auto& w : writers) w->FlushSpill();
     while (history->open_slot_end_ms() <= t_ms) history->CloseSlot();
   }
   std::vector<WindowHistory::Wanted> wanted;
