@@ -16,9 +16,9 @@ std::string_view TopicName(Topic topic) {
 
 std::string_view RejectReasonName(RejectReason reason) {
   static constexpr std::array<std::string_view, kRejectReasonCount> kNames = {
-      "malformed_json", "not_object",    "missing_field", "wrong_type",
-      "out_of_range",   "bad_timestamp", "oversize",      "unknown_type",
-      "unknown_status", "too_deep",      "unknown_topic", "duplicate_field"};
+      "malformed_json", "not_object",      "missing_field",   "wrong_type",     "out_of_range",
+      "bad_timestamp",  "oversize",        "unknown_type",    "unknown_status", "too_deep",
+      "unknown_topic",  "duplicate_field", "future_timestamp"};
   return kNames[static_cast<int>(reason)];
 }
 

@@ -35,8 +35,9 @@ enum class RejectReason : uint8_t {
   kTooDeep,            // nesting deeper than the parser allows
   kUnknownTopic,       // topic auto-detection found neither schema
   kDuplicateField,     // a field we read appears twice (ambiguous record)
+  kFutureTimestamp,    // event time too far ahead of the wall clock (run's max_future)
 };
-inline constexpr int kRejectReasonCount = 12;
+inline constexpr int kRejectReasonCount = 13;
 
 std::string_view RejectReasonName(RejectReason reason);
 

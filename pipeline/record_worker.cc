@@ -26,12 +26,20 @@ bool ProcessRecord(Topic topic, const char* data, size_t len, size_t capacity, R
       writer.Reject(topic, *reject);
       return false;
     }
+    if (event.ts_us > writer.future_limit_us()) {
+      writer.Reject(topic, RejectReason::kFutureTimestamp);
+      return false;
+    }
     writer.Record(event);
     return true;
   }
   OutboxEvent event;
   if (auto reject = parser.ParseOutbox(data, len, capacity, &event)) {
     writer.Reject(topic, *reject);
+    return false;
+  }
+  if (event.ts_us > writer.future_limit_us()) {
+    writer.Reject(topic, RejectReason::kFutureTimestamp);
     return false;
   }
   writer.Record(event);

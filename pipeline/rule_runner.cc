@@ -1,5 +1,6 @@
 #include "pipeline/rule_runner.h"
 
+#include <bit>
 #include <chrono>
 #include <cstring>
 
@@ -135,14 +136,84 @@ void RuleRunner::Loop() {
       history_->CloseSlot();
       const auto start = std::chrono::steady_clock::now();
       engine_->EvaluateDue(t);
-      eval_seconds_ +=
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const auto spent = std::chrono::steady_clock::now() - start;
+      eval_seconds_ += std::chrono::duration<double>(spent).count();
       ++eval_instants_;
+      if (on_evaluated_) on_evaluated_(t, *engine_);
+      evaluations_.store(engine_->evaluations(), std::memory_order_relaxed);
+      failures_.store(engine_->failures(), std::memory_order_relaxed);
+      eval_nanos_.fetch_add(
+          static_cast<uint64_t>(
+              std::chrono::duration_cast<std::chrono::nanoseconds>(spent).count()),
+          std::memory_order_relaxed);
+      evaluated_ms_.store(t, std::memory_order_relaxed);
     }
+    window_bytes_.store(history_->MemoryBytes(), std::memory_order_relaxed);
+    window_series_.store(history_->series(), std::memory_order_relaxed);
     lock.lock();
     done_ms_ = history_->open_slot_end_ms() - 1;
     cv_.notify_all();
   }
+}
+
+const std::vector<MetricDef>& RuleMetricDefs() {
+  using T = MetricType;
+  static const std::vector<MetricDef> kDefs = {
+      {"novapulse_rule_evaluations_total", "Rule evaluations.", T::kComputedCounter, {}, {}},
+      {"novapulse_rule_evaluation_failures_total",
+       "Rule evaluations that failed (see /api/v1/rules for the error).",
+       T::kComputedCounter,
+       {},
+       {}},
+      {"novapulse_rule_evaluation_seconds_total",
+       "Wall time spent evaluating rules.",
+       T::kComputedCounter,
+       {},
+       {}},
+      {"novapulse_watermark_seconds",
+       "Event time up to which window slots are closed and rules evaluated.",
+       T::kComputed,
+       {},
+       {}},
+      {"novapulse_window_memory_bytes",
+       "Heap bytes of the window history the rules read (slot rings and samples).",
+       T::kComputed,
+       {},
+       {}},
+      {"novapulse_window_series",
+       "Sample streams kept in the window history.",
+       T::kComputed,
+       {},
+       {}},
+      {"novapulse_window_bytes_per_series",
+       "Window history bytes per sample stream.",
+       T::kComputed,
+       {},
+       {}},
+  };
+  return kDefs;
+}
+
+void RuleRunner::AppendFamilies(std::deque<std::string>* /*keys*/,
+                                std::vector<FamilySnapshot>* families) const {
+  const std::vector<MetricDef>& defs = RuleMetricDefs();
+  auto add = [&](size_t i, double v) {
+    FamilySnapshot f;
+    f.def = &defs[i];
+    f.keys.push_back("");
+    f.words.push_back(std::bit_cast<uint64_t>(v));
+    families->push_back(std::move(f));
+  };
+  const double bytes = static_cast<double>(window_bytes_.load(std::memory_order_relaxed));
+  const double series = static_cast<double>(window_series_.load(std::memory_order_relaxed));
+  const int64_t evaluated = evaluated_ms_.load(std::memory_order_relaxed);
+  add(0, static_cast<double>(evaluations_.load(std::memory_order_relaxed)));
+  add(1, static_cast<double>(failures_.load(std::memory_order_relaxed)));
+  add(2, static_cast<double>(eval_nanos_.load(std::memory_order_relaxed)) / 1e9);
+  add(3, evaluated == INT64_MIN ? 0.0 : static_cast<double>(evaluated) / 1000.0);
+  add(4, bytes);
+  add(5, series);
+  add(6, series > 0 ? bytes / series : 0.0);
 }
 
 namespace {

@@ -17,8 +17,11 @@
 #ifndef NOVAPULSE_PIPELINE_RULE_RUNNER_H_
 #define NOVAPULSE_PIPELINE_RULE_RUNNER_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -68,6 +71,16 @@ class RuleRunner {
 
   ~RuleRunner();
 
+  // Called on the evaluation thread after each evaluated instant, with the
+  // engine (e.g. to hand alerts to Alertmanager). Set before Start().
+  void set_on_evaluated(std::function<void(int64_t t_ms, RuleEngine& engine)> f) {
+    on_evaluated_ = std::move(f);
+  }
+  // Appends the rule and window self metrics (novapulse_rule_*,
+  // novapulse_window_*, novapulse_watermark_seconds) and the rules' outputs
+  // are read separately (engine().Snapshot()). Any thread.
+  void AppendFamilies(std::deque<std::string>* keys, std::vector<FamilySnapshot>* families) const;
+
   RuleEngine& engine() { return *engine_; }
   const WindowHistory* history() const { return history_.get(); }
   // Wall time spent evaluating rules, and slot ends evaluated (read after
@@ -89,6 +102,15 @@ class RuleRunner {
   bool started_ = false;
   double eval_seconds_ = 0;  // evaluation thread
   uint64_t eval_instants_ = 0;
+
+  std::function<void(int64_t, RuleEngine&)> on_evaluated_;
+  // Self metrics, written by the evaluation thread.
+  std::atomic<uint64_t> evaluations_{0};
+  std::atomic<uint64_t> failures_{0};
+  std::atomic<uint64_t> eval_nanos_{0};
+  std::atomic<int64_t> evaluated_ms_{INT64_MIN};
+  std::atomic<uint64_t> window_bytes_{0};
+  std::atomic<uint64_t> window_series_{0};
 
   std::thread thread_;
   std::mutex mu_;

@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -19,11 +21,13 @@
 #include "parsers/record_parser.h"
 #include "pipeline/cli.h"
 #include "pipeline/config.h"
+#include "pipeline/event_clock.h"
 #include "pipeline/http_server.h"
 #include "pipeline/kafka_source.h"
 #include "pipeline/log.h"
 #include "pipeline/process_metrics.h"
 #include "pipeline/record_worker.h"
+#include "pipeline/rule_runner.h"
 #include "sinks/exposition.h"
 #include "sinks/openmetrics.h"
 
@@ -59,10 +63,38 @@ void InstallStopHandlers() {
 struct Token {
   KafkaBatch batch;
   uint64_t accepted = 0;
+  int64_t watermark_ms = INT64_MIN;
+  int64_t future_limit_us = INT64_MAX;
+  int64_t newest_us = INT64_MIN;
+};
+
+int64_t WallMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Event time of the oldest record of `batch` that names one (for the first
+// window slot), or nullopt.
+std::optional<int64_t> OldestEventTime(const KafkaBatch& batch) {
+  std::optional<int64_t> oldest;
+  for (const KafkaRecord& r : batch.records) {
+    int64_t ms = 0;
+    if (r.oversize || !FirstLineEventTime({batch.buffer.data() + r.begin, r.size}, &ms)) continue;
+    if (!oldest || ms < *oldest) oldest = ms;
+  }
+  return oldest;
+}
+
+struct EventTime {
+  RuleRunner* rules = nullptr;  // null: no rules, no windows
+  EventClock* clock = nullptr;
+  int64_t max_future_ms = 0;
 };
 
 // Runs the pipeline until g_stop; returns the records processed.
-uint64_t Consume(KafkaSource& source, NovaGiftMetrics& metrics, size_t max_record_bytes) {
+uint64_t Consume(KafkaSource& source, NovaGiftMetrics& metrics, size_t max_record_bytes,
+                 const EventTime& time) {
   const int threads = metrics.num_shards();
   std::vector<std::unique_ptr<RecordParser>> parsers;
   parsers.reserve(static_cast<size_t>(threads));
@@ -84,17 +116,25 @@ uint64_t Consume(KafkaSource& source, NovaGiftMetrics& metrics, size_t max_recor
   arena.execute([&] {
     tbb::parallel_pipeline(
         max_tokens,
-        tbb::make_filter<void, Token*>(tbb::filter_mode::serial_in_order,
-                                       [&](tbb::flow_control& fc) -> Token* {
-                                         Token* token;
-                                         free_tokens.pop(token);
-                                         if (!source.Fill(&token->batch, g_stop)) {
-                                           free_tokens.push(token);
-                                           fc.stop();
-                                           return nullptr;
-                                         }
-                                         return token;
-                                       }) &
+        tbb::make_filter<void, Token*>(
+            tbb::filter_mode::serial_in_order,
+            [&](tbb::flow_control& fc) -> Token* {
+              Token* token;
+              free_tokens.pop(token);
+              if (!source.Fill(&token->batch, g_stop)) {
+                free_tokens.push(token);
+                fc.stop();
+                return nullptr;
+              }
+              if (time.rules != nullptr && !time.rules->started()) {
+                if (std::optional<int64_t> first = OldestEventTime(token->batch)) {
+                  time.rules->Start(*first);
+                }
+              }
+              token->future_limit_us = (WallMillis() + time.max_future_ms) * 1000;
+              token->watermark_ms = time.clock->BeginBatch();
+              return token;
+            }) &
             tbb::make_filter<Token*, Token*>(
                 tbb::filter_mode::parallel,
                 [&](Token* token) -> Token* {
@@ -102,6 +142,9 @@ uint64_t Consume(KafkaSource& source, NovaGiftMetrics& metrics, size_t max_recor
                   NovaGiftMetrics::Writer& writer = metrics.writer(worker);
                   RecordParser& parser = *parsers[static_cast<size_t>(worker)];
                   const KafkaBatch& batch = token->batch;
+                  writer.SetWatermark(token->watermark_ms);
+                  writer.SetFutureLimit(token->future_limit_us);
+                  writer.EndBatch();
                   const char* base = batch.buffer.data();
                   uint64_t accepted = 0;
                   for (const KafkaRecord& r : batch.records) {
@@ -113,12 +156,15 @@ uint64_t Consume(KafkaSource& source, NovaGiftMetrics& metrics, size_t max_recor
                     }
                   }
                   token->accepted = accepted;
+                  token->newest_us = writer.EndBatch();
                   return token;
                 }) &
             tbb::make_filter<Token*, void>(tbb::filter_mode::serial_in_order, [&](Token* token) {
               // Only now are the batch's messages in the metrics.
               source.StoreOffsets(token->batch);
               records += token->batch.records.size();
+              const int64_t closable = time.clock->EndBatch(token->newest_us, WallMillis());
+              if (time.rules != nullptr) time.rules->AdvanceTo(closable);
               free_tokens.push(token);
             }));
   });
@@ -151,7 +197,34 @@ int RunServiceCommand(int argc, char** argv) {
 
   int threads = static_cast<int>(config->pipeline.threads);
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  NovaGiftMetrics metrics(threads, static_cast<size_t>(config->pipeline.series_limit));
+  const int64_t lateness_ms = absl::ToInt64Milliseconds(config->pipeline.allowed_lateness);
+
+  std::unique_ptr<RuleRunner> rules;
+  if (!config->rules.files.empty()) {
+    absl::StatusOr<RuleSet> set = LoadRuleFiles(
+        config->rules.files, absl::ToInt64Milliseconds(config->rules.evaluation_interval));
+    if (!set.ok()) {
+      Log(LogLevel::kError, "invalid rule file", {{"error", std::string(set.status().message())}});
+      return 1;
+    }
+    RuleRunnerOptions options;
+    options.lateness_ms = lateness_ms;
+    absl::StatusOr<std::unique_ptr<RuleRunner>> runner =
+        RuleRunner::Build(*std::move(set), options);
+    if (!runner.ok()) {
+      Log(LogLevel::kError, "rules not loaded",
+          {{"error", std::string(runner.status().message())}});
+      return 1;
+    }
+    rules = *std::move(runner);
+    for (const std::string& name : rules->unknown_metrics()) {
+      Log(LogLevel::kWarn, "rules read a metric novapulse does not export", {{"metric", name}});
+    }
+  }
+  NovaGiftMetrics metrics(threads, static_cast<size_t>(config->pipeline.series_limit),
+                          rules ? &rules->window_spec() : nullptr);
+  if (rules) rules->Attach(&metrics);
+  EventClock clock(lateness_ms, /*idle_after_ms=*/5'000);
 
   absl::StatusOr<std::unique_ptr<KafkaSource>> source = KafkaSource::Create(config->kafka);
   if (!source.ok()) {
@@ -162,17 +235,21 @@ int RunServiceCommand(int argc, char** argv) {
   KafkaSource& kafka = **source;
 
   HttpServer::Handlers handlers;
-  handlers.metrics = [&metrics, &kafka](bool openmetrics) {
+  handlers.metrics = [&metrics, &kafka, &rules](bool openmetrics) {
     std::vector<FamilySnapshot> families = metrics.Snapshot();
     std::deque<std::string> keys;  // label values of the Kafka families
     kafka.AppendFamilies(&keys, &families);
+    if (rules) rules->AppendFamilies(&keys, &families);
     if (absl::StatusOr<ProcessStats> process = ReadProcessStats(); process.ok()) {
       AppendProcessFamilies(*process, &families);
     } else {
       Log(LogLevel::kDebug, "process metrics unavailable",
           {{"error", std::string(process.status().message())}});
     }
-    return openmetrics ? RenderOpenMetricsText(families) : RenderPrometheusText(families);
+    if (openmetrics) return RenderOpenMetricsText(families);
+    std::string text = RenderPrometheusText(families);
+    if (rules) WriteRuleSeries(rules->engine().Snapshot().series, &text);
+    return text;
   };
   handlers.ready = [&kafka, max_lag = config->http.max_lag_ready](std::string* reason) {
     if (kafka.assigned_partitions() == 0) {
@@ -210,8 +287,24 @@ int RunServiceCommand(int argc, char** argv) {
        {"port", absl::StrCat((*server)->port())},
        {"threads", absl::StrCat(threads)}});
 
+  // While the input is idle, event time moves on with the wall clock.
+  std::atomic<bool> ticking{true};
+  std::thread ticker([&] {
+    while (ticking.load(std::memory_order_relaxed)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      if (std::optional<int64_t> closable = clock.Tick(WallMillis()); closable && rules) {
+        rules->AdvanceTo(*closable);
+      }
+    }
+  });
+  EventTime time;
+  time.rules = rules.get();
+  time.clock = &clock;
+  time.max_future_ms = absl::ToInt64Milliseconds(config->pipeline.max_future);
   const uint64_t records =
-      Consume(kafka, metrics, static_cast<size_t>(config->kafka.max_message_bytes));
+      Consume(kafka, metrics, static_cast<size_t>(config->kafka.max_message_bytes), time);
+  ticking.store(false, std::memory_order_relaxed);
+  ticker.join();
   Log(LogLevel::kInfo, "stopping: batches finished", {{"records", absl::StrCat(records)}});
   const absl::Status closed = kafka.Close();
   // Metrics stay served until the consumer has left the group.

@@ -1,0 +1,141 @@
+// Test helpers for `novapulse run` as a child process: a free local port,
+// a plain HTTP GET, the Service process (stderr to a log file, SIGTERM with
+// a deadline, killed at the end) and scraping until a condition holds.
+//
+// Test-only, header-only; from one test thread.
+//   Service service(config_path, dir.Path("run.log"));
+//   PromText text = WaitForScrape(port, [](const PromText& t) { return t.Has("x"); });
+#ifndef NOVAPULSE_TESTS_PIPELINE_RUN_SERVICE_H_
+#define NOVAPULSE_TESTS_PIPELINE_RUN_SERVICE_H_
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "tests/pipeline/test_process.h"
+#include "tests/sinks/prometheus_text.h"
+
+namespace novapulse::testing {
+
+using Clock = std::chrono::steady_clock;
+
+// A port free on 127.0.0.1 right now (bound, then released).
+inline int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  int port = 0;
+  socklen_t len = sizeof(addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+// GET `path` from 127.0.0.1:port; the body when the status is 200, else "".
+inline std::string HttpGet(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return "";
+  }
+  const std::string request =
+      absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
+    close(fd);
+    return "";
+  }
+  std::string raw;
+  char buf[16384];
+  for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) raw.append(buf, static_cast<size_t>(n));
+  close(fd);
+  const size_t end = raw.find("\r\n\r\n");
+  if (!raw.starts_with("HTTP/1.1 200") || end == std::string::npos) return "";
+  return raw.substr(end + 4);
+}
+
+// `novapulse run --config FILE` as a child process, stderr to a file; killed
+// at the end if still running.
+class Service {
+ public:
+  Service(const std::string& config, std::string log) : log_(std::move(log)) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      const int err = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      const int in = open("/dev/null", O_RDONLY);
+      if (err < 0 || in < 0) _exit(127);
+      dup2(in, STDIN_FILENO);
+      dup2(err, STDOUT_FILENO);
+      dup2(err, STDERR_FILENO);
+      execl(NOVAPULSE_BINARY, NOVAPULSE_BINARY, "run", "--config", config.c_str(), nullptr);
+      _exit(127);
+    }
+  }
+  ~Service() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  bool running() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
+  std::string log() const { return ReadWholeFile(log_); }
+
+  // Sends SIGTERM; the exit code, or -1 when it did not exit normally within
+  // `timeout` (it is then killed).
+  int Terminate(std::chrono::seconds timeout) {
+    kill(pid_, SIGTERM);
+    const Clock::time_point deadline = Clock::now() + timeout;
+    int status = 0;
+    while (waitpid(pid_, &status, WNOHANG) == 0) {
+      if (Clock::now() > deadline) return -1;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  std::string log_;
+  pid_t pid_ = -1;
+};
+
+// Scrapes until `done` holds for the scrape (or `timeout` passes); returns
+// the last.
+template <typename Done>
+PromText WaitForScrape(int port, Done done,
+                       std::chrono::seconds timeout = std::chrono::seconds(10)) {
+  PromText text;
+  const Clock::time_point deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    text = ParsePromText(HttpGet(port, "/metrics"));
+    if (done(text)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return text;
+}
+
+}  // namespace novapulse::testing
+
+#endif  // NOVAPULSE_TESTS_PIPELINE_RUN_SERVICE_H_
