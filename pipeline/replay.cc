@@ -421,10 +421,11 @@ int RunReplayCommand(int argc, char** argv) {
     std::cerr << FormatAlertTimeline(timeline.episodes());
     const uint64_t instants = rules->eval_instants();
     std::cerr << absl::StrFormat(
-        "rules: %d evaluations at %d instants, %.1f us per instant; window history %.1f MB for "
-        "%d series\n",
+        "rules: %d evaluations at %d instants; per instant %.1f us mean, p50 < %.0f us, p99 < "
+        "%.0f us; window history %.1f MB for %d series\n",
         rules->engine().evaluations(), instants,
         instants > 0 ? rules->eval_seconds() * 1e6 / static_cast<double>(instants) : 0.0,
+        rules->EvalQuantileSeconds(0.5) * 1e6, rules->EvalQuantileSeconds(0.99) * 1e6,
         static_cast<double>(rules->history()->MemoryBytes()) / 1e6, rules->history()->series());
     if (!alerts_json.empty()) {
       std::ofstream out(alerts_json, std::ios::binary | std::ios::trunc);

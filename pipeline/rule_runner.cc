@@ -2,6 +2,7 @@
 
 #include <bit>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 
 #include "absl/strings/str_format.h"
@@ -118,6 +119,17 @@ void RuleRunner::WaitFor(int64_t watermark_ms) {
   cv_.wait(lock, [&] { return done_ms_ >= watermark_ms || stop_; });
 }
 
+double RuleRunner::EvalQuantileSeconds(double q) const {
+  if (eval_instants_ == 0) return 0;
+  const double rank = q * static_cast<double>(eval_instants_);
+  uint64_t seen = 0;
+  for (size_t b = 0; b < eval_histogram_.size(); ++b) {
+    seen += eval_histogram_[b];
+    if (static_cast<double>(seen) >= rank) return std::pow(10.0, (b + 1) / 10.0) / 1e9;
+  }
+  return std::pow(10.0, eval_histogram_.size() / 10.0) / 1e9;
+}
+
 void RuleRunner::Finish(int64_t newest_event_ms) {
   const int64_t end = (FloorDiv(newest_event_ms, spec_.slot_ms) + 1) * spec_.slot_ms;
   AdvanceTo(end);
@@ -139,6 +151,9 @@ void RuleRunner::Loop() {
       const auto spent = std::chrono::steady_clock::now() - start;
       eval_seconds_ += std::chrono::duration<double>(spent).count();
       ++eval_instants_;
+      const double ns = std::max(1.0, static_cast<double>(spent.count()));
+      ++eval_histogram_[std::min<size_t>(eval_histogram_.size() - 1,
+                                         static_cast<size_t>(10 * std::log10(ns)))];
       if (on_evaluated_) on_evaluated_(t, *engine_);
       evaluations_.store(engine_->evaluations(), std::memory_order_relaxed);
       failures_.store(engine_->failures(), std::memory_order_relaxed);

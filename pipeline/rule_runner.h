@@ -17,6 +17,7 @@
 #ifndef NOVAPULSE_PIPELINE_RULE_RUNNER_H_
 #define NOVAPULSE_PIPELINE_RULE_RUNNER_H_
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -87,6 +88,10 @@ class RuleRunner {
   // Finish or WaitFor).
   double eval_seconds() const { return eval_seconds_; }
   uint64_t eval_instants() const { return eval_instants_; }
+  // The q-quantile (0..1) of the wall time one instant's evaluation took,
+  // in seconds, from a histogram with 10 buckets per decade (so within
+  // about 26%); read after Finish or WaitFor.
+  double EvalQuantileSeconds(double q) const;
 
  private:
   RuleRunner() = default;
@@ -102,6 +107,7 @@ class RuleRunner {
   bool started_ = false;
   double eval_seconds_ = 0;  // evaluation thread
   uint64_t eval_instants_ = 0;
+  std::array<uint64_t, 100> eval_histogram_{};  // bucket b: [10^(b/10), 10^((b+1)/10)) ns
 
   std::function<void(int64_t, RuleEngine&)> on_evaluated_;
   // Self metrics, written by the evaluation thread.
