@@ -84,11 +84,11 @@ class RuleRunner {
 
   RuleEngine& engine() { return *engine_; }
   const WindowHistory* history() const { return history_.get(); }
-  // Wall time spent evaluating rules, and slot ends evaluated (read after
+  // CPU time spent evaluating rules, and slot ends evaluated (read after
   // Finish or WaitFor).
   double eval_seconds() const { return eval_seconds_; }
   uint64_t eval_instants() const { return eval_instants_; }
-  // The q-quantile (0..1) of the wall time one instant's evaluation took,
+  // The q-quantile (0..1) of the CPU time one instant's evaluation took,
   // in seconds, from a histogram with 10 buckets per decade (so within
   // about 26%); read after Finish or WaitFor.
   double EvalQuantileSeconds(double q) const;
