@@ -280,6 +280,7 @@ uint32_t BackfillWriter::AddSeries(const MetricDef& family, std::string_view suf
   s.metric = mit->second;
   f.metrics[s.metric].push_back(sit->second);
   series_.push_back(std::move(s));
+  series_count_ = series_.size();
   return sit->second;
 }
 

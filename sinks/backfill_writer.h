@@ -100,7 +100,8 @@ class BackfillWriter {
   // files afterwards, whatever the result.
   [[nodiscard]] absl::Status Finish();
 
-  size_t series() const { return series_.size(); }
+  // Counts; still valid after Finish(), which frees the series.
+  size_t series() const { return series_count_; }
   uint64_t samples() const { return samples_; }
   // Bytes of the file Finish() wrote.
   uint64_t bytes_written() const { return bytes_written_; }
@@ -152,6 +153,7 @@ class BackfillWriter {
   absl::flat_hash_map<std::string, uint32_t> series_index_;  // head -> series
   std::vector<char> spill_buf_;  // chunks not yet written to the spill file
   uint64_t spill_size_ = 0;      // logical size, buffered bytes included
+  size_t series_count_ = 0;
   uint64_t samples_ = 0;
   uint64_t bytes_written_ = 0;
   absl::Status status_;  // the first error

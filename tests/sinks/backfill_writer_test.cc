@@ -259,6 +259,7 @@ TEST(BackfillWriter, TransposesInterleavedSeriesThroughTheSpillFile) {
   want += "# EOF\n";
   EXPECT_EQ(ReadWholeFile(dir.Path("out.om")), want);
   EXPECT_EQ(w->bytes_written(), want.size());
+  EXPECT_EQ(w->series(), 3u);
   EXPECT_EQ(Files(dir.path()), std::vector<std::string>{"out.om"});
 }
 
