@@ -77,8 +77,6 @@ bool ParseLe(std::string_view text, double* v) {
   return ec == std::errc() && end == text.data() + text.size() && !std::isnan(*v);
 }
 
-std::string_view TypeWord(MetricType type) { return text::TypeName(type); }
-
 bool IsCounter(MetricType type) {
   return type == MetricType::kCounter || type == MetricType::kComputedCounter;
 }
@@ -231,8 +229,9 @@ uint32_t BackfillWriter::AddSeries(const MetricDef& family, std::string_view suf
       break;
   }
   if (!ok) {
-    Fail(absl::InvalidArgumentError(absl::StrCat(
-        "backfill: suffix \"", Av(suffix), "\" does not fit ", Av(TypeWord(f.type)), " ", f.name)));
+    Fail(absl::InvalidArgumentError(absl::StrCat("backfill: suffix \"", Av(suffix),
+                                                 "\" does not fit ", Av(text::TypeName(f.type)),
+                                                 " ", f.name)));
     return kInvalidSeries;
   }
 
@@ -369,7 +368,7 @@ absl::Status BackfillWriter::WriteFile() {
     out.append("# TYPE ");
     out.append(f.name);
     out.push_back(' ');
-    out.append(TypeWord(f.type));
+    out.append(text::TypeName(f.type));
     out.push_back('\n');
     if (!f.help.empty()) {
       out.append("# HELP ");

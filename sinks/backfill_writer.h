@@ -105,7 +105,8 @@ class BackfillWriter {
   uint64_t samples() const { return samples_; }
   // Bytes of the file Finish() wrote.
   uint64_t bytes_written() const { return bytes_written_; }
-  // Heap bytes held: in-memory chunks, chunk offsets, series heads.
+  // Heap bytes of the in-memory chunks, chunk offsets, series heads and
+  // spill buffer (the hash indexes, about a head per series again, aside).
   size_t MemoryBytes() const;
 
  private:
