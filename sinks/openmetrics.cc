@@ -11,20 +11,12 @@
 namespace novapulse {
 namespace {
 
+using text::AppendCanonicalLe;
 using text::AppendDouble;
 using text::AppendHead;
 using text::AppendLabels;
 using text::AppendUint;
 using text::TypeName;
-
-// Canonical float form for le: integral bounds carry ".0".
-void AppendLe(std::string* out, double v) {
-  const size_t start = out->size();
-  AppendDouble(out, v);
-  if (std::isfinite(v) && out->find_first_of(".eE", start) == std::string::npos) {
-    out->append(".0");
-  }
-}
 
 // OpenMetrics escapes backslash, newline and double quote in HELP and in
 // label values alike.
@@ -65,7 +57,7 @@ void WriteOpenMetricsText(const std::vector<FamilySnapshot>& families, std::stri
       le.clear();
       for (size_t b = 0; b <= def.buckets.size(); ++b) {
         std::string& bound = le.emplace_back("le=\"");
-        AppendLe(&bound,
+        AppendCanonicalLe(&bound,
                  b < def.buckets.size() ? def.buckets[b] : std::numeric_limits<double>::infinity());
         bound.push_back('"');
       }

@@ -36,6 +36,18 @@ inline void AppendDouble(std::string* out, double v) {
   }
 }
 
+// A histogram bound as an `le` label value in OpenMetrics' canonical float
+// form: integral bounds carry ".0" ("1.0", not "1"), +Inf is "+Inf".
+// Prometheus 2.x stores le strings as written, so every writer that feeds the
+// same Prometheus must spell a bound the same way.
+inline void AppendCanonicalLe(std::string* out, double v) {
+  const size_t start = out->size();
+  AppendDouble(out, v);
+  if (std::isfinite(v) && out->find_first_of(".eE", start) == std::string::npos) {
+    out->append(".0");
+  }
+}
+
 // Escapes backslash and newline, and double quote when `quote`.
 inline void AppendEscaped(std::string* out, std::string_view s, bool quote) {
   for (char c : s) {

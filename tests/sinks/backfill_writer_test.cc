@@ -1,0 +1,567 @@
+#include "sinks/backfill_writer.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "simdjson.h"
+#include "tests/pipeline/test_process.h"
+
+namespace novapulse {
+namespace {
+
+using ::novapulse::testing::ReadWholeFile;
+using ::novapulse::testing::RunProcess;
+using ::novapulse::testing::ScratchDir;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+constexpr int64_t kT0 = 1795651200000;  // 2026-11-26T00:00:00Z, in ms
+constexpr int64_t kStep = 15000;
+
+MetricDef Counter() {
+  return {.name = "gifts_created_total", .help = "Gifts created.", .labels = {"mode"}};
+}
+MetricDef Gauge() {
+  return {.name = "outbox_queued_total", .help = "Messages waiting.", .type = MetricType::kGauge};
+}
+MetricDef Histogram() {
+  return {.name = "outbox_retry_count",
+          .help = "Attempts a message needed.",
+          .type = MetricType::kHistogram,
+          .labels = {"type"},
+          .buckets = {1, 2.5}};
+}
+
+std::vector<std::string> Files(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    names.push_back(e.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::unique_ptr<BackfillWriter> Make(const std::string& path,
+                                     BackfillWriter::Options options = {}) {
+  auto w = BackfillWriter::Create(path, options);
+  EXPECT_TRUE(w.ok()) << w.status();
+  return w.ok() ? std::move(*w) : nullptr;
+}
+
+TEST(BackfillWriter, EmptyWriterWritesOnlyEof) {
+  ScratchDir dir;
+  auto w = Make(dir.Path("out.om"));
+  ASSERT_TRUE(w->Finish().ok());
+  EXPECT_EQ(ReadWholeFile(dir.Path("out.om")), "# EOF\n");
+  EXPECT_EQ(Files(dir.path()), std::vector<std::string>{"out.om"});
+}
+
+TEST(BackfillWriter, CounterFamilyWithoutTotalSamplesWithIt) {
+  ScratchDir dir;
+  auto w = Make(dir.Path("out.om"));
+  const MetricDef def = Counter();
+  const uint32_t solo = w->AddSeries(def, "_total", {{"mode", "solo"}});
+  const uint32_t group = w->AddSeries(def, "", {{"mode", "group"}});
+  for (int64_t k = 0; k < 3; ++k) {
+    w->Append(solo, kT0 + k * kStep, static_cast<double>(k));
+    w->Append(group, kT0 + k * kStep, static_cast<double>(10 * k));
+  }
+  ASSERT_TRUE(w->Finish().ok());
+  EXPECT_EQ(ReadWholeFile(dir.Path("out.om")),
+            "# TYPE gifts_created counter\n"
+            "# HELP gifts_created Gifts created.\n"
+            "gifts_created_total{mode=\"solo\"} 0 1795651200\n"
+            "gifts_created_total{mode=\"solo\"} 1 1795651215\n"
+            "gifts_created_total{mode=\"solo\"} 2 1795651230\n"
+            "gifts_created_total{mode=\"group\"} 0 1795651200\n"
+            "gifts_created_total{mode=\"group\"} 10 1795651215\n"
+            "gifts_created_total{mode=\"group\"} 20 1795651230\n"
+            "# EOF\n");
+}
+
+TEST(BackfillWriter, GaugeIsPlainEvenWhenNamedTotal) {
+  ScratchDir dir;
+  auto w = Make(dir.Path("out.om"));
+  const uint32_t s = w->AddSeries(Gauge(), "", {});
+  w->Append(s, kT0, 3);
+  w->Append(s, kT0 + 500, 2.5);
+  ASSERT_TRUE(w->Finish().ok());
+  EXPECT_EQ(ReadWholeFile(dir.Path("out.om")),
+            "# TYPE outbox_queued_total gauge\n"
+            "# HELP outbox_queued_total Messages waiting.\n"
+            "outbox_queued_total 3 1795651200\n"
+            "outbox_queued_total 2.5 1795651200.5\n"
+            "# EOF\n");
+}
+
+TEST(BackfillWriter, HistogramPointsHaveBucketsInLeOrderThenCountThenSum) {
+  ScratchDir dir;
+  auto w = Make(dir.Path("out.om"));
+  const MetricDef def = Histogram();
+  // Registered out of order, le in assorted spellings.
+  std::vector<uint32_t> a = {
+      w->AddSeries(def, "_sum", {{"type", "a"}}),
+      w->AddSeries(def, "_bucket", {{"type", "a"}, {"le", "+Inf"}}),
+      w->AddSeries(def, "_bucket", {{"le", "2.50"}, {"type", "a"}}),
+      w->AddSeries(def, "_bucket", {{"type", "a"}, {"le", "1"}}),
+      w->AddSeries(def, "_count", {{"type", "a"}}),
+  };
+  const uint32_t b_count = w->AddSeries(def, "_count", {{"type", "b"}});
+  for (int64_t k = 1; k <= 2; ++k) {
+    for (uint32_t s : a) w->Append(s, kT0 + k * kStep, static_cast<double>(k));
+    w->Append(b_count, kT0 + k * kStep, 7);
+  }
+  ASSERT_TRUE(w->Finish().ok());
+  EXPECT_EQ(ReadWholeFile(dir.Path("out.om")),
+            "# TYPE outbox_retry_count histogram\n"
+            "# HELP outbox_retry_count Attempts a message needed.\n"
+            "outbox_retry_count_bucket{type=\"a\",le=\"1.0\"} 1 1795651215\n"
+            "outbox_retry_count_bucket{type=\"a\",le=\"2.5\"} 1 1795651215\n"
+            "outbox_retry_count_bucket{type=\"a\",le=\"+Inf\"} 1 1795651215\n"
+            "outbox_retry_count_count{type=\"a\"} 1 1795651215\n"
+            "outbox_retry_count_sum{type=\"a\"} 1 1795651215\n"
+            "outbox_retry_count_bucket{type=\"a\",le=\"1.0\"} 2 1795651230\n"
+            "outbox_retry_count_bucket{type=\"a\",le=\"2.5\"} 2 1795651230\n"
+            "outbox_retry_count_bucket{type=\"a\",le=\"+Inf\"} 2 1795651230\n"
+            "outbox_retry_count_count{type=\"a\"} 2 1795651230\n"
+            "outbox_retry_count_sum{type=\"a\"} 2 1795651230\n"
+            "outbox_retry_count_count{type=\"b\"} 7 1795651215\n"
+            "outbox_retry_count_count{type=\"b\"} 7 1795651230\n"
+            "# EOF\n");
+}
+
+TEST(BackfillWriter, EscapesLabelValuesAndHelp) {
+  ScratchDir dir;
+  auto w = Make(dir.Path("out.om"));
+  const MetricDef def{.name = "x", .help = "a \"b\" \\ c\nd", .type = MetricType::kGauge};
+  const uint32_t s = w->AddSeries(def, "", {{"v", "q\"b\\s\nn"}, {"u", "ü"}});
+  w->Append(s, kT0, 1);
+  ASSERT_TRUE(w->Finish().ok());
+  EXPECT_EQ(ReadWholeFile(dir.Path("out.om")),
+            "# TYPE x gauge\n"
+            "# HELP x a \\\"b\\\" \\\\ c\\nd\n"
+            "x{v=\"q\\\"b\\\\s\\nn\",u=\"ü\"} 1 1795651200\n"
+            "# EOF\n");
+}
+
+TEST(BackfillWriter, SpellsSpecialValues) {
+  ScratchDir dir;
+  auto w = Make(dir.Path("out.om"));
+  const MetricDef def{.name = "x", .type = MetricType::kGauge};
+  const uint32_t s = w->AddSeries(def, "", {});
+  const double values[] = {std::nan(""),
+                           std::numeric_limits<double>::infinity(),
+                           -std::numeric_limits<double>::infinity(),
+                           0.1,
+                           1e20,
+                           -3};
+  int64_t t = kT0;
+  for (double v : values) w->Append(s, t += 1000, v);
+  ASSERT_TRUE(w->Finish().ok());
+  EXPECT_EQ(ReadWholeFile(dir.Path("out.om")),
+            "# TYPE x gauge\n"
+            "x NaN 1795651201\n"
+            "x +Inf 1795651202\n"
+            "x -Inf 1795651203\n"
+            "x 0.1 1795651204\n"
+            "x 1e+20 1795651205\n"
+            "x -3 1795651206\n"
+            "# EOF\n");
+}
+
+// promtool turns "S" into int64(S * 1000); every millisecond must survive
+// that: 1.001 * 1000 is 1000.9999999999999, so 1001 ms is written as the
+// next double up.
+TEST(BackfillWriter, TimestampsTruncateBackToTheirMillisecond) {
+  ScratchDir dir;
+  auto w = Make(dir.Path("out.om"), {.chunk_samples = 64});
+  const MetricDef def{.name = "x", .type = MetricType::kGauge};
+  const uint32_t small = w->AddSeries(def, "", {{"r", "small"}});
+  const uint32_t large = w->AddSeries(def, "", {{"r", "large"}});
+  constexpr int64_t kN = 5000;
+  for (int64_t ms = 1; ms <= kN; ++ms) {
+    w->Append(small, ms, 0);
+    w->Append(large, kT0 + ms, 0);
+  }
+  ASSERT_TRUE(w->Finish().ok());
+  const std::string text = ReadWholeFile(dir.Path("out.om"));
+  EXPECT_THAT(text, HasSubstr("x{r=\"small\"} 0 0.029\n"));
+  EXPECT_THAT(text, HasSubstr("x{r=\"small\"} 0 1.0010000000000001\n"));
+  EXPECT_THAT(text, HasSubstr("x{r=\"large\"} 0 1795651200.015\n"));
+  int64_t lines = 0;
+  for (absl::string_view piece : absl::StrSplit(text, '\n')) {
+    const std::string_view line(piece.data(), piece.size());
+    if (line.empty() || line.starts_with("#")) continue;
+    const std::string ts(line.substr(line.rfind(' ') + 1));
+    const int64_t want = line.starts_with("x{r=\"small\"}") ? lines + 1 : kT0 + lines - kN + 1;
+    EXPECT_EQ(static_cast<int64_t>(std::strtod(ts.c_str(), nullptr) * 1000), want) << line;
+    ++lines;
+  }
+  EXPECT_EQ(lines, 2 * kN);
+}
+
+// Families and series interleaved over time, with chunks small enough that
+// most samples go through the spill file.
+TEST(BackfillWriter, TransposesInterleavedSeriesThroughTheSpillFile) {
+  ScratchDir dir;
+  auto w = Make(dir.Path("out.om"), {.chunk_samples = 3});
+  const MetricDef counter = Counter();
+  const MetricDef gauge = Gauge();
+  const uint32_t g = w->AddSeries(gauge, "", {});
+  const uint32_t c1 = w->AddSeries(counter, "_total", {{"mode", "solo"}});
+  const uint32_t c2 = w->AddSeries(counter, "_total", {{"mode", "group"}});
+  EXPECT_EQ(w->AddSeries(counter, "_total", {{"mode", "solo"}}), c1);
+  constexpr int64_t kSteps = 11;
+  for (int64_t k = 0; k < kSteps; ++k) {
+    const int64_t t = kT0 + k * kStep;
+    w->Append(c1, t, static_cast<double>(k));
+    w->Append(g, t, static_cast<double>(100 + k));
+    w->Append(c2, t, static_cast<double>(2 * k));
+  }
+  EXPECT_EQ(w->samples(), 3 * kSteps);
+  ASSERT_TRUE(w->Finish().ok());
+  std::string want =
+      "# TYPE outbox_queued_total gauge\n# HELP outbox_queued_total Messages waiting.\n";
+  for (int64_t k = 0; k < kSteps; ++k) {
+    absl::StrAppend(&want, "outbox_queued_total ", 100 + k, " ", (kT0 + k * kStep) / 1000, "\n");
+  }
+  absl::StrAppend(&want, "# TYPE gifts_created counter\n# HELP gifts_created Gifts created.\n");
+  for (const auto& [mode, f] : {std::pair{"solo", 1}, std::pair{"group", 2}}) {
+    for (int64_t k = 0; k < kSteps; ++k) {
+      absl::StrAppend(&want, "gifts_created_total{mode=\"", mode, "\"} ", f * k, " ",
+                      (kT0 + k * kStep) / 1000, "\n");
+    }
+  }
+  want += "# EOF\n";
+  EXPECT_EQ(ReadWholeFile(dir.Path("out.om")), want);
+  EXPECT_EQ(w->bytes_written(), want.size());
+  EXPECT_EQ(w->series(), 3u);
+  EXPECT_EQ(Files(dir.path()), std::vector<std::string>{"out.om"});
+}
+
+TEST(BackfillWriter, RefusesASampleNotAfterThePreviousAndLeavesNoFiles) {
+  ScratchDir dir;
+  auto w = Make(dir.Path("out.om"));
+  const uint32_t s = w->AddSeries(Gauge(), "", {});
+  w->Append(s, kT0 + kStep, 1);
+  w->Append(s, kT0 + kStep, 2);
+  const absl::Status st = w->Finish();
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_THAT(st.message(), HasSubstr("outbox_queued_total"));
+  EXPECT_TRUE(Files(dir.path()).empty());
+}
+
+TEST(BackfillWriter, RefusesASuffixThatDoesNotFitTheType) {
+  ScratchDir dir;
+  auto w = Make(dir.Path("out.om"));
+  EXPECT_EQ(w->AddSeries(Gauge(), "_total", {}), BackfillWriter::kInvalidSeries);
+  w->Append(BackfillWriter::kInvalidSeries, kT0, 1);
+  const absl::Status st = w->Finish();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
+  EXPECT_TRUE(Files(dir.path()).empty());
+}
+
+TEST(BackfillWriter, RefusesABucketWithoutANumericLe) {
+  for (const BackfillWriter::Labels& labels :
+       {BackfillWriter::Labels{{"type", "a"}}, BackfillWriter::Labels{{"le", "x"}}}) {
+    ScratchDir dir;
+    auto w = Make(dir.Path("out.om"));
+    EXPECT_EQ(w->AddSeries(Histogram(), "_bucket", labels), BackfillWriter::kInvalidSeries);
+    EXPECT_EQ(w->Finish().code(), absl::StatusCode::kInvalidArgument);
+  }
+}
+
+TEST(BackfillWriter, DestroyedUnfinishedLeavesNoFiles) {
+  ScratchDir dir;
+  {
+    auto w = Make(dir.Path("out.om"), {.chunk_samples = 2});
+    const uint32_t s = w->AddSeries(Gauge(), "", {});
+    for (int64_t k = 0; k < 10; ++k) w->Append(s, kT0 + k * kStep, 1);
+  }
+  EXPECT_TRUE(Files(dir.path()).empty());
+}
+
+TEST(BackfillWriter, CreateFailsInAMissingDirectory) {
+  ScratchDir dir;
+  EXPECT_FALSE(BackfillWriter::Create(dir.Path("no/such/out.om")).ok());
+}
+
+// --- Against the real promtool and Prometheus -------------------------------
+
+constexpr char kPromtool[] = "/usr/bin/promtool";
+constexpr char kPrometheus[] = "/usr/bin/prometheus";
+
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+// GET `path` from 127.0.0.1:port; the body when the status is 200, else "".
+std::string HttpGet(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return "";
+  }
+  const std::string request =
+      absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
+    close(fd);
+    return "";
+  }
+  std::string raw;
+  char buf[16384];
+  for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) raw.append(buf, static_cast<size_t>(n));
+  close(fd);
+  const size_t end = raw.find("\r\n\r\n");
+  if (!raw.starts_with("HTTP/1.1 200") || end == std::string::npos) return "";
+  return raw.substr(end + 4);
+}
+
+std::string UrlEncode(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) != 0 || c == '_' || c == '.' || c == '-' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      absl::StrAppend(&out, "%", absl::Hex(c, absl::kZeroPad2));
+    }
+  }
+  return out;
+}
+
+// A Prometheus server over `tsdb`, killed and reaped at the end.
+class Prometheus {
+ public:
+  Prometheus(const std::string& tsdb, const std::string& config, const std::string& log, int port)
+      : port_(port) {
+    const std::vector<std::string> args = {
+        kPrometheus,
+        "--config.file=" + config,
+        "--storage.tsdb.path=" + tsdb,
+        "--storage.tsdb.retention.time=10y",
+        absl::StrCat("--web.listen-address=127.0.0.1:", port),
+    };
+    pid_ = fork();
+    if (pid_ == 0) {
+      std::vector<char*> argv;
+      argv.reserve(args.size() + 1);
+      for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      const int out = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (out < 0) _exit(127);
+      dup2(out, STDOUT_FILENO);
+      dup2(out, STDERR_FILENO);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+  }
+  ~Prometheus() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < 100; ++i) {
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  Prometheus(const Prometheus&) = delete;
+  Prometheus& operator=(const Prometheus&) = delete;
+
+  bool WaitReady(std::chrono::seconds timeout) const {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (!HttpGet(port_, "/-/ready").empty()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
+
+  // The single value of an instant query at `t_ms`; NaN (and a test
+  // failure) unless the result is exactly one sample.
+  double Instant(std::string_view query, int64_t t_ms) const {
+    const std::string body = HttpGet(
+        port_, absl::StrCat("/api/v1/query?query=", UrlEncode(query),
+                            "&time=", absl::StrFormat("%.3f", static_cast<double>(t_ms) / 1000)));
+    simdjson::dom::parser parser;
+    simdjson::dom::array result;
+    std::string_view value;
+    if (parser.parse(body).at_pointer("/data/result").get(result) != simdjson::SUCCESS ||
+        result.size() != 1 || result.at(0).at_pointer("/value/1").get(value) != simdjson::SUCCESS) {
+      ADD_FAILURE() << query << " at " << t_ms << ": " << body;
+      return std::nan("");
+    }
+    double v = 0;
+    EXPECT_TRUE(absl::SimpleAtod(absl::string_view(value.data(), value.size()), &v)) << value;
+    return v;
+  }
+
+  // (t_ms, value) pairs of a range query with a single series.
+  std::vector<std::pair<int64_t, double>> Range(std::string_view query, int64_t start_ms,
+                                                int64_t end_ms, int64_t step_ms) const {
+    const std::string body =
+        HttpGet(port_, absl::StrCat("/api/v1/query_range?query=", UrlEncode(query),
+                                    "&start=", start_ms / 1000, "&end=", end_ms / 1000,
+                                    "&step=", step_ms / 1000));
+    std::vector<std::pair<int64_t, double>> points;
+    simdjson::dom::parser parser;
+    simdjson::dom::array result;
+    simdjson::dom::array values;
+    if (parser.parse(body).at_pointer("/data/result").get(result) != simdjson::SUCCESS ||
+        result.size() != 1 || result.at(0)["values"].get(values) != simdjson::SUCCESS) {
+      ADD_FAILURE() << query << ": " << body;
+      return points;
+    }
+    for (simdjson::dom::element p : values) {
+      double t = 0;
+      std::string_view v;
+      double value = 0;
+      if (p.at(0).get(t) != simdjson::SUCCESS || p.at(1).get(v) != simdjson::SUCCESS ||
+          !absl::SimpleAtod(absl::string_view(v.data(), v.size()), &value)) {
+        ADD_FAILURE() << "bad point in " << body;
+        break;
+      }
+      points.emplace_back(std::llround(t * 1000), value);
+    }
+    return points;
+  }
+
+ private:
+  int port_;
+  pid_t pid_ = -1;
+};
+
+// Two hours of three families at 15 s steps, imported by promtool and read
+// back through a real Prometheus.
+TEST(BackfillWriterPrometheus, PromtoolImportsAndPrometheusAnswersQueries) {
+  if (access(kPromtool, X_OK) != 0 || access(kPrometheus, X_OK) != 0) {
+    GTEST_SKIP() << "promtool or prometheus not installed";
+  }
+  ScratchDir dir;
+  const std::string file = dir.Path("backfill.om");
+  constexpr int64_t kSteps = 2 * 3600 * 1000 / kStep;  // 480 steps, 481 points
+  {
+    auto w = Make(file, {.chunk_samples = 64});
+    const MetricDef counter{.name = "bf_requests_total", .help = "Requests.", .labels = {"route"}};
+    const MetricDef gauge{
+        .name = "bf_queued_total", .help = "Waiting, \"now\".", .type = MetricType::kGauge};
+    const MetricDef hist{.name = "bf_latency_seconds",
+                         .help = "Latency.",
+                         .type = MetricType::kHistogram,
+                         .buckets = {0.1, 1}};
+    const MetricDef offset{.name = "bf_offset", .type = MetricType::kGauge};
+    const uint32_t a = w->AddSeries(counter, "_total", {{"route", "/api/gifts/:id"}});
+    const uint32_t b = w->AddSeries(counter, "_total", {{"route", "say \"hi\"\\"}});
+    const uint32_t q = w->AddSeries(gauge, "", {});
+    const uint32_t h01 = w->AddSeries(hist, "_bucket", {{"le", "0.1"}});
+    const uint32_t h1 = w->AddSeries(hist, "_bucket", {{"le", "1"}});
+    const uint32_t hinf = w->AddSeries(hist, "_bucket", {{"le", "+Inf"}});
+    const uint32_t hcount = w->AddSeries(hist, "_count", {});
+    const uint32_t hsum = w->AddSeries(hist, "_sum", {});
+    const uint32_t o = w->AddSeries(offset, "", {});
+    for (int64_t k = 0; k <= kSteps; ++k) {
+      const int64_t t = kT0 + k * kStep;
+      const auto kd = static_cast<double>(k);
+      w->Append(a, t, kd);
+      w->Append(b, t, 2 * kd);
+      w->Append(q, t, static_cast<double>(k % 10));
+      // Per step one observation of 0.05 s and one of 3 s.
+      w->Append(h01, t, kd);
+      w->Append(h1, t, kd);
+      w->Append(hinf, t, 2 * kd);
+      w->Append(hcount, t, 2 * kd);
+      w->Append(hsum, t, 3.05 * kd);
+      w->Append(o, t + 15, kd);  // 15 ms past the step
+    }
+    ASSERT_TRUE(w->Finish().ok());
+  }
+
+  const std::string tsdb = dir.Path("tsdb");
+  const auto imported =
+      RunProcess({kPromtool, "tsdb", "create-blocks-from", "openmetrics", file, tsdb}, "/dev/null",
+                 std::chrono::seconds(40));
+  ASSERT_EQ(imported.exit_code, 0) << imported.out << imported.err;
+
+  const std::string config = dir.Path("prometheus.yml");
+  novapulse::testing::WriteWholeFile(config, "scrape_configs: []\n");
+  const int port = FreePort();
+  ASSERT_GT(port, 0);
+  Prometheus prometheus(tsdb, config, dir.Path("prometheus.log"), port);
+  ASSERT_TRUE(prometheus.WaitReady(std::chrono::seconds(20)))
+      << ReadWholeFile(dir.Path("prometheus.log"));
+
+  const int64_t at = kT0 + 3600 * 1000;  // step 240
+  EXPECT_EQ(prometheus.Instant("bf_requests_total{route=\"/api/gifts/:id\"}", at), 240);
+  EXPECT_EQ(prometheus.Instant("bf_requests_total{route=\"say \\\"hi\\\"\\\\\"}", at), 480);
+  EXPECT_NEAR(prometheus.Instant("rate(bf_requests_total{route=\"/api/gifts/:id\"}[5m])", at),
+              1.0 / 15, 1e-12);
+  EXPECT_NEAR(prometheus.Instant("increase(bf_requests_total{route=\"say \\\"hi\\\"\\\\\"}[1h])",
+                                 kT0 + 2 * 3600 * 1000),
+              480, 1e-9);
+  EXPECT_EQ(prometheus.Instant("bf_queued_total", at + 7 * kStep), 7);
+  // Buckets keep their canonical le spelling; the sum its fraction.
+  EXPECT_EQ(prometheus.Instant("bf_latency_seconds_bucket{le=\"1.0\"}", at), 240);
+  EXPECT_NEAR(prometheus.Instant("bf_latency_seconds_sum", at), 3.05 * 240, 1e-9);
+  EXPECT_NEAR(
+      prometheus.Instant("histogram_quantile(0.25, rate(bf_latency_seconds_bucket[5m]))", at), 0.05,
+      1e-12);
+  EXPECT_NEAR(prometheus.Instant("timestamp(bf_offset)", at + 1000),
+              static_cast<double>(at + 15) / 1000, 1e-9);
+  // The first and the last points made it into the blocks.
+  EXPECT_EQ(prometheus.Instant("bf_requests_total{route=\"/api/gifts/:id\"}", kT0), 0);
+  EXPECT_EQ(prometheus.Instant("bf_requests_total{route=\"/api/gifts/:id\"}", kT0 + kSteps * kStep),
+            static_cast<double>(kSteps));
+
+  const auto points = prometheus.Range("bf_queued_total", kT0, kT0 + 20 * kStep, kStep);
+  ASSERT_EQ(points.size(), 21u);
+  for (size_t k = 0; k < points.size(); ++k) {
+    EXPECT_EQ(points[k].first, kT0 + static_cast<int64_t>(k) * kStep);
+    EXPECT_EQ(points[k].second, static_cast<double>(k % 10)) << k;
+  }
+  EXPECT_TRUE(std::filesystem::exists(file));
+  EXPECT_THAT(ReadWholeFile(file), StartsWith("# TYPE bf_requests counter\n"));
+}
+
+}  // namespace
+}  // namespace novapulse
