@@ -108,17 +108,22 @@ void WindowHistory::AddSeries(Family& f, uint32_t id) {
   for (size_t i = 0; i < f.def->labels.size() && i < values.size(); ++i) {
     base.push_back({std::string(f.def->labels[i]), std::string(values[i])});
   }
-  auto ref = [&](std::string name, const promql::Label* extra) {
-    promql::Labels labels = base;
-    labels.push_back({"__name__", std::move(name)});
-    if (extra != nullptr) labels.push_back(*extra);
-    std::sort(labels.begin(), labels.end());
-    return out_->Ref(labels);
-  };
   size_t part = id * f.parts;
   const std::string name(f.def->name);
+  auto add = [&](std::string_view suffix, const promql::Label* extra) {
+    promql::Labels labels = base;
+    if (extra != nullptr) labels.push_back(*extra);
+    if (sink_ != nullptr) {
+      std::vector<std::pair<std::string, std::string>> plain;
+      for (const promql::Label& l : labels) plain.emplace_back(l.name, l.value);
+      f.sink_refs[part] = sink_->AddSeries(*f.def, suffix, std::move(plain));
+    }
+    labels.push_back({"__name__", name + std::string(suffix)});
+    std::sort(labels.begin(), labels.end());
+    f.refs[part++] = out_->Ref(labels);
+  };
   if (f.def->type != MetricType::kHistogram) {
-    f.refs[part] = ref(name, nullptr);
+    add("", nullptr);
     ++series_;
     return;
   }
@@ -126,11 +131,11 @@ void WindowHistory::AddSeries(Family& f, uint32_t id) {
     for (size_t b = 0; b <= f.def->buckets.size(); ++b) {
       const promql::Label le{"le",
                              b < f.def->buckets.size() ? FormatLe(f.def->buckets[b]) : "+Inf"};
-      f.refs[part++] = ref(name + "_bucket", &le);
+      add("_bucket", &le);
     }
   }
-  if (f.wanted.sum) f.refs[part++] = ref(name + "_sum", nullptr);
-  if (f.wanted.count) f.refs[part++] = ref(name + "_count", nullptr);
+  if (f.wanted.sum) add("_sum", nullptr);
+  if (f.wanted.count) add("_count", nullptr);
   series_ += f.parts;
 }
 
@@ -160,12 +165,14 @@ void WindowHistory::Fold(Family& f, size_t m, size_t pos, int64_t slot,
     f.started.resize(n, 0);
     f.spill_touched.resize(n, 0);
     f.refs.resize(n * f.parts, 0);
+    if (sink_ != nullptr) f.sink_refs.resize(n * f.parts, 0);
     f.known = n;
   }
   const size_t width = f.width;
   const size_t base = pos * width;
   delta_.assign(width, 0);
   const int64_t t_ms = (slot + 1) * slot_ms_;
+  const bool to_sink = sink_ != nullptr && t_ms % sink_step_ms_ == 0;
   for (const SpilledUpdate& u : spilled) {
     if (u.metric != m || u.series >= n) continue;
     f.cumulative[u.series * width + u.word] += u.delta;
@@ -200,13 +207,17 @@ void WindowHistory::Fold(Family& f, size_t m, size_t pos, int64_t slot,
     }
     if (!f.started[id]) continue;
     const uint32_t* refs = &f.refs[id * f.parts];
+    const uint32_t* sink_refs = to_sink ? &f.sink_refs[id * f.parts] : nullptr;
+    auto emit = [&](size_t part, double v) {
+      out_->Append(refs[part], t_ms, v);
+      if (sink_refs != nullptr) sink_->Append(sink_refs[part], t_ms, v);
+    };
     switch (f.def->type) {
       case MetricType::kCounter:
-        out_->Append(refs[0], t_ms, static_cast<double>(cum[0]));
+        emit(0, static_cast<double>(cum[0]));
         break;
       case MetricType::kGauge:
-        out_->Append(refs[0], t_ms,
-                     static_cast<double>(std::max<int64_t>(0, static_cast<int64_t>(cum[0]))));
+        emit(0, static_cast<double>(std::max<int64_t>(0, static_cast<int64_t>(cum[0]))));
         break;
       case MetricType::kHistogram: {
         size_t part = 0;
@@ -216,13 +227,13 @@ void WindowHistory::Fold(Family& f, size_t m, size_t pos, int64_t slot,
           uint64_t le = 0;
           for (size_t b = 0; b + 1 < width; ++b) {
             le += cum[b];
-            out_->Append(refs[part++], t_ms, static_cast<double>(le));
+            emit(part++, static_cast<double>(le));
           }
         }
         if (f.wanted.sum) {
-          out_->Append(refs[part++], t_ms, static_cast<double>(cum[width - 1]) * f.def->sum_unit);
+          emit(part++, static_cast<double>(cum[width - 1]) * f.def->sum_unit);
         }
-        if (f.wanted.count) out_->Append(refs[part++], t_ms, static_cast<double>(running));
+        if (f.wanted.count) emit(part++, static_cast<double>(running));
         break;
       }
       default:

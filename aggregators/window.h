@@ -16,12 +16,27 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "aggregators/metric_store.h"
 #include "aggregators/promql.h"
 
 namespace novapulse {
+
+// Where WindowHistory also sends the samples of every series at each step
+// (the OpenMetrics backfill). An interface only so that aggregators/ does not
+// depend on sinks/, where the writer lives.
+class WindowSampleSink {
+ public:
+  virtual ~WindowSampleSink() = default;
+  // A handle for the series `family` + `suffix` ("", "_bucket", "_sum",
+  // "_count") with these labels (le included for buckets).
+  virtual uint32_t AddSeries(const MetricDef& family, std::string_view suffix,
+                             std::vector<std::pair<std::string, std::string>> labels) = 0;
+  virtual void Append(uint32_t series, int64_t t_ms, double value) noexcept = 0;
+};
 
 class WindowHistory {
  public:
@@ -47,6 +62,13 @@ class WindowHistory {
   // whose retention for each name is set here.
   WindowHistory(MetricStore* store, std::vector<Wanted> wanted, promql::SeriesStore* out);
 
+  // Also sends every sample at slot ends that are multiples of `step_ms` to
+  // `sink` (which must outlive the history). Before Start().
+  void set_sink(WindowSampleSink* sink, int64_t step_ms) {
+    sink_ = sink;
+    sink_step_ms_ = step_ms;
+  }
+
   // Sets the first open slot; before any writer runs. Events of earlier
   // slots are late.
   void Start(int64_t first_slot);
@@ -71,6 +93,7 @@ class WindowHistory {
     std::vector<uint8_t> started;        // per series: has had an update
     std::vector<uint8_t> spill_touched;  // per series: spilled updates this slot
     std::vector<uint32_t> refs;          // parts() refs per series into out_
+    std::vector<uint32_t> sink_refs;     // parts() handles per series in sink_
     size_t parts = 0;                    // samples per series per slot
     size_t known = 0;                    // series with refs made
   };
@@ -88,6 +111,8 @@ class WindowHistory {
   size_t series_ = 0;
   size_t closes_ = 0;
   std::vector<uint64_t> delta_;  // scratch
+  WindowSampleSink* sink_ = nullptr;
+  int64_t sink_step_ms_ = 0;
 };
 
 }  // namespace novapulse

@@ -19,6 +19,7 @@
 #include "pipeline/record_worker.h"
 #include "pipeline/rule_runner.h"
 #include "sinks/alert_timeline.h"
+#include "sinks/backfill_writer.h"
 #include "sinks/exposition.h"
 #include "sinks/report.h"
 
@@ -275,6 +276,10 @@ Options:
                          closes (default 30s); later events count in the
                          metrics but not in the windows rules read
   --alerts-json FILE     write the alert timeline as JSON to FILE
+  --openmetrics FILE     also write every series at every --step of event time
+                         as OpenMetrics with timestamps, for
+                         promtool tsdb create-blocks-from openmetrics FILE DIR
+  --step DUR             the backfill's step (default 15s)
   -q, --quiet            no summary on stderr
   -h, --help             this help
 )";
@@ -320,6 +325,7 @@ int RunReplayCommand(int argc, char** argv) {
   bool report = false;
   std::vector<std::string> rule_files;
   std::string alerts_json;
+  std::string openmetrics;
   RuleRunnerOptions rule_options;
   while (args.Next()) {
     if (args.Is("--threads")) {
@@ -346,6 +352,14 @@ int RunReplayCommand(int argc, char** argv) {
       rule_files.push_back(std::string(args.Value()));
     } else if (args.Is("--alerts-json")) {
       alerts_json = args.Value();
+    } else if (args.Is("--openmetrics")) {
+      openmetrics = args.Value();
+    } else if (args.Is("--step")) {
+      const std::string text(args.Value());
+      if (!ParsePromDuration(text, &rule_options.backfill_step_ms) ||
+          rule_options.backfill_step_ms < 1000 || rule_options.backfill_step_ms % 1000 != 0) {
+        return args.Fail("--step: expected whole seconds like 15s or 1m, got '" + text + "'");
+      }
     } else if (args.Is("--lateness")) {
       const std::string text(args.Value());
       if (!ParsePromDuration(text, &rule_options.lateness_ms)) {
@@ -366,14 +380,30 @@ int RunReplayCommand(int argc, char** argv) {
 
   std::unique_ptr<RuleRunner> rules;
   AlertTimeline timeline;
-  if (!rule_files.empty()) {
-    absl::StatusOr<RuleSet> set = LoadRuleFiles(rule_files);
-    if (!set.ok()) {
-      std::fprintf(stderr, "novapulse replay: %s\n", std::string(set.status().message()).c_str());
+  std::unique_ptr<BackfillWriter> backfill;
+  if (!openmetrics.empty()) {
+    absl::StatusOr<std::unique_ptr<BackfillWriter>> writer = BackfillWriter::Create(openmetrics);
+    if (!writer.ok()) {
+      std::fprintf(stderr, "novapulse replay: %s\n",
+                   std::string(writer.status().message()).c_str());
       return 1;
     }
+    backfill = *std::move(writer);
+    rule_options.backfill = backfill.get();
+  }
+  if (!rule_files.empty() || backfill) {
+    RuleSet set;
+    if (!rule_files.empty()) {
+      absl::StatusOr<RuleSet> loaded = LoadRuleFiles(rule_files);
+      if (!loaded.ok()) {
+        std::fprintf(stderr, "novapulse replay: %s\n",
+                     std::string(loaded.status().message()).c_str());
+        return 1;
+      }
+      set = *std::move(loaded);
+    }
     absl::StatusOr<std::unique_ptr<RuleRunner>> runner =
-        RuleRunner::Build(*std::move(set), rule_options);
+        RuleRunner::Build(std::move(set), rule_options);
     if (!runner.ok()) {
       std::fprintf(stderr, "novapulse replay: %s\n",
                    std::string(runner.status().message()).c_str());
@@ -417,7 +447,20 @@ int RunReplayCommand(int argc, char** argv) {
     }
   }
   if (report) std::cerr << FormatKeyMetrics(families);
-  if (rules) {
+  if (backfill) {
+    const absl::Status written = backfill->Finish();
+    if (!written.ok()) {
+      std::fprintf(stderr, "novapulse replay: %s: %s\n", openmetrics.c_str(),
+                   std::string(written.message()).c_str());
+      return 1;
+    }
+    if (!quiet) {
+      std::cerr << absl::StrFormat(
+          "openmetrics: %d series, %d samples, %.1f MB in %s\n", backfill->series(),
+          backfill->samples(), static_cast<double>(backfill->bytes_written()) / 1e6, openmetrics);
+    }
+  }
+  if (rules && !rule_files.empty()) {
     std::cerr << FormatAlertTimeline(timeline.episodes());
     const uint64_t instants = rules->eval_instants();
     std::cerr << absl::StrFormat(

@@ -1,10 +1,12 @@
 #include "pipeline/rule_runner.h"
 
+#include <algorithm>
 #include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <numeric>
 
 #include "absl/strings/str_format.h"
 #include "parsers/timestamp.h"
@@ -85,6 +87,20 @@ absl::StatusOr<std::unique_ptr<RuleRunner>> RuleRunner::Build(RuleSet rules,
   r->wanted_ =
       WindowHistory::Resolve(NovaGiftMetricDefs(), r->engine_->input_reach(), &r->unknown_);
   r->spec_.slot_ms = r->engine_->slot_ms();
+  if (options.backfill != nullptr) {
+    const std::vector<MetricDef>& defs = NovaGiftMetricDefs();
+    for (size_t m = 0; m < defs.size(); ++m) {
+      if (IsComputed(defs[m].type) || defs[m].name.starts_with("novapulse_")) continue;
+      auto it = std::find_if(r->wanted_.begin(), r->wanted_.end(),
+                             [m](const WindowHistory::Wanted& w) { return w.metric == m; });
+      WindowHistory::Wanted& w = it != r->wanted_.end() ? *it : r->wanted_.emplace_back();
+      w.metric = m;
+      const bool histogram = defs[m].type == MetricType::kHistogram;
+      w.value = !histogram;
+      w.buckets = w.sum = w.count = histogram;
+    }
+    r->spec_.slot_ms = std::gcd(r->spec_.slot_ms, options.backfill_step_ms);
+  }
   r->spec_.ring_slots = options.ring_slots;
   r->spec_.families = WindowHistory::Families(r->wanted_);
   return r;
@@ -92,6 +108,9 @@ absl::StatusOr<std::unique_ptr<RuleRunner>> RuleRunner::Build(RuleSet rules,
 
 void RuleRunner::Attach(NovaGiftMetrics* metrics) {
   history_ = std::make_unique<WindowHistory>(&metrics->store(), wanted_, &series_);
+  if (options_.backfill != nullptr) {
+    history_->set_sink(options_.backfill, options_.backfill_step_ms);
+  }
 }
 
 void RuleRunner::Start(int64_t first_event_ms) {

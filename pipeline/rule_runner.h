@@ -40,6 +40,11 @@ namespace novapulse {
 struct RuleRunnerOptions {
   int64_t lateness_ms = 30'000;  // watermark = newest event time - lateness
   size_t ring_slots = 256;
+  // With a sink: every NovaGift family (not the self metrics, not computed
+  // gauges) is windowed and each of its series sent to `backfill` at every
+  // `backfill_step_ms` of event time.
+  WindowSampleSink* backfill = nullptr;
+  int64_t backfill_step_ms = 15'000;
 };
 
 class RuleRunner {

@@ -58,10 +58,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "aggregators/metric_def.h"
+#include "aggregators/window.h"
 
 namespace novapulse {
 
-class BackfillWriter {
+class BackfillWriter : public WindowSampleSink {
  public:
   struct Options {
     // Samples each series holds in memory before spilling them as a chunk.
@@ -91,10 +92,10 @@ class BackfillWriter {
   // them. The same family, suffix and labels give the same handle. A family
   // is known by its name; its help, type and buckets are taken from the
   // first call that names it.
-  uint32_t AddSeries(const MetricDef& family, std::string_view suffix, Labels labels);
+  uint32_t AddSeries(const MetricDef& family, std::string_view suffix, Labels labels) override;
 
   // Appends a sample of `series`; times must ascend per series.
-  void Append(uint32_t series, int64_t t_ms, double value) noexcept;
+  void Append(uint32_t series, int64_t t_ms, double value) noexcept override;
 
   // Writes the file and renames it to `path`. Call once; the writer holds no
   // files afterwards, whatever the result.

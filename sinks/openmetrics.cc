@@ -57,8 +57,8 @@ void WriteOpenMetricsText(const std::vector<FamilySnapshot>& families, std::stri
       le.clear();
       for (size_t b = 0; b <= def.buckets.size(); ++b) {
         std::string& bound = le.emplace_back("le=\"");
-        AppendCanonicalLe(&bound,
-                 b < def.buckets.size() ? def.buckets[b] : std::numeric_limits<double>::infinity());
+        AppendCanonicalLe(&bound, b < def.buckets.size() ? def.buckets[b]
+                                                         : std::numeric_limits<double>::infinity());
         bound.push_back('"');
       }
     }
