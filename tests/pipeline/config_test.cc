@@ -202,6 +202,36 @@ TEST(Config, RejectsYamlSyntaxErrorsWithoutThrowing) {
               HasSubstr("test.yaml:3:3: YAML syntax error: end of map not found"));
 }
 
+// Found by tests/fuzz/config_fuzz: every mapping key was read through a
+// reference into yaml-cpp's iterator proxy after the proxy was gone (ASan:
+// stack-use-after-scope). Run under ASan (scripts/test does) to see it fail.
+TEST(Config, ReadsMappingKeysAndValuesThatOutliveTheIterator) {
+  const absl::StatusOr<Config> c = ParseConfig("kafka:\n  brokers: \"a:1\n  x: [\n", "test.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->kafka.brokers, "a:1 x: [ ");
+  const absl::StatusOr<Config> nested = ParseConfig(
+      "kafka:\n  brokers: b:1\n  topics: {access_log: a, outbox: o}\nlog: {level: warn}\n",
+      "test.yaml");
+  ASSERT_TRUE(nested.ok()) << nested.status();
+  EXPECT_EQ(nested->kafka.topics.access_log, "a");
+  EXPECT_EQ(nested->kafka.topics.outbox, "o");
+  EXPECT_EQ(nested->log.level, LogLevel::kWarn);
+}
+
+// Found by tests/fuzz/config_fuzz: yaml-cpp's LoadAll never returned on a ','
+// where a document starts, allocating empty documents until memory ran out.
+TEST(Config, StrayCommaAtTopLevelIsASyntaxErrorNotAHang) {
+  EXPECT_THAT(ErrorOf(","), HasSubstr("test.yaml:1:1: YAML syntax error: unexpected ','"));
+  EXPECT_THAT(ErrorOf("\"a\","), HasSubstr("test.yaml:1:4: YAML syntax error: unexpected ','"));
+  EXPECT_THAT(ErrorOf("{kafka: {brokers: a:1}},\n"),
+              HasSubstr("test.yaml:1:24: YAML syntax error: unexpected ','"));
+}
+
+TEST(Config, SecondDocumentIsStillNamed) {
+  EXPECT_THAT(ErrorOf("kafka: {brokers: a:1}\n---\nkafka: {brokers: b:1}\n"),
+              HasSubstr("test.yaml:2:1: expected one YAML document, found several"));
+}
+
 TEST(Config, ReportsEveryErrorNotJustTheFirst) {
   const std::string e = ErrorOf("kafka:\n  bogus: 1\n  batch_size: 0\nlog: {format: xml}\n");
   EXPECT_THAT(e, HasSubstr("test.yaml:2:3: kafka: unknown key 'bogus'"));
