@@ -19,6 +19,7 @@
 #include "aggregators/novagift_metrics.h"
 #include "parsers/event.h"
 #include "pipeline/file_source.h"
+#include "sinks/dead_letter.h"
 
 namespace novapulse {
 
@@ -41,6 +42,8 @@ struct ReplayOptions {
   // Called from the completion stage at most every progress_interval_seconds.
   std::function<void(const ReplayProgress&)> on_progress;
   double progress_interval_seconds = 0.5;
+  // Rejected records go here too when set; written in input order.
+  DeadLetterWriter* dead_letters = nullptr;
 };
 
 struct ReplayStats {
