@@ -209,6 +209,8 @@ class Parser {
           [&](const YAML::Node& n, const std::string& p) { Rules(n, p, &c->rules); }},
          {"alertmanager", false,
           [&](const YAML::Node& n, const std::string& p) { Alertmanager(n, p, &c->alertmanager); }},
+         {"dead_letter", false,
+          [&](const YAML::Node& n, const std::string& p) { DeadLetter(n, p, &c->dead_letter); }},
          {"log", false, [&](const YAML::Node& n, const std::string& p) { Log(n, p, &c->log); }}});
   }
 
@@ -550,6 +552,18 @@ class Parser {
              }}});
   }
 
+  void DeadLetter(const YAML::Node& node, const std::string& path, DeadLetterConfig* c) {
+    Fields(
+        node, path,
+        {{"path", true, [&](const YAML::Node& n, const std::string& p) { String(n, p, &c->path); }},
+         {"max_bytes", false,
+          [&](const YAML::Node& n, const std::string& p) {
+            Int(n, p, 4096, int64_t{1} << 40, &c->max_bytes);
+          }},
+         {"keep", false,
+          [&](const YAML::Node& n, const std::string& p) { Int(n, p, 0, 1000, &c->keep); }}});
+  }
+
   void Log(const YAML::Node& node, const std::string& path, LogConfig* c) {
     Fields(node, path,
            {{"level", false,
@@ -694,6 +708,9 @@ std::string RedactedSummary(const Config& c) {
   line("rules.evaluation_interval", absl::FormatDuration(c.rules.evaluation_interval));
   line("alertmanager.urls", list(c.alertmanager.urls));
   line("alertmanager.resend_delay", absl::FormatDuration(c.alertmanager.resend_delay));
+  line("dead_letter.path", c.dead_letter.path.empty() ? "(none)" : c.dead_letter.path);
+  line("dead_letter.max_bytes", absl::StrCat(c.dead_letter.max_bytes));
+  line("dead_letter.keep", absl::StrCat(c.dead_letter.keep));
   line("log.level", kLevels[static_cast<size_t>(c.log.level)]);
   line("log.format", c.log.format == LogFormat::kJson ? "json" : "logfmt");
   return out;

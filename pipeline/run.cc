@@ -24,6 +24,7 @@
 #include "pipeline/log.h"
 #include "pipeline/process_metrics.h"
 #include "pipeline/record_worker.h"
+#include "sinks/dead_letter.h"
 #include "sinks/exposition.h"
 #include "sinks/openmetrics.h"
 
@@ -59,10 +60,12 @@ void InstallStopHandlers() {
 struct Token {
   KafkaBatch batch;
   uint64_t accepted = 0;
+  DeadLetterBatch rejected;  // when dead letters are on
 };
 
 // Runs the pipeline until g_stop; returns the records processed.
-uint64_t Consume(KafkaSource& source, NovaGiftMetrics& metrics, size_t max_record_bytes) {
+uint64_t Consume(KafkaSource& source, NovaGiftMetrics& metrics, size_t max_record_bytes,
+                 DeadLetterWriter* dead_letters) {
   const int threads = metrics.num_shards();
   std::vector<std::unique_ptr<RecordParser>> parsers;
   parsers.reserve(static_cast<size_t>(threads));
@@ -104,11 +107,18 @@ uint64_t Consume(KafkaSource& source, NovaGiftMetrics& metrics, size_t max_recor
                   const KafkaBatch& batch = token->batch;
                   const char* base = batch.buffer.data();
                   uint64_t accepted = 0;
+                  DeadLetterBatch* rejected = dead_letters ? &token->rejected : nullptr;
+                  if (rejected) rejected->Clear();
                   for (const KafkaRecord& r : batch.records) {
+                    const DeadLetterOrigin origin{.partition = r.partition, .offset = r.offset};
                     if (r.oversize) {
                       writer.Reject(r.topic, RejectReason::kOversize);
+                      // The payload was not copied: only its length is known.
+                      if (rejected)
+                        rejected->Add(RejectReason::kOversize, r.topic, origin, {}, r.size);
                     } else if (ProcessRecord(r.topic, base + r.begin, r.size,
-                                             batch.buffer.size() - r.begin, parser, writer)) {
+                                             batch.buffer.size() - r.begin, parser, writer,
+                                             rejected, origin)) {
                       ++accepted;
                     }
                   }
@@ -116,7 +126,9 @@ uint64_t Consume(KafkaSource& source, NovaGiftMetrics& metrics, size_t max_recor
                   return token;
                 }) &
             tbb::make_filter<Token*, void>(tbb::filter_mode::serial_in_order, [&](Token* token) {
-              // Only now are the batch's messages in the metrics.
+              // Only now are the batch's messages in the metrics (and their
+              // dead letters written, in order).
+              if (dead_letters) dead_letters->Write(token->rejected);
               source.StoreOffsets(token->batch);
               records += token->batch.records.size();
               free_tokens.push(token);
@@ -161,9 +173,25 @@ int RunServiceCommand(int argc, char** argv) {
   }
   KafkaSource& kafka = **source;
 
+  std::unique_ptr<DeadLetterWriter> dead_letters;
+  if (!config->dead_letter.path.empty()) {
+    absl::StatusOr<std::unique_ptr<DeadLetterWriter>> opened = DeadLetterWriter::Open(
+        {.path = config->dead_letter.path,
+         .max_bytes = static_cast<uint64_t>(config->dead_letter.max_bytes),
+         .keep = static_cast<int>(config->dead_letter.keep),
+         .topic_names = {config->kafka.topics.access_log, config->kafka.topics.outbox, "unknown"}});
+    if (!opened.ok()) {
+      Log(LogLevel::kError, "dead-letter file not opened",
+          {{"error", std::string(opened.status().message())}});
+      return 1;
+    }
+    dead_letters = *std::move(opened);
+  }
+
   HttpServer::Handlers handlers;
-  handlers.metrics = [&metrics, &kafka](bool openmetrics) {
+  handlers.metrics = [&metrics, &kafka, &dead_letters](bool openmetrics) {
     std::vector<FamilySnapshot> families = metrics.Snapshot();
+    if (dead_letters) dead_letters->AppendFamilies(&families);
     std::deque<std::string> keys;  // label values of the Kafka families
     kafka.AppendFamilies(&keys, &families);
     if (absl::StatusOr<ProcessStats> process = ReadProcessStats(); process.ok()) {
@@ -210,8 +238,13 @@ int RunServiceCommand(int argc, char** argv) {
        {"port", absl::StrCat((*server)->port())},
        {"threads", absl::StrCat(threads)}});
 
-  const uint64_t records =
-      Consume(kafka, metrics, static_cast<size_t>(config->kafka.max_message_bytes));
+  const uint64_t records = Consume(
+      kafka, metrics, static_cast<size_t>(config->kafka.max_message_bytes), dead_letters.get());
+  if (dead_letters && !dead_letters->error().ok()) {
+    Log(LogLevel::kError, "dead letters dropped",
+        {{"dropped", absl::StrCat(dead_letters->dropped())},
+         {"error", std::string(dead_letters->error().message())}});
+  }
   Log(LogLevel::kInfo, "stopping: batches finished", {{"records", absl::StrCat(records)}});
   const absl::Status closed = kafka.Close();
   // Metrics stay served until the consumer has left the group.

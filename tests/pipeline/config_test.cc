@@ -102,6 +102,7 @@ http:
 pipeline: {threads: 4, series_limit: 50, allowed_lateness: 0, max_future: 1h}
 rules: {files: [a.yml, b.yml], evaluation_interval: 30s}
 alertmanager: {urls: ["https://am:9093"], resend_delay: 2m}
+dead_letter: {path: /var/lib/novapulse/rejected.ndjson, max_bytes: 10000, keep: 5}
 log: {level: debug, format: json}
 )");
   EXPECT_EQ(c.kafka.group_id, "g");
@@ -126,6 +127,22 @@ log: {level: debug, format: json}
   EXPECT_EQ(c.alertmanager.resend_delay, absl::Minutes(2));
   EXPECT_EQ(c.log.level, LogLevel::kDebug);
   EXPECT_EQ(c.log.format, LogFormat::kJson);
+  EXPECT_EQ(c.dead_letter.path, "/var/lib/novapulse/rejected.ndjson");
+  EXPECT_EQ(c.dead_letter.max_bytes, 10000);
+  EXPECT_EQ(c.dead_letter.keep, 5);
+}
+
+TEST(Config, DeadLetterSectionIsValidated) {
+  EXPECT_TRUE(Parsed("kafka: {brokers: k:1}\n").dead_letter.path.empty());
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\ndead_letter: {max_bytes: 5000}\n"),
+              HasSubstr("test.yaml:2:14: dead_letter: missing required key 'path'"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\ndead_letter:\n  path: x\n  rotate: 1\n"),
+              HasSubstr("test.yaml:4:3: dead_letter: unknown key 'rotate' (allowed: path, "
+                        "max_bytes, keep)"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\ndead_letter: {path: x, max_bytes: 10}\n"),
+              HasSubstr("test.yaml:2:35: dead_letter.max_bytes: value out of range"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\ndead_letter: {path: x, keep: -1}\n"),
+              HasSubstr("dead_letter.keep: value out of range"));
 }
 
 TEST(Config, RejectsUnknownKeyListingTheAllowedOnes) {
@@ -137,7 +154,7 @@ TEST(Config, RejectsUnknownKeyListingTheAllowedOnes) {
 TEST(Config, RejectsUnknownSection) {
   const std::string e = ErrorOf("kafka: {brokers: k:1}\nmetrics: {}\n");
   EXPECT_THAT(e, HasSubstr("test.yaml:2:1: 'metrics': unknown section (allowed: kafka, http, "
-                           "pipeline, rules, alertmanager, log)"));
+                           "pipeline, rules, alertmanager, dead_letter, log)"));
 }
 
 TEST(Config, RejectsDuplicateKey) {
