@@ -1,5 +1,6 @@
 #include "pipeline/config.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <array>
@@ -208,6 +209,8 @@ class Parser {
           [&](const YAML::Node& n, const std::string& p) { Rules(n, p, &c->rules); }},
          {"alertmanager", false,
           [&](const YAML::Node& n, const std::string& p) { Alertmanager(n, p, &c->alertmanager); }},
+         {"dead_letter", false,
+          [&](const YAML::Node& n, const std::string& p) { DeadLetter(n, p, &c->dead_letter); }},
          {"log", false, [&](const YAML::Node& n, const std::string& p) { Log(n, p, &c->log); }}});
   }
 
@@ -235,7 +238,10 @@ class Parser {
     }
     std::set<std::string> seen;
     for (YAML::const_iterator it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node& key = it->first;
+      // Copies, not references: `it->` returns a temporary proxy, so a
+      // reference to its `first` dangles once the statement ends.
+      const YAML::Node key = it->first;
+      const YAML::Node value = it->second;
       if (!key.IsScalar()) {
         Error(key.Mark(), path, "keys must be strings");
         continue;
@@ -244,7 +250,7 @@ class Parser {
         Error(key.Mark(), Join(path, key.Scalar()), "duplicate key");
         continue;
       }
-      fn(key.Scalar(), key, it->second);
+      fn(key.Scalar(), key, value);
     }
     return true;
   }
@@ -546,6 +552,18 @@ class Parser {
              }}});
   }
 
+  void DeadLetter(const YAML::Node& node, const std::string& path, DeadLetterConfig* c) {
+    Fields(
+        node, path,
+        {{"path", true, [&](const YAML::Node& n, const std::string& p) { String(n, p, &c->path); }},
+         {"max_bytes", false,
+          [&](const YAML::Node& n, const std::string& p) {
+            Int(n, p, 4096, int64_t{1} << 40, &c->max_bytes);
+          }},
+         {"keep", false,
+          [&](const YAML::Node& n, const std::string& p) { Int(n, p, 0, 1000, &c->keep); }}});
+  }
+
   void Log(const YAML::Node& node, const std::string& path, LogConfig* c) {
     Fields(node, path,
            {{"level", false,
@@ -568,6 +586,45 @@ class Parser {
   size_t dropped_ = 0;
 };
 
+// Reads document events only, to learn whether `text` holds a second
+// document (and where it starts) without building any node. A document that
+// starts where the previous one did, or at a ',', means the parser is stuck
+// on a token it cannot place: a syntax error.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { start = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  YAML::Mark start = YAML::Mark::null_mark();
+};
+
+std::optional<YAML::Mark> SecondDocument(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser events(in);
+  DocumentCounter counter;
+  if (!events.HandleNextDocument(counter)) return std::nullopt;
+  const YAML::Mark first = counter.start;
+  if (!events.HandleNextDocument(counter)) return std::nullopt;
+  const std::string_view at =
+      counter.start.pos >= 0 && static_cast<size_t>(counter.start.pos) < text.size()
+          ? std::string_view(text).substr(static_cast<size_t>(counter.start.pos), 1)
+          : std::string_view();
+  if (counter.start.pos == first.pos || at == ",") {
+    throw YAML::ParserException(counter.start, absl::StrCat("unexpected '", std::string(at), "'"));
+  }
+  return counter.start;
+}
+
 constexpr std::string_view kCheckConfigUsage = R"(Usage: novapulse check-config FILE
 
 Parses and validates a novapulse service configuration (YAML), expanding
@@ -586,11 +643,14 @@ absl::StatusOr<Config> ParseConfig(std::string_view yaml_text, std::string_view 
   Parser parser(file_name);
   Config config;
   try {
-    const std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml_text));
-    if (docs.size() > 1) {
-      parser.Error(docs[1].Mark(), "", "expected one YAML document, found several");
+    const std::string text(yaml_text);
+    // Not YAML::LoadAll: on a ',' where a document starts ("," or "{a: 1},")
+    // yaml-cpp 0.7 yields empty documents forever without consuming it.
+    const std::optional<YAML::Mark> second = SecondDocument(text);
+    if (second.has_value()) {
+      parser.Error(*second, "", "expected one YAML document, found several");
     } else {
-      parser.Root(docs.empty() ? YAML::Node() : docs[0], &config);
+      parser.Root(YAML::Load(text), &config);
     }
   } catch (const YAML::Exception& e) {
     parser.Error(e.mark, "", absl::StrCat("YAML syntax error: ", e.msg));
@@ -648,6 +708,9 @@ std::string RedactedSummary(const Config& c) {
   line("rules.evaluation_interval", absl::FormatDuration(c.rules.evaluation_interval));
   line("alertmanager.urls", list(c.alertmanager.urls));
   line("alertmanager.resend_delay", absl::FormatDuration(c.alertmanager.resend_delay));
+  line("dead_letter.path", c.dead_letter.path.empty() ? "(none)" : c.dead_letter.path);
+  line("dead_letter.max_bytes", absl::StrCat(c.dead_letter.max_bytes));
+  line("dead_letter.keep", absl::StrCat(c.dead_letter.keep));
   line("log.level", kLevels[static_cast<size_t>(c.log.level)]);
   line("log.format", c.log.format == LogFormat::kJson ? "json" : "logfmt");
   return out;

@@ -71,6 +71,13 @@ struct AlertmanagerConfig {
 enum class LogLevel { kDebug, kInfo, kWarn, kError };
 enum class LogFormat { kLogfmt, kJson };
 
+// Rejected records as JSON lines (sinks/dead_letter.h); no path: none.
+struct DeadLetterConfig {
+  std::string path;
+  int64_t max_bytes = 100 << 20;  // the file is rotated before it grows past this
+  int64_t keep = 3;               // rotated files kept: path.1 ... path.keep
+};
+
 struct LogConfig {
   LogLevel level = LogLevel::kInfo;
   LogFormat format = LogFormat::kLogfmt;
@@ -82,6 +89,7 @@ struct Config {
   PipelineConfig pipeline;
   RulesConfig rules;
   AlertmanagerConfig alertmanager;
+  DeadLetterConfig dead_letter;
   LogConfig log;
 };
 

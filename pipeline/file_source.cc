@@ -7,6 +7,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -228,6 +229,7 @@ size_t FileSource::ChunkCapacity() const {
 absl::StatusOr<bool> FileSource::Next(Chunk* chunk) {
   chunk->topic = topic_;
   chunk->oversize_lines = 0;
+  chunk->dropped.clear();
   chunk->size = 0;
   if (chunk->buffer.size() < ChunkCapacity()) chunk->buffer.resize(ChunkCapacity());
   if (eof_ && carry_.empty()) return false;
@@ -250,6 +252,9 @@ absl::StatusOr<bool> FileSource::Next(Chunk* chunk) {
       if (skipping_) {
         // Drop the rest of an oversize line up to and including its newline.
         char* nl = static_cast<char*>(std::memchr(buf + filled, '\n', *got));
+        if (!chunk->dropped.empty()) {
+          chunk->dropped.back().length += nl ? static_cast<size_t>(nl - (buf + filled)) : *got;
+        }
         if (nl == nullptr) continue;
         skipping_ = false;
         const size_t keep = static_cast<size_t>((buf + filled + *got) - (nl + 1));
@@ -270,6 +275,10 @@ absl::StatusOr<bool> FileSource::Next(Chunk* chunk) {
         }
         // A whole record's room without a newline: an oversize line.
         ++chunk->oversize_lines;
+        if (options_.dropped_head_bytes > 0) {
+          chunk->dropped.push_back(
+              {std::string(buf, std::min(filled, options_.dropped_head_bytes)), filled});
+        }
         skipping_ = true;
         filled = 0;
         target = options_.chunk_bytes;

@@ -22,6 +22,9 @@ namespace novapulse {
 struct SourceOptions {
   size_t chunk_bytes = 1 << 20;
   size_t max_record_bytes = 1 << 20;
+  // Bytes kept of each line dropped as oversize (Chunk::dropped), for dead
+  // letters; 0 keeps none.
+  size_t dropped_head_bytes = 0;
 };
 
 // A block of whole lines, plus room after them so any line can be handed to
@@ -32,6 +35,13 @@ struct Chunk {
   Topic topic = Topic::kAuto;
   // Lines longer than max_record_bytes, dropped by the source and counted.
   uint32_t oversize_lines = 0;
+  // With SourceOptions::dropped_head_bytes: the head and full length of each
+  // of those lines, in input order. They precede the chunk's lines.
+  struct DroppedLine {
+    std::string head;
+    uint64_t length = 0;
+  };
+  std::vector<DroppedLine> dropped;
   uint64_t input_bytes = 0;  // bytes of the (possibly compressed) input consumed so far
 };
 

@@ -239,10 +239,12 @@ bool KafkaSource::Append(const rd_kafka_message_t* message, KafkaBatch* batch) {
   KafkaRecord record;
   record.topic = topic;
   record.begin = batch->used;
+  record.partition = message->partition;
+  record.offset = message->offset;
+  record.size = message->len;
   if (message->len > max_message_bytes_) {
     record.oversize = true;
   } else {
-    record.size = message->len;
     const size_t need = batch->used + message->len + simdjson::SIMDJSON_PADDING;
     if (batch->buffer.size() < need) batch->buffer.resize(std::max(need, batch->buffer.size() * 2));
     if (message->len > 0) {

@@ -43,9 +43,11 @@ namespace novapulse {
 // One message of a batch: its payload is batch.buffer[begin, begin + size).
 struct KafkaRecord {
   size_t begin = 0;
-  size_t size = 0;
+  size_t size = 0;  // of an oversize message: its length, though nothing was copied
   Topic topic = Topic::kAccessLog;
   bool oversize = false;  // payload above max_message_bytes: not copied, not parsed
+  int32_t partition = 0;
+  int64_t offset = 0;
 };
 
 // The next offset to store for one partition (highest offset seen + 1).

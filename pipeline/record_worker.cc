@@ -4,8 +4,20 @@
 
 namespace novapulse {
 
+namespace {
+
+void Reject(Topic topic, RejectReason reason, const char* data, size_t len,
+            NovaGiftMetrics::Writer& writer, DeadLetterBatch* rejected,
+            const DeadLetterOrigin& origin) {
+  writer.Reject(topic, reason);
+  if (rejected != nullptr) rejected->Add(reason, topic, origin, {data, len});
+}
+
+}  // namespace
+
 bool ProcessRecord(Topic topic, const char* data, size_t len, size_t capacity, RecordParser& parser,
-                   NovaGiftMetrics::Writer& writer) {
+                   NovaGiftMetrics::Writer& writer, DeadLetterBatch* rejected,
+                   const DeadLetterOrigin& origin) {
   if (topic == Topic::kAuto) {
     topic = parser.DetectTopic(data, len, capacity);
     if (topic == Topic::kAuto) {
@@ -14,16 +26,17 @@ bool ProcessRecord(Topic topic, const char* data, size_t len, size_t capacity, R
       AccessLogEvent scratch;
       const std::optional<RejectReason> reject =
           parser.ParseAccessLog(data, len, capacity, &scratch);
-      writer.Reject(Topic::kAuto, reject && *reject != RejectReason::kMissingField
-                                      ? *reject
-                                      : RejectReason::kUnknownTopic);
+      Reject(
+          Topic::kAuto,
+          reject && *reject != RejectReason::kMissingField ? *reject : RejectReason::kUnknownTopic,
+          data, len, writer, rejected, origin);
       return false;
     }
   }
   if (topic == Topic::kAccessLog) {
     AccessLogEvent event;
     if (auto reject = parser.ParseAccessLog(data, len, capacity, &event)) {
-      writer.Reject(topic, *reject);
+      Reject(topic, *reject, data, len, writer, rejected, origin);
       return false;
     }
     if (event.ts_us > writer.future_limit_us()) {
@@ -35,7 +48,7 @@ bool ProcessRecord(Topic topic, const char* data, size_t len, size_t capacity, R
   }
   OutboxEvent event;
   if (auto reject = parser.ParseOutbox(data, len, capacity, &event)) {
-    writer.Reject(topic, *reject);
+    Reject(topic, *reject, data, len, writer, rejected, origin);
     return false;
   }
   if (event.ts_us > writer.future_limit_us()) {
@@ -47,19 +60,23 @@ bool ProcessRecord(Topic topic, const char* data, size_t len, size_t capacity, R
 }
 
 uint64_t ProcessLines(Topic topic, const char* data, size_t size, size_t capacity,
-                      RecordParser& parser, NovaGiftMetrics::Writer& writer) {
+                      RecordParser& parser, NovaGiftMetrics::Writer& writer,
+                      DeadLetterBatch* rejected) {
   uint64_t records = 0;
   size_t pos = 0;
   while (pos < size) {
     const char* nl = static_cast<const char*>(std::memchr(data + pos, '\n', size - pos));
     const size_t line_end = nl ? static_cast<size_t>(nl - data) : size;
+    if (rejected != nullptr) ++rejected->lines_seen;
     size_t len = line_end - pos;
     if (len > 0 && data[pos + len - 1] == '\r') --len;
     size_t first = 0;
     while (first < len && (data[pos + first] == ' ' || data[pos + first] == '\t')) ++first;
     if (first < len) {
       ++records;
-      ProcessRecord(topic, data + pos, len, capacity - pos, parser, writer);
+      DeadLetterOrigin origin;
+      if (rejected != nullptr) origin.line = rejected->lines_seen;
+      ProcessRecord(topic, data + pos, len, capacity - pos, parser, writer, rejected, origin);
     }
     pos = line_end + 1;
   }

@@ -2,7 +2,8 @@
 // the worker's RecordParser, aggregate into the worker's shard, count every
 // rejection by reason. Shared by every source.
 //
-// Runs on a worker thread that owns both `parser` and `writer`.
+// Runs on a worker thread that owns both `parser` and `writer` (and
+// `rejected`, the dead letters of the batch being processed, when set).
 #ifndef NOVAPULSE_PIPELINE_RECORD_WORKER_H_
 #define NOVAPULSE_PIPELINE_RECORD_WORKER_H_
 
@@ -11,18 +12,24 @@
 
 #include "aggregators/novagift_metrics.h"
 #include "parsers/record_parser.h"
+#include "sinks/dead_letter.h"
 
 namespace novapulse {
 
 // `data` is readable for `capacity` bytes (>= len + SIMDJSON_PADDING avoids a
-// copy). Returns true when the record was accepted.
+// copy). Returns true when the record was accepted. A rejected record is
+// also added to `rejected` (when not null) with `origin`.
 bool ProcessRecord(Topic topic, const char* data, size_t len, size_t capacity, RecordParser& parser,
-                   NovaGiftMetrics::Writer& writer);
+                   NovaGiftMetrics::Writer& writer, DeadLetterBatch* rejected = nullptr,
+                   const DeadLetterOrigin& origin = {});
 
 // Processes every line of `data[0, size)`; blank lines (and a trailing CR)
-// are skipped. Returns the number of non-blank lines.
+// are skipped. Returns the number of non-blank lines. With `rejected`, lines
+// are numbered on from rejected->lines_seen, which ends up counting every
+// line of the block, blank ones included.
 uint64_t ProcessLines(Topic topic, const char* data, size_t size, size_t capacity,
-                      RecordParser& parser, NovaGiftMetrics::Writer& writer);
+                      RecordParser& parser, NovaGiftMetrics::Writer& writer,
+                      DeadLetterBatch* rejected = nullptr);
 
 }  // namespace novapulse
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cinttypes>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -37,6 +38,7 @@ struct Token {
   int64_t last_ms = INT64_MIN;       // event time of the chunk's last line, if known
   int64_t watermark_ms = INT64_MIN;  // window slots ending by this are closed to it
   int64_t newest_us = INT64_MIN;     // newest accepted event time in the chunk
+  DeadLetterBatch rejected;          // with ReplayOptions::dead_letters
 };
 
 // A chunk's window watermark is the one computed this many chunks back:
@@ -54,9 +56,11 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
   }
   std::vector<std::unique_ptr<FileSource>> sources;
   uint64_t total_bytes = 0;
+  SourceOptions source_options = options.source;
+  if (options.dead_letters) source_options.dropped_head_bytes = kMaxDeadLetterRecordBytes;
   for (const ReplayInput& input : inputs) {
     absl::StatusOr<std::unique_ptr<FileSource>> source =
-        FileSource::Open(input.path, input.topic, options.source);
+        FileSource::Open(input.path, input.topic, source_options);
     if (!source.ok()) return source.status();
     total_bytes += (*source)->total_bytes();
     sources.push_back(*std::move(source));
@@ -154,6 +158,7 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
   });
 
   ReplayStats stats;
+  std::vector<uint64_t> lines_before(inputs.size(), 0);  // per input, for dead letters
   const Clock::time_point start = Clock::now();
   Clock::time_point last_progress = start;
   uint64_t sequence_in = 0;
@@ -191,12 +196,20 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
                   writer.SetWatermark(token->watermark_ms);
                   writer.EndBatch();
                   const Chunk& chunk = token->chunk;
+                  DeadLetterBatch* rejected = options.dead_letters ? &token->rejected : nullptr;
+                  if (rejected) rejected->Clear();
                   for (uint32_t i = 0; i < chunk.oversize_lines; ++i) {
                     writer.Reject(chunk.topic, RejectReason::kOversize);
+                    if (rejected && i < chunk.dropped.size()) {
+                      const DeadLetterOrigin origin{.line = ++rejected->lines_seen};
+                      rejected->Add(RejectReason::kOversize, chunk.topic, origin,
+                                    chunk.dropped[i].head, chunk.dropped[i].length);
+                    }
                   }
-                  token->records = chunk.oversize_lines +
-                                   ProcessLines(chunk.topic, chunk.buffer.data(), chunk.size,
-                                                chunk.buffer.size(), *parsers[worker], writer);
+                  token->records =
+                      chunk.oversize_lines + ProcessLines(chunk.topic, chunk.buffer.data(),
+                                                          chunk.size, chunk.buffer.size(),
+                                                          *parsers[worker], writer, rejected);
                   token->newest_us = writer.EndBatch();
                   return token;
                 }) &
@@ -210,6 +223,11 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
                 newest = std::max(newest, source_newest[src]);
               }
               if (token->last_of_source) source_done[src] = true;
+              if (options.dead_letters) {
+                options.dead_letters->Write(token->rejected, inputs[token->source].path,
+                                            lines_before[token->source]);
+                lines_before[token->source] += token->rejected.lines_seen;
+              }
               free_tokens.push(token);
               if (rules != nullptr) {
                 // The slowest source still reading holds the watermark back.
@@ -266,6 +284,12 @@ Options:
   --series-limit N       series per metric before folding into __overflow__
                          (default 10000)
   --chunk-bytes N        bytes read per chunk (default 1048576)
+  --dead-letter FILE     write each rejected record, with its reason, file and
+                         line, to FILE as a JSON line (FILE is replaced)
+  --dead-letter-max-bytes N
+                         rotate FILE to FILE.1 ... before it grows past N bytes
+                         (default 104857600)
+  --dead-letter-keep N   rotated files kept (default 3)
   --progress / --no-progress
                          progress line on stderr (default: when stderr is a terminal)
   --report               print the key NovaGift figures on stderr at the end
@@ -327,6 +351,8 @@ int RunReplayCommand(int argc, char** argv) {
   std::string alerts_json;
   std::string openmetrics;
   RuleRunnerOptions rule_options;
+  DeadLetterOptions dead_letter;
+  dead_letter.truncate = true;
   while (args.Next()) {
     if (args.Is("--threads")) {
       options.threads = static_cast<int>(args.Int(1, 1024));
@@ -340,6 +366,12 @@ int RunReplayCommand(int argc, char** argv) {
       options.source.max_record_bytes = static_cast<size_t>(args.Int(64, 1LL << 30));
     } else if (args.Is("--chunk-bytes")) {
       options.source.chunk_bytes = static_cast<size_t>(args.Int(4096, 1LL << 30));
+    } else if (args.Is("--dead-letter")) {
+      dead_letter.path = args.Value();
+    } else if (args.Is("--dead-letter-max-bytes")) {
+      dead_letter.max_bytes = static_cast<uint64_t>(args.Int(4096, 1LL << 40));
+    } else if (args.Is("--dead-letter-keep")) {
+      dead_letter.keep = static_cast<int>(args.Int(0, 1000));
     } else if (args.Is("--series-limit")) {
       series_limit = static_cast<size_t>(args.Int(1, 100'000'000));
     } else if (args.IsSwitch("--progress")) {
@@ -378,6 +410,18 @@ int RunReplayCommand(int argc, char** argv) {
   if (inputs.empty()) return args.Fail("no input files (use - for stdin)");
   if (!alerts_json.empty() && rule_files.empty()) return args.Fail("--alerts-json needs --rules");
 
+  std::unique_ptr<DeadLetterWriter> dead_letters;
+  if (!dead_letter.path.empty()) {
+    absl::StatusOr<std::unique_ptr<DeadLetterWriter>> opened =
+        DeadLetterWriter::Open(std::move(dead_letter));
+    if (!opened.ok()) {
+      std::fprintf(stderr, "novapulse replay: %s\n",
+                   std::string(opened.status().message()).c_str());
+      return 1;
+    }
+    dead_letters = *std::move(opened);
+    options.dead_letters = dead_letters.get();
+  }
   std::unique_ptr<RuleRunner> rules;
   AlertTimeline timeline;
   std::unique_ptr<BackfillWriter> backfill;
@@ -430,7 +474,8 @@ int RunReplayCommand(int argc, char** argv) {
     std::fprintf(stderr, "novapulse replay: %s\n", std::string(stats.status().message()).c_str());
     return 1;
   }
-  const std::vector<FamilySnapshot> families = metrics.Snapshot();
+  std::vector<FamilySnapshot> families = metrics.Snapshot();
+  if (dead_letters) dead_letters->AppendFamilies(&families);
   std::string text;
   WritePrometheusText(families, &text);
   if (rules) WriteRuleSeries(rules->engine().Snapshot().series, &text);
@@ -483,6 +528,11 @@ int RunReplayCommand(int argc, char** argv) {
   if (!quiet) {
     std::cerr << FormatReplaySummary(families, stats->records, stats->line_bytes,
                                      stats->elapsed_seconds, options.threads);
+  }
+  if (dead_letters && !dead_letters->error().ok()) {
+    std::fprintf(stderr, "novapulse replay: %" PRIu64 " dead letters dropped: %s\n",
+                 dead_letters->dropped(), std::string(dead_letters->error().message()).c_str());
+    return 1;
   }
   return 0;
 }

@@ -20,6 +20,7 @@
 #include "parsers/event.h"
 #include "pipeline/file_source.h"
 #include "pipeline/rule_runner.h"
+#include "sinks/dead_letter.h"
 
 namespace novapulse {
 
@@ -45,6 +46,8 @@ struct ReplayOptions {
   // With rules: the metrics were built with rules->window_spec() and
   // attached; replay drives the watermark and the evaluations in event time.
   RuleRunner* rules = nullptr;
+  // Rejected records go here too when set; written in input order.
+  DeadLetterWriter* dead_letters = nullptr;
 };
 
 struct ReplayStats {

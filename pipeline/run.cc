@@ -28,6 +28,7 @@
 #include "pipeline/process_metrics.h"
 #include "pipeline/record_worker.h"
 #include "pipeline/rule_runner.h"
+#include "sinks/dead_letter.h"
 #include "sinks/exposition.h"
 #include "sinks/openmetrics.h"
 
@@ -66,6 +67,7 @@ struct Token {
   int64_t watermark_ms = INT64_MIN;
   int64_t future_limit_us = INT64_MAX;
   int64_t newest_us = INT64_MIN;
+  DeadLetterBatch rejected;  // when dead letters are on
 };
 
 int64_t WallMillis() {
@@ -90,6 +92,7 @@ struct EventTime {
   RuleRunner* rules = nullptr;  // null: no rules, no windows
   EventClock* clock = nullptr;
   int64_t max_future_ms = 0;
+  DeadLetterWriter* dead_letters = nullptr;
 };
 
 // Runs the pipeline until g_stop; returns the records processed.
@@ -147,11 +150,18 @@ uint64_t Consume(KafkaSource& source, NovaGiftMetrics& metrics, size_t max_recor
                   writer.EndBatch();
                   const char* base = batch.buffer.data();
                   uint64_t accepted = 0;
+                  DeadLetterBatch* rejected = time.dead_letters ? &token->rejected : nullptr;
+                  if (rejected) rejected->Clear();
                   for (const KafkaRecord& r : batch.records) {
+                    const DeadLetterOrigin origin{.partition = r.partition, .offset = r.offset};
                     if (r.oversize) {
                       writer.Reject(r.topic, RejectReason::kOversize);
+                      // The payload was not copied: only its length is known.
+                      if (rejected)
+                        rejected->Add(RejectReason::kOversize, r.topic, origin, {}, r.size);
                     } else if (ProcessRecord(r.topic, base + r.begin, r.size,
-                                             batch.buffer.size() - r.begin, parser, writer)) {
+                                             batch.buffer.size() - r.begin, parser, writer,
+                                             rejected, origin)) {
                       ++accepted;
                     }
                   }
@@ -160,7 +170,9 @@ uint64_t Consume(KafkaSource& source, NovaGiftMetrics& metrics, size_t max_recor
                   return token;
                 }) &
             tbb::make_filter<Token*, void>(tbb::filter_mode::serial_in_order, [&](Token* token) {
-              // Only now are the batch's messages in the metrics.
+              // Only now are the batch's messages in the metrics (and their
+              // dead letters written, in order).
+              if (time.dead_letters) time.dead_letters->Write(token->rejected);
               source.StoreOffsets(token->batch);
               records += token->batch.records.size();
               const int64_t closable = time.clock->EndBatch(token->newest_us, WallMillis());
@@ -234,9 +246,25 @@ int RunServiceCommand(int argc, char** argv) {
   }
   KafkaSource& kafka = **source;
 
+  std::unique_ptr<DeadLetterWriter> dead_letters;
+  if (!config->dead_letter.path.empty()) {
+    absl::StatusOr<std::unique_ptr<DeadLetterWriter>> opened = DeadLetterWriter::Open(
+        {.path = config->dead_letter.path,
+         .max_bytes = static_cast<uint64_t>(config->dead_letter.max_bytes),
+         .keep = static_cast<int>(config->dead_letter.keep),
+         .topic_names = {config->kafka.topics.access_log, config->kafka.topics.outbox, "unknown"}});
+    if (!opened.ok()) {
+      Log(LogLevel::kError, "dead-letter file not opened",
+          {{"error", std::string(opened.status().message())}});
+      return 1;
+    }
+    dead_letters = *std::move(opened);
+  }
+
   HttpServer::Handlers handlers;
-  handlers.metrics = [&metrics, &kafka, &rules](bool openmetrics) {
+  handlers.metrics = [&metrics, &kafka, &rules, &dead_letters](bool openmetrics) {
     std::vector<FamilySnapshot> families = metrics.Snapshot();
+    if (dead_letters) dead_letters->AppendFamilies(&families);
     std::deque<std::string> keys;  // label values of the Kafka families
     kafka.AppendFamilies(&keys, &families);
     if (rules) rules->AppendFamilies(&keys, &families);
@@ -301,10 +329,16 @@ int RunServiceCommand(int argc, char** argv) {
   time.rules = rules.get();
   time.clock = &clock;
   time.max_future_ms = absl::ToInt64Milliseconds(config->pipeline.max_future);
+  time.dead_letters = dead_letters.get();
   const uint64_t records =
       Consume(kafka, metrics, static_cast<size_t>(config->kafka.max_message_bytes), time);
   ticking.store(false, std::memory_order_relaxed);
   ticker.join();
+  if (dead_letters && !dead_letters->error().ok()) {
+    Log(LogLevel::kError, "dead letters dropped",
+        {{"dropped", absl::StrCat(dead_letters->dropped())},
+         {"error", std::string(dead_letters->error().message())}});
+  }
   Log(LogLevel::kInfo, "stopping: batches finished", {{"records", absl::StrCat(records)}});
   const absl::Status closed = kafka.Close();
   // Metrics stay served until the consumer has left the group.

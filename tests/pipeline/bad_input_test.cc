@@ -1,12 +1,18 @@
 // `novapulse replay` on files that mix good records with every kind of
 // malformed one: the run succeeds, every good record is counted, and every
-// bad one is counted once under its reason (and named in the stderr summary).
+// bad one is counted once under its reason (and named in the stderr summary)
+// and written to the dead-letter file with that reason, its line and bytes.
+#include <simdjson.h>
+
+#include <filesystem>
 #include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "gtest/gtest.h"
+#include "sinks/dead_letter.h"
 #include "tests/pipeline/test_process.h"
 #include "tests/sinks/prometheus_text.h"
 
@@ -103,6 +109,59 @@ struct Expectation {
                            {{"topic", line.topic}, {"reason", line.reason}})] += 1;
   }
 };
+
+// The dead-letter file holds one line per bad line, in input order, with the
+// reason, topic, source, line number and bytes (or their head) of each.
+void CheckDeadLetters(const std::string& dead_letters, const std::string& source,
+                      const std::vector<Line>& lines) {
+  std::vector<std::pair<size_t, const Line*>> bad;  // file line number, line
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (!lines[i].reason.empty()) bad.emplace_back(2 * i + 1, &lines[i]);  // blank line between
+  }
+  simdjson::dom::parser parser;
+  size_t n = 0, pos = 0;
+  while (pos < dead_letters.size()) {
+    const size_t eol = dead_letters.find('\n', pos);
+    ASSERT_NE(eol, std::string::npos) << "unterminated last dead letter";
+    const std::string json = dead_letters.substr(pos, eol - pos);
+    pos = eol + 1;
+    ASSERT_LT(n, bad.size()) << "extra dead letter " << json.substr(0, 200);
+    const auto& [line_no, line] = bad[n++];
+    simdjson::dom::element doc;
+    ASSERT_EQ(parser.parse(json).get(doc), simdjson::SUCCESS) << json.substr(0, 200);
+    std::string_view reason, topic, src, bytes;
+    uint64_t at = 0, length = 0;
+    bool truncated = false;
+    EXPECT_EQ(doc["reason"].get(reason), simdjson::SUCCESS);
+    EXPECT_EQ(doc["topic"].get(topic), simdjson::SUCCESS);
+    EXPECT_EQ(doc["source"].get(src), simdjson::SUCCESS);
+    EXPECT_EQ(doc["line"].get(at), simdjson::SUCCESS);
+    EXPECT_EQ(doc["length"].get(length), simdjson::SUCCESS);
+    if (doc["truncated"].get(truncated) != simdjson::SUCCESS) truncated = false;
+    std::string record;
+    if (doc["bytes"].get(bytes) == simdjson::SUCCESS) {
+      record = std::string(bytes);
+    } else {
+      std::string_view b64;
+      EXPECT_EQ(doc["bytes_base64"].get(b64), simdjson::SUCCESS) << json.substr(0, 200);
+      EXPECT_TRUE(absl::Base64Unescape(absl::string_view(b64.data(), b64.size()), &record));
+    }
+    const std::string where =
+        "dead letter " + std::to_string(n) + " for " + line->text.substr(0, 100);
+    EXPECT_EQ(reason, line->reason) << where;
+    EXPECT_EQ(topic, line->topic) << where;
+    EXPECT_EQ(src, source) << where;
+    EXPECT_EQ(at, line_no) << where;
+    EXPECT_EQ(length, line->text.size()) << where;
+    EXPECT_EQ(truncated, record.size() < line->text.size()) << where;
+    EXPECT_LE(record.size(), kMaxDeadLetterRecordBytes) << where;
+    EXPECT_EQ(record, line->text.substr(0, record.size())) << where;
+    if (line->text.size() <= kMaxDeadLetterRecordBytes && line->text.size() < kChunkBytes) {
+      EXPECT_EQ(record, line->text) << where;
+    }
+  }
+  EXPECT_EQ(n, bad.size()) << "dead letters missing";
+}
 
 void CheckReplay(const ProcessResult& run, const std::string& text, const Expectation& want) {
   EXPECT_EQ(run.exit_code, 0) << run.err;
@@ -236,6 +295,19 @@ std::vector<Line> AccessLines() {
       bad(Object(With(kAccess, "ts", R"("")")), "bad_timestamp"),
       bad(Object(With(kAccess, "ts", "-5")), "bad_timestamp"),
       bad(Object(With(kAccess, "ts", "1e400")), "bad_timestamp"),
+      // Far in the past or the future, as text and as epoch milliseconds.
+      bad(Object(With(kAccess, "ts", R"("0001-01-01T00:00:00Z")")), "bad_timestamp"),
+      bad(Object(With(kAccess, "ts", R"("10000-01-01T00:00:00Z")")), "bad_timestamp"),
+      bad(Object(With(kAccess, "ts", R"("9999-12-31T23:59:59-01:00")")), "bad_timestamp"),
+      bad(Object(With(kAccess, "ts", "253402300800000")), "bad_timestamp"),
+      bad(Object(With(kAccess, "ts", "99999999999999999999999")), "bad_timestamp"),
+      bad(Object(With(kAccess, "ts", R"("1795651201")")), "bad_timestamp"),  // a number as text
+      // Strings where numbers belong and the reverse, for the other fields.
+      bad(Object(With(Without(kAccess, "route"), "path", "42")), "wrong_type"),
+      bad(Object(With(kAccess, "route", "[]")), "wrong_type"),
+      bad(Object(With(kAccess, "duration_ms", "true")), "wrong_type"),
+      bad(Object(With(kAccess, "status", "null")), "wrong_type"),
+      bad(Object(With(kAccess, "duration_ms", "-1e400")), "out_of_range"),
       // Oversize: a label value above 256 bytes, a record above the limit
       // that fits a chunk (the parser rejects it) and one too long for any
       // chunk (the source drops it).
@@ -293,12 +365,45 @@ std::vector<Line> OutboxLines() {
       bad(Object(With(kOutbox, "attempt", R"("1")")), "wrong_type"),
       bad(Object(With(kOutbox, "attempt", "1.5")), "wrong_type"),
       bad(Object(With(kOutbox, "data", "5")), "wrong_type"),
+      // Strings where numbers belong and the reverse, for every field.
+      bad(Object(With(kOutbox, "ts", "true")), "wrong_type"),
+      bad(Object(With(kOutbox, "id", "123")), "wrong_type"),
+      bad(Object(With(kOutbox, "status", "1")), "wrong_type"),
+      bad(Object(With(in_flight, "processing_ms", R"("35.2")")), "wrong_type"),
+      bad(Object(With(With(in_flight, "status", R"("failed")"), "error", "504")), "wrong_type"),
+      bad(Object(
+              With(kOutbox, "data", R"({"gift_id":1,"mode":"instant","theme":"x","value_usd":1})")),
+          "wrong_type"),
+      bad(Object(With(kOutbox, "data", R"({"mode":7,"theme":"x","value_usd":1})")), "wrong_type"),
+      bad(Object(With(kOutbox, "data", R"({"mode":"instant","theme":false,"value_usd":1})")),
+          "wrong_type"),
+      bad(Object(With(kOutbox, "data", R"({"mode":"instant","theme":"x","value_usd":"25"})")),
+          "wrong_type"),
+      bad(Object(With(claimed, "data", R"({"mode":"instant","theme":"x","created_at":true})")),
+          "wrong_type"),
+      bad(Object(With(With(kOutbox, "type", R"("wallet.transaction")"), "data",
+                      R"({"kind":1,"amount_usd":10,"status":"completed"})")),
+          "wrong_type"),
+      bad(Object(With(With(kOutbox, "type", R"("wallet.transaction")"), "data",
+                      R"({"kind":"topup","amount_usd":"10","status":"completed"})")),
+          "wrong_type"),
+      bad(Object(With(With(kOutbox, "type", R"("wallet.transaction")"), "data",
+                      R"({"kind":"topup","amount_usd":10,"status":200})")),
+          "wrong_type"),
+      // Numbers out of range.
+      bad(Object(With(kOutbox, "attempt", "99999999999999999999")), "out_of_range"),
+      bad(Object(With(in_flight, "processing_ms", "1e400")), "out_of_range"),
+      bad(Object(With(kOutbox, "data", R"({"mode":"instant","theme":"x","value_usd":1e400})")),
+          "out_of_range"),
       bad(Object(With(kOutbox, "attempt", "0")), "out_of_range"),
       bad(Object(With(kOutbox, "attempt", "-1")), "out_of_range"),
       bad(Object(With(in_flight, "processing_ms", "-3")), "out_of_range"),
       bad(Object(With(kOutbox, "data", R"({"mode":"instant","theme":"x","value_usd":-1})")),
           "out_of_range"),
       bad(Object(With(kOutbox, "ts", R"("not a time")")), "bad_timestamp"),
+      bad(Object(With(kOutbox, "ts", R"("1969-12-31T23:59:59Z")")), "bad_timestamp"),
+      bad(Object(With(kOutbox, "ts", R"("12026-11-26T00:00:02Z")")), "bad_timestamp"),
+      bad(Object(With(kOutbox, "ts", "1e300")), "bad_timestamp"),
       bad(Object(With(claimed, "data", R"({"mode":"instant","theme":"x","created_at":"never"})")),
           "bad_timestamp"),
       bad(Object(With(kOutbox, "type", R"("gift.exploded")")), "unknown_type"),
@@ -336,6 +441,7 @@ class BadInput : public ::testing::Test {
     for (const Line& line : lines) want.Add(line);
     WriteWholeFile(dir_.Path("input.ndjson"), JoinWithBlankLines(lines));
     const std::string out = dir_.Path("metrics.txt");
+    const std::string dead_letters = dir_.Path("dead-letters.ndjson");
     std::vector<std::string> args = {"replay",
                                      "--threads",
                                      "2",
@@ -344,11 +450,20 @@ class BadInput : public ::testing::Test {
                                      "--chunk-bytes",
                                      std::to_string(kChunkBytes),
                                      "--output",
-                                     out};
+                                     out,
+                                     "--dead-letter",
+                                     dead_letters};
     args.insert(args.end(), flags.begin(), flags.end());
     args.push_back(dir_.Path("input.ndjson"));
     const ProcessResult run = RunNovapulse(args);
-    CheckReplay(run, testing::ReadWholeFile(out), want);
+    const std::string metrics = testing::ReadWholeFile(out);
+    CheckReplay(run, metrics, want);
+    CheckDeadLetters(testing::ReadWholeFile(dead_letters), dir_.Path("input.ndjson"), lines);
+    const PromText parsed = ParsePromText(metrics);
+    uint64_t rejected = 0;
+    for (const auto& [topic, n] : want.rejected) rejected += n;
+    EXPECT_EQ(parsed.Value("novapulse_dead_letters_total", {{"result", "written"}}), rejected);
+    EXPECT_EQ(parsed.Value("novapulse_dead_letters_total", {{"result", "dropped"}}), 0);
   }
 
   // The same lines one per run, so a miscounted line is named.
@@ -460,6 +575,93 @@ TEST_F(BadInput, WholeFileWithCrlfLineEndsIsAccepted) {
             100);
   EXPECT_NE(run.err.find("replayed 200 records (200 accepted, 0 rejected)"), std::string::npos)
       << run.err;
+}
+
+TEST_F(BadInput, TenMegabyteLineIsOversizeAndItsHeadIsADeadLetter) {
+  const std::string huge = Object(With(kAccess, "pad", "\"" + std::string(10 << 20, 'p') + "\""));
+  WriteWholeFile(dir_.Path("huge.ndjson"),
+                 Object(kAccess) + "\n" + huge + "\r\n" + Object(kAccess) + "\n");
+  const std::string dead_letters = dir_.Path("dl.ndjson");
+  const ProcessResult run = RunNovapulse({"replay", "--threads", "2", "--topic", "access-log",
+                                          "--dead-letter", dead_letters, dir_.Path("huge.ndjson")});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const PromText parsed = ParsePromText(run.out);
+  const std::string a(kAccessTopic);
+  EXPECT_EQ(parsed.Value("novapulse_events_total", {{"topic", a}, {"result", "accepted"}}), 2);
+  EXPECT_EQ(parsed.Value("novapulse_parse_errors_total", {{"topic", a}, {"reason", "oversize"}}),
+            1);
+  const std::string text = testing::ReadWholeFile(dead_letters);
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(text).get(doc), simdjson::SUCCESS) << text.substr(0, 300);
+  std::string_view reason, bytes;
+  uint64_t line = 0, length = 0;
+  bool truncated = false;
+  ASSERT_EQ(doc["reason"].get(reason), simdjson::SUCCESS);
+  ASSERT_EQ(doc["line"].get(line), simdjson::SUCCESS);
+  ASSERT_EQ(doc["length"].get(length), simdjson::SUCCESS);
+  ASSERT_EQ(doc["truncated"].get(truncated), simdjson::SUCCESS);
+  ASSERT_EQ(doc["bytes"].get(bytes), simdjson::SUCCESS);
+  EXPECT_EQ(reason, "oversize");
+  EXPECT_EQ(line, 2u);
+  EXPECT_TRUE(truncated);
+  EXPECT_GE(length, huge.size());  // the source cannot tell the CR from the line
+  EXPECT_LE(length, huge.size() + 1);
+  EXPECT_EQ(bytes, huge.substr(0, kMaxDeadLetterRecordBytes));
+}
+
+TEST_F(BadInput, DeadLettersKeepInputOrderAcrossThreadsAndRotations) {
+  std::string input;
+  uint64_t bad = 0;
+  for (int i = 0; i < 6000; ++i) {
+    if (i % 3 == 0) {
+      input += Object(With(kAccess, "status", "\"" + std::to_string(i) + "\"")) + "\n";
+      ++bad;
+    } else if (i % 3 == 1) {
+      input += Object(kOutbox) + "\r\n\n";
+    } else {
+      input += Object(kAccess) + "\n";
+    }
+  }
+  WriteWholeFile(dir_.Path("mixed.ndjson"), input);
+  const std::string dead_letters = dir_.Path("dl.ndjson");
+  const ProcessResult run =
+      RunNovapulse({"replay", "--threads", "4", "--chunk-bytes", "4096", "--dead-letter",
+                    dead_letters, "--dead-letter-max-bytes", "65536", "--dead-letter-keep", "100",
+                    "-q", dir_.Path("mixed.ndjson")});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::vector<std::string> files;
+  for (int k = 100; k >= 1; --k) {
+    const std::string rotated = dead_letters + "." + std::to_string(k);
+    if (std::filesystem::exists(rotated)) files.push_back(rotated);
+  }
+  files.push_back(dead_letters);
+  ASSERT_GT(files.size(), 3u);
+  simdjson::dom::parser parser;
+  uint64_t n = 0;
+  for (const std::string& file : files) {
+    const std::string text = testing::ReadWholeFile(file);
+    EXPECT_LE(text.size(), 65536u) << file;
+    size_t pos = 0;
+    while (pos < text.size()) {
+      const size_t eol = text.find('\n', pos);
+      simdjson::dom::element doc;
+      ASSERT_EQ(parser.parse(text.substr(pos, eol - pos)).get(doc), simdjson::SUCCESS);
+      pos = eol + 1;
+      // Record i = 3n sits on line 1 + 4n: each outbox record is followed by a blank line.
+      uint64_t line = 0;
+      std::string_view bytes;
+      ASSERT_EQ(doc["line"].get(line), simdjson::SUCCESS);
+      ASSERT_EQ(doc["bytes"].get(bytes), simdjson::SUCCESS);
+      EXPECT_EQ(line, 1 + 4 * n);
+      EXPECT_NE(bytes.find("\"status\":\"" + std::to_string(3 * n) + "\""), std::string::npos)
+          << bytes;
+      ++n;
+    }
+  }
+  EXPECT_EQ(n, bad);
+  const PromText parsed = ParsePromText(run.out);
+  EXPECT_EQ(parsed.Value("novapulse_dead_letters_total", {{"result", "written"}}), bad);
 }
 
 TEST_F(BadInput, FileOfOnlyBlankLinesHasNoRecords) {

@@ -102,6 +102,7 @@ http:
 pipeline: {threads: 4, series_limit: 50, allowed_lateness: 0, max_future: 1h}
 rules: {files: [a.yml, b.yml], evaluation_interval: 30s}
 alertmanager: {urls: ["https://am:9093"], resend_delay: 2m}
+dead_letter: {path: /var/lib/novapulse/rejected.ndjson, max_bytes: 10000, keep: 5}
 log: {level: debug, format: json}
 )");
   EXPECT_EQ(c.kafka.group_id, "g");
@@ -126,6 +127,22 @@ log: {level: debug, format: json}
   EXPECT_EQ(c.alertmanager.resend_delay, absl::Minutes(2));
   EXPECT_EQ(c.log.level, LogLevel::kDebug);
   EXPECT_EQ(c.log.format, LogFormat::kJson);
+  EXPECT_EQ(c.dead_letter.path, "/var/lib/novapulse/rejected.ndjson");
+  EXPECT_EQ(c.dead_letter.max_bytes, 10000);
+  EXPECT_EQ(c.dead_letter.keep, 5);
+}
+
+TEST(Config, DeadLetterSectionIsValidated) {
+  EXPECT_TRUE(Parsed("kafka: {brokers: k:1}\n").dead_letter.path.empty());
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\ndead_letter: {max_bytes: 5000}\n"),
+              HasSubstr("test.yaml:2:14: dead_letter: missing required key 'path'"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\ndead_letter:\n  path: x\n  rotate: 1\n"),
+              HasSubstr("test.yaml:4:3: dead_letter: unknown key 'rotate' (allowed: path, "
+                        "max_bytes, keep)"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\ndead_letter: {path: x, max_bytes: 10}\n"),
+              HasSubstr("test.yaml:2:35: dead_letter.max_bytes: value out of range"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\ndead_letter: {path: x, keep: -1}\n"),
+              HasSubstr("dead_letter.keep: value out of range"));
 }
 
 TEST(Config, RejectsUnknownKeyListingTheAllowedOnes) {
@@ -137,7 +154,7 @@ TEST(Config, RejectsUnknownKeyListingTheAllowedOnes) {
 TEST(Config, RejectsUnknownSection) {
   const std::string e = ErrorOf("kafka: {brokers: k:1}\nmetrics: {}\n");
   EXPECT_THAT(e, HasSubstr("test.yaml:2:1: 'metrics': unknown section (allowed: kafka, http, "
-                           "pipeline, rules, alertmanager, log)"));
+                           "pipeline, rules, alertmanager, dead_letter, log)"));
 }
 
 TEST(Config, RejectsDuplicateKey) {
@@ -200,6 +217,36 @@ TEST(Config, RejectsYamlSyntaxErrorsWithoutThrowing) {
   EXPECT_THAT(ErrorOf("kafka: [\n"), HasSubstr("test.yaml:2:1: YAML syntax error: "));
   EXPECT_THAT(ErrorOf("kafka:\n  brokers: k:1\n  - item\n"),
               HasSubstr("test.yaml:3:3: YAML syntax error: end of map not found"));
+}
+
+// Found by tests/fuzz/config_fuzz: every mapping key was read through a
+// reference into yaml-cpp's iterator proxy after the proxy was gone (ASan:
+// stack-use-after-scope). Run under ASan (scripts/test does) to see it fail.
+TEST(Config, ReadsMappingKeysAndValuesThatOutliveTheIterator) {
+  const absl::StatusOr<Config> c = ParseConfig("kafka:\n  brokers: \"a:1\n  x: [\n", "test.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->kafka.brokers, "a:1 x: [ ");
+  const absl::StatusOr<Config> nested = ParseConfig(
+      "kafka:\n  brokers: b:1\n  topics: {access_log: a, outbox: o}\nlog: {level: warn}\n",
+      "test.yaml");
+  ASSERT_TRUE(nested.ok()) << nested.status();
+  EXPECT_EQ(nested->kafka.topics.access_log, "a");
+  EXPECT_EQ(nested->kafka.topics.outbox, "o");
+  EXPECT_EQ(nested->log.level, LogLevel::kWarn);
+}
+
+// Found by tests/fuzz/config_fuzz: yaml-cpp's LoadAll never returned on a ','
+// where a document starts, allocating empty documents until memory ran out.
+TEST(Config, StrayCommaAtTopLevelIsASyntaxErrorNotAHang) {
+  EXPECT_THAT(ErrorOf(","), HasSubstr("test.yaml:1:1: YAML syntax error: unexpected ','"));
+  EXPECT_THAT(ErrorOf("\"a\","), HasSubstr("test.yaml:1:4: YAML syntax error: unexpected ','"));
+  EXPECT_THAT(ErrorOf("{kafka: {brokers: a:1}},\n"),
+              HasSubstr("test.yaml:1:24: YAML syntax error: unexpected ','"));
+}
+
+TEST(Config, SecondDocumentIsStillNamed) {
+  EXPECT_THAT(ErrorOf("kafka: {brokers: a:1}\n---\nkafka: {brokers: b:1}\n"),
+              HasSubstr("test.yaml:2:1: expected one YAML document, found several"));
 }
 
 TEST(Config, ReportsEveryErrorNotJustTheFirst) {

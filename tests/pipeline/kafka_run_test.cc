@@ -94,7 +94,8 @@ std::string Produce(const std::string& address, const char* topic, const std::st
 }
 
 std::string WriteConfig(const ScratchDir& dir, const std::string& name, const std::string& address,
-                        int port, const char* commit_interval = "10m") {
+                        int port, const char* commit_interval = "10m",
+                        const std::string& more = "") {
   std::string path = dir.Path(name);
   WriteWholeFile(path, absl::StrCat(R"(kafka:
   brokers: ")",
@@ -112,7 +113,8 @@ http:
                                     port, R"("
 pipeline:
   threads: 2
-)"));
+)",
+                                    more));
   return path;
 }
 
@@ -241,6 +243,82 @@ TEST(KafkaRun, ConsumesExactlyAndCommitsOnShutdown) {
     EXPECT_EQ(service.Terminate(std::chrono::seconds(10)), 0) << service.log();
   }
   EXPECT_LT(Clock::now() - test_start, std::chrono::seconds(120));
+}
+
+// Rejected messages go to the dead-letter file in consumption order, with
+// their topic, partition and offset; an oversize one with its length only.
+TEST(KafkaRun, RejectedMessagesAreDeadLettersWithPartitionAndOffset) {
+  ScratchDir dir;
+  Broker broker(dir.Path("broker"));
+  ASSERT_EQ(broker.Start(), "") << "scripts/kafka-broker start failed";
+  const std::string& address = broker.address();
+  for (const char* topic : {kAccessTopic, kOutboxTopic}) {
+    const ShellResult r = Shell(absl::StrCat(Script("kafka-topic"), " --bootstrap ", address,
+                                             " create ", topic, " --partitions 1"));
+    ASSERT_EQ(r.status, 0) << "creating " << topic << ": " << r.output;
+  }
+  const int64_t now = NowMs();
+  std::string access;
+  for (int i = 0; i < 10; ++i) {
+    if (i == 3)
+      access += R"({"ts":1,"method":"GET","route":"/r","status":"200","duration_ms":1})"
+                "\n";
+    else if (i == 5)
+      access += "{\"ts\":\"" + std::string(1500, 'x') + "\"}\n";  // oversize
+    else if (i == 8)
+      access += "\x01\xff not json\n";
+    else
+      access += AccessLine(now, "GET", "/api/gifts/:id", 200);
+  }
+  std::string outbox = OutboxLine(now, 1) +
+                       R"({"ts":1,"id":"e","type":"gift.exploded","status":"queued"})"
+                       "\n";
+  WriteWholeFile(dir.Path("access.ndjson"), access);
+  WriteWholeFile(dir.Path("outbox.ndjson"), outbox);
+  ASSERT_EQ(Produce(address, kAccessTopic, dir.Path("access.ndjson")), "");
+  ASSERT_EQ(Produce(address, kOutboxTopic, dir.Path("outbox.ndjson")), "");
+
+  const int port = FreePort();
+  ASSERT_GT(port, 0);
+  const std::string dead_letters = dir.Path("dead-letters.ndjson");
+  std::string config = WriteConfig(dir, "run.yaml", address, port, "10m",
+                                   absl::StrCat("dead_letter:\n  path: ", dead_letters, "\n"));
+  // Messages above 1000 bytes are oversize.
+  std::string text = ReadWholeFile(config);
+  text.replace(text.find("  batch_size:"), 0, "  max_message_bytes: 1000\n");
+  WriteWholeFile(config, text);
+  Service service(config, dir.Path("run.log"));
+  const PromText metrics = WaitForEvents(port, 12, service);
+  EXPECT_EQ(EventsTotal(metrics), 12) << service.log();
+  EXPECT_EQ(metrics.Value("novapulse_dead_letters_total", {{"result", "written"}}), 4)
+      << service.log();
+  EXPECT_EQ(metrics.Value("novapulse_dead_letters_total", {{"result", "dropped"}}), 0);
+  EXPECT_EQ(service.Terminate(std::chrono::seconds(10)), 0) << service.log();
+
+  // Each topic's dead letters in offset order; the topics may interleave.
+  std::vector<std::string> access_letters, outbox_letters;
+  const std::vector<std::string> lines = absl::StrSplit(ReadWholeFile(dead_letters), '\n');
+  for (const std::string& line : lines) {
+    if (line.empty()) continue;
+    (line.find(kOutboxTopic) != std::string::npos ? outbox_letters : access_letters)
+        .push_back(line);
+  }
+  ASSERT_EQ(access_letters.size(), 3u) << ReadWholeFile(dead_letters);
+  EXPECT_EQ(access_letters[0],
+            R"({"reason":"wrong_type","topic":"novagift.access-log","partition":0,"offset":3,)"
+            R"("length":67,"bytes":"{\"ts\":1,\"method\":\"GET\",\"route\":\"/r\",)"
+            R"(\"status\":\"200\",\"duration_ms\":1}"})");
+  EXPECT_EQ(access_letters[1],
+            R"({"reason":"oversize","topic":"novagift.access-log","partition":0,"offset":5,)"
+            R"("length":1509,"truncated":true,"bytes":""})");
+  EXPECT_EQ(access_letters[2],
+            R"({"reason":"malformed_json","topic":"novagift.access-log","partition":0,)"
+            R"("offset":8,"length":11,"bytes_base64":"Af8gbm90IGpzb24="})");
+  ASSERT_EQ(outbox_letters.size(), 1u);
+  EXPECT_EQ(outbox_letters[0],
+            R"({"reason":"unknown_type","topic":"novagift.outbox","partition":0,"offset":1,)"
+            R"("length":58,"bytes":"{\"ts\":1,\"id\":\"e\",\"type\":\"gift.exploded\",)"
+            R"(\"status\":\"queued\"}"})");
 }
 
 }  // namespace
