@@ -14,7 +14,14 @@ namespace {
 constexpr std::string_view kAlertsMetric = "ALERTS";
 constexpr std::string_view kForStateMetric = "ALERTS_FOR_STATE";
 
+void DropLabel(promql::Labels* labels, std::string_view name);
+
+// As Prometheus's labels.Builder.Set: an empty value removes the label.
 void SetLabel(promql::Labels* labels, std::string_view name, std::string value) {
+  if (value.empty()) {
+    DropLabel(labels, name);
+    return;
+  }
   for (promql::Label& l : *labels) {
     if (l.name == name) {
       l.value = std::move(value);
