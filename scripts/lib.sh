@@ -11,7 +11,7 @@ NOVAPULSE_PACKAGES=(
   libgtest-dev libgmock-dev libcivetweb-dev libyaml-cpp-dev zlib1g-dev libzstd-dev
   libre2-dev
   libbenchmark-dev clang clang-format clang-tidy libclang-rt-14-dev
-  python3 zstd gzip prometheus kcat
+  python3 zstd gzip prometheus prometheus-alertmanager kcat
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
