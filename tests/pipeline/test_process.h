@@ -81,6 +81,7 @@ inline ProcessResult RunProcess(const std::vector<std::string>& argv,
   const std::string out_path = capture.Path("stdout");
   const std::string err_path = capture.Path("stderr");
   std::vector<char*> args;
+  args.reserve(argv.size() + 1);
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   const pid_t pid = fork();

@@ -58,8 +58,9 @@ class FakeAlertmanager {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    listen(fd_, 16);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd_, 16) != 0) {
+      ADD_FAILURE() << "cannot listen on 127.0.0.1";
+    }
     socklen_t len = sizeof(addr);
     getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
     port_ = ntohs(addr.sin_port);
@@ -194,7 +195,7 @@ int ClosedPort() {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) ADD_FAILURE() << "bind";
   socklen_t len = sizeof(addr);
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   close(fd);
@@ -403,6 +404,7 @@ TEST(AlertmanagerClient, ShutdownFlushesWhatIsQueued) {
   std::unique_ptr<AlertmanagerClient> client = StartClient(options);
   ASSERT_NE(client, nullptr);
   std::vector<Alert> alerts;
+  alerts.reserve(20);
   for (int i = 0; i < 20; ++i) alerts.push_back(Firing(absl::StrCat("A", i)));
   client->Enqueue(alerts);
   client->Shutdown(absl::Seconds(10));
