@@ -347,7 +347,11 @@ int HttpServer::Serve(mg_connection* conn) {
   const std::string_view method = request->request_method;
   const std::string_view path = request->local_uri != nullptr ? request->local_uri : "";
   if (!Authorized(conn)) return 401;
-  const bool known = path == "/metrics" || path == "/healthz" || path == "/readyz";
+  const std::function<std::string()>* api = nullptr;
+  if (path == "/api/v1/alerts" && handlers_.alerts) api = &handlers_.alerts;
+  if (path == "/api/v1/rules" && handlers_.rules) api = &handlers_.rules;
+  const bool known =
+      path == "/metrics" || path == "/healthz" || path == "/readyz" || api != nullptr;
   if (!known) {
     SendText(conn, 404, "not found\n", method == "HEAD");
     return 404;
@@ -359,6 +363,7 @@ int HttpServer::Serve(mg_connection* conn) {
   }
   if (path == "/metrics") return ServeMetrics(conn, head);
   if (path == "/readyz") return ServeReady(conn, head);
+  if (api != nullptr) return ServeJson(conn, *api, head);
   SendText(conn, 200, "ok\n", head);
   return 200;
 }
@@ -390,6 +395,12 @@ int HttpServer::ServeReady(mg_connection* conn, bool head) {
   reason.push_back('\n');
   SendText(conn, 503, reason, head);
   return 503;
+}
+
+int HttpServer::ServeJson(mg_connection* conn, const std::function<std::string()>& body,
+                          bool head) {
+  SendResponse(conn, 200, "application/json", body(), head);
+  return 200;
 }
 
 bool HttpServer::Authorized(mg_connection* conn) {

@@ -4,6 +4,9 @@
 //                      gzip when Accept-Encoding allows it
 //   GET|HEAD /healthz  200 "ok" while the process serves
 //   GET|HEAD /readyz   200 "ready", or 503 with the reason the pipeline gives
+//   GET|HEAD /api/v1/alerts, /api/v1/rules
+//                      Prometheus's JSON (sinks/rules_json.h), when the
+//                      handler is set; 404 otherwise
 // optional TLS, and optional basic auth against bcrypt hashes (as Prometheus's
 // web-config does). Other methods get 405, other paths 404.
 //
@@ -58,6 +61,9 @@ class HttpServer {
     std::function<std::string(bool openmetrics)> metrics;
     // True when ready; otherwise fills *reason.
     std::function<bool(std::string* reason)> ready;
+    // Optional: the bodies of /api/v1/alerts and /api/v1/rules (JSON).
+    std::function<std::string()> alerts;
+    std::function<std::string()> rules;
   };
 
   // Binds and starts serving. Errors name the address and the reason (bad
@@ -81,6 +87,7 @@ class HttpServer {
   int Serve(mg_connection* conn);
   int ServeMetrics(mg_connection* conn, bool head);
   int ServeReady(mg_connection* conn, bool head);
+  int ServeJson(mg_connection* conn, const std::function<std::string()>& body, bool head);
   // True when the request may proceed; otherwise has answered 401.
   bool Authorized(mg_connection* conn);
   bool CheckPassword(std::string_view user, std::string_view password);

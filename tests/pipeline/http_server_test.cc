@@ -4,6 +4,7 @@
 #include <civetweb.h>
 #include <crypt.h>
 #include <netinet/in.h>
+#include <simdjson.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -26,10 +27,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "aggregators/novagift_metrics.h"
+#include "aggregators/promql.h"
+#include "aggregators/rules.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sinks/exposition.h"
 #include "sinks/openmetrics.h"
+#include "sinks/rules_json.h"
 #include "tests/sinks/prometheus_text.h"
 
 namespace novapulse {
@@ -498,6 +502,82 @@ TEST_F(HttpServerTest, ConcurrentScrapesWhileIngestingSeeMonotonicCounters) {
       testing::ParsePromText(Fetch(server->port(), "GET", "/metrics").body);
   EXPECT_EQ(final_text.Value("http_requests_total", series), static_cast<double>(written.load()));
   EXPECT_GT(written.load(), 0);
+}
+
+TEST_F(HttpServerTest, ApiPathsAreNotFoundWithoutTheirHandlers) {
+  std::unique_ptr<HttpServer> server = StartServer();
+  ASSERT_NE(server, nullptr);
+  EXPECT_EQ(Fetch(server->port(), "GET", "/api/v1/alerts").status, 404);
+  EXPECT_EQ(Fetch(server->port(), "GET", "/api/v1/rules").status, 404);
+}
+
+TEST_F(HttpServerTest, ServesAlertsAndRulesOfARealRuleEngine) {
+  absl::StatusOr<RuleSet> rules = ParseRuleFile(R"(groups:
+  - name: api
+    rules:
+      - record: route:requests:sum
+        expr: sum by (route) (requests)
+      - alert: ErrorsHigh
+        expr: requests{status="500"} > 2
+        for: 15s
+        labels: {severity: page}
+        annotations: {summary: "{{ $labels.route }} fails"}
+)",
+                                                "alerts/api.yml");
+  ASSERT_TRUE(rules.ok()) << rules.status();
+  promql::SeriesStore store;
+  RuleEngine engine(*std::move(rules), &store);
+  const uint32_t ok = store.Ref({{"__name__", "requests"}, {"route", "/claim"}, {"status", "200"}});
+  const uint32_t bad =
+      store.Ref({{"__name__", "requests"}, {"route", "/claim"}, {"status", "500"}});
+  for (int64_t t = 15'000; t <= 45'000; t += 15'000) {
+    store.Append(ok, t, 10);
+    store.Append(bad, t, 5);
+    engine.EvaluateDue(t);
+  }
+
+  HttpServer::Handlers handlers = MakeHandlers();
+  handlers.alerts = [&engine] { return AlertsJson(engine.Snapshot()); };
+  handlers.rules = [&engine] { return RulesJson(engine.Snapshot()); };
+  absl::StatusOr<std::unique_ptr<HttpServer>> server =
+      HttpServer::Start({.listen = "127.0.0.1:0"}, std::move(handlers));
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+
+  const Response alerts = Fetch(port, "GET", "/api/v1/alerts");
+  EXPECT_EQ(alerts.status, 200);
+  EXPECT_EQ(alerts.Header("content-type"), "application/json");
+  EXPECT_EQ(alerts.body, AlertsJson(engine.Snapshot()));
+  EXPECT_EQ(alerts.body,
+            R"({"status":"success","data":{"alerts":[{"labels":{"alertname":"ErrorsHigh",)"
+            R"("route":"/claim","severity":"page","status":"500"},"annotations":{"summary":)"
+            R"("/claim fails"},"state":"firing","activeAt":"1970-01-01T00:00:15Z",)"
+            R"("value":"5e+00"}]}})");
+
+  const Response rules_response = Fetch(port, "GET", "/api/v1/rules");
+  EXPECT_EQ(rules_response.status, 200);
+  EXPECT_EQ(rules_response.Header("content-type"), "application/json");
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(simdjson::padded_string(rules_response.body)).get(doc), simdjson::SUCCESS)
+      << rules_response.body;
+  std::string_view value;
+  ASSERT_EQ(doc.at_pointer("/data/groups/0/file").get(value), simdjson::SUCCESS);
+  EXPECT_EQ(value, "alerts/api.yml");
+  ASSERT_EQ(doc.at_pointer("/data/groups/0/rules/0/type").get(value), simdjson::SUCCESS);
+  EXPECT_EQ(value, "recording");
+  ASSERT_EQ(doc.at_pointer("/data/groups/0/rules/1/state").get(value), simdjson::SUCCESS);
+  EXPECT_EQ(value, "firing");
+  ASSERT_EQ(doc.at_pointer("/data/groups/0/rules/1/lastEvaluation").get(value), simdjson::SUCCESS);
+  EXPECT_EQ(value, "1970-01-01T00:00:45Z");
+  double interval = 0;
+  ASSERT_EQ(doc.at_pointer("/data/groups/0/interval").get(interval), simdjson::SUCCESS);
+  EXPECT_EQ(interval, 15);
+
+  const Response head = Fetch(port, "HEAD", "/api/v1/rules");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.body, "");
+  EXPECT_EQ(Fetch(port, "POST", "/api/v1/alerts").status, 405);
 }
 
 TEST(HttpOptions, BuiltFromTheHttpConfig) {
