@@ -120,7 +120,7 @@ void RuleRunner::Start(int64_t first_event_ms) {
   thread_ = std::thread([this] { Loop(); });
 }
 
-RuleRunner::~RuleRunner() {
+void RuleRunner::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
@@ -128,6 +128,8 @@ RuleRunner::~RuleRunner() {
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
+
+RuleRunner::~RuleRunner() { Stop(); }
 
 void RuleRunner::AdvanceTo(int64_t watermark_ms) {
   if (!started_) return;

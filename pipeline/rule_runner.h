@@ -75,6 +75,10 @@ class RuleRunner {
   // Waits until every slot ending at or before `watermark_ms` is evaluated.
   void WaitFor(int64_t watermark_ms);
 
+  // Stops the evaluation thread (whatever is not yet evaluated stays so).
+  // Before the metrics it reads or anything on_evaluated uses go away; the
+  // destructor calls it too.
+  void Stop();
   ~RuleRunner();
 
   // Called on the evaluation thread after each evaluated instant, with the

@@ -28,9 +28,11 @@
 #include "pipeline/process_metrics.h"
 #include "pipeline/record_worker.h"
 #include "pipeline/rule_runner.h"
+#include "sinks/alertmanager_client.h"
 #include "sinks/dead_letter.h"
 #include "sinks/exposition.h"
 #include "sinks/openmetrics.h"
+#include "sinks/rules_json.h"
 
 namespace novapulse {
 namespace {
@@ -233,6 +235,26 @@ int RunServiceCommand(int argc, char** argv) {
       Log(LogLevel::kWarn, "rules read a metric novapulse does not export", {{"metric", name}});
     }
   }
+  std::unique_ptr<AlertmanagerClient> alertmanager;
+  if (rules && !config->alertmanager.urls.empty()) {
+    AlertmanagerClientOptions am;
+    am.urls = config->alertmanager.urls;
+    absl::StatusOr<std::unique_ptr<AlertmanagerClient>> client =
+        AlertmanagerClient::Start(std::move(am));
+    if (!client.ok()) {
+      Log(LogLevel::kError, "alertmanager client not started",
+          {{"error", std::string(client.status().message())}});
+      return 1;
+    }
+    alertmanager = *std::move(client);
+    const int64_t resend_ms = absl::ToInt64Milliseconds(config->alertmanager.resend_delay);
+    // On the evaluation thread, after each instant; Enqueue never blocks.
+    rules->set_on_evaluated(
+        [client = alertmanager.get(), resend_ms](int64_t t_ms, RuleEngine& engine) {
+          std::vector<Alert> due = engine.AlertsToSend(t_ms, resend_ms);
+          if (!due.empty()) client->Enqueue(due);
+        });
+  }
   NovaGiftMetrics metrics(threads, static_cast<size_t>(config->pipeline.series_limit),
                           rules ? &rules->window_spec() : nullptr);
   if (rules) rules->Attach(&metrics);
@@ -262,12 +284,19 @@ int RunServiceCommand(int argc, char** argv) {
   }
 
   HttpServer::Handlers handlers;
-  handlers.metrics = [&metrics, &kafka, &rules, &dead_letters](bool openmetrics) {
+  handlers.alerts = [&rules] {
+    return AlertsJson(rules ? rules->engine().Snapshot() : RulesSnapshot());
+  };
+  handlers.rules = [&rules] {
+    return RulesJson(rules ? rules->engine().Snapshot() : RulesSnapshot());
+  };
+  handlers.metrics = [&metrics, &kafka, &rules, &dead_letters, &alertmanager](bool openmetrics) {
     std::vector<FamilySnapshot> families = metrics.Snapshot();
     if (dead_letters) dead_letters->AppendFamilies(&families);
     std::deque<std::string> keys;  // label values of the Kafka families
     kafka.AppendFamilies(&keys, &families);
     if (rules) rules->AppendFamilies(&keys, &families);
+    if (alertmanager) alertmanager->AppendFamilies(&keys, &families);
     if (absl::StatusOr<ProcessStats> process = ReadProcessStats(); process.ok()) {
       AppendProcessFamilies(*process, &families);
     } else {
@@ -334,6 +363,9 @@ int RunServiceCommand(int argc, char** argv) {
       Consume(kafka, metrics, static_cast<size_t>(config->kafka.max_message_bytes), time);
   ticking.store(false, std::memory_order_relaxed);
   ticker.join();
+  // The evaluation thread reads the metrics and feeds the Alertmanager
+  // client: it stops before either goes away.
+  if (rules) rules->Stop();
   if (dead_letters && !dead_letters->error().ok()) {
     Log(LogLevel::kError, "dead letters dropped",
         {{"dropped", absl::StrCat(dead_letters->dropped())},

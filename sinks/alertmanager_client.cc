@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -394,6 +395,55 @@ AlertmanagerStats AlertmanagerClient::stats() const {
     stats.urls.push_back(std::move(s));
   }
   return stats;
+}
+
+namespace {
+
+const std::vector<MetricDef>& AlertmanagerMetricDefs() {
+  using T = MetricType;
+  static const std::vector<MetricDef> kDefs = {
+      {"novapulse_alertmanager_alerts_sent_total",
+       "Alerts an Alertmanager accepted.",
+       T::kComputedCounter,
+       {"url"},
+       {}},
+      {"novapulse_alertmanager_errors_total",
+       "Alerts in POSTs to an Alertmanager that failed, at each attempt.",
+       T::kComputedCounter,
+       {"url"},
+       {}},
+      {"novapulse_alertmanager_dropped_total",
+       "Alerts never delivered to an Alertmanager: queue full, rejected, or left at shutdown.",
+       T::kComputedCounter,
+       {"url"},
+       {}},
+      {"novapulse_alertmanager_queue_length",
+       "Alerts waiting to be sent to an Alertmanager.",
+       T::kComputed,
+       {"url"},
+       {}},
+  };
+  return kDefs;
+}
+
+}  // namespace
+
+void AlertmanagerClient::AppendFamilies(std::deque<std::string>* keys,
+                                        std::vector<FamilySnapshot>* families) const {
+  const std::vector<MetricDef>& defs = AlertmanagerMetricDefs();
+  const AlertmanagerStats s = stats();
+  std::vector<FamilySnapshot> out(defs.size());
+  for (size_t i = 0; i < defs.size(); ++i) out[i].def = &defs[i];
+  for (const AlertmanagerUrlStats& u : s.urls) {
+    const std::string& key = keys->emplace_back(u.url);
+    const double values[] = {static_cast<double>(u.sent), static_cast<double>(u.errors),
+                             static_cast<double>(u.dropped), static_cast<double>(u.queued)};
+    for (size_t i = 0; i < defs.size(); ++i) {
+      out[i].keys.push_back(key);
+      out[i].words.push_back(std::bit_cast<uint64_t>(values[i]));
+    }
+  }
+  for (FamilySnapshot& f : out) families->push_back(std::move(f));
 }
 
 }  // namespace novapulse

@@ -39,6 +39,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "aggregators/metric_store.h"
 #include "aggregators/promql.h"
 #include "aggregators/rules.h"
 
@@ -103,6 +104,11 @@ class AlertmanagerClient {
   void Shutdown(absl::Duration flush);
 
   AlertmanagerStats stats() const;
+  // Appends novapulse_alertmanager_alerts_sent_total{url},
+  // novapulse_alertmanager_errors_total{url},
+  // novapulse_alertmanager_dropped_total{url} and
+  // novapulse_alertmanager_queue_length{url}; label values are kept in *keys.
+  void AppendFamilies(std::deque<std::string>* keys, std::vector<FamilySnapshot>* families) const;
 
  private:
   struct Endpoint {

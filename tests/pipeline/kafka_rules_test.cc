@@ -12,11 +12,13 @@
 #include "tests/pipeline/kafka_broker.h"
 #include "tests/pipeline/run_service.h"
 #include "tests/pipeline/test_process.h"
+#include "tests/sinks/alertmanager_process.h"
 #include "tests/sinks/prometheus_text.h"
 
 namespace novapulse {
 namespace {
 
+using testing::Alertmanager;
 using testing::Broker;
 using testing::FreePort;
 using testing::HttpGet;
@@ -69,6 +71,8 @@ TEST(KafkaRules, AlertsFollowEventTimeAndIdleInputLetsTimeMoveOn) {
         labels: {severity: critical}
         annotations: {summary: "{{ $value }} errors in 30s"}
 )");
+  Alertmanager alertmanager(dir);
+  ASSERT_EQ(alertmanager.Start(), "");
   const int port = FreePort();
   ASSERT_GT(port, 0);
   WriteWholeFile(dir.Path("run.yaml"), absl::StrCat(R"(kafka:
@@ -88,6 +92,9 @@ pipeline:
 rules:
   files: [")",
                                                     dir.Path("rules.yml"), R"("]
+alertmanager:
+  urls: [")",
+                                                    alertmanager.url(), R"("]
 )"));
 
   // One request a second over the last 60 s; the last 20 s answered 500;
@@ -116,6 +123,24 @@ rules:
   EXPECT_TRUE(firing.Has("test:requests:rate30s"));
   EXPECT_GT(firing.Value("novapulse_rule_evaluations_total"), 0);
   EXPECT_GT(firing.Value("novapulse_window_memory_bytes"), 0);
+  const std::string api = HttpGet(port, "/api/v1/alerts");
+  EXPECT_NE(api.find(R"("alertname":"ErrorsSeen")"), std::string::npos) << api;
+  EXPECT_NE(api.find(R"("state":"firing")"), std::string::npos) << api;
+  EXPECT_NE(HttpGet(port, "/api/v1/rules").find(R"("name":"test:requests:rate30s")"),
+            std::string::npos);
+  // The firing alert reaches a real Alertmanager (event times here are close
+  // to the wall clock, so Alertmanager takes it as active).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline &&
+         alertmanager.Alerts()["ErrorsSeen"] != "active") {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(alertmanager.Alerts()["ErrorsSeen"], "active") << service.log();
+  EXPECT_GE(
+      firing.Value("novapulse_alertmanager_alerts_sent_total", {{"url", alertmanager.url()}}) +
+          ParsePromText(HttpGet(port, "/metrics"))
+              .Value("novapulse_alertmanager_alerts_sent_total", {{"url", alertmanager.url()}}),
+      1);
 
   // No new data: event time moves on with the wall clock, the 500s leave the
   // 30 s range and the alert resolves.
