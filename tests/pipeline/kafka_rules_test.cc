@@ -136,11 +136,9 @@ alertmanager:
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   EXPECT_EQ(alertmanager.Alerts()["ErrorsSeen"], "active") << service.log();
-  EXPECT_GE(
-      firing.Value("novapulse_alertmanager_alerts_sent_total", {{"url", alertmanager.url()}}) +
-          ParsePromText(HttpGet(port, "/metrics"))
-              .Value("novapulse_alertmanager_alerts_sent_total", {{"url", alertmanager.url()}}),
-      1);
+  EXPECT_GE(ParsePromText(HttpGet(port, "/metrics"))
+                .Value("novapulse_alertmanager_alerts_sent_total", {{"url", alertmanager.url()}}),
+            1);
 
   // No new data: event time moves on with the wall clock, the 500s leave the
   // 30 s range and the alert resolves.
