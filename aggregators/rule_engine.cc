@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <numeric>
 #include <set>
 
@@ -186,6 +187,7 @@ bool RuleEngine::EvalRecording(const RuleGroupSpec& g, const RuleSpec& r, RuleSt
     out.emplace_back(std::move(labels), e.v);
   }
   std::vector<const promql::Labels*> sorted;
+  sorted.reserve(out.size());
   for (const auto& o : out) sorted.push_back(&o.first);
   std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return *a < *b; });
   for (size_t i = 1; i < sorted.size(); ++i) {
@@ -300,7 +302,8 @@ bool RuleEngine::EvalAlerting(const RuleGroupSpec& g, const RuleSpec& r, RuleSta
     out.emplace_back(std::move(alerts), 1.0);
     promql::Labels for_state = a.labels;
     SetLabel(&for_state, "__name__", std::string(kForStateMetric));
-    out.emplace_back(std::move(for_state), static_cast<double>(a.active_at_ms / 1000));
+    out.emplace_back(std::move(for_state),  // Whole seconds, as Prometheus's ActiveAt.Unix().
+                     std::floor(static_cast<double>(a.active_at_ms) / 1000.0));
     ++it;
   }
   return true;

@@ -191,7 +191,7 @@ class Loader {
       // Block scalar: the text starts on the next line, at its indentation.
       file_line = mark.line + 1 + line;
       // The block's indentation is its first line's.
-      const size_t idx = static_cast<size_t>(mark.line + 1);
+      const size_t idx = static_cast<size_t>(mark.line) + 1;
       int indent = 0;
       if (idx < lines_.size()) {
         while (static_cast<size_t>(indent) < lines_[idx].size() && lines_[idx][indent] == ' ') {

@@ -62,11 +62,12 @@ std::vector<WindowHistory::Wanted> WindowHistory::Resolve(const std::vector<Metr
 
 std::vector<size_t> WindowHistory::Families(const std::vector<Wanted>& wanted) {
   std::vector<size_t> families;
+  families.reserve(wanted.size());
   for (const Wanted& w : wanted) families.push_back(w.metric);
   return families;
 }
 
-WindowHistory::WindowHistory(MetricStore* store, std::vector<Wanted> wanted,
+WindowHistory::WindowHistory(MetricStore* store, const std::vector<Wanted>& wanted,
                              promql::SeriesStore* out)
     : store_(store),
       out_(out),

@@ -60,7 +60,7 @@ class WindowHistory {
 
   // `store` has windows enabled for Families(wanted); samples go to `out`,
   // whose retention for each name is set here.
-  WindowHistory(MetricStore* store, std::vector<Wanted> wanted, promql::SeriesStore* out);
+  WindowHistory(MetricStore* store, const std::vector<Wanted>& wanted, promql::SeriesStore* out);
 
   // Also sends every sample at slot ends that are multiples of `step_ms` to
   // `sink` (which must outlive the history). Before Start().

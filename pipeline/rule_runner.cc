@@ -324,7 +324,7 @@ int RunCheckRulesCommand(int argc, char** argv) {
     const int64_t samples = reach.ms / slot + 2;
     std::printf("  %-48s reach %-8s %6lld samples  ~%lld bytes per series\n", reach.metric.c_str(),
                 absl::FormatDuration(absl::Milliseconds(reach.ms)).c_str(),
-                static_cast<long long>(samples), static_cast<long long>(samples * 16));
+                static_cast<long long>(samples), static_cast<long long>(samples) * 16);
   }
   for (const std::string& name : r.unknown_metrics()) {
     std::printf("note: %s is not exported by novapulse; its selectors select nothing\n",

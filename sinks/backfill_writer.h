@@ -80,7 +80,7 @@ class BackfillWriter : public WindowSampleSink {
     return Create(path, Options());
   }
 
-  ~BackfillWriter();
+  ~BackfillWriter() override;
   BackfillWriter(const BackfillWriter&) = delete;
   BackfillWriter& operator=(const BackfillWriter&) = delete;
 

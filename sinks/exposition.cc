@@ -192,6 +192,7 @@ void WriteRuleSeries(const std::vector<std::pair<promql::Labels, double>>& serie
     }
     return {};
   };
+  sorted.reserve(series.size());
   for (const auto& s : series) sorted.push_back(&s);
   std::stable_sort(sorted.begin(), sorted.end(),
                    [&](auto* a, auto* b) { return name_of(a->first) < name_of(b->first); });
