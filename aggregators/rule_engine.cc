@@ -186,12 +186,11 @@ bool RuleEngine::EvalRecording(const RuleGroupSpec& g, const RuleSpec& r, RuleSt
     for (const auto& [name, t] : r.labels) SetLabel(&labels, name, t.Expand({}, 0));
     out.emplace_back(std::move(labels), e.v);
   }
-  std::vector<const promql::Labels*> sorted;
-  sorted.reserve(out.size());
-  for (const auto& o : out) sorted.push_back(&o.first);
-  std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return *a < *b; });
-  for (size_t i = 1; i < sorted.size(); ++i) {
-    if (*sorted[i] == *sorted[i - 1]) {
+  // In label order: the evaluator's order follows series creation, which
+  // depends on which worker met a series first.
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (size_t i = 1; i < out.size(); ++i) {
+    if (out[i].first == out[i - 1].first) {
       ++failures_;
       st.last_error = "vector contains metrics with the same labelset after applying rule labels";
       return false;
@@ -241,6 +240,10 @@ bool RuleEngine::EvalAlerting(const RuleGroupSpec& g, const RuleSpec& r, RuleSta
     }
     results.push_back(std::move(res));
   }
+  // In label order, so that alerts that start together are reported in an
+  // order that does not depend on how series were created.
+  std::sort(results.begin(), results.end(),
+            [](const Result& a, const Result& b) { return a.labels < b.labels; });
   if (g.limit > 0 && results.size() > static_cast<size_t>(g.limit)) {
     ++failures_;
     st.last_error =

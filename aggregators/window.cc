@@ -202,44 +202,62 @@ void WindowHistory::Fold(Family& f, size_t m, size_t pos, int64_t slot,
         delta_[w] = 0;
       }
       if (!f.started[id]) {
+        // Named and emitted after the loop, in label order (see below).
         f.started[id] = 1;
-        AddSeries(f, id);
+        fresh_.push_back(id);
+        continue;
       }
     }
-    if (!f.started[id]) continue;
-    const uint32_t* refs = &f.refs[id * f.parts];
-    const uint32_t* sink_refs = to_sink ? &f.sink_refs[id * f.parts] : nullptr;
-    auto emit = [&](size_t part, double v) {
-      out_->Append(refs[part], t_ms, v);
-      if (sink_refs != nullptr) sink_->Append(sink_refs[part], t_ms, v);
-    };
-    switch (f.def->type) {
-      case MetricType::kCounter:
-        emit(0, static_cast<double>(cum[0]));
-        break;
-      case MetricType::kGauge:
-        emit(0, static_cast<double>(std::max<int64_t>(0, static_cast<int64_t>(cum[0]))));
-        break;
-      case MetricType::kHistogram: {
-        size_t part = 0;
-        uint64_t running = 0;
-        for (size_t b = 0; b + 1 < width; ++b) running += cum[b];
-        if (f.wanted.buckets) {
-          uint64_t le = 0;
-          for (size_t b = 0; b + 1 < width; ++b) {
-            le += cum[b];
-            emit(part++, static_cast<double>(le));
-          }
+    if (f.started[id]) Emit(f, id, t_ms, to_sink);
+  }
+  // Series that start in this slot get their sample streams in label order,
+  // not id order: ids follow which worker met a series first, and the order
+  // of the streams decides the order of sums and of the backfill file.
+  const SeriesIndex& index = store_->index(m);
+  std::sort(fresh_.begin(), fresh_.end(),
+            [&index](uint32_t a, uint32_t b) { return index.Key(a) < index.Key(b); });
+  for (uint32_t id : fresh_) {
+    AddSeries(f, id);
+    Emit(f, id, t_ms, to_sink);
+  }
+  fresh_.clear();
+}
+
+void WindowHistory::Emit(Family& f, uint32_t id, int64_t t_ms, bool to_sink) {
+  const size_t width = f.width;
+  const uint64_t* cum = &f.cumulative[id * width];
+  const uint32_t* refs = &f.refs[id * f.parts];
+  const uint32_t* sink_refs = to_sink ? &f.sink_refs[id * f.parts] : nullptr;
+  auto emit = [&](size_t part, double v) {
+    out_->Append(refs[part], t_ms, v);
+    if (sink_refs != nullptr) sink_->Append(sink_refs[part], t_ms, v);
+  };
+  switch (f.def->type) {
+    case MetricType::kCounter:
+      emit(0, static_cast<double>(cum[0]));
+      break;
+    case MetricType::kGauge:
+      emit(0, static_cast<double>(std::max<int64_t>(0, static_cast<int64_t>(cum[0]))));
+      break;
+    case MetricType::kHistogram: {
+      size_t part = 0;
+      uint64_t running = 0;
+      for (size_t b = 0; b + 1 < width; ++b) running += cum[b];
+      if (f.wanted.buckets) {
+        uint64_t le = 0;
+        for (size_t b = 0; b + 1 < width; ++b) {
+          le += cum[b];
+          emit(part++, static_cast<double>(le));
         }
-        if (f.wanted.sum) {
-          emit(part++, static_cast<double>(cum[width - 1]) * f.def->sum_unit);
-        }
-        if (f.wanted.count) emit(part++, static_cast<double>(running));
-        break;
       }
-      default:
-        break;
+      if (f.wanted.sum) {
+        emit(part++, static_cast<double>(cum[width - 1]) * f.def->sum_unit);
+      }
+      if (f.wanted.count) emit(part++, static_cast<double>(running));
+      break;
     }
+    default:
+      break;
   }
 }
 

@@ -98,6 +98,8 @@ class WindowHistory {
     size_t known = 0;                    // series with refs made
   };
   void AddSeries(Family& f, uint32_t id);
+  // Appends series `id`'s samples at `t_ms` (and to the sink when `to_sink`).
+  void Emit(Family& f, uint32_t id, int64_t t_ms, bool to_sink);
   // `spilled`: the slot's spilled updates (any family).
   void Fold(Family& f, size_t m, size_t pos, int64_t slot,
             const std::vector<SpilledUpdate>& spilled);
@@ -111,6 +113,7 @@ class WindowHistory {
   size_t series_ = 0;
   size_t closes_ = 0;
   std::vector<uint64_t> delta_;  // scratch
+  std::vector<uint32_t> fresh_;  // scratch: series started in the slot being folded
   WindowSampleSink* sink_ = nullptr;
   int64_t sink_step_ms_ = 0;
 };

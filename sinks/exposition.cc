@@ -194,8 +194,12 @@ void WriteRuleSeries(const std::vector<std::pair<promql::Labels, double>>& serie
   };
   sorted.reserve(series.size());
   for (const auto& s : series) sorted.push_back(&s);
-  std::stable_sort(sorted.begin(), sorted.end(),
-                   [&](auto* a, auto* b) { return name_of(a->first) < name_of(b->first); });
+  // By name, then labels: the same outputs always render the same text.
+  std::sort(sorted.begin(), sorted.end(), [&](auto* a, auto* b) {
+    const std::string_view na = name_of(a->first);
+    const std::string_view nb = name_of(b->first);
+    return na != nb ? na < nb : a->first < b->first;
+  });
   std::string_view current;
   for (const auto* s : sorted) {
     const std::string_view name = name_of(s->first);

@@ -124,21 +124,24 @@ class Traffic {
   struct Output {
     std::string alerts_json;
     std::string metrics;
+    std::string backfill;  // OpenMetrics with timestamps
     std::vector<Episode> episodes;
   };
   Output Replay(int threads) const {
     const std::string tag = std::to_string(threads);
     const std::string alerts = dir_.Path("alerts" + tag + ".json");
     const std::string metrics = dir_.Path("metrics" + tag + ".prom");
+    const std::string backfill = dir_.Path("backfill" + tag + ".om");
     const ProcessResult r =
         RunProcess({NOVAPULSE_BINARY, "replay", "-q", "--threads", tag, "--rules", kRules,
-                    "--alerts-json", alerts, "--output", metrics,
+                    "--alerts-json", alerts, "--output", metrics, "--openmetrics", backfill,
                     dir_.Path("access-log.ndjson.zst"), dir_.Path("outbox.ndjson.zst")},
                    "/dev/null", std::chrono::seconds(180));
     EXPECT_EQ(r.exit_code, 0) << r.err;
     Output out;
     out.alerts_json = ReadWholeFile(alerts);
     out.metrics = ReadWholeFile(metrics);
+    out.backfill = ReadWholeFile(backfill);
     out.episodes = ParseTimeline(out.alerts_json);
     return out;
   }
@@ -325,6 +328,8 @@ TEST(NovaGiftBacktest, OneAndTwoThreadsGiveIdenticalAlertsAndMetrics) {
                                                     << two.alerts_json;
     EXPECT_FALSE(one.metrics.empty());
     EXPECT_TRUE(one.metrics == two.metrics) << "metrics differ between 1 and 2 threads";
+    EXPECT_TRUE(one.backfill.ends_with("# EOF\n"));
+    EXPECT_TRUE(one.backfill == two.backfill) << "backfills differ between 1 and 2 threads";
   }
 }
 
