@@ -248,6 +248,7 @@ class Loader {
     rule.file = file_;
     rule.line = r.Mark().line + 1;
     YAML::Node expr_node;
+    bool has_expr = false;  // a default YAML::Node is a defined null, not absent
     for (const auto& kv : r) {
       const std::string key = kv.first.as<std::string>();
       const YAML::Node& v = kv.second;
@@ -262,6 +263,7 @@ class Loader {
       } else if (key == "expr") {
         if (!v.IsScalar() || v.Scalar().empty()) return Error(v.Mark(), "expr must be set");
         expr_node = v;
+        has_expr = true;
         rule.expr_text = v.Scalar();
       } else if (key == "for" || key == "keep_firing_for") {
         int64_t ms = 0;
@@ -282,7 +284,7 @@ class Loader {
       }
     }
     if (rule.name.empty()) return Error(r.Mark(), "a rule needs 'record' or 'alert'");
-    if (!expr_node) return Error(r.Mark(), "rule '" + rule.name + "' has no expr");
+    if (!has_expr) return Error(r.Mark(), "rule '" + rule.name + "' has no expr");
     if (!rule.alert) {
       if (r["for"]) return Error(r["for"].Mark(), "'for' is only for alerting rules");
       if (r["keep_firing_for"]) {

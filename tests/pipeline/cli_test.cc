@@ -230,3 +230,45 @@ TEST_F(Cli, VersionPrintsTheVersion) {
 
 }  // namespace
 }  // namespace novapulse
+
+namespace novapulse {
+namespace {
+
+using ::novapulse::testing::ProcessResult;
+using ::novapulse::testing::RunNovapulse;
+using ::novapulse::testing::ScratchDir;
+using ::novapulse::testing::WriteWholeFile;
+using ::testing::HasSubstr;
+
+TEST(CheckRules, ValidFilesReportWhatTheRulesReadAndExitZero) {
+  const std::string rules = std::string(NOVAPULSE_SOURCE_DIR) + "/configs/alerts/novagift.yml";
+  const ProcessResult r = RunNovapulse({"check-rules", rules});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(rules + ": ok, 4 group(s), 8 alerting and 7 recording rule(s)"));
+  EXPECT_THAT(r.out, HasSubstr("gifts_claimed_total"));
+  EXPECT_THAT(r.out, HasSubstr("bytes per series"));
+}
+
+TEST(CheckRules, UnsupportedPromQLExitsOneWithFileLineAndColumn) {
+  ScratchDir dir;
+  const std::string path = dir.Path("bad.yml");
+  WriteWholeFile(path,
+                 "groups:\n  - name: g\n    rules:\n      - alert: A\n"
+                 "        expr: sum(rate(x[5m])) > 1\n      - alert: B\n"
+                 "        expr: label_replace(x, \"a\", \"b\", \"c\", \"d\")\n");
+  const ProcessResult r = RunNovapulse({"check-rules", path});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr(path + ":7:15: unsupported: function label_replace"));
+}
+
+TEST(CheckRules, ReplayRefusesABadRuleFileBeforeReading) {
+  ScratchDir dir;
+  WriteWholeFile(dir.Path("bad.yml"), "groups:\n  - name: g\n    rules:\n      - alert: A\n");
+  const ProcessResult r =
+      RunNovapulse({"replay", "--rules", dir.Path("bad.yml"), dir.Path("missing.ndjson")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr(dir.Path("bad.yml") + ":4:9: rule 'A' has no expr"));
+}
+
+}  // namespace
+}  // namespace novapulse
