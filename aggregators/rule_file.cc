@@ -363,7 +363,9 @@ std::string HumanizeDuration(double v) {
       sign = "-";
       v = -v;
     }
-    const int64_t d = static_cast<int64_t>(v);
+    // Go's int64(v) on amd64: values past the int64 range give INT64_MIN
+    // (what Prometheus then prints); in C++ that conversion is undefined.
+    const int64_t d = v < 9.2233720368547758e18 ? static_cast<int64_t>(v) : INT64_MIN;
     const int64_t seconds = d % 60;
     const int64_t minutes = (d / 60) % 60;
     const int64_t hours = (d / 3600) % 24;
