@@ -227,17 +227,24 @@ TEST(KafkaMock, FailedCommitsAreCountedAndALaterCommitSavesTheOffsets) {
     Consumer consumer(SourceConfig(cluster, "commit"));
     ASSERT_TRUE(WaitFor([&] { return consumer.source().assigned_partitions() == 8; },
                         std::chrono::seconds(20)));
-    // librdkafka retries some of these by itself, so fewer commits fail than
-    // errors are pushed; some do fail.
+    // librdkafka retries some of these by itself, and whether a commit
+    // fails depends on timing; so errors are pushed again, with more
+    // messages to commit, until some commit fails (10 rounds at most).
     const rd_kafka_resp_err_t errors[] = {
         RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
         RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
         RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE};
-    rd_kafka_mock_push_request_errors_array(cluster.get(), kOffsetCommit, std::size(errors),
-                                            errors);
-    cluster.Produce(kAccessTopic, 0, 400);
-    consumer.WaitForDistinct(400);
-    EXPECT_EQ(consumer.records(), 400);
+    int produced = 0;
+    for (int round = 0; round < 10 && consumer.source().commits(false) == 0; ++round) {
+      rd_kafka_mock_push_request_errors_array(cluster.get(), kOffsetCommit, std::size(errors),
+                                              errors);
+      cluster.Produce(kAccessTopic, produced, 100);
+      produced += 100;
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+    consumer.WaitForDistinct(produced);
+    EXPECT_EQ(consumer.distinct(), produced);
+    EXPECT_EQ(consumer.records(), produced);
     EXPECT_TRUE(
         WaitFor([&] { return consumer.source().commits(true) >= 1; }, std::chrono::seconds(10)));
     EXPECT_GE(consumer.source().commits(false), 1u);
@@ -247,11 +254,13 @@ TEST(KafkaMock, FailedCommitsAreCountedAndALaterCommitSavesTheOffsets) {
     std::printf("[ COMMITS  ] %llu failed, %llu succeeded\n",
                 static_cast<unsigned long long>(consumer.source().commits(false)),
                 static_cast<unsigned long long>(consumer.source().commits(true)));
+    // Errors left unused would fail the shutdown commit too.
+    rd_kafka_mock_clear_request_errors(cluster.get(), kOffsetCommit);
     ASSERT_TRUE(consumer.Stop().ok());
   }
   // The next member of the group starts after the last commit: it reads
   // only the new messages.
-  cluster.Produce(kAccessTopic, 400, 50);
+  cluster.Produce(kAccessTopic, 100'000, 50);
   Consumer next(SourceConfig(cluster, "commit"));
   next.WaitForDistinct(50);
   EXPECT_EQ(next.distinct(), 50);
