@@ -1,5 +1,6 @@
 // Test helpers for the Kafka integration tests: shell commands and a real
-// broker started with scripts/kafka-broker for the test's life.
+// broker started with scripts/kafka-broker for the test's life, which a test
+// may stop and start again on the same port and data (fault tests).
 #ifndef NOVAPULSE_TESTS_PIPELINE_KAFKA_BROKER_H_
 #define NOVAPULSE_TESTS_PIPELINE_KAFKA_BROKER_H_
 
@@ -62,6 +63,13 @@ class Broker {
     return "";
   }
   const std::string& address() const { return address_; }
+
+  // Stops the broker but keeps its data and ports, so Start() brings the same
+  // broker back on the same address. The script's output when it failed.
+  std::string StopKeepingData() {
+    const ShellResult r = Shell(absl::StrCat(Script("kafka-broker"), " stop --keep --dir ", dir_));
+    return r.status == 0 ? "" : absl::StrCat("exit ", r.status, "\n", r.output);
+  }
 
  private:
   std::string dir_;

@@ -1,6 +1,7 @@
 // Test helpers for `novapulse run` as a child process: a free local port,
 // a plain HTTP GET, the Service process (stderr to a log file, SIGTERM with
-// a deadline, killed at the end) and scraping until a condition holds.
+// a deadline or SIGKILL, killed at the end) and scraping until a condition
+// holds.
 //
 // Test-only, header-only; from one test thread.
 //   Service service(config_path, dir.Path("run.log"));
@@ -17,8 +18,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "tests/pipeline/test_process.h"
@@ -45,32 +48,46 @@ inline int FreePort() {
   return port;
 }
 
-// GET `path` from 127.0.0.1:port; the body when the status is 200, else "".
-inline std::string HttpGet(int port, const std::string& path) {
+struct HttpReply {
+  int status = 0;  // 0 when there was no answer
+  std::string body;
+};
+
+// GET `path` from 127.0.0.1:port, whatever the status.
+inline HttpReply HttpGetReply(int port, const std::string& path) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
+  if (fd < 0) return {};
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     close(fd);
-    return "";
+    return {};
   }
   const std::string request =
       absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
   if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
       static_cast<ssize_t>(request.size())) {
     close(fd);
-    return "";
+    return {};
   }
   std::string raw;
   char buf[16384];
   for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) raw.append(buf, static_cast<size_t>(n));
   close(fd);
+  HttpReply reply;
   const size_t end = raw.find("\r\n\r\n");
-  if (!raw.starts_with("HTTP/1.1 200") || end == std::string::npos) return "";
-  return raw.substr(end + 4);
+  if (!raw.starts_with("HTTP/1.1 ") || end == std::string::npos) return reply;
+  reply.status = std::atoi(raw.c_str() + 9);
+  reply.body = raw.substr(end + 4);
+  return reply;
+}
+
+// GET `path` from 127.0.0.1:port; the body when the status is 200, else "".
+inline std::string HttpGet(int port, const std::string& path) {
+  HttpReply reply = HttpGetReply(port, path);
+  return reply.status == 200 ? std::move(reply.body) : "";
 }
 
 // `novapulse run --config FILE` as a child process, stderr to a file; killed
@@ -101,6 +118,14 @@ class Service {
 
   bool running() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
   std::string log() const { return ReadWholeFile(log_); }
+
+  // SIGKILL, as a crash would: nothing is committed or logged on the way out.
+  void Kill() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
 
   // Sends SIGTERM; the exit code, or -1 when it did not exit normally within
   // `timeout` (it is then killed).
