@@ -38,47 +38,6 @@ bool IsLabelName(std::string_view s) {
 
 }  // namespace
 
-bool ParsePromDuration(std::string_view s, int64_t* out_ms) {
-  if (s == "0") {
-    *out_ms = 0;
-    return true;
-  }
-  if (s.empty()) return false;
-  struct Unit {
-    std::string_view name;
-    int64_t ms;
-  };
-  static constexpr Unit kUnits[] = {{"y", 365LL * 24 * 3600 * 1000},
-                                    {"w", 7LL * 24 * 3600 * 1000},
-                                    {"d", 24LL * 3600 * 1000},
-                                    {"h", 3600LL * 1000},
-                                    {"m", 60LL * 1000},
-                                    {"s", 1000},
-                                    {"ms", 1}};
-  int64_t total = 0;
-  size_t next_unit = 0;
-  size_t i = 0;
-  while (i < s.size()) {
-    size_t j = i;
-    while (j < s.size() && s[j] >= '0' && s[j] <= '9') ++j;
-    if (j == i) return false;
-    int64_t n = 0;
-    if (std::from_chars(s.data() + i, s.data() + j, n).ec != std::errc()) return false;
-    size_t k = j;
-    while (k < s.size() && !(s[k] >= '0' && s[k] <= '9')) ++k;
-    const std::string_view unit = s.substr(j, k - j);
-    size_t u = next_unit;
-    while (u < std::size(kUnits) && kUnits[u].name != unit) ++u;
-    if (u == std::size(kUnits)) return false;
-    if (n > INT64_MAX / kUnits[u].ms || total > INT64_MAX - n * kUnits[u].ms) return false;
-    total += n * kUnits[u].ms;
-    next_unit = u + 1;
-    i = k;
-  }
-  *out_ms = total;
-  return true;
-}
-
 namespace {
 
 class Loader {
@@ -120,7 +79,7 @@ class Loader {
           if (!v.IsScalar() || v.Scalar().empty()) return Error(v.Mark(), "group name must be set");
           group.name = v.Scalar();
         } else if (key == "interval") {
-          if (!v.IsScalar() || !ParsePromDuration(v.Scalar(), &group.interval_ms) ||
+          if (!v.IsScalar() || !promql::ParseDuration(v.Scalar(), &group.interval_ms) ||
               group.interval_ms <= 0) {
             return Error(v.Mark(), "interval must be a positive duration like 15s or 1m");
           }
@@ -267,7 +226,7 @@ class Loader {
         rule.expr_text = v.Scalar();
       } else if (key == "for" || key == "keep_firing_for") {
         int64_t ms = 0;
-        if (!v.IsScalar() || !ParsePromDuration(v.Scalar(), &ms)) {
+        if (!v.IsScalar() || !promql::ParseDuration(v.Scalar(), &ms)) {
           return Error(v.Mark(), key + " must be a duration like 5m");
         }
         (key == "for" ? rule.for_ms : rule.keep_firing_for_ms) = ms;

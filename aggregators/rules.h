@@ -60,10 +60,6 @@ class AlertTemplate {
   std::vector<Part> parts_;
 };
 
-// Prometheus's duration syntax (model.ParseDuration): units y w d h m s ms,
-// largest first, each at most once, e.g. "1h30m"; "0" alone is zero.
-[[nodiscard]] bool ParsePromDuration(std::string_view s, int64_t* out_ms);
-
 // Go's %v of a float64 (what {{ $value }} prints).
 std::string FormatGoFloat(double v);
 

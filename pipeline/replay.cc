@@ -388,13 +388,13 @@ int RunReplayCommand(int argc, char** argv) {
       openmetrics = args.Value();
     } else if (args.Is("--step")) {
       const std::string text(args.Value());
-      if (!ParsePromDuration(text, &rule_options.backfill_step_ms) ||
+      if (!promql::ParseDuration(text, &rule_options.backfill_step_ms) ||
           rule_options.backfill_step_ms < 1000 || rule_options.backfill_step_ms % 1000 != 0) {
         return args.Fail("--step: expected whole seconds like 15s or 1m, got '" + text + "'");
       }
     } else if (args.Is("--lateness")) {
       const std::string text(args.Value());
-      if (!ParsePromDuration(text, &rule_options.lateness_ms)) {
+      if (!promql::ParseDuration(text, &rule_options.lateness_ms)) {
         return args.Fail("--lateness: expected a duration like 30s or 2m, got '" + text + "'");
       }
     } else if (args.IsSwitch("-q") || args.IsSwitch("--quiet")) {
