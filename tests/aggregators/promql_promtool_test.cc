@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "aggregators/promql.h"
+#include "tests/aggregators/promtool_text.h"
 
 namespace novapulse::promql {
 namespace {
@@ -49,38 +50,6 @@ std::string InputValue(double v) {
   char buf[64];
   snprintf(buf, sizeof(buf), "%.17g", v);
   return buf;
-}
-
-std::string Escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\\' || c == '"') out.push_back('\\');
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out.push_back(c);
-  }
-  return out;
-}
-
-// promtool's label syntax: {__name__="x", a="b"}.
-std::string FormatLabels(const Labels& ls) {
-  std::string out = "{";
-  for (size_t i = 0; i < ls.size(); ++i) {
-    if (i > 0) out += ", ";
-    out += ls[i].name + "=\"" + Escape(ls[i].value) + "\"";
-  }
-  return out + "}";
-}
-
-std::string YamlSingleQuoted(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out.push_back('\'');
-    out.push_back(c);
-  }
-  return out + "'";
 }
 
 Labels L(std::initializer_list<Label> ls) {
@@ -400,9 +369,9 @@ TEST(PromqlPromtool, AgreesWithPromtool) {
       const Point& p = s.points[i];
       values += p.cell == Cell::kGap ? "_" : p.cell == Cell::kStale ? "stale" : InputValue(p.v);
     }
-    std::string series = FormatLabels(s.labels);
-    yaml += "      - series: " + YamlSingleQuoted(series) + "\n";
-    yaml += "        values: " + YamlSingleQuoted(values) + "\n";
+    std::string series = testing::PromtoolLabels(s.labels);
+    yaml += "      - series: " + testing::YamlSingleQuoted(series) + "\n";
+    yaml += "        values: " + testing::YamlSingleQuoted(values) + "\n";
   }
   yaml += "    promql_expr_test:\n";
 
@@ -415,14 +384,16 @@ TEST(PromqlPromtool, AgreesWithPromtool) {
     ASSERT_TRUE(e.ok()) << expr << ": " << e.status();
     absl::StatusOr<Vector> v = eval.Eval(**e, t);
     ASSERT_TRUE(v.ok()) << expr << " at " << t << ": " << v.status();
-    yaml += "      - expr: " + YamlSingleQuoted(expr) + "\n";
+    yaml += "      - expr: " + testing::YamlSingleQuoted(expr) + "\n";
     yaml += "        eval_time: " + std::to_string(t) + "ms\n";
     if (v->empty()) {
       yaml += "        exp_samples: []\n";
     } else {
       yaml += "        exp_samples:\n";
       for (const Element& el : *v) {
-        yaml += "          - labels: " + YamlSingleQuoted(FormatLabels(el.labels)) + "\n";
+        yaml +=
+            "          - labels: " + testing::YamlSingleQuoted(testing::PromtoolLabels(el.labels)) +
+            "\n";
         yaml += "            value: " + FormatValue(el.v) + "\n";
       }
     }

@@ -29,6 +29,7 @@
 
 #include "aggregators/promql.h"
 #include "aggregators/rules.h"
+#include "tests/aggregators/promtool_text.h"
 
 namespace novapulse {
 namespace {
@@ -63,37 +64,6 @@ struct Coverage {
   int refired = 0;      // fired again with labels that had resolved before
   int kept_firing = 0;  // evaluations where a firing alert's expression no longer held
 };
-
-std::string Escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\\' || c == '"') out.push_back('\\');
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out.push_back(c);
-  }
-  return out;
-}
-
-std::string FormatLabels(const Labels& ls) {
-  std::string out = "{";
-  for (size_t i = 0; i < ls.size(); ++i) {
-    if (i > 0) out += ", ";
-    out += ls[i].name + "=\"" + Escape(ls[i].value) + "\"";
-  }
-  return out + "}";
-}
-
-std::string YamlSingleQuoted(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out.push_back('\'');
-    out.push_back(c);
-  }
-  return out + "'";
-}
 
 std::string Number(double v) {
   char buf[64];
@@ -189,8 +159,9 @@ std::string BuildTestFile(const Scenario& s, Coverage* coverage, std::string* er
       const Point& p = in.points[i];
       values += p.cell == Cell::kGap ? "_" : p.cell == Cell::kStale ? "stale" : Number(p.v);
     }
-    yaml += "      - series: " + YamlSingleQuoted(FormatLabels(in.labels)) + "\n";
-    yaml += "        values: " + YamlSingleQuoted(values) + "\n";
+    yaml +=
+        "      - series: " + testing::YamlSingleQuoted(testing::PromtoolLabels(in.labels)) + "\n";
+    yaml += "        values: " + testing::YamlSingleQuoted(values) + "\n";
   }
 
   std::string alert_tests = "    alert_rule_test:\n";
@@ -230,7 +201,8 @@ std::string BuildTestFile(const Scenario& s, Coverage* coverage, std::string* er
         alert_tests += "          - exp_labels:\n";
         Labels series_labels;
         for (const Label& l : a->labels) {
-          alert_tests += "              " + l.name + ": " + YamlSingleQuoted(l.value) + "\n";
+          alert_tests +=
+              "              " + l.name + ": " + testing::YamlSingleQuoted(l.value) + "\n";
           // Every label the rule does not set came from the series.
           bool from_rule = l.name == "alertname";
           for (const auto& [name, tmpl] : st.rule->labels) from_rule |= name == l.name;
@@ -241,7 +213,7 @@ std::string BuildTestFile(const Scenario& s, Coverage* coverage, std::string* er
         } else {
           alert_tests += "            exp_annotations:\n";
           for (const auto& [name, text] : a->annotations) {
-            alert_tests += "              " + name + ": " + YamlSingleQuoted(text) + "\n";
+            alert_tests += "              " + name + ": " + testing::YamlSingleQuoted(text) + "\n";
           }
         }
         if (st.rule->keep_firing_for_ms > 0 && !holds.contains(series_labels)) {
@@ -267,7 +239,7 @@ std::string BuildTestFile(const Scenario& s, Coverage* coverage, std::string* er
       *error = expr + ": " + std::string(v.status().message());
       return false;
     }
-    expr_tests += "      - expr: " + YamlSingleQuoted(expr) + "\n";
+    expr_tests += "      - expr: " + testing::YamlSingleQuoted(expr) + "\n";
     expr_tests += "        eval_time: " + std::to_string(t) + "ms\n";
     if (v->empty()) {
       expr_tests += "        exp_samples: []\n";
@@ -275,7 +247,9 @@ std::string BuildTestFile(const Scenario& s, Coverage* coverage, std::string* er
     }
     expr_tests += "        exp_samples:\n";
     for (const promql::Element& el : *v) {
-      expr_tests += "          - labels: " + YamlSingleQuoted(FormatLabels(el.labels)) + "\n";
+      expr_tests +=
+          "          - labels: " + testing::YamlSingleQuoted(testing::PromtoolLabels(el.labels)) +
+          "\n";
       expr_tests += "            value: " + FormatValue(el.v) + "\n";
     }
     return true;
