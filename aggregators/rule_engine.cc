@@ -114,8 +114,10 @@ void RuleEngine::EvaluateDue(int64_t t_ms) {
       RuleState& st = state_[gi][ri];
       const auto start = std::chrono::steady_clock::now();
       std::vector<std::pair<promql::Labels, double>> out;
-      const bool ok =
-          r.alert ? EvalAlerting(g, r, st, t_ms, out) : EvalRecording(g, r, st, t_ms, out);
+      absl::StatusOr<promql::Vector> v = evaluator_.Eval(*r.expr, t_ms);
+      const bool ok = !v.ok()   ? Fail(st, std::string(v.status().message()))
+                      : r.alert ? EvalAlerting(g, r, st, t_ms, *v, out)
+                                : EvalRecording(g, r, st, *std::move(v), out);
       // A failed evaluation writes nothing, not even staleness markers.
       if (ok) {
         outputs_[flat] = std::move(out);
@@ -171,16 +173,17 @@ void RuleEngine::WriteOutputs(RuleState& st, std::vector<std::pair<promql::Label
   st.last_refs = std::move(refs);
 }
 
+bool RuleEngine::Fail(RuleState& st, std::string error) {
+  ++failures_;
+  st.last_error = std::move(error);
+  return false;
+}
+
 bool RuleEngine::EvalRecording(const RuleGroupSpec& g, const RuleSpec& r, RuleState& st,
-                               int64_t t_ms, std::vector<std::pair<promql::Labels, double>>& out) {
-  absl::StatusOr<promql::Vector> v = evaluator_.Eval(*r.expr, t_ms);
-  if (!v.ok()) {
-    ++failures_;
-    st.last_error = std::string(v.status().message());
-    return false;
-  }
-  out.reserve(v->size());
-  for (promql::Element& e : *v) {
+                               promql::Vector v,
+                               std::vector<std::pair<promql::Labels, double>>& out) {
+  out.reserve(v.size());
+  for (promql::Element& e : v) {
     promql::Labels labels = std::move(e.labels);
     SetLabel(&labels, "__name__", r.name);
     for (const auto& [name, t] : r.labels) SetLabel(&labels, name, t.Expand({}, 0));
@@ -191,28 +194,19 @@ bool RuleEngine::EvalRecording(const RuleGroupSpec& g, const RuleSpec& r, RuleSt
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (size_t i = 1; i < out.size(); ++i) {
     if (out[i].first == out[i - 1].first) {
-      ++failures_;
-      st.last_error = "vector contains metrics with the same labelset after applying rule labels";
-      return false;
+      return Fail(st, "vector contains metrics with the same labelset after applying rule labels");
     }
   }
   if (g.limit > 0 && out.size() > static_cast<size_t>(g.limit)) {
-    ++failures_;
-    st.last_error = absl::StrCat("exceeded limit of ", g.limit, " with ", out.size(), " series");
-    return false;
+    return Fail(st, absl::StrCat("exceeded limit of ", g.limit, " with ", out.size(), " series"));
   }
   st.last_error.clear();
   return true;
 }
 
 bool RuleEngine::EvalAlerting(const RuleGroupSpec& g, const RuleSpec& r, RuleState& st,
-                              int64_t t_ms, std::vector<std::pair<promql::Labels, double>>& out) {
-  absl::StatusOr<promql::Vector> v = evaluator_.Eval(*r.expr, t_ms);
-  if (!v.ok()) {
-    ++failures_;
-    st.last_error = std::string(v.status().message());
-    return false;
-  }
+                              int64_t t_ms, const promql::Vector& v,
+                              std::vector<std::pair<promql::Labels, double>>& out) {
   auto notify = [&](const Alert& a, AlertState from, AlertState to) {
     if (on_transition_) on_transition_({t_ms, &r, &a, from, to});
   };
@@ -223,7 +217,7 @@ bool RuleEngine::EvalAlerting(const RuleGroupSpec& g, const RuleSpec& r, RuleSta
     double value;
   };
   std::vector<Result> results;
-  for (const promql::Element& e : *v) {
+  for (const promql::Element& e : v) {
     Result res;
     res.value = e.v;
     res.labels = e.labels;
@@ -234,9 +228,7 @@ bool RuleEngine::EvalAlerting(const RuleGroupSpec& g, const RuleSpec& r, RuleSta
       res.annotations.emplace_back(name, t.Expand(e.labels, e.v));
     }
     if (!seen.insert(res.labels).second) {
-      ++failures_;
-      st.last_error = "vector contains metrics with the same labelset after applying alert labels";
-      return false;
+      return Fail(st, "vector contains metrics with the same labelset after applying alert labels");
     }
     results.push_back(std::move(res));
   }
@@ -245,10 +237,8 @@ bool RuleEngine::EvalAlerting(const RuleGroupSpec& g, const RuleSpec& r, RuleSta
   std::sort(results.begin(), results.end(),
             [](const Result& a, const Result& b) { return a.labels < b.labels; });
   if (g.limit > 0 && results.size() > static_cast<size_t>(g.limit)) {
-    ++failures_;
-    st.last_error =
-        absl::StrCat("exceeded limit of ", g.limit, " with ", results.size(), " alerts");
-    return false;
+    return Fail(st,
+                absl::StrCat("exceeded limit of ", g.limit, " with ", results.size(), " alerts"));
   }
   st.last_error.clear();
   for (Result& res : results) {

@@ -181,11 +181,14 @@ class RuleEngine {
     double eval_seconds = 0;
     bool evaluated = false;
   };
-  // Both return false on an evaluation error (recorded in st).
-  bool EvalRecording(const RuleGroupSpec& g, const RuleSpec& r, RuleState& st, int64_t t_ms,
+  // Turn a rule's evaluated vector `v` into its outputs (and, for alerts,
+  // its alert states). Both return false on an error, recorded by Fail().
+  bool EvalRecording(const RuleGroupSpec& g, const RuleSpec& r, RuleState& st, promql::Vector v,
                      std::vector<std::pair<promql::Labels, double>>& out);
   bool EvalAlerting(const RuleGroupSpec& g, const RuleSpec& r, RuleState& st, int64_t t_ms,
-                    std::vector<std::pair<promql::Labels, double>>& out);
+                    const promql::Vector& v, std::vector<std::pair<promql::Labels, double>>& out);
+  // Counts a failed evaluation and keeps its error; returns false.
+  bool Fail(RuleState& st, std::string error);
   void WriteOutputs(RuleState& st, std::vector<std::pair<promql::Labels, double>>& out,
                     int64_t t_ms);
 
