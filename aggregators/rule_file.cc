@@ -49,6 +49,20 @@ class Loader {
   }
 
   absl::StatusOr<RuleSet> Load(int64_t default_interval_ms) {
+    // yaml-cpp throws on a conversion the file's shape does not allow (a
+    // mapping where a key or name should be): an error at its position, never
+    // an exception out of the loader.
+    try {
+      return LoadOrThrow(default_interval_ms);
+    } catch (const YAML::Exception& e) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(file_, ":", e.mark.line + 1, ":", e.mark.column + 1,
+                       ": expected a plain string here (", e.msg, ")"));
+    }
+  }
+
+ private:
+  absl::StatusOr<RuleSet> LoadOrThrow(int64_t default_interval_ms) {
     YAML::Node root;
     try {
       root = YAML::Load(std::string(text_));
@@ -116,7 +130,6 @@ class Loader {
     return set;
   }
 
- private:
   absl::Status Error(const YAML::Mark& mark, std::string_view message) const {
     return absl::InvalidArgumentError(
         absl::StrCat(file_, ":", mark.line + 1, ":", mark.column + 1, ": ", std::string(message)));

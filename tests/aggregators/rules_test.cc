@@ -79,6 +79,17 @@ TEST(RuleFile, ErrorsNameFileLineAndColumn) {
             "humanizeDuration, printf \"FMT\" $value)");
 }
 
+TEST(RuleFile, KeysAndNamesOfTheWrongKindAreErrorsNotExceptions) {
+  // yaml-cpp throws when a mapping stands where a string key or name must.
+  EXPECT_EQ(LoadError("groups:\n  - {name: a, rules: [{? {x: 1} : 2}]}\n"),
+            "r.yml:2:26: expected a plain string here (bad conversion)");
+  EXPECT_EQ(LoadError("? [a]\n: b\n"), "r.yml:1:3: expected a plain string here (bad conversion)");
+  EXPECT_NE(LoadError("groups:\n  - name: a\n    rules:\n      - {alert: A, expr: x, labels: "
+                      "{? [k] : v}}\n")
+                .find("r.yml:"),
+            std::string::npos);
+}
+
 TEST(AlertTemplate, ExpandsLabelsAndValuesLikePrometheus) {
   const promql::Labels labels = {{"__name__", "x"}, {"route", "/api/gifts"}};
   auto expand = [&](const std::string& text, double v) {
