@@ -108,6 +108,9 @@ class Expr {
   bool matching_on = false;               // on(...) rather than ignoring(...)
   std::vector<std::string> match_labels;  // sorted, unique
   ExprPtr lhs, rhs;
+  // Longest path to a leaf, counting this node: bounded at parse time so that
+  // evaluating (and destroying) the tree cannot exhaust the stack.
+  int depth = 1;
 };
 
 }  // namespace novapulse::promql

@@ -627,7 +627,22 @@ class Parser {
     }
   }
 
+  // Deeper than any rule needs; the evaluator recurses once per level.
+  static constexpr int kMaxDepth = 128;
+
   ExprPtr ParseExpr(int min_prec) {
+    if (++depth_ > kMaxDepth) {
+      --depth_;
+      return Fail(tok_.begin, "expression nested too deeply");
+    }
+    ExprPtr e = ParseExprAt(min_prec);
+    --depth_;
+    if (e != nullptr && e->depth > kMaxDepth)
+      return Fail(e->offset, "expression nested too deeply");
+    return e;
+  }
+
+  ExprPtr ParseExprAt(int min_prec) {
     ExprPtr lhs = ParseUnary();
     while (lhs != nullptr && !failed()) {
       OpInfo info;
@@ -655,6 +670,8 @@ class Parser {
       }
       ExprPtr rhs = ParseExpr(info.op == BinOp::kPow ? info.prec : info.prec + 1);
       if (rhs == nullptr) return nullptr;
+      e->depth = 1 + std::max(lhs->depth, rhs->depth);
+      if (e->depth > kMaxDepth) return Fail(op_offset, "expression nested too deeply");
       e->lhs = std::move(lhs);
       e->rhs = std::move(rhs);
       if (!CheckBinary(e.get(), op_offset, has_matching)) return nullptr;
@@ -726,6 +743,7 @@ class Parser {
       e->kind = Expr::Kind::kNeg;
       e->offset = offset;
       e->type = operand->type;
+      e->depth = 1 + operand->depth;
       e->lhs = std::move(operand);
       return e;
     }
@@ -757,6 +775,7 @@ class Parser {
         e->kind = Expr::Kind::kParen;
         e->offset = offset;
         e->type = inner->type;
+        e->depth = 1 + inner->depth;
         e->lhs = std::move(inner);
         return e;
       }
@@ -869,6 +888,7 @@ class Parser {
                                             "expression, got ",
                                             std::string(TypeName(arg->type))));
     }
+    e->depth = std::max(e->depth, 1 + arg->depth);
     e->args.push_back(std::move(arg));
     return e;
   }
@@ -885,6 +905,7 @@ class Parser {
     while (!failed() && tok_.type != Tok::kRParen) {
       ExprPtr arg = ParseExpr(0);
       if (arg == nullptr) return nullptr;
+      e->depth = std::max(e->depth, 1 + arg->depth);
       e->args.push_back(std::move(arg));
       if (tok_.type == Tok::kComma) {
         Advance();
@@ -1062,6 +1083,7 @@ class Parser {
   Lexer lex_;
   Token tok_;
   absl::Status err_;
+  int depth_ = 0;  // ParseExpr calls in progress
 };
 
 void CollectReach(const Expr& e, std::vector<Reach>* out) {

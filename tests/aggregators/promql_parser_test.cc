@@ -265,5 +265,24 @@ TEST(PromqlParser, RejectsTypeErrorsWithPosition) {
   EXPECT_EQ(P("rate((foo[5m]))"), "f0(foo[300000ms])");
 }
 
+TEST(PromqlParser, RejectsNestingDeeperThanTheEvaluatorShouldRecurse) {
+  // Found by the promql fuzz target: a long run of unary minus overflowed the
+  // stack; a long chain of binary operators builds a tree as deep.
+  const std::string minus(5000, '-');
+  absl::StatusOr<ExprPtr> e = Parse(minus + "x");
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("expression nested too deeply"), std::string::npos);
+  std::string chain = "x";
+  for (int i = 0; i < 3000; ++i) chain += " + x";
+  e = Parse(chain);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("expression nested too deeply"), std::string::npos);
+  std::string parens = std::string(300, '(') + "x" + std::string(300, ')');
+  EXPECT_FALSE(Parse(parens).ok());
+  std::string fine = "x";
+  for (int i = 0; i < 100; ++i) fine += " + x";
+  EXPECT_TRUE(Parse(fine).ok());
+}
+
 }  // namespace
 }  // namespace novapulse::promql
