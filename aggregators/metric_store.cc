@@ -1,6 +1,9 @@
 #include "aggregators/metric_store.h"
 
 #include <algorithm>
+#include <charconv>
+
+#include "absl/strings/str_cat.h"
 
 namespace novapulse {
 
@@ -88,6 +91,152 @@ size_t MetricStore::SlotMemoryBytes() const {
   size_t bytes = 0;
   for (const auto& c : slot_cells_) bytes += c ? c->MemoryBytes() : 0;
   return bytes;
+}
+
+std::string MetricStore::Fingerprint() const {
+  std::string out;
+  for (const MetricDef& def : defs_) {
+    absl::StrAppend(&out, std::string(def.name), ":", static_cast<int>(def.type), ":", def.sum_unit,
+                    "{");
+    for (std::string_view l : def.labels) absl::StrAppend(&out, std::string(l), ",");
+    out += "}[";
+    for (double b : def.buckets) {
+      char buf[32];
+      out.append(buf, std::to_chars(buf, buf + sizeof(buf), b).ptr);
+      out += ',';
+    }
+    out += "]\n";
+  }
+  return out;
+}
+
+void MetricStore::SaveCumulative(StateWriter* w) const {
+  for (size_t m = 0; m < defs_.size(); ++m) {
+    if (IsComputed(defs_[m].type)) continue;
+    const SeriesIndex& idx = *indexes_[m];
+    const size_t n = idx.size();
+    const size_t width = defs_[m].Width();
+    w->U64(n);
+    for (uint32_t id = 0; id < n; ++id) {
+      w->Str(idx.Key(id));
+      for (size_t word = 0; word < width; ++word) {
+        uint64_t sum = 0;
+        for (int s = 0; s < num_shards_; ++s) sum += cells(s, m).Load(id, word);
+        w->U64(sum);
+      }
+    }
+  }
+}
+
+absl::Status MetricStore::LoadCumulative(StateReader* r, bool* same_ids) {
+  *same_ids = true;
+  for (size_t m = 0; m < defs_.size(); ++m) {
+    if (IsComputed(defs_[m].type)) continue;
+    SeriesIndex& idx = *indexes_[m];
+    const size_t width = defs_[m].Width();
+    size_t n = 0;
+    if (!r->Count(&n, 1 + width)) return r->Error(defs_[m].name);
+    for (size_t i = 0; i < n; ++i) {
+      std::string_view key;
+      if (!r->View(&key)) return r->Error(defs_[m].name);
+      bool overflowed = false;
+      // A smaller series limit than the saved one folds the excess into the
+      // overflow series, as it would have folded the events.
+      const uint32_t id = key == idx.overflow_key() ? idx.ResolveOverflow()
+                                                    : idx.Resolve(key, &overflowed);
+      if (id != i) *same_ids = false;
+      for (size_t word = 0; word < width; ++word) {
+        uint64_t v = 0;
+        if (!r->U64(&v)) return r->Error(defs_[m].name);
+        if (v != 0) cells(0, m).Add(id, word, v);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+void MetricStore::SaveWindows(StateWriter* w) const {
+  w->I64(open_slot_.load(std::memory_order_acquire));
+  for (size_t m : window_spec_->families) {
+    if (IsComputed(defs_[m].type)) continue;
+    const size_t words = defs_[m].Width() * window_spec_->ring_slots;
+    const size_t n = indexes_[m]->size();
+    std::vector<SpilledUpdate> nonzero;
+    for (uint32_t id = 0; id < n; ++id) {
+      for (size_t word = 0; word < words; ++word) {
+        uint64_t sum = 0;
+        for (int s = 0; s < num_shards_; ++s) sum += slot_cells(s, m)->Load(id, word);
+        if (sum != 0) nonzero.push_back({static_cast<uint32_t>(m), id, static_cast<uint32_t>(word), sum});
+      }
+    }
+    w->U64(nonzero.size());
+    for (const SpilledUpdate& u : nonzero) {
+      w->U64(u.series);
+      w->U64(u.word);
+      w->U64(u.delta);
+    }
+  }
+  std::map<int64_t, std::vector<SpilledUpdate>> spilled;
+  for (const auto& buffer : spills_) {
+    std::lock_guard<std::mutex> lock(buffer->mu);
+    for (const auto& [slot, updates] : buffer->by_slot) {
+      std::vector<SpilledUpdate>& to = spilled[slot];
+      to.insert(to.end(), updates.begin(), updates.end());
+    }
+  }
+  w->U64(spilled.size());
+  for (const auto& [slot, updates] : spilled) {
+    w->I64(slot);
+    w->U64(updates.size());
+    for (const SpilledUpdate& u : updates) {
+      w->U64(u.metric);
+      w->U64(u.series);
+      w->U64(u.word);
+      w->U64(u.delta);
+    }
+  }
+}
+
+absl::Status MetricStore::LoadWindows(StateReader* r) {
+  int64_t open = 0;
+  if (!r->I64(&open)) return r->Error("windows");
+  open_slot_.store(open, std::memory_order_release);
+  for (size_t m : window_spec_->families) {
+    if (IsComputed(defs_[m].type)) continue;
+    const size_t words = defs_[m].Width() * window_spec_->ring_slots;
+    const size_t n = indexes_[m]->size();
+    size_t count = 0;
+    if (!r->Count(&count, 3)) return r->Error("windows");
+    for (size_t i = 0; i < count; ++i) {
+      uint32_t id = 0;
+      uint32_t word = 0;
+      uint64_t v = 0;
+      if (!r->U32(&id) || !r->U32(&word) || !r->U64(&v) || id >= n || word >= words) {
+        return r->Error("windows");
+      }
+      slot_cells(0, m)->Add(id, word, v);
+    }
+  }
+  size_t slots = 0;
+  if (!r->Count(&slots, 2)) return r->Error("spill");
+  SpillBuffer& to = *spills_[0];
+  std::lock_guard<std::mutex> lock(to.mu);
+  for (size_t i = 0; i < slots; ++i) {
+    int64_t slot = 0;
+    size_t count = 0;
+    if (!r->I64(&slot) || !r->Count(&count, 4)) return r->Error("spill");
+    std::vector<SpilledUpdate>& updates = to.by_slot[slot];
+    for (size_t j = 0; j < count; ++j) {
+      SpilledUpdate u{};
+      if (!r->U32(&u.metric) || !r->U32(&u.series) || !r->U32(&u.word) || !r->U64(&u.delta) ||
+          u.metric >= defs_.size() || slot_cells_[u.metric] == nullptr ||
+          u.series >= indexes_[u.metric]->size() || u.word >= defs_[u.metric].Width()) {
+        return r->Error("spill");
+      }
+      updates.push_back(u);
+    }
+  }
+  return absl::OkStatus();
 }
 
 void MetricStore::EnableWindows(const WindowSpec& spec) {

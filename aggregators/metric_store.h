@@ -26,6 +26,8 @@
 #include "aggregators/cell_array.h"
 #include "aggregators/metric_def.h"
 #include "aggregators/series_index.h"
+#include "aggregators/state_codec.h"
+#include "absl/status/status.h"
 
 namespace novapulse {
 
@@ -113,6 +115,23 @@ class MetricStore {
   FamilySnapshot Merge(size_t m) const;
   // Heap bytes of indexes and cells.
   size_t MemoryBytes() const;
+
+  // Checkpoints (pipeline/checkpoint.h). The Save calls run while no writer
+  // does; the Load calls fill a fresh store before any writer runs.
+  // Fingerprint() names the families, their types, labels and buckets: state
+  // saved under one fingerprint loads only under the same.
+  std::string Fingerprint() const;
+  // Every series of every stored family: its key and its words summed over
+  // the shards.
+  void SaveCumulative(StateWriter* w) const;
+  // Adds the saved words to shard 0, series found by key; *same_ids is set
+  // false when a series got an id other than its saved one (the window
+  // state, kept by id, then cannot be restored).
+  [[nodiscard]] absl::Status LoadCumulative(StateReader* r, bool* same_ids);
+  // The window slot cells (summed over shards, non-zero words only), the
+  // spilled updates and the open slot.
+  void SaveWindows(StateWriter* w) const;
+  [[nodiscard]] absl::Status LoadWindows(StateReader* r);
   // Heap bytes of the window slot cells.
   size_t SlotMemoryBytes() const;
 

@@ -121,6 +121,13 @@ class NovaGiftMetrics {
   // Newest event time seen by any shard, microseconds; 0 before any event.
   int64_t NewestEventTime() const;
 
+  // Checkpoints: every cumulative series, the newest event time and the
+  // busy time behind http_active_connections. SaveState while no writer
+  // runs; LoadState into fresh metrics before any writer runs (see
+  // MetricStore::LoadCumulative for *same_ids).
+  void SaveState(StateWriter* w) const;
+  [[nodiscard]] absl::Status LoadState(StateReader* r, bool* same_ids);
+
  private:
   struct alignas(64) ShardTime {
     std::atomic<int64_t> newest_us{0};

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "aggregators/state_codec.h"
 
 namespace re2 {
 class RE2;
@@ -146,6 +147,14 @@ class SeriesStore : public Storage {
   void SetRetention(std::string_view metric, int64_t ms);
   void Trim(int64_t now_ms);
   size_t MemoryBytes() const;
+  // Series created so far (refs are [0, size())).
+  size_t size() const;
+
+  // Checkpoints: every series in ref order with its live samples. LoadState
+  // into an empty store (retentions are set by its users, not saved); refs
+  // come back the same.
+  void SaveState(StateWriter* w) const;
+  [[nodiscard]] absl::Status LoadState(StateReader* r);
 
   void Select(std::string_view metric, std::span<const Matcher> matchers, int64_t mint_ms,
               int64_t maxt_ms, std::vector<SeriesRef>* out) const override;

@@ -131,9 +131,14 @@ void RuleEngine::EvaluateDue(int64_t t_ms) {
     }
   }
   if (!any) return;
+  last_eval_ms_ = t_ms;
+  PublishSnapshot(t_ms);
+}
+
+void RuleEngine::PublishSnapshot(int64_t t_ms) {
   RulesSnapshot snap;
   snap.last_eval_ms = t_ms;
-  flat = 0;
+  size_t flat = 0;
   for (size_t gi = 0; gi < rules_.groups.size(); ++gi) {
     for (size_t ri = 0; ri < rules_.groups[gi].rules.size(); ++ri, ++flat) {
       const RuleState& st = state_[gi][ri];
@@ -146,7 +151,9 @@ void RuleEngine::EvaluateDue(int64_t t_ms) {
       status.eval_seconds = st.eval_seconds;
       for (const auto& [key, alert] : st.active) status.alerts.push_back(alert);
       snap.rules.push_back(std::move(status));
-      for (const auto& s : outputs_[flat]) snap.series.push_back(s);
+      if (flat < outputs_.size()) {
+        for (const auto& s : outputs_[flat]) snap.series.push_back(s);
+      }
     }
   }
   std::lock_guard<std::mutex> lock(mu_);
@@ -319,6 +326,129 @@ std::vector<Alert> RuleEngine::AlertsToSend(int64_t t_ms, int64_t resend_ms) {
     }
   }
   return out;
+}
+
+namespace {
+
+void SaveLabels(const promql::Labels& labels, StateWriter* w) {
+  w->U64(labels.size());
+  for (const promql::Label& l : labels) {
+    w->Str(l.name);
+    w->Str(l.value);
+  }
+}
+
+bool LoadLabels(StateReader* r, promql::Labels* labels) {
+  size_t n = 0;
+  if (!r->Count(&n, 2)) return false;
+  labels->resize(n);
+  for (promql::Label& l : *labels) {
+    if (!r->Str(&l.name) || !r->Str(&l.value)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void RuleEngine::SaveState(StateWriter* w) const {
+  w->U64(evaluations_);
+  w->U64(failures_);
+  w->I64(last_eval_ms_);
+  w->U64(state_.size());
+  for (const std::vector<RuleState>& group : state_) {
+    w->U64(group.size());
+    for (const RuleState& st : group) {
+      w->U64(st.active.size());
+      for (const auto& [key, a] : st.active) {
+        SaveLabels(a.labels, w);
+        w->U64(a.annotations.size());
+        for (const auto& [name, value] : a.annotations) {
+          w->Str(name);
+          w->Str(value);
+        }
+        w->U64(static_cast<uint64_t>(a.state));
+        w->F64(a.value);
+        for (int64_t t : {a.active_at_ms, a.fired_at_ms, a.resolved_at_ms, a.keep_firing_since_ms,
+                          a.last_sent_ms, a.valid_until_ms}) {
+          w->I64(t);
+        }
+      }
+      w->U64(st.last_refs.size());
+      for (uint32_t ref : st.last_refs) w->U64(ref);
+      w->Str(st.last_error);
+      w->I64(st.last_eval_ms);
+      w->F64(st.eval_seconds);
+      w->Bool(st.evaluated);
+    }
+  }
+  w->U64(outputs_.size());
+  for (const auto& out : outputs_) {
+    w->U64(out.size());
+    for (const auto& [labels, v] : out) {
+      SaveLabels(labels, w);
+      w->F64(v);
+    }
+  }
+}
+
+absl::Status RuleEngine::LoadState(StateReader* r) {
+  size_t groups = 0;
+  if (!r->U64(&evaluations_) || !r->U64(&failures_) || !r->I64(&last_eval_ms_) ||
+      !r->Count(&groups) || groups != state_.size()) {
+    return r->Error("rules");
+  }
+  for (std::vector<RuleState>& group : state_) {
+    size_t rules = 0;
+    if (!r->Count(&rules) || rules != group.size()) return r->Error("rules");
+    for (RuleState& st : group) {
+      size_t active = 0;
+      if (!r->Count(&active, 8)) return r->Error("alerts");
+      for (size_t i = 0; i < active; ++i) {
+        Alert a;
+        size_t annotations = 0;
+        uint64_t state = 0;
+        if (!LoadLabels(r, &a.labels) || !r->Count(&annotations, 2)) return r->Error("alerts");
+        a.annotations.resize(annotations);
+        for (auto& [name, value] : a.annotations) {
+          if (!r->Str(&name) || !r->Str(&value)) return r->Error("alerts");
+        }
+        if (!r->U64(&state) || state > static_cast<uint64_t>(AlertState::kFiring) ||
+            !r->F64(&a.value)) {
+          return r->Error("alerts");
+        }
+        a.state = static_cast<AlertState>(state);
+        for (int64_t* t : {&a.active_at_ms, &a.fired_at_ms, &a.resolved_at_ms,
+                           &a.keep_firing_since_ms, &a.last_sent_ms, &a.valid_until_ms}) {
+          if (!r->I64(t)) return r->Error("alerts");
+        }
+        promql::Labels key = a.labels;
+        st.active[std::move(key)] = std::move(a);
+      }
+      size_t refs = 0;
+      if (!r->Count(&refs)) return r->Error("rules");
+      st.last_refs.resize(refs);
+      for (uint32_t& ref : st.last_refs) {
+        if (!r->U32(&ref) || ref >= store_->size()) return r->Error("rules");
+      }
+      if (!r->Str(&st.last_error) || !r->I64(&st.last_eval_ms) || !r->F64(&st.eval_seconds) ||
+          !r->Bool(&st.evaluated)) {
+        return r->Error("rules");
+      }
+    }
+  }
+  size_t outputs = 0;
+  if (!r->Count(&outputs)) return r->Error("rule outputs");
+  outputs_.resize(outputs);
+  for (auto& out : outputs_) {
+    size_t n = 0;
+    if (!r->Count(&n, 10)) return r->Error("rule outputs");
+    out.resize(n);
+    for (auto& [labels, v] : out) {
+      if (!LoadLabels(r, &labels) || !r->F64(&v)) return r->Error("rule outputs");
+    }
+  }
+  PublishSnapshot(last_eval_ms_);
+  return absl::OkStatus();
 }
 
 RulesSnapshot RuleEngine::Snapshot() const {

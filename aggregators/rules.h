@@ -170,6 +170,12 @@ class RuleEngine {
 
   RulesSnapshot Snapshot() const;
   uint64_t evaluations() const { return evaluations_; }
+
+  // Checkpoints: every rule's state (alerts with their active, fired, resolved
+  // and sent times; the outputs of the last evaluation), for an engine built
+  // from the same rules. The store's samples are saved by the store.
+  void SaveState(StateWriter* w) const;
+  [[nodiscard]] absl::Status LoadState(StateReader* r);
   uint64_t failures() const { return failures_; }
 
  private:
@@ -189,6 +195,8 @@ class RuleEngine {
                     const promql::Vector& v, std::vector<std::pair<promql::Labels, double>>& out);
   // Counts a failed evaluation and keeps its error; returns false.
   bool Fail(RuleState& st, std::string error);
+  // Publishes what Snapshot() returns, as of the evaluation at `t_ms`.
+  void PublishSnapshot(int64_t t_ms);
   void WriteOutputs(RuleState& st, std::vector<std::pair<promql::Labels, double>>& out,
                     int64_t t_ms);
 
@@ -196,6 +204,7 @@ class RuleEngine {
   promql::SeriesStore* store_;
   promql::Evaluator evaluator_;
   int64_t slot_ms_ = kDefaultRuleIntervalMs;
+  int64_t last_eval_ms_ = 0;
   std::vector<promql::Reach> input_reach_;
   std::vector<std::vector<RuleState>> state_;  // [group][rule]
   std::function<void(const AlertTransition&)> on_transition_;

@@ -122,6 +122,15 @@ uint32_t SeriesIndex::Resolve(std::string_view key, bool* overflowed) {
   return overflow_id_;
 }
 
+uint32_t SeriesIndex::ResolveOverflow() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (overflow_id_ == UINT32_MAX) {
+    overflow_id_ = Append(overflow_key_);
+    Publish(overflow_id_);
+  }
+  return overflow_id_;
+}
+
 void SeriesIndex::SortedIds(std::vector<uint32_t>* ids) const {
   std::lock_guard<std::mutex> lock(sorted_mu_);
   // Ids only grow, and Key(id) of a published id never changes: the cached

@@ -38,6 +38,11 @@ class SeriesIndex {
   // Returns the id of `key`, inserting it if new; sets *overflowed when it
   // folded into the overflow series instead.
   uint32_t Resolve(std::string_view key, bool* overflowed);
+  // The id of the overflow series, created if new (restoring a checkpoint
+  // that holds it).
+  uint32_t ResolveOverflow();
+  // The key of the overflow series: "__overflow__" for every label.
+  std::string_view overflow_key() const { return overflow_key_; }
   // Looks `key` up without inserting; false when unknown. Never locks.
   bool Find(std::string_view key, uint32_t* id) const;
 

@@ -111,6 +111,69 @@ void SeriesStore::Trim(int64_t now_ms) {
   }
 }
 
+size_t SeriesStore::size() const { return impl_ == nullptr ? 0 : impl_->series.size(); }
+
+void SeriesStore::SaveState(StateWriter* w) const {
+  w->U64(size());
+  if (impl_ == nullptr) return;
+  for (const Impl::Series& s : impl_->series) {
+    w->U64(s.labels.size());
+    for (const Label& l : s.labels) {
+      w->Str(l.name);
+      w->Str(l.value);
+    }
+    w->U64(s.samples.size() - s.start);
+    int64_t prev = 0;
+    for (size_t i = s.start; i < s.samples.size(); ++i) {
+      w->I64(s.samples[i].t_ms - prev);  // slot ends: small deltas
+      prev = s.samples[i].t_ms;
+      w->F64(s.samples[i].v);
+    }
+    w->U64(s.decreases.size());
+    for (int64_t t : s.decreases) w->I64(t);
+    w->I64(s.last_stale_ms);
+    w->F64(s.last_value);
+    w->Bool(s.has_value);
+  }
+}
+
+absl::Status SeriesStore::LoadState(StateReader* r) {
+  size_t n = 0;
+  if (!r->Count(&n, 4) || size() != 0) return r->Error("series");
+  for (size_t i = 0; i < n; ++i) {
+    size_t num_labels = 0;
+    if (!r->Count(&num_labels, 2)) return r->Error("series");
+    Labels labels(num_labels);
+    for (Label& l : labels) {
+      if (!r->Str(&l.name) || !r->Str(&l.value)) return r->Error("series");
+    }
+    if (!std::is_sorted(labels.begin(), labels.end()) || Ref(labels) != i) {
+      return r->Error("series");
+    }
+    Impl::Series& s = impl_->series[i];
+    size_t samples = 0;
+    if (!r->Count(&samples, 9)) return r->Error("series");
+    s.samples.resize(samples);
+    int64_t prev = 0;
+    for (Sample& sample : s.samples) {
+      int64_t delta = 0;
+      if (!r->I64(&delta) || !r->F64(&sample.v)) return r->Error("series");
+      sample.t_ms = prev + delta;
+      prev = sample.t_ms;
+    }
+    size_t decreases = 0;
+    if (!r->Count(&decreases, 1)) return r->Error("series");
+    s.decreases.resize(decreases);
+    for (int64_t& t : s.decreases) {
+      if (!r->I64(&t)) return r->Error("series");
+    }
+    if (!r->I64(&s.last_stale_ms) || !r->F64(&s.last_value) || !r->Bool(&s.has_value)) {
+      return r->Error("series");
+    }
+  }
+  return absl::OkStatus();
+}
+
 size_t SeriesStore::MemoryBytes() const {
   if (impl_ == nullptr) return sizeof(*this);
   size_t n = sizeof(*this) + sizeof(Impl) + impl_->series.capacity() * sizeof(Impl::Series);

@@ -261,6 +261,53 @@ void WindowHistory::Emit(Family& f, uint32_t id, int64_t t_ms, bool to_sink) {
   }
 }
 
+void WindowHistory::SaveState(StateWriter* w) const {
+  w->I64(open_slot_);
+  w->U64(series_);
+  w->U64(closes_);
+  for (const Family& f : families_) {
+    w->U64(f.known);
+    for (size_t i = 0; i < f.known * f.width; ++i) w->U64(f.cumulative[i]);
+    for (size_t i = 0; i < f.known; ++i) w->Bool(f.started[i] != 0);
+    for (size_t i = 0; i < f.known * f.parts; ++i) w->U64(f.refs[i]);
+  }
+}
+
+absl::Status WindowHistory::LoadState(StateReader* r) {
+  uint64_t series = 0;
+  uint64_t closes = 0;
+  if (!r->I64(&open_slot_) || !r->U64(&series) || !r->U64(&closes)) {
+    return r->Error("window history");
+  }
+  series_ = static_cast<size_t>(series);
+  closes_ = static_cast<size_t>(closes);
+  for (Family& f : families_) {
+    size_t known = 0;
+    if (!r->Count(&known, f.width + 1 + f.parts) ||
+        known > store_->index(f.wanted.metric).size()) {
+      return r->Error("window history");
+    }
+    f.known = known;
+    f.cumulative.assign(known * f.width, 0);
+    f.started.assign(known, 0);
+    f.spill_touched.assign(known, 0);
+    f.refs.assign(known * f.parts, 0);
+    for (uint64_t& v : f.cumulative) {
+      if (!r->U64(&v)) return r->Error("window history");
+    }
+    for (uint8_t& started : f.started) {
+      bool b = false;
+      if (!r->Bool(&b)) return r->Error("window history");
+      started = b ? 1 : 0;
+    }
+    for (uint32_t& ref : f.refs) {
+      if (!r->U32(&ref) || ref >= out_->size()) return r->Error("window history");
+    }
+  }
+  store_->open_slot().store(open_slot_, std::memory_order_release);
+  return absl::OkStatus();
+}
+
 size_t WindowHistory::MemoryBytes() const {
   size_t bytes = store_->SlotMemoryBytes() + out_->MemoryBytes();
   for (const Family& f : families_) {

@@ -79,6 +79,13 @@ class WindowHistory {
   // publishes the next slot open.
   void CloseSlot();
 
+  // Checkpoints: the open slot and, per family, the folded cumulative values
+  // and the sample streams' refs in the SeriesStore (saved alongside). The
+  // store's window cells are saved by MetricStore::SaveWindows. Only between
+  // CloseSlot() calls, and not with a sink. LoadState replaces Start().
+  void SaveState(StateWriter* w) const;
+  [[nodiscard]] absl::Status LoadState(StateReader* r);
+
   // Heap bytes of the slot cells, cumulative values and samples held.
   size_t MemoryBytes() const;
   // Series (sample streams) kept.

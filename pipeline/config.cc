@@ -211,6 +211,8 @@ class Parser {
           [&](const YAML::Node& n, const std::string& p) { Alertmanager(n, p, &c->alertmanager); }},
          {"dead_letter", false,
           [&](const YAML::Node& n, const std::string& p) { DeadLetter(n, p, &c->dead_letter); }},
+         {"checkpoint", false,
+          [&](const YAML::Node& n, const std::string& p) { Checkpoint(n, p, &c->checkpoint); }},
          {"log", false, [&](const YAML::Node& n, const std::string& p) { Log(n, p, &c->log); }}});
   }
 
@@ -564,6 +566,14 @@ class Parser {
           [&](const YAML::Node& n, const std::string& p) { Int(n, p, 0, 1000, &c->keep); }}});
   }
 
+  void Checkpoint(const YAML::Node& node, const std::string& path, CheckpointConfig* c) {
+    Fields(node, path,
+           {{"dir", true, [&](const YAML::Node& n, const std::string& p) { String(n, p, &c->dir); }},
+            {"interval", false, [&](const YAML::Node& n, const std::string& p) {
+               Duration(n, p, absl::Milliseconds(100), absl::Hours(1), &c->interval);
+             }}});
+  }
+
   void Log(const YAML::Node& node, const std::string& path, LogConfig* c) {
     Fields(node, path,
            {{"level", false,
@@ -711,6 +721,8 @@ std::string RedactedSummary(const Config& c) {
   line("dead_letter.path", c.dead_letter.path.empty() ? "(none)" : c.dead_letter.path);
   line("dead_letter.max_bytes", absl::StrCat(c.dead_letter.max_bytes));
   line("dead_letter.keep", absl::StrCat(c.dead_letter.keep));
+  line("checkpoint.dir", c.checkpoint.dir.empty() ? "(none)" : c.checkpoint.dir);
+  line("checkpoint.interval", absl::FormatDuration(c.checkpoint.interval));
   line("log.level", kLevels[static_cast<size_t>(c.log.level)]);
   line("log.format", c.log.format == LogFormat::kJson ? "json" : "logfmt");
   return out;

@@ -78,6 +78,13 @@ struct DeadLetterConfig {
   int64_t keep = 3;               // rotated files kept: path.1 ... path.keep
 };
 
+// State checkpoints (pipeline/checkpoint.h); no dir: none. With a dir, offsets
+// are committed only after a checkpoint that covers them.
+struct CheckpointConfig {
+  std::string dir;
+  absl::Duration interval = absl::Seconds(10);
+};
+
 struct LogConfig {
   LogLevel level = LogLevel::kInfo;
   LogFormat format = LogFormat::kLogfmt;
@@ -90,6 +97,7 @@ struct Config {
   RulesConfig rules;
   AlertmanagerConfig alertmanager;
   DeadLetterConfig dead_letter;
+  CheckpointConfig checkpoint;
   LogConfig log;
 };
 

@@ -44,4 +44,17 @@ int64_t EventClock::watermark_ms() const {
   return watermark_ms_;
 }
 
+void EventClock::SaveState(StateWriter* w) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  w->I64(watermark_ms_);
+  w->I64(newest_ms_);
+}
+
+absl::Status EventClock::LoadState(StateReader* r, int64_t wall_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!r->I64(&watermark_ms_) || !r->I64(&newest_ms_)) return r->Error("event clock");
+  newest_wall_ms_ = wall_ms;
+  return absl::OkStatus();
+}
+
 }  // namespace novapulse

@@ -21,6 +21,9 @@
 #include <mutex>
 #include <optional>
 
+#include "absl/status/status.h"
+#include "aggregators/state_codec.h"
+
 namespace novapulse {
 
 class EventClock {
@@ -42,6 +45,11 @@ class EventClock {
   std::optional<int64_t> Tick(int64_t wall_ms);
 
   int64_t watermark_ms() const;
+
+  // Checkpoints: the watermark and the newest event time. LoadState before
+  // any batch; the input counts as active from `wall_ms` on.
+  void SaveState(StateWriter* w) const;
+  [[nodiscard]] absl::Status LoadState(StateReader* r, int64_t wall_ms);
 
  private:
   int64_t ClosableLocked() const;

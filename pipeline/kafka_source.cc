@@ -9,6 +9,7 @@
 #include <string_view>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "pipeline/kafka_conf.h"
@@ -59,14 +60,15 @@ void KafkaBatch::Clear() {
   offsets.clear();
 }
 
-absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(const KafkaConfig& config) {
+absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(const KafkaConfig& config,
+                                                                 bool checkpointed) {
   if (config.brokers.empty()) return absl::InvalidArgumentError("kafka.brokers is empty");
   // Explicit settings last, so properties cannot turn at-least-once off.
   KafkaSettings settings(config.properties.begin(), config.properties.end());
   settings.emplace_back("bootstrap.servers", config.brokers);
   settings.emplace_back("group.id", config.group_id);
   settings.emplace_back("enable.auto.offset.store", "false");
-  settings.emplace_back("enable.auto.commit", "true");
+  settings.emplace_back("enable.auto.commit", checkpointed ? "false" : "true");
   settings.emplace_back("auto.commit.interval.ms",
                         absl::StrCat(absl::ToInt64Milliseconds(config.commit_interval)));
   settings.emplace_back("partition.assignment.strategy", "cooperative-sticky");
@@ -82,6 +84,7 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(const KafkaConf
   // The rebalance callback gets the KafkaSource as its opaque, so the
   // source exists before its handle.
   std::unique_ptr<KafkaSource> source(new KafkaSource(config));
+  source->checkpointed_ = checkpointed;
   rd_kafka_conf_set_opaque(conf, source.get());
   char err[512];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
@@ -146,6 +149,7 @@ void KafkaSource::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_li
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     Log(LogLevel::kInfo, "partitions assigned",
         {{"partitions", PartitionList(partitions)}, {"cooperative", cooperative ? "1" : "0"}});
+    if (checkpointed_) StartFromCheckpoint(partitions);
     if (cooperative) {
       if (rd_kafka_error_t* error = rd_kafka_incremental_assign(rk_, partitions)) {
         Log(LogLevel::kError, "incremental assign failed",
@@ -161,15 +165,22 @@ void KafkaSource::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_li
     }
     Log(LogLevel::kInfo, "partitions revoked",
         {{"partitions", PartitionList(partitions)}, {"cooperative", cooperative ? "1" : "0"}});
+    // Messages of these partitions not handed out yet are left to their
+    // next owner.
+    if (filling_ != nullptr) DropPartitions(partitions, filling_);
     // What was aggregated from these partitions must be committed before
     // another member starts reading them.
-    CommitSync("revoke");
+    if (checkpointed_) {
+      if (on_revoke_) on_revoke_();
+    } else {
+      CommitSync("revoke");
+    }
     {
       absl::MutexLock lock(&mu_);
       for (int i = 0; i < partitions->cnt; ++i) {
-        const Topic topic =
-            partitions->elems[i].topic == topics_[1] ? Topic::kOutbox : Topic::kAccessLog;
-        positions_.erase({topic, partitions->elems[i].partition});
+        const PartitionKey key{TopicOf(partitions->elems[i].topic), partitions->elems[i].partition};
+        positions_.erase(key);
+        processed_.erase(key);
       }
     }
     if (cooperative) {
@@ -206,8 +217,92 @@ void KafkaSource::CommitSync(const char* why) {
 }
 
 Topic KafkaSource::TopicOf(const rd_kafka_message_t* message) const {
-  return std::string_view(rd_kafka_topic_name(message->rkt)) == topics_[1] ? Topic::kOutbox
-                                                                           : Topic::kAccessLog;
+  return TopicOf(rd_kafka_topic_name(message->rkt));
+}
+
+Topic KafkaSource::TopicOf(std::string_view name) const {
+  return name == topics_[1] ? Topic::kOutbox : Topic::kAccessLog;
+}
+
+void KafkaSource::DropPartitions(const rd_kafka_topic_partition_list_t* partitions,
+                                 KafkaBatch* batch) const {
+  auto revoked = [&](Topic topic, int32_t partition) {
+    for (int i = 0; i < partitions->cnt; ++i) {
+      if (partitions->elems[i].partition == partition &&
+          TopicOf(partitions->elems[i].topic) == topic) {
+        return true;
+      }
+    }
+    return false;
+  };
+  std::erase_if(batch->records,
+                [&](const KafkaRecord& r) { return revoked(r.topic, r.partition); });
+  std::erase_if(batch->offsets,
+                [&](const KafkaPartitionOffset& o) { return revoked(o.topic, o.partition); });
+}
+
+void KafkaSource::StartFromCheckpoint(rd_kafka_topic_partition_list_t* partitions) {
+  // The committed offsets, asked once for the whole assignment: a
+  // checkpoint's offset is used unless another member committed further
+  // (it took the partition over meanwhile and counted those messages).
+  rd_kafka_topic_partition_list_t* committed = rd_kafka_topic_partition_list_copy(partitions);
+  const rd_kafka_resp_err_t err = rd_kafka_committed(rk_, committed, /*timeout_ms=*/10'000);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    Log(LogLevel::kWarn, "committed offsets not known",
+        {{"error", rd_kafka_err2str(err)}, {"partitions", PartitionList(partitions)}});
+  }
+  absl::MutexLock lock(&mu_);
+  for (int i = 0; i < partitions->cnt; ++i) {
+    rd_kafka_topic_partition_t& p = partitions->elems[i];
+    const PartitionKey key{TopicOf(p.topic), p.partition};
+    const int64_t done =
+        err == RD_KAFKA_RESP_ERR_NO_ERROR && committed->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR
+            ? committed->elems[i].offset
+            : RD_KAFKA_OFFSET_INVALID;
+    int64_t start = done;
+    if (auto it = resume_.find(key); it != resume_.end()) {
+      start = std::max(it->second, done);
+      p.offset = start;
+      Log(LogLevel::kInfo, "partition resumes from the checkpoint",
+          {{"partition", absl::StrCat(p.topic, "/", p.partition)},
+           {"offset", absl::StrCat(start)},
+           {"committed", absl::StrCat(done)}});
+      resume_.erase(it);
+    }
+    // Known from the start, so that a checkpoint taken before the partition
+    // brings anything still holds its offset.
+    if (start >= 0) processed_[key] = start;
+  }
+  rd_kafka_topic_partition_list_destroy(committed);
+}
+
+void KafkaSource::SetResumeOffsets(const std::vector<KafkaPartitionOffset>& offsets) {
+  absl::MutexLock lock(&mu_);
+  for (const KafkaPartitionOffset& o : offsets) resume_[{o.topic, o.partition}] = o.next_offset;
+}
+
+std::vector<KafkaPartitionOffset> KafkaSource::ProcessedOffsets() {
+  absl::MutexLock lock(&mu_);
+  std::vector<KafkaPartitionOffset> out;
+  out.reserve(processed_.size());
+  for (const auto& [key, next] : processed_) out.push_back({key.first, key.second, next});
+  return out;
+}
+
+void KafkaSource::Commit(const std::vector<KafkaPartitionOffset>& offsets, bool sync) {
+  if (offsets.empty()) return;
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size()));
+  for (const KafkaPartitionOffset& o : offsets) {
+    rd_kafka_topic_partition_list_add(list, topics_[static_cast<size_t>(o.topic)].c_str(),
+                                      o.partition)
+        ->offset = o.next_offset;
+  }
+  const rd_kafka_resp_err_t err = rd_kafka_commit(rk_, list, sync ? 0 : 1);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (sync && err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    Log(LogLevel::kWarn, "offset commit failed", {{"error", rd_kafka_err2str(err)}});
+  }
 }
 
 void KafkaSource::UpdatePositions(const KafkaBatch& batch) {
@@ -265,8 +360,10 @@ bool KafkaSource::Append(const rd_kafka_message_t* message, KafkaBatch* batch) {
   return true;
 }
 
-bool KafkaSource::Fill(KafkaBatch* batch, const std::atomic<bool>& stop) {
+bool KafkaSource::Fill(KafkaBatch* batch, const std::atomic<bool>& stop, absl::Time idle_until) {
   batch->Clear();
+  filling_ = batch;
+  absl::Cleanup done = [this] { filling_ = nullptr; };
   absl::Time deadline = absl::InfiniteFuture();
   while (batch->records.size() < batch_size_) {
     if (stop.load(std::memory_order_relaxed)) {
@@ -276,6 +373,12 @@ bool KafkaSource::Fill(KafkaBatch* batch, const std::atomic<bool>& stop) {
       return !batch->records.empty();
     }
     int timeout_ms = kStopCheckMs;
+    if (batch->records.empty() && idle_until != absl::InfiniteFuture()) {
+      const absl::Duration left = idle_until - absl::Now();
+      if (left <= absl::ZeroDuration()) break;
+      timeout_ms =
+          static_cast<int>(std::min<int64_t>(kStopCheckMs, absl::ToInt64Milliseconds(left) + 1));
+    }
     if (deadline != absl::InfiniteFuture()) {
       const absl::Duration left = deadline - absl::Now();
       if (left <= absl::ZeroDuration()) break;
@@ -357,6 +460,18 @@ void KafkaSource::AppendFamilies(std::deque<std::string>* keys,
 
 void KafkaSource::StoreOffsets(const KafkaBatch& batch) {
   if (batch.offsets.empty()) return;
+  if (checkpointed_) {
+    absl::MutexLock lock(&mu_);
+    for (const KafkaPartitionOffset& o : batch.offsets) {
+      auto it = processed_.find({o.topic, o.partition});
+      if (it != processed_.end()) {
+        it->second = std::max(it->second, o.next_offset);
+      } else {
+        processed_[{o.topic, o.partition}] = o.next_offset;
+      }
+    }
+    return;
+  }
   rd_kafka_topic_partition_list_t* list =
       rd_kafka_topic_partition_list_new(static_cast<int>(batch.offsets.size()));
   for (const KafkaPartitionOffset& o : batch.offsets) {
@@ -380,7 +495,7 @@ void KafkaSource::StoreOffsets(const KafkaBatch& batch) {
 
 absl::Status KafkaSource::Close() {
   closed_ = true;
-  CommitSync("shutdown");
+  if (!checkpointed_) CommitSync("shutdown");
   const rd_kafka_resp_err_t err = rd_kafka_consumer_close(rk_);
   assigned_.store(0, std::memory_order_relaxed);
   {

@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -89,8 +90,12 @@ class KafkaSource {
  public:
   // Creates the consumer and subscribes. Errors name the property librdkafka
   // refused (never its value) or the subscription failure.
+  //
+  // With `checkpointed`, nothing is committed automatically: the caller
+  // commits with Commit() once a checkpoint covers the offsets, and the
+  // revoke hook (set_on_revoke) runs before partitions are given up.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<KafkaSource>> Create(
-      const KafkaConfig& config);
+      const KafkaConfig& config, bool checkpointed = false);
 
   KafkaSource(const KafkaSource&) = delete;
   KafkaSource& operator=(const KafkaSource&) = delete;
@@ -99,17 +104,36 @@ class KafkaSource {
 
   // Clears *batch and fills it with up to batch_size messages: returns when
   // it is full or batch_timeout after its first message. While no message
-  // comes it keeps waiting, checking `stop` every 100 ms; returns false, with
-  // an empty batch, once `stop` is true.
-  bool Fill(KafkaBatch* batch, const std::atomic<bool>& stop);
+  // comes it keeps waiting, checking `stop` every 100 ms, until `idle_until`
+  // (then it returns true with an empty batch); returns false, with an empty
+  // batch, once `stop` is true.
+  bool Fill(KafkaBatch* batch, const std::atomic<bool>& stop,
+            absl::Time idle_until = absl::InfiniteFuture());
 
   // Stores the batch's offsets for the next commit. Call once the batch is
   // aggregated, in batch order. Partitions revoked meanwhile are skipped
   // (their new owner reads those messages again: at-least-once).
   void StoreOffsets(const KafkaBatch& batch);
 
-  // Commits the stored offsets synchronously and leaves the group.
+  // Commits the stored offsets synchronously (unless checkpointed) and
+  // leaves the group.
   [[nodiscard]] absl::Status Close();
+
+  // Checkpointed mode. Offsets a checkpoint holds: when one of these
+  // partitions is assigned, consumption starts there, or at the committed
+  // offset if another member has committed further. Before the first Fill.
+  void SetResumeOffsets(const std::vector<KafkaPartitionOffset>& offsets);
+  // Called on Fill's thread when partitions are revoked, before they are
+  // given up; it must leave every batch handed out so far aggregated and
+  // covered by a checkpoint, then commit (e.g. drain, checkpoint, Commit).
+  // Messages of those partitions not yet handed out are dropped from the
+  // batch being filled: their next owner reads them.
+  void set_on_revoke(std::function<void()> f) { on_revoke_ = std::move(f); }
+  // Next offset of every assigned partition whose messages have all been
+  // passed to StoreOffsets, ordered by topic and partition. Any thread.
+  std::vector<KafkaPartitionOffset> ProcessedOffsets();
+  // Commits these offsets (synchronously, or in the background).
+  void Commit(const std::vector<KafkaPartitionOffset>& offsets, bool sync);
 
   int assigned_partitions() const { return assigned_.load(std::memory_order_relaxed); }
 
@@ -142,10 +166,19 @@ class KafkaSource {
   // Appends `message` to the batch; false when it is an error, not data.
   bool Append(const rd_kafka_message_t* message, KafkaBatch* batch);
   Topic TopicOf(const rd_kafka_message_t* message) const;
+  Topic TopicOf(std::string_view name) const;
+  // Removes the records and offsets of `partitions` from `batch`.
+  void DropPartitions(const rd_kafka_topic_partition_list_t* partitions, KafkaBatch* batch) const;
+  // Checkpointed mode, on assignment: sets each partition's start offset and
+  // its processed offset.
+  void StartFromCheckpoint(rd_kafka_topic_partition_list_t* partitions);
   // Publishes the next offsets of the batch's partitions and of those that
   // reached their end, for Lag().
   void UpdatePositions(const KafkaBatch& batch);
 
+  bool checkpointed_ = false;
+  std::function<void()> on_revoke_;
+  KafkaBatch* filling_ = nullptr;  // the batch Fill is filling; Fill's thread
   // Topic names by Topic value (kAccessLog, kOutbox), from the config.
   std::array<std::string, kTopicCount> topics_;
   size_t max_message_bytes_;
@@ -163,6 +196,10 @@ class KafkaSource {
   // Next offset to consume per partition, as of the last Fill; forgotten on
   // revocation.
   std::map<PartitionKey, int64_t> positions_ ABSL_GUARDED_BY(mu_);
+  // Checkpointed mode: assigned partitions, their processed next offsets,
+  // and the offsets to resume from on assignment.
+  std::map<PartitionKey, int64_t> processed_ ABSL_GUARDED_BY(mu_);
+  std::map<PartitionKey, int64_t> resume_ ABSL_GUARDED_BY(mu_);
   absl::Time lag_time_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::vector<KafkaPartitionLag> lag_ ABSL_GUARDED_BY(mu_);
 };

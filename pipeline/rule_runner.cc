@@ -107,6 +107,7 @@ absl::StatusOr<std::unique_ptr<RuleRunner>> RuleRunner::Build(RuleSet rules,
 }
 
 void RuleRunner::Attach(NovaGiftMetrics* metrics) {
+  metrics_ = metrics;
   history_ = std::make_unique<WindowHistory>(&metrics->store(), wanted_, &series_);
   if (options_.backfill != nullptr) {
     history_->set_sink(options_.backfill, options_.backfill_step_ms);
@@ -199,6 +200,68 @@ void RuleRunner::Loop() {
     done_ms_ = history_->open_slot_end_ms() - 1;
     cv_.notify_all();
   }
+}
+
+std::string RuleRunner::Fingerprint() const {
+  std::string out = absl::StrFormat("slot=%d ring=%d lateness=%d\n", spec_.slot_ms,
+                                    spec_.ring_slots, options_.lateness_ms);
+  for (const WindowHistory::Wanted& w : wanted_) {
+    absl::StrAppendFormat(&out, "window %d %d%d%d%d %d\n", w.metric, w.value, w.buckets, w.sum,
+                          w.count, w.reach_ms);
+  }
+  for (const RuleGroupSpec& g : engine_->rules().groups) {
+    absl::StrAppendFormat(&out, "group %s %d %d\n", g.name, g.interval_ms, g.limit);
+    for (const RuleSpec& r : g.rules) {
+      absl::StrAppendFormat(&out, "%s %s %d %d {%s}\n", r.alert ? "alert" : "record", r.name,
+                            r.for_ms, r.keep_firing_for_ms, r.expr_text);
+      for (const auto& [k, v] : r.raw_labels) absl::StrAppendFormat(&out, " label %s=%s\n", k, v);
+      for (const auto& [k, v] : r.raw_annotations) {
+        absl::StrAppendFormat(&out, " annotation %s=%s\n", k, v);
+      }
+    }
+  }
+  return out;
+}
+
+void RuleRunner::SaveState(StateWriter* w) {
+  std::unique_lock<std::mutex> lock(mu_);
+  // Idle: every target handed over is evaluated, and the thread cannot take
+  // a new one while the lock is held.
+  cv_.wait(lock, [&] { return !started_ || stop_ || done_ms_ >= target_ms_; });
+  w->Bool(started_);
+  if (!started_) return;
+  w->I64(done_ms_);
+  w->U64(eval_nanos_.load(std::memory_order_relaxed));
+  series_.SaveState(w);
+  history_->SaveState(w);
+  engine_->SaveState(w);
+  metrics_->store().SaveWindows(w);
+}
+
+absl::Status RuleRunner::LoadState(StateReader* r) {
+  bool started = false;
+  if (!r->Bool(&started)) return r->Error("rules");
+  if (!started) return absl::OkStatus();
+  int64_t done = 0;
+  uint64_t eval_nanos = 0;
+  if (!r->I64(&done) || !r->U64(&eval_nanos)) return r->Error("rules");
+  // In the order saved: the history's and the engine's refs point into the
+  // series store.
+  if (absl::Status s = series_.LoadState(r); !s.ok()) return s;
+  if (absl::Status s = history_->LoadState(r); !s.ok()) return s;
+  if (absl::Status s = engine_->LoadState(r); !s.ok()) return s;
+  if (absl::Status s = metrics_->store().LoadWindows(r); !s.ok()) return s;
+  eval_nanos_.store(eval_nanos, std::memory_order_relaxed);
+  evaluations_.store(engine_->evaluations(), std::memory_order_relaxed);
+  failures_.store(engine_->failures(), std::memory_order_relaxed);
+  evaluated_ms_.store(engine_->Snapshot().last_eval_ms, std::memory_order_relaxed);
+  window_bytes_.store(history_->MemoryBytes(), std::memory_order_relaxed);
+  window_series_.store(history_->series(), std::memory_order_relaxed);
+  started_ = true;
+  done_ms_ = done;
+  target_ms_ = done;
+  thread_ = std::thread([this] { Loop(); });
+  return absl::OkStatus();
 }
 
 const std::vector<MetricDef>& RuleMetricDefs() {

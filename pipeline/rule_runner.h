@@ -91,6 +91,18 @@ class RuleRunner {
   // are read separately (engine().Snapshot()). Any thread.
   void AppendFamilies(std::deque<std::string>* keys, std::vector<FamilySnapshot>* families) const;
 
+  // Checkpoints. Fingerprint() names the rules, slot and ring sizes and the
+  // windowed families: saved state loads only under the same fingerprint.
+  std::string Fingerprint() const;
+  // Waits until the evaluation thread has caught up, then saves the window
+  // history (store slot cells included), the series store and the engine
+  // while holding it. Writers must not run meanwhile. Any thread but the
+  // evaluation thread.
+  void SaveState(StateWriter* w);
+  // Into a runner just attached and not started; starts the evaluation
+  // thread when the saved runner had started.
+  [[nodiscard]] absl::Status LoadState(StateReader* r);
+
   RuleEngine& engine() { return *engine_; }
   const WindowHistory* history() const { return history_.get(); }
   // CPU time spent evaluating rules, and slot ends evaluated (read after
@@ -113,6 +125,7 @@ class RuleRunner {
   promql::SeriesStore series_;
   std::unique_ptr<RuleEngine> engine_;
   std::unique_ptr<WindowHistory> history_;
+  NovaGiftMetrics* metrics_ = nullptr;
   bool started_ = false;
   double eval_seconds_ = 0;  // evaluation thread
   uint64_t eval_instants_ = 0;

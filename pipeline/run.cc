@@ -8,6 +8,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -17,8 +20,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "aggregators/novagift_metrics.h"
 #include "parsers/record_parser.h"
+#include "pipeline/checkpoint.h"
 #include "pipeline/cli.h"
 #include "pipeline/config.h"
 #include "pipeline/event_clock.h"
@@ -97,92 +102,217 @@ struct EventTime {
   DeadLetterWriter* dead_letters = nullptr;
 };
 
-// Runs the pipeline until g_stop; returns the records processed.
-uint64_t Consume(KafkaSource& source, NovaGiftMetrics& metrics, size_t max_record_bytes,
-                 const EventTime& time) {
-  const int threads = metrics.num_shards();
-  std::vector<std::unique_ptr<RecordParser>> parsers;
-  parsers.reserve(static_cast<size_t>(threads));
-  for (int i = 0; i < threads; ++i)
-    parsers.push_back(std::make_unique<RecordParser>(max_record_bytes));
+// Parses and aggregates batches on a oneTBB parallel_pipeline of
+// metrics.num_shards() workers, on a thread of its own; the Kafka thread
+// takes free tokens, fills them and submits them, and may wait until every
+// submitted batch is aggregated and its offsets stored (Drain), which a
+// checkpoint needs. Batches complete in submission order.
+//
+// Threads: NextFree, Submit, Drain and Finish from the Kafka thread only.
+class BatchPipeline {
+ public:
+  BatchPipeline(KafkaSource& source, NovaGiftMetrics& metrics, size_t max_record_bytes,
+                const EventTime& time)
+      : source_(source), metrics_(metrics), time_(time) {
+    const int threads = metrics.num_shards();
+    for (int i = 0; i < threads; ++i) {
+      parsers_.push_back(std::make_unique<RecordParser>(max_record_bytes));
+    }
+    // At most max_tokens batches are in flight, so a pool of that many never
+    // runs dry; batch buffers are reused and memory stays flat.
+    const size_t max_tokens = static_cast<size_t>(threads) * 2;
+    for (size_t i = 0; i < max_tokens; ++i) {
+      tokens_.push_back(std::make_unique<Token>());
+      free_.push(tokens_.back().get());
+    }
+    thread_ = std::thread([this, threads, max_tokens] { Run(threads, max_tokens); });
+  }
+  ~BatchPipeline() { Finish(); }
 
-  // At most max_tokens batches are in flight, so a pool of that many never
-  // runs dry; batch buffers are reused and memory stays flat.
-  const size_t max_tokens = static_cast<size_t>(threads) * 2;
-  std::vector<std::unique_ptr<Token>> tokens;
-  tbb::concurrent_bounded_queue<Token*> free_tokens;
-  for (size_t i = 0; i < max_tokens; ++i) {
-    tokens.push_back(std::make_unique<Token>());
-    free_tokens.push(tokens.back().get());
+  Token* NextFree() {
+    Token* token = nullptr;
+    free_.pop(token);
+    return token;
+  }
+  void Release(Token* token) { free_.push(token); }
+  void Submit(Token* token) {
+    ++submitted_;
+    ready_.push(token);
+  }
+  void Drain() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return completed_ == submitted_; });
+  }
+  // Lets the submitted batches complete and stops the pipeline.
+  void Finish() {
+    if (!thread_.joinable()) return;
+    ready_.push(nullptr);
+    thread_.join();
+  }
+  // Records processed (after Drain or Finish).
+  uint64_t records() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return records_;
   }
 
-  uint64_t records = 0;  // owned by the serial completion stage
+ private:
+  void Run(int threads, size_t max_tokens);
+  void Process(Token* token);
+
+  KafkaSource& source_;
+  NovaGiftMetrics& metrics_;
+  const EventTime time_;
+  std::vector<std::unique_ptr<RecordParser>> parsers_;
+  std::vector<std::unique_ptr<Token>> tokens_;
+  tbb::concurrent_bounded_queue<Token*> free_;
+  tbb::concurrent_bounded_queue<Token*> ready_;  // nullptr: no more
+  uint64_t submitted_ = 0;                       // Kafka thread
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t completed_ = 0;  // guarded by mu_
+  uint64_t records_ = 0;    // guarded by mu_
+  std::thread thread_;
+};
+
+void BatchPipeline::Process(Token* token) {
+  const int worker = tbb::this_task_arena::current_thread_index();
+  NovaGiftMetrics::Writer& writer = metrics_.writer(worker);
+  RecordParser& parser = *parsers_[static_cast<size_t>(worker)];
+  const KafkaBatch& batch = token->batch;
+  writer.SetWatermark(token->watermark_ms);
+  writer.SetFutureLimit(token->future_limit_us);
+  writer.EndBatch();
+  const char* base = batch.buffer.data();
+  uint64_t accepted = 0;
+  DeadLetterBatch* rejected = time_.dead_letters ? &token->rejected : nullptr;
+  if (rejected) rejected->Clear();
+  for (const KafkaRecord& r : batch.records) {
+    const DeadLetterOrigin origin{.partition = r.partition, .offset = r.offset};
+    if (r.oversize) {
+      writer.Reject(r.topic, RejectReason::kOversize);
+      // The payload was not copied: only its length is known.
+      if (rejected) rejected->Add(RejectReason::kOversize, r.topic, origin, {}, r.size);
+    } else if (ProcessRecord(r.topic, base + r.begin, r.size, batch.buffer.size() - r.begin,
+                             parser, writer, rejected, origin)) {
+      ++accepted;
+    }
+  }
+  token->accepted = accepted;
+  token->newest_us = writer.EndBatch();
+}
+
+void BatchPipeline::Run(int threads, size_t max_tokens) {
   tbb::task_arena arena(threads);
   arena.execute([&] {
     tbb::parallel_pipeline(
         max_tokens,
-        tbb::make_filter<void, Token*>(
-            tbb::filter_mode::serial_in_order,
-            [&](tbb::flow_control& fc) -> Token* {
-              Token* token;
-              free_tokens.pop(token);
-              if (!source.Fill(&token->batch, g_stop)) {
-                free_tokens.push(token);
-                fc.stop();
-                return nullptr;
-              }
-              if (time.rules != nullptr && !time.rules->started()) {
-                if (std::optional<int64_t> first = OldestEventTime(token->batch)) {
-                  time.rules->Start(*first);
-                }
-              }
-              token->future_limit_us = (WallMillis() + time.max_future_ms) * 1000;
-              token->watermark_ms = time.clock->BeginBatch();
-              return token;
-            }) &
-            tbb::make_filter<Token*, Token*>(
-                tbb::filter_mode::parallel,
-                [&](Token* token) -> Token* {
-                  const int worker = tbb::this_task_arena::current_thread_index();
-                  NovaGiftMetrics::Writer& writer = metrics.writer(worker);
-                  RecordParser& parser = *parsers[static_cast<size_t>(worker)];
-                  const KafkaBatch& batch = token->batch;
-                  writer.SetWatermark(token->watermark_ms);
-                  writer.SetFutureLimit(token->future_limit_us);
-                  writer.EndBatch();
-                  const char* base = batch.buffer.data();
-                  uint64_t accepted = 0;
-                  DeadLetterBatch* rejected = time.dead_letters ? &token->rejected : nullptr;
-                  if (rejected) rejected->Clear();
-                  for (const KafkaRecord& r : batch.records) {
-                    const DeadLetterOrigin origin{.partition = r.partition, .offset = r.offset};
-                    if (r.oversize) {
-                      writer.Reject(r.topic, RejectReason::kOversize);
-                      // The payload was not copied: only its length is known.
-                      if (rejected)
-                        rejected->Add(RejectReason::kOversize, r.topic, origin, {}, r.size);
-                    } else if (ProcessRecord(r.topic, base + r.begin, r.size,
-                                             batch.buffer.size() - r.begin, parser, writer,
-                                             rejected, origin)) {
-                      ++accepted;
-                    }
-                  }
-                  token->accepted = accepted;
-                  token->newest_us = writer.EndBatch();
-                  return token;
-                }) &
+        tbb::make_filter<void, Token*>(tbb::filter_mode::serial_in_order,
+                                       [&](tbb::flow_control& fc) -> Token* {
+                                         Token* token = nullptr;
+                                         ready_.pop(token);
+                                         if (token == nullptr) fc.stop();
+                                         return token;
+                                       }) &
+            tbb::make_filter<Token*, Token*>(tbb::filter_mode::parallel,
+                                             [&](Token* token) -> Token* {
+                                               Process(token);
+                                               return token;
+                                             }) &
             tbb::make_filter<Token*, void>(tbb::filter_mode::serial_in_order, [&](Token* token) {
               // Only now are the batch's messages in the metrics (and their
               // dead letters written, in order).
-              if (time.dead_letters) time.dead_letters->Write(token->rejected);
-              source.StoreOffsets(token->batch);
-              records += token->batch.records.size();
-              const int64_t closable = time.clock->EndBatch(token->newest_us, WallMillis());
-              if (time.rules != nullptr) time.rules->AdvanceTo(closable);
-              free_tokens.push(token);
+              if (time_.dead_letters) time_.dead_letters->Write(token->rejected);
+              source_.StoreOffsets(token->batch);
+              const int64_t closable = time_.clock->EndBatch(token->newest_us, WallMillis());
+              if (time_.rules != nullptr) time_.rules->AdvanceTo(closable);
+              const size_t n = token->batch.records.size();
+              free_.push(token);
+              std::lock_guard<std::mutex> lock(mu_);
+              records_ += n;
+              ++completed_;
+              cv_.notify_all();
             }));
   });
-  return records;
+}
+
+// The objects that hold the aggregate state, rebuilt from scratch when a
+// checkpoint cannot be loaded into them.
+struct ServiceState {
+  std::unique_ptr<RuleRunner> rules;
+  std::unique_ptr<NovaGiftMetrics> metrics;
+  std::unique_ptr<EventClock> clock;
+
+  CheckpointedState checkpointed() const { return {metrics.get(), rules.get(), clock.get()}; }
+};
+
+absl::StatusOr<ServiceState> BuildServiceState(const Config& config, const RuleSet* rule_set,
+                                               AlertmanagerClient* alertmanager, int threads) {
+  ServiceState state;
+  const int64_t lateness_ms = absl::ToInt64Milliseconds(config.pipeline.allowed_lateness);
+  if (rule_set != nullptr) {
+    RuleRunnerOptions options;
+    options.lateness_ms = lateness_ms;
+    absl::StatusOr<std::unique_ptr<RuleRunner>> runner = RuleRunner::Build(*rule_set, options);
+    if (!runner.ok()) return runner.status();
+    state.rules = *std::move(runner);
+    if (alertmanager != nullptr) {
+      const int64_t resend_ms = absl::ToInt64Milliseconds(config.alertmanager.resend_delay);
+      // On the evaluation thread, after each instant; Enqueue never blocks.
+      state.rules->set_on_evaluated(
+          [alertmanager, resend_ms](int64_t t_ms, RuleEngine& engine) {
+            std::vector<Alert> due = engine.AlertsToSend(t_ms, resend_ms);
+            if (!due.empty()) alertmanager->Enqueue(due);
+          });
+    }
+  }
+  state.metrics = std::make_unique<NovaGiftMetrics>(
+      threads, static_cast<size_t>(config.pipeline.series_limit),
+      state.rules ? &state.rules->window_spec() : nullptr);
+  if (state.rules) state.rules->Attach(state.metrics.get());
+  state.clock = std::make_unique<EventClock>(lateness_ms, /*idle_after_ms=*/5'000);
+  return state;
+}
+
+// Loads the checkpoint into `state`; on failure sets it aside and rebuilds
+// `state` empty. Returns the offsets to resume from.
+std::vector<KafkaPartitionOffset> Restore(CheckpointFile& file, const Config& config,
+                                          const std::function<absl::StatusOr<ServiceState>()>& build,
+                                          ServiceState* state) {
+  absl::StatusOr<std::string> payload = file.Read();
+  absl::Status error = payload.status();
+  if (payload.ok()) {
+    absl::StatusOr<RestoredCheckpoint> restored =
+        DecodeCheckpoint(*payload, state->checkpointed(), WallMillis());
+    if (restored.ok()) {
+      std::vector<KafkaPartitionOffset> offsets;
+      for (const CheckpointOffset& o : restored->offsets) {
+        if (o.topic == config.kafka.topics.access_log || o.topic == config.kafka.topics.outbox) {
+          offsets.push_back({o.topic == config.kafka.topics.outbox ? Topic::kOutbox
+                                                                   : Topic::kAccessLog,
+                             o.partition, o.next_offset});
+        }
+      }
+      Log(LogLevel::kInfo, "state restored from the checkpoint",
+          {{"path", file.path()},
+           {"age_seconds", absl::StrCat((WallMillis() - restored->written_ms) / 1000)},
+           {"partitions", absl::StrCat(offsets.size())},
+           {"rules_state", restored->rules_restored ? "restored" : restored->rules_note}});
+      return offsets;
+    }
+    error = restored.status();
+  }
+  if (absl::IsNotFound(error)) {
+    Log(LogLevel::kInfo, "no checkpoint yet: starting from the committed offsets",
+        {{"path", file.path()}});
+    return {};
+  }
+  const std::string aside = file.SetAside();
+  Log(LogLevel::kError, "checkpoint not loaded: set aside, starting from the committed offsets",
+      {{"error", std::string(error.message())}, {"moved_to", aside}});
+  // The objects may be partly loaded.
+  absl::StatusOr<ServiceState> fresh = build();
+  if (fresh.ok()) *state = *std::move(fresh);
+  return {};
 }
 
 }  // namespace
@@ -211,9 +341,8 @@ int RunServiceCommand(int argc, char** argv) {
 
   int threads = static_cast<int>(config->pipeline.threads);
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int64_t lateness_ms = absl::ToInt64Milliseconds(config->pipeline.allowed_lateness);
 
-  std::unique_ptr<RuleRunner> rules;
+  std::optional<RuleSet> rule_set;
   if (!config->rules.files.empty()) {
     absl::StatusOr<RuleSet> set = LoadRuleFiles(
         config->rules.files, absl::ToInt64Milliseconds(config->rules.evaluation_interval));
@@ -221,22 +350,10 @@ int RunServiceCommand(int argc, char** argv) {
       Log(LogLevel::kError, "invalid rule file", {{"error", std::string(set.status().message())}});
       return 1;
     }
-    RuleRunnerOptions options;
-    options.lateness_ms = lateness_ms;
-    absl::StatusOr<std::unique_ptr<RuleRunner>> runner =
-        RuleRunner::Build(*std::move(set), options);
-    if (!runner.ok()) {
-      Log(LogLevel::kError, "rules not loaded",
-          {{"error", std::string(runner.status().message())}});
-      return 1;
-    }
-    rules = *std::move(runner);
-    for (const std::string& name : rules->unknown_metrics()) {
-      Log(LogLevel::kWarn, "rules read a metric novapulse does not export", {{"metric", name}});
-    }
+    rule_set = *std::move(set);
   }
   std::unique_ptr<AlertmanagerClient> alertmanager;
-  if (rules && !config->alertmanager.urls.empty()) {
+  if (rule_set && !config->alertmanager.urls.empty()) {
     AlertmanagerClientOptions am;
     am.urls = config->alertmanager.urls;
     absl::StatusOr<std::unique_ptr<AlertmanagerClient>> client =
@@ -247,26 +364,48 @@ int RunServiceCommand(int argc, char** argv) {
       return 1;
     }
     alertmanager = *std::move(client);
-    const int64_t resend_ms = absl::ToInt64Milliseconds(config->alertmanager.resend_delay);
-    // On the evaluation thread, after each instant; Enqueue never blocks.
-    rules->set_on_evaluated(
-        [client = alertmanager.get(), resend_ms](int64_t t_ms, RuleEngine& engine) {
-          std::vector<Alert> due = engine.AlertsToSend(t_ms, resend_ms);
-          if (!due.empty()) client->Enqueue(due);
-        });
   }
-  NovaGiftMetrics metrics(threads, static_cast<size_t>(config->pipeline.series_limit),
-                          rules ? &rules->window_spec() : nullptr);
-  if (rules) rules->Attach(&metrics);
-  EventClock clock(lateness_ms, /*idle_after_ms=*/5'000);
+  auto build = [&] {
+    return BuildServiceState(*config, rule_set ? &*rule_set : nullptr, alertmanager.get(),
+                             threads);
+  };
+  absl::StatusOr<ServiceState> built = build();
+  if (!built.ok()) {
+    Log(LogLevel::kError, "rules not loaded", {{"error", std::string(built.status().message())}});
+    return 1;
+  }
+  ServiceState state = *std::move(built);
+  if (state.rules) {
+    for (const std::string& name : state.rules->unknown_metrics()) {
+      Log(LogLevel::kWarn, "rules read a metric novapulse does not export", {{"metric", name}});
+    }
+  }
 
-  absl::StatusOr<std::unique_ptr<KafkaSource>> source = KafkaSource::Create(config->kafka);
+  std::unique_ptr<CheckpointFile> checkpoints;
+  std::vector<KafkaPartitionOffset> resume;
+  if (!config->checkpoint.dir.empty()) {
+    absl::StatusOr<std::unique_ptr<CheckpointFile>> file = CheckpointFile::Build(config->checkpoint);
+    if (!file.ok()) {
+      Log(LogLevel::kError, "checkpoints not available",
+          {{"error", std::string(file.status().message())}});
+      return 1;
+    }
+    checkpoints = *std::move(file);
+    resume = Restore(*checkpoints, *config, build, &state);
+  }
+  NovaGiftMetrics& metrics = *state.metrics;
+  RuleRunner* rules = state.rules.get();
+  EventClock& clock = *state.clock;
+
+  absl::StatusOr<std::unique_ptr<KafkaSource>> source =
+      KafkaSource::Create(config->kafka, /*checkpointed=*/checkpoints != nullptr);
   if (!source.ok()) {
     Log(LogLevel::kError, "kafka consumer not started",
         {{"error", std::string(source.status().message())}});
     return 1;
   }
   KafkaSource& kafka = **source;
+  kafka.SetResumeOffsets(resume);
 
   std::unique_ptr<DeadLetterWriter> dead_letters;
   if (!config->dead_letter.path.empty()) {
@@ -284,19 +423,21 @@ int RunServiceCommand(int argc, char** argv) {
   }
 
   HttpServer::Handlers handlers;
-  handlers.alerts = [&rules] {
+  handlers.alerts = [rules] {
     return AlertsJson(rules ? rules->engine().Snapshot() : RulesSnapshot());
   };
-  handlers.rules = [&rules] {
+  handlers.rules = [rules] {
     return RulesJson(rules ? rules->engine().Snapshot() : RulesSnapshot());
   };
-  handlers.metrics = [&metrics, &kafka, &rules, &dead_letters, &alertmanager](bool openmetrics) {
+  handlers.metrics = [&metrics, &kafka, rules, &dead_letters, &alertmanager,
+                      &checkpoints](bool openmetrics) {
     std::vector<FamilySnapshot> families = metrics.Snapshot();
     if (dead_letters) dead_letters->AppendFamilies(&families);
     std::deque<std::string> keys;  // label values of the Kafka families
     kafka.AppendFamilies(&keys, &families);
     if (rules) rules->AppendFamilies(&keys, &families);
     if (alertmanager) alertmanager->AppendFamilies(&keys, &families);
+    if (checkpoints) checkpoints->AppendFamilies(&families);
     if (absl::StatusOr<ProcessStats> process = ReadProcessStats(); process.ok()) {
       AppendProcessFamilies(*process, &families);
     } else {
@@ -355,14 +496,80 @@ int RunServiceCommand(int argc, char** argv) {
     }
   });
   EventTime time;
-  time.rules = rules.get();
+  time.rules = rules;
   time.clock = &clock;
   time.max_future_ms = absl::ToInt64Milliseconds(config->pipeline.max_future);
   time.dead_letters = dead_letters.get();
-  const uint64_t records =
-      Consume(kafka, metrics, static_cast<size_t>(config->kafka.max_message_bytes), time);
+  BatchPipeline pipeline(kafka, metrics, static_cast<size_t>(config->kafka.max_message_bytes),
+                         time);
+
+  // A checkpoint covers every batch submitted so far: the pipeline is
+  // drained first. Only then are its offsets committed.
+  bool final_checkpoint = false;
+  auto checkpoint = [&](std::string_view why, bool sync_commit) {
+    const auto start = std::chrono::steady_clock::now();
+    pipeline.Drain();
+    const std::vector<KafkaPartitionOffset> offsets = kafka.ProcessedOffsets();
+    std::vector<CheckpointOffset> named;
+    named.reserve(offsets.size());
+    for (const KafkaPartitionOffset& o : offsets) {
+      named.push_back({o.topic == Topic::kOutbox ? config->kafka.topics.outbox
+                                                 : config->kafka.topics.access_log,
+                       o.partition, o.next_offset});
+    }
+    const std::string payload = EncodeCheckpoint(state.checkpointed(), named, WallMillis());
+    const absl::Status written = checkpoints->Write(payload);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    checkpoints->Record(written.ok(), seconds, payload.size());
+    if (!written.ok()) {
+      Log(LogLevel::kError, "checkpoint failed: offsets not committed",
+          {{"reason", std::string(why)}, {"error", std::string(written.message())}});
+      return;
+    }
+    kafka.Commit(offsets, sync_commit);
+    Log(why == "interval" ? LogLevel::kDebug : LogLevel::kInfo, "checkpoint written",
+        {{"reason", std::string(why)},
+         {"bytes", absl::StrCat(payload.size())},
+         {"ms", absl::StrFormat("%.1f", seconds * 1e3)}});
+  };
+  if (checkpoints) {
+    kafka.set_on_revoke([&] {
+      if (!final_checkpoint) checkpoint("revoke", /*sync_commit=*/true);
+    });
+  }
+  const absl::Duration interval = config->checkpoint.interval;
+  absl::Time next_checkpoint = absl::Now() + interval;
+  while (true) {
+    Token* token = pipeline.NextFree();
+    const absl::Time idle_until = checkpoints ? next_checkpoint : absl::InfiniteFuture();
+    if (!kafka.Fill(&token->batch, g_stop, idle_until)) {
+      pipeline.Release(token);
+      break;
+    }
+    if (token->batch.records.empty()) {
+      pipeline.Release(token);
+    } else {
+      if (rules != nullptr && !rules->started()) {
+        if (std::optional<int64_t> first = OldestEventTime(token->batch)) rules->Start(*first);
+      }
+      token->future_limit_us = (WallMillis() + time.max_future_ms) * 1000;
+      token->watermark_ms = clock.BeginBatch();
+      pipeline.Submit(token);
+    }
+    if (checkpoints && absl::Now() >= next_checkpoint) {
+      checkpoint("interval", /*sync_commit=*/false);
+      next_checkpoint = absl::Now() + interval;
+    }
+  }
+  pipeline.Finish();
   ticking.store(false, std::memory_order_relaxed);
   ticker.join();
+  if (checkpoints) {
+    checkpoint("shutdown", /*sync_commit=*/true);
+    final_checkpoint = true;
+  }
+  const uint64_t records = pipeline.records();
   // The evaluation thread reads the metrics and feeds the Alertmanager
   // client: it stops before either goes away.
   if (rules) rules->Stop();

@@ -1,0 +1,307 @@
+// Checkpoints: a state saved mid-stream and loaded into fresh objects goes on
+// exactly as the original does (metrics, windows, alert states), and the
+// file format rejects damage and other versions.
+#include "pipeline/checkpoint.h"
+
+#include <simdjson.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "gtest/gtest.h"
+#include "parsers/record_parser.h"
+#include "pipeline/record_worker.h"
+#include "sinks/exposition.h"
+#include "sinks/rules_json.h"
+
+namespace novapulse {
+namespace {
+
+constexpr std::string_view kRules = R"(groups:
+  - name: t
+    interval: 15s
+    rules:
+      - record: route:requests:rate1m
+        expr: sum by (route) (rate(http_requests_total[1m]))
+      - alert: Errors
+        expr: sum(rate(http_requests_total{status=~"5.."}[1m])) > 0.5
+        for: 1m
+        labels: {severity: page}
+        annotations: {summary: "{{ $value }} errors/s"}
+      - alert: SlowRequests
+        expr: histogram_quantile(0.9, sum by (le) (rate(http_request_duration_seconds_bucket[2m]))) > 0.2
+        for: 30s
+      - alert: Backlog
+        expr: sum(outbox_queued_total) > 20
+)";
+
+constexpr int64_t kStartMs = 1'795'651'200'000;  // 2026-11-27T00:00:00Z
+
+// One access-log line per second, two 5xx per second between minutes 5 and
+// 15, slow requests between minutes 8 and 12, and outbox messages queued
+// faster than they are processed from minute 6.
+std::vector<std::pair<Topic, std::string>> Stream(int seconds) {
+  std::vector<std::pair<Topic, std::string>> lines;
+  for (int s = 0; s < seconds; ++s) {
+    const int64_t ts = kStartMs + s * 1000LL;
+    const double ms = s >= 480 && s < 720 ? 400.0 : 12.5 + s % 7;
+    lines.emplace_back(Topic::kAccessLog,
+                       absl::StrFormat(R"({"ts":%d,"method":"GET","route":"/r%d","status":200,)"
+                                       R"("duration_ms":%.1f})",
+                                       ts, s % 3, ms));
+    if (s >= 300 && s < 900) {
+      for (int i = 0; i < 2; ++i) {
+        lines.emplace_back(Topic::kAccessLog,
+                           absl::StrFormat(R"({"ts":%d,"method":"POST","route":"/e","status":503,)"
+                                           R"("duration_ms":3,"error_code":"E%d"})",
+                                           ts + i, i));
+      }
+    }
+    if (s % 10 == 0) {
+      lines.emplace_back(Topic::kOutbox,
+                         absl::StrFormat(R"({"ts":%d,"id":"m%d","type":"gift.created",)"
+                                         R"("status":"queued","attempt":1,"data":{"gift_id":"g%d",)"
+                                         R"("mode":"link","theme":"t%d","value_usd":%d}})",
+                                         ts, s, s, s % 4, 5 + s % 50));
+    }
+    if (s % 10 == 5 && (s < 360 || s % 20 == 5)) {
+      lines.emplace_back(Topic::kOutbox,
+                         absl::StrFormat(R"({"ts":%d,"id":"m%d","type":"gift.created",)"
+                                         R"("status":"in_flight","attempt":1})",
+                                         ts, s - 5));
+    }
+  }
+  return lines;
+}
+
+// The objects `novapulse run` checkpoints, fed the way its pipeline feeds
+// them: batches alternate between two shards, each batch gets the clock's
+// watermark, and slots close as batches complete.
+struct Service {
+  explicit Service(const RuleSet& rules) : parser(1 << 20) {
+    rules_runner = *RuleRunner::Build(rules, RuleRunnerOptions{.lateness_ms = 30'000});
+    metrics = std::make_unique<NovaGiftMetrics>(2, kDefaultSeriesLimit,
+                                                &rules_runner->window_spec());
+    rules_runner->Attach(metrics.get());
+    clock = std::make_unique<EventClock>(30'000, 5'000);
+  }
+  CheckpointedState state() { return {metrics.get(), rules_runner.get(), clock.get()}; }
+
+  void Feed(const std::vector<std::pair<Topic, std::string>>& lines, size_t from, size_t to) {
+    constexpr size_t kBatch = 50;
+    for (size_t b = from; b < to; b += kBatch) {
+      if (!rules_runner->started()) rules_runner->Start(kStartMs);
+      NovaGiftMetrics::Writer& writer = metrics->writer(static_cast<int>((b / kBatch) % 2));
+      writer.SetWatermark(clock->BeginBatch());
+      for (size_t i = b; i < std::min(to, b + kBatch); ++i) {
+        std::string padded = lines[i].second;
+        const size_t len = padded.size();
+        padded.resize(len + simdjson::SIMDJSON_PADDING);
+        ProcessRecord(lines[i].first, padded.data(), len, padded.size(), parser, writer);
+      }
+      newest_us = std::max(newest_us, writer.EndBatch());
+      rules_runner->AdvanceTo(clock->EndBatch(newest_us, /*wall_ms=*/0));
+    }
+  }
+  // Closes through the newest event and renders everything a scrape shows.
+  std::string Finish() {
+    rules_runner->Finish(newest_us / 1000);
+    std::string text = RenderPrometheusText(metrics->Snapshot());
+    WriteRuleSeries(rules_runner->engine().Snapshot().series, &text);
+    return text + AlertsJson(rules_runner->engine().Snapshot());
+  }
+
+  RecordParser parser;
+  std::unique_ptr<RuleRunner> rules_runner;
+  std::unique_ptr<NovaGiftMetrics> metrics;
+  std::unique_ptr<EventClock> clock;
+  int64_t newest_us = INT64_MIN;
+};
+
+RuleSet Rules(std::string_view text = kRules) {
+  absl::StatusOr<RuleSet> rules = ParseRuleFile(text, "test.yml");
+  EXPECT_TRUE(rules.ok()) << rules.status();
+  return *rules;
+}
+
+int CountSubstr(const std::string& s, std::string_view what) {
+  int n = 0;
+  for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
+  return n;
+}
+
+TEST(Checkpoint, RestoredStateGoesOnExactlyAsTheOriginal) {
+  const RuleSet rules = Rules();
+  const auto lines = Stream(1200);
+  // Cut where the error alert is firing and the latency one pending.
+  size_t cut = 0;
+  while (cut < lines.size() && lines[cut].second.find(absl::StrCat(kStartMs + 600'000)) ==
+                                   std::string::npos) {
+    ++cut;
+  }
+  ASSERT_LT(cut, lines.size());
+
+  Service original(rules);
+  original.Feed(lines, 0, cut);
+  const std::string payload =
+      EncodeCheckpoint(original.state(), {{"novagift.access-log", 3, 1234}}, 42);
+  const std::string at_cut = AlertsJson(original.rules_runner->engine().Snapshot());
+  ASSERT_NE(at_cut.find(R"("state":"firing")"), std::string::npos) << at_cut;
+
+  Service restored(rules);
+  absl::StatusOr<RestoredCheckpoint> loaded = DecodeCheckpoint(payload, restored.state(), 0);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_TRUE(loaded->rules_restored) << loaded->rules_note;
+  EXPECT_EQ(loaded->written_ms, 42);
+  ASSERT_EQ(loaded->offsets.size(), 1u);
+  EXPECT_EQ(loaded->offsets[0].topic, "novagift.access-log");
+  EXPECT_EQ(loaded->offsets[0].partition, 3);
+  EXPECT_EQ(loaded->offsets[0].next_offset, 1234);
+  restored.newest_us = original.newest_us;
+  // The alerts as they were, before any more input.
+  EXPECT_EQ(AlertsJson(restored.rules_runner->engine().Snapshot()), at_cut);
+
+  original.Feed(lines, cut, lines.size());
+  restored.Feed(lines, cut, lines.size());
+  const std::string want = original.Finish();
+  const std::string got = restored.Finish();
+  EXPECT_EQ(got, want);
+  // The run covered what it should: the alerts fired, and every line counted.
+  EXPECT_GE(CountSubstr(want, "ALERTS{"), 1) << want;
+  EXPECT_NE(want.find("novapulse_events_total{topic=\"novagift.access-log\",result=\"accepted\"} " +
+                      std::to_string(1200 + 2 * 600)),
+            std::string::npos)
+      << want;
+}
+
+TEST(Checkpoint, OtherRulesRestoreTheMetricsButNotTheWindows) {
+  const auto lines = Stream(400);
+  Service original(Rules());
+  original.Feed(lines, 0, lines.size());
+  const std::string payload = EncodeCheckpoint(original.state(), {}, 0);
+
+  std::string other(kRules);
+  other.replace(other.find("for: 1m"), 7, "for: 2m");
+  Service restored(Rules(other));
+  absl::StatusOr<RestoredCheckpoint> loaded = DecodeCheckpoint(payload, restored.state(), 0);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_FALSE(loaded->rules_restored);
+  EXPECT_EQ(loaded->rules_note, "the rules or the window settings changed since the checkpoint");
+  EXPECT_FALSE(restored.rules_runner->started());
+  EXPECT_EQ(RenderPrometheusText(restored.metrics->Snapshot()),
+            RenderPrometheusText(original.metrics->Snapshot()));
+}
+
+TEST(Checkpoint, AnotherMetricSetIsRefused) {
+  Service original(Rules());
+  std::string payload = EncodeCheckpoint(original.state(), {}, 0);
+  const size_t at = payload.find("http_requests_total:");
+  ASSERT_NE(at, std::string::npos);
+  payload[at] = 'H';
+  Service restored(Rules());
+  absl::StatusOr<RestoredCheckpoint> loaded = DecodeCheckpoint(payload, restored.state(), 0);
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kFailedPrecondition) << loaded.status();
+}
+
+TEST(Checkpoint, TruncatedPayloadsFailCleanly) {
+  const auto lines = Stream(700);
+  Service original(Rules());
+  original.Feed(lines, 0, lines.size());
+  const std::string payload = EncodeCheckpoint(original.state(), {{"t", 0, 1}}, 0);
+  // Every prefix: an error, never a crash or a huge allocation (ASan checks).
+  for (size_t n = 0; n < payload.size(); n += 1 + n / 16) {
+    Service restored(Rules());
+    absl::StatusOr<RestoredCheckpoint> loaded =
+        DecodeCheckpoint(payload.substr(0, n), restored.state(), 0);
+    EXPECT_FALSE(loaded.ok()) << n;
+  }
+}
+
+class CheckpointFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           absl::StrCat("novapulse-ckpt-", ::testing::UnitTest::GetInstance()->random_seed(), "-",
+                        reinterpret_cast<uintptr_t>(this));
+    std::filesystem::remove_all(dir_);
+    absl::StatusOr<std::unique_ptr<CheckpointFile>> file =
+        CheckpointFile::Build({.dir = (dir_ / "nested").string()});
+    ASSERT_TRUE(file.ok()) << file.status();
+    file_ = *std::move(file);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string Bytes() {
+    std::ifstream in(file_->path(), std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  }
+  void Put(const std::string& bytes) {
+    std::ofstream(file_->path(), std::ios::binary | std::ios::trunc) << bytes;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<CheckpointFile> file_;
+};
+
+TEST_F(CheckpointFileTest, WritesAndReadsBack) {
+  EXPECT_TRUE(absl::IsNotFound(file_->Read().status()));
+  ASSERT_TRUE(file_->Write("first").ok());
+  ASSERT_TRUE(file_->Write(std::string(100'000, 'x')).ok());
+  absl::StatusOr<std::string> read = file_->Read();
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, std::string(100'000, 'x'));
+  EXPECT_FALSE(std::filesystem::exists(file_->path() + ".tmp"));
+}
+
+TEST_F(CheckpointFileTest, DamageIsReportedAndSetAside) {
+  ASSERT_TRUE(file_->Write("payload bytes").ok());
+  const std::string good = Bytes();
+
+  std::string flipped = good;
+  flipped.back() ^= 0x01;
+  Put(flipped);
+  EXPECT_EQ(file_->Read().status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(std::string(file_->Read().status().message()).find("checksum"), std::string::npos);
+
+  Put(good.substr(0, good.size() - 3));
+  EXPECT_EQ(file_->Read().status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(std::string(file_->Read().status().message()).find("truncated"), std::string::npos);
+
+  Put("not a checkpoint at all, just text");
+  EXPECT_EQ(file_->Read().status().code(), absl::StatusCode::kDataLoss);
+
+  std::string other_version = good;
+  other_version[8] = 2;
+  Put(other_version);
+  EXPECT_EQ(file_->Read().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(std::string(file_->Read().status().message()).find("format version 2"),
+            std::string::npos);
+
+  const std::string aside = file_->SetAside();
+  ASSERT_FALSE(aside.empty());
+  EXPECT_TRUE(std::filesystem::exists(aside));
+  EXPECT_TRUE(absl::IsNotFound(file_->Read().status()));
+}
+
+TEST_F(CheckpointFileTest, LeftoverTemporaryFileIsRemoved) {
+  std::ofstream(file_->path() + ".tmp") << "half written";
+  absl::StatusOr<std::unique_ptr<CheckpointFile>> again =
+      CheckpointFile::Build({.dir = (dir_ / "nested").string()});
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(std::filesystem::exists(file_->path() + ".tmp"));
+}
+
+TEST(CheckpointFile, UnwritableDirectoryIsAnError) {
+  absl::StatusOr<std::unique_ptr<CheckpointFile>> file =
+      CheckpointFile::Build({.dir = "/proc/novapulse-no-such-dir"});
+  EXPECT_FALSE(file.ok());
+}
+
+}  // namespace
+}  // namespace novapulse
