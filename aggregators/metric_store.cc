@@ -142,8 +142,8 @@ absl::Status MetricStore::LoadCumulative(StateReader* r, bool* same_ids) {
       bool overflowed = false;
       // A smaller series limit than the saved one folds the excess into the
       // overflow series, as it would have folded the events.
-      const uint32_t id = key == idx.overflow_key() ? idx.ResolveOverflow()
-                                                    : idx.Resolve(key, &overflowed);
+      const uint32_t id =
+          key == idx.overflow_key() ? idx.ResolveOverflow() : idx.Resolve(key, &overflowed);
       if (id != i) *same_ids = false;
       for (size_t word = 0; word < width; ++word) {
         uint64_t v = 0;
@@ -166,7 +166,8 @@ void MetricStore::SaveWindows(StateWriter* w) const {
       for (size_t word = 0; word < words; ++word) {
         uint64_t sum = 0;
         for (int s = 0; s < num_shards_; ++s) sum += slot_cells(s, m)->Load(id, word);
-        if (sum != 0) nonzero.push_back({static_cast<uint32_t>(m), id, static_cast<uint32_t>(word), sum});
+        if (sum != 0)
+          nonzero.push_back({static_cast<uint32_t>(m), id, static_cast<uint32_t>(word), sum});
       }
     }
     w->U64(nonzero.size());

@@ -23,11 +23,11 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "aggregators/cell_array.h"
 #include "aggregators/metric_def.h"
 #include "aggregators/series_index.h"
 #include "aggregators/state_codec.h"
-#include "absl/status/status.h"
 
 namespace novapulse {
 

@@ -58,7 +58,8 @@ class StateWriter {
 
 class StateReader {
  public:
-  explicit StateReader(std::string_view bytes) : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
+  explicit StateReader(std::string_view bytes)
+      : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
 
   [[nodiscard]] bool U64(uint64_t* v) {
     uint64_t out = 0;
@@ -88,7 +89,8 @@ class StateReader {
   [[nodiscard]] bool F64(double* v) {
     if (end_ - p_ < 8) return Fail();
     uint64_t bits = 0;
-    for (int i = 0; i < 8; ++i) bits |= static_cast<uint64_t>(static_cast<uint8_t>(p_[i])) << (8 * i);
+    for (int i = 0; i < 8; ++i)
+      bits |= static_cast<uint64_t>(static_cast<uint8_t>(p_[i])) << (8 * i);
     p_ += 8;
     *v = std::bit_cast<double>(bits);
     return ok_;
@@ -127,7 +129,8 @@ class StateReader {
   bool at_end() const { return p_ == end_; }
   // The error to return once a read failed: names the section.
   absl::Status Error(std::string_view section) const {
-    return absl::DataLossError(absl::StrCat("checkpoint section ", std::string(section), " is damaged"));
+    return absl::DataLossError(
+        absl::StrCat("checkpoint section ", std::string(section), " is damaged"));
   }
 
  private:

@@ -283,8 +283,7 @@ absl::Status WindowHistory::LoadState(StateReader* r) {
   closes_ = static_cast<size_t>(closes);
   for (Family& f : families_) {
     size_t known = 0;
-    if (!r->Count(&known, f.width + 1 + f.parts) ||
-        known > store_->index(f.wanted.metric).size()) {
+    if (!r->Count(&known, f.width + 1 + f.parts) || known > store_->index(f.wanted.metric).size()) {
       return r->Error("window history");
     }
     f.known = known;
@@ -300,8 +299,11 @@ absl::Status WindowHistory::LoadState(StateReader* r) {
       if (!r->Bool(&b)) return r->Error("window history");
       started = b ? 1 : 0;
     }
-    for (uint32_t& ref : f.refs) {
-      if (!r->U32(&ref) || ref >= out_->size()) return r->Error("window history");
+    for (size_t i = 0; i < f.refs.size(); ++i) {
+      // Refs are made when a series starts; the others stay 0.
+      if (!r->U32(&f.refs[i]) || (f.started[i / f.parts] && f.refs[i] >= out_->size())) {
+        return r->Error("window history");
+      }
     }
   }
   store_->open_slot().store(open_slot_, std::memory_order_release);

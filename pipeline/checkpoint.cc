@@ -40,12 +40,14 @@ void PutLe(std::string* out, uint64_t v, int bytes) {
 
 uint64_t GetLe(std::string_view in, int bytes) {
   uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(in[i])) << (8 * i);
+  for (int i = 0; i < bytes; ++i)
+    v |= static_cast<uint64_t>(static_cast<uint8_t>(in[i])) << (8 * i);
   return v;
 }
 
 absl::Status ErrnoError(std::string_view what, const std::string& path) {
-  return absl::UnavailableError(absl::StrCat(std::string(what), " ", path, ": ", std::strerror(errno)));
+  return absl::UnavailableError(
+      absl::StrCat(std::string(what), " ", path, ": ", std::strerror(errno)));
 }
 
 // Writes all of `bytes`, retrying short writes.
@@ -214,7 +216,7 @@ std::string CheckpointFile::SetAside() const {
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
-  const std::string aside = absl::StrCat(path_, ".bad-", now);
+  std::string aside = absl::StrCat(path_, ".bad-", now);
   if (std::rename(path_.c_str(), aside.c_str()) != 0) return "";
   return aside;
 }
@@ -249,10 +251,9 @@ void CheckpointFile::Record(bool ok, double seconds, size_t bytes) {
   last_seconds_.store(seconds, std::memory_order_relaxed);
   if (!ok) return;
   last_bytes_.store(bytes, std::memory_order_relaxed);
-  last_time_.store(std::chrono::duration<double>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count(),
-                   std::memory_order_relaxed);
+  last_time_.store(
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(),
+      std::memory_order_relaxed);
 }
 
 void CheckpointFile::AppendFamilies(std::vector<FamilySnapshot>* families) const {

@@ -102,7 +102,8 @@ class CheckpointFile {
   void AppendFamilies(std::vector<FamilySnapshot>* families) const;
 
  private:
-  CheckpointFile(std::string dir, std::string path) : dir_(std::move(dir)), path_(std::move(path)) {}
+  CheckpointFile(std::string dir, std::string path)
+      : dir_(std::move(dir)), path_(std::move(path)) {}
 
   std::string dir_;
   std::string path_;

@@ -567,11 +567,12 @@ class Parser {
   }
 
   void Checkpoint(const YAML::Node& node, const std::string& path, CheckpointConfig* c) {
-    Fields(node, path,
-           {{"dir", true, [&](const YAML::Node& n, const std::string& p) { String(n, p, &c->dir); }},
-            {"interval", false, [&](const YAML::Node& n, const std::string& p) {
-               Duration(n, p, absl::Milliseconds(100), absl::Hours(1), &c->interval);
-             }}});
+    Fields(
+        node, path,
+        {{"dir", true, [&](const YAML::Node& n, const std::string& p) { String(n, p, &c->dir); }},
+         {"interval", false, [&](const YAML::Node& n, const std::string& p) {
+            Duration(n, p, absl::Milliseconds(100), absl::Hours(1), &c->interval);
+          }}});
   }
 
   void Log(const YAML::Node& node, const std::string& path, LogConfig* c) {

@@ -60,8 +60,8 @@ void KafkaBatch::Clear() {
   offsets.clear();
 }
 
-absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(const KafkaConfig& config,
-                                                                 bool checkpointed) {
+absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Build(const KafkaConfig& config,
+                                                                bool checkpointed) {
   if (config.brokers.empty()) return absl::InvalidArgumentError("kafka.brokers is empty");
   // Explicit settings last, so properties cannot turn at-least-once off.
   KafkaSettings settings(config.properties.begin(), config.properties.end());

@@ -8,7 +8,7 @@
 // (librdkafka is thread-safe), but Fill from one thread at a time; the
 // rebalance callback runs inside Fill. assigned_partitions(), Lag(),
 // commits() and AppendFamilies() are safe from any thread.
-//   absl::StatusOr<std::unique_ptr<KafkaSource>> source = KafkaSource::Create(config.kafka);
+//   absl::StatusOr<std::unique_ptr<KafkaSource>> source = KafkaSource::Build(config.kafka);
 //   KafkaBatch batch;
 //   while ((*source)->Fill(&batch, stop)) { Process(batch); (*source)->StoreOffsets(batch); }
 //   absl::Status closed = (*source)->Close();
@@ -94,7 +94,7 @@ class KafkaSource {
   // With `checkpointed`, nothing is committed automatically: the caller
   // commits with Commit() once a checkpoint covers the offsets, and the
   // revoke hook (set_on_revoke) runs before partitions are given up.
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<KafkaSource>> Create(
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<KafkaSource>> Build(
       const KafkaConfig& config, bool checkpointed = false);
 
   KafkaSource(const KafkaSource&) = delete;
@@ -184,7 +184,7 @@ class KafkaSource {
   size_t max_message_bytes_;
   size_t batch_size_;
   absl::Duration batch_timeout_;
-  rd_kafka_t* rk_ = nullptr;  // set once by Create
+  rd_kafka_t* rk_ = nullptr;  // set once by Build
   bool closed_ = false;       // owned by the thread that calls Close/the destructor
   std::atomic<int> assigned_{0};
   std::atomic<uint64_t> commits_ok_{0};

@@ -9,10 +9,10 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <functional>
-#include <mutex>
 #include <deque>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -192,8 +192,8 @@ void BatchPipeline::Process(Token* token) {
       writer.Reject(r.topic, RejectReason::kOversize);
       // The payload was not copied: only its length is known.
       if (rejected) rejected->Add(RejectReason::kOversize, r.topic, origin, {}, r.size);
-    } else if (ProcessRecord(r.topic, base + r.begin, r.size, batch.buffer.size() - r.begin,
-                             parser, writer, rejected, origin)) {
+    } else if (ProcessRecord(r.topic, base + r.begin, r.size, batch.buffer.size() - r.begin, parser,
+                             writer, rejected, origin)) {
       ++accepted;
     }
   }
@@ -258,16 +258,15 @@ absl::StatusOr<ServiceState> BuildServiceState(const Config& config, const RuleS
     if (alertmanager != nullptr) {
       const int64_t resend_ms = absl::ToInt64Milliseconds(config.alertmanager.resend_delay);
       // On the evaluation thread, after each instant; Enqueue never blocks.
-      state.rules->set_on_evaluated(
-          [alertmanager, resend_ms](int64_t t_ms, RuleEngine& engine) {
-            std::vector<Alert> due = engine.AlertsToSend(t_ms, resend_ms);
-            if (!due.empty()) alertmanager->Enqueue(due);
-          });
+      state.rules->set_on_evaluated([alertmanager, resend_ms](int64_t t_ms, RuleEngine& engine) {
+        std::vector<Alert> due = engine.AlertsToSend(t_ms, resend_ms);
+        if (!due.empty()) alertmanager->Enqueue(due);
+      });
     }
   }
-  state.metrics = std::make_unique<NovaGiftMetrics>(
-      threads, static_cast<size_t>(config.pipeline.series_limit),
-      state.rules ? &state.rules->window_spec() : nullptr);
+  state.metrics =
+      std::make_unique<NovaGiftMetrics>(threads, static_cast<size_t>(config.pipeline.series_limit),
+                                        state.rules ? &state.rules->window_spec() : nullptr);
   if (state.rules) state.rules->Attach(state.metrics.get());
   state.clock = std::make_unique<EventClock>(lateness_ms, /*idle_after_ms=*/5'000);
   return state;
@@ -275,9 +274,9 @@ absl::StatusOr<ServiceState> BuildServiceState(const Config& config, const RuleS
 
 // Loads the checkpoint into `state`; on failure sets it aside and rebuilds
 // `state` empty. Returns the offsets to resume from.
-std::vector<KafkaPartitionOffset> Restore(CheckpointFile& file, const Config& config,
-                                          const std::function<absl::StatusOr<ServiceState>()>& build,
-                                          ServiceState* state) {
+std::vector<KafkaPartitionOffset> Restore(
+    CheckpointFile& file, const Config& config,
+    const std::function<absl::StatusOr<ServiceState>()>& build, ServiceState* state) {
   absl::StatusOr<std::string> payload = file.Read();
   absl::Status error = payload.status();
   if (payload.ok()) {
@@ -287,9 +286,9 @@ std::vector<KafkaPartitionOffset> Restore(CheckpointFile& file, const Config& co
       std::vector<KafkaPartitionOffset> offsets;
       for (const CheckpointOffset& o : restored->offsets) {
         if (o.topic == config.kafka.topics.access_log || o.topic == config.kafka.topics.outbox) {
-          offsets.push_back({o.topic == config.kafka.topics.outbox ? Topic::kOutbox
-                                                                   : Topic::kAccessLog,
-                             o.partition, o.next_offset});
+          offsets.push_back(
+              {o.topic == config.kafka.topics.outbox ? Topic::kOutbox : Topic::kAccessLog,
+               o.partition, o.next_offset});
         }
       }
       Log(LogLevel::kInfo, "state restored from the checkpoint",
@@ -366,8 +365,7 @@ int RunServiceCommand(int argc, char** argv) {
     alertmanager = *std::move(client);
   }
   auto build = [&] {
-    return BuildServiceState(*config, rule_set ? &*rule_set : nullptr, alertmanager.get(),
-                             threads);
+    return BuildServiceState(*config, rule_set ? &*rule_set : nullptr, alertmanager.get(), threads);
   };
   absl::StatusOr<ServiceState> built = build();
   if (!built.ok()) {
@@ -384,7 +382,8 @@ int RunServiceCommand(int argc, char** argv) {
   std::unique_ptr<CheckpointFile> checkpoints;
   std::vector<KafkaPartitionOffset> resume;
   if (!config->checkpoint.dir.empty()) {
-    absl::StatusOr<std::unique_ptr<CheckpointFile>> file = CheckpointFile::Build(config->checkpoint);
+    absl::StatusOr<std::unique_ptr<CheckpointFile>> file =
+        CheckpointFile::Build(config->checkpoint);
     if (!file.ok()) {
       Log(LogLevel::kError, "checkpoints not available",
           {{"error", std::string(file.status().message())}});
@@ -398,7 +397,7 @@ int RunServiceCommand(int argc, char** argv) {
   EventClock& clock = *state.clock;
 
   absl::StatusOr<std::unique_ptr<KafkaSource>> source =
-      KafkaSource::Create(config->kafka, /*checkpointed=*/checkpoints != nullptr);
+      KafkaSource::Build(config->kafka, /*checkpointed=*/checkpoints != nullptr);
   if (!source.ok()) {
     Log(LogLevel::kError, "kafka consumer not started",
         {{"error", std::string(source.status().message())}});

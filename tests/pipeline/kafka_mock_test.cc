@@ -130,7 +130,7 @@ KafkaConfig SourceConfig(const MockCluster& cluster, const char* group) {
 class Consumer {
  public:
   explicit Consumer(const KafkaConfig& config) {
-    absl::StatusOr<std::unique_ptr<KafkaSource>> source = KafkaSource::Create(config);
+    absl::StatusOr<std::unique_ptr<KafkaSource>> source = KafkaSource::Build(config);
     EXPECT_TRUE(source.ok()) << source.status();
     if (!source.ok()) return;
     source_ = *std::move(source);

@@ -1,0 +1,218 @@
+// Checkpoints against a real broker: `novapulse run` killed with SIGKILL at
+// random moments, again and again while a generated stream is produced, then
+// run to the end. Its final counters must equal the lines produced exactly
+// (nothing lost, nothing counted twice), and its metrics and alert states must
+// equal those of an instance that consumed the same topics without a single
+// interruption: an alert that was pending or firing across a kill keeps its
+// active-since time instead of starting over.
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <map>
+#include <random>
+#include <regex>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/pipeline/kafka_broker.h"
+#include "tests/pipeline/run_service.h"
+#include "tests/pipeline/test_process.h"
+#include "tests/sinks/prometheus_text.h"
+
+namespace novapulse {
+namespace {
+
+using testing::Broker;
+using testing::FreePort;
+using testing::HttpGet;
+using testing::PromText;
+using testing::ScratchDir;
+using testing::Script;
+using testing::Service;
+using testing::Shell;
+using testing::ShellResult;
+using testing::WaitForScrape;
+using testing::WriteWholeFile;
+
+constexpr char kAccessTopic[] = "novagift.access-log";
+constexpr char kOutboxTopic[] = "novagift.outbox";
+constexpr int kKills = 20;
+
+// 40 minutes of access-log traffic at 200 requests/s: a latency spike from
+// minute 5 to 17 (its alert fires and resolves) and an error spike from
+// minute 18 to the end (its alert is firing when the stream ends).
+std::string GenFlags() {
+  return "--duration 40m --rate 200 --gifts-per-minute 0 --wallet-per-minute 0 --seed 7 "
+         "--start 2026-11-26T12:00:00Z --incident latency_spike@5m+12m "
+         "--incident error_spike@18m+22m";
+}
+
+std::string Config(const std::string& address, int port, const std::string& group,
+                   const std::string& checkpoint_dir) {
+  std::string config = absl::StrCat(R"(kafka:
+  brokers: ")",
+                                    address, R"("
+  group_id: )",
+                                    group, R"(
+  properties:
+    auto.offset.reset: earliest
+    # Static membership: a restarted instance takes its partitions back at
+    # once instead of waiting for the killed one's session to time out.
+    group.instance.id: )",
+                                    group, R"(-0
+    session.timeout.ms: "10000"
+  batch_size: 500
+  batch_timeout: 50ms
+  commit_interval: 1h
+http:
+  listen: "127.0.0.1:)",
+                                    port, R"("
+pipeline:
+  threads: 2
+  allowed_lateness: 5m
+rules:
+  files: [")",
+                                    NOVAPULSE_SOURCE_DIR, R"(/configs/alerts/novagift.yml"]
+alertmanager:
+  urls: []
+)");
+  if (!checkpoint_dir.empty()) {
+    absl::StrAppend(&config, "checkpoint:\n  dir: ", checkpoint_dir, "\n  interval: 300ms\n");
+  }
+  return config;
+}
+
+double Accepted(const PromText& t) {
+  return t.Value("novapulse_events_total", {{"topic", kAccessTopic}, {"result", "accepted"}});
+}
+
+// alertname/state -> activeAt of every alert /api/v1/alerts lists.
+std::map<std::string, std::string> Alerts(const std::string& json) {
+  std::map<std::string, std::string> out;
+  static const std::regex kAlert(
+      R"re("alertname":"([^"]+)".*?"state":"([a-z]+)","activeAt":"([^"]+)")re");
+  for (std::sregex_iterator it(json.begin(), json.end(), kAlert), end; it != end; ++it) {
+    out[absl::StrCat((*it)[1].str(), "/", (*it)[2].str())] = (*it)[3].str();
+  }
+  return out;
+}
+
+struct FinalState {
+  PromText metrics;
+  std::string alerts_json;
+};
+
+// Runs an instance until it has counted `expected` records and event time
+// has settled, then stops it with SIGTERM.
+FinalState RunToEnd(const std::string& config, const std::string& log, int port, double expected) {
+  Service service(config, log);
+  FinalState out;
+  out.metrics = WaitForScrape(
+      port, [&](const PromText& t) { return Accepted(t) >= expected; }, std::chrono::seconds(120));
+  EXPECT_EQ(Accepted(out.metrics), expected) << service.log();
+  // The last batches' slots close; both instances wait alike.
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  out.metrics = testing::ParsePromText(HttpGet(port, "/metrics"));
+  out.alerts_json = HttpGet(port, "/api/v1/alerts");
+  // Not the 10 s of the lifecycle tests: once, right after the kills, the
+  // consumer's close waited on the group (static membership had just
+  // changed hands twenty times).
+  EXPECT_EQ(service.Terminate(std::chrono::seconds(30)), 0) << service.log();
+  return out;
+}
+
+TEST(KafkaCheckpoint, KilledRepeatedlyEndsExactlyAsAnUninterruptedRun) {
+  ScratchDir dir;
+  Broker broker(dir.Path("broker"));
+  ASSERT_EQ(broker.Start(), "") << "scripts/kafka-broker start failed";
+  const std::string& address = broker.address();
+  for (const char* topic : {kAccessTopic, kOutboxTopic}) {
+    const ShellResult r = Shell(absl::StrCat(Script("kafka-topic"), " --bootstrap ", address,
+                                             " create ", topic, " --partitions 3"));
+    ASSERT_EQ(r.status, 0) << r.output;
+  }
+  // The lines the stream holds, counted from the same generator's file.
+  const ShellResult files =
+      Shell(absl::StrCat(NOVAPULSE_BINARY, " gen --out ", dir.Path("gen"), " ", GenFlags()));
+  ASSERT_EQ(files.status, 0) << files.output;
+  double expected = 0;
+  {
+    std::ifstream in(dir.Path("gen/access-log.ndjson"));
+    for (std::string line; std::getline(in, line);) expected += line.empty() ? 0 : 1;
+  }
+  ASSERT_GT(expected, 400'000);
+
+  // Produced at 60x real time: the stream takes about 40 s to arrive, and
+  // the kills fall while it does.
+  ShellResult produced;
+  std::thread producer([&] {
+    produced =
+        Shell(absl::StrCat(NOVAPULSE_BINARY, " gen --kafka ", address, " --speed 60 ", GenFlags()));
+  });
+
+  const int port = FreePort();
+  ASSERT_GT(port, 0);
+  const std::string killed_config = dir.Path("killed.yaml");
+  WriteWholeFile(killed_config, Config(address, port, "ckpt-killed", dir.Path("checkpoints")));
+  const unsigned seed = std::random_device{}();
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> uptime_ms(300, 1800);
+  int mid_stream = 0;
+  int restored = 0;
+  double last_seen = 0;
+  for (int i = 0; i < kKills; ++i) {
+    const std::string log = dir.Path(absl::StrCat("killed-", i, ".log"));
+    {
+      Service service(killed_config, log);
+      std::this_thread::sleep_for(std::chrono::milliseconds(uptime_ms(rng)));
+      const double seen = Accepted(testing::ParsePromText(HttpGet(port, "/metrics")));
+      if (seen == seen && seen > last_seen && seen < expected) ++mid_stream;
+      if (seen == seen) last_seen = std::max(last_seen, seen);
+      service.Kill();
+      if (service.log().find("state restored from the checkpoint") != std::string::npos) {
+        ++restored;
+      }
+    }
+  }
+  producer.join();
+  ASSERT_EQ(produced.status, 0) << produced.output;
+  RecordProperty("kill_seed", static_cast<int>(seed));
+  std::printf(
+      "[ KILLS    ] %d kills (seed %u): %d while the count was still growing, %d runs "
+      "restored from a checkpoint\n",
+      kKills, seed, mid_stream, restored);
+  // Most runs had something to count and a checkpoint to start from.
+  EXPECT_GE(mid_stream, kKills / 2);
+  EXPECT_GE(restored, kKills / 2);
+
+  const FinalState killed = RunToEnd(killed_config, dir.Path("killed-final.log"), port, expected);
+  const std::string reference_config = dir.Path("reference.yaml");
+  WriteWholeFile(reference_config, Config(address, port, "ckpt-reference", ""));
+  const FinalState reference =
+      RunToEnd(reference_config, dir.Path("reference.log"), port, expected);
+
+  // Exact counts: every line once.
+  EXPECT_EQ(Accepted(killed.metrics), expected);
+  double requests = 0;
+  for (const auto& [key, v] : killed.metrics.Samples("http_requests_total")) requests += v;
+  EXPECT_EQ(requests, expected);
+  EXPECT_EQ(killed.metrics.Value("novapulse_events_total",
+                                 {{"topic", kAccessTopic}, {"result", "rejected"}}),
+            0);
+  // The same metrics as the uninterrupted instance, series by series.
+  for (const char* family : {"http_requests_total", "http_request_duration_seconds_bucket",
+                             "http_request_duration_seconds_sum", "http_errors_total"}) {
+    EXPECT_EQ(killed.metrics.Samples(family), reference.metrics.Samples(family)) << family;
+    EXPECT_FALSE(reference.metrics.Samples(family).empty()) << family;
+  }
+  // The same alerts, active since the same instants.
+  const std::map<std::string, std::string> alerts = Alerts(killed.alerts_json);
+  EXPECT_EQ(alerts, Alerts(reference.alerts_json)) << killed.alerts_json << "\n"
+                                                   << reference.alerts_json;
+  EXPECT_TRUE(alerts.contains("HighErrorRate/firing")) << killed.alerts_json;
+}
+
+}  // namespace
+}  // namespace novapulse
