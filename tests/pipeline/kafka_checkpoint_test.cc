@@ -50,7 +50,7 @@ std::string GenFlags() {
 }
 
 std::string Config(const std::string& address, int port, const std::string& group,
-                   const std::string& checkpoint_dir) {
+                   const std::string& checkpoint_dir, const std::string& instance = "") {
   std::string config = absl::StrCat(R"(kafka:
   brokers: ")",
                                     address, R"("
@@ -61,7 +61,7 @@ std::string Config(const std::string& address, int port, const std::string& grou
     # Static membership: a restarted instance takes its partitions back at
     # once instead of waiting for the killed one's session to time out.
     group.instance.id: )",
-                                    group, R"(-0
+                                    instance.empty() ? group + "-0" : instance, R"(
     session.timeout.ms: "10000"
   batch_size: 500
   batch_timeout: 50ms
@@ -212,6 +212,80 @@ TEST(KafkaCheckpoint, KilledRepeatedlyEndsExactlyAsAnUninterruptedRun) {
   EXPECT_EQ(alerts, Alerts(reference.alerts_json)) << killed.alerts_json << "\n"
                                                    << reference.alerts_json;
   EXPECT_TRUE(alerts.contains("HighErrorRate/firing")) << killed.alerts_json;
+}
+
+// Two checkpointing instances in one group while partitions move: B joins
+// (A gives some partitions up: drain, checkpoint, commit), B stops and A
+// takes them back from B's commit, B starts again from its checkpoint and
+// takes some back (each partition from the checkpoint or the commit, whichever
+// is further). Their counts always sum to the lines produced, exactly.
+TEST(KafkaCheckpoint, PartitionsMovingBetweenInstancesAreCountedOnce) {
+  ScratchDir dir;
+  Broker broker(dir.Path("broker"));
+  ASSERT_EQ(broker.Start(), "") << "scripts/kafka-broker start failed";
+  const std::string& address = broker.address();
+  for (const char* topic : {kAccessTopic, kOutboxTopic}) {
+    const ShellResult r = Shell(absl::StrCat(Script("kafka-topic"), " --bootstrap ", address,
+                                             " create ", topic, " --partitions 4"));
+    ASSERT_EQ(r.status, 0) << r.output;
+  }
+  const std::string flags =
+      "--duration 20m --rate 200 --gifts-per-minute 0 --wallet-per-minute 0 --seed 11";
+  ShellResult produced;
+  std::thread producer([&] {
+    produced =
+        Shell(absl::StrCat(NOVAPULSE_BINARY, " gen --kafka ", address, " --speed 60 ", flags));
+  });
+  const int port_a = FreePort();
+  const int port_b = FreePort();
+  WriteWholeFile(dir.Path("a.yaml"),
+                 Config(address, port_a, "ckpt-group", dir.Path("ckpt-a"), "instance-a"));
+  WriteWholeFile(dir.Path("b.yaml"),
+                 Config(address, port_b, "ckpt-group", dir.Path("ckpt-b"), "instance-b"));
+  auto assigned = [](int port) {
+    const PromText t = testing::ParsePromText(HttpGet(port, "/metrics"));
+    const auto* lag = t.Family("novapulse_kafka_consumer_lag");
+    return lag == nullptr ? 0 : static_cast<int>(t.Samples("novapulse_kafka_consumer_lag").size());
+  };
+  auto wait_for = [](auto done) {
+    for (int i = 0; i < 300 && !done(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return done();
+  };
+  Service a(dir.Path("a.yaml"), dir.Path("a.log"));
+  ASSERT_TRUE(wait_for([&] { return assigned(port_a) == 8; })) << a.log();
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  {
+    Service b(dir.Path("b.yaml"), dir.Path("b1.log"));
+    EXPECT_TRUE(wait_for([&] { return assigned(port_b) > 0 && assigned(port_a) < 8; })) << b.log();
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    EXPECT_EQ(b.Terminate(std::chrono::seconds(20)), 0) << b.log();
+  }
+  EXPECT_TRUE(wait_for([&] { return assigned(port_a) == 8; })) << a.log();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  Service b(dir.Path("b.yaml"), dir.Path("b2.log"));
+  EXPECT_TRUE(wait_for([&] { return assigned(port_b) > 0; })) << b.log();
+  producer.join();
+  ASSERT_EQ(produced.status, 0) << produced.output;
+  const ShellResult files =
+      Shell(absl::StrCat(NOVAPULSE_BINARY, " gen --out ", dir.Path("gen"), " ", flags));
+  ASSERT_EQ(files.status, 0) << files.output;
+  double expected = 0;
+  {
+    std::ifstream in(dir.Path("gen/access-log.ndjson"));
+    for (std::string line; std::getline(in, line);) expected += line.empty() ? 0 : 1;
+  }
+  auto total = [&] {
+    return Accepted(testing::ParsePromText(HttpGet(port_a, "/metrics"))) +
+           Accepted(testing::ParsePromText(HttpGet(port_b, "/metrics")));
+  };
+  wait_for([&] { return total() >= expected; });
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // duplicates would show by now
+  EXPECT_EQ(total(), expected) << a.log() << b.log();
+  EXPECT_NE(b.log().find("state restored from the checkpoint"), std::string::npos) << b.log();
+  EXPECT_NE(a.log().find("reason=revoke"), std::string::npos) << a.log();
+  EXPECT_EQ(a.Terminate(std::chrono::seconds(20)), 0) << a.log();
+  EXPECT_EQ(b.Terminate(std::chrono::seconds(20)), 0) << b.log();
 }
 
 }  // namespace
