@@ -555,15 +555,20 @@ class Parser {
   }
 
   void DeadLetter(const YAML::Node& node, const std::string& path, DeadLetterConfig* c) {
-    Fields(
-        node, path,
-        {{"path", true, [&](const YAML::Node& n, const std::string& p) { String(n, p, &c->path); }},
-         {"max_bytes", false,
-          [&](const YAML::Node& n, const std::string& p) {
-            Int(n, p, 4096, int64_t{1} << 40, &c->max_bytes);
-          }},
-         {"keep", false,
-          [&](const YAML::Node& n, const std::string& p) { Int(n, p, 0, 1000, &c->keep); }}});
+    Fields(node, path,
+           {{"path", false,
+             [&](const YAML::Node& n, const std::string& p) { String(n, p, &c->path); }},
+            {"topic", false,
+             [&](const YAML::Node& n, const std::string& p) { String(n, p, &c->topic); }},
+            {"max_bytes", false,
+             [&](const YAML::Node& n, const std::string& p) {
+               Int(n, p, 4096, int64_t{1} << 40, &c->max_bytes);
+             }},
+            {"keep", false,
+             [&](const YAML::Node& n, const std::string& p) { Int(n, p, 0, 1000, &c->keep); }}});
+    if (node.IsMap() && c->path.empty() == c->topic.empty()) {
+      Error(node.Mark(), path, "set exactly one of path (a file) and topic (a Kafka topic)");
+    }
   }
 
   void Checkpoint(const YAML::Node& node, const std::string& path, CheckpointConfig* c) {
@@ -720,6 +725,7 @@ std::string RedactedSummary(const Config& c) {
   line("alertmanager.urls", list(c.alertmanager.urls));
   line("alertmanager.resend_delay", absl::FormatDuration(c.alertmanager.resend_delay));
   line("dead_letter.path", c.dead_letter.path.empty() ? "(none)" : c.dead_letter.path);
+  line("dead_letter.topic", c.dead_letter.topic.empty() ? "(none)" : c.dead_letter.topic);
   line("dead_letter.max_bytes", absl::StrCat(c.dead_letter.max_bytes));
   line("dead_letter.keep", absl::StrCat(c.dead_letter.keep));
   line("checkpoint.dir", c.checkpoint.dir.empty() ? "(none)" : c.checkpoint.dir);

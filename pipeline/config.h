@@ -71,9 +71,11 @@ struct AlertmanagerConfig {
 enum class LogLevel { kDebug, kInfo, kWarn, kError };
 enum class LogFormat { kLogfmt, kJson };
 
-// Rejected records as JSON lines (sinks/dead_letter.h); no path: none.
+// Rejected records as JSON lines (sinks/dead_letter.h) to a file (`path`)
+// or to a Kafka topic (`topic`, `run` only); no section: none.
 struct DeadLetterConfig {
   std::string path;
+  std::string topic;
   int64_t max_bytes = 100 << 20;  // the file is rotated before it grows past this
   int64_t keep = 3;               // rotated files kept: path.1 ... path.keep
 };

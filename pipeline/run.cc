@@ -28,6 +28,7 @@
 #include "pipeline/config.h"
 #include "pipeline/event_clock.h"
 #include "pipeline/http_server.h"
+#include "pipeline/kafka_dead_letters.h"
 #include "pipeline/kafka_source.h"
 #include "pipeline/log.h"
 #include "pipeline/process_metrics.h"
@@ -99,7 +100,7 @@ struct EventTime {
   RuleRunner* rules = nullptr;  // null: no rules, no windows
   EventClock* clock = nullptr;
   int64_t max_future_ms = 0;
-  DeadLetterWriter* dead_letters = nullptr;
+  DeadLetterSink* dead_letters = nullptr;
 };
 
 // Parses and aggregates batches on a oneTBB parallel_pipeline of
@@ -406,7 +407,7 @@ int RunServiceCommand(int argc, char** argv) {
   KafkaSource& kafka = **source;
   kafka.SetResumeOffsets(resume);
 
-  std::unique_ptr<DeadLetterWriter> dead_letters;
+  std::unique_ptr<DeadLetterSink> dead_letters;
   if (!config->dead_letter.path.empty()) {
     absl::StatusOr<std::unique_ptr<DeadLetterWriter>> opened = DeadLetterWriter::Open(
         {.path = config->dead_letter.path,
@@ -419,6 +420,15 @@ int RunServiceCommand(int argc, char** argv) {
       return 1;
     }
     dead_letters = *std::move(opened);
+  } else if (!config->dead_letter.topic.empty()) {
+    absl::StatusOr<std::unique_ptr<KafkaDeadLetters>> producer =
+        KafkaDeadLetters::Build(config->kafka, config->dead_letter);
+    if (!producer.ok()) {
+      Log(LogLevel::kError, "dead-letter producer not started",
+          {{"error", std::string(producer.status().message())}});
+      return 1;
+    }
+    dead_letters = *std::move(producer);
   }
 
   HttpServer::Handlers handlers;

@@ -225,8 +225,7 @@ void DeadLetterWriter::Write(const DeadLetterBatch& batch, std::string_view sour
   if (file_ == nullptr) {
     if (absl::Status s = OpenFile(/*truncate=*/false); !s.ok()) Fail(std::move(s));
   }
-  written_.store(written_.load(std::memory_order_relaxed) + written, std::memory_order_relaxed);
-  dropped_.store(dropped_.load(std::memory_order_relaxed) + dropped, std::memory_order_relaxed);
+  Count(written, dropped);
 }
 
 absl::Status DeadLetterWriter::error() const {
@@ -234,7 +233,7 @@ absl::Status DeadLetterWriter::error() const {
   return error_;
 }
 
-void DeadLetterWriter::AppendFamilies(std::vector<FamilySnapshot>* families) const {
+void DeadLetterSink::AppendFamilies(std::vector<FamilySnapshot>* families) const {
   FamilySnapshot f;
   f.def = &DeadLetterMetricDefs()[kDeadLettersTotal];
   // Label values are static strings: the snapshot's keys may point at them.

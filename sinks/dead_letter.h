@@ -1,6 +1,8 @@
 // Dead letters: rejected records written as JSON lines, each with its reject
 // reason and where it came from, to a file rotated by size (FILE, FILE.1, ...
-// FILE.keep, oldest last).
+// FILE.keep, oldest last; DeadLetterWriter) or, in `novapulse run`, to a
+// Kafka topic, one message per line (pipeline/kafka_dead_letters.h); both
+// are a DeadLetterSink.
 //
 //   {"reason":"wrong_type","topic":"novagift.access-log","source":"a.ndjson","line":17,
 //    "length":153,"bytes":"{\"ts\":..."}
@@ -110,27 +112,47 @@ enum DeadLetterMetric : size_t {
 
 const std::vector<MetricDef>& DeadLetterMetricDefs();
 
-class DeadLetterWriter {
+// Where the completion stage hands each batch's dead letters. Thread-safe.
+class DeadLetterSink {
+ public:
+  virtual ~DeadLetterSink() = default;
+  // Writes one JSON line per entry of `batch`, in order, never blocking on
+  // a slow destination. `source` names the file the batch came from (empty:
+  // not a file); each entry's line becomes line_base + its line. A record
+  // that cannot be written is counted as dropped; the first error is kept.
+  virtual void Write(const DeadLetterBatch& batch, std::string_view source = {},
+                     uint64_t line_base = 0) = 0;
+  uint64_t written() const { return written_.load(std::memory_order_relaxed); }
+  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  // The first error; OK when there was none.
+  virtual absl::Status error() const = 0;
+  // Appends novapulse_dead_letters_total{result="written|dropped"}.
+  void AppendFamilies(std::vector<FamilySnapshot>* families) const;
+
+ protected:
+  void Count(uint64_t written, uint64_t dropped) {
+    written_.fetch_add(written, std::memory_order_relaxed);
+    dropped_.fetch_add(dropped, std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<uint64_t> written_{0};
+  std::atomic<uint64_t> dropped_{0};
+};
+
+class DeadLetterWriter : public DeadLetterSink {
  public:
   // Opens (or creates) options.path. Errors name the path.
   static absl::StatusOr<std::unique_ptr<DeadLetterWriter>> Open(DeadLetterOptions options);
-  ~DeadLetterWriter();
+  ~DeadLetterWriter() override;
   DeadLetterWriter(const DeadLetterWriter&) = delete;
   DeadLetterWriter& operator=(const DeadLetterWriter&) = delete;
 
-  // Appends one JSON line per entry of `batch`, in order, and flushes.
-  // `source` names the file the batch came from (empty: not a file); each
-  // entry's line becomes line_base + its line. A record that cannot be
-  // written (I/O error) is counted as dropped; the first error is kept.
-  void Write(const DeadLetterBatch& batch, std::string_view source = {}, uint64_t line_base = 0);
-
-  uint64_t written() const { return written_.load(std::memory_order_relaxed); }
-  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
-  // The first write, rotation or open error; OK when there was none.
-  absl::Status error() const;
-
-  // Appends novapulse_dead_letters_total{result="written|dropped"}.
-  void AppendFamilies(std::vector<FamilySnapshot>* families) const;
+  // Appends to the file and flushes; see DeadLetterSink::Write.
+  void Write(const DeadLetterBatch& batch, std::string_view source = {},
+             uint64_t line_base = 0) override;
+  // The first write, rotation or open error.
+  absl::Status error() const override;
 
  private:
   explicit DeadLetterWriter(DeadLetterOptions options);
@@ -144,8 +166,6 @@ class DeadLetterWriter {
   uint64_t size_ ABSL_GUARDED_BY(mu_) = 0;  // bytes in the current file
   std::string line_ ABSL_GUARDED_BY(mu_);   // scratch for one formatted line
   absl::Status error_ ABSL_GUARDED_BY(mu_);
-  std::atomic<uint64_t> written_{0};
-  std::atomic<uint64_t> dropped_{0};
 };
 
 // One dead letter as a JSON line (with its newline), appended to `out`.

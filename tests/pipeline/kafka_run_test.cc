@@ -247,12 +247,15 @@ TEST(KafkaRun, ConsumesExactlyAndCommitsOnShutdown) {
 
 // Rejected messages go to the dead-letter file in consumption order, with
 // their topic, partition and offset; an oversize one with its length only.
-TEST(KafkaRun, RejectedMessagesAreDeadLettersWithPartitionAndOffset) {
+// Rejected messages become dead letters, to a file or to a Kafka topic: the
+// same JSON lines either way.
+void CheckRejectedMessagesAreDeadLetters(bool to_topic) {
   ScratchDir dir;
   Broker broker(dir.Path("broker"));
   ASSERT_EQ(broker.Start(), "") << "scripts/kafka-broker start failed";
   const std::string& address = broker.address();
-  for (const char* topic : {kAccessTopic, kOutboxTopic}) {
+  constexpr char kDeadLetterTopic[] = "novagift.dead-letters";
+  for (const char* topic : {kAccessTopic, kOutboxTopic, kDeadLetterTopic}) {
     const ShellResult r = Shell(absl::StrCat(Script("kafka-topic"), " --bootstrap ", address,
                                              " create ", topic, " --partitions 1"));
     ASSERT_EQ(r.status, 0) << "creating " << topic << ": " << r.output;
@@ -281,15 +284,20 @@ TEST(KafkaRun, RejectedMessagesAreDeadLettersWithPartitionAndOffset) {
   const int port = FreePort();
   ASSERT_GT(port, 0);
   const std::string dead_letters = dir.Path("dead-letters.ndjson");
-  std::string config = WriteConfig(dir, "run.yaml", address, port, "10m",
-                                   absl::StrCat("dead_letter:\n  path: ", dead_letters, "\n"));
+  std::string config =
+      WriteConfig(dir, "run.yaml", address, port, "10m",
+                  to_topic ? absl::StrCat("dead_letter:\n  topic: ", kDeadLetterTopic, "\n")
+                           : absl::StrCat("dead_letter:\n  path: ", dead_letters, "\n"));
   // Messages above 1000 bytes are oversize.
   std::string text = ReadWholeFile(config);
   text.replace(text.find("  batch_size:"), 0, "  max_message_bytes: 1000\n");
   WriteWholeFile(config, text);
   Service service(config, dir.Path("run.log"));
-  const PromText metrics = WaitForEvents(port, 12, service);
-  EXPECT_EQ(EventsTotal(metrics), 12) << service.log();
+  EXPECT_EQ(EventsTotal(WaitForEvents(port, 12, service)), 12) << service.log();
+  // Written: in the file, or acknowledged by the broker.
+  const PromText metrics = WaitForScrape(port, [](const PromText& t) {
+    return t.Value("novapulse_dead_letters_total", {{"result", "written"}}) >= 4;
+  });
   EXPECT_EQ(metrics.Value("novapulse_dead_letters_total", {{"result", "written"}}), 4)
       << service.log();
   EXPECT_EQ(metrics.Value("novapulse_dead_letters_total", {{"result", "dropped"}}), 0);
@@ -297,13 +305,21 @@ TEST(KafkaRun, RejectedMessagesAreDeadLettersWithPartitionAndOffset) {
 
   // Each topic's dead letters in offset order; the topics may interleave.
   std::vector<std::string> access_letters, outbox_letters;
-  const std::vector<std::string> lines = absl::StrSplit(ReadWholeFile(dead_letters), '\n');
+  std::string written = ReadWholeFile(dead_letters);
+  if (to_topic) {
+    const ShellResult consumed =
+        Shell(absl::StrCat("kcat -C -b ", address, " -t ", kDeadLetterTopic, " -o beginning -e -q"),
+              /*merge_stderr=*/false);
+    ASSERT_EQ(consumed.status, 0) << consumed.output;
+    written = consumed.output;
+  }
+  const std::vector<std::string> lines = absl::StrSplit(written, '\n');
   for (const std::string& line : lines) {
     if (line.empty()) continue;
     (line.find(kOutboxTopic) != std::string::npos ? outbox_letters : access_letters)
         .push_back(line);
   }
-  ASSERT_EQ(access_letters.size(), 3u) << ReadWholeFile(dead_letters);
+  ASSERT_EQ(access_letters.size(), 3u) << written;
   EXPECT_EQ(access_letters[0],
             R"({"reason":"wrong_type","topic":"novagift.access-log","partition":0,"offset":3,)"
             R"("length":67,"bytes":"{\"ts\":1,\"method\":\"GET\",\"route\":\"/r\",)"
@@ -319,6 +335,14 @@ TEST(KafkaRun, RejectedMessagesAreDeadLettersWithPartitionAndOffset) {
             R"({"reason":"unknown_type","topic":"novagift.outbox","partition":0,"offset":1,)"
             R"("length":58,"bytes":"{\"ts\":1,\"id\":\"e\",\"type\":\"gift.exploded\",)"
             R"(\"status\":\"queued\"}"})");
+}
+
+TEST(KafkaRun, RejectedMessagesAreDeadLettersWithPartitionAndOffset) {
+  CheckRejectedMessagesAreDeadLetters(/*to_topic=*/false);
+}
+
+TEST(KafkaRun, DeadLettersCanGoToAKafkaTopic) {
+  CheckRejectedMessagesAreDeadLetters(/*to_topic=*/true);
 }
 
 }  // namespace
