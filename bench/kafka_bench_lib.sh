@@ -10,6 +10,8 @@
 #   bench_topic novagift.access-log
 #   bench_run_novapulse group-1 2 "series_limit: 200000"   # sets np_pid, port
 #   bench_wait_assigned; ...; bench_stop_novapulse
+# The variables set here are for the scripts that source this file.
+# shellcheck disable=SC2034,SC2154
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
