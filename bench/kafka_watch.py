@@ -132,6 +132,8 @@ def main():
 
     a, b = (watch_count if args.mode == "count" else watch_idle)(args)
     wall = b.t - a.t
+    print(f"t_start={a.t:.3f}")
+    print(f"t_end={b.t:.3f}")
     print(f"wall={wall:.3f}")
     print(f"events={b.n - (a.n or 0)}")
     print(f"events_start={a.n or 0}")
