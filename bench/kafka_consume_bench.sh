@@ -91,17 +91,17 @@ for ((r = 0; r < repeat; r++)); do
     declare -A w=()
     while IFS='=' read -r key value; do w[$key]=$value; done <"$dir/watch"
     awk -v var="$variant" -v rss="${w[peak_rss_mb]}" -v t="$threads" -v c="$cores" -v w="${w[wall]}" -v n="${w[events]}" \
-      -v np="${w[novapulse_cpu]}" -v br="${w[broker_cpu]}" -v me="${w[watcher_cpu]}" \
+      -v np="${w[novapulse_cpu]}" -v br="${w[broker_cpu]}" -v me="${w[watcher_cpu]}" -v all="${w[machine_cpu]}" \
       -v th="${w[thread_cpu]}" -v bt="${w[busiest_thread]}" -v btc="${w[busiest_thread_cpu]}" \
       -v counts="$counts" 'BEGIN {
       per_cpu = n / np; ceil = per_cpu * c; serial = btc > 0 ? n / btc : ceil
       if (serial < ceil) ceil = serial
-      used = (np + br + me) / (w * c)
+      used = all / (w * c)
       if (btc / w >= 0.9) limit = sprintf("novapulse thread %s (%.0f%% of a core: a serial stage)", bt, 100 * btc / w)
       else if (used >= 0.9) limit = sprintf("the machine: %.0f%% of %d cores busy", 100 * used, c)
-      else limit = "no process CPU-bound: waits (fetch round trips, batching)"
-      printf "%s threads=%d: %d events in %.2f s = %.0f events/s; CPU s: novapulse %.2f (%.2f cores), broker %.2f (%.2f cores), watcher %.2f\n",
-        var, t, n, w, n / w, np, np / w, br, br / w, me
+      else limit = sprintf("no process CPU-bound (machine %.0f%% busy): waits (fetch backoff, round trips, batching)", 100 * used)
+      printf "%s threads=%d: %d events in %.2f s = %.0f events/s; CPU s: novapulse %.2f (%.2f cores), broker %.2f (%.2f cores), watcher %.2f, other processes %.2f\n",
+        var, t, n, w, n / w, np, np / w, br, br / w, me, all - np - br - me
       printf "  novapulse CPU s per thread: %s\n", th
       printf "  %.0f events per novapulse CPU-s; ceiling %.0f events/s (min of %.0f x %d cores and the serial bound %.0f); limit: %s\n",
         per_cpu, ceil, per_cpu, c, serial, limit

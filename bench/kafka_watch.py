@@ -69,6 +69,9 @@ class Sample:
         self.process = stat_ticks(f"/proc/{args.pid}/stat")  # counts ended threads too
         self.broker = stat_ticks(f"/proc/{args.broker_pid}/stat")
         self.me = sum(os.times()[:2])
+        with open("/proc/stat") as f:  # cpu user nice system idle iowait irq softirq steal
+            ticks = [int(x) for x in f.readline().split()[1:9]]
+        self.machine_busy = sum(ticks) - ticks[3] - ticks[4]
         self.n = n
 
     def pipeline_ticks(self):
@@ -140,6 +143,7 @@ def main():
     print(f"novapulse_cpu={(b.process - a.process) / HZ:.2f}")
     print(f"broker_cpu={(b.broker - a.broker) / HZ:.2f}")
     print(f"watcher_cpu={b.me - a.me:.2f}")
+    print(f"machine_cpu={(b.machine_busy - a.machine_busy) / HZ:.2f}")  # every process, all cores
     groups = {}
     busiest = ("", 0)
     for tid, (name, ticks) in b.threads.items():
