@@ -241,6 +241,7 @@ int main(int argc, char** argv) {
   std::vector<Scrape> scrapes;
   scrapes.reserve(static_cast<size_t>((duration_s + 70) * 1000 / static_cast<double>(scrape_ms)));
   std::atomic<bool> baseline_taken{false};
+  std::atomic<uint64_t> baseline_count{0};   // accepted before producing; set with baseline_taken
   std::atomic<uint64_t> target{UINT64_MAX};  // absolute accepted count to wait for
   std::atomic<bool> give_up{false};
   std::thread scraper([&] {
@@ -255,7 +256,10 @@ int main(int argc, char** argv) {
         Scrape s{done, Ms(done - start), SeriesValue(*text, accepted_prefix),
                  SeriesValue(*text, rejected_prefix).value_or(0)};
         scrapes.push_back(s);
-        if (s.accepted) baseline_taken.store(true);
+        if (s.accepted && !baseline_taken.load()) {
+          baseline_count.store(*s.accepted);
+          baseline_taken.store(true);
+        }
         if (s.accepted && *s.accepted >= target.load()) return;
       }
       if (target.load() != UINT64_MAX && !deadline) deadline = done + std::chrono::seconds(60);
@@ -328,7 +332,7 @@ int main(int argc, char** argv) {
     rd_kafka_poll(rk, 1);
     if (deliveries.delivered != before) acked.push_back({deliveries.delivered, Clock::now()});
   }
-  const uint64_t baseline = *scrapes.front().accepted;
+  const uint64_t baseline = baseline_count.load();
   target.store(baseline + deliveries.delivered);
   scraper.join();
   rd_kafka_topic_destroy(rkt);
