@@ -20,6 +20,7 @@ build="${BUILD:-build}"
 novapulse="$build/novapulse"
 cores=$(nproc)
 np_pid=""
+fg_pid=""
 addr=""
 broker_pid=""
 
@@ -32,6 +33,7 @@ command -v curl >/dev/null || die "curl not found (Debian: apt-get install curl)
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/novapulse-$name.XXXXXX")
 bench_cleanup() {
+  if [[ -n "$fg_pid" ]]; then kill "$fg_pid" 2>/dev/null || true; fi
   if [[ -n "$np_pid" ]]; then
     kill "$np_pid" 2>/dev/null || true
     wait "$np_pid" 2>/dev/null || true
@@ -43,6 +45,18 @@ bench_cleanup() {
 }
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
+
+# bench_fg CMD...: runs CMD in the background and waits for it: bash runs a
+# trap only once a foreground command ends, but interrupts `wait`, so a
+# Ctrl-C or SIGTERM ends the script at once and the cleanup kills CMD.
+bench_fg() {
+  local rc=0
+  "$@" &
+  fg_pid=$!
+  wait "$fg_pid" || rc=$?
+  fg_pid=""
+  return "$rc"
+}
 
 # utime + stime of a process (or of one thread: /proc/PID/task/TID), seconds.
 cpu_seconds() {

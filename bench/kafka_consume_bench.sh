@@ -79,7 +79,7 @@ for ((r = 0; r < repeat; r++)); do
     props=""
     [[ "$variant" = default ]] || props=$tuned
     bench_run_novapulse "bench-$run" "$threads" "" "$props"
-    python3 "$root/bench/kafka_watch.py" --mode count --port "$port" --pid "$np_pid" \
+    bench_fg python3 "$root/bench/kafka_watch.py" --mode count --port "$port" --pid "$np_pid" \
       --broker-pid "$broker_pid" --total "$total" >"$dir/watch" ||
       { cat "$dir/run.log" >&2; die "watching novapulse failed"; }
     counts=$({ curl -sf "http://127.0.0.1:$port/metrics" || true; } | awk '

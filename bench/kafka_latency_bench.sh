@@ -10,8 +10,8 @@
 # assigned and their lag is known. Then build/latency_probe produces lines
 # at a steady rate for DURATION seconds while scraping /metrics every 10 ms,
 # and prints the produce rate achieved and latency percentiles (produce ->
-# ack, ack -> visible, produce -> visible; see bench/latency_probe.cc). The
-# CPU seconds of novapulse, the broker and the probe over the run follow.
+# ack, ack -> visible, produce -> visible; see bench/latency_probe.cc) and
+# its own CPU seconds; those of novapulse and the broker over the run follow.
 #
 # The latency includes the batch timeout (a batch waits up to 100 ms for
 # batch_size messages; at 100 000 events/s both come at about the same time)
@@ -35,7 +35,6 @@ duration="${1:-30}"
 rate="${RATE:-100000}"
 probe="$build/latency_probe"
 [[ -x "$probe" ]] || die "$probe not found; build it (cmake -DNOVAPULSE_BENCH=ON, ninja latency_probe)"
-[[ -x /usr/bin/time ]] || die "GNU time not found at /usr/bin/time (Debian: apt-get install time)"
 
 bench_start_broker
 bench_topic novagift.access-log
@@ -55,12 +54,10 @@ probe_args=()
 for kv in ${PROPERTIES:-}; do probe_args+=(--property "$kv"); done
 [[ -z "${TRACE:-}" ]] || probe_args+=(--trace "$TRACE")
 status=0
-/usr/bin/time -f '%U %S' -o "$dir/probe.time" "$probe" --brokers "$addr" \
-  --metrics "127.0.0.1:$port" --rate "$rate" --duration "$duration" "${probe_args[@]}" || status=$?
+bench_fg "$probe" --brokers "$addr" --metrics "127.0.0.1:$port" --rate "$rate" \
+  --duration "$duration" "${probe_args[@]}" || status=$?
 np1=$(cpu_seconds "$np_pid")
 br1=$(cpu_seconds "$broker_pid")
-read -r pu ps <"$dir/probe.time"
-awk -v np0="$np0" -v np1="$np1" -v br0="$br0" -v br1="$br1" -v pu="$pu" -v ps="$ps" -v c="$cores" 'BEGIN {
-  printf "CPU s over the run (%d cores): novapulse %.2f, broker %.2f, probe (producer + scraper) %.2f\n",
-    c, np1 - np0, br1 - br0, pu + ps }'
+awk -v np0="$np0" -v np1="$np1" -v br0="$br0" -v br1="$br1" -v c="$cores" 'BEGIN {
+  printf "CPU s over the run (%d cores): novapulse %.2f, broker %.2f\n", c, np1 - np0, br1 - br0 }'
 exit "$status"

@@ -22,6 +22,7 @@
 #include <arpa/inet.h>
 #include <librdkafka/rdkafka.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -368,6 +369,11 @@ int main(int argc, char** argv) {
     PrintPercentiles("  same, including the warm-up", Latencies(produced, visible, t0));
   }
   PrintPercentiles("scrape duration", scrape_ms_list);
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  std::printf("probe CPU (producer + scraper): %.2f s\n",
+              static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                  static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6);
   if (!trace.empty()) {
     if (FILE* f = std::fopen(trace.c_str(), "w")) {
       for (const Scrape& s : scrapes) {

@@ -117,7 +117,7 @@ for ((r = 0; r < repeat; r++)); do
       scrape_loop >"$dir/scrapes" &
       scraper_pid=$!
     fi
-    python3 "$root/bench/kafka_watch.py" --mode idle --port "$port" --pid "$np_pid" \
+    bench_fg python3 "$root/bench/kafka_watch.py" --mode idle --port "$port" --pid "$np_pid" \
       --broker-pid "$broker_pid" --total "$total" >"$dir/watch" ||
       { cat "$dir/run.log" >&2; die "watching novapulse failed"; }
     if [[ -n "$scraper_pid" ]]; then
