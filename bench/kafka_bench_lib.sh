@@ -91,8 +91,13 @@ bench_topic() {
 # with the batching of configs/novapulse.yaml (BATCH_SIZE, BATCH_TIMEOUT
 # override it); PIPELINE_YAML is more of the pipeline section, e.g.
 # "series_limit: 200000"; KAFKA_PROPS are librdkafka properties, "k=v k=v".
+# With CHECKPOINT_INTERVAL set (e.g. 1s), it also writes checkpoints that
+# often, to a directory of the group's own.
 bench_run_novapulse() {
-  local group=$1 threads=$2 extra=${3:-} props=${4:-} kv props_yaml=""
+  local group=$1 threads=$2 extra=${3:-} props=${4:-} kv props_yaml="" checkpoint=""
+  if [[ -n "${CHECKPOINT_INTERVAL:-}" ]]; then
+    checkpoint=$'checkpoint:\n  dir: '"$dir/checkpoint-$group"$'\n  interval: '"$CHECKPOINT_INTERVAL"
+  fi
   for kv in $props; do props_yaml+=$'\n'"    ${kv%%=*}: \"${kv#*=}\""; done
   port=$(free_port)
   cat >"$dir/novapulse.yaml" <<YAML
@@ -110,6 +115,7 @@ log:
 pipeline:
   threads: $threads
   ${extra}
+$checkpoint
 YAML
   "$novapulse" run --config "$dir/novapulse.yaml" 2>>"$dir/run.log" &
   np_pid=$!

@@ -135,14 +135,31 @@ log: {level: debug, format: json}
 TEST(Config, DeadLetterSectionIsValidated) {
   EXPECT_TRUE(Parsed("kafka: {brokers: k:1}\n").dead_letter.path.empty());
   EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\ndead_letter: {max_bytes: 5000}\n"),
-              HasSubstr("test.yaml:2:14: dead_letter: missing required key 'path'"));
+              HasSubstr("test.yaml:2:14: dead_letter: set exactly one of path (a file) and topic "
+                        "(a Kafka topic)"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\ndead_letter: {path: x, topic: y}\n"),
+              HasSubstr("dead_letter: set exactly one of path"));
+  EXPECT_EQ(Parsed("kafka: {brokers: k:1}\ndead_letter: {topic: dlq}\n").dead_letter.topic, "dlq");
   EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\ndead_letter:\n  path: x\n  rotate: 1\n"),
               HasSubstr("test.yaml:4:3: dead_letter: unknown key 'rotate' (allowed: path, "
-                        "max_bytes, keep)"));
+                        "topic, max_bytes, keep)"));
   EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\ndead_letter: {path: x, max_bytes: 10}\n"),
               HasSubstr("test.yaml:2:35: dead_letter.max_bytes: value out of range"));
   EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\ndead_letter: {path: x, keep: -1}\n"),
               HasSubstr("dead_letter.keep: value out of range"));
+}
+
+TEST(Config, CheckpointSectionIsValidated) {
+  EXPECT_TRUE(Parsed("kafka: {brokers: k:1}\n").checkpoint.dir.empty());
+  const Config c = Parsed("kafka: {brokers: k:1}\ncheckpoint: {dir: /var/lib/np, interval: 30s}\n");
+  EXPECT_EQ(c.checkpoint.dir, "/var/lib/np");
+  EXPECT_EQ(c.checkpoint.interval, absl::Seconds(30));
+  EXPECT_EQ(Parsed("kafka: {brokers: k:1}\ncheckpoint: {dir: d}\n").checkpoint.interval,
+            absl::Seconds(10));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\ncheckpoint: {interval: 5s}\n"),
+              HasSubstr("test.yaml:2:13: checkpoint: missing required key 'dir'"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\ncheckpoint: {dir: d, interval: 10ms}\n"),
+              HasSubstr("checkpoint.interval: value out of range"));
 }
 
 TEST(Config, RejectsUnknownKeyListingTheAllowedOnes) {
@@ -154,7 +171,7 @@ TEST(Config, RejectsUnknownKeyListingTheAllowedOnes) {
 TEST(Config, RejectsUnknownSection) {
   const std::string e = ErrorOf("kafka: {brokers: k:1}\nmetrics: {}\n");
   EXPECT_THAT(e, HasSubstr("test.yaml:2:1: 'metrics': unknown section (allowed: kafka, http, "
-                           "pipeline, rules, alertmanager, dead_letter, log)"));
+                           "pipeline, rules, alertmanager, dead_letter, checkpoint, log)"));
 }
 
 TEST(Config, RejectsDuplicateKey) {
