@@ -156,7 +156,6 @@ absl::Status MetricStore::LoadCumulative(StateReader* r, bool* same_ids) {
 }
 
 void MetricStore::SaveWindows(StateWriter* w) const {
-  w->I64(open_slot_.load(std::memory_order_acquire));
   for (size_t m : window_spec_->families) {
     if (IsComputed(defs_[m].type)) continue;
     const size_t words = defs_[m].Width() * window_spec_->ring_slots;
@@ -199,9 +198,6 @@ void MetricStore::SaveWindows(StateWriter* w) const {
 }
 
 absl::Status MetricStore::LoadWindows(StateReader* r) {
-  int64_t open = 0;
-  if (!r->I64(&open)) return r->Error("windows");
-  open_slot_.store(open, std::memory_order_release);
   for (size_t m : window_spec_->families) {
     if (IsComputed(defs_[m].type)) continue;
     const size_t words = defs_[m].Width() * window_spec_->ring_slots;
@@ -225,7 +221,10 @@ absl::Status MetricStore::LoadWindows(StateReader* r) {
   for (size_t i = 0; i < slots; ++i) {
     int64_t slot = 0;
     size_t count = 0;
-    if (!r->I64(&slot) || !r->Count(&count, 4)) return r->Error("spill");
+    if (!r->I64(&slot) || !r->Count(&count, 4) || slot < -kMaxStateTimeMs / window_spec_->slot_ms ||
+        slot > kMaxStateTimeMs / window_spec_->slot_ms) {
+      return r->Error("spill");
+    }
     std::vector<SpilledUpdate>& updates = to.by_slot[slot];
     for (size_t j = 0; j < count; ++j) {
       SpilledUpdate u{};

@@ -128,8 +128,8 @@ class MetricStore {
   // false when a series got an id other than its saved one (the window
   // state, kept by id, then cannot be restored).
   [[nodiscard]] absl::Status LoadCumulative(StateReader* r, bool* same_ids);
-  // The window slot cells (summed over shards, non-zero words only), the
-  // spilled updates and the open slot.
+  // The window slot cells (summed over shards, non-zero words only) and the
+  // spilled updates. The open slot is WindowHistory's to save.
   void SaveWindows(StateWriter* w) const;
   [[nodiscard]] absl::Status LoadWindows(StateReader* r);
   // Heap bytes of the window slot cells.

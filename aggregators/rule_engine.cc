@@ -393,7 +393,7 @@ void RuleEngine::SaveState(StateWriter* w) const {
 
 absl::Status RuleEngine::LoadState(StateReader* r) {
   size_t groups = 0;
-  if (!r->U64(&evaluations_) || !r->U64(&failures_) || !r->I64(&last_eval_ms_) ||
+  if (!r->U64(&evaluations_) || !r->U64(&failures_) || !r->TimeMs(&last_eval_ms_) ||
       !r->Count(&groups) || groups != state_.size()) {
     return r->Error("rules");
   }
@@ -419,7 +419,7 @@ absl::Status RuleEngine::LoadState(StateReader* r) {
         a.state = static_cast<AlertState>(state);
         for (int64_t* t : {&a.active_at_ms, &a.fired_at_ms, &a.resolved_at_ms,
                            &a.keep_firing_since_ms, &a.last_sent_ms, &a.valid_until_ms}) {
-          if (!r->I64(t)) return r->Error("alerts");
+          if (!r->TimeMs(t)) return r->Error("alerts");
         }
         promql::Labels key = a.labels;
         st.active[std::move(key)] = std::move(a);
@@ -430,14 +430,17 @@ absl::Status RuleEngine::LoadState(StateReader* r) {
       for (uint32_t& ref : st.last_refs) {
         if (!r->U32(&ref) || ref >= store_->size()) return r->Error("rules");
       }
-      if (!r->Str(&st.last_error) || !r->I64(&st.last_eval_ms) || !r->F64(&st.eval_seconds) ||
+      if (!r->Str(&st.last_error) || !r->TimeMs(&st.last_eval_ms) || !r->F64(&st.eval_seconds) ||
           !r->Bool(&st.evaluated)) {
         return r->Error("rules");
       }
     }
   }
   size_t outputs = 0;
-  if (!r->Count(&outputs)) return r->Error("rule outputs");
+  size_t rules = 0;
+  for (const RuleGroupSpec& g : rules_.groups) rules += g.rules.size();
+  // None before the first evaluation, else one per rule.
+  if (!r->Count(&outputs) || (outputs != 0 && outputs != rules)) return r->Error("rule outputs");
   outputs_.resize(outputs);
   for (auto& out : outputs_) {
     size_t n = 0;

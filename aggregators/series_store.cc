@@ -155,9 +155,15 @@ absl::Status SeriesStore::LoadState(StateReader* r) {
     if (!r->Count(&samples, 9)) return r->Error("series");
     s.samples.resize(samples);
     int64_t prev = 0;
-    for (Sample& sample : s.samples) {
+    for (size_t j = 0; j < s.samples.size(); ++j) {
+      Sample& sample = s.samples[j];
       int64_t delta = 0;
-      if (!r->I64(&delta) || !r->F64(&sample.v)) return r->Error("series");
+      // Ascending, within kMaxStateTimeMs: checked before adding.
+      if (!r->I64(&delta) || !r->F64(&sample.v) || (j > 0 && delta <= 0) ||
+          delta > 2 * kMaxStateTimeMs || delta < -kMaxStateTimeMs ||
+          prev + delta > kMaxStateTimeMs || prev + delta < -kMaxStateTimeMs) {
+        return r->Error("series");
+      }
       sample.t_ms = prev + delta;
       prev = sample.t_ms;
     }
@@ -165,9 +171,10 @@ absl::Status SeriesStore::LoadState(StateReader* r) {
     if (!r->Count(&decreases, 1)) return r->Error("series");
     s.decreases.resize(decreases);
     for (int64_t& t : s.decreases) {
-      if (!r->I64(&t)) return r->Error("series");
+      if (!r->TimeMs(&t)) return r->Error("series");
     }
-    if (!r->I64(&s.last_stale_ms) || !r->F64(&s.last_value) || !r->Bool(&s.has_value)) {
+    if (!r->TimeMs(&s.last_stale_ms, /*unset_ok=*/true) || !r->F64(&s.last_value) ||
+        !r->Bool(&s.has_value)) {
       return r->Error("series");
     }
   }

@@ -25,6 +25,10 @@
 
 namespace novapulse {
 
+// Times in saved state (ms since the epoch) lie within years 0 to 10000, so
+// that differences of two of them cannot overflow.
+inline constexpr int64_t kMaxStateTimeMs = 253'402'300'800'000;
+
 class StateWriter {
  public:
   void U64(uint64_t v) {
@@ -79,6 +83,15 @@ class StateReader {
     if (!U64(&z)) return false;
     *v = static_cast<int64_t>(z >> 1) ^ -static_cast<int64_t>(z & 1);
     return true;
+  }
+  // A time in milliseconds (see kMaxStateTimeMs), or INT64_MIN for "none"
+  // when `unset_ok`.
+  [[nodiscard]] bool TimeMs(int64_t* v, bool unset_ok = false) {
+    if (!I64(v)) return false;
+    if ((*v == INT64_MIN && unset_ok) || (*v >= -kMaxStateTimeMs && *v <= kMaxStateTimeMs)) {
+      return true;
+    }
+    return Fail();
   }
   [[nodiscard]] bool U32(uint32_t* v) {
     uint64_t w = 0;

@@ -276,7 +276,8 @@ void WindowHistory::SaveState(StateWriter* w) const {
 absl::Status WindowHistory::LoadState(StateReader* r) {
   uint64_t series = 0;
   uint64_t closes = 0;
-  if (!r->I64(&open_slot_) || !r->U64(&series) || !r->U64(&closes)) {
+  if (!r->I64(&open_slot_) || !r->U64(&series) || !r->U64(&closes) ||
+      open_slot_ < -kMaxStateTimeMs / slot_ms_ || open_slot_ > kMaxStateTimeMs / slot_ms_) {
     return r->Error("window history");
   }
   series_ = static_cast<size_t>(series);

@@ -52,7 +52,9 @@ void EventClock::SaveState(StateWriter* w) const {
 
 absl::Status EventClock::LoadState(StateReader* r, int64_t wall_ms) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!r->I64(&watermark_ms_) || !r->I64(&newest_ms_)) return r->Error("event clock");
+  if (!r->TimeMs(&watermark_ms_, /*unset_ok=*/true) || !r->TimeMs(&newest_ms_, true)) {
+    return r->Error("event clock");
+  }
   newest_wall_ms_ = wall_ms;
   return absl::OkStatus();
 }

@@ -230,7 +230,6 @@ void RuleRunner::SaveState(StateWriter* w) {
   cv_.wait(lock, [&] { return !started_ || stop_ || done_ms_ >= target_ms_; });
   w->Bool(started_);
   if (!started_) return;
-  w->I64(done_ms_);
   w->U64(eval_nanos_.load(std::memory_order_relaxed));
   series_.SaveState(w);
   history_->SaveState(w);
@@ -242,9 +241,8 @@ absl::Status RuleRunner::LoadState(StateReader* r) {
   bool started = false;
   if (!r->Bool(&started)) return r->Error("rules");
   if (!started) return absl::OkStatus();
-  int64_t done = 0;
   uint64_t eval_nanos = 0;
-  if (!r->I64(&done) || !r->U64(&eval_nanos)) return r->Error("rules");
+  if (!r->U64(&eval_nanos)) return r->Error("rules");
   // In the order saved: the history's and the engine's refs point into the
   // series store.
   if (absl::Status s = series_.LoadState(r); !s.ok()) return s;
@@ -258,8 +256,9 @@ absl::Status RuleRunner::LoadState(StateReader* r) {
   window_bytes_.store(history_->MemoryBytes(), std::memory_order_relaxed);
   window_series_.store(history_->series(), std::memory_order_relaxed);
   started_ = true;
-  done_ms_ = done;
-  target_ms_ = done;
+  // Saved idle: every slot before the open one was evaluated.
+  done_ms_ = history_->open_slot_end_ms() - 1;
+  target_ms_ = done_ms_;
   thread_ = std::thread([this] { Loop(); });
   return absl::OkStatus();
 }

@@ -1,0 +1,135 @@
+// libFuzzer target: checkpoint payloads. Random bytes would stop at the
+// metric-set fingerprint, so the input is a list of edits to a valid payload
+// (the state of a few generated minutes with the NovaGift rules, built once):
+// 4-byte records of (offset: 2 bytes, scaled to the payload; operation; value)
+// that overwrite, flip, insert or delete bytes, then an optional truncation.
+// Loading the result into fresh objects must succeed or fail with an error,
+// never crash, hang or allocate without bound; a state that loads must then
+// evaluate, render and save again.
+#include <simdjson.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "parsers/record_parser.h"
+#include "pipeline/checkpoint.h"
+#include "pipeline/record_worker.h"
+#include "pipeline/traffic_gen.h"
+#include "sinks/exposition.h"
+#include "tests/fuzz/fuzz_support.h"
+
+namespace {
+
+using novapulse::CheckpointedState;
+
+struct State {
+  std::unique_ptr<novapulse::RuleRunner> rules;
+  std::unique_ptr<novapulse::NovaGiftMetrics> metrics;
+  std::unique_ptr<novapulse::EventClock> clock;
+  CheckpointedState checkpointed() const { return {metrics.get(), rules.get(), clock.get()}; }
+};
+
+const novapulse::RuleSet& Rules() {
+  static const novapulse::RuleSet* rules = [] {
+    absl::StatusOr<novapulse::RuleSet> set = novapulse::LoadRuleFiles(
+        {std::string(NOVAPULSE_SOURCE_DIR) + "/configs/alerts/novagift.yml"});
+    FUZZ_CHECK(set.ok());
+    return new novapulse::RuleSet(*std::move(set));
+  }();
+  return *rules;
+}
+
+State Fresh() {
+  State s;
+  s.rules = *novapulse::RuleRunner::Build(Rules(), novapulse::RuleRunnerOptions{});
+  s.metrics = std::make_unique<novapulse::NovaGiftMetrics>(2, 1000, &s.rules->window_spec());
+  s.rules->Attach(s.metrics.get());
+  s.clock = std::make_unique<novapulse::EventClock>(30'000, 5'000);
+  return s;
+}
+
+class Feeder : public novapulse::TrafficSink {
+ public:
+  explicit Feeder(State* s) : s_(s), parser_(1 << 20) {}
+  absl::Status Write(novapulse::Topic topic, std::string_view line) override {
+    if (!s_->rules->started()) {
+      int64_t ms = 0;
+      if (novapulse::FirstLineEventTime(line, &ms)) s_->rules->Start(ms);
+    }
+    novapulse::NovaGiftMetrics::Writer& w = s_->metrics->writer(static_cast<int>(n_++ % 2));
+    w.SetWatermark(s_->clock->BeginBatch());
+    std::string padded(line);
+    padded.resize(line.size() + simdjson::SIMDJSON_PADDING);
+    novapulse::ProcessRecord(topic, padded.data(), line.size(), padded.size(), parser_, w);
+    s_->rules->AdvanceTo(s_->clock->EndBatch(w.EndBatch(), 0));
+    return absl::OkStatus();
+  }
+
+ private:
+  State* s_;
+  novapulse::RecordParser parser_;
+  uint64_t n_ = 0;
+};
+
+const std::string& Valid() {
+  static const std::string* payload = [] {
+    State s = Fresh();
+    novapulse::GenConfig config;
+    config.duration_us = 20LL * 60 * 1'000'000;
+    config.access_rate = 2;
+    config.gifts_per_minute = 6;
+    config.wallet_per_minute = 3;
+    Feeder feeder(&s);
+    FUZZ_CHECK(novapulse::GenerateTraffic(config, feeder).ok());
+    auto* p = new std::string(
+        novapulse::EncodeCheckpoint(s.checkpointed(), {{"novagift.outbox", 1, 77}}, 1));
+    s.rules->Stop();
+    return p;
+  }();
+  return *payload;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size > 4096) return 0;
+  std::string payload = Valid();
+  size_t i = 0;
+  for (; i + 4 <= size && !payload.empty(); i += 4) {
+    const size_t at = ((size_t{data[i]} << 8 | data[i + 1]) * payload.size()) >> 16;
+    const char value = static_cast<char>(data[i + 3]);
+    switch (data[i + 2] % 4) {
+      case 0:
+        payload[at] = value;
+        break;
+      case 1:
+        payload[at] = static_cast<char>(payload[at] ^ value);
+        break;
+      case 2:
+        payload.insert(at, 1, value);
+        break;
+      case 3:
+        payload.erase(at, 1 + static_cast<uint8_t>(value) % 8);
+        break;
+    }
+  }
+  if (i + 2 <= size) payload.resize(std::min(payload.size(), size_t{data[i]} << 8 | data[i + 1]));
+
+  State s = Fresh();
+  absl::StatusOr<novapulse::RestoredCheckpoint> restored =
+      novapulse::DecodeCheckpoint(payload, s.checkpointed(), 0);
+  if (restored.ok()) {
+    // What loaded must work: close a few slots, render, save again.
+    if (s.rules->started()) {
+      const int64_t until = s.rules->history()->open_slot_end_ms() + 60'000;
+      s.rules->AdvanceTo(until);
+      s.rules->WaitFor(until);
+    }
+    (void)novapulse::RenderPrometheusText(s.metrics->Snapshot());
+    (void)novapulse::EncodeCheckpoint(s.checkpointed(), restored->offsets, 0);
+  }
+  s.rules->Stop();
+  return 0;
+}
