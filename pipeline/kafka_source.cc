@@ -126,7 +126,8 @@ KafkaSource::~KafkaSource() {
       Log(LogLevel::kWarn, "closing the kafka consumer", {{"error", status.ToString()}});
     }
   }
-  rd_kafka_destroy(rk_);
+  // After an abandoned close, destroying must not try to close again.
+  rd_kafka_destroy_flags(rk_, abandoned_ ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0);
 }
 
 void KafkaSource::OnCommit(rd_kafka_t* /*rk*/, rd_kafka_resp_err_t err,
@@ -496,15 +497,40 @@ void KafkaSource::StoreOffsets(const KafkaBatch& batch) {
 absl::Status KafkaSource::Close() {
   closed_ = true;
   if (!checkpointed_) CommitSync("shutdown");
-  const rd_kafka_resp_err_t err = rd_kafka_consumer_close(rk_);
+  // Asynchronously, so that shutdown has a bound: librdkafka's close waits
+  // for the group (an unanswered rejoin can hold it for the whole session
+  // timeout), and by now the offsets are committed.
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk_);
+  absl::Status status;
+  if (rd_kafka_error_t* error = rd_kafka_consumer_close_queue(rk_, queue)) {
+    status = absl::UnavailableError(
+        absl::StrCat("closing the consumer: ", rd_kafka_error_string(error)));
+    rd_kafka_error_destroy(error);
+  } else {
+    const absl::Time deadline = absl::Now() + kCloseTimeout;
+    // The final revocation comes as an event on `queue`, not as a callback.
+    while (!rd_kafka_consumer_closed(rk_)) {
+      if (absl::Now() >= deadline) {
+        abandoned_ = true;
+        Log(LogLevel::kWarn, "the consumer group did not let go in time: leaving without it",
+            {{"waited", absl::FormatDuration(kCloseTimeout)}});
+        break;
+      }
+      rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 100);
+      if (event == nullptr) continue;
+      if (rd_kafka_event_type(event) == RD_KAFKA_EVENT_REBALANCE) {
+        Rebalance(rd_kafka_event_error(event), rd_kafka_event_topic_partition_list(event));
+      }
+      rd_kafka_event_destroy(event);
+    }
+  }
+  rd_kafka_queue_destroy(queue);
   assigned_.store(0, std::memory_order_relaxed);
   {
     absl::MutexLock lock(&mu_);
     positions_.clear();
   }
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return absl::UnavailableError(absl::StrCat("closing the consumer: ", rd_kafka_err2str(err)));
-  }
+  if (!status.ok()) return status;
   Log(LogLevel::kInfo, "kafka consumer closed");
   return absl::OkStatus();
 }

@@ -116,7 +116,7 @@ class KafkaSource {
   void StoreOffsets(const KafkaBatch& batch);
 
   // Commits the stored offsets synchronously (unless checkpointed) and
-  // leaves the group.
+  // leaves the group, waiting for it at most 5 s.
   [[nodiscard]] absl::Status Close();
 
   // Checkpointed mode. Offsets a checkpoint holds: when one of these
@@ -153,6 +153,8 @@ class KafkaSource {
  private:
   using PartitionKey = std::pair<Topic, int32_t>;
   static constexpr absl::Duration kLagRefresh = absl::Seconds(1);
+  // How long Close waits for the group before leaving without it.
+  static constexpr absl::Duration kCloseTimeout = absl::Seconds(5);
 
   explicit KafkaSource(const KafkaConfig& config);
 
@@ -186,6 +188,7 @@ class KafkaSource {
   absl::Duration batch_timeout_;
   rd_kafka_t* rk_ = nullptr;  // set once by Build
   bool closed_ = false;       // owned by the thread that calls Close/the destructor
+  bool abandoned_ = false;    // Close gave up waiting for the group; same thread
   std::atomic<int> assigned_{0};
   std::atomic<uint64_t> commits_ok_{0};
   std::atomic<uint64_t> commits_failed_{0};
