@@ -218,7 +218,15 @@ class Reader {
   // validating them, so invalid JSON inside an ignored field would otherwise
   // pass. `depth` is the value's nesting level (a top-level field's value is 2).
   Reject ValidateSkipped(Value& v, size_t depth) const noexcept {
-    const std::string_view token = detail::Trim(v.raw_json_token());
+    // Most skipped values are strings in records without escapes: stage 1
+    // has checked those already. Kept small enough to inline.
+    const std::string_view token = v.raw_json_token();
+    if (!escapes_ && !token.empty() && token[0] == '"') return std::nullopt;
+    return ValidateSkippedToken(v, detail::Trim(token), depth);
+  }
+
+ private:
+  Reject ValidateSkippedToken(Value& v, std::string_view token, size_t depth) const noexcept {
     if (token.empty()) return RejectReason::kMalformedJson;
     switch (token[0]) {
       case '"':
@@ -258,7 +266,6 @@ class Reader {
     }
   }
 
- private:
   bool escapes_;
 };
 
