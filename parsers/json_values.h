@@ -132,6 +132,9 @@ class Reader {
  public:
   explicit Reader(bool escapes) : escapes_(escapes) {}
 
+  // Whether the record holds a backslash: without one, no key needs unescaping.
+  bool escapes() const noexcept { return escapes_; }
+
   // A string value read in place when it has no escapes (no copy), else
   // unescaped by simdjson. Sets *is_null for a JSON null.
   Reject ReadStringFast(Value& v, std::string_view* out, bool* is_null) const noexcept {
