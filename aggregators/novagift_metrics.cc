@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 
 #include "parsers/timestamp.h"
 
@@ -212,8 +213,31 @@ int64_t NovaGiftMetrics::Writer::EndBatch() {
   return newest;
 }
 
-void NovaGiftMetrics::Writer::Record(const AccessLogEvent& e) {
-  SetEventTime(Topic::kAccessLog, e.ts_us);
+namespace {
+
+// Cheap mix of a request's label values, for the memo's slot.
+size_t RequestSlot(std::string_view method, std::string_view route, uint16_t status) {
+  uint64_t tail = 0;
+  const size_t n = std::min<size_t>(route.size(), sizeof(tail));
+  std::memcpy(&tail, route.data() + route.size() - n, n);
+  uint64_t h = tail ^ (static_cast<uint64_t>(route.size()) << 56) ^
+               (static_cast<uint64_t>(status) << 40) ^
+               (method.empty() ? 0 : static_cast<uint64_t>(method[0]) << 32) ^ method.size();
+  h *= 0x9e3779b97f4a7c15ULL;
+  return static_cast<size_t>(h >> 56);
+}
+
+}  // namespace
+
+void NovaGiftMetrics::Writer::ResolveRequest(const AccessLogEvent& e, uint32_t* requests_out,
+                                             uint32_t* duration_out) {
+  static_assert(kRequestMemoSize == 256, "RequestSlot returns 8 bits");
+  RequestIds& memo = request_memo_[RequestSlot(e.method, e.route, e.status)];
+  if (memo.status == e.status && memo.method == e.method && memo.route == e.route) {
+    *requests_out = memo.requests;
+    *duration_out = memo.duration;
+    return;
+  }
   char status_buf[4];
   const auto status_end = std::to_chars(status_buf, status_buf + sizeof(status_buf), e.status).ptr;
   const std::string_view status(status_buf, status_end - status_buf);
@@ -221,14 +245,30 @@ void NovaGiftMetrics::Writer::Record(const AccessLogEvent& e) {
   const uint32_t requests = w_.Resolve(kHttpRequestsTotal, key_);
   std::atomic<uint32_t>& known = owner_->duration_of_request_[requests];
   uint32_t duration = known.load(std::memory_order_relaxed);
+  const bool real = requests < owner_->store_.index(kHttpRequestsTotal).limit();
   if (duration == UINT32_MAX) {
     BuildKey(&key_, {e.method, e.route});
     duration = w_.Resolve(kHttpRequestDuration, key_);
     // The overflow series stands for many (method, route) pairs: not cached.
-    if (requests < owner_->store_.index(kHttpRequestsTotal).limit()) {
-      known.store(duration, std::memory_order_relaxed);
-    }
+    if (real) known.store(duration, std::memory_order_relaxed);
   }
+  // Only when neither lookup overflowed: an overflowed lookup counts in
+  // novapulse_series_overflow_total each time.
+  if (real && duration < owner_->store_.index(kHttpRequestDuration).limit()) {
+    memo.method.assign(e.method);
+    memo.route.assign(e.route);
+    memo.status = e.status;
+    memo.requests = requests;
+    memo.duration = duration;
+  }
+  *requests_out = requests;
+  *duration_out = duration;
+}
+
+void NovaGiftMetrics::Writer::Record(const AccessLogEvent& e) {
+  SetEventTime(Topic::kAccessLog, e.ts_us);
+  uint32_t requests, duration;
+  ResolveRequest(e, &requests, &duration);
   w_.Inc(kHttpRequestsTotal, requests);
   w_.Observe(kHttpRequestDuration, duration, e.duration_ms / 1000.0);
   if (!e.error_code.empty()) {

@@ -89,8 +89,22 @@ class NovaGiftMetrics {
     int64_t EndBatch();
 
    private:
+    // A label set of http_requests_total this worker has resolved, with its
+    // series ids. Records repeat a few dozen label sets: the memo skips
+    // building the key and probing the shared index for each.
+    struct RequestIds {
+      std::string method;
+      std::string route;
+      uint16_t status = 0;  // 0: empty entry (statuses are 100-599)
+      uint32_t requests = 0;
+      uint32_t duration = 0;
+    };
+    static constexpr size_t kRequestMemoSize = 256;
+
     void UpdateNewest(int64_t ts_us);
     void SetEventTime(Topic topic, int64_t ts_us);
+    // Series ids of the event's (method, route, status) and (method, route).
+    void ResolveRequest(const AccessLogEvent& e, uint32_t* requests, uint32_t* duration);
 
     NovaGiftMetrics* owner_;
     ShardWriter w_;
@@ -103,6 +117,9 @@ class NovaGiftMetrics {
     std::array<uint32_t, kTopicCount + 1> rejected_events_{};
     // Outbox families labelled by type only: ids per type.
     std::array<std::array<uint32_t, kOutboxTypeCount>, kNovaGiftMetricCount> by_type_{};
+    // Direct-mapped by a hash of the label values; a collision only costs a
+    // lookup. Holds real series only (an overflowed lookup must count).
+    std::unique_ptr<RequestIds[]> request_memo_{new RequestIds[kRequestMemoSize]};
   };
 
   // With `windows`, the families it names also keep per-slot history (see

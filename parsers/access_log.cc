@@ -60,7 +60,7 @@ std::optional<RejectReason> RecordParser::ParseAccessLog(const char* data, size_
     if (auto error = std::move(field_result).get(field)) return json::FromError(error);
     const char* raw_key = field.key().raw();
     int id = MatchField(raw_key);
-    if (id < 0) id = MatchUnescaped(json::UnescapedIfEscaped(field, raw_key));
+    if (id < 0 && r.escapes()) id = MatchUnescaped(json::UnescapedIfEscaped(field, raw_key));
     json::Value& v = field.value();
     if (id < 0) {
       if (auto reject = r.ValidateSkipped(v, 2)) return reject;

@@ -132,6 +132,9 @@ class Reader {
  public:
   explicit Reader(bool escapes) : escapes_(escapes) {}
 
+  // Whether the record holds a backslash: without one, no key needs unescaping.
+  bool escapes() const noexcept { return escapes_; }
+
   // A string value read in place when it has no escapes (no copy), else
   // unescaped by simdjson. Sets *is_null for a JSON null.
   Reject ReadStringFast(Value& v, std::string_view* out, bool* is_null) const noexcept {
@@ -218,7 +221,15 @@ class Reader {
   // validating them, so invalid JSON inside an ignored field would otherwise
   // pass. `depth` is the value's nesting level (a top-level field's value is 2).
   Reject ValidateSkipped(Value& v, size_t depth) const noexcept {
-    const std::string_view token = detail::Trim(v.raw_json_token());
+    // Most skipped values are strings in records without escapes: stage 1
+    // has checked those already. Kept small enough to inline.
+    const std::string_view token = v.raw_json_token();
+    if (!escapes_ && !token.empty() && token[0] == '"') return std::nullopt;
+    return ValidateSkippedToken(v, detail::Trim(token), depth);
+  }
+
+ private:
+  Reject ValidateSkippedToken(Value& v, std::string_view token, size_t depth) const noexcept {
     if (token.empty()) return RejectReason::kMalformedJson;
     switch (token[0]) {
       case '"':
@@ -258,7 +269,6 @@ class Reader {
     }
   }
 
- private:
   bool escapes_;
 };
 

@@ -107,7 +107,9 @@ json::Reject ReadData(const json::Reader& r, json::Value& v, OutboxEvent* out,
     if (auto error = std::move(field_result).get(field)) return json::FromError(error);
     const char* raw_key = field.key().raw();
     int id = MatchDataField(raw_key);
-    if (id < 0) id = MatchUnescaped(json::UnescapedIfEscaped(field, raw_key), kDataFieldNames);
+    if (id < 0 && r.escapes()) {
+      id = MatchUnescaped(json::UnescapedIfEscaped(field, raw_key), kDataFieldNames);
+    }
     json::Value& fv = field.value();
     if (id < 0) {
       if (auto reject = r.ValidateSkipped(fv, 3)) return reject;
@@ -191,7 +193,9 @@ std::optional<RejectReason> RecordParser::ParseOutbox(const char* data, size_t l
     if (auto error = std::move(field_result).get(field)) return json::FromError(error);
     const char* raw_key = field.key().raw();
     int id = MatchField(raw_key);
-    if (id < 0) id = MatchUnescaped(json::UnescapedIfEscaped(field, raw_key), kFieldNames);
+    if (id < 0 && r.escapes()) {
+      id = MatchUnescaped(json::UnescapedIfEscaped(field, raw_key), kFieldNames);
+    }
     json::Value& v = field.value();
     if (id < 0) {
       if (auto reject = r.ValidateSkipped(v, 2)) return reject;

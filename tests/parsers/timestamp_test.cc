@@ -206,6 +206,22 @@ TEST(ParseRfc3339, BadTimeAfterAValidDateIsStillRejected) {
   EXPECT_TRUE(Rejects("2026-02-2810:00:00Z"));
 }
 
+TEST(ParseRfc3339, MillisecondFormWithZAgreesWithItsOffsetSpelling) {
+  // "YYYY-MM-DDTHH:MM:SS.mmmZ" has a fast path; "+00:00" takes the general one.
+  for (const char* time :
+       {"2026-11-26T09:00:00.016", "2024-02-29T23:59:59.999", "1970-01-01T00:00:00.000",
+        "9999-12-31T23:59:59.001", "2016-12-31T23:59:60.500"}) {
+    EXPECT_EQ(ParseOk(std::string(time) + "Z"), ParseOk(std::string(time) + "+00:00")) << time;
+  }
+  EXPECT_EQ(ParseOk("2016-12-31T23:59:60.500Z"), EpochUs(2016, 12, 31, 23, 59, 59, 500000));
+  EXPECT_TRUE(Rejects("2026-11-26T24:00:00.000Z"));
+  EXPECT_TRUE(Rejects("2026-11-26T09:60:00.000Z"));
+  EXPECT_TRUE(Rejects("2026-11-26T09:00:00.0a0Z"));
+  EXPECT_TRUE(Rejects("2026-11-26T09:00:00,000Z"));
+  EXPECT_TRUE(Rejects("2026-02-30T09:00:00.000Z"));
+  EXPECT_TRUE(Rejects("1969-12-31T23:59:59.999Z"));
+}
+
 TEST(ParseRfc3339, AgreesWithTimegmFromManyThreadsAtOnce) {
   constexpr int kThreads = 4;
   std::vector<std::thread> threads;
