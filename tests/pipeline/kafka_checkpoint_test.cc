@@ -84,6 +84,28 @@ alertmanager:
   return config;
 }
 
+// Creates both topics with this many partitions; the failure's output, or "".
+std::string CreateTopics(const std::string& address, int partitions) {
+  for (const char* topic : {kAccessTopic, kOutboxTopic}) {
+    const ShellResult r = Shell(absl::StrCat(Script("kafka-topic"), " --bootstrap ", address,
+                                             " create ", topic, " --partitions ", partitions));
+    if (r.status != 0) return r.output;
+  }
+  return "";
+}
+
+// The access-log lines `novapulse gen` makes with these flags, counted from
+// its file (written to `dir`); -1 when it failed.
+double GeneratedAccessLines(const std::string& dir, const std::string& flags) {
+  const ShellResult files = Shell(absl::StrCat(NOVAPULSE_BINARY, " gen --out ", dir, " ", flags));
+  EXPECT_EQ(files.status, 0) << files.output;
+  if (files.status != 0) return -1;
+  double lines = 0;
+  std::ifstream in(dir + "/access-log.ndjson");
+  for (std::string line; std::getline(in, line);) lines += line.empty() ? 0 : 1;
+  return lines;
+}
+
 double Accepted(const PromText& t) {
   return t.Value("novapulse_events_total", {{"topic", kAccessTopic}, {"result", "accepted"}});
 }
@@ -128,20 +150,9 @@ TEST(KafkaCheckpoint, KilledRepeatedlyEndsExactlyAsAnUninterruptedRun) {
   Broker broker(dir.Path("broker"));
   ASSERT_EQ(broker.Start(), "") << "scripts/kafka-broker start failed";
   const std::string& address = broker.address();
-  for (const char* topic : {kAccessTopic, kOutboxTopic}) {
-    const ShellResult r = Shell(absl::StrCat(Script("kafka-topic"), " --bootstrap ", address,
-                                             " create ", topic, " --partitions 3"));
-    ASSERT_EQ(r.status, 0) << r.output;
-  }
+  ASSERT_EQ(CreateTopics(address, 3), "");
   // The lines the stream holds, counted from the same generator's file.
-  const ShellResult files =
-      Shell(absl::StrCat(NOVAPULSE_BINARY, " gen --out ", dir.Path("gen"), " ", GenFlags()));
-  ASSERT_EQ(files.status, 0) << files.output;
-  double expected = 0;
-  {
-    std::ifstream in(dir.Path("gen/access-log.ndjson"));
-    for (std::string line; std::getline(in, line);) expected += line.empty() ? 0 : 1;
-  }
+  const double expected = GeneratedAccessLines(dir.Path("gen"), GenFlags());
   ASSERT_GT(expected, 400'000);
 
   // Produced at 60x real time: the stream takes about 40 s to arrive, and
@@ -224,11 +235,7 @@ TEST(KafkaCheckpoint, PartitionsMovingBetweenInstancesAreCountedOnce) {
   Broker broker(dir.Path("broker"));
   ASSERT_EQ(broker.Start(), "") << "scripts/kafka-broker start failed";
   const std::string& address = broker.address();
-  for (const char* topic : {kAccessTopic, kOutboxTopic}) {
-    const ShellResult r = Shell(absl::StrCat(Script("kafka-topic"), " --bootstrap ", address,
-                                             " create ", topic, " --partitions 4"));
-    ASSERT_EQ(r.status, 0) << r.output;
-  }
+  ASSERT_EQ(CreateTopics(address, 4), "");
   const std::string flags =
       "--duration 20m --rate 200 --gifts-per-minute 0 --wallet-per-minute 0 --seed 11";
   ShellResult produced;
@@ -267,14 +274,7 @@ TEST(KafkaCheckpoint, PartitionsMovingBetweenInstancesAreCountedOnce) {
   EXPECT_TRUE(wait_for([&] { return assigned(port_b) > 0; })) << b.log();
   producer.join();
   ASSERT_EQ(produced.status, 0) << produced.output;
-  const ShellResult files =
-      Shell(absl::StrCat(NOVAPULSE_BINARY, " gen --out ", dir.Path("gen"), " ", flags));
-  ASSERT_EQ(files.status, 0) << files.output;
-  double expected = 0;
-  {
-    std::ifstream in(dir.Path("gen/access-log.ndjson"));
-    for (std::string line; std::getline(in, line);) expected += line.empty() ? 0 : 1;
-  }
+  const double expected = GeneratedAccessLines(dir.Path("gen"), flags);
   auto total = [&] {
     return Accepted(testing::ParsePromText(HttpGet(port_a, "/metrics"))) +
            Accepted(testing::ParsePromText(HttpGet(port_b, "/metrics")));
