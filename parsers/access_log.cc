@@ -46,12 +46,12 @@ int MatchUnescaped(std::string_view key) noexcept {
 
 }  // namespace
 
-std::optional<RejectReason> RecordParser::ParseAccessLog(const char* data, size_t len,
-                                                         size_t capacity,
-                                                         AccessLogEvent* out) noexcept {
-  simdjson::ondemand::object root;
-  if (auto reject = Start(data, len, capacity, &root)) return reject;
-  const json::Reader r(std::memchr(data, '\\', len) != nullptr);
+// The record's fields, from a root object both paths (one record alone, or
+// one of a block's stream) have opened.
+std::optional<RejectReason> RecordParser::DecodeAccessLog(simdjson::ondemand::object& root,
+                                                          bool escapes, size_t stream_end,
+                                                          AccessLogEvent* out) noexcept {
+  const json::Reader r(escapes);
   *out = AccessLogEvent{};
   json::SeenFields seen;
   std::string_view path;
@@ -104,7 +104,7 @@ std::optional<RejectReason> RecordParser::ParseAccessLog(const char* data, size_
     }
     if (reject) return reject;
   }
-  if (!AtEnd()) return RejectReason::kMalformedJson;
+  if (!RootEnded(stream_end)) return RejectReason::kMalformedJson;
   if (!seen.Has(kTs) || !seen.Has(kMethod) || !seen.Has(kStatus) || !seen.Has(kDuration) ||
       (out->route.empty() && path.empty())) {
     return RejectReason::kMissingField;
@@ -116,6 +116,26 @@ std::optional<RejectReason> RecordParser::ParseAccessLog(const char* data, size_
     out->route = route_;
   }
   return std::nullopt;
+}
+
+std::optional<RejectReason> RecordParser::ParseAccessLog(const char* data, size_t len,
+                                                         size_t capacity,
+                                                         AccessLogEvent* out) noexcept {
+  simdjson::ondemand::object root;
+  if (auto reject = Start(data, len, capacity, &root)) return reject;
+  return DecodeAccessLog(root, std::memchr(data, '\\', len) != nullptr, kWholeRecord, out);
+}
+
+bool RecordParser::NextAccessLog(size_t begin, size_t end, bool as_detected,
+                                 AccessLogEvent* out) noexcept {
+  // Accepted, the record has the raw keys "method" and "duration_ms", which
+  // make DetectTopic say access log; unless a key is escaped, which
+  // DetectTopic reads raw.
+  if (as_detected && LineEscapes(begin, end)) return Settle(false);
+  simdjson::ondemand::object root;
+  if (!NextRoot(begin, &root)) return false;
+  // Accepted only when the stream read it without a fault.
+  return Settle(!DecodeAccessLog(root, LineEscapes(begin, end), end, out));
 }
 
 }  // namespace novapulse

@@ -117,6 +117,54 @@ inline RejectReason NumberFailure(Value& v, bool want_integer) noexcept {
   return RejectReason::kOutOfRange;
 }
 
+// Plain decimals ("20.587", "200", "0.5") are most of the numbers in real
+// records; these read them straight from the raw token. Anything else (a
+// sign, an exponent, a leading zero, too many digits, not a number) returns
+// false, and simdjson reads it with its full grammar and error reporting.
+// The results are the same: an integer of at most 18 digits is exact, and a
+// mantissa below 2^53 divided by a power of ten up to 10^22 (both exact
+// doubles) is one correctly rounded IEEE division, as simdjson's is.
+inline bool FastUnsigned(std::string_view t, int64_t* out) noexcept {
+  if (t.empty() || t.size() > 18 || (t[0] == '0' && t.size() > 1)) return false;
+  int64_t value = 0;
+  for (const char c : t) {
+    if (!IsDigit(c)) return false;
+    value = value * 10 + (c - '0');
+  }
+  *out = value;
+  return true;
+}
+
+inline bool FastUnsignedDecimal(std::string_view t, double* out) noexcept {
+  static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                      1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                      1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  const size_t dot = t.find('.');
+  if (dot == std::string_view::npos) {
+    int64_t whole;
+    if (!FastUnsigned(t, &whole) || whole >= (int64_t{1} << 53)) return false;
+    *out = static_cast<double>(whole);
+    return true;
+  }
+  const std::string_view whole = t.substr(0, dot);
+  const std::string_view fraction = t.substr(dot + 1);
+  if (whole.empty() || fraction.empty() || (whole[0] == '0' && whole.size() > 1) ||
+      whole.size() + fraction.size() > 15) {
+    return false;  // 15 digits stay below 2^53
+  }
+  int64_t mantissa = 0;
+  for (const char c : whole) {
+    if (!IsDigit(c)) return false;
+    mantissa = mantissa * 10 + (c - '0');
+  }
+  for (const char c : fraction) {
+    if (!IsDigit(c)) return false;
+    mantissa = mantissa * 10 + (c - '0');
+  }
+  *out = static_cast<double>(mantissa) / kPow10[fraction.size()];
+  return true;
+}
+
 }  // namespace detail
 
 // True when `v` is JSON null (and consumes it).
@@ -180,6 +228,7 @@ class Reader {
   }
 
   Reject ReadDouble(Value& v, double* out) const noexcept {
+    if (detail::FastUnsignedDecimal(detail::Trim(v.raw_json_token()), out)) return std::nullopt;
     if (v.get_double().get(*out)) return detail::NumberFailure(v, /*want_integer=*/false);
     return std::nullopt;
   }
@@ -192,6 +241,7 @@ class Reader {
   }
 
   Reject ReadInt(Value& v, int64_t* out) const noexcept {
+    if (detail::FastUnsigned(detail::Trim(v.raw_json_token()), out)) return std::nullopt;
     if (v.get_int64().get(*out)) return detail::NumberFailure(v, /*want_integer=*/true);
     return std::nullopt;
   }

@@ -1,4 +1,6 @@
 // Outbox envelope decoding: RecordParser::ParseOutbox.
+#include <string.h>
+
 #include <cstring>
 
 #include "parsers/json_values.h"
@@ -179,11 +181,12 @@ json::Reject CheckData(const OutboxEvent& e, bool has_data) {
 
 }  // namespace
 
-std::optional<RejectReason> RecordParser::ParseOutbox(const char* data, size_t len, size_t capacity,
-                                                      OutboxEvent* out) noexcept {
-  simdjson::ondemand::object root;
-  if (auto reject = Start(data, len, capacity, &root)) return reject;
-  const json::Reader r(std::memchr(data, '\\', len) != nullptr);
+// The envelope's fields, from a root object both paths (one record alone, or
+// one of a block's stream) have opened.
+std::optional<RejectReason> RecordParser::DecodeOutbox(simdjson::ondemand::object& root,
+                                                       bool escapes, size_t stream_end,
+                                                       OutboxEvent* out) noexcept {
+  const json::Reader r(escapes);
   *out = OutboxEvent{};
   json::SeenFields seen;
   json::SeenFields data_seen;
@@ -236,13 +239,35 @@ std::optional<RejectReason> RecordParser::ParseOutbox(const char* data, size_t l
     }
     if (reject) return reject;
   }
-  if (!AtEnd()) return RejectReason::kMalformedJson;
+  if (!RootEnded(stream_end)) return RejectReason::kMalformedJson;
   if (!seen.Has(kTs) || !seen.Has(kId) || !seen.Has(kType) || !seen.Has(kStatus)) {
     return RejectReason::kMissingField;
   }
   if (!ToType(type_name, &out->type)) return RejectReason::kUnknownType;
   if (!ToStatus(status_name, &out->status)) return RejectReason::kUnknownStatus;
   return CheckData(*out, seen.Has(kData));
+}
+
+std::optional<RejectReason> RecordParser::ParseOutbox(const char* data, size_t len, size_t capacity,
+                                                      OutboxEvent* out) noexcept {
+  simdjson::ondemand::object root;
+  if (auto reject = Start(data, len, capacity, &root)) return reject;
+  return DecodeOutbox(root, std::memchr(data, '\\', len) != nullptr, kWholeRecord, out);
+}
+
+bool RecordParser::NextOutbox(size_t begin, size_t end, bool as_detected,
+                              OutboxEvent* out) noexcept {
+  // Accepted, the record has the raw keys "id" and "type", which make
+  // DetectTopic say outbox unless it also has "method" and "duration_ms"
+  // (or a key is escaped, which DetectTopic reads raw).
+  if (as_detected && (LineEscapes(begin, end) ||
+                      memmem(block_ + begin, end - begin, "\"duration_ms\"", 13) != nullptr)) {
+    return Settle(false);
+  }
+  simdjson::ondemand::object root;
+  if (!NextRoot(begin, &root)) return false;
+  // Accepted only when the stream read it without a fault.
+  return Settle(!DecodeOutbox(root, LineEscapes(begin, end), end, out));
 }
 
 }  // namespace novapulse

@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include <algorithm>
+#include <bit>
 #include <cstring>
 
 #include "parsers/json_values.h"
@@ -38,9 +40,86 @@ std::optional<RejectReason> RecordParser::Start(const char* data, size_t len, si
   return std::nullopt;
 }
 
-bool RecordParser::AtEnd() noexcept {
+bool RecordParser::RootEnded(size_t stream_end) noexcept {
   const char* location;
-  return doc_.current_location().get(location) == simdjson::OUT_OF_BOUNDS;
+  if (stream_end == kWholeRecord) {
+    return doc_.current_location().get(location) == simdjson::OUT_OF_BOUNDS;
+  }
+  // Between the record's last token and the stream's next token (another
+  // document's first, or the block's end) there is only whitespace. So the
+  // record ended on its line, with nothing but whitespace after it there,
+  // exactly when the bytes from the line's end to that next token are all
+  // whitespace: usually a single newline.
+  const simdjson::error_code error = (*next_).current_location().get(location);
+  if (error && error != simdjson::OUT_OF_BOUNDS) return false;
+  const char* const next = error ? block_ + block_size_ : location;
+  for (const char* p = block_ + stream_end; p < next; ++p) {
+    if (*p != '\n' && *p != ' ' && *p != '\t' && *p != '\r') return false;
+  }
+  return next >= block_ + stream_end;
+}
+
+namespace {
+
+// Blocks up to this size are streamed: the replay's chunks (1 MiB plus one
+// record by default) and Kafka batches fit; a larger block is parsed line
+// by line rather than holding a parser of its size.
+constexpr size_t kMaxStreamBlockBytes = size_t{64} << 20;
+constexpr size_t kMinStreamBatchBytes = size_t{1} << 16;
+
+}  // namespace
+
+bool RecordParser::StartBlock(const char* data, size_t size, size_t capacity) noexcept {
+  streaming_ = false;
+  if (size == 0 || size > kMaxStreamBlockBytes || capacity < size + simdjson::SIMDJSON_PADDING) {
+    return false;
+  }
+#ifdef SIMDJSON_THREADS_ENABLED
+  // Stage 1 of the next batch on a thread of its own would take a second
+  // core per worker; the workers are the parallelism here.
+  stream_parser_.threaded = false;
+#endif
+  // One batch covers the whole block, so each document's end is known to be
+  // the block's or the next document's start. The batch size only grows,
+  // so the parser is reallocated a few times at most.
+  if (size > stream_batch_) stream_batch_ = std::max(kMinStreamBatchBytes, std::bit_ceil(size));
+  if (stream_parser_.iterate_many(data, size, stream_batch_).get(stream_)) return false;
+  next_ = stream_.begin();  // runs stage 1 over the block
+  if (!(next_ != stream_.end()) || (*next_).error()) return false;
+  block_ = data;
+  block_size_ = size;
+  block_escapes_ = std::memchr(data, '\\', size) != nullptr;
+  started_ = true;
+  streaming_ = true;
+  return true;
+}
+
+bool RecordParser::NextRoot(size_t begin, simdjson::ondemand::object* root) noexcept {
+  if (!streaming_) return false;
+  if (!started_) ++next_;  // skips what is left of the previous document
+  started_ = false;
+  simdjson::ondemand::document_reference doc;
+  if (!(next_ != stream_.end()) || (*next_).get(doc) || next_.current_index() != begin) {
+    streaming_ = false;
+    return false;
+  }
+  simdjson::ondemand::json_type type;
+  if (doc.type().get(type) || type != simdjson::ondemand::json_type::object ||
+      doc.get_object().get(*root)) {
+    streaming_ = false;
+    return false;
+  }
+  return true;
+}
+
+bool RecordParser::Settle(bool accepted) noexcept {
+  streaming_ = accepted;
+  streamed_ += accepted ? 1 : 0;
+  return accepted;
+}
+
+bool RecordParser::LineEscapes(size_t begin, size_t end) const noexcept {
+  return block_escapes_ && std::memchr(block_ + begin, '\\', end - begin) != nullptr;
 }
 
 namespace {

@@ -13,6 +13,33 @@ void Reject(Topic topic, RejectReason reason, const char* data, size_t len,
   if (rejected != nullptr) rejected->Add(reason, topic, origin, {data, len});
 }
 
+// The checks after a record decoded, then its aggregation.
+template <typename Event>
+bool Accept(Topic topic, const Event& event, NovaGiftMetrics::Writer& writer) {
+  if (event.ts_us > writer.future_limit_us()) {
+    writer.Reject(topic, RejectReason::kFutureTimestamp);
+    return false;
+  }
+  writer.Record(event);
+  return true;
+}
+
+// A record decoded from the block's stream as `topic`; false when the
+// stream could not accept it (the caller parses it alone).
+bool FromStream(Topic topic, bool detected, size_t begin, size_t end, RecordParser& parser,
+                NovaGiftMetrics::Writer& writer) {
+  if (topic == Topic::kAccessLog) {
+    AccessLogEvent event;
+    if (!parser.NextAccessLog(begin, end, detected, &event)) return false;
+    Accept(topic, event, writer);
+    return true;
+  }
+  OutboxEvent event;
+  if (!parser.NextOutbox(begin, end, detected, &event)) return false;
+  Accept(topic, event, writer);
+  return true;
+}
+
 }  // namespace
 
 bool ProcessRecord(Topic topic, const char* data, size_t len, size_t capacity, RecordParser& parser,
@@ -39,24 +66,14 @@ bool ProcessRecord(Topic topic, const char* data, size_t len, size_t capacity, R
       Reject(topic, *reject, data, len, writer, rejected, origin);
       return false;
     }
-    if (event.ts_us > writer.future_limit_us()) {
-      writer.Reject(topic, RejectReason::kFutureTimestamp);
-      return false;
-    }
-    writer.Record(event);
-    return true;
+    return Accept(topic, event, writer);
   }
   OutboxEvent event;
   if (auto reject = parser.ParseOutbox(data, len, capacity, &event)) {
     Reject(topic, *reject, data, len, writer, rejected, origin);
     return false;
   }
-  if (event.ts_us > writer.future_limit_us()) {
-    writer.Reject(topic, RejectReason::kFutureTimestamp);
-    return false;
-  }
-  writer.Record(event);
-  return true;
+  return Accept(topic, event, writer);
 }
 
 uint64_t ProcessLines(Topic topic, const char* data, size_t size, size_t capacity,
@@ -64,6 +81,13 @@ uint64_t ProcessLines(Topic topic, const char* data, size_t size, size_t capacit
                       DeadLetterBatch* rejected) {
   uint64_t records = 0;
   size_t pos = 0;
+  // Lines come from one simdjson stream over the block until a line it
+  // cannot accept; from there on, one by one. When the topic is detected
+  // per line, the stream reads the first record's topic and accepts only
+  // records detection would give that topic too.
+  bool streaming = false;
+  bool stream_started = false;
+  Topic stream_topic = topic;
   while (pos < size) {
     const char* nl = static_cast<const char*>(std::memchr(data + pos, '\n', size - pos));
     const size_t line_end = nl ? static_cast<size_t>(nl - data) : size;
@@ -76,7 +100,19 @@ uint64_t ProcessLines(Topic topic, const char* data, size_t size, size_t capacit
       ++records;
       DeadLetterOrigin origin;
       if (rejected != nullptr) origin.line = rejected->lines_seen;
-      ProcessRecord(topic, data + pos, len, capacity - pos, parser, writer, rejected, origin);
+      if (!stream_started) {
+        stream_started = true;
+        if (topic == Topic::kAuto)
+          stream_topic = parser.DetectTopic(data + pos, len, capacity - pos);
+        streaming = stream_topic != Topic::kAuto && parser.StartBlock(data, size, capacity);
+      }
+      // An oversize record is rejected before it is parsed: alone.
+      streaming =
+          streaming && len <= parser.max_record_bytes() &&
+          FromStream(stream_topic, topic == Topic::kAuto, pos + first, line_end, parser, writer);
+      if (!streaming) {
+        ProcessRecord(topic, data + pos, len, capacity - pos, parser, writer, rejected, origin);
+      }
     }
     pos = line_end + 1;
   }
