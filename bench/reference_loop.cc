@@ -4,7 +4,11 @@
 // same fields novapulse reads into a hash map, and nothing else: no
 // validation beyond simdjson's, no histograms, no bad-input accounting.
 //
-//   reference_loop FILE   -> prints "events=N seconds=S events_per_s=R mb_per_s=M"
+// simdjson's iterate_many runs stage 1 of the next batch on a thread of its
+// own by default; --one-thread turns that off, for a loop on one core.
+//
+//   reference_loop [--one-thread] FILE
+//     -> prints "events=N seconds=S events_per_s=R mb_per_s=M keys=K"
 #include <simdjson.h>
 
 #include <chrono>
@@ -15,13 +19,15 @@
 #include "aggregators/string_map.h"
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: reference_loop FILE\n");
+  const bool one_thread = argc == 3 && std::string_view(argv[1]) == "--one-thread";
+  if (argc != 2 && !one_thread) {
+    std::fprintf(stderr, "usage: reference_loop [--one-thread] FILE\n");
     return 2;
   }
+  const char* path = argv[argc - 1];
   simdjson::padded_string json;
-  if (auto error = simdjson::padded_string::load(argv[1]).get(json)) {
-    std::fprintf(stderr, "reference_loop: %s: %s\n", argv[1], simdjson::error_message(error));
+  if (auto error = simdjson::padded_string::load(path).get(json)) {
+    std::fprintf(stderr, "reference_loop: %s: %s\n", path, simdjson::error_message(error));
     return 1;
   }
   struct Stat {
@@ -33,6 +39,9 @@ int main(int argc, char** argv) {
   uint64_t events = 0;
   const auto start = std::chrono::steady_clock::now();
   simdjson::ondemand::parser parser;
+#ifdef SIMDJSON_THREADS_ENABLED
+  parser.threaded = !one_thread;
+#endif
   simdjson::ondemand::document_stream docs;
   if (auto error = parser.iterate_many(json, 1 << 24).get(docs)) {
     std::fprintf(stderr, "reference_loop: %s\n", simdjson::error_message(error));
