@@ -122,8 +122,9 @@ inline RejectReason NumberFailure(Value& v, bool want_integer) noexcept {
 // sign, an exponent, a leading zero, too many digits, not a number) returns
 // false, and simdjson reads it with its full grammar and error reporting.
 // The results are the same: an integer of at most 18 digits is exact, and a
-// mantissa below 2^53 divided by a power of ten up to 10^22 (both exact
-// doubles) is one correctly rounded IEEE division, as simdjson's is.
+// mantissa of at most 15 digits (below 2^53) divided by a power of ten up to
+// 10^15 (both exact doubles) is one correctly rounded IEEE division, as
+// simdjson's result is.
 inline bool FastUnsigned(std::string_view t, int64_t* out) noexcept {
   if (t.empty() || t.size() > 18 || (t[0] == '0' && t.size() > 1)) return false;
   int64_t value = 0;
@@ -136,32 +137,25 @@ inline bool FastUnsigned(std::string_view t, int64_t* out) noexcept {
 }
 
 inline bool FastUnsignedDecimal(std::string_view t, double* out) noexcept {
-  static constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                      1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                      1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-  const size_t dot = t.find('.');
-  if (dot == std::string_view::npos) {
-    int64_t whole;
-    if (!FastUnsigned(t, &whole) || whole >= (int64_t{1} << 53)) return false;
-    *out = static_cast<double>(whole);
-    return true;
+  static constexpr double kPow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                      1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+  // At most 15 digits (and a point): the mantissa stays below 2^53.
+  if (t.empty() || t.size() > 16) return false;
+  const char* p = t.data();
+  const char* const end = p + t.size();
+  uint64_t mantissa = 0;
+  while (p < end && IsDigit(*p)) mantissa = mantissa * 10 + static_cast<uint64_t>(*p++ - '0');
+  const size_t whole = static_cast<size_t>(p - t.data());
+  if (whole == 0 || (whole > 1 && t[0] == '0') || (whole == 16)) return false;
+  size_t fraction = 0;
+  if (p < end) {
+    if (*p++ != '.') return false;
+    const char* const first = p;
+    while (p < end && IsDigit(*p)) mantissa = mantissa * 10 + static_cast<uint64_t>(*p++ - '0');
+    fraction = static_cast<size_t>(p - first);
+    if (fraction == 0 || p != end) return false;
   }
-  const std::string_view whole = t.substr(0, dot);
-  const std::string_view fraction = t.substr(dot + 1);
-  if (whole.empty() || fraction.empty() || (whole[0] == '0' && whole.size() > 1) ||
-      whole.size() + fraction.size() > 15) {
-    return false;  // 15 digits stay below 2^53
-  }
-  int64_t mantissa = 0;
-  for (const char c : whole) {
-    if (!IsDigit(c)) return false;
-    mantissa = mantissa * 10 + (c - '0');
-  }
-  for (const char c : fraction) {
-    if (!IsDigit(c)) return false;
-    mantissa = mantissa * 10 + (c - '0');
-  }
-  *out = static_cast<double>(mantissa) / kPow10[fraction.size()];
+  *out = static_cast<double>(mantissa) / kPow10[fraction];
   return true;
 }
 

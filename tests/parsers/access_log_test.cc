@@ -2,9 +2,11 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <bit>
 #include <cstdint>
 #include <ctime>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -139,6 +141,57 @@ TEST_P(AccessLogParser, DecodesEveryFieldOfAFullLine) {
   EXPECT_EQ(e.status, 201);
   EXPECT_DOUBLE_EQ(e.duration_ms, 12.5);
   EXPECT_EQ(e.error_code, "gift_already_claimed");
+}
+
+// Plain decimals are read by a fast path of our own, everything else by
+// simdjson: both must give the double simdjson's On-Demand get_double gives,
+// to the bit, and reject what it rejects.
+TEST_P(AccessLogParser, DurationNumeralsReadExactlyAsSimdjsonReadsThem) {
+  std::mt19937_64 rng(99);
+  std::vector<std::string> numerals = {"0",
+                                       "0.0",
+                                       "7",
+                                       "12.5",
+                                       "0.1",
+                                       "0.3",
+                                       "1.005",
+                                       "20.587",
+                                       "1e3",
+                                       "1E-2",
+                                       "2.5e+1",
+                                       "00.5",
+                                       "01",
+                                       "1.",
+                                       ".5",
+                                       "-0",
+                                       "1.2.3",
+                                       "9007199254740993",
+                                       "123456789012345",
+                                       "1234567890123456",
+                                       "0.000000000000001",
+                                       "99999999999999.9",
+                                       "999999999999999.9"};
+  for (int i = 0; i < 3000; ++i) {
+    std::string n = std::to_string(rng() % 100000);
+    if (rng() % 4 != 0)
+      n += "." + std::to_string(rng() % 1000000000000ULL).substr(0, 1 + rng() % 12);
+    numerals.push_back(n);
+  }
+  simdjson::ondemand::parser reference;
+  for (const std::string& numeral : numerals) {
+    SCOPED_TRACE(numeral);
+    double expected = 0;
+    const simdjson::padded_string json("[" + numeral + "]");
+    simdjson::ondemand::document doc;
+    const bool valid = reference.iterate(json).get(doc) == simdjson::SUCCESS &&
+                       doc.at(0).get_double().get(expected) == simdjson::SUCCESS;
+    AccessLogEvent event;
+    const std::optional<RejectReason> reason =
+        Parse(Line(R"("2026-11-27T06:21:53Z")", R"("GET")", R"("/a")", "200", numeral), &event);
+    EXPECT_EQ(!reason.has_value(), valid && expected >= 0);
+    if (!reason)
+      EXPECT_EQ(std::bit_cast<uint64_t>(event.duration_ms), std::bit_cast<uint64_t>(expected));
+  }
 }
 
 TEST_P(AccessLogParser, OptionalFieldsDefaultWhenAbsent) {
