@@ -61,9 +61,9 @@ bool RecordParser::RootEnded(size_t stream_end) noexcept {
 
 namespace {
 
-// Blocks up to this size are streamed: the replay's chunks (1 MiB plus one
-// record by default) and Kafka batches fit; a larger block is parsed line
-// by line rather than holding a parser of its size.
+// Blocks up to this size are streamed (the replay's chunks are 1 MiB plus
+// one record by default); a larger one is parsed line by line rather than
+// holding a parser of its size.
 constexpr size_t kMaxStreamBlockBytes = size_t{64} << 20;
 constexpr size_t kMinStreamBatchBytes = size_t{1} << 16;
 

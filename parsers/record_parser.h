@@ -54,12 +54,10 @@ class RecordParser {
   // parsed one by one with the calls above, which name the reasons. So a
   // block's results are those of its lines parsed alone.
   //
-  //   if (parser.StartBlock(block, size, capacity)) {
-  //     for each non-blank line [begin, end) of the block, in order:
-  //       if (!streaming || !parser.NextAccessLog(begin, end, &event)) {
-  //         streaming = false;  ... ParseAccessLog(line) ...
-  //       }
-  //   }
+  //   bool streaming = parser.StartBlock(block, size, capacity);
+  //   for each non-blank line [begin, end) of the block, in order:
+  //     streaming = streaming && parser.NextAccessLog(begin, end, false, &event);
+  //     if (!streaming) ... ParseAccessLog(line) ...
   //
   // StartBlock returns false when the block cannot be streamed (stage 1
   // rejects it, e.g. one line holds invalid UTF-8, or it is too large).

@@ -102,8 +102,9 @@ uint64_t ProcessLines(Topic topic, const char* data, size_t size, size_t capacit
       if (rejected != nullptr) origin.line = rejected->lines_seen;
       if (!stream_started) {
         stream_started = true;
-        if (topic == Topic::kAuto)
+        if (topic == Topic::kAuto) {
           stream_topic = parser.DetectTopic(data + pos, len, capacity - pos);
+        }
         streaming = stream_topic != Topic::kAuto && parser.StartBlock(data, size, capacity);
       }
       // An oversize record is rejected before it is parsed: alone.
