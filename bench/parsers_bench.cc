@@ -1,7 +1,9 @@
 // Parser micro-benchmarks on generated lines: RecordParser (access log and
 // outbox), ParseRfc3339, NormaliseRoute and DetectTopic. Each cycles through
 // a corpus of kCorpusLines distinct inputs and reports items/s and bytes/s
-// (bytes of the record or field, without the newline).
+// (bytes of the record or field, without the newline). BM_WorkerBlock runs
+// the whole corpus as one block through the worker code, parse and
+// aggregation: streamed (ProcessLines) and line by line (ProcessRecord).
 //
 //   build-bench/parsers_bench --benchmark_min_time=0.2
 #include <benchmark/benchmark.h>
@@ -11,11 +13,13 @@
 #include <string_view>
 #include <vector>
 
+#include "aggregators/novagift_metrics.h"
 #include "bench/bench_corpus.h"
 #include "parsers/event.h"
 #include "parsers/record_parser.h"
 #include "parsers/route.h"
 #include "parsers/timestamp.h"
+#include "pipeline/record_worker.h"
 
 namespace novapulse::bench {
 namespace {
@@ -50,6 +54,38 @@ void BM_ParseAccessLog(benchmark::State& state) {
   state.SetBytesProcessed(bytes);
 }
 BENCHMARK(BM_ParseAccessLog);
+
+void BM_WorkerBlock(benchmark::State& state, bool streamed) {
+  const std::vector<PaddedLine>& lines = AccessCorpus();
+  std::string block;
+  for (const PaddedLine& line : lines) {
+    block.append(line.view());
+    block += '\n';
+  }
+  const size_t size = block.size();
+  block.append(simdjson::SIMDJSON_PADDING, ' ');
+  NovaGiftMetrics metrics(1);
+  RecordParser parser;
+  for (auto _ : state) {
+    if (streamed) {
+      ProcessLines(Topic::kAccessLog, block.data(), size, block.size(), parser, metrics.writer(0));
+    } else {
+      for (size_t pos = 0; pos < size;) {
+        const size_t nl = block.find('\n', pos);
+        ProcessRecord(Topic::kAccessLog, block.data() + pos, nl - pos, block.size() - pos, parser,
+                      metrics.writer(0));
+        pos = nl + 1;
+      }
+    }
+  }
+  if (streamed && parser.streamed() != state.iterations() * lines.size()) {
+    state.SkipWithError("lines were parsed outside the stream");
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(lines.size()));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(size));
+}
+BENCHMARK_CAPTURE(BM_WorkerBlock, streamed, true);
+BENCHMARK_CAPTURE(BM_WorkerBlock, line_by_line, false);
 
 void BM_ParseOutbox(benchmark::State& state) {
   const std::vector<PaddedLine>& lines = OutboxCorpus();
