@@ -4,13 +4,16 @@
 #include <oneapi/tbb/parallel_pipeline.h>
 #include <oneapi/tbb/task_arena.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -588,7 +591,26 @@ int RunServiceCommand(int argc, char** argv) {
          {"error", std::string(dead_letters->error().message())}});
   }
   Log(LogLevel::kInfo, "stopping: batches finished", {{"records", absl::StrCat(records)}});
-  const absl::Status closed = kafka.Close();
+  // KafkaSource::Close bounds its wait for the group, but librdkafka calls
+  // it makes (unassigning the revoked partitions) have been seen, rarely,
+  // to block for good after many quick restarts of a member. Everything that
+  // must outlive the process is done by now (the final checkpoint and its
+  // commit), so past the limit the process leaves without the consumer,
+  // which the group times out; dead letters still queued are flushed first.
+  std::promise<absl::Status> close_done;
+  std::future<absl::Status> close_result = close_done.get_future();
+  std::thread closer([&] { close_done.set_value(kafka.Close()); });
+  constexpr std::chrono::seconds kCloseLimit(8);
+  if (close_result.wait_for(kCloseLimit) != std::future_status::ready) {
+    Log(LogLevel::kWarn, "the kafka consumer did not close in time: exiting without it",
+        {{"waited", absl::StrCat(kCloseLimit.count(), "s")}});
+    server->reset();  // no scrape may read what is torn down next
+    dead_letters.reset();
+    std::fflush(nullptr);
+    _exit(0);
+  }
+  closer.join();
+  const absl::Status closed = close_result.get();
   // Metrics stay served until the consumer has left the group.
   server->reset();
   if (!closed.ok()) {
