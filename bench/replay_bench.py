@@ -9,20 +9,25 @@ Generates (once, cached) an access-log file of about --size-mb MB with
     as simdjson runs it by default (stage 1 of the next batch on a second
     thread) and with --one-thread;
 and prints the ratios the targets are stated in (against the default loop)
-and against the one-thread loop.
+and against the one-thread loop. It also runs --threads 1 pinned to one core
+(taskset), where the reader thread shares the worker's core, and prints the
+scaling bound that the CPU time of each run sets: with one worker the reader
+has the other core to itself, with two it takes its share of both, so
+  2 threads / 1 thread <= 2 * max(read, work at 1) / (read + work at 2).
 
   bench/replay_bench.py --size-mb 1000 --threads 1,2
 """
 import argparse
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
 
 
 def run(cmd):
-    """Runs cmd; returns (seconds, ru_maxrss in KiB, stdout)."""
+    """Runs cmd; returns (seconds, ru_maxrss in KiB, stdout, stderr)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -31,7 +36,16 @@ def run(cmd):
     err = proc.stderr.read().decode()
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{err}")
-    return seconds, usage.ru_maxrss, out
+    return seconds, usage.ru_maxrss, out, err
+
+
+def cpu_split(summary):
+    """(read, work) CPU seconds from replay's "cpu: ..." summary line."""
+    for line in summary.splitlines():
+        if line.startswith("cpu: "):
+            words = line.split()
+            return float(words[1]), float(words[6])
+    sys.exit(f"no cpu line in the replay summary:\n{summary}")
 
 
 def count_lines(path):
@@ -73,7 +87,7 @@ def main():
     def reference_best(extra):
         best = 0
         for _ in range(args.repeat):
-            _, _, out = run([reference] + extra + [path])
+            _, _, out, _ = run([reference] + extra + [path])
             fields = dict(kv.split("=") for kv in out.split())
             best = max(best, float(fields["events_per_s"]))
         return best
@@ -88,21 +102,37 @@ def main():
           f"{ref_one / 1e6:.2f} M events/s, {ref_one * size / lines / 1e6:.0f} MB/s")
 
     results = {}
+    cpu = {}
     # Peak RSS is not reported here: a child's ru_maxrss includes the Python
     # process it was forked from. bench/rss_vs_input.sh measures it.
-    print(f"{'threads':>7} {'M events/s':>11} {'MB/s':>7} {'vs reference':>13} {'vs one-thread':>14}")
-    for n in [int(t) for t in args.threads.split(",")]:
+    print(f"{'threads':>12} {'M events/s':>11} {'MB/s':>7} {'vs reference':>13} {'vs one-thread':>14}"
+          f" {'cpu read':>9} {'cpu work':>9}")
+    runs = [(str(int(t)), int(t), []) for t in args.threads.split(",")]
+    if shutil.which("taskset"):
+        runs.append(("1, one core", 1, ["taskset", "-c", "0"]))
+    for name, n, prefix in runs:
         best = None
         for _ in range(args.repeat):
-            seconds, _, _ = run([novapulse, "replay", "--threads", str(n), "--topic", "access-log",
-                                 "--output", "/dev/null", "--no-progress", "-q", path])
-            best = seconds if best is None else min(best, seconds)
+            seconds, _, _, err = run(prefix + [novapulse, "replay", "--threads", str(n), "--topic",
+                                               "access-log", "--output", "/dev/null",
+                                               "--no-progress", path])
+            if best is None or seconds < best:
+                best = seconds
+                cpu[name] = cpu_split(err)
         eps = lines / best
-        results[n] = eps
-        print(f"{n:>7} {eps / 1e6:>11.2f} {size / 1e6 / best:>7.0f} {eps / ref_best:>13.2f} "
-              f"{eps / ref_one:>14.2f}")
-    if 1 in results and 2 in results:
-        print(f"scaling 2 threads / 1 thread: {results[2] / results[1]:.2f}")
+        results[name] = eps
+        print(f"{name:>12} {eps / 1e6:>11.2f} {size / 1e6 / best:>7.0f} {eps / ref_best:>13.2f} "
+              f"{eps / ref_one:>14.2f} {cpu[name][0]:>8.2f}s {cpu[name][1]:>8.2f}s")
+    if "1" in results and "2" in results:
+        read1, work1 = cpu["1"]
+        read2, work2 = cpu["2"]
+        bound = 2 * max(read1, work1) / (read2 + work2)
+        print(f"scaling 2 threads / 1 thread: {results['2'] / results['1']:.2f} "
+              f"(bound from CPU time: 2 x {max(read1, work1):.2f} / ({read2:.2f} + {work2:.2f}) "
+              f"= {bound:.2f})")
+    if "1, one core" in results and "2" in results:
+        print(f"scaling 2 threads / 1 thread on one core: "
+              f"{results['2'] / results['1, one core']:.2f}")
 
 
 if __name__ == "__main__":

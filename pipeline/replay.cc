@@ -3,6 +3,8 @@
 #include <oneapi/tbb/concurrent_queue.h>
 #include <oneapi/tbb/parallel_pipeline.h>
 #include <oneapi/tbb/task_arena.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -46,6 +48,22 @@ struct Token {
 // (at most 2 * threads + 1 are in flight), so the late decision depends on
 // the input alone, not on thread timing, and is the same for 1 and 2 threads.
 constexpr size_t kWatermarkLagChunks = 5;
+
+double ThreadCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// User and system time of every thread of the process so far.
+double ProcessCpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6;
+  };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
 
 }  // namespace
 
@@ -101,7 +119,10 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
   // slowest source's progress) moves for all of them together. It ends by
   // pushing nullptr.
   absl::Status read_error;
+  double read_cpu_seconds = 0;
+  const double cpu_start = ProcessCpuSeconds();
   std::thread reader([&] {
+    const double reader_start = ThreadCpuSeconds();
     try {
       std::vector<Token*> pending(num_sources, nullptr);
       std::vector<uint64_t> consumed(num_sources, 0);
@@ -154,6 +175,7 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
     } catch (const tbb::user_abort&) {
       // The pipeline gave up; nothing left to feed.
     }
+    read_cpu_seconds = ThreadCpuSeconds() - reader_start;
     filled.push(nullptr);
   });
 
@@ -264,6 +286,8 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
   if (!read_error.ok()) return read_error;
   if (rules != nullptr && newest != INT64_MIN) rules->Finish(newest);
   stats.elapsed_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  stats.read_cpu_seconds = read_cpu_seconds;
+  stats.work_cpu_seconds = std::max(0.0, ProcessCpuSeconds() - cpu_start - read_cpu_seconds);
   return stats;
 }
 
@@ -526,8 +550,12 @@ int RunReplayCommand(int argc, char** argv) {
     }
   }
   if (!quiet) {
-    std::cerr << FormatReplaySummary(families, stats->records, stats->line_bytes,
-                                     stats->elapsed_seconds, options.threads);
+    std::cerr << FormatReplaySummary(families, {.records = stats->records,
+                                                .bytes = stats->line_bytes,
+                                                .seconds = stats->elapsed_seconds,
+                                                .threads = options.threads,
+                                                .read_cpu_seconds = stats->read_cpu_seconds,
+                                                .work_cpu_seconds = stats->work_cpu_seconds});
   }
   if (dead_letters && !dead_letters->error().ok()) {
     std::fprintf(stderr, "novapulse replay: %" PRIu64 " dead letters dropped: %s\n",

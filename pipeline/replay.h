@@ -55,6 +55,10 @@ struct ReplayStats {
   uint64_t line_bytes = 0;
   uint64_t input_bytes = 0;
   double elapsed_seconds = 0;
+  // CPU time of the reader thread (I/O, decompression, splitting into
+  // chunks) and of everything else (parsing, aggregating, completion).
+  double read_cpu_seconds = 0;
+  double work_cpu_seconds = 0;
 };
 
 absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,

@@ -129,8 +129,7 @@ std::string FormatKeyMetrics(const std::vector<FamilySnapshot>& fs) {
   return out;
 }
 
-std::string FormatReplaySummary(const std::vector<FamilySnapshot>& fs, uint64_t records,
-                                uint64_t bytes, double seconds, int threads) {
+std::string FormatReplaySummary(const std::vector<FamilySnapshot>& fs, const ReplayFigures& f) {
   std::string out;
   const FamilySnapshot* events = Find(fs, "novapulse_events_total");
   const uint64_t accepted =
@@ -138,12 +137,22 @@ std::string FormatReplaySummary(const std::vector<FamilySnapshot>& fs, uint64_t 
   const uint64_t rejected =
       SumCounter(events, 1, [](std::string_view r) { return r == "rejected"; });
   absl::StrAppendFormat(&out, "replayed %d records (%d accepted, %d rejected), %.1f MB in %.2f s",
-                        records, accepted, rejected, bytes / 1e6, seconds);
-  if (seconds > 0) {
-    absl::StrAppendFormat(&out, ": %.0f events/s, %.0f MB/s on %d thread%s", records / seconds,
-                          bytes / 1e6 / seconds, threads, threads == 1 ? "" : "s");
+                        f.records, accepted, rejected, f.bytes / 1e6, f.seconds);
+  if (f.seconds > 0) {
+    absl::StrAppendFormat(&out, ": %.0f events/s, %.0f MB/s on %d thread%s", f.records / f.seconds,
+                          f.bytes / 1e6 / f.seconds, f.threads, f.threads == 1 ? "" : "s");
   }
   absl::StrAppend(&out, "\n");
+  if (f.read_cpu_seconds > 0 || f.work_cpu_seconds > 0) {
+    absl::StrAppendFormat(&out, "cpu: %.2f s reading the input, %.2f s parsing and aggregating\n",
+                          f.read_cpu_seconds, f.work_cpu_seconds);
+    // The reader is one thread: busy nearly all the time, it sets the pace.
+    if (f.seconds >= 0.5 && f.read_cpu_seconds >= 0.9 * f.seconds) {
+      absl::StrAppend(&out,
+                      "reading the input (I/O, decompression) set the pace: more threads will "
+                      "not make this replay faster\n");
+    }
+  }
   if (const FamilySnapshot* errors = Find(fs, "novapulse_parse_errors_total")) {
     std::map<std::string, uint64_t> by_reason;
     for (size_t s = 0; s < errors->size(); ++s) {

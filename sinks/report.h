@@ -15,9 +15,21 @@ namespace novapulse {
 // Requests, error ratio, latency percentiles, outbox health, gifts, wallet.
 std::string FormatKeyMetrics(const std::vector<FamilySnapshot>& families);
 
-// Records, throughput, and every rejection reason with its count.
-std::string FormatReplaySummary(const std::vector<FamilySnapshot>& families, uint64_t records,
-                                uint64_t bytes, double seconds, int threads);
+struct ReplayFigures {
+  uint64_t records = 0;
+  uint64_t bytes = 0;  // of lines, decompressed
+  double seconds = 0;
+  int threads = 1;
+  // CPU time reading the input (I/O, decompression) and working on it
+  // (parsing, aggregating); both 0 when not measured.
+  double read_cpu_seconds = 0;
+  double work_cpu_seconds = 0;
+};
+
+// Records, throughput, where the CPU time went, and every rejection reason
+// with its count.
+std::string FormatReplaySummary(const std::vector<FamilySnapshot>& families,
+                                const ReplayFigures& figures);
 
 }  // namespace novapulse
 

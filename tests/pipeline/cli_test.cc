@@ -17,6 +17,7 @@ using ::novapulse::testing::ReadWholeFile;
 using ::novapulse::testing::RunNovapulse;
 using ::novapulse::testing::ScratchDir;
 using ::novapulse::testing::WriteWholeFile;
+using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
@@ -192,6 +193,9 @@ TEST_F(Cli, MetricsGoToStdoutAndTheSummaryToStderr) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("# TYPE http_requests_total counter"));
   EXPECT_THAT(r.err, HasSubstr("replayed 1 records (1 accepted, 0 rejected)"));
+  EXPECT_THAT(r.err,
+              ContainsRegex("\ncpu: [0-9]+\\.[0-9]{2} s reading the input, [0-9]+\\.[0-9]{2} s "
+                            "parsing and aggregating\n"));
   EXPECT_THAT(r.err, Not(HasSubstr("\033[K"))) << "no progress line when stderr is a file";
 }
 

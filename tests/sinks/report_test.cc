@@ -97,7 +97,8 @@ TEST(FormatReplaySummary, CountsRecordsThroughputAndEveryReason) {
   metrics.writer(0).Reject(Topic::kAccessLog, RejectReason::kMalformedJson);
   metrics.writer(1).Reject(Topic::kAccessLog, RejectReason::kMalformedJson);
   metrics.writer(1).Reject(Topic::kOutbox, RejectReason::kUnknownType);
-  const std::string summary = FormatReplaySummary(metrics.Snapshot(), 10, 2'000'000, 2.0, 2);
+  const std::string summary = FormatReplaySummary(
+      metrics.Snapshot(), {.records = 10, .bytes = 2'000'000, .seconds = 2.0, .threads = 2});
   EXPECT_THAT(summary, HasSubstr("replayed 10 records (7 accepted, 3 rejected), 2.0 MB in 2.00 s: "
                                  "5 events/s, 1 MB/s on 2 threads\n"));
   EXPECT_THAT(summary, HasSubstr("rejected by reason:\n"));
@@ -106,12 +107,36 @@ TEST(FormatReplaySummary, CountsRecordsThroughputAndEveryReason) {
   // Reasons that never happened are not listed.
   EXPECT_THAT(summary, Not(HasSubstr("oversize")));
   EXPECT_THAT(summary, Not(HasSubstr("series limit")));
+  // Not measured, not shown.
+  EXPECT_THAT(summary, Not(HasSubstr("cpu:")));
+}
+
+TEST(FormatReplaySummary, SaysWhereTheCpuTimeWentAndWhenReadingSetThePace) {
+  NovaGiftMetrics metrics(2);
+  const std::string parse_bound =
+      FormatReplaySummary(metrics.Snapshot(), {.records = 100,
+                                               .seconds = 2.0,
+                                               .threads = 2,
+                                               .read_cpu_seconds = 0.4,
+                                               .work_cpu_seconds = 3.5});
+  EXPECT_THAT(parse_bound,
+              HasSubstr("cpu: 0.40 s reading the input, 3.50 s parsing and aggregating\n"));
+  EXPECT_THAT(parse_bound, Not(HasSubstr("set the pace")));
+  // A gzip file: the one reader thread was busy 95% of the replay.
+  const std::string read_bound = FormatReplaySummary(metrics.Snapshot(), {.records = 100,
+                                                                          .seconds = 2.0,
+                                                                          .threads = 2,
+                                                                          .read_cpu_seconds = 1.9,
+                                                                          .work_cpu_seconds = 1.0});
+  EXPECT_THAT(read_bound, HasSubstr("reading the input (I/O, decompression) set the pace: more "
+                                    "threads will not make this replay faster\n"));
 }
 
 TEST(FormatReplaySummary, OneThreadIsSingularAndZeroTimeHasNoRate) {
   NovaGiftMetrics metrics(1);
-  EXPECT_THAT(FormatReplaySummary(metrics.Snapshot(), 0, 0, 1.0, 1), HasSubstr("on 1 thread\n"));
-  const std::string instant = FormatReplaySummary(metrics.Snapshot(), 0, 0, 0.0, 1);
+  EXPECT_THAT(FormatReplaySummary(metrics.Snapshot(), {.seconds = 1.0}),
+              HasSubstr("on 1 thread\n"));
+  const std::string instant = FormatReplaySummary(metrics.Snapshot(), {});
   EXPECT_EQ(instant, "replayed 0 records (0 accepted, 0 rejected), 0.0 MB in 0.00 s\n");
 }
 
@@ -120,7 +145,8 @@ TEST(FormatReplaySummary, NamesMetricsThatHitTheSeriesLimit) {
   for (std::string_view route : {"/a", "/b", "/c", "/d"}) {
     metrics.writer(0).Record(Access(route, 200, 1));
   }
-  const std::string summary = FormatReplaySummary(metrics.Snapshot(), 4, 400, 1.0, 1);
+  const std::string summary =
+      FormatReplaySummary(metrics.Snapshot(), {.records = 4, .bytes = 400, .seconds = 1.0});
   EXPECT_THAT(summary, HasSubstr("series limit reached: http_requests_total (2 events folded into "
                                  "__overflow__)\n"));
 }
