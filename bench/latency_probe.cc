@@ -99,7 +99,7 @@ void OnDelivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* m, void* opaque) {
 
 // One HTTP/1.1 GET with Connection: close; the whole response, or nullopt.
 std::optional<std::string> HttpGet(const sockaddr_in& addr, const std::string& request) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return std::nullopt;
   std::optional<std::string> out;
   if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0 &&

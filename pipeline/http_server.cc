@@ -72,7 +72,7 @@ absl::StatusOr<ListenAddress> ParseListen(const std::string& listen) {
 // Why binding `address` fails ("Address already in use"), or "" when it
 // does not: civetweb reports only "Failed to setup server ports".
 std::string DescribeBindFailure(const ListenAddress& address) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return std::strerror(errno);
   const int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));  // as civetweb does

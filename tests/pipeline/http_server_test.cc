@@ -59,7 +59,7 @@ struct Response {
 Response Fetch(int port, const std::string& method, const std::string& path,
                const std::vector<std::pair<std::string, std::string>>& headers = {}) {
   Response response;
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return response;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;

@@ -173,6 +173,8 @@ TEST(KafkaCheckpoint, KilledRepeatedlyEndsExactlyAsAnUninterruptedRun) {
   int mid_stream = 0;
   int restored = 0;
   double last_seen = 0;
+  std::string unscraped_log;  // of the first run that did not answer a scrape
+  std::string last_log;
   for (int i = 0; i < kKills; ++i) {
     const std::string log = dir.Path(absl::StrCat("killed-", i, ".log"));
     {
@@ -185,6 +187,11 @@ TEST(KafkaCheckpoint, KilledRepeatedlyEndsExactlyAsAnUninterruptedRun) {
       if (service.log().find("state restored from the checkpoint") != std::string::npos) {
         ++restored;
       }
+      last_log = absl::StrCat("the last run's log:\n", service.log());
+      if (seen != seen && unscraped_log.empty()) {
+        unscraped_log =
+            absl::StrCat("run ", i, " did not answer a scrape; its log:\n", service.log());
+      }
     }
   }
   producer.join();
@@ -195,8 +202,8 @@ TEST(KafkaCheckpoint, KilledRepeatedlyEndsExactlyAsAnUninterruptedRun) {
       "restored from a checkpoint\n",
       kKills, seed, mid_stream, restored);
   // Most runs had something to count and a checkpoint to start from.
-  EXPECT_GE(mid_stream, kKills / 2);
-  EXPECT_GE(restored, kKills / 2);
+  EXPECT_GE(mid_stream, kKills / 2) << unscraped_log << last_log;
+  EXPECT_GE(restored, kKills / 2) << unscraped_log << last_log;
 
   const FinalState killed = RunToEnd(killed_config, dir.Path("killed-final.log"), port, expected);
   const std::string reference_config = dir.Path("reference.yaml");

@@ -18,7 +18,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <random>
 #include <string>
 #include <thread>
 #include <utility>
@@ -31,21 +33,46 @@ namespace novapulse::testing {
 
 using Clock = std::chrono::steady_clock;
 
-// A port free on 127.0.0.1 right now (bound, then released).
+// A port free on 127.0.0.1 right now (bound, then released), chosen below
+// the kernel's ephemeral range (net.ipv4.ip_local_port_range). The kernel
+// gives ports of that range to outgoing connections, a Kafka client's or a
+// scrape's, so a port from it can be taken as a connection's local port
+// while a test holds it for a service it restarts; then every restart fails
+// to bind. Random, so concurrent tests rarely try the same one; the kernel's
+// pick only when no port below the range binds. The probe socket is
+// close-on-exec: a child forked meanwhile (a producer started by another
+// thread) would otherwise keep the port bound for its whole life.
 inline int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  int port = 0;
-  socklen_t len = sizeof(addr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
+  auto bind_loopback = [](int port) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    socklen_t len = sizeof(addr);
+    int bound = 0;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      bound = ntohs(addr.sin_port);
+    }
+    close(fd);
+    return bound;
+  };
+  constexpr int kLowest = 10000;  // above the well-known services' ports
+  int ephemeral_low = 32768;
+  if (FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+    if (std::fscanf(f, "%d", &ephemeral_low) != 1) ephemeral_low = 32768;
+    std::fclose(f);
   }
-  close(fd);
-  return port;
+  if (ephemeral_low > kLowest + 1000) {
+    std::mt19937 rng(std::random_device{}());
+    std::uniform_int_distribution<int> pick(kLowest, ephemeral_low - 1);
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      if (const int port = bind_loopback(pick(rng))) return port;
+    }
+  }
+  return bind_loopback(0);
 }
 
 struct HttpReply {
@@ -55,7 +82,7 @@ struct HttpReply {
 
 // GET `path` from 127.0.0.1:port, whatever the status.
 inline HttpReply HttpGetReply(int port, const std::string& path) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return {};
   sockaddr_in addr{};
   addr.sin_family = AF_INET;

@@ -36,7 +36,7 @@ inline constexpr char kAlertmanager[] = "/usr/bin/prometheus-alertmanager";
 
 // GET http://127.0.0.1:port/path: status and body; status 0 on failure.
 inline std::pair<int, std::string> Get(int port, const std::string& path) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));

@@ -28,11 +28,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "simdjson.h"
+#include "tests/pipeline/run_service.h"
 #include "tests/pipeline/test_process.h"
 
 namespace novapulse {
 namespace {
 
+using ::novapulse::testing::FreePort;
+using ::novapulse::testing::HttpGet;
 using ::novapulse::testing::ReadWholeFile;
 using ::novapulse::testing::RunProcess;
 using ::novapulse::testing::ScratchDir;
@@ -314,49 +317,6 @@ TEST(BackfillWriter, CreateFailsInAMissingDirectory) {
 
 constexpr char kPromtool[] = "/usr/bin/promtool";
 constexpr char kPrometheus[] = "/usr/bin/prometheus";
-
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
-// GET `path` from 127.0.0.1:port; the body when the status is 200, else "".
-std::string HttpGet(int port, const std::string& path) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return "";
-  }
-  const std::string request =
-      absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
-      static_cast<ssize_t>(request.size())) {
-    close(fd);
-    return "";
-  }
-  std::string raw;
-  char buf[16384];
-  for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) raw.append(buf, static_cast<size_t>(n));
-  close(fd);
-  const size_t end = raw.find("\r\n\r\n");
-  if (!raw.starts_with("HTTP/1.1 200") || end == std::string::npos) return "";
-  return raw.substr(end + 4);
-}
 
 std::string UrlEncode(std::string_view s) {
   std::string out;
