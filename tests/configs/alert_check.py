@@ -27,13 +27,14 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
 import urllib.request
+
+from ports import free_port
 
 STEP = 15  # seconds of event time between samples
 HTTP_LE = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -140,11 +141,6 @@ def aggregate(gen_dir, t0, steps):
         s.deltas.setdefault((name, ()), [0.0] * steps)
     return s
 
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def load_rules(path):

@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,15 +24,12 @@ import time
 import urllib.parse
 import urllib.request
 
+from ports import free_port
+
 START = "2026-11-26T00:00:00Z"
 START_S = 1795651200  # START as Unix seconds
 HOURS = 3
 
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def query(port, expr, at):

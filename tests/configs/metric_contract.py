@@ -20,7 +20,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,8 @@ import time
 import urllib.request
 
 import yaml  # Debian: python3-yaml
+
+from ports import free_ports
 
 OTHER_EXPORTERS = re.compile(r"^(node_.+|up|ALERTS|ALERTS_FOR_STATE|scrape_.+)$")
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
@@ -56,11 +57,6 @@ def metric_names(expr):
         names.add(name)
     return names
 
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def families(text):
@@ -100,10 +96,10 @@ def exposition(binary, work):
     empty = subprocess.run([binary, "replay", "-q", "--threads", "1", empty_path],
                            check=True, capture_output=True, text=True).stdout
 
-    port = free_port()
+    port, broker_port = free_ports(2)
     cfg = os.path.join(work, "run.yaml")
     with open(cfg, "w") as f:
-        f.write(f'kafka:\n  brokers: "127.0.0.1:{free_port()}"\nhttp:\n  listen: "127.0.0.1:{port}"\n'
+        f.write(f'kafka:\n  brokers: "127.0.0.1:{broker_port}"\nhttp:\n  listen: "127.0.0.1:{port}"\n'
                 "pipeline:\n  threads: 1\n")
     log = open(os.path.join(work, "run.log"), "w")
     proc = subprocess.Popen([binary, "run", "--config", cfg], stdout=log, stderr=log)

@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,8 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+
+from ports import free_ports
 
 GEN_DURATION_S = 600   # event time generated
 GEN_SPEED = 8          # event seconds per wall second: ~75 s of wall time
@@ -52,11 +53,6 @@ E2E_RULES = """groups:
           description: "{{ $value | humanize }} requests/s"
 """
 
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get_json(url, timeout=5):
@@ -146,8 +142,8 @@ def main():
     binary, src = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     work = tempfile.mkdtemp(prefix="stack-e2e-")
     stack = Stack(binary, src, work)
-    ports = {k: free_port() for k in ("prometheus", "novapulse", "novagift", "node-exporter",
-                                      "alertmanager", "webhook")}
+    names = ("prometheus", "novapulse", "novagift", "node-exporter", "alertmanager", "webhook")
+    ports = dict(zip(names, free_ports(len(names))))
     hook = http.server.ThreadingHTTPServer(("127.0.0.1", ports["webhook"]), Webhook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     ok = False
