@@ -227,13 +227,14 @@ TEST(KafkaMock, FailedCommitsAreCountedAndALaterCommitSavesTheOffsets) {
     Consumer consumer(SourceConfig(cluster, "commit"));
     ASSERT_TRUE(WaitFor([&] { return consumer.source().assigned_partitions() == 8; },
                         std::chrono::seconds(20)));
-    // librdkafka retries some of these by itself, and whether a commit
-    // fails depends on timing; so errors are pushed again, with more
-    // messages to commit, until some commit fails (10 rounds at most).
-    const rd_kafka_resp_err_t errors[] = {
-        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
-        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE};
+    // librdkafka retries the first two by itself (a commit fails on them
+    // only when its retries run out, which depends on timing); the last one
+    // it never retries, so a commit surely fails there. Errors are pushed
+    // again, with more messages to commit, until some commit has failed
+    // (10 rounds at most).
+    const rd_kafka_resp_err_t errors[] = {RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                          RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+                                          RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE};
     int produced = 0;
     for (int round = 0; round < 10 && consumer.source().commits(false) == 0; ++round) {
       rd_kafka_mock_push_request_errors_array(cluster.get(), kOffsetCommit, std::size(errors),
