@@ -1,6 +1,8 @@
 // Access-log line decoding: RecordParser::ParseAccessLog.
 #include <cstring>
 
+#include "absl/base/attributes.h"
+#include "parsers/flat_record.h"
 #include "parsers/json_values.h"
 #include "parsers/record_parser.h"
 #include "parsers/route.h"
@@ -12,8 +14,9 @@ enum Field : int { kTs, kMethod, kRoute, kPath, kStatus, kDuration, kError };
 
 // Known key of a raw key, -1 for any other. `request_id`, `instance` and
 // `bytes_out` are part of the schema but feed no metric, so they are skipped
-// unread like unknown keys.
-int MatchField(const char* key) noexcept {
+// unread like unknown keys. Inlined into both decoders: it runs for every
+// field of every record.
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline int MatchField(const char* key) noexcept {
   using json::KeyIs;
   switch (key[0]) {
     case 't':
@@ -44,67 +47,49 @@ int MatchUnescaped(std::string_view key) noexcept {
   return -1;
 }
 
+// One known field's value into `out`; `path` keeps the raw path until the
+// end shows whether a route came. The same for both decoders: `Reader` is
+// json::Reader over On-Demand values or json::TokenReader over raw tokens.
+template <typename Reader, typename Value>
+json::Reject ReadField(const Reader& r, int id, Value& v, std::string_view* path,
+                       AccessLogEvent* out) noexcept {
+  json::Reject reject;
+  switch (id) {
+    case kTs:
+      return r.ReadTimestamp(v, &out->ts_us);
+    case kMethod:
+      return r.ReadLabel(v, &out->method);
+    case kRoute:
+      return r.ReadOptionalLabel(v, &out->route);
+    case kPath:
+      // Only needed when there is no route; skip the copy when route came first.
+      if (!out->route.empty()) return r.ValidateSkipped(v, 2);
+      reject = r.ReadOptionalLabel(v, path);
+      if (reject == RejectReason::kOversize) reject.reset();  // only its route must fit
+      return reject;
+    case kStatus: {
+      int64_t status = 0;
+      reject = r.ReadInt(v, &status);
+      if (!reject && (status < 100 || status > 599)) reject = RejectReason::kOutOfRange;
+      out->status = static_cast<uint16_t>(status);
+      return reject;
+    }
+    case kDuration:
+      reject = r.ReadDouble(v, &out->duration_ms);
+      if (!reject && out->duration_ms < 0) reject = RejectReason::kOutOfRange;
+      return reject;
+    case kError:
+      return r.ReadOptionalLabel(v, &out->error_code);
+    default:
+      return r.ValidateSkipped(v, 2);
+  }
+}
+
 }  // namespace
 
-// The record's fields, from a root object both paths (one record alone, or
-// one of a block's stream) have opened.
-std::optional<RejectReason> RecordParser::DecodeAccessLog(simdjson::ondemand::object& root,
-                                                          bool escapes, size_t stream_end,
+std::optional<RejectReason> RecordParser::FinishAccessLog(const json::SeenFields& seen,
+                                                          std::string_view path,
                                                           AccessLogEvent* out) noexcept {
-  const json::Reader r(escapes);
-  *out = AccessLogEvent{};
-  json::SeenFields seen;
-  std::string_view path;
-  for (auto field_result : root) {
-    simdjson::ondemand::field field;
-    if (auto error = std::move(field_result).get(field)) return json::FromError(error);
-    const char* raw_key = field.key().raw();
-    int id = MatchField(raw_key);
-    if (id < 0 && r.escapes()) id = MatchUnescaped(json::UnescapedIfEscaped(field, raw_key));
-    json::Value& v = field.value();
-    if (id < 0) {
-      if (auto reject = r.ValidateSkipped(v, 2)) return reject;
-      continue;
-    }
-    if (!seen.Mark(id)) return RejectReason::kDuplicateField;
-    json::Reject reject;
-    switch (id) {
-      case kTs:
-        reject = r.ReadTimestamp(v, &out->ts_us);
-        break;
-      case kMethod:
-        reject = r.ReadLabel(v, &out->method);
-        break;
-      case kRoute:
-        reject = r.ReadOptionalLabel(v, &out->route);
-        break;
-      case kPath:
-        // Only needed when there is no route; skip the copy when route came first.
-        if (out->route.empty()) {
-          reject = r.ReadOptionalLabel(v, &path);
-          if (reject == RejectReason::kOversize) reject.reset();  // only its route must fit
-        } else {
-          reject = r.ValidateSkipped(v, 2);
-        }
-        break;
-      case kStatus: {
-        int64_t status = 0;
-        reject = r.ReadInt(v, &status);
-        if (!reject && (status < 100 || status > 599)) reject = RejectReason::kOutOfRange;
-        out->status = static_cast<uint16_t>(status);
-        break;
-      }
-      case kDuration:
-        reject = r.ReadDouble(v, &out->duration_ms);
-        if (!reject && out->duration_ms < 0) reject = RejectReason::kOutOfRange;
-        break;
-      case kError:
-        reject = r.ReadOptionalLabel(v, &out->error_code);
-        break;
-    }
-    if (reject) return reject;
-  }
-  if (!RootEnded(stream_end)) return RejectReason::kMalformedJson;
   if (!seen.Has(kTs) || !seen.Has(kMethod) || !seen.Has(kStatus) || !seen.Has(kDuration) ||
       (out->route.empty() && path.empty())) {
     return RejectReason::kMissingField;
@@ -118,24 +103,78 @@ std::optional<RejectReason> RecordParser::DecodeAccessLog(simdjson::ondemand::ob
   return std::nullopt;
 }
 
+// The record's fields, On-Demand, from the root object Start opened.
+std::optional<RejectReason> RecordParser::DecodeAccessLog(simdjson::ondemand::object& root,
+                                                          bool escapes,
+                                                          AccessLogEvent* out) noexcept {
+  const json::Reader r(escapes);
+  *out = AccessLogEvent{};
+  json::SeenFields seen;
+  std::string_view path;
+  for (auto field_result : root) {
+    simdjson::ondemand::field field;
+    if (auto error = std::move(field_result).get(field)) return json::FromError(error);
+    const char* raw_key = field.key().raw();
+    int id = MatchField(raw_key);
+    if (id < 0 && r.escapes()) id = MatchUnescaped(json::UnescapedIfEscaped(field, raw_key));
+    if (id >= 0 && !seen.Mark(id)) return RejectReason::kDuplicateField;
+    if (auto reject = ReadField(r, id, field.value(), &path, out)) return reject;
+  }
+  if (!RootEnded(kWholeRecord)) return RejectReason::kMalformedJson;
+  return FinishAccessLog(seen, path, out);
+}
+
+bool RecordParser::DecodeFlatAccessLog(size_t begin, size_t end, AccessLogEvent* out) noexcept {
+  if (begin >= window_end_ && !IndexWindow(begin)) return false;
+  // Lines with a backslash take the On-Demand path, which unescapes.
+  if (LineEscapes(begin, end)) return false;
+  // The line's first byte must be the object's '{' in the index: a line
+  // inside a string that an earlier bad line left open never is.
+  const uint32_t* const index = index_->structural_indexes.get();
+  const char* const window = block_ + window_begin_;
+  const size_t first = begin - window_begin_;
+  while (token_ < tokens_ && index[token_] < first) ++token_;
+  if (token_ >= tokens_ || index[token_] != first || window[first] != '{') return false;
+  const json::TokenReader r;
+  *out = AccessLogEvent{};
+  json::SeenFields seen;
+  std::string_view path;
+  json::FlatFields fields(window, index, tokens_, token_);
+  while (fields.Next()) {
+    const int id = MatchField(fields.key());
+    if (id >= 0 && !seen.Mark(id)) return false;
+    std::string_view value = fields.value();
+    if (ReadField(r, id, value, &path, out)) return false;
+  }
+  // The object ends on its line, with only whitespace after it there.
+  if (!fields.ended()) return false;
+  const char* p = window + fields.close() + 1;
+  if (p > block_ + end) return false;
+  for (; p < block_ + end; ++p) {
+    if (*p != ' ' && *p != '\t' && *p != '\r') return false;
+  }
+  if (FinishAccessLog(seen, path, out)) return false;
+  token_ = fields.next();
+  return true;
+}
+
 std::optional<RejectReason> RecordParser::ParseAccessLog(const char* data, size_t len,
                                                          size_t capacity,
                                                          AccessLogEvent* out) noexcept {
   simdjson::ondemand::object root;
   if (auto reject = Start(data, len, capacity, &root)) return reject;
-  return DecodeAccessLog(root, std::memchr(data, '\\', len) != nullptr, kWholeRecord, out);
+  return DecodeAccessLog(root, std::memchr(data, '\\', len) != nullptr, out);
 }
 
-bool RecordParser::NextAccessLog(size_t begin, size_t end, bool as_detected,
+bool RecordParser::NextAccessLog(size_t begin, size_t end, bool /*as_detected*/,
                                  AccessLogEvent* out) noexcept {
-  // Accepted, the record has the raw keys "method" and "duration_ms", which
-  // make DetectTopic say access log; unless a key is escaped, which
-  // DetectTopic reads raw.
-  if (as_detected && LineEscapes(begin, end)) return Settle(false);
-  simdjson::ondemand::object root;
-  if (!NextRoot(begin, &root)) return false;
-  // Accepted only when the stream read it without a fault.
-  return Settle(!DecodeAccessLog(root, LineEscapes(begin, end), end, out));
+  // Accepted, the record has the raw keys "method" and "duration_ms" and no
+  // backslash, so DetectTopic says access log: `as_detected` asks nothing
+  // more. A line not accepted is parsed alone; the index stays valid and
+  // the next line is read from it again.
+  const bool accepted = indexed_ && DecodeFlatAccessLog(begin, end, out);
+  streamed_ += accepted ? 1 : 0;
+  return accepted;
 }
 
 }  // namespace novapulse

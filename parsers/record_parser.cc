@@ -10,7 +10,8 @@
 
 namespace novapulse {
 
-RecordParser::RecordParser(size_t max_record_bytes) : max_record_bytes_(max_record_bytes) {
+RecordParser::RecordParser(size_t max_record_bytes, size_t index_window_bytes)
+    : max_record_bytes_(max_record_bytes), index_window_bytes_(index_window_bytes) {
   // Allocation failure here leaves the parser to allocate on first use.
   if (parser_.allocate(max_record_bytes_, kMaxJsonDepth) != simdjson::SUCCESS) return;
   route_.reserve(256);
@@ -69,28 +70,74 @@ constexpr size_t kMinStreamBatchBytes = size_t{1} << 16;
 
 }  // namespace
 
-bool RecordParser::StartBlock(const char* data, size_t size, size_t capacity) noexcept {
+bool RecordParser::StartBlock(const char* data, size_t size, size_t capacity,
+                              Topic topic) noexcept {
   streaming_ = false;
+  indexed_ = false;
   if (size == 0 || size > kMaxStreamBlockBytes || capacity < size + simdjson::SIMDJSON_PADDING) {
     return false;
   }
+  block_ = data;
+  block_size_ = size;
+  // Buffers sized for the block only grow, so they are reallocated a few
+  // times at most.
+  const size_t batch = std::max(kMinStreamBatchBytes, std::bit_ceil(size));
+  if (topic == Topic::kAccessLog) {
+    window_end_ = 0;
+    tokens_ = token_ = 0;
+    indexed_ = true;
+    streaming_ = true;
+    return true;
+  }
+  block_escapes_ = std::memchr(data, '\\', size) != nullptr;
 #ifdef SIMDJSON_THREADS_ENABLED
   // Stage 1 of the next batch on a thread of its own would take a second
   // core per worker; the workers are the parallelism here.
   stream_parser_.threaded = false;
 #endif
   // One batch covers the whole block, so each document's end is known to be
-  // the block's or the next document's start. The batch size only grows,
-  // so the parser is reallocated a few times at most.
-  if (size > stream_batch_) stream_batch_ = std::max(kMinStreamBatchBytes, std::bit_ceil(size));
+  // the block's or the next document's start.
+  stream_batch_ = std::max(stream_batch_, batch);
   if (stream_parser_.iterate_many(data, size, stream_batch_).get(stream_)) return false;
   next_ = stream_.begin();  // runs stage 1 over the block
   if (!(next_ != stream_.end()) || (*next_).error()) return false;
-  block_ = data;
-  block_size_ = size;
-  block_escapes_ = std::memchr(data, '\\', size) != nullptr;
   started_ = true;
   streaming_ = true;
+  return true;
+}
+
+bool RecordParser::IndexWindow(size_t begin) noexcept {
+  // A window ends at a newline at most index_window_bytes_ past `begin`, or
+  // just past a single longer line.
+  size_t end = block_size_;
+  if (block_size_ - begin > index_window_bytes_) {
+    const void* last = memrchr(block_ + begin, '\n', index_window_bytes_);
+    const void* next = last ? last : std::memchr(block_ + begin, '\n', block_size_ - begin);
+    if (next != nullptr) end = static_cast<size_t>(static_cast<const char*>(next) - block_) + 1;
+  }
+  window_begin_ = begin;
+  window_end_ = end;
+  tokens_ = token_ = 0;
+  const size_t size = end - begin;
+  // Per window rather than per block: these bytes are about to be read by
+  // stage 1 too, and a window without a backslash spares each line a scan.
+  block_escapes_ = std::memchr(block_ + begin, '\\', size) != nullptr;
+  if (size > index_capacity_) {
+    const size_t capacity = std::max(index_window_bytes_, std::bit_ceil(size));
+    const simdjson::error_code error =
+        index_ ? index_->set_capacity(capacity)
+               : simdjson::get_active_implementation()->create_dom_parser_implementation(
+                     capacity, kMaxJsonDepth, index_);
+    if (error) return false;
+    index_capacity_ = capacity;
+  }
+  // Regular mode: the window is whole lines, so a string still open at its
+  // end is an error like any other, and the window's lines go one by one.
+  if (index_->stage1(reinterpret_cast<const uint8_t*>(block_ + begin), size,
+                     simdjson::stage1_mode::regular)) {
+    return false;
+  }
+  tokens_ = index_->n_structural_indexes;
   return true;
 }
 

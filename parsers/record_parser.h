@@ -19,6 +19,8 @@
 #include <simdjson.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,11 +29,20 @@
 
 namespace novapulse {
 
+namespace json {
+class SeenFields;
+}  // namespace json
+
 inline constexpr size_t kDefaultMaxRecordBytes = 1 << 20;
+// Stage 1 indexes an access-log block this much at a time, so the bytes and
+// their index are still in the core's cache when the lines are walked.
+inline constexpr size_t kDefaultIndexWindowBytes = 1 << 16;
 
 class RecordParser {
  public:
-  explicit RecordParser(size_t max_record_bytes = kDefaultMaxRecordBytes);
+  // `index_window_bytes` is for tests, which move the windows' edges.
+  explicit RecordParser(size_t max_record_bytes = kDefaultMaxRecordBytes,
+                        size_t index_window_bytes = kDefaultIndexWindowBytes);
   RecordParser(const RecordParser&) = delete;
   RecordParser& operator=(const RecordParser&) = delete;
 
@@ -47,31 +58,37 @@ class RecordParser {
   // the record is not a JSON object (parse it as either to learn why).
   [[nodiscard]] Topic DetectTopic(const char* data, size_t len, size_t capacity) noexcept;
 
-  // Block streaming: one simdjson pass (iterate_many) over a block of
-  // newline-delimited records instead of one per record, for the speed of
-  // stage 1 over large inputs. The block path only ever accepts: a record
-  // it cannot accept ends it, and that line and the rest of the block are
-  // parsed one by one with the calls above, which name the reasons. So a
-  // block's results are those of its lines parsed alone.
+  // Blocks: one simdjson stage-1 pass over a block of newline-delimited
+  // records instead of one per record. Access-log lines are then read
+  // straight from the block's structural index (see flat_record.h), outbox
+  // envelopes from an On-Demand stream (iterate_many) over the block. The
+  // block path only ever accepts; a record it does not accept is parsed
+  // alone with the calls above, which name the reasons. So a block's
+  // results are those of its lines parsed alone.
   //
-  //   bool streaming = parser.StartBlock(block, size, capacity);
+  //   bool streaming = parser.StartBlock(block, size, capacity, topic);
   //   for each non-blank line [begin, end) of the block, in order:
-  //     streaming = streaming && parser.NextAccessLog(begin, end, false, &event);
-  //     if (!streaming) ... ParseAccessLog(line) ...
+  //     if (!streaming || !parser.NextAccessLog(begin, end, false, &event))
+  //       ... ParseAccessLog(line) ...
+  //     streaming = streaming && parser.streaming();
   //
   // StartBlock returns false when the block cannot be streamed (stage 1
   // rejects it, e.g. one line holds invalid UTF-8, or it is too large).
   // `data` must be readable for `capacity` >= size + SIMDJSON_PADDING bytes.
-  [[nodiscard]] bool StartBlock(const char* data, size_t size, size_t capacity) noexcept;
+  [[nodiscard]] bool StartBlock(const char* data, size_t size, size_t capacity,
+                                Topic topic) noexcept;
   // Decodes the block's next record, which must be the whole line whose
   // first non-blank byte is at offset `begin` and whose newline (or the
-  // block's end) is at `end`. True when accepted; false ends the stream.
+  // block's end) is at `end`. True when accepted. Past a record not
+  // accepted, streaming() says whether the block's later lines may still
+  // come from the block path (always for access logs, never for outbox).
   // With `as_detected` (blocks whose topic is detected per line), a record
   // is accepted only when DetectTopic would surely find it of this topic.
   [[nodiscard]] bool NextAccessLog(size_t begin, size_t end, bool as_detected,
                                    AccessLogEvent* out) noexcept;
   [[nodiscard]] bool NextOutbox(size_t begin, size_t end, bool as_detected,
                                 OutboxEvent* out) noexcept;
+  bool streaming() const noexcept { return streaming_; }
   size_t max_record_bytes() const noexcept { return max_record_bytes_; }
   // Records accepted from block streams so far (for tests and benchmarks).
   uint64_t streamed() const noexcept { return streamed_; }
@@ -90,8 +107,15 @@ class RecordParser {
   // line's end when it comes from a block's stream, else kWholeRecord.
   static constexpr size_t kWholeRecord = ~size_t{0};
   [[nodiscard]] std::optional<RejectReason> DecodeAccessLog(simdjson::ondemand::object& root,
-                                                            bool escapes, size_t stream_end,
+                                                            bool escapes,
                                                             AccessLogEvent* out) noexcept;
+  // The checks after the last field, for both access-log decoders.
+  [[nodiscard]] std::optional<RejectReason> FinishAccessLog(const json::SeenFields& seen,
+                                                            std::string_view path,
+                                                            AccessLogEvent* out) noexcept;
+  // The line [begin, end) of an indexed block: true when the fast path
+  // accepts it (then `out` is what DecodeAccessLog would give).
+  [[nodiscard]] bool DecodeFlatAccessLog(size_t begin, size_t end, AccessLogEvent* out) noexcept;
   [[nodiscard]] std::optional<RejectReason> DecodeOutbox(simdjson::ondemand::object& root,
                                                          bool escapes, size_t stream_end,
                                                          OutboxEvent* out) noexcept;
@@ -112,15 +136,29 @@ class RecordParser {
   std::string route_;   // normalised route when only `path` is given
   std::string padded_;  // scratch for the string_view overloads
 
+  // Access-log blocks: simdjson's stage 1 alone, over a window of the
+  // block's lines at a time, its structural index walked by
+  // DecodeFlatAccessLog. Index entries are offsets in the window; token_ is
+  // the next line's first entry.
+  [[nodiscard]] bool IndexWindow(size_t begin) noexcept;
+  std::unique_ptr<simdjson::internal::dom_parser_implementation> index_;
+  size_t index_window_bytes_;
+  size_t index_capacity_ = 0;
+  size_t window_begin_ = 0;
+  size_t window_end_ = 0;
+  uint32_t tokens_ = 0;
+  uint32_t token_ = 0;
+  bool indexed_ = false;
+
   simdjson::ondemand::parser stream_parser_;  // sized for whole blocks
   simdjson::ondemand::document_stream stream_;
   simdjson::ondemand::document_stream::iterator next_;
   size_t stream_batch_ = 0;      // the batch size stream_parser_ is allocated for
   const char* block_ = nullptr;  // the block being streamed
   size_t block_size_ = 0;
-  bool streaming_ = false;      // the stream still lines up with the block's lines
+  bool streaming_ = false;      // later lines may still come from the block
   bool started_ = false;        // next_ is at the first document, not yet taken
-  bool block_escapes_ = false;  // the block holds a backslash somewhere
+  bool block_escapes_ = false;  // the block (outbox) or window (access log) has a backslash
   uint64_t streamed_ = 0;
 };
 

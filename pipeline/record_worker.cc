@@ -81,10 +81,11 @@ uint64_t ProcessLines(Topic topic, const char* data, size_t size, size_t capacit
                       DeadLetterBatch* rejected) {
   uint64_t records = 0;
   size_t pos = 0;
-  // Lines come from one simdjson stream over the block until a line it
-  // cannot accept; from there on, one by one. When the topic is detected
-  // per line, the stream reads the first record's topic and accepts only
-  // records detection would give that topic too.
+  // Lines come from one simdjson pass over the block (see StartBlock); a
+  // line it does not accept is parsed alone, and so are the rest of the
+  // block's lines once the parser says the block path has ended. When the
+  // topic is detected per line, the block path takes the first record's
+  // topic and accepts only records detection would give that topic too.
   bool streaming = false;
   bool stream_started = false;
   Topic stream_topic = topic;
@@ -105,14 +106,14 @@ uint64_t ProcessLines(Topic topic, const char* data, size_t size, size_t capacit
         if (topic == Topic::kAuto) {
           stream_topic = parser.DetectTopic(data + pos, len, capacity - pos);
         }
-        streaming = stream_topic != Topic::kAuto && parser.StartBlock(data, size, capacity);
+        streaming =
+            stream_topic != Topic::kAuto && parser.StartBlock(data, size, capacity, stream_topic);
       }
       // An oversize record is rejected before it is parsed: alone.
-      streaming =
-          streaming && len <= parser.max_record_bytes() &&
-          FromStream(stream_topic, topic == Topic::kAuto, pos + first, line_end, parser, writer);
-      if (!streaming) {
+      if (!streaming || len > parser.max_record_bytes() ||
+          !FromStream(stream_topic, topic == Topic::kAuto, pos + first, line_end, parser, writer)) {
         ProcessRecord(topic, data + pos, len, capacity - pos, parser, writer, rejected, origin);
+        streaming = streaming && parser.streaming();
       }
     }
     pos = line_end + 1;

@@ -52,9 +52,10 @@ inline std::string Padded(std::string_view block) {
 
 // The block through the pipeline's worker code.
 inline Outcome ThroughProcessLines(Topic topic, std::string_view block, size_t max_record_bytes,
-                                   size_t series_limit) {
+                                   size_t series_limit,
+                                   size_t index_window_bytes = kDefaultIndexWindowBytes) {
   NovaGiftMetrics metrics(1, series_limit);
-  RecordParser parser(max_record_bytes);
+  RecordParser parser(max_record_bytes, index_window_bytes);
   DeadLetterBatch rejected;
   const std::string padded = Padded(block);
   const uint64_t records = ProcessLines(topic, padded.data(), block.size(), padded.size(), parser,

@@ -1,10 +1,9 @@
-// ProcessLines streams a block's records through one simdjson pass and falls
-// back to parsing lines alone at the first line the stream cannot accept.
-// These tests check it against the plain per-line path (ProcessRecord on
-// each line, written out here): the same metrics, the same rejections by
-// reason, the same dead letters, for blocks of good lines, blocks with every
-// kind of bad line at every position, and randomly damaged blocks; and that
-// the stream really carried the good lines.
+// ProcessLines reads a block's records through one simdjson pass and parses
+// alone each line that pass cannot accept (for outbox blocks, every line
+// from the first such one on). These tests check it against the plain per-line path (ProcessRecord
+// on each line, written out here): the same metrics, the same rejections by reason, the same dead
+// letters, for blocks of good lines, blocks with every kind of bad line at every position, and
+// randomly damaged blocks; and that the stream really carried the good lines.
 #include "pipeline/record_worker.h"
 
 #include <simdjson.h>
@@ -32,8 +31,12 @@ using ::novapulse::testing::ThroughProcessLines;
 constexpr size_t kMaxRecordBytes = 4096;
 constexpr size_t kSeriesLimit = 1000;
 
-Outcome Streamed(Topic topic, std::string_view block) {
-  return ThroughProcessLines(topic, block, kMaxRecordBytes, kSeriesLimit);
+// Small enough that a window holds a line or two and some lines are longer.
+constexpr size_t kSmallIndexWindow = 512;
+
+Outcome Streamed(Topic topic, std::string_view block,
+                 size_t index_window_bytes = kDefaultIndexWindowBytes) {
+  return ThroughProcessLines(topic, block, kMaxRecordBytes, kSeriesLimit, index_window_bytes);
 }
 
 class CollectingSink : public TrafficSink {
@@ -70,15 +73,20 @@ std::string Join(const std::vector<std::string>& lines, size_t begin, size_t end
   return block;
 }
 
+// With the default index window and with one so small that its edges fall
+// between (and inside) most lines.
 void ExpectSame(Topic topic, std::string_view block, const std::string& what) {
   SCOPED_TRACE(what);
-  const Outcome streamed = Streamed(topic, block);
   const Outcome alone = LineByLine(topic, block, kMaxRecordBytes, kSeriesLimit);
   EXPECT_EQ(alone.streamed, 0u);
-  EXPECT_EQ(streamed.records, alone.records);
-  EXPECT_EQ(streamed.lines_seen, alone.lines_seen);
-  EXPECT_EQ(streamed.dead_letters, alone.dead_letters);
-  EXPECT_EQ(streamed.metrics, alone.metrics);
+  for (const size_t window : {kDefaultIndexWindowBytes, kSmallIndexWindow}) {
+    SCOPED_TRACE("index window " + std::to_string(window));
+    const Outcome streamed = Streamed(topic, block, window);
+    EXPECT_EQ(streamed.records, alone.records);
+    EXPECT_EQ(streamed.lines_seen, alone.lines_seen);
+    EXPECT_EQ(streamed.dead_letters, alone.dead_letters);
+    EXPECT_EQ(streamed.metrics, alone.metrics);
+  }
 }
 
 TEST(ProcessLinesTest, GoodBlocksComeFromTheStreamAndMatchLineByLine) {
@@ -89,10 +97,13 @@ TEST(ProcessLinesTest, GoodBlocksComeFromTheStreamAndMatchLineByLine) {
        {std::pair{Topic::kAccessLog, &gen.access}, std::pair{Topic::kOutbox, &gen.outbox},
         std::pair{Topic::kAuto, &gen.access}, std::pair{Topic::kAuto, &gen.outbox}}) {
     const std::string block = Join(*lines, 0, lines->size());
-    const Outcome streamed = Streamed(topic, block);
-    EXPECT_EQ(streamed.records, lines->size());
-    EXPECT_EQ(streamed.streamed, lines->size()) << "every good line should come from the stream";
-    EXPECT_TRUE(streamed.dead_letters.empty());
+    for (const size_t window : {kDefaultIndexWindowBytes, kSmallIndexWindow}) {
+      const Outcome streamed = Streamed(topic, block, window);
+      EXPECT_EQ(streamed.records, lines->size());
+      EXPECT_EQ(streamed.streamed, lines->size())
+          << "every good line should come from the block path (index window " << window << ")";
+      EXPECT_TRUE(streamed.dead_letters.empty());
+    }
     ExpectSame(topic, block, std::string(topic == Topic::kAuto ? "auto" : TopicName(topic)));
   }
 }
@@ -188,6 +199,59 @@ TEST(ProcessLinesTest, BlockEdgesMatchLineByLine) {
   ExpectSame(Topic::kAccessLog, "   \n\t\n", "blank only");
   ExpectSame(Topic::kAccessLog, "", "empty");
   ExpectSame(Topic::kAuto, Join(gen.access, 0, 20) + Join(gen.outbox, 0, 20), "auto topic");
+}
+
+// Access-log blocks are indexed a window of lines at a time (64 KiB). A
+// block of a few MB crosses many windows; bad lines sit at and around the
+// window edges, and one good line is longer than a window.
+TEST(ProcessLinesTest, AccessBlocksAcrossIndexWindowsMatchLineByLine) {
+  const CollectingSink& gen = Generated();
+  constexpr size_t kLongRecordLimit = size_t{1} << 20;
+  std::vector<std::string> lines(gen.access.begin(), gen.access.end());
+  ASSERT_GT(lines.size(), 4000u);
+  std::string long_line = lines[5];
+  long_line.insert(1, R"("note":")" + std::string(100'000, 'n') + R"(",)");
+  lines[1000] = long_line;
+  size_t good = lines.size();
+  // Bytes per line are about 280, so these land near multiples of 64 KiB.
+  for (const size_t at : {0, 233, 234, 235, 467, 468, 469, 2000, 3000}) {
+    lines[at] = Troublemakers()[(at * 7) % Troublemakers().size()];
+    --good;
+  }
+  const std::string block = Join(lines, 0, lines.size());
+  SCOPED_TRACE("access lines across windows");
+  const Outcome streamed =
+      ThroughProcessLines(Topic::kAccessLog, block, kLongRecordLimit, kSeriesLimit);
+  const Outcome alone = LineByLine(Topic::kAccessLog, block, kLongRecordLimit, kSeriesLimit);
+  EXPECT_EQ(streamed.records, alone.records);
+  EXPECT_EQ(streamed.dead_letters, alone.dead_letters);
+  EXPECT_EQ(streamed.metrics, alone.metrics);
+  // A line the index cannot take costs at most its own window: good lines
+  // after it come from the block again.
+  EXPECT_GT(streamed.streamed, good - 3 * 240) << "of " << good << " good lines";
+}
+
+// A line the index does not take (a rejection, an escape, a number in
+// exponent form, a nested value) is parsed alone, and does not end the block
+// path for access logs: the lines after it are still read from the index.
+TEST(ProcessLinesTest, AccessLinesAfterALineParsedAloneStillComeFromTheBlock) {
+  const CollectingSink& gen = Generated();
+  const std::string head = Join(gen.access, 0, 40);
+  const std::string tail = Join(gen.access, 40, 80);
+  for (
+      const std::string& bad :
+      {std::string(
+           R"({"ts":"2026-11-26T10:00:00Z","method":"GET","route":"/a","status":700,"duration_ms":1})"),
+       std::string(
+           R"({"ts":"2026-11-26T10:00:00Z","method":"G\u0045T","route":"/a","status":200,"duration_ms":1})"),
+       std::string(
+           R"({"ts":"2026-11-26T10:00:00Z","method":"GET","route":"/a","status":200,"duration_ms":1e3})"),
+       std::string(
+           R"({"ts":"2026-11-26T10:00:00Z","method":"GET","route":"/a","status":200,"duration_ms":1,"x":{"y":1}})")}) {
+    SCOPED_TRACE(bad);
+    const Outcome streamed = Streamed(Topic::kAccessLog, head + bad + "\n" + tail);
+    EXPECT_EQ(streamed.streamed, 80u);
+  }
 }
 
 // Random damage: bytes flipped, deleted, duplicated or swapped for JSON's
