@@ -44,13 +44,14 @@ class FlatFields {
     const uint32_t value = index_[next_ + 2];
     const uint32_t after = index_[next_ + 3];
     const char separator = block_[after];
-    if (block_[key] != '"' || block_[index_[next_ + 1]] != ':' ||
-        (separator != ',' && separator != '}')) {
+    const char first = block_[value];
+    // One branch for the shape: a key, ':', a value that is not a container
+    // (its insides would be walked as its parent's fields), ',' or '}'.
+    // Non-short-circuit operators: each test is cheap and rarely false.
+    if (!((block_[key] == '"') & (block_[index_[next_ + 1]] == ':') &
+          ((separator == ',') | (separator == '}')) & (first != '{') & (first != '['))) {
       return false;
     }
-    // A container's insides would be walked as its parent's fields.
-    const char first = block_[value];
-    if (first == '{' || first == '[') return false;
     key_ = block_ + key + 1;
     value_ = detail::Trim({block_ + value, after - value});
     next_ += 4;
