@@ -3,11 +3,12 @@
 
 Generates (once, cached) an access-log file of about --size-mb MB with
 `novapulse gen`, then in one run:
-  - novapulse replay --threads N for each N in --threads (best of --repeat),
-    timing the whole process; events/s, MB/s, peak RSS;
+  - novapulse replay --threads N for each N in --threads,
+    timing the whole process; events/s, MB/s;
   - bench/reference_loop.cc (simdjson iterate_many + hash map) on the same file,
     as simdjson runs it by default (stage 1 of the next batch on a second
     thread) and with --one-thread;
+each configuration once per round, --repeat rounds, best of each kept;
 and prints the ratios the targets are stated in (against the default loop)
 and against the one-thread loop. It also runs --threads 1 pinned to one core
 (taskset), where the reader thread shares the worker's core, and prints the
@@ -63,7 +64,7 @@ def main():
     ap.add_argument("--data", default=os.path.join(root, "out", "bench"))
     ap.add_argument("--size-mb", type=int, default=1000)
     ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
 
     novapulse = os.path.join(args.build, "novapulse")
@@ -84,44 +85,47 @@ def main():
     subprocess.run(["cat", path], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
     print(f"input: {path}: {size / 1e6:.0f} MB, {lines} lines, {size / lines:.0f} bytes/line")
 
-    def reference_best(extra):
-        best = 0
-        for _ in range(args.repeat):
-            _, _, out, _ = run([reference] + extra + [path])
-            fields = dict(kv.split("=") for kv in out.split())
-            best = max(best, float(fields["events_per_s"]))
-        return best
-
     # iterate_many's default runs stage 1 of the next batch on a second
     # thread; the one-thread variant is printed for comparison.
-    ref_best = reference_best([])
-    ref_one = reference_best(["--one-thread"])
+    runs = [(str(int(t)), int(t), []) for t in args.threads.split(",")]
+    if shutil.which("taskset"):
+        runs.append(("1, one core", 1, ["taskset", "-c", "0"]))
+    # Rounds, each running every configuration once, best of each kept: on a
+    # machine whose speed drifts, every ratio then compares runs made
+    # minutes apart at most.
+    ref_best = ref_one = 0
+    best = {}
+    cpu = {}
+    for round_ in range(args.repeat):
+        print(f"round {round_ + 1} of {args.repeat}", file=sys.stderr)
+        for extra in ([], ["--one-thread"]):
+            _, _, out, _ = run([reference] + extra + [path])
+            eps = float(dict(kv.split("=") for kv in out.split())["events_per_s"])
+            if extra:
+                ref_one = max(ref_one, eps)
+            else:
+                ref_best = max(ref_best, eps)
+        for name, n, prefix in runs:
+            seconds, _, _, err = run(prefix + [novapulse, "replay", "--threads", str(n), "--topic",
+                                               "access-log", "--output", "/dev/null",
+                                               "--no-progress", path])
+            if name not in best or seconds < best[name]:
+                best[name] = seconds
+                cpu[name] = cpu_split(err)
     print(f"reference loop (simdjson iterate_many + hash map, load excluded): "
           f"{ref_best / 1e6:.2f} M events/s, {ref_best * size / lines / 1e6:.0f} MB/s")
     print(f"reference loop, stage 1 on the same thread (--one-thread): "
           f"{ref_one / 1e6:.2f} M events/s, {ref_one * size / lines / 1e6:.0f} MB/s")
 
     results = {}
-    cpu = {}
     # Peak RSS is not reported here: a child's ru_maxrss includes the Python
     # process it was forked from. bench/rss_vs_input.sh measures it.
     print(f"{'threads':>12} {'M events/s':>11} {'MB/s':>7} {'vs reference':>13} {'vs one-thread':>14}"
           f" {'cpu read':>9} {'cpu work':>9}")
-    runs = [(str(int(t)), int(t), []) for t in args.threads.split(",")]
-    if shutil.which("taskset"):
-        runs.append(("1, one core", 1, ["taskset", "-c", "0"]))
-    for name, n, prefix in runs:
-        best = None
-        for _ in range(args.repeat):
-            seconds, _, _, err = run(prefix + [novapulse, "replay", "--threads", str(n), "--topic",
-                                               "access-log", "--output", "/dev/null",
-                                               "--no-progress", path])
-            if best is None or seconds < best:
-                best = seconds
-                cpu[name] = cpu_split(err)
-        eps = lines / best
+    for name, _, _ in runs:
+        eps = lines / best[name]
         results[name] = eps
-        print(f"{name:>12} {eps / 1e6:>11.2f} {size / 1e6 / best:>7.0f} {eps / ref_best:>13.2f} "
+        print(f"{name:>12} {eps / 1e6:>11.2f} {size / 1e6 / best[name]:>7.0f} {eps / ref_best:>13.2f} "
               f"{eps / ref_one:>14.2f} {cpu[name][0]:>8.2f}s {cpu[name][1]:>8.2f}s")
     if "1" in results and "2" in results:
         read1, work1 = cpu["1"]
