@@ -238,7 +238,8 @@ absl::StatusOr<bool> FileSource::Next(Chunk* chunk) {
   // starts near the end of a chunk still fits whole.
   const size_t room = options_.chunk_bytes + options_.max_record_bytes;
   size_t filled = carry_.size();
-  std::memcpy(buf, carry_.data(), carry_.size());
+  // An empty vector's data() may be null, which memcpy must not be given.
+  if (!carry_.empty()) std::memcpy(buf, carry_.data(), carry_.size());
   carry_.clear();
   size_t target = options_.chunk_bytes;
   while (true) {
