@@ -79,10 +79,7 @@ bool RecordParser::StartBlock(const char* data, size_t size, size_t capacity,
   }
   block_ = data;
   block_size_ = size;
-  // Buffers sized for the block only grow, so they are reallocated a few
-  // times at most.
-  const size_t batch = std::max(kMinStreamBatchBytes, std::bit_ceil(size));
-  if (topic == Topic::kAccessLog) {
+  if (topic == Topic::kAccessLog) {  // indexed a window at a time, as its lines come
     window_end_ = 0;
     tokens_ = token_ = 0;
     indexed_ = true;
@@ -96,8 +93,9 @@ bool RecordParser::StartBlock(const char* data, size_t size, size_t capacity,
   stream_parser_.threaded = false;
 #endif
   // One batch covers the whole block, so each document's end is known to be
-  // the block's or the next document's start.
-  stream_batch_ = std::max(stream_batch_, batch);
+  // the block's or the next document's start. The batch size only grows,
+  // so the parser is reallocated a few times at most.
+  stream_batch_ = std::max(stream_batch_, std::max(kMinStreamBatchBytes, std::bit_ceil(size)));
   if (stream_parser_.iterate_many(data, size, stream_batch_).get(stream_)) return false;
   next_ = stream_.begin();  // runs stage 1 over the block
   if (!(next_ != stream_.end()) || (*next_).error()) return false;

@@ -1,5 +1,6 @@
 // RecordParser decodes one NDJSON record (an access-log line or an outbox
-// envelope) with simdjson's On-Demand API.
+// envelope) with simdjson's On-Demand API, or a block of them in one simdjson
+// pass (see StartBlock).
 //
 // One RecordParser per worker thread, reused for every record: it owns the
 // simdjson parser and the buffers that string_views in the decoded events
@@ -72,8 +73,9 @@ class RecordParser {
   //       ... ParseAccessLog(line) ...
   //     streaming = streaming && parser.streaming();
   //
-  // StartBlock returns false when the block cannot be streamed (stage 1
-  // rejects it, e.g. one line holds invalid UTF-8, or it is too large).
+  // StartBlock returns false when the block cannot be streamed (too large;
+  // for outbox, stage 1 rejects it, e.g. one line holds invalid UTF-8). An
+  // access-log window stage 1 rejects has its lines parsed alone.
   // `data` must be readable for `capacity` >= size + SIMDJSON_PADDING bytes.
   [[nodiscard]] bool StartBlock(const char* data, size_t size, size_t capacity,
                                 Topic topic) noexcept;
@@ -103,8 +105,9 @@ class RecordParser {
   [[nodiscard]] std::optional<RejectReason> Start(const char* data, size_t len, size_t capacity,
                                                   simdjson::ondemand::object* root) noexcept;
   std::string_view CopyToPadded(std::string_view record);
-  // The fields of a record whose root object is open; `stream_end` is the
-  // line's end when it comes from a block's stream, else kWholeRecord.
+  // The fields of a record whose root object is open; for outbox,
+  // `stream_end` is the line's end when it comes from a block's stream, else
+  // kWholeRecord.
   static constexpr size_t kWholeRecord = ~size_t{0};
   [[nodiscard]] std::optional<RejectReason> DecodeAccessLog(simdjson::ondemand::object& root,
                                                             bool escapes,
