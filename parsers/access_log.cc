@@ -151,7 +151,7 @@ bool RecordParser::DecodeFlatAccessLog(size_t begin, size_t end, AccessLogEvent*
   const char* p = window + fields.close() + 1;
   if (p > block_ + end) return false;
   for (; p < block_ + end; ++p) {
-    if (*p != ' ' && *p != '\t' && *p != '\r') return false;
+    if (!json::detail::IsJsonSpace(*p)) return false;
   }
   if (FinishAccessLog(seen, path, out)) return false;
   token_ = fields.next();

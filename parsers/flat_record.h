@@ -2,7 +2,8 @@
 // the fast path for access-log lines in a block. Internal to parsers/.
 //
 // Stage 1 (SIMD: quotes, escapes, UTF-8, the position of every structural
-// character and of every scalar's first byte) runs once over a whole block.
+// character and of every scalar's first byte) runs once over a window of a
+// block's lines.
 // An access-log line is a flat object, so its fields are then found by
 // walking that index four entries at a time (key, ':', value, ',' or '}')
 // rather than through On-Demand's general iterator.

@@ -38,13 +38,13 @@ inline RejectReason FromError(simdjson::error_code error) noexcept {
 
 namespace detail {
 
+// JSON's whitespace (RFC 8259: space, tab, line feed, carriage return).
+inline bool IsJsonSpace(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
 // A value's raw token runs to the next structural character: drop the
 // whitespace before it.
 inline std::string_view Trim(std::string_view token) noexcept {
-  while (!token.empty() && (token.back() == ' ' || token.back() == '\t' || token.back() == '\n' ||
-                            token.back() == '\r')) {
-    token.remove_suffix(1);
-  }
+  while (!token.empty() && IsJsonSpace(token.back())) token.remove_suffix(1);
   return token;
 }
 

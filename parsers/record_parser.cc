@@ -55,7 +55,7 @@ bool RecordParser::RootEnded(size_t stream_end) noexcept {
   if (error && error != simdjson::OUT_OF_BOUNDS) return false;
   const char* const next = error ? block_ + block_size_ : location;
   for (const char* p = block_ + stream_end; p < next; ++p) {
-    if (*p != '\n' && *p != ' ' && *p != '\t' && *p != '\r') return false;
+    if (!json::detail::IsJsonSpace(*p)) return false;
   }
   return next >= block_ + stream_end;
 }
