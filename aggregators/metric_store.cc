@@ -1,7 +1,9 @@
 #include "aggregators/metric_store.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 
@@ -259,11 +261,22 @@ ShardWriter::ShardWriter(MetricStore* store, int shard, size_t overflow_metric)
     cells_.push_back(&store->cells(shard, m));
     slot_cells_.push_back(store->slot_cells(shard, m));
     widths_.push_back(store->def(m).Width());
+    const std::vector<double>& bounds = store->def(m).buckets;
+    std::array<double, kFixedBounds> padded;
+    padded.fill(std::numeric_limits<double>::infinity());
+    std::copy_n(bounds.begin(), std::min(bounds.size(), kFixedBounds), padded.begin());
+    padded_bounds_.push_back(padded);
   }
   if (const WindowSpec* spec = store->window_spec()) {
     slot_ms_ = spec->slot_ms;
     ring_slots_ = static_cast<int64_t>(spec->ring_slots);
   }
+}
+
+size_t ShardWriter::CountBelow(const std::vector<double>& bounds, double value) {
+  size_t below = 0;
+  for (const double bound : bounds) below += bound < value ? 1 : 0;
+  return below;
 }
 
 bool ShardWriter::SetEventTime(int64_t ts_ms) {

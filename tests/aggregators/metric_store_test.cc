@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <initializer_list>
@@ -152,6 +154,37 @@ TEST_F(HistogramBuckets, ValueAboveTheLastBoundLandsInInf) {
 
 TEST_F(HistogramBuckets, ZeroAndSmallValuesLandInTheFirstBucket) {
   EXPECT_EQ(Observe({0, 0.0001}), (std::vector<uint64_t>{2, 0, 0, 0}));
+}
+
+// Histograms up to 16 bounds count from a padded copy, longer ones with a
+// loop: both must place every value where std::lower_bound does, at the
+// bounds, between them and past the last.
+TEST(HistogramBucketSearch, EveryBoundCountPlacesValuesAsLowerBoundDoes) {
+  for (const size_t count : {1, 2, 15, 16, 17, 40}) {
+    SCOPED_TRACE("bounds=" + std::to_string(count));
+    std::vector<double> bounds;
+    for (size_t i = 0; i < count; ++i) bounds.push_back(0.25 * static_cast<double>(i + 1));
+    std::vector<MetricDef> defs = Defs();
+    defs[kLatency].buckets = bounds;
+    MetricStore store(defs, 1, 100);
+    ShardWriter w(&store, 0, kOverflow);
+    const uint32_t id = w.Resolve(kLatency, "/r");
+    std::vector<uint64_t> expected(count + 1, 0);
+    std::vector<double> values = {0, 1e9};
+    for (const double bound : bounds) {
+      values.insert(values.end(), {bound, std::nextafter(bound, 0.0), bound + 0.1});
+    }
+    for (const double v : values) {
+      w.Observe(kLatency, id, v);
+      ++expected[static_cast<size_t>(std::lower_bound(bounds.begin(), bounds.end(), v) -
+                                     bounds.begin())];
+    }
+    const FamilySnapshot f = store.Merge(kLatency);
+    ASSERT_EQ(f.width, count + 2);
+    std::vector<uint64_t> got;
+    for (size_t b = 0; b <= count; ++b) got.push_back(f.Word(0, b));
+    EXPECT_EQ(got, expected);
+  }
 }
 
 TEST(MetricStore, HistogramSumAndCountMergeOverShards) {
