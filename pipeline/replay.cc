@@ -3,10 +3,12 @@
 #include <oneapi/tbb/concurrent_queue.h>
 #include <oneapi/tbb/parallel_pipeline.h>
 #include <oneapi/tbb/task_arena.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -53,6 +55,14 @@ double ThreadCpuSeconds() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// CPUs this process may run on.
+int AvailableCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 // User and system time of every thread of the process so far.
@@ -113,34 +123,32 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
   // enters the pipeline, so they never hold the watermark back.
   std::vector<std::atomic<bool>> empty(num_sources);
 
-  // The reader thread does the I/O and decompression, so the workers only
-  // parse and aggregate. Sources are interleaved in event time: the next
-  // chunk is the pending one whose last line is oldest, so the watermark (the
-  // slowest source's progress) moves for all of them together. It ends by
-  // pushing nullptr.
+  // The chunks in the order they enter the pipeline. Sources are
+  // interleaved in event time: the next chunk is the pending one whose last
+  // line is oldest, so the watermark (the slowest source's progress) moves
+  // for all of them together. nullptr at the end, or after a read error.
   absl::Status read_error;
-  double read_cpu_seconds = 0;
-  const double cpu_start = ProcessCpuSeconds();
-  std::thread reader([&] {
-    const double reader_start = ThreadCpuSeconds();
-    try {
-      std::vector<Token*> pending(num_sources, nullptr);
-      std::vector<uint64_t> consumed(num_sources, 0);
-      auto fill = [&](size_t s) -> absl::Status {
-        Token* token;
-        free_tokens.pop(token);
-        absl::StatusOr<bool> more = sources[s]->Next(&token->chunk);
-        if (!more.ok() || !*more) {
-          free_tokens.push(token);
-          return more.status();
-        }
-        token->source = s;
-        const std::string_view text(token->chunk.buffer.data(), token->chunk.size);
-        int64_t last = INT64_MIN;
-        if (LastLineEventTime(text, &last)) token->last_ms = last;
-        pending[s] = token;
-        return absl::OkStatus();
-      };
+  std::vector<Token*> pending(num_sources, nullptr);
+  std::vector<uint64_t> consumed(num_sources, 0);
+  bool started = false;
+  auto fill = [&](size_t s) -> absl::Status {
+    Token* token;
+    free_tokens.pop(token);
+    absl::StatusOr<bool> more = sources[s]->Next(&token->chunk);
+    if (!more.ok() || !*more) {
+      free_tokens.push(token);
+      return more.status();
+    }
+    token->source = s;
+    const std::string_view text(token->chunk.buffer.data(), token->chunk.size);
+    int64_t last = INT64_MIN;
+    if (LastLineEventTime(text, &last)) token->last_ms = last;
+    pending[s] = token;
+    return absl::OkStatus();
+  };
+  auto next_chunk = [&]() -> Token* {
+    if (!started) {
+      started = true;
       int64_t first_ms = INT64_MAX;
       for (size_t s = 0; s < num_sources && read_error.ok(); ++s) {
         read_error = fill(s);
@@ -152,32 +160,45 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
         }
       }
       if (rules != nullptr && first_ms != INT64_MAX) rules->Start(first_ms);
-      while (read_error.ok()) {
-        size_t next = num_sources;
-        for (size_t s = 0; s < num_sources; ++s) {
-          if (pending[s] == nullptr) continue;
-          if (next == num_sources || pending[s]->last_ms < pending[next]->last_ms) next = s;
-        }
-        if (next == num_sources) break;
-        Token* token = pending[next];
-        pending[next] = nullptr;
-        consumed[next] = token->chunk.input_bytes;
-        read_error = fill(next);
-        token->last_of_source = pending[next] == nullptr;
-        uint64_t before = 0;
-        for (size_t s = 0; s < num_sources; ++s) before += s == next ? 0 : consumed[s];
-        token->input_before = before;
-        filled.push(token);
-      }
-      for (Token* t : pending) {
-        if (t != nullptr) free_tokens.push(t);
-      }
-    } catch (const tbb::user_abort&) {
-      // The pipeline gave up; nothing left to feed.
     }
-    read_cpu_seconds = ThreadCpuSeconds() - reader_start;
-    filled.push(nullptr);
-  });
+    if (!read_error.ok()) return nullptr;
+    size_t next = num_sources;
+    for (size_t s = 0; s < num_sources; ++s) {
+      if (pending[s] == nullptr) continue;
+      if (next == num_sources || pending[s]->last_ms < pending[next]->last_ms) next = s;
+    }
+    if (next == num_sources) return nullptr;
+    Token* token = pending[next];
+    pending[next] = nullptr;
+    consumed[next] = token->chunk.input_bytes;
+    read_error = fill(next);
+    token->last_of_source = pending[next] == nullptr;
+    uint64_t before = 0;
+    for (size_t s = 0; s < num_sources; ++s) before += s == next ? 0 : consumed[s];
+    token->input_before = before;
+    return token;
+  };
+
+  // With a core to spare, a reader thread of its own does the I/O and
+  // decompression, so the workers only parse and aggregate. When the workers
+  // have every core, a third thread would only take turns with them: the
+  // pipeline's serial input stage then reads, on whichever worker is free.
+  const bool reader_thread = options.reader_thread.value_or(options.threads < AvailableCpus());
+  double read_cpu_seconds = 0;
+  const double cpu_start = ProcessCpuSeconds();
+  std::thread reader;
+  if (reader_thread) {
+    reader = std::thread([&] {
+      const double reader_start = ThreadCpuSeconds();
+      try {
+        while (Token* token = next_chunk()) filled.push(token);
+      } catch (const tbb::user_abort&) {
+        // The pipeline gave up; nothing left to feed.
+      }
+      read_cpu_seconds = ThreadCpuSeconds() - reader_start;
+      filled.push(nullptr);
+    });
+  }
 
   ReplayStats stats;
   std::vector<uint64_t> lines_before(inputs.size(), 0);  // per input, for dead letters
@@ -197,7 +218,13 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
         tbb::make_filter<void, Token*>(tbb::filter_mode::serial_in_order,
                                        [&](tbb::flow_control& fc) -> Token* {
                                          Token* token;
-                                         filled.pop(token);
+                                         if (reader_thread) {
+                                           filled.pop(token);
+                                         } else {
+                                           const double before = ThreadCpuSeconds();
+                                           token = next_chunk();
+                                           read_cpu_seconds += ThreadCpuSeconds() - before;
+                                         }
                                          if (token == nullptr) {
                                            fc.stop();
                                            return nullptr;
@@ -282,7 +309,7 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
               }
             }));
   });
-  reader.join();
+  if (reader.joinable()) reader.join();
   if (!read_error.ok()) return read_error;
   if (rules != nullptr && newest != INT64_MIN) rules->Finish(newest);
   stats.elapsed_seconds = std::chrono::duration<double>(Clock::now() - start).count();

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,10 @@ struct ReplayOptions {
   RuleRunner* rules = nullptr;
   // Rejected records go here too when set; written in input order.
   DeadLetterWriter* dead_letters = nullptr;
+  // Whether a thread of its own reads the input (else the pipeline's input
+  // stage does). Default: when `threads` leaves a CPU of this process's
+  // spare. The results are the same either way.
+  std::optional<bool> reader_thread;
 };
 
 struct ReplayStats {
@@ -55,8 +60,9 @@ struct ReplayStats {
   uint64_t line_bytes = 0;
   uint64_t input_bytes = 0;
   double elapsed_seconds = 0;
-  // CPU time of the reader thread (I/O, decompression, splitting into
-  // chunks) and of everything else (parsing, aggregating, completion).
+  // CPU time of reading (I/O, decompression, splitting into chunks: on the
+  // reader thread or in the input stage) and of everything else (parsing,
+  // aggregating, completion).
   double read_cpu_seconds = 0;
   double work_cpu_seconds = 0;
 };

@@ -146,7 +146,8 @@ std::string FormatReplaySummary(const std::vector<FamilySnapshot>& fs, const Rep
   if (f.read_cpu_seconds > 0 || f.work_cpu_seconds > 0) {
     absl::StrAppendFormat(&out, "cpu: %.2f s reading the input, %.2f s parsing and aggregating\n",
                           f.read_cpu_seconds, f.work_cpu_seconds);
-    // The reader is one thread: busy nearly all the time, it sets the pace.
+    // Reading is serial (its own thread, or the pipeline's serial input
+    // stage): busy nearly all the time, it sets the pace.
     if (f.seconds >= 0.5 && f.read_cpu_seconds >= 0.9 * f.seconds) {
       absl::StrAppend(&out,
                       "reading the input (I/O, decompression) set the pace: more threads will "

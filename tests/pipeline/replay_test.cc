@@ -21,6 +21,8 @@
 
 #include "aggregators/novagift_metrics.h"
 #include "gtest/gtest.h"
+#include "pipeline/traffic_gen.h"
+#include "sinks/exposition.h"
 #include "tests/pipeline/test_process.h"
 #include "tests/sinks/prometheus_text.h"
 
@@ -807,6 +809,66 @@ TEST(RunReplay, ProgressGrowsToTheInputSize) {
   EXPECT_EQ(seen.back().records, 6000u);
   EXPECT_EQ(stats->records, 6000u);
   EXPECT_EQ(stats->input_bytes, 2 * input.size());
+}
+
+// Generated traffic of both topics, one file each.
+class BothTopics : public TrafficSink {
+ public:
+  absl::Status Write(Topic topic, std::string_view line) override {
+    std::string& out = topic == Topic::kOutbox ? outbox : access;
+    out.append(line);
+    out += '\n';
+    return absl::OkStatus();
+  }
+  std::string access, outbox;
+};
+
+// The input is read on a thread of its own or by the pipeline's input stage
+// (ReplayOptions::reader_thread, by default chosen from the CPUs free): the
+// metrics and the counts must not depend on which, nor on the thread count.
+TEST(RunReplay, ReaderThreadOrInputStageGiveTheSameMetrics) {
+  GenConfig config;
+  config.seed = 7;
+  config.start_us = (1795651200LL + 9 * 3600) * 1'000'000;
+  config.duration_us = 20LL * 60 * 1'000'000;
+  config.access_rate = 200;
+  config.gifts_per_minute = 300;
+  config.wallet_per_minute = 100;
+  BothTopics traffic;
+  ASSERT_TRUE(GenerateTraffic(config, traffic).ok());
+  ASSERT_GT(traffic.outbox.size(), 100'000u);
+  ScratchDir dir;
+  WriteWholeFile(dir.Path("access.ndjson"), traffic.access);
+  WriteWholeFile(dir.Path("outbox.ndjson"), traffic.outbox);
+  const std::vector<ReplayInput> inputs = {{dir.Path("access.ndjson"), Topic::kAccessLog},
+                                           {dir.Path("outbox.ndjson"), Topic::kAuto}};
+  std::string first_text;
+  uint64_t first_records = 0;
+  for (const int threads : {1, 2}) {
+    for (const bool reader_thread : {true, false}) {
+      SCOPED_TRACE("threads=" + std::to_string(threads) +
+                   " reader_thread=" + std::to_string(reader_thread));
+      NovaGiftMetrics metrics(threads);
+      ReplayOptions options;
+      options.threads = threads;
+      options.reader_thread = reader_thread;
+      options.source.chunk_bytes = 16 << 10;
+      absl::StatusOr<ReplayStats> stats = RunReplay(inputs, options, metrics);
+      ASSERT_TRUE(stats.ok()) << stats.status();
+      EXPECT_EQ(stats->input_bytes, traffic.access.size() + traffic.outbox.size());
+      EXPECT_GT(stats->read_cpu_seconds, 0);
+      const std::string text = RenderPrometheusText(metrics.Snapshot());
+      if (first_text.empty()) {
+        first_text = text;
+        first_records = stats->records;
+        continue;
+      }
+      EXPECT_EQ(stats->records, first_records);
+      EXPECT_TRUE(text == first_text) << "metrics differ from threads=1 with a reader thread";
+    }
+  }
+  EXPECT_NE(first_text.find("outbox_processed_total{"), std::string::npos);
+  EXPECT_NE(first_text.find("http_requests_total{"), std::string::npos);
 }
 
 TEST(RunReplay, RejectsThreadsThatDoNotMatchTheShards) {
