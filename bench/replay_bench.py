@@ -11,9 +11,10 @@ Generates (once, cached) an access-log file of about --size-mb MB with
 each configuration once per round, --repeat rounds, best of each kept;
 and prints the ratios the targets are stated in (against the default loop)
 and against the one-thread loop. It also runs --threads 1 pinned to one core
-(taskset), where the reader thread shares the worker's core, and prints the
-scaling bound that the CPU time of each run sets: with one worker the reader
-has the other core to itself, with two it takes its share of both, so
+(taskset), where reading shares the worker's core (with no CPU spare,
+novapulse reads in its pipeline's input stage), and prints the scaling bound
+that the CPU time of each run sets: with one worker the reader has the other
+core to itself, with two reading takes its share of both, so
   2 threads / 1 thread <= 2 * max(read, work at 1) / (read + work at 2).
 
   bench/replay_bench.py --size-mb 1000 --threads 1,2
