@@ -1,13 +1,17 @@
 #include "pipeline/file_source.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <simdjson.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -22,6 +26,10 @@ class ByteReader {
   virtual absl::StatusOr<size_t> Read(char* buf, size_t n) = 0;
   // Bytes of the underlying file consumed so far.
   virtual uint64_t consumed() const = 0;
+  // Goes on reading at byte `offset` of the file; plain files only.
+  virtual absl::Status SeekTo(uint64_t /*offset*/) {
+    return absl::UnimplementedError("cannot seek a compressed input");
+  }
 };
 
 namespace {
@@ -61,6 +69,12 @@ class FdReader {
     peek_pos_ += n;
     consumed_ += n;
   }
+  absl::Status SeekTo(uint64_t offset) {
+    if (lseek(fd_, static_cast<off_t>(offset), SEEK_SET) < 0) return IoError(path_, "seek");
+    peek_pos_ = peeked_.size();
+    consumed_ = offset;
+    return absl::OkStatus();
+  }
 
  private:
   int fd_;
@@ -75,6 +89,7 @@ class PlainReader : public ByteReader {
   explicit PlainReader(std::unique_ptr<FdReader> fd) : fd_(std::move(fd)) {}
   absl::StatusOr<size_t> Read(char* buf, size_t n) override { return fd_->Read(buf, n); }
   uint64_t consumed() const override { return fd_->consumed(); }
+  absl::Status SeekTo(uint64_t offset) override { return fd_->SeekTo(offset); }
 
  private:
   std::unique_ptr<FdReader> fd_;
@@ -205,11 +220,93 @@ absl::StatusOr<std::unique_ptr<FileSource>> FileSource::Open(const std::string& 
   } else {
     // A UTF-8 byte order mark (editors on Windows write one) is not part of
     // the first record.
-    if (magic.starts_with("\xEF\xBB\xBF")) fd_reader->SkipPeeked(3);
+    const bool bom = magic.starts_with("\xEF\xBB\xBF");
+    if (bom) fd_reader->SkipPeeked(3);
     reader = std::make_unique<PlainReader>(std::move(fd_reader));
+    auto source =
+        std::unique_ptr<FileSource>(new FileSource(name, topic, options, std::move(reader), total));
+    if (options.map_files && total > 0) source->Map(fd, bom ? 3 : 0);
+    return source;
   }
   return std::unique_ptr<FileSource>(
       new FileSource(name, topic, options, std::move(reader), total));
+}
+
+namespace {
+
+// A mapped file that shrinks (another process truncates it) makes reads
+// past its new end fault with SIGBUS. The mapped ranges are registered so
+// that the handler can tell that apart from any other SIGBUS and end the
+// process with a message instead of a crash.
+struct MappedRange {
+  std::atomic<uintptr_t> begin{0};
+  std::atomic<uintptr_t> end{0};
+};
+std::array<MappedRange, 64> mapped_ranges;
+struct sigaction previous_sigbus;
+
+void OnSigbus(int /*sig*/, siginfo_t* info, void* /*context*/) {
+  const uintptr_t address = reinterpret_cast<uintptr_t>(info->si_addr);
+  for (const MappedRange& r : mapped_ranges) {
+    if (address >= r.begin.load(std::memory_order_relaxed) &&
+        address < r.end.load(std::memory_order_relaxed)) {
+      static constexpr char kMessage[] =
+          "novapulse: an input file shrank while it was being read (truncated?); "
+          "read files that change during a replay with --no-mmap\n";
+      (void)!write(STDERR_FILENO, kMessage, sizeof(kMessage) - 1);
+      _exit(1);
+    }
+  }
+  // Not a mapped input: whatever handled SIGBUS before (by default, the
+  // default action) takes the fault when it repeats.
+  sigaction(SIGBUS, &previous_sigbus, nullptr);
+}
+
+// Registers [begin, begin + size); false when every slot is taken.
+bool RegisterMapped(const char* begin, size_t size) {
+  static const bool installed = [] {
+    struct sigaction action = {};
+    action.sa_sigaction = OnSigbus;
+    action.sa_flags = SA_SIGINFO;
+    sigemptyset(&action.sa_mask);
+    return sigaction(SIGBUS, &action, &previous_sigbus) == 0;
+  }();
+  if (!installed) return false;
+  for (MappedRange& r : mapped_ranges) {
+    uintptr_t free = 0;
+    if (r.begin.compare_exchange_strong(free, reinterpret_cast<uintptr_t>(begin))) {
+      r.end.store(reinterpret_cast<uintptr_t>(begin) + size, std::memory_order_relaxed);
+      return true;
+    }
+  }
+  return false;
+}
+
+void UnregisterMapped(const char* begin) {
+  for (MappedRange& r : mapped_ranges) {
+    if (r.begin.load(std::memory_order_relaxed) == reinterpret_cast<uintptr_t>(begin)) {
+      r.end.store(0, std::memory_order_relaxed);
+      r.begin.store(0, std::memory_order_relaxed);
+    }
+  }
+}
+
+}  // namespace
+
+void FileSource::Map(int fd, uint64_t start) {
+  // Only worth it when at least one chunk can come from the mapping.
+  const uint64_t room = options_.chunk_bytes + options_.max_record_bytes;
+  if (total_bytes_ < start + room + simdjson::SIMDJSON_PADDING) return;
+  void* map = mmap(nullptr, total_bytes_, PROT_READ, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) return;  // read(2) serves the file instead
+  if (!RegisterMapped(static_cast<const char*>(map), total_bytes_)) {
+    munmap(map, total_bytes_);
+    return;
+  }
+  madvise(map, total_bytes_, MADV_SEQUENTIAL);
+  map_ = static_cast<const char*>(map);
+  map_size_ = total_bytes_;
+  offset_ = start;
 }
 
 FileSource::FileSource(std::string path, Topic topic, const SourceOptions& options,
@@ -220,19 +317,99 @@ FileSource::FileSource(std::string path, Topic topic, const SourceOptions& optio
       reader_(std::move(reader)),
       total_bytes_(total_bytes) {}
 
-FileSource::~FileSource() = default;
+FileSource::~FileSource() {
+  if (map_ == nullptr) return;
+  munmap(const_cast<char*>(map_), map_size_);
+  UnregisterMapped(map_);
+}
 
 size_t FileSource::ChunkCapacity() const {
   return options_.chunk_bytes + options_.max_record_bytes + simdjson::SIMDJSON_PADDING + 1;
 }
 
+namespace {
+
+// The pages a chunk of the mapping spans.
+std::pair<char*, size_t> Pages(const char* data, size_t size) {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + size + page - 1) & ~(page - 1);
+  return {reinterpret_cast<char*>(begin), end - begin};
+}
+
+}  // namespace
+
 absl::StatusOr<bool> FileSource::Next(Chunk* chunk) {
   chunk->topic = topic_;
   chunk->oversize_lines = 0;
   chunk->dropped.clear();
+  chunk->data = nullptr;
   chunk->size = 0;
+  chunk->capacity = 0;
+  if (map_ != nullptr && !map_done_) {
+    absl::StatusOr<bool> mapped = NextMapped(chunk);
+    if (!mapped.ok() || *mapped) return mapped;
+  }
+  return NextRead(chunk);
+}
+
+void FileSource::ReleaseMapped(uint64_t end) {
+  // The pages leave this process's memory; the page cache keeps them. So
+  // the resident size stays flat however large the file.
+  const auto [pages, length] = Pages(map_ + released_, end - released_);
+  madvise(pages, length, MADV_DONTNEED);
+  released_ = end;
+}
+
+absl::StatusOr<bool> FileSource::NextMapped(Chunk* chunk) {
+  // The same cuts as NextRead makes: after the last newline of the next
+  // chunk_bytes, or of a record's room beyond them; no newline within the
+  // room is an oversize line, dropped to its newline.
+  const size_t room = options_.chunk_bytes + options_.max_record_bytes;
+  while (offset_ + room + simdjson::SIMDJSON_PADDING <= map_size_) {
+    const char* base = map_ + offset_;
+    // Fault the chunk's pages in here, on the reader's thread, not in the
+    // workers (best effort: kernels before 5.14 lack it).
+    const auto [pages, length] = Pages(base, room);
+    madvise(pages, length, MADV_POPULATE_READ);
+    // Pages well behind are done with (a chunk still in flight that far
+    // back only faults its pages in again).
+    if (offset_ > released_ + options_.mapped_behind_bytes) {
+      ReleaseMapped(offset_ - options_.mapped_behind_bytes);
+    }
+    const char* last = static_cast<const char*>(memrchr(base, '\n', options_.chunk_bytes));
+    if (last == nullptr) last = static_cast<const char*>(memrchr(base, '\n', room));
+    if (last != nullptr) {
+      chunk->data = base;
+      chunk->size = static_cast<size_t>(last - base) + 1;
+      chunk->capacity = map_size_ - offset_;
+      offset_ += chunk->size;
+      chunk->input_bytes = offset_;
+      return true;
+    }
+    const char* nl =
+        static_cast<const char*>(std::memchr(base + room, '\n', map_size_ - offset_ - room));
+    const uint64_t line = nl != nullptr ? static_cast<uint64_t>(nl - base) : map_size_ - offset_;
+    ++chunk->oversize_lines;
+    if (options_.dropped_head_bytes > 0) {
+      chunk->dropped.push_back(
+          {std::string(base, std::min<uint64_t>(line, options_.dropped_head_bytes)), line});
+    }
+    offset_ += line + (nl != nullptr ? 1 : 0);
+  }
+  // The final chunk needs padding after it that the file does not have: the
+  // rest goes through read(2), from where the mapping stopped.
+  map_done_ = true;
+  ReleaseMapped(map_size_);
+  if (absl::Status seek = reader_->SeekTo(offset_); !seek.ok()) return seek;
+  return false;
+}
+
+absl::StatusOr<bool> FileSource::NextRead(Chunk* chunk) {
   if (chunk->buffer.size() < ChunkCapacity()) chunk->buffer.resize(ChunkCapacity());
-  if (eof_ && carry_.empty()) return false;
+  chunk->data = chunk->buffer.data();
+  chunk->capacity = chunk->buffer.size();
+  if (eof_ && carry_.empty()) return chunk->oversize_lines > 0;
   char* buf = chunk->buffer.data();
   // Room for lines: chunk_bytes plus one maximal record, so a record that
   // starts near the end of a chunk still fits whole.

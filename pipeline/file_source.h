@@ -25,13 +25,26 @@ struct SourceOptions {
   // Bytes kept of each line dropped as oversize (Chunk::dropped), for dead
   // letters; 0 keeps none.
   size_t dropped_head_bytes = 0;
+  // Serve uncompressed regular files from a read-only mapping instead of
+  // read(2), without a copy. Another process truncating a mapped file ends
+  // this one with a message (SIGBUS, caught).
+  bool map_files = false;
+  // Mapped bytes left resident behind the next chunk; at least the bytes of
+  // the chunks still being parsed (those further back fault their pages in
+  // again when read).
+  uint64_t mapped_behind_bytes = 8 << 20;
 };
 
 // A block of whole lines, plus room after them so any line can be handed to
 // simdjson without a copy (its padding requirement).
 struct Chunk {
-  std::vector<char> buffer;  // capacity: chunk_bytes + max_record_bytes + padding
-  size_t size = 0;           // bytes of lines in `buffer`
+  // The lines: data[0, size), readable up to data[capacity). `data` points
+  // into `buffer`, or into the source's mapping of the file (valid while the
+  // source lives).
+  const char* data = nullptr;
+  size_t size = 0;
+  size_t capacity = 0;
+  std::vector<char> buffer;  // for read(2): chunk_bytes + max_record_bytes + padding
   Topic topic = Topic::kAuto;
   // Lines longer than max_record_bytes, dropped by the source and counted.
   uint32_t oversize_lines = 0;
@@ -43,6 +56,8 @@ struct Chunk {
   };
   std::vector<DroppedLine> dropped;
   uint64_t input_bytes = 0;  // bytes of the (possibly compressed) input consumed so far
+
+  bool mapped() const { return data != nullptr && data != buffer.data(); }
 };
 
 class ByteReader;
@@ -61,10 +76,17 @@ class FileSource {
   const std::string& path() const { return path_; }
   // Size every Chunk buffer needs.
   size_t ChunkCapacity() const;
+  // Whether chunks come from a mapping of the file (so far).
+  bool mapped() const { return map_ != nullptr && !map_done_; }
 
  private:
   FileSource(std::string path, Topic topic, const SourceOptions& options,
              std::unique_ptr<ByteReader> reader, uint64_t total_bytes);
+  absl::StatusOr<bool> NextMapped(Chunk* chunk);
+  absl::StatusOr<bool> NextRead(Chunk* chunk);
+  void Map(int fd, uint64_t start);
+  // Drops the mapping's pages before `end` from memory.
+  void ReleaseMapped(uint64_t end);
 
   std::string path_;
   Topic topic_;
@@ -74,6 +96,13 @@ class FileSource {
   std::vector<char> carry_;  // the incomplete last line of the previous read
   bool skipping_ = false;    // inside an oversize line, dropping to its newline
   bool eof_ = false;
+  // The mapping of a plain file: chunks come from it up to where the final
+  // chunk would lack padding, then the rest through read(2).
+  const char* map_ = nullptr;
+  uint64_t map_size_ = 0;
+  uint64_t offset_ = 0;    // next byte of the mapping to serve
+  uint64_t released_ = 0;  // pages before this are dropped from memory
+  bool map_done_ = false;
 };
 
 }  // namespace novapulse

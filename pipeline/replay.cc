@@ -82,9 +82,23 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
   if (options.threads < 1 || options.threads != metrics.num_shards()) {
     return absl::InvalidArgumentError("replay threads must equal the metric shards");
   }
+  // With a core to spare, a reader thread of its own does the I/O and
+  // decompression, so the workers only parse and aggregate. When the workers
+  // have every core, a third thread would only take turns with them: the
+  // pipeline's serial input stage then reads, on whichever worker is free,
+  // and plain files are mapped, since copying them would cost worker time.
+  const bool reader_thread = options.reader_thread.value_or(options.threads < AvailableCpus());
   std::vector<std::unique_ptr<FileSource>> sources;
   uint64_t total_bytes = 0;
   SourceOptions source_options = options.source;
+  source_options.map_files = options.map_files && !reader_thread;
+  // Every chunk of a source may be in flight at once.
+  const size_t max_tokens = static_cast<size_t>(options.threads) * 2 + 1;
+  // One more for the reader to fill ahead, and one held per source while
+  // choosing which source goes next.
+  const size_t num_tokens = max_tokens + 1 + inputs.size();
+  source_options.mapped_behind_bytes =
+      num_tokens * options.source.chunk_bytes + options.source.max_record_bytes;
   if (options.dead_letters) source_options.dropped_head_bytes = kMaxDeadLetterRecordBytes;
   for (const ReplayInput& input : inputs) {
     absl::StatusOr<std::unique_ptr<FileSource>> source =
@@ -105,10 +119,6 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
   tbb::concurrent_bounded_queue<Token*> free_tokens;
   tbb::concurrent_bounded_queue<Token*> filled;
   std::vector<std::unique_ptr<Token>> tokens;
-  const size_t max_tokens = static_cast<size_t>(options.threads) * 2 + 1;
-  // One more for the reader to fill ahead, and one held per source while
-  // choosing which source goes next.
-  const size_t num_tokens = max_tokens + 1 + num_sources;
   tokens.reserve(num_tokens);
   for (size_t i = 0; i < num_tokens; ++i) {
     tokens.push_back(std::make_unique<Token>());
@@ -140,7 +150,7 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
       return more.status();
     }
     token->source = s;
-    const std::string_view text(token->chunk.buffer.data(), token->chunk.size);
+    const std::string_view text(token->chunk.data, token->chunk.size);
     int64_t last = INT64_MIN;
     if (LastLineEventTime(text, &last)) token->last_ms = last;
     pending[s] = token;
@@ -155,7 +165,7 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
         if (pending[s] == nullptr) empty[s].store(true, std::memory_order_release);
         int64_t t;
         if (pending[s] != nullptr &&
-            FirstLineEventTime({pending[s]->chunk.buffer.data(), pending[s]->chunk.size}, &t)) {
+            FirstLineEventTime({pending[s]->chunk.data, pending[s]->chunk.size}, &t)) {
           first_ms = std::min(first_ms, t);
         }
       }
@@ -179,11 +189,6 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
     return token;
   };
 
-  // With a core to spare, a reader thread of its own does the I/O and
-  // decompression, so the workers only parse and aggregate. When the workers
-  // have every core, a third thread would only take turns with them: the
-  // pipeline's serial input stage then reads, on whichever worker is free.
-  const bool reader_thread = options.reader_thread.value_or(options.threads < AvailableCpus());
   double read_cpu_seconds = 0;
   const double cpu_start = ProcessCpuSeconds();
   std::thread reader;
@@ -255,16 +260,16 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
                                     chunk.dropped[i].head, chunk.dropped[i].length);
                     }
                   }
-                  token->records =
-                      chunk.oversize_lines + ProcessLines(chunk.topic, chunk.buffer.data(),
-                                                          chunk.size, chunk.buffer.size(),
-                                                          *parsers[worker], writer, rejected);
+                  token->records = chunk.oversize_lines +
+                                   ProcessLines(chunk.topic, chunk.data, chunk.size, chunk.capacity,
+                                                *parsers[worker], writer, rejected);
                   token->newest_us = writer.EndBatch();
                   return token;
                 }) &
             tbb::make_filter<Token*, void>(tbb::filter_mode::serial_in_order, [&](Token* token) {
               stats.records += token->records;
               stats.line_bytes += token->chunk.size;
+              if (token->chunk.mapped()) stats.mapped_bytes += token->chunk.size;
               stats.input_bytes = token->input_before + token->chunk.input_bytes;
               const size_t src = token->source;
               if (token->newest_us != INT64_MIN) {
@@ -335,6 +340,9 @@ Options:
   --series-limit N       series per metric before folding into __overflow__
                          (default 10000)
   --chunk-bytes N        bytes read per chunk (default 1048576)
+  --no-mmap              never map plain files, read(2) them (mapping is used
+                         when the workers take every CPU; a mapped file that
+                         another process truncates ends the replay)
   --dead-letter FILE     write each rejected record, with its reason, file and
                          line, to FILE as a JSON line (FILE is replaced)
   --dead-letter-max-bytes N
@@ -417,6 +425,8 @@ int RunReplayCommand(int argc, char** argv) {
       options.source.max_record_bytes = static_cast<size_t>(args.Int(64, 1LL << 30));
     } else if (args.Is("--chunk-bytes")) {
       options.source.chunk_bytes = static_cast<size_t>(args.Int(4096, 1LL << 30));
+    } else if (args.IsSwitch("--no-mmap")) {
+      options.map_files = false;
     } else if (args.Is("--dead-letter")) {
       dead_letter.path = args.Value();
     } else if (args.Is("--dead-letter-max-bytes")) {

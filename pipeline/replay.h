@@ -53,11 +53,17 @@ struct ReplayOptions {
   // stage does). Default: when `threads` leaves a CPU of this process's
   // spare. The results are the same either way.
   std::optional<bool> reader_thread;
+  // Whether plain files may be mapped rather than read(2) (--no-mmap
+  // clears it). They are when the input stage reads: the copy would cost
+  // the workers' CPU. A reader thread of its own copies on a spare CPU,
+  // which leaves the lines in cache for the workers.
+  bool map_files = true;
 };
 
 struct ReplayStats {
   uint64_t records = 0;  // non-blank lines, accepted or rejected
   uint64_t line_bytes = 0;
+  uint64_t mapped_bytes = 0;  // of line_bytes, read from a mapping of the file
   uint64_t input_bytes = 0;
   double elapsed_seconds = 0;
   // CPU time of reading (I/O, decompression, splitting into chunks: on the

@@ -40,6 +40,8 @@ struct ReadResult {
   uint64_t last_input_bytes = 0;
   uint64_t total_bytes = 0;
   std::vector<std::string> problems;  // chunk invariants that did not hold
+  std::vector<std::string> dropped;   // "length:head" of each oversize line
+  uint64_t mapped_chunks = 0;         // chunks served from a mapping of the file
 };
 
 // Reads `path` to the end, checking every chunk's invariants on the way.
@@ -64,13 +66,17 @@ ReadResult ReadAll(const std::string& path, const SourceOptions& options,
     if (chunk.size > options.chunk_bytes + options.max_record_bytes) {
       r.problems.push_back("chunk of " + std::to_string(chunk.size) + " bytes exceeds its room");
     }
-    if (chunk.buffer.size() < chunk.size + simdjson::SIMDJSON_PADDING) {
-      r.problems.push_back("chunk buffer lacks simdjson padding");
+    if (chunk.capacity < chunk.size + simdjson::SIMDJSON_PADDING) {
+      r.problems.push_back("chunk lacks simdjson padding");
+    }
+    if (chunk.mapped()) ++r.mapped_chunks;
+    for (const Chunk::DroppedLine& d : chunk.dropped) {
+      r.dropped.push_back(std::to_string(d.length) + ":" + d.head);
     }
     if (chunk.size == 0 && chunk.oversize_lines == 0) r.problems.push_back("empty chunk");
     r.oversize_lines += chunk.oversize_lines;
     r.last_input_bytes = chunk.input_bytes;
-    r.chunks.emplace_back(chunk.buffer.data(), chunk.size);
+    r.chunks.emplace_back(chunk.data, chunk.size);
     r.joined += r.chunks.back();
   }
   // Every chunk but the input's last ends on a newline.
@@ -167,6 +173,73 @@ TEST(FileSource, ChunksEndOnNewlinesAndTogetherReproduceTheInput) {
       EXPECT_EQ(r.chunks.back().back() == '\n', final_newline);
     }
   }
+}
+
+// Plain files are served from a mapping of the file up to where the final
+// chunk would lack padding, then through read(2). Both paths must cut the
+// same chunks and drop the same oversize lines, wherever the switch falls.
+TEST(FileSource, MappedChunksAreTheChunksReadWouldGive) {
+  ScratchDir dir;
+  std::mt19937_64 rng(5);
+  for (int round = 0; round < 40; ++round) {
+    const size_t chunk_bytes = 64 + rng() % 2000;
+    const size_t max_record_bytes = 64 + rng() % 600;
+    std::string input = round % 5 == 0 ? "\xEF\xBB\xBF" : "";
+    input += RandomLines(round, 200 + rng() % 3000, 200, round % 2 == 0);
+    // Oversize lines here and there, one possibly at the very end.
+    for (int k = 0; k < 3; ++k) {
+      const size_t at = input.find('\n', rng() % input.size());
+      if (at == std::string::npos) continue;
+      input.insert(at + 1, std::string(max_record_bytes + rng() % (3 * chunk_bytes), 'o') + "\n");
+    }
+    if (round % 7 == 3) input += std::string(chunk_bytes + max_record_bytes + 10, 'z');
+    const std::string path = dir.Path("lines.ndjson");
+    WriteWholeFile(path, input);
+    SCOPED_TRACE("round " + std::to_string(round) + " chunk_bytes=" + std::to_string(chunk_bytes) +
+                 " max_record_bytes=" + std::to_string(max_record_bytes));
+    SourceOptions options{.chunk_bytes = chunk_bytes,
+                          .max_record_bytes = max_record_bytes,
+                          .dropped_head_bytes = 40,
+                          .map_files = true};
+    const ReadResult mapped = ReadAll(path, options);
+    options.map_files = false;
+    const ReadResult read = ReadAll(path, options);
+    ASSERT_TRUE(mapped.status.ok()) << mapped.status;
+    ASSERT_TRUE(read.status.ok()) << read.status;
+    EXPECT_TRUE(mapped.problems.empty()) << mapped.problems.front();
+    EXPECT_GT(mapped.mapped_chunks, 0u);
+    EXPECT_EQ(read.mapped_chunks, 0u);
+    // Compared chunk by chunk, to report the first that differs.
+    ASSERT_EQ(mapped.chunks.size(), read.chunks.size());
+    for (size_t i = 0; i < read.chunks.size(); ++i) {
+      ASSERT_EQ(mapped.chunks[i].size(), read.chunks[i].size()) << "chunk " << i;
+      ASSERT_TRUE(mapped.chunks[i] == read.chunks[i]) << "chunk " << i;
+    }
+    EXPECT_EQ(mapped.oversize_lines, read.oversize_lines);
+    EXPECT_EQ(mapped.dropped, read.dropped);
+    if (::testing::Test::HasFailure()) break;
+  }
+}
+
+// A mapped file truncated by another process mid-read faults with SIGBUS:
+// the process ends with a message naming the cause, not a crash.
+TEST(FileSourceDeathTest, MappedFileTruncatedWhileReadEndsWithAMessage) {
+  ScratchDir dir;
+  const std::string path = dir.Path("lines.ndjson");
+  WriteWholeFile(path, RandomLines(3, 20000, 200, true));
+  EXPECT_EXIT(
+      {
+        absl::StatusOr<std::unique_ptr<FileSource>> source =
+            FileSource::Open(path, Topic::kAccessLog,
+                             {.chunk_bytes = 4096, .max_record_bytes = 4096, .map_files = true});
+        if (!source.ok() || !(*source)->mapped()) _exit(3);
+        Chunk chunk;
+        if (!(*source)->Next(&chunk).ok()) _exit(4);
+        if (truncate(path.c_str(), 0) != 0) _exit(5);
+        for (int i = 0; i < 1000; ++i) (void)(*source)->Next(&chunk);
+        _exit(6);
+      },
+      ::testing::ExitedWithCode(1), "an input file shrank while it was being read");
 }
 
 // chunk_bytes sets the chunk size ("--chunk-bytes: bytes read per chunk");
@@ -344,7 +417,7 @@ TEST(FileSource, DashReadsStdinThroughAPipeIncludingGzip) {
         ASSERT_TRUE(more.ok()) << more.status();
         if (!*more) break;
         EXPECT_EQ(chunk.topic, Topic::kOutbox);
-        r.joined.append(chunk.buffer.data(), chunk.size);
+        r.joined.append(chunk.data, chunk.size);
       }
     }
     writer.join();

@@ -824,9 +824,10 @@ class BothTopics : public TrafficSink {
 };
 
 // The input is read on a thread of its own or by the pipeline's input stage
-// (ReplayOptions::reader_thread, by default chosen from the CPUs free): the
-// metrics and the counts must not depend on which, nor on the thread count.
-TEST(RunReplay, ReaderThreadOrInputStageGiveTheSameMetrics) {
+// (ReplayOptions::reader_thread, by default chosen from the CPUs free), which
+// maps plain files unless map_files is off: the metrics and the counts must
+// not depend on which, nor on the thread count.
+TEST(RunReplay, ReaderThreadOrInputStageMappedOrReadGiveTheSameMetrics) {
   GenConfig config;
   config.seed = 7;
   config.start_us = (1795651200LL + 9 * 3600) * 1'000'000;
@@ -844,19 +845,36 @@ TEST(RunReplay, ReaderThreadOrInputStageGiveTheSameMetrics) {
                                            {dir.Path("outbox.ndjson"), Topic::kAuto}};
   std::string first_text;
   uint64_t first_records = 0;
+  // The input stage maps the files unless told not to; a reader thread
+  // read(2)s them.
+  struct Mode {
+    bool reader_thread;
+    bool map_files;
+  };
   for (const int threads : {1, 2}) {
-    for (const bool reader_thread : {true, false}) {
+    for (const Mode mode : {Mode{true, true}, Mode{false, true}, Mode{false, false}}) {
       SCOPED_TRACE("threads=" + std::to_string(threads) +
-                   " reader_thread=" + std::to_string(reader_thread));
+                   " reader_thread=" + std::to_string(mode.reader_thread) +
+                   " map_files=" + std::to_string(mode.map_files));
       NovaGiftMetrics metrics(threads);
       ReplayOptions options;
       options.threads = threads;
-      options.reader_thread = reader_thread;
+      options.reader_thread = mode.reader_thread;
+      options.map_files = mode.map_files;
       options.source.chunk_bytes = 16 << 10;
+      options.source.max_record_bytes = 16 << 10;
       absl::StatusOr<ReplayStats> stats = RunReplay(inputs, options, metrics);
       ASSERT_TRUE(stats.ok()) << stats.status();
       EXPECT_EQ(stats->input_bytes, traffic.access.size() + traffic.outbox.size());
       EXPECT_GT(stats->read_cpu_seconds, 0);
+      if (!mode.reader_thread && mode.map_files) {
+        // All but each file's last (room + padding) bytes at most, which
+        // go through read(2) for simdjson's padding after them.
+        const uint64_t room = options.source.chunk_bytes + options.source.max_record_bytes;
+        EXPECT_GT(stats->mapped_bytes, stats->line_bytes - 2 * (room + 64));
+      } else {
+        EXPECT_EQ(stats->mapped_bytes, 0u);
+      }
       const std::string text = RenderPrometheusText(metrics.Snapshot());
       if (first_text.empty()) {
         first_text = text;
