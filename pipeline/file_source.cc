@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 
@@ -26,6 +27,8 @@ class ByteReader {
   virtual absl::StatusOr<size_t> Read(char* buf, size_t n) = 0;
   // Bytes of the underlying file consumed so far.
   virtual uint64_t consumed() const = 0;
+  // The file descriptor read from.
+  virtual int fd() const = 0;
   // Goes on reading at byte `offset` of the file; plain files only.
   virtual absl::Status SeekTo(uint64_t /*offset*/) {
     return absl::UnimplementedError("cannot seek a compressed input");
@@ -65,6 +68,7 @@ class FdReader {
   }
   uint64_t consumed() const { return consumed_; }
   const std::string& path() const { return path_; }
+  int fd() const { return fd_; }
   void SkipPeeked(size_t n) {
     peek_pos_ += n;
     consumed_ += n;
@@ -89,6 +93,7 @@ class PlainReader : public ByteReader {
   explicit PlainReader(std::unique_ptr<FdReader> fd) : fd_(std::move(fd)) {}
   absl::StatusOr<size_t> Read(char* buf, size_t n) override { return fd_->Read(buf, n); }
   uint64_t consumed() const override { return fd_->consumed(); }
+  int fd() const override { return fd_->fd(); }
   absl::Status SeekTo(uint64_t offset) override { return fd_->SeekTo(offset); }
 
  private:
@@ -135,6 +140,7 @@ class GzipReader : public ByteReader {
     return n - zs_.avail_out;
   }
   uint64_t consumed() const override { return fd_->consumed(); }
+  int fd() const override { return fd_->fd(); }
 
  private:
   std::unique_ptr<FdReader> fd_;
@@ -173,6 +179,7 @@ class ZstdReader : public ByteReader {
     return out.pos;
   }
   uint64_t consumed() const override { return fd_->consumed(); }
+  int fd() const override { return fd_->fd(); }
 
  private:
   std::unique_ptr<FdReader> fd_;
@@ -241,6 +248,7 @@ namespace {
 struct MappedRange {
   std::atomic<uintptr_t> begin{0};
   std::atomic<uintptr_t> end{0};
+  std::atomic<const char*> path{nullptr};  // the FileSource's, while mapped
 };
 std::array<MappedRange, 64> mapped_ranges;
 struct sigaction previous_sigbus;
@@ -250,10 +258,14 @@ void OnSigbus(int /*sig*/, siginfo_t* info, void* /*context*/) {
   for (const MappedRange& r : mapped_ranges) {
     if (address >= r.begin.load(std::memory_order_relaxed) &&
         address < r.end.load(std::memory_order_relaxed)) {
-      static constexpr char kMessage[] =
-          "novapulse: an input file shrank while it was being read (truncated?); "
-          "read files that change during a replay with --no-mmap\n";
-      (void)!write(STDERR_FILENO, kMessage, sizeof(kMessage) - 1);
+      // What FileSource::CheckNotShrunk says, with async-signal-safe calls.
+      static constexpr std::string_view kPrefix = "novapulse: ";
+      static constexpr std::string_view kMessage =
+          ": shrank while it was being read (truncated?); the replay is incomplete\n";
+      const char* path = r.path.load(std::memory_order_relaxed);
+      (void)!write(STDERR_FILENO, kPrefix.data(), kPrefix.size());
+      if (path != nullptr) (void)!write(STDERR_FILENO, path, strlen(path));
+      (void)!write(STDERR_FILENO, kMessage.data(), kMessage.size());
       _exit(1);
     }
   }
@@ -263,7 +275,7 @@ void OnSigbus(int /*sig*/, siginfo_t* info, void* /*context*/) {
 }
 
 // Registers [begin, begin + size); false when every slot is taken.
-bool RegisterMapped(const char* begin, size_t size) {
+bool RegisterMapped(const char* begin, size_t size, const std::string& path) {
   static const bool installed = [] {
     struct sigaction action = {};
     action.sa_sigaction = OnSigbus;
@@ -275,6 +287,7 @@ bool RegisterMapped(const char* begin, size_t size) {
   for (MappedRange& r : mapped_ranges) {
     uintptr_t free = 0;
     if (r.begin.compare_exchange_strong(free, reinterpret_cast<uintptr_t>(begin))) {
+      r.path.store(path.c_str(), std::memory_order_relaxed);
       r.end.store(reinterpret_cast<uintptr_t>(begin) + size, std::memory_order_relaxed);
       return true;
     }
@@ -299,7 +312,7 @@ void FileSource::Map(int fd, uint64_t start) {
   if (total_bytes_ < start + room + simdjson::SIMDJSON_PADDING) return;
   void* map = mmap(nullptr, total_bytes_, PROT_READ, MAP_SHARED, fd, 0);
   if (map == MAP_FAILED) return;  // read(2) serves the file instead
-  if (!RegisterMapped(static_cast<const char*>(map), total_bytes_)) {
+  if (!RegisterMapped(static_cast<const char*>(map), total_bytes_, path_)) {
     munmap(map, total_bytes_);
     return;
   }
@@ -321,6 +334,19 @@ FileSource::~FileSource() {
   if (map_ == nullptr) return;
   munmap(const_cast<char*>(map_), map_size_);
   UnregisterMapped(map_);
+}
+
+absl::Status FileSource::CheckNotShrunk() const {
+  // A file another process truncates while it is read just ends early for
+  // read(2); its size at open tells.
+  struct stat st;
+  if (total_bytes_ == 0 || fstat(reader_->fd(), &st) != 0 || !S_ISREG(st.st_mode) ||
+      static_cast<uint64_t>(st.st_size) >= total_bytes_) {
+    return absl::OkStatus();
+  }
+  return absl::DataLossError(absl::StrCat(path_, ": shrank from ", total_bytes_, " to ", st.st_size,
+                                          " bytes while it was being read (truncated?); the "
+                                          "replay is incomplete"));
 }
 
 size_t FileSource::ChunkCapacity() const {
@@ -425,6 +451,7 @@ absl::StatusOr<bool> FileSource::NextRead(Chunk* chunk) {
       if (!got.ok()) return got.status();
       if (*got == 0) {
         eof_ = true;
+        if (absl::Status shrank = CheckNotShrunk(); !shrank.ok()) return shrank;
         break;
       }
       if (skipping_) {

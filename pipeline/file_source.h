@@ -84,6 +84,8 @@ class FileSource {
              std::unique_ptr<ByteReader> reader, uint64_t total_bytes);
   absl::StatusOr<bool> NextMapped(Chunk* chunk);
   absl::StatusOr<bool> NextRead(Chunk* chunk);
+  // An error when the file is now shorter than it was at open.
+  absl::Status CheckNotShrunk() const;
   void Map(int fd, uint64_t start);
   // Drops the mapping's pages before `end` from memory.
   void ReleaseMapped(uint64_t end);

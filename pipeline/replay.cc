@@ -340,9 +340,8 @@ Options:
   --series-limit N       series per metric before folding into __overflow__
                          (default 10000)
   --chunk-bytes N        bytes read per chunk (default 1048576)
-  --no-mmap              never map plain files, read(2) them (mapping is used
-                         when the workers take every CPU; a mapped file that
-                         another process truncates ends the replay)
+  --no-mmap              never map plain files, read(2) them (they are mapped
+                         when the workers take every CPU)
   --dead-letter FILE     write each rejected record, with its reason, file and
                          line, to FILE as a JSON line (FILE is replaced)
   --dead-letter-max-bytes N

@@ -239,7 +239,34 @@ TEST(FileSourceDeathTest, MappedFileTruncatedWhileReadEndsWithAMessage) {
         for (int i = 0; i < 1000; ++i) (void)(*source)->Next(&chunk);
         _exit(6);
       },
-      ::testing::ExitedWithCode(1), "an input file shrank while it was being read");
+      ::testing::ExitedWithCode(1), "lines.ndjson: shrank while it was being read");
+}
+
+// read(2) of a file truncated mid-read just meets its end early: the size
+// the file had at open tells, and the source says so instead of ending
+// quietly with part of the input. (A compressed stream cut short is an
+// error of its own.)
+TEST(FileSource, FileTruncatedWhileReadIsAnErrorNotAnEarlyEnd) {
+  ScratchDir dir;
+  const std::string lines = RandomLines(4, 20000, 200, true);
+  for (const bool gzip : {false, true}) {
+    SCOPED_TRACE(gzip ? "gzip" : "plain");
+    const std::string path = dir.Path(gzip ? "lines.ndjson.gz" : "lines.ndjson");
+    WriteWholeFile(path, gzip ? Gzip(lines) : lines);
+    absl::StatusOr<std::unique_ptr<FileSource>> source =
+        FileSource::Open(path, Topic::kAccessLog, {.chunk_bytes = 4096, .max_record_bytes = 4096});
+    ASSERT_TRUE(source.ok()) << source.status();
+    Chunk chunk;
+    ASSERT_TRUE(*(*source)->Next(&chunk));
+    ASSERT_EQ(truncate(path.c_str(), static_cast<off_t>((*source)->total_bytes() / 2)), 0);
+    absl::StatusOr<bool> more = true;
+    for (int i = 0; i < 100000 && more.ok() && *more; ++i) more = (*source)->Next(&chunk);
+    ASSERT_FALSE(more.ok());
+    EXPECT_EQ(more.status().code(), absl::StatusCode::kDataLoss) << more.status();
+    const std::string_view expected = gzip ? "truncated gzip stream" : "shrank from";
+    EXPECT_NE(std::string(more.status().message()).find(expected), std::string::npos)
+        << more.status();
+  }
 }
 
 // chunk_bytes sets the chunk size ("--chunk-bytes: bytes read per chunk");
