@@ -716,7 +716,7 @@ std::string RedactedSummary(const Config& c) {
   }
   line("http.max_lag_ready", absl::StrCat(c.http.max_lag_ready));
   line("pipeline.threads",
-       c.pipeline.threads == 0 ? "0 (all cores)" : absl::StrCat(c.pipeline.threads));
+       c.pipeline.threads == 0 ? "0 (every CPU it may use)" : absl::StrCat(c.pipeline.threads));
   line("pipeline.series_limit", absl::StrCat(c.pipeline.series_limit));
   line("pipeline.allowed_lateness", absl::FormatDuration(c.pipeline.allowed_lateness));
   line("pipeline.max_future", absl::FormatDuration(c.pipeline.max_future));

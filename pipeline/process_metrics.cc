@@ -1,8 +1,10 @@
 #include "pipeline/process_metrics.h"
 
 #include <dirent.h>
+#include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <charconv>
 #include <cstdint>
@@ -10,6 +12,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -86,6 +89,13 @@ absl::StatusOr<int> OpenFds() {
 }
 
 }  // namespace
+
+int AvailableCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
 
 absl::StatusOr<ProcessStats> ReadProcessStats() {
   const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));

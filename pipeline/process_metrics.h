@@ -1,6 +1,6 @@
 // Process metrics, as the Prometheus client libraries name them: CPU time,
 // resident memory, start time and open descriptors of this process, read
-// from /proc at scrape time (Linux only).
+// from /proc at scrape time (Linux only); and the CPUs it may use.
 //
 // Pure functions apart from reading /proc; safe from any thread.
 //   absl::StatusOr<ProcessStats> stats = ReadProcessStats();
@@ -23,6 +23,10 @@ struct ProcessStats {
   double start_time_seconds = 0;  // since the Unix epoch
   double open_fds = 0;
 };
+
+// CPUs this process may run on (its affinity mask, as `taskset` sets it):
+// the default number of workers.
+int AvailableCpus();
 
 // Reads /proc/self/stat, /proc/self/statm, /proc/stat and /proc/self/fd.
 // Errors name the file that could not be read or parsed.

@@ -3,7 +3,6 @@
 #include <oneapi/tbb/concurrent_queue.h>
 #include <oneapi/tbb/parallel_pipeline.h>
 #include <oneapi/tbb/task_arena.h>
-#include <sched.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "pipeline/cli.h"
+#include "pipeline/process_metrics.h"
 #include "pipeline/record_worker.h"
 #include "pipeline/rule_runner.h"
 #include "sinks/alert_timeline.h"
@@ -55,14 +55,6 @@ double ThreadCpuSeconds() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-// CPUs this process may run on.
-int AvailableCpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 // User and system time of every thread of the process so far.
@@ -332,7 +324,8 @@ stdin) as fast as the CPU allows and prints the final metrics in Prometheus
 text format. Rejected records are counted by reason and summarised on stderr.
 
 Options:
-  --threads N            worker threads (default: all cores)
+  --threads N            worker threads (default: every CPU this process may
+                         use)
   --output FILE          write the metrics to FILE instead of stdout
   --topic TOPIC          topic of the FILEs that follow: access-log, outbox, or
                          auto (default: auto, detected per line)
@@ -398,7 +391,7 @@ int RunReplayCommand(int argc, char** argv) {
   ArgParser args(argc, argv, kReplayUsage);
   std::vector<ReplayInput> inputs;
   ReplayOptions options;
-  options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  options.threads = AvailableCpus();
   std::string output;
   size_t series_limit = kDefaultSeriesLimit;
   Topic topic = Topic::kAuto;

@@ -343,7 +343,7 @@ int RunServiceCommand(int argc, char** argv) {
   InstallStopHandlers();
 
   int threads = static_cast<int>(config->pipeline.threads);
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (threads <= 0) threads = AvailableCpus();
 
   std::optional<RuleSet> rule_set;
   if (!config->rules.files.empty()) {

@@ -1,11 +1,14 @@
 #include "pipeline/process_metrics.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -24,6 +27,23 @@ using ::testing::IsEmpty;
 
 double NowSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// The CPUs of the affinity mask (taskset), not of the machine: a thread
+// limited to one CPU sees one, whatever the machine has.
+TEST(AvailableCpus, FollowsTheAffinityMask) {
+  int all = 0;
+  int limited = 0;
+  std::thread([&] {
+    all = AvailableCpus();
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    if (pthread_setaffinity_np(pthread_self(), sizeof(one), &one) == 0) limited = AvailableCpus();
+  }).join();
+  EXPECT_GE(all, 1);
+  EXPECT_LE(all, static_cast<int>(std::thread::hardware_concurrency()));
+  EXPECT_EQ(limited, 1);
 }
 
 TEST(ProcessMetrics, ReadsPlausibleValues) {
