@@ -1,10 +1,12 @@
 #include "pipeline/file_source.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <signal.h>
 #include <simdjson.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -310,6 +312,12 @@ void FileSource::Map(int fd, uint64_t start) {
   // Only worth it when at least one chunk can come from the mapping.
   const uint64_t room = options_.chunk_bytes + options_.max_record_bytes;
   if (total_bytes_ < start + room + simdjson::SIMDJSON_PADDING) return;
+  // tmpfs holds a file in 4 KiB pages (unless mounted with huge=), and
+  // mapping those in and out costs more than read(2)'s copy of them: 0.18 s
+  // of CPU per GB against 0.10-0.13 here. ext4 reads files from disk into
+  // large folios, where mapping costs 0.02-0.03 s per GB against 0.05-0.07.
+  struct statfs fs;
+  if (fstatfs(fd, &fs) == 0 && (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC)) return;
   void* map = mmap(nullptr, total_bytes_, PROT_READ, MAP_SHARED, fd, 0);
   if (map == MAP_FAILED) return;  // read(2) serves the file instead
   if (!RegisterMapped(static_cast<const char*>(map), total_bytes_, path_)) {

@@ -26,8 +26,9 @@ struct SourceOptions {
   // letters; 0 keeps none.
   size_t dropped_head_bytes = 0;
   // Serve uncompressed regular files from a read-only mapping instead of
-  // read(2), without a copy. Another process truncating a mapped file ends
-  // this one with a message (SIGBUS, caught).
+  // read(2), without a copy; not those on tmpfs, where the copy is cheaper.
+  // Another process truncating a mapped file ends this one with a message
+  // (SIGBUS, caught).
   bool map_files = false;
   // Mapped bytes left resident behind the next chunk; at least the bytes of
   // the chunks still being parsed (those further back fault their pages in

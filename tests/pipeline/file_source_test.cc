@@ -1,11 +1,14 @@
 #include "pipeline/file_source.h"
 
+#include <linux/magic.h>
 #include <simdjson.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <string_view>
@@ -219,6 +222,31 @@ TEST(FileSource, MappedChunksAreTheChunksReadWouldGive) {
     EXPECT_EQ(mapped.dropped, read.dropped);
     if (::testing::Test::HasFailure()) break;
   }
+}
+
+// Files on tmpfs are read(2) even when mapping is asked for: their 4 KiB
+// pages cost more to map than to copy.
+TEST(FileSource, FilesOnTmpfsAreReadNotMapped) {
+  struct statfs fs;
+  if (statfs("/dev/shm", &fs) != 0 || fs.f_type != TMPFS_MAGIC) {
+    GTEST_SKIP() << "no tmpfs at /dev/shm";
+  }
+  const std::string input = RandomLines(8, 20000, 200, true);
+  const SourceOptions options{.chunk_bytes = 4096, .max_record_bytes = 4096, .map_files = true};
+  const std::string shm = "/dev/shm/novapulse_file_source_test_" + std::to_string(getpid());
+  WriteWholeFile(shm, input);
+  const ReadResult on_tmpfs = ReadAll(shm, options);
+  std::remove(shm.c_str());
+  ScratchDir dir;
+  WriteWholeFile(dir.Path("lines.ndjson"), input);
+  const ReadResult elsewhere = ReadAll(dir.Path("lines.ndjson"), options);
+  ASSERT_TRUE(on_tmpfs.status.ok()) << on_tmpfs.status;
+  EXPECT_EQ(on_tmpfs.mapped_chunks, 0u);
+  EXPECT_EQ(on_tmpfs.joined, input);
+  // The same file elsewhere is mapped, unless that is tmpfs too.
+  struct statfs scratch;
+  ASSERT_EQ(statfs(dir.Path("").c_str(), &scratch), 0);
+  if (scratch.f_type != TMPFS_MAGIC) EXPECT_GT(elsewhere.mapped_chunks, 0u);
 }
 
 // A mapped file truncated by another process mid-read faults with SIGBUS:
