@@ -20,9 +20,11 @@ core to itself, with two reading takes its share of both, so
   2 threads / 1 thread <= 2 * max(read, work at 1) / (read + work at 2).
 What reading costs depends on how the file's pages are cached: read back
 from disk into large folios (FileHugePages in /proc/meminfo), read(2) costs
-about 0.05 s of CPU per GB here; the same file cached in 4 KiB pages cost
-about 0.19 s, which moves that bound from about 1.8 to about 1.5. The line
-"page cache: ..." gives the cost in the state measured.
+about 0.05 s of CPU per GB here and novapulse's mapping (2 threads on 2
+CPUs) 0.02; cached in 4 KiB pages, read(2) cost 0.10 (tmpfs: --data
+/dev/shm/... --keep-cache) to 0.19 s (an ext4 file after a day's uptime),
+which moves that bound from about 1.85 to about 1.7 and 1.5. The line
+"page cache: ..." gives the read(2) cost in the state measured.
 
   bench/replay_bench.py --size-mb 1000 --threads 1,2
 """
