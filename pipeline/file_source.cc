@@ -255,15 +255,17 @@ struct MappedRange {
 std::array<MappedRange, 64> mapped_ranges;
 struct sigaction previous_sigbus;
 
-void OnSigbus(int /*sig*/, siginfo_t* info, void* /*context*/) {
+void OnSigbus(int sig, siginfo_t* info, void* /*context*/) {
   const uintptr_t address = reinterpret_cast<uintptr_t>(info->si_addr);
   for (const MappedRange& r : mapped_ranges) {
-    if (address >= r.begin.load(std::memory_order_relaxed) &&
+    if (info->si_code > 0 && address >= r.begin.load(std::memory_order_relaxed) &&
         address < r.end.load(std::memory_order_relaxed)) {
       // What FileSource::CheckNotShrunk says, with async-signal-safe calls.
+      // (An I/O error under the mapping faults the same way.)
       static constexpr std::string_view kPrefix = "novapulse: ";
       static constexpr std::string_view kMessage =
-          ": shrank while it was being read (truncated?); the replay is incomplete\n";
+          ": could not be read any more (shrank while it was being read, or an I/O error); "
+          "the replay is incomplete\n";
       const char* path = r.path.load(std::memory_order_relaxed);
       (void)!write(STDERR_FILENO, kPrefix.data(), kPrefix.size());
       if (path != nullptr) (void)!write(STDERR_FILENO, path, strlen(path));
@@ -272,12 +274,14 @@ void OnSigbus(int /*sig*/, siginfo_t* info, void* /*context*/) {
     }
   }
   // Not a mapped input: whatever handled SIGBUS before (by default, the
-  // default action) takes the fault when it repeats.
+  // default action) takes it, when the fault repeats or, for a signal sent
+  // by a process, raised again.
   sigaction(SIGBUS, &previous_sigbus, nullptr);
+  if (info->si_code <= 0) raise(sig);
 }
 
-// Registers [begin, begin + size); false when every slot is taken.
-bool RegisterMapped(const char* begin, size_t size, const std::string& path) {
+// Registers [begin, begin + size); the slot taken, -1 when all are.
+int RegisterMapped(const char* begin, size_t size, const std::string& path) {
   static const bool installed = [] {
     struct sigaction action = {};
     action.sa_sigaction = OnSigbus;
@@ -285,25 +289,24 @@ bool RegisterMapped(const char* begin, size_t size, const std::string& path) {
     sigemptyset(&action.sa_mask);
     return sigaction(SIGBUS, &action, &previous_sigbus) == 0;
   }();
-  if (!installed) return false;
-  for (MappedRange& r : mapped_ranges) {
+  if (!installed) return -1;
+  for (size_t i = 0; i < mapped_ranges.size(); ++i) {
+    MappedRange& r = mapped_ranges[i];
     uintptr_t free = 0;
     if (r.begin.compare_exchange_strong(free, reinterpret_cast<uintptr_t>(begin))) {
       r.path.store(path.c_str(), std::memory_order_relaxed);
       r.end.store(reinterpret_cast<uintptr_t>(begin) + size, std::memory_order_relaxed);
-      return true;
+      return static_cast<int>(i);
     }
   }
-  return false;
+  return -1;
 }
 
-void UnregisterMapped(const char* begin) {
-  for (MappedRange& r : mapped_ranges) {
-    if (r.begin.load(std::memory_order_relaxed) == reinterpret_cast<uintptr_t>(begin)) {
-      r.end.store(0, std::memory_order_relaxed);
-      r.begin.store(0, std::memory_order_relaxed);
-    }
-  }
+// Before the range is unmapped, so the slot never names another mapping.
+void UnregisterMapped(int slot) {
+  MappedRange& r = mapped_ranges[static_cast<size_t>(slot)];
+  r.end.store(0, std::memory_order_relaxed);
+  r.begin.store(0, std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -320,7 +323,8 @@ void FileSource::Map(int fd, uint64_t start) {
   if (fstatfs(fd, &fs) == 0 && (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC)) return;
   void* map = mmap(nullptr, total_bytes_, PROT_READ, MAP_SHARED, fd, 0);
   if (map == MAP_FAILED) return;  // read(2) serves the file instead
-  if (!RegisterMapped(static_cast<const char*>(map), total_bytes_, path_)) {
+  map_slot_ = RegisterMapped(static_cast<const char*>(map), total_bytes_, path_);
+  if (map_slot_ < 0) {
     munmap(map, total_bytes_);
     return;
   }
@@ -340,8 +344,8 @@ FileSource::FileSource(std::string path, Topic topic, const SourceOptions& optio
 
 FileSource::~FileSource() {
   if (map_ == nullptr) return;
+  UnregisterMapped(map_slot_);
   munmap(const_cast<char*>(map_), map_size_);
-  UnregisterMapped(map_);
 }
 
 absl::Status FileSource::CheckNotShrunk() const {
@@ -388,6 +392,7 @@ absl::StatusOr<bool> FileSource::Next(Chunk* chunk) {
 }
 
 void FileSource::ReleaseMapped(uint64_t end) {
+  if (end <= released_) return;
   // The pages leave this process's memory; the page cache keeps them. So
   // the resident size stays flat however large the file.
   const auto [pages, length] = Pages(map_ + released_, end - released_);
@@ -421,21 +426,34 @@ absl::StatusOr<bool> FileSource::NextMapped(Chunk* chunk) {
       chunk->input_bytes = offset_;
       return true;
     }
-    const char* nl =
-        static_cast<const char*>(std::memchr(base + room, '\n', map_size_ - offset_ - room));
-    const uint64_t line = nl != nullptr ? static_cast<uint64_t>(nl - base) : map_size_ - offset_;
+    // An oversize line: its head as read(2) keeps it (a record's room at
+    // most), then on to its newline a stretch at a time, dropping the pages
+    // passed so a line the size of the file does not fault it all in.
     ++chunk->oversize_lines;
     if (options_.dropped_head_bytes > 0) {
       chunk->dropped.push_back(
-          {std::string(base, std::min<uint64_t>(line, options_.dropped_head_bytes)), line});
+          {std::string(base, std::min<uint64_t>(room, options_.dropped_head_bytes)), 0});
     }
+    uint64_t scan = offset_ + room;
+    const char* nl = nullptr;
+    while (scan < map_size_ && nl == nullptr) {
+      const uint64_t n = std::min<uint64_t>(kOversizeScanBytes, map_size_ - scan);
+      nl = static_cast<const char*>(std::memchr(map_ + scan, '\n', n));
+      scan += n;
+      if (scan > released_ + options_.mapped_behind_bytes) {
+        ReleaseMapped(scan - options_.mapped_behind_bytes);
+      }
+    }
+    const uint64_t line = nl != nullptr ? static_cast<uint64_t>(nl - base) : map_size_ - offset_;
+    if (options_.dropped_head_bytes > 0) chunk->dropped.back().length = line;
     offset_ += line + (nl != nullptr ? 1 : 0);
   }
   // The final chunk needs padding after it that the file does not have: the
-  // rest goes through read(2), from where the mapping stopped.
-  map_done_ = true;
-  ReleaseMapped(map_size_);
+  // rest goes through read(2), from where the mapping stopped. The pages of
+  // chunks still in flight stay mapped.
   if (absl::Status seek = reader_->SeekTo(offset_); !seek.ok()) return seek;
+  map_done_ = true;
+  if (offset_ > options_.mapped_behind_bytes) ReleaseMapped(offset_ - options_.mapped_behind_bytes);
   return false;
 }
 

@@ -28,7 +28,8 @@ struct SourceOptions {
   // Serve uncompressed regular files from a read-only mapping instead of
   // read(2), without a copy; not those on tmpfs, where the copy is cheaper.
   // Another process truncating a mapped file ends this one with a message
-  // (SIGBUS, caught).
+  // (SIGBUS, caught); one rewriting it in place changes lines between the
+  // parser's passes over them, where read(2) would have copied them once.
   bool map_files = false;
   // Mapped bytes left resident behind the next chunk; at least the bytes of
   // the chunks still being parsed (those further back fault their pages in
@@ -103,9 +104,12 @@ class FileSource {
   // chunk would lack padding, then the rest through read(2).
   const char* map_ = nullptr;
   uint64_t map_size_ = 0;
+  int map_slot_ = -1;      // its entry in the SIGBUS handler's table
   uint64_t offset_ = 0;    // next byte of the mapping to serve
   uint64_t released_ = 0;  // pages before this are dropped from memory
   bool map_done_ = false;
+  // The stretch an oversize line is scanned for its newline at a time.
+  static constexpr uint64_t kOversizeScanBytes = 4 << 20;
 };
 
 }  // namespace novapulse

@@ -84,7 +84,9 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
   uint64_t total_bytes = 0;
   SourceOptions source_options = options.source;
   source_options.map_files = options.map_files && !reader_thread;
-  // Every chunk of a source may be in flight at once.
+  // Every chunk of a source may be in flight at once; a chunk is at most
+  // chunk_bytes unless a line is longer (pages dropped under such a chunk
+  // only fault in again).
   const size_t max_tokens = static_cast<size_t>(options.threads) * 2 + 1;
   // One more for the reader to fill ahead, and one held per source while
   // choosing which source goes next.
