@@ -391,8 +391,9 @@ absl::StatusOr<bool> FileSource::Next(Chunk* chunk) {
   return NextRead(chunk);
 }
 
-void FileSource::ReleaseMapped(uint64_t end) {
-  if (end <= released_) return;
+void FileSource::ReleaseBehind(uint64_t position) {
+  if (position <= released_ + options_.mapped_behind_bytes) return;
+  const uint64_t end = position - options_.mapped_behind_bytes;
   // The pages leave this process's memory; the page cache keeps them. So
   // the resident size stays flat however large the file.
   const auto [pages, length] = Pages(map_ + released_, end - released_);
@@ -413,9 +414,7 @@ absl::StatusOr<bool> FileSource::NextMapped(Chunk* chunk) {
     madvise(pages, length, MADV_POPULATE_READ);
     // Pages well behind are done with (a chunk still in flight that far
     // back only faults its pages in again).
-    if (offset_ > released_ + options_.mapped_behind_bytes) {
-      ReleaseMapped(offset_ - options_.mapped_behind_bytes);
-    }
+    ReleaseBehind(offset_);
     const char* last = static_cast<const char*>(memrchr(base, '\n', options_.chunk_bytes));
     if (last == nullptr) last = static_cast<const char*>(memrchr(base, '\n', room));
     if (last != nullptr) {
@@ -440,9 +439,7 @@ absl::StatusOr<bool> FileSource::NextMapped(Chunk* chunk) {
       const uint64_t n = std::min<uint64_t>(kOversizeScanBytes, map_size_ - scan);
       nl = static_cast<const char*>(std::memchr(map_ + scan, '\n', n));
       scan += n;
-      if (scan > released_ + options_.mapped_behind_bytes) {
-        ReleaseMapped(scan - options_.mapped_behind_bytes);
-      }
+      ReleaseBehind(scan);
     }
     const uint64_t line = nl != nullptr ? static_cast<uint64_t>(nl - base) : map_size_ - offset_;
     if (options_.dropped_head_bytes > 0) chunk->dropped.back().length = line;
@@ -453,7 +450,7 @@ absl::StatusOr<bool> FileSource::NextMapped(Chunk* chunk) {
   // chunks still in flight stay mapped.
   if (absl::Status seek = reader_->SeekTo(offset_); !seek.ok()) return seek;
   map_done_ = true;
-  if (offset_ > options_.mapped_behind_bytes) ReleaseMapped(offset_ - options_.mapped_behind_bytes);
+  ReleaseBehind(offset_);
   return false;
 }
 

@@ -89,8 +89,9 @@ class FileSource {
   // An error when the file is now shorter than it was at open.
   absl::Status CheckNotShrunk() const;
   void Map(int fd, uint64_t start);
-  // Drops the mapping's pages before `end` from memory.
-  void ReleaseMapped(uint64_t end);
+  // Drops the mapping's pages more than mapped_behind_bytes before
+  // `position` from memory.
+  void ReleaseBehind(uint64_t position);
 
   std::string path_;
   Topic topic_;

@@ -1,8 +1,6 @@
 #include "pipeline/file_source.h"
 
-#include <linux/magic.h>
 #include <simdjson.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -23,6 +21,7 @@
 namespace novapulse {
 namespace {
 
+using ::novapulse::testing::OnTmpfs;
 using ::novapulse::testing::ScratchDir;
 using ::novapulse::testing::StdinFrom;
 using ::novapulse::testing::WriteWholeFile;
@@ -93,12 +92,6 @@ ReadResult ReadAll(const std::string& path, const SourceOptions& options,
 
 // Lines of random printable text (never a newline), some empty, some with a
 // trailing CR; the last one without its newline when asked.
-// Whether `path` is on tmpfs, where FileSource never maps files.
-bool OnTmpfs(const std::string& path) {
-  struct statfs fs;
-  return statfs(path.c_str(), &fs) == 0 && fs.f_type == TMPFS_MAGIC;
-}
-
 std::string RandomLines(uint64_t seed, size_t count, size_t max_len, bool final_newline) {
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<size_t> len(0, max_len);

@@ -6,9 +6,7 @@
 #include "pipeline/replay.h"
 
 #include <fcntl.h>
-#include <linux/magic.h>
 #include <simdjson.h>
-#include <sys/vfs.h>
 #include <zstd.h>
 
 #include <algorithm>
@@ -849,8 +847,7 @@ TEST(RunReplay, ReaderThreadOrInputStageMappedOrReadGiveTheSameMetrics) {
   uint64_t first_records = 0;
   // The input stage maps the files unless told not to (or they are on
   // tmpfs); a reader thread read(2)s them.
-  struct statfs fs;
-  const bool on_tmpfs = statfs(dir.Path("").c_str(), &fs) == 0 && fs.f_type == TMPFS_MAGIC;
+  const bool on_tmpfs = ::novapulse::testing::OnTmpfs(dir.Path(""));
   struct Mode {
     bool reader_thread;
     bool map_files;

@@ -12,7 +12,9 @@
 #define NOVAPULSE_TESTS_PIPELINE_TEST_PROCESS_H_
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <signal.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +30,12 @@
 #include "gtest/gtest.h"
 
 namespace novapulse::testing {
+
+// Whether `path` is on tmpfs (where FileSource never maps files).
+inline bool OnTmpfs(const std::string& path) {
+  struct statfs fs;
+  return statfs(path.c_str(), &fs) == 0 && fs.f_type == TMPFS_MAGIC;
+}
 
 inline std::string ReadWholeFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
