@@ -68,9 +68,8 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Build(const KafkaConfi
   settings.emplace_back("bootstrap.servers", config.brokers);
   settings.emplace_back("group.id", config.group_id);
   settings.emplace_back("enable.auto.offset.store", "false");
-  settings.emplace_back("enable.auto.commit", checkpointed ? "false" : "true");
-  settings.emplace_back("auto.commit.interval.ms",
-                        absl::StrCat(absl::ToInt64Milliseconds(config.commit_interval)));
+  // KafkaSource commits by itself, one commit at a time (see StartCommit).
+  settings.emplace_back("enable.auto.commit", "false");
   settings.emplace_back("partition.assignment.strategy", "cooperative-sticky");
   // The end-of-partition events carry the position of partitions that have
   // nothing to consume, which the consumer lag needs.
@@ -93,6 +92,7 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Build(const KafkaConfi
     return absl::InvalidArgumentError(absl::StrCat("creating the Kafka consumer: ", err));
   }
   source->rk_ = rk;
+  source->commit_answers_ = rd_kafka_queue_new(rk);
   rd_kafka_poll_set_consumer(rk);
 
   rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(kTopicCount);
@@ -117,7 +117,9 @@ KafkaSource::KafkaSource(const KafkaConfig& config)
     : topics_{config.topics.access_log, config.topics.outbox},
       max_message_bytes_(static_cast<size_t>(config.max_message_bytes)),
       batch_size_(static_cast<size_t>(std::max<int64_t>(1, config.batch_size))),
-      batch_timeout_(config.batch_timeout) {}
+      batch_timeout_(config.batch_timeout),
+      commit_interval_(config.commit_interval),
+      next_commit_(absl::Now() + config.commit_interval) {}
 
 KafkaSource::~KafkaSource() {
   if (rk_ == nullptr) return;
@@ -126,6 +128,8 @@ KafkaSource::~KafkaSource() {
       Log(LogLevel::kWarn, "closing the kafka consumer", {{"error", status.ToString()}});
     }
   }
+  // librdkafka's handle cannot be destroyed while a queue of it remains.
+  rd_kafka_queue_destroy(commit_answers_);
   // After an abandoned close, destroying must not try to close again.
   rd_kafka_destroy_flags(rk_, abandoned_ ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0);
 }
@@ -205,8 +209,55 @@ void KafkaSource::UpdateAssigned() {
   }
 }
 
-void KafkaSource::CommitSync(const char* why) {
-  const rd_kafka_resp_err_t err = rd_kafka_commit(rk_, nullptr, /*async=*/0);
+bool KafkaSource::AwaitCommit(absl::Time deadline) {
+  while (commit_in_flight_) {
+    const int64_t left_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+    rd_kafka_event_t* event = rd_kafka_queue_poll(
+        commit_answers_, static_cast<int>(std::clamp<int64_t>(left_ms, 0, kStopCheckMs)));
+    if (event == nullptr) {
+      if (absl::Now() >= deadline) return false;
+      continue;
+    }
+    if (rd_kafka_event_type(event) == RD_KAFKA_EVENT_OFFSET_COMMIT) {
+      commit_in_flight_ = false;
+      const rd_kafka_resp_err_t err = rd_kafka_event_error(event);
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        Log(LogLevel::kWarn, "offset commit failed", {{"error", rd_kafka_err2str(err)}});
+      }
+    }
+    rd_kafka_event_destroy(event);
+  }
+  return true;
+}
+
+bool KafkaSource::StartCommit(const rd_kafka_topic_partition_list_t* offsets) {
+  if (!AwaitCommit(absl::InfinitePast())) return false;
+  const rd_kafka_resp_err_t err =
+      rd_kafka_commit_queue(rk_, offsets, commit_answers_, /*cb=*/nullptr, /*opaque=*/nullptr);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    Log(LogLevel::kWarn, "offset commit not started", {{"error", rd_kafka_err2str(err)}});
+    return false;
+  }
+  commit_in_flight_ = true;
+  return true;
+}
+
+void KafkaSource::CommitOnInterval() {
+  if (checkpointed_) return;
+  const absl::Time now = absl::Now();
+  if (now < next_commit_) return;
+  next_commit_ = now + commit_interval_;
+  // Skipped while the previous commit is unanswered: the next one carries
+  // these offsets too.
+  StartCommit(nullptr);
+}
+
+void KafkaSource::CommitSync(const char* why, const rd_kafka_topic_partition_list_t* offsets) {
+  if (!AwaitCommit(absl::Now() + kCommitWait)) {
+    Log(LogLevel::kWarn, "an earlier offset commit is still unanswered: committing anyway",
+        {{"reason", why}, {"waited", absl::FormatDuration(kCommitWait)}});
+  }
+  const rd_kafka_resp_err_t err = rd_kafka_commit(rk_, offsets, /*async=*/0);
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     Log(LogLevel::kInfo, "offsets committed", {{"reason", why}});
   } else if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
@@ -299,11 +350,12 @@ void KafkaSource::Commit(const std::vector<KafkaPartitionOffset>& offsets, bool 
                                       o.partition)
         ->offset = o.next_offset;
   }
-  const rd_kafka_resp_err_t err = rd_kafka_commit(rk_, list, sync ? 0 : 1);
-  rd_kafka_topic_partition_list_destroy(list);
-  if (sync && err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    Log(LogLevel::kWarn, "offset commit failed", {{"error", rd_kafka_err2str(err)}});
+  if (sync) {
+    CommitSync("checkpoint", list);
+  } else if (!StartCommit(list)) {
+    Log(LogLevel::kDebug, "offset commit skipped: the previous one is unanswered");
   }
+  rd_kafka_topic_partition_list_destroy(list);
 }
 
 void KafkaSource::UpdatePositions(const KafkaBatch& batch) {
@@ -366,6 +418,7 @@ bool KafkaSource::Fill(KafkaBatch* batch, const std::atomic<bool>& stop, absl::T
   filling_ = batch;
   absl::Cleanup done = [this] { filling_ = nullptr; };
   absl::Time deadline = absl::InfiniteFuture();
+  CommitOnInterval();
   while (batch->records.size() < batch_size_) {
     if (stop.load(std::memory_order_relaxed)) {
       // Messages already copied belong to this batch; the caller still
@@ -387,7 +440,10 @@ bool KafkaSource::Fill(KafkaBatch* batch, const std::atomic<bool>& stop, absl::T
           static_cast<int>(std::min<int64_t>(kStopCheckMs, absl::ToInt64Milliseconds(left) + 1));
     }
     rd_kafka_message_t* message = rd_kafka_consumer_poll(rk_, timeout_ms);
-    if (message == nullptr) continue;
+    if (message == nullptr) {
+      CommitOnInterval();
+      continue;
+    }
     const bool data = Append(message, batch);
     rd_kafka_message_destroy(message);
     if (data && deadline == absl::InfiniteFuture()) deadline = absl::Now() + batch_timeout_;

@@ -1,8 +1,8 @@
 // KafkaSource: the consumer-group side of `novapulse run`. A librdkafka
 // high-level consumer subscribed to the access-log and outbox topics, with
 // cooperative-sticky assignment, offsets stored only by StoreOffsets (after a
-// batch is aggregated: at-least-once) and committed by librdkafka's
-// auto-commit, on every revocation and on Close.
+// batch is aggregated: at-least-once) and committed every commit_interval,
+// on every revocation and on Close, one commit at a time.
 //
 // Threads: Fill, StoreOffsets and Close may be called from different threads
 // (librdkafka is thread-safe), but Fill from one thread at a time; the
@@ -132,7 +132,9 @@ class KafkaSource {
   // Next offset of every assigned partition whose messages have all been
   // passed to StoreOffsets, ordered by topic and partition. Any thread.
   std::vector<KafkaPartitionOffset> ProcessedOffsets();
-  // Commits these offsets (synchronously, or in the background).
+  // Commits these offsets: synchronously, or in the background unless an
+  // earlier commit is still unanswered (then the next commit carries them).
+  // On Fill's thread, or after Fill's last call.
   void Commit(const std::vector<KafkaPartitionOffset>& offsets, bool sync);
 
   int assigned_partitions() const { return assigned_.load(std::memory_order_relaxed); }
@@ -155,6 +157,10 @@ class KafkaSource {
   static constexpr absl::Duration kLagRefresh = absl::Seconds(1);
   // How long Close waits for the group before leaving without it.
   static constexpr absl::Duration kCloseTimeout = absl::Seconds(5);
+  // How long a synchronous commit waits for the one in flight (answered in
+  // milliseconds unless the coordinator is gone); with kCloseTimeout within
+  // the 8 s `run` gives Close.
+  static constexpr absl::Duration kCommitWait = absl::Seconds(2);
 
   explicit KafkaSource(const KafkaConfig& config);
 
@@ -163,7 +169,25 @@ class KafkaSource {
   static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                           rd_kafka_topic_partition_list_t* partitions, void* opaque);
   void Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
-  void CommitSync(const char* why);
+  // Commits, one at a time. librdkafka holds a commit that finds no group
+  // coordinator and sends it once there is one, so commits started on a
+  // timer during an outage (as its auto-commit does) go out together, and
+  // an older one answered last moves the group's offsets back: the next
+  // member reads those messages again. So a commit starts only once the
+  // previous one is answered. All on Fill's thread, or after its last call.
+  //
+  // Starts committing `offsets` (nullptr: the stored ones) in the
+  // background; false, and nothing started, while a commit is in flight.
+  bool StartCommit(const rd_kafka_topic_partition_list_t* offsets);
+  // Collects the answer to the commit in flight, waiting for it until
+  // `deadline`; true once no commit is in flight.
+  bool AwaitCommit(absl::Time deadline);
+  // Without checkpoints: starts a commit of the stored offsets when
+  // commit_interval has passed since the last one.
+  void CommitOnInterval();
+  // Waits for the commit in flight (kCommitWait at most), then commits
+  // `offsets` (nullptr: the stored ones) and waits for the answer.
+  void CommitSync(const char* why, const rd_kafka_topic_partition_list_t* offsets = nullptr);
   void UpdateAssigned();
   // Appends `message` to the batch; false when it is an error, not data.
   bool Append(const rd_kafka_message_t* message, KafkaBatch* batch);
@@ -186,9 +210,15 @@ class KafkaSource {
   size_t max_message_bytes_;
   size_t batch_size_;
   absl::Duration batch_timeout_;
+  absl::Duration commit_interval_;
   rd_kafka_t* rk_ = nullptr;  // set once by Build
-  bool closed_ = false;       // owned by the thread that calls Close/the destructor
-  bool abandoned_ = false;    // Close gave up waiting for the group; same thread
+  // Commit answers (RD_KAFKA_EVENT_OFFSET_COMMIT); set once by Build.
+  rd_kafka_queue_t* commit_answers_ = nullptr;
+  // The commit state: Fill's thread, then Close's.
+  bool commit_in_flight_ = false;
+  absl::Time next_commit_;
+  bool closed_ = false;     // owned by the thread that calls Close/the destructor
+  bool abandoned_ = false;  // Close gave up waiting for the group; same thread
   std::atomic<int> assigned_{0};
   std::atomic<uint64_t> commits_ok_{0};
   std::atomic<uint64_t> commits_failed_{0};

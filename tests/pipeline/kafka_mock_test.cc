@@ -12,6 +12,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <chrono>
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
@@ -231,9 +233,9 @@ TEST(KafkaMock, FailedCommitsAreCountedAndALaterCommitSavesTheOffsets) {
     // only when its retries run out, which depends on timing); the last one
     // it never retries, so a commit surely fails there. Errors are pushed
     // again, with more messages to commit, until some commit has failed
-    // (10 rounds at most).
+    // (10 rounds at most). A lost coordinator is the next test's.
     const rd_kafka_resp_err_t errors[] = {RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-                                          RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+                                          RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
                                           RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE};
     int produced = 0;
     for (int round = 0; round < 10 && consumer.source().commits(false) == 0; ++round) {
@@ -266,6 +268,101 @@ TEST(KafkaMock, FailedCommitsAreCountedAndALaterCommitSavesTheOffsets) {
   next.WaitForDistinct(50);
   EXPECT_EQ(next.distinct(), 50);
   EXPECT_EQ(next.records(), 50);
+}
+
+// The offsets a group has committed, read with a handle of its own that
+// never joins the group.
+class CommittedOffsets {
+ public:
+  CommittedOffsets(const MockCluster& cluster, const char* group) {
+    char err[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", cluster.bootstraps(), err, sizeof(err));
+    rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err));
+    rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+  }
+  ~CommittedOffsets() { rd_kafka_destroy(rk_); }
+  CommittedOffsets(const CommittedOffsets&) = delete;
+  CommittedOffsets& operator=(const CommittedOffsets&) = delete;
+
+  // The committed offset of each partition of `topic` (-1 where none is,
+  // or the broker did not answer).
+  std::vector<int64_t> Of(const char* topic) {
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(4);
+    for (int32_t p = 0; p < 4; ++p) rd_kafka_topic_partition_list_add(list, topic, p);
+    const rd_kafka_resp_err_t err = rd_kafka_committed(rk_, list, 5000);
+    std::vector<int64_t> out;
+    for (int i = 0; i < list->cnt; ++i) {
+      out.push_back(err == RD_KAFKA_RESP_ERR_NO_ERROR && list->elems[i].err == 0
+                        ? list->elems[i].offset
+                        : -1);
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    return out;
+  }
+
+ private:
+  rd_kafka_t* rk_ = nullptr;
+};
+
+// Commits that meet a lost coordinator are held by librdkafka and sent once
+// it is found again, and those that time out are sent again: no commit may
+// land after a newer one and move the group's offsets back. Rounds of such
+// errors, each with newer offsets to commit, while the committed offsets are
+// read every 20 ms: they never go down, and end at the last message stored.
+TEST(KafkaMock, CommitsRetriedAfterCoordinatorErrorsNeverMoveOffsetsBack) {
+  MockCluster cluster;
+  KafkaConfig config = SourceConfig(cluster, "retried");
+  // The coordinator is reconnected within 0.5 s (librdkafka's backoff grows
+  // to 10 s by default), well within the session timeout.
+  config.properties["reconnect.backoff.max.ms"] = "500";
+  Consumer consumer(config);
+  ASSERT_TRUE(WaitFor([&] { return consumer.source().assigned_partitions() == 8; },
+                      std::chrono::seconds(20)));
+
+  CommittedOffsets committed(cluster, "retried");
+  std::atomic<bool> sampling{true};
+  std::vector<int64_t> highest(4, -1);
+  std::vector<std::string> moved_back;
+  std::thread sampler([&] {
+    while (sampling.load()) {
+      const std::vector<int64_t> now = committed.Of(kAccessTopic);
+      for (size_t p = 0; p < now.size(); ++p) {
+        if (now[p] < 0) continue;  // not answered
+        if (now[p] < highest[p]) {
+          moved_back.push_back(absl::StrCat("partition ", p, ": ", highest[p], " -> ", now[p]));
+        }
+        highest[p] = std::max(highest[p], now[p]);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+
+  const rd_kafka_resp_err_t errors[] = {RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+                                        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                        RD_KAFKA_RESP_ERR_NOT_COORDINATOR};
+  constexpr int kRounds = 6;
+  for (int round = 0; round < kRounds; ++round) {
+    rd_kafka_mock_push_request_errors_array(cluster.get(), kOffsetCommit, std::size(errors),
+                                            errors);
+    cluster.Produce(kAccessTopic, round * 50, 50);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  consumer.WaitForDistinct(kRounds * 50);
+  EXPECT_EQ(consumer.distinct(), kRounds * 50);
+  EXPECT_EQ(consumer.records(), kRounds * 50);
+  // Commits still held or retried are answered meanwhile.
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  rd_kafka_mock_clear_request_errors(cluster.get(), kOffsetCommit);
+  std::printf("[ COMMITS  ] %llu failed, %llu succeeded\n",
+              static_cast<unsigned long long>(consumer.source().commits(false)),
+              static_cast<unsigned long long>(consumer.source().commits(true)));
+  ASSERT_TRUE(consumer.Stop().ok());
+  sampling.store(false);
+  sampler.join();
+  EXPECT_TRUE(moved_back.empty()) << absl::StrJoin(moved_back, "; ");
+  // 300 messages over 4 partitions.
+  EXPECT_EQ(committed.Of(kAccessTopic), std::vector<int64_t>(4, kRounds * 50 / 4));
 }
 
 TEST(KafkaMock, JoinAndSyncGroupErrorsDelayTheAssignmentOnly) {
