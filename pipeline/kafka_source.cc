@@ -245,14 +245,17 @@ bool KafkaSource::StartCommit(const rd_kafka_topic_partition_list_t* offsets) {
 void KafkaSource::CommitOnInterval() {
   if (checkpointed_) return;
   const absl::Time now = absl::Now();
-  if (now < next_commit_) return;
+  // While the previous commit is unanswered, the next waits for it and then
+  // starts at once.
+  if (now < next_commit_ || !AwaitCommit(absl::InfinitePast())) return;
   next_commit_ = now + commit_interval_;
-  // Skipped while the previous commit is unanswered: the next one carries
-  // these offsets too.
   StartCommit(nullptr);
 }
 
 void KafkaSource::CommitSync(const char* why, const rd_kafka_topic_partition_list_t* offsets) {
+  // Committing anyway never leaves the group's offsets behind where not
+  // committing would: they end at these offsets, or at the earlier commit's
+  // if that one is answered last.
   if (!AwaitCommit(absl::Now() + kCommitWait)) {
     Log(LogLevel::kWarn, "an earlier offset commit is still unanswered: committing anyway",
         {{"reason", why}, {"waited", absl::FormatDuration(kCommitWait)}});

@@ -157,9 +157,10 @@ class KafkaSource {
   static constexpr absl::Duration kLagRefresh = absl::Seconds(1);
   // How long Close waits for the group before leaving without it.
   static constexpr absl::Duration kCloseTimeout = absl::Seconds(5);
-  // How long a synchronous commit waits for the one in flight (answered in
-  // milliseconds unless the coordinator is gone); with kCloseTimeout within
-  // the 8 s `run` gives Close.
+  // How long a synchronous commit waits for the one in flight, which is
+  // answered in milliseconds unless the coordinator is gone (then librdkafka
+  // holds it for up to session.timeout.ms). Short: on shutdown it adds to
+  // kCloseTimeout within the 8 s `run` gives Close.
   static constexpr absl::Duration kCommitWait = absl::Seconds(2);
 
   explicit KafkaSource(const KafkaConfig& config);
@@ -185,8 +186,9 @@ class KafkaSource {
   // Without checkpoints: starts a commit of the stored offsets when
   // commit_interval has passed since the last one.
   void CommitOnInterval();
-  // Waits for the commit in flight (kCommitWait at most), then commits
-  // `offsets` (nullptr: the stored ones) and waits for the answer.
+  // Waits for the commit in flight (kCommitWait at most; past that it
+  // commits anyway, logged), then commits `offsets` (nullptr: the stored
+  // ones) and waits for the answer, as long as librdkafka takes.
   void CommitSync(const char* why, const rd_kafka_topic_partition_list_t* offsets = nullptr);
   void UpdateAssigned();
   // Appends `message` to the batch; false when it is an error, not data.

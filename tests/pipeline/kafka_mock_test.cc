@@ -357,9 +357,10 @@ TEST(KafkaMock, CommitsRetriedAfterCoordinatorErrorsNeverMoveOffsetsBack) {
   std::printf("[ COMMITS  ] %llu failed, %llu succeeded\n",
               static_cast<unsigned long long>(consumer.source().commits(false)),
               static_cast<unsigned long long>(consumer.source().commits(true)));
-  ASSERT_TRUE(consumer.Stop().ok());
+  const bool stopped = consumer.Stop().ok();
   sampling.store(false);
   sampler.join();
+  ASSERT_TRUE(stopped);
   EXPECT_TRUE(moved_back.empty()) << absl::StrJoin(moved_back, "; ");
   // 300 messages over 4 partitions.
   EXPECT_EQ(committed.Of(kAccessTopic), std::vector<int64_t>(4, kRounds * 50 / 4));
