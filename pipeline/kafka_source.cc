@@ -63,8 +63,13 @@ void KafkaBatch::Clear() {
 absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Build(const KafkaConfig& config,
                                                                 bool checkpointed) {
   if (config.brokers.empty()) return absl::InvalidArgumentError("kafka.brokers is empty");
+  // Defaults first, so properties override them: a partition that has no
+  // committed offset is read from its start, not from the next message
+  // produced (librdkafka's default), which loses what came before a new
+  // group's first assignment or to a partition that had nothing committed.
+  KafkaSettings settings = {{"auto.offset.reset", "earliest"}};
+  settings.insert(settings.end(), config.properties.begin(), config.properties.end());
   // Explicit settings last, so properties cannot turn at-least-once off.
-  KafkaSettings settings(config.properties.begin(), config.properties.end());
   settings.emplace_back("bootstrap.servers", config.brokers);
   settings.emplace_back("group.id", config.group_id);
   settings.emplace_back("enable.auto.offset.store", "false");

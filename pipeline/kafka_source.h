@@ -2,7 +2,9 @@
 // high-level consumer subscribed to the access-log and outbox topics, with
 // cooperative-sticky assignment, offsets stored only by StoreOffsets (after a
 // batch is aggregated: at-least-once) and committed every commit_interval,
-// on every revocation and on Close, one commit at a time.
+// on every revocation and on Close, one commit at a time. A partition with
+// no committed (or checkpointed) offset is read from its earliest offset
+// unless the properties set auto.offset.reset.
 //
 // Threads: Fill, StoreOffsets and Close may be called from different threads
 // (librdkafka is thread-safe), but Fill from one thread at a time; the

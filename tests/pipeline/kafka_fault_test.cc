@@ -230,8 +230,11 @@ class KafkaFault : public ::testing::Test {
 
   // A service config: a short session timeout so a dead member or broker is
   // noticed in seconds, not 45.
+  // `properties` replace the auto.offset.reset line; `more` is appended.
   std::string WriteConfig(const std::string& name, const std::string& prefix, int port,
-                          const char* commit_interval) {
+                          const char* commit_interval,
+                          const std::string& properties = "    auto.offset.reset: earliest\n",
+                          const std::string& more = "") {
     const std::string path = scratch_.Path(name);
     WriteWholeFile(path, absl::StrCat(R"(kafka:
   brokers: ")",
@@ -244,8 +247,8 @@ class KafkaFault : public ::testing::Test {
     outbox: )",
                                       prefix, R"(.outbox
   properties:
-    auto.offset.reset: earliest
-    session.timeout.ms: "6000"
+)",
+                                      properties, R"(    session.timeout.ms: "6000"
     heartbeat.interval.ms: "500"
   batch_size: 100
   batch_timeout: 50ms
@@ -256,7 +259,8 @@ http:
                                       port, R"("
 pipeline:
   threads: 2
-)"));
+)",
+                                      more));
     return path;
   }
 
@@ -496,6 +500,36 @@ TEST_F(KafkaFault, TwoInstancesSplitThePartitionsAndOneTakesOverWhenTheOtherLeav
   EXPECT_EQ(Scrape(port_b).Value("novapulse_kafka_commits_total", {{"result", "failure"}}), 0);
   EXPECT_EQ(b.Terminate(std::chrono::seconds(20)), 0) << b.log();
   EXPECT_EQ(producer.failed(), 0);
+}
+
+// The shipped defaults (no auto.offset.reset in the properties): a new
+// group reads what was produced before it started, and a partition that had
+// nothing committed or checkpointed when the service stopped is read from its
+// start when it comes back, not from the next message produced.
+TEST_F(KafkaFault, ShippedDefaultsReadPartitionsWithoutAnOffsetFromTheirStart) {
+  const std::string prefix = "defaults";
+  ASSERT_EQ(CreateTopics(prefix), "");
+  const std::string access = prefix + ".access-log";
+  const int64_t now = NowMs();
+  std::string lines;
+  for (int i = 0; i < 100; ++i) lines += AccessLine(now, i);
+  ASSERT_EQ(Produce(access, 0, lines), "");
+
+  const std::string checkpoints =
+      absl::StrCat("checkpoint:\n  dir: ", scratch_.Path("state"), "\n  interval: 1s\n");
+  const int port = FreePort();
+  const std::string config =
+      WriteConfig("run.yaml", prefix, port, "1s", /*properties=*/"", checkpoints);
+  {
+    Service first(config, scratch_.Path("first.log"));
+    EXPECT_EQ(SettledEvents({port}, 100), 100) << first.log();
+    ASSERT_EQ(first.Terminate(std::chrono::seconds(20)), 0) << first.log();
+  }
+  ASSERT_EQ(Produce(access, 0, lines), "");
+  ASSERT_EQ(Produce(access, 1, lines), "");
+  Service second(config, scratch_.Path("second.log"));
+  EXPECT_EQ(SettledEvents({port}, 300), 300) << second.log();
+  EXPECT_EQ(second.Terminate(std::chrono::seconds(20)), 0) << second.log();
 }
 
 // Last in the suite: it stops the shared broker (and starts it again).
