@@ -367,6 +367,10 @@ int HttpServer::Serve(mg_connection* conn) {
   if (path == "/metrics") return ServeMetrics(conn, head);
   if (path == "/readyz") return ServeReady(conn, head);
   if (api != nullptr) return ServeJson(conn, *api, head);
+  if (std::string reason; handlers_.healthy && !handlers_.healthy(&reason)) {
+    SendText(conn, 503, reason + "\n", head);
+    return 503;
+  }
   SendText(conn, 200, "ok\n", head);
   return 200;
 }

@@ -2,7 +2,8 @@
 //   GET|HEAD /metrics  Prometheus text 0.0.4, or OpenMetrics 1.0 when the
 //                      Accept header asks for application/openmetrics-text;
 //                      gzip when Accept-Encoding allows it
-//   GET|HEAD /healthz  200 "ok" while the process serves
+//   GET|HEAD /healthz  200 "ok" while the process serves, or 503 with the
+//                      reason the healthy handler gives
 //   GET|HEAD /readyz   200 "ready", or 503 with the reason the pipeline gives
 //   GET|HEAD /api/v1/alerts, /api/v1/rules
 //                      Prometheus's JSON (sinks/rules_json.h), when the
@@ -61,6 +62,9 @@ class HttpServer {
     std::function<std::string(bool openmetrics)> metrics;
     // True when ready; otherwise fills *reason.
     std::function<bool(std::string* reason)> ready;
+    // Optional: false, with *reason, when the process can no longer do its
+    // work (a supervisor should restart it).
+    std::function<bool(std::string* reason)> healthy;
     // Optional: the bodies of /api/v1/alerts and /api/v1/rules (JSON).
     std::function<std::string()> alerts;
     std::function<std::string()> rules;

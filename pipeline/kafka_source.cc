@@ -20,11 +20,6 @@ namespace {
 
 constexpr int kStopCheckMs = 100;
 
-void OnError(rd_kafka_t* /*rk*/, int err, const char* reason, void* /*opaque*/) {
-  Log(LogLevel::kWarn, "kafka error",
-      {{"error", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err))}, {"reason", reason}});
-}
-
 std::string PartitionList(const rd_kafka_topic_partition_list_t* partitions) {
   std::string out;
   for (int i = 0; i < partitions->cnt; ++i) {
@@ -79,12 +74,15 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Build(const KafkaConfi
   // The end-of-partition events carry the position of partitions that have
   // nothing to consume, which the consumer lag needs.
   settings.emplace_back("enable.partition.eof", "true");
+  // Broker and coordinator states for Reachable().
+  settings.emplace_back("statistics.interval.ms", absl::StrCat(kStatisticsIntervalMs));
   absl::StatusOr<rd_kafka_conf_t*> made = MakeKafkaConf(settings);
   if (!made.ok()) return made.status();
   rd_kafka_conf_t* conf = *made;
   rd_kafka_conf_set_error_cb(conf, OnError);
   rd_kafka_conf_set_rebalance_cb(conf, OnRebalance);
   rd_kafka_conf_set_offset_commit_cb(conf, OnCommit);
+  rd_kafka_conf_set_stats_cb(conf, OnStatistics);
   // The rebalance callback gets the KafkaSource as its opaque, so the
   // source exists before its handle.
   std::unique_ptr<KafkaSource> source(new KafkaSource(config));
@@ -149,6 +147,99 @@ void KafkaSource::OnCommit(rd_kafka_t* /*rk*/, rd_kafka_resp_err_t err,
   }
 }
 
+void KafkaSource::OnError(rd_kafka_t* /*rk*/, int err, const char* reason, void* opaque) {
+  if (err == RD_KAFKA_RESP_ERR__FATAL) {
+    static_cast<KafkaSource*>(opaque)->RecordFatalError();
+    return;
+  }
+  Log(LogLevel::kWarn, "kafka error",
+      {{"error", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err))}, {"reason", reason}});
+}
+
+void KafkaSource::RecordFatalError() {
+  if (fatal_.load(std::memory_order_relaxed)) return;
+  char text[512];
+  const rd_kafka_resp_err_t cause = rd_kafka_fatal_error(rk_, text, sizeof(text));
+  {
+    absl::MutexLock lock(&mu_);
+    fatal_error_ = absl::StrCat(rd_kafka_err2name(cause), ": ", text);
+    Log(LogLevel::kError, "kafka consumer failed for good", {{"error", fatal_error_}});
+  }
+  fatal_.store(true, std::memory_order_relaxed);
+}
+
+int KafkaSource::OnStatistics(rd_kafka_t* /*rk*/, char* json, size_t json_len, void* opaque) {
+  auto* source = static_cast<KafkaSource*>(opaque);
+  // A few KiB a second: copied into padding the parser can read.
+  const simdjson::padded_string stats(json, json_len);
+  simdjson::ondemand::parser parser;
+  simdjson::ondemand::document doc;
+  std::string unreachable;
+  int brokers_up = 0;
+  std::string_view group_state;
+  bool parsed = parser.iterate(stats).get(doc) == simdjson::SUCCESS;
+  if (parsed) {
+    simdjson::ondemand::object brokers;
+    if (doc["brokers"].get_object().get(brokers) == simdjson::SUCCESS) {
+      for (auto field : brokers) {
+        simdjson::ondemand::object broker;
+        if (field.value().get_object().get(broker) != simdjson::SUCCESS) {
+          parsed = false;
+          break;
+        }
+        int64_t node = -1;
+        std::string_view state;
+        // Fields in librdkafka's order: nodeid before state.
+        if (broker["nodeid"].get_int64().get(node) != simdjson::SUCCESS ||
+            broker["state"].get_string().get(state) != simdjson::SUCCESS) {
+          parsed = false;
+          break;
+        }
+        // Bootstrap (-1) and logical brokers stand for no real connection.
+        if (node >= 0 && state == "UP") ++brokers_up;
+      }
+    } else {
+      parsed = false;
+    }
+    simdjson::ondemand::object group;
+    if (parsed && doc["cgrp"].get_object().get(group) == simdjson::SUCCESS) {
+      std::string_view state;
+      if (group["state"].get_string().get(state) == simdjson::SUCCESS) group_state = state;
+    }
+  }
+  if (!parsed) {
+    Log(LogLevel::kDebug, "kafka statistics not understood");
+    return 0;
+  }
+  if (brokers_up == 0) {
+    unreachable = "no kafka broker reachable";
+  } else if (!group_state.empty() && group_state != "up") {
+    unreachable =
+        absl::StrCat("kafka group coordinator not reachable (", std::string(group_state), ")");
+  }
+  absl::MutexLock lock(&source->mu_);
+  if (unreachable.empty() && !source->unreachable_.empty()) {
+    Log(LogLevel::kInfo, "kafka reachable");
+  } else if (!unreachable.empty() && unreachable != source->unreachable_) {
+    Log(LogLevel::kWarn, "kafka not reachable", {{"reason", unreachable}});
+  }
+  source->unreachable_ = std::move(unreachable);
+  return 0;  // librdkafka frees `json`
+}
+
+bool KafkaSource::Reachable(std::string* reason) const {
+  absl::MutexLock lock(&mu_);
+  if (unreachable_.empty()) return true;
+  *reason = unreachable_;
+  return false;
+}
+
+std::string KafkaSource::fatal_error() const {
+  if (!fatal_.load(std::memory_order_relaxed)) return "";
+  absl::MutexLock lock(&mu_);
+  return fatal_error_;
+}
+
 void KafkaSource::OnRebalance(rd_kafka_t* /*rk*/, rd_kafka_resp_err_t err,
                               rd_kafka_topic_partition_list_t* partitions, void* opaque) {
   static_cast<KafkaSource*>(opaque)->Rebalance(err, partitions);
@@ -173,7 +264,12 @@ void KafkaSource::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_li
     if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
       Log(LogLevel::kError, "rebalance failed", {{"error", rd_kafka_err2str(err)}});
     }
-    Log(LogLevel::kInfo, "partitions revoked",
+    // Lost: the group gave the partitions to others already (the session
+    // timed out while no broker answered, or the consumer was fenced), so
+    // a commit would be refused, after waiting for a coordinator that may
+    // be gone.
+    const bool lost = rd_kafka_assignment_lost(rk_) != 0;
+    Log(lost ? LogLevel::kWarn : LogLevel::kInfo, lost ? "partitions lost" : "partitions revoked",
         {{"partitions", PartitionList(partitions)}, {"cooperative", cooperative ? "1" : "0"}});
     // Messages of these partitions not handed out yet are left to their
     // next owner.
@@ -181,8 +277,8 @@ void KafkaSource::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_li
     // What was aggregated from these partitions must be committed before
     // another member starts reading them.
     if (checkpointed_) {
-      if (on_revoke_) on_revoke_();
-    } else {
+      if (on_revoke_) on_revoke_(lost);
+    } else if (!lost) {
       CommitSync("revoke");
     }
     {
@@ -190,7 +286,14 @@ void KafkaSource::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_li
       for (int i = 0; i < partitions->cnt; ++i) {
         const PartitionKey key{TopicOf(partitions->elems[i].topic), partitions->elems[i].partition};
         positions_.erase(key);
-        processed_.erase(key);
+        // The state still holds what was counted of the partition: if it
+        // comes back (after an outage, most often), it resumes there, not
+        // at an older commit.
+        if (auto it = processed_.find(key); it != processed_.end()) {
+          int64_t& held = held_[key];
+          held = std::max(held, it->second);
+          processed_.erase(it);
+        }
       }
     }
     if (cooperative) {
@@ -215,7 +318,7 @@ void KafkaSource::UpdateAssigned() {
 }
 
 bool KafkaSource::AwaitCommit(absl::Time deadline) {
-  while (commit_in_flight_) {
+  while (commits_in_flight_ > 0) {
     const int64_t left_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
     rd_kafka_event_t* event = rd_kafka_queue_poll(
         commit_answers_, static_cast<int>(std::clamp<int64_t>(left_ms, 0, kStopCheckMs)));
@@ -224,8 +327,9 @@ bool KafkaSource::AwaitCommit(absl::Time deadline) {
       continue;
     }
     if (rd_kafka_event_type(event) == RD_KAFKA_EVENT_OFFSET_COMMIT) {
-      commit_in_flight_ = false;
+      --commits_in_flight_;
       const rd_kafka_resp_err_t err = rd_kafka_event_error(event);
+      last_commit_error_ = err;
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         Log(LogLevel::kWarn, "offset commit failed", {{"error", rd_kafka_err2str(err)}});
       }
@@ -235,15 +339,16 @@ bool KafkaSource::AwaitCommit(absl::Time deadline) {
   return true;
 }
 
-bool KafkaSource::StartCommit(const rd_kafka_topic_partition_list_t* offsets) {
-  if (!AwaitCommit(absl::InfinitePast())) return false;
+bool KafkaSource::StartCommit(const rd_kafka_topic_partition_list_t* offsets,
+                              bool even_if_in_flight) {
+  if (!AwaitCommit(absl::InfinitePast()) && !even_if_in_flight) return false;
   const rd_kafka_resp_err_t err =
       rd_kafka_commit_queue(rk_, offsets, commit_answers_, /*cb=*/nullptr, /*opaque=*/nullptr);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     Log(LogLevel::kWarn, "offset commit not started", {{"error", rd_kafka_err2str(err)}});
     return false;
   }
-  commit_in_flight_ = true;
+  ++commits_in_flight_;
   return true;
 }
 
@@ -258,6 +363,10 @@ void KafkaSource::CommitOnInterval() {
 }
 
 void KafkaSource::CommitSync(const char* why, const rd_kafka_topic_partition_list_t* offsets) {
+  if (fatal_.load(std::memory_order_relaxed)) {
+    Log(LogLevel::kWarn, "offsets not committed: the consumer has failed", {{"reason", why}});
+    return;
+  }
   // Committing anyway never leaves the group's offsets behind where not
   // committing would: they end at these offsets, or at the earlier commit's
   // if that one is answered last.
@@ -265,14 +374,16 @@ void KafkaSource::CommitSync(const char* why, const rd_kafka_topic_partition_lis
     Log(LogLevel::kWarn, "an earlier offset commit is still unanswered: committing anyway",
         {{"reason", why}, {"waited", absl::FormatDuration(kCommitWait)}});
   }
-  const rd_kafka_resp_err_t err = rd_kafka_commit(rk_, offsets, /*async=*/0);
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+  if (!StartCommit(offsets, /*even_if_in_flight=*/true)) return;
+  if (!AwaitCommit(absl::Now() + kCommitAnswerWait)) {
+    // librdkafka sends it once a coordinator answers; until then the group
+    // keeps the older offsets, so what came since may be read again.
+    Log(LogLevel::kWarn, "offset commit unanswered: going on without it",
+        {{"reason", why}, {"waited", absl::FormatDuration(kCommitAnswerWait)}});
+  } else if (last_commit_error_ == RD_KAFKA_RESP_ERR_NO_ERROR) {
     Log(LogLevel::kInfo, "offsets committed", {{"reason", why}});
-  } else if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
+  } else if (last_commit_error_ == RD_KAFKA_RESP_ERR__NO_OFFSET) {
     Log(LogLevel::kDebug, "no new offsets to commit", {{"reason", why}});
-  } else {
-    Log(LogLevel::kWarn, "offset commit failed",
-        {{"reason", why}, {"error", rd_kafka_err2str(err)}});
   }
 }
 
@@ -320,14 +431,15 @@ void KafkaSource::StartFromCheckpoint(rd_kafka_topic_partition_list_t* partition
             ? committed->elems[i].offset
             : RD_KAFKA_OFFSET_INVALID;
     int64_t start = done;
-    if (auto it = resume_.find(key); it != resume_.end()) {
+    if (auto it = held_.find(key); it != held_.end()) {
       start = std::max(it->second, done);
       p.offset = start;
-      Log(LogLevel::kInfo, "partition resumes from the checkpoint",
+      Log(LogLevel::kInfo, "partition resumes where the state ends",
           {{"partition", absl::StrCat(p.topic, "/", p.partition)},
            {"offset", absl::StrCat(start)},
+           {"state", absl::StrCat(it->second)},
            {"committed", absl::StrCat(done)}});
-      resume_.erase(it);
+      held_.erase(it);
     }
     // Known from the start, so that a checkpoint taken before the partition
     // brings anything still holds its offset.
@@ -338,7 +450,17 @@ void KafkaSource::StartFromCheckpoint(rd_kafka_topic_partition_list_t* partition
 
 void KafkaSource::SetResumeOffsets(const std::vector<KafkaPartitionOffset>& offsets) {
   absl::MutexLock lock(&mu_);
-  for (const KafkaPartitionOffset& o : offsets) resume_[{o.topic, o.partition}] = o.next_offset;
+  for (const KafkaPartitionOffset& o : offsets) held_[{o.topic, o.partition}] = o.next_offset;
+}
+
+std::vector<KafkaPartitionOffset> KafkaSource::CoveredOffsets() {
+  absl::MutexLock lock(&mu_);
+  std::map<PartitionKey, int64_t> covered = held_;
+  for (const auto& [key, next] : processed_) covered[key] = next;
+  std::vector<KafkaPartitionOffset> out;
+  out.reserve(covered.size());
+  for (const auto& [key, next] : covered) out.push_back({key.first, key.second, next});
+  return out;
 }
 
 std::vector<KafkaPartitionOffset> KafkaSource::ProcessedOffsets() {
@@ -378,7 +500,10 @@ void KafkaSource::UpdatePositions(const KafkaBatch& batch) {
 
 bool KafkaSource::Append(const rd_kafka_message_t* message, KafkaBatch* batch) {
   if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    if (message->err == RD_KAFKA_RESP_ERR__FATAL) {
+      // A consumer's fatal error comes this way, not to the error callback.
+      RecordFatalError();
+    } else if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       // Rare (once per catch-up), so published at once rather than with the
       // batch, which may not end while the partitions stay idle.
       absl::MutexLock lock(&mu_);
@@ -428,7 +553,7 @@ bool KafkaSource::Fill(KafkaBatch* batch, const std::atomic<bool>& stop, absl::T
   absl::Time deadline = absl::InfiniteFuture();
   CommitOnInterval();
   while (batch->records.size() < batch_size_) {
-    if (stop.load(std::memory_order_relaxed)) {
+    if (stop.load(std::memory_order_relaxed) || fatal_.load(std::memory_order_relaxed)) {
       // Messages already copied belong to this batch; the caller still
       // processes them, so only an empty batch ends the stream.
       UpdatePositions(*batch);

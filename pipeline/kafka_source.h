@@ -9,7 +9,8 @@
 // Threads: Fill, StoreOffsets and Close may be called from different threads
 // (librdkafka is thread-safe), but Fill from one thread at a time; the
 // rebalance callback runs inside Fill. assigned_partitions(), Lag(),
-// commits() and AppendFamilies() are safe from any thread.
+// Reachable(), fatal_error(), commits() and AppendFamilies() are safe from
+// any thread.
 //   absl::StatusOr<std::unique_ptr<KafkaSource>> source = KafkaSource::Build(config.kafka);
 //   KafkaBatch batch;
 //   while ((*source)->Fill(&batch, stop)) { Process(batch); (*source)->StoreOffsets(batch); }
@@ -108,7 +109,8 @@ class KafkaSource {
   // it is full or batch_timeout after its first message. While no message
   // comes it keeps waiting, checking `stop` every 100 ms, until `idle_until`
   // (then it returns true with an empty batch); returns false, with an empty
-  // batch, once `stop` is true.
+  // batch, once `stop` is true or the consumer has failed for good
+  // (fatal_error() then says why).
   bool Fill(KafkaBatch* batch, const std::atomic<bool>& stop,
             absl::Time idle_until = absl::InfiniteFuture());
 
@@ -127,19 +129,37 @@ class KafkaSource {
   void SetResumeOffsets(const std::vector<KafkaPartitionOffset>& offsets);
   // Called on Fill's thread when partitions are revoked, before they are
   // given up; it must leave every batch handed out so far aggregated and
-  // covered by a checkpoint, then commit (e.g. drain, checkpoint, Commit).
+  // covered by a checkpoint, then, unless `lost`, commit (e.g. drain,
+  // checkpoint, Commit). `lost`: the group has already given the partitions
+  // to others (session timed out, consumer fenced), so a commit would fail.
   // Messages of those partitions not yet handed out are dropped from the
   // batch being filled: their next owner reads them.
-  void set_on_revoke(std::function<void()> f) { on_revoke_ = std::move(f); }
+  void set_on_revoke(std::function<void(bool lost)> f) { on_revoke_ = std::move(f); }
   // Next offset of every assigned partition whose messages have all been
-  // passed to StoreOffsets, ordered by topic and partition. Any thread.
+  // passed to StoreOffsets, ordered by topic and partition: what to commit.
+  // Any thread.
   std::vector<KafkaPartitionOffset> ProcessedOffsets();
+  // What the aggregate state covers: ProcessedOffsets() and, of partitions
+  // held before but not assigned now (revoked or lost, or restored and not
+  // yet assigned), the next offset the state covers. What a checkpoint
+  // records: when such a partition comes back, it resumes there unless
+  // another member committed further. Any thread.
+  std::vector<KafkaPartitionOffset> CoveredOffsets();
   // Commits these offsets: synchronously, or in the background unless an
   // earlier commit is still unanswered (then the next commit carries them).
   // On Fill's thread, or after Fill's last call.
   void Commit(const std::vector<KafkaPartitionOffset>& offsets, bool sync);
 
   int assigned_partitions() const { return assigned_.load(std::memory_order_relaxed); }
+
+  // Whether the consumer reaches Kafka, from librdkafka's statistics (every
+  // second): false, with *reason set, while no broker connection is up or
+  // the group coordinator is not reachable, and before the first statistics.
+  bool Reachable(std::string* reason) const;
+  // librdkafka's fatal error (e.g. a static member fenced by another with
+  // the same group.instance.id), or "" while there is none. The consumer
+  // cannot go on after one.
+  std::string fatal_error() const;
 
   // Lag of every assigned partition, ordered by topic and partition. Read
   // from librdkafka's cached watermarks, no broker round trip, and refreshed
@@ -164,9 +184,17 @@ class KafkaSource {
   // holds it for up to session.timeout.ms). Short: on shutdown it adds to
   // kCloseTimeout within the 8 s `run` gives Close.
   static constexpr absl::Duration kCommitWait = absl::Seconds(2);
+  // How long a synchronous commit waits for its answer. A commit that finds
+  // no coordinator is held by librdkafka for up to session.timeout.ms; the
+  // main loop must not stand still that long (it would keep /readyz and
+  // the checkpoints waiting), so past this the commit goes on unanswered.
+  static constexpr absl::Duration kCommitAnswerWait = absl::Seconds(5);
+  static constexpr int kStatisticsIntervalMs = 1000;
 
   explicit KafkaSource(const KafkaConfig& config);
 
+  static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque);
+  static int OnStatistics(rd_kafka_t* rk, char* json, size_t json_len, void* opaque);
   static void OnCommit(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                        rd_kafka_topic_partition_list_t* offsets, void* opaque);
   static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
@@ -180,9 +208,10 @@ class KafkaSource {
   // previous one is answered. All on Fill's thread, or after its last call.
   //
   // Starts committing `offsets` (nullptr: the stored ones) in the
-  // background; false, and nothing started, while a commit is in flight.
-  bool StartCommit(const rd_kafka_topic_partition_list_t* offsets);
-  // Collects the answer to the commit in flight, waiting for it until
+  // background; false, and nothing started, while a commit is in flight
+  // (unless `even_if_in_flight`) or when librdkafka refuses it.
+  bool StartCommit(const rd_kafka_topic_partition_list_t* offsets, bool even_if_in_flight = false);
+  // Collects the answers to the commits in flight, waiting for them until
   // `deadline`; true once no commit is in flight.
   bool AwaitCommit(absl::Time deadline);
   // Without checkpoints: starts a commit of the stored offsets when
@@ -190,9 +219,11 @@ class KafkaSource {
   void CommitOnInterval();
   // Waits for the commit in flight (kCommitWait at most; past that it
   // commits anyway, logged), then commits `offsets` (nullptr: the stored
-  // ones) and waits for the answer, as long as librdkafka takes.
+  // ones) and waits for the answer, kCommitAnswerWait at most.
   void CommitSync(const char* why, const rd_kafka_topic_partition_list_t* offsets = nullptr);
   void UpdateAssigned();
+  // Keeps librdkafka's fatal error for fatal_error() and ends Fill.
+  void RecordFatalError();
   // Appends `message` to the batch; false when it is an error, not data.
   bool Append(const rd_kafka_message_t* message, KafkaBatch* batch);
   Topic TopicOf(const rd_kafka_message_t* message) const;
@@ -207,7 +238,7 @@ class KafkaSource {
   void UpdatePositions(const KafkaBatch& batch);
 
   bool checkpointed_ = false;
-  std::function<void()> on_revoke_;
+  std::function<void(bool lost)> on_revoke_;
   KafkaBatch* filling_ = nullptr;  // the batch Fill is filling; Fill's thread
   // Topic names by Topic value (kAccessLog, kOutbox), from the config.
   std::array<std::string, kTopicCount> topics_;
@@ -218,25 +249,33 @@ class KafkaSource {
   rd_kafka_t* rk_ = nullptr;  // set once by Build
   // Commit answers (RD_KAFKA_EVENT_OFFSET_COMMIT); set once by Build.
   rd_kafka_queue_t* commit_answers_ = nullptr;
-  // The commit state: Fill's thread, then Close's.
-  bool commit_in_flight_ = false;
+  // The commit state: Fill's thread, then Close's. Commits started and not
+  // yet answered: more than one only after a synchronous commit went ahead
+  // of an unanswered one, or was itself left unanswered.
+  int commits_in_flight_ = 0;
+  rd_kafka_resp_err_t last_commit_error_ = RD_KAFKA_RESP_ERR_NO_ERROR;  // of the latest answer
   absl::Time next_commit_;
   bool closed_ = false;     // owned by the thread that calls Close/the destructor
   bool abandoned_ = false;  // Close gave up waiting for the group; same thread
   std::atomic<int> assigned_{0};
   std::atomic<uint64_t> commits_ok_{0};
   std::atomic<uint64_t> commits_failed_{0};
+  std::atomic<bool> fatal_{false};
   // End-of-partition offsets seen by the current Fill; owned by its thread.
   std::vector<KafkaPartitionOffset> ends_;
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   // Next offset to consume per partition, as of the last Fill; forgotten on
   // revocation.
   std::map<PartitionKey, int64_t> positions_ ABSL_GUARDED_BY(mu_);
-  // Checkpointed mode: assigned partitions, their processed next offsets,
-  // and the offsets to resume from on assignment.
+  // Checkpointed mode: assigned partitions and their processed next
+  // offsets; partitions not assigned whose messages the state holds up to
+  // an offset (restored, revoked or lost), resumed from there on assignment.
   std::map<PartitionKey, int64_t> processed_ ABSL_GUARDED_BY(mu_);
-  std::map<PartitionKey, int64_t> resume_ ABSL_GUARDED_BY(mu_);
+  std::map<PartitionKey, int64_t> held_ ABSL_GUARDED_BY(mu_);
+  // From librdkafka's statistics: why Kafka is not reachable ("" when it is).
+  std::string unreachable_ ABSL_GUARDED_BY(mu_) = "kafka connection state not known yet";
+  std::string fatal_error_ ABSL_GUARDED_BY(mu_);
   absl::Time lag_time_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::vector<KafkaPartitionLag> lag_ ABSL_GUARDED_BY(mu_);
 };

@@ -461,7 +461,18 @@ int RunServiceCommand(int argc, char** argv) {
     if (rules) WriteRuleSeries(rules->engine().Snapshot().series, &text);
     return text;
   };
+  handlers.healthy = [&kafka](std::string* reason) {
+    const std::string fatal = kafka.fatal_error();
+    if (fatal.empty()) return true;
+    *reason = absl::StrCat("kafka consumer failed: ", fatal);
+    return false;
+  };
   handlers.ready = [&kafka, max_lag = config->http.max_lag_ready](std::string* reason) {
+    if (const std::string fatal = kafka.fatal_error(); !fatal.empty()) {
+      *reason = absl::StrCat("kafka consumer failed: ", fatal);
+      return false;
+    }
+    if (!kafka.Reachable(reason)) return false;
     if (kafka.assigned_partitions() == 0) {
       *reason = "no kafka partitions assigned";
       return false;
@@ -516,15 +527,16 @@ int RunServiceCommand(int argc, char** argv) {
                          time);
 
   // A checkpoint covers every batch submitted so far: the pipeline is
-  // drained first. Only then are its offsets committed.
+  // drained first. Only then are its offsets committed, if at all: not when
+  // the partitions were lost or the consumer failed, as the commit would be
+  // refused.
+  enum class Commit { kNone, kAsync, kSync };
   bool final_checkpoint = false;
-  auto checkpoint = [&](std::string_view why, bool sync_commit) {
+  auto checkpoint = [&](std::string_view why, Commit commit) {
     const auto start = std::chrono::steady_clock::now();
     pipeline.Drain();
-    const std::vector<KafkaPartitionOffset> offsets = kafka.ProcessedOffsets();
     std::vector<CheckpointOffset> named;
-    named.reserve(offsets.size());
-    for (const KafkaPartitionOffset& o : offsets) {
+    for (const KafkaPartitionOffset& o : kafka.CoveredOffsets()) {
       named.push_back({o.topic == Topic::kOutbox ? config->kafka.topics.outbox
                                                  : config->kafka.topics.access_log,
                        o.partition, o.next_offset});
@@ -539,15 +551,20 @@ int RunServiceCommand(int argc, char** argv) {
           {{"reason", std::string(why)}, {"error", std::string(written.message())}});
       return;
     }
-    kafka.Commit(offsets, sync_commit);
+    if (commit != Commit::kNone) kafka.Commit(kafka.ProcessedOffsets(), commit == Commit::kSync);
     Log(why == "interval" ? LogLevel::kDebug : LogLevel::kInfo, "checkpoint written",
         {{"reason", std::string(why)},
          {"bytes", absl::StrCat(payload.size())},
          {"ms", absl::StrFormat("%.1f", seconds * 1e3)}});
   };
   if (checkpoints) {
-    kafka.set_on_revoke([&] {
-      if (!final_checkpoint) checkpoint("revoke", /*sync_commit=*/true);
+    kafka.set_on_revoke([&](bool lost) {
+      if (final_checkpoint) return;
+      if (lost) {
+        checkpoint("lost", Commit::kNone);
+      } else {
+        checkpoint("revoke", Commit::kSync);
+      }
     });
   }
   const absl::Duration interval = config->checkpoint.interval;
@@ -570,15 +587,17 @@ int RunServiceCommand(int argc, char** argv) {
       pipeline.Submit(token);
     }
     if (checkpoints && absl::Now() >= next_checkpoint) {
-      checkpoint("interval", /*sync_commit=*/false);
+      checkpoint("interval", Commit::kAsync);
       next_checkpoint = absl::Now() + interval;
     }
   }
   pipeline.Finish();
   ticking.store(false, std::memory_order_relaxed);
   ticker.join();
+  const std::string fatal = kafka.fatal_error();
   if (checkpoints) {
-    checkpoint("shutdown", /*sync_commit=*/true);
+    checkpoint(fatal.empty() ? "shutdown" : "consumer failed",
+               fatal.empty() ? Commit::kSync : Commit::kNone);
     final_checkpoint = true;
   }
   const uint64_t records = pipeline.records();
@@ -597,6 +616,16 @@ int RunServiceCommand(int argc, char** argv) {
   // must outlive the process is done by now (the final checkpoint and its
   // commit), so past the limit the process leaves without the consumer,
   // which the group times out; dead letters still queued are flushed first.
+  if (!fatal.empty()) {
+    // librdkafka cannot go on after a fatal error: a supervisor restarts the
+    // process, which resumes from the checkpoint just written (or from the
+    // committed offsets). Leaving the dead consumer alone keeps this quick.
+    Log(LogLevel::kError, "exiting: the kafka consumer failed", {{"error", fatal}});
+    server->reset();
+    dead_letters.reset();
+    std::fflush(nullptr);
+    _exit(1);
+  }
   std::promise<absl::Status> close_done;
   std::future<absl::Status> close_result = close_done.get_future();
   std::thread closer([&] { close_done.set_value(kafka.Close()); });

@@ -44,6 +44,7 @@ using Clock = std::chrono::steady_clock;
 constexpr int16_t kFetch = 1;
 constexpr int16_t kOffsetCommit = 8;
 constexpr int16_t kJoinGroup = 11;
+constexpr int16_t kHeartbeat = 12;
 constexpr int16_t kSyncGroup = 14;
 
 constexpr char kAccessTopic[] = "mock.access-log";
@@ -150,6 +151,7 @@ class Consumer {
         }
         source_->StoreOffsets(batch);
       }
+      finished_.store(true);
     });
   }
   ~Consumer() { EXPECT_TRUE(Stop().ok()); }
@@ -166,6 +168,8 @@ class Consumer {
   }
 
   KafkaSource& source() { return *source_; }
+  // Fill has returned false: stopped, or the consumer failed for good.
+  bool finished() const { return finished_.load(); }
   int64_t records() {
     absl::MutexLock lock(&mu_);
     return records_;
@@ -197,6 +201,7 @@ class Consumer {
  private:
   std::unique_ptr<KafkaSource> source_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> finished_{false};
   bool stopped_ = false;
   std::thread thread_;
   absl::Mutex mu_;
@@ -414,6 +419,37 @@ TEST(KafkaMock, BrokersDownAndUpAgainLoseNothing) {
   EXPECT_EQ(consumer.distinct(), 400);
   EXPECT_EQ(consumer.records(), 400);
   EXPECT_EQ(consumer.source().assigned_partitions(), 8);
+}
+
+// A static member fenced by another with the same group.instance.id is a
+// fatal error in librdkafka: the consumer never fetches again. Fill must
+// end by itself and say why, so that `run` checkpoints and exits non-zero
+// instead of idling for good, and Reachable() reports the brokers.
+TEST(KafkaMock, FencedStaticMemberEndsFillWithTheFatalError) {
+  MockCluster cluster;
+  KafkaConfig config = SourceConfig(cluster, "fenced");
+  config.properties["group.instance.id"] = "fenced-1";
+  cluster.Produce(kAccessTopic, 0, 100);
+  Consumer consumer(config);
+  consumer.WaitForDistinct(100);
+  std::string unreachable;
+  EXPECT_TRUE(
+      WaitFor([&] { return consumer.source().Reachable(&unreachable); }, std::chrono::seconds(10)))
+      << unreachable;
+  ASSERT_EQ(consumer.source().fatal_error(), "");
+  ASSERT_FALSE(consumer.finished());
+
+  rd_kafka_mock_push_request_errors(cluster.get(), kHeartbeat, 1,
+                                    RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID);
+  EXPECT_TRUE(WaitFor([&] { return consumer.finished(); }, std::chrono::seconds(20)))
+      << "Fill went on after the consumer was fenced";
+  EXPECT_NE(consumer.source().fatal_error().find("FENCED_INSTANCE_ID"), std::string::npos)
+      << consumer.source().fatal_error();
+  EXPECT_EQ(consumer.records(), 100);
+  // Closing a failed consumer is bounded too.
+  const Clock::time_point start = Clock::now();
+  (void)consumer.Stop();
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(10));
 }
 
 }  // namespace
