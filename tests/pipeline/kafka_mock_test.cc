@@ -34,6 +34,9 @@
 #include "gtest/gtest.h"
 #include "pipeline/config.h"
 #include "pipeline/kafka_source.h"
+#include "tests/pipeline/run_service.h"
+#include "tests/pipeline/test_process.h"
+#include "tests/sinks/prometheus_text.h"
 
 namespace novapulse {
 namespace {
@@ -102,6 +105,15 @@ class MockCluster {
                         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     }
     if (wait) Flush();
+  }
+  // Produces each of `lines` as one message to partition `partition`.
+  void ProduceLines(const char* topic, int partition, const std::vector<std::string>& lines) {
+    for (const std::string& line : lines) {
+      rd_kafka_producev(producer_, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                        RD_KAFKA_V_VALUE(const_cast<char*>(line.data()), line.size()),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    }
+    Flush();
   }
   void Flush() { ASSERT_EQ(rd_kafka_flush(producer_, 30'000), RD_KAFKA_RESP_ERR_NO_ERROR); }
   int failed() const { return failed_.load(); }
@@ -450,6 +462,80 @@ TEST(KafkaMock, FencedStaticMemberEndsFillWithTheFatalError) {
   const Clock::time_point start = Clock::now();
   (void)consumer.Stop();
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(10));
+}
+
+// `novapulse run` against the mock cluster (its brokers listen on
+// 127.0.0.1): a fenced consumer makes it write its checkpoint and exit 1 by
+// itself, and the next instance resumes from that checkpoint exactly.
+TEST(KafkaMock, FencedRunCheckpointsAndExitsOneAndTheNextInstanceResumesExactly) {
+  MockCluster cluster;
+  testing::ScratchDir dir;
+  const int port = testing::FreePort();
+  const std::string config = dir.Path("run.yaml");
+  testing::WriteWholeFile(config, absl::StrCat(R"(kafka:
+  brokers: ")",
+                                               cluster.bootstraps(), R"("
+  group_id: fenced-run
+  topics:
+    access_log: )",
+                                               kAccessTopic, R"(
+    outbox: )",
+                                               kOutboxTopic, R"(
+  properties:
+    group.instance.id: fenced-run-1
+    session.timeout.ms: "6000"
+    heartbeat.interval.ms: "500"
+  batch_size: 100
+  batch_timeout: 20ms
+http:
+  listen: "127.0.0.1:)",
+                                               port, R"("
+checkpoint:
+  dir: )",
+                                               dir.Path("state"), R"(
+  interval: 1h
+)"));
+  std::vector<std::string> lines;
+  for (int i = 0; i < 100; ++i) {
+    lines.push_back(absl::StrCat(R"({"ts":1796000000000,"method":"GET","route":"/api/gifts/:id",)",
+                                 R"("status":200,"duration_ms":12.5})"));
+  }
+  const auto events = [port] {
+    double sum = 0;
+    const testing::PromText text = testing::ParsePromText(testing::HttpGet(port, "/metrics"));
+    for (const auto& [key, value] : text.Samples("novapulse_events_total")) sum += value;
+    return sum;
+  };
+  cluster.ProduceLines(kAccessTopic, 0, lines);
+  {
+    testing::Service first(config, dir.Path("first.log"));
+    ASSERT_TRUE(WaitFor([&] { return events() >= 100; }, std::chrono::seconds(30))) << first.log();
+    rd_kafka_mock_push_request_errors(cluster.get(), kHeartbeat, 1,
+                                      RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID);
+    int status = -2;
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          status = first.Wait();
+          return status != -2;
+        },
+        std::chrono::seconds(20)))
+        << "still running after it was fenced\n"
+        << first.log();
+    EXPECT_EQ(status, 1) << first.log();
+    const std::string log = first.log();
+    EXPECT_NE(log.find("FENCED_INSTANCE_ID"), std::string::npos) << log;
+    EXPECT_NE(log.find(R"(msg="checkpoint written" reason="consumer failed")"), std::string::npos)
+        << log;
+    EXPECT_NE(log.find(R"(msg="exiting: the kafka consumer failed")"), std::string::npos) << log;
+  }
+  // Nothing was committed after the fence; the checkpoint holds offset 100.
+  cluster.ProduceLines(kAccessTopic, 1,
+                       std::vector<std::string>(lines.begin(), lines.begin() + 50));
+  testing::Service second(config, dir.Path("second.log"));
+  EXPECT_TRUE(WaitFor([&] { return events() >= 150; }, std::chrono::seconds(60))) << second.log();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  EXPECT_EQ(events(), 150) << second.log();
+  EXPECT_EQ(second.Terminate(std::chrono::seconds(20)), 0) << second.log();
 }
 
 }  // namespace

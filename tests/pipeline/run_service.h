@@ -154,6 +154,16 @@ class Service {
     pid_ = -1;
   }
 
+  // The exit code once the process has exited by itself (-1 when a signal
+  // ended it); -2 while it runs.
+  int Wait() {
+    if (pid_ <= 0) return -1;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) != pid_) return -2;
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
   // Sends SIGTERM; the exit code, or -1 when it did not exit normally within
   // `timeout` (it is then killed).
   int Terminate(std::chrono::seconds timeout) {
