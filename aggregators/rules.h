@@ -93,7 +93,9 @@ struct RuleSet {
 inline constexpr int64_t kDefaultRuleIntervalMs = 15'000;
 
 // Loads Prometheus rule files. Every error names FILE:LINE:COL and what is
-// wrong, including PromQL outside novapulse's subset.
+// wrong, including PromQL outside novapulse's subset; a path that cannot be
+// opened or is not a regular file (a directory) is an error naming it. An
+// empty file has no groups, as in Prometheus.
 absl::StatusOr<RuleSet> LoadRuleFiles(const std::vector<std::string>& paths,
                                       int64_t default_interval_ms = kDefaultRuleIntervalMs);
 // The same from text; `file` names it in errors.

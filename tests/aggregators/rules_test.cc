@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "aggregators/promql.h"
+#include "tests/pipeline/test_process.h"
 
 namespace novapulse {
 namespace {
@@ -88,6 +89,40 @@ TEST(RuleFile, KeysAndNamesOfTheWrongKindAreErrorsNotExceptions) {
                       "{? [k] : v}}\n")
                 .find("r.yml:"),
             std::string::npos);
+}
+
+TEST(RuleFile, APathThatIsNotARegularFileIsAnErrorNamingIt) {
+  testing::ScratchDir dir;
+  // Read as a stream, a directory gives no bytes: an empty file, 0 groups.
+  absl::StatusOr<RuleSet> set = LoadRuleFiles({dir.path()});
+  ASSERT_FALSE(set.ok());
+  EXPECT_EQ(set.status().message(), dir.path() + ": is a directory");
+  set = LoadRuleFiles({"/dev/null"});
+  ASSERT_FALSE(set.ok());
+  EXPECT_EQ(set.status().message(), "/dev/null: not a regular file");
+  const std::string missing = dir.Path("missing.yml");
+  set = LoadRuleFiles({missing});
+  ASSERT_FALSE(set.ok());
+  EXPECT_EQ(set.status().message(), missing + ": cannot open: No such file or directory");
+}
+
+TEST(RuleFile, LoadingStopsAtTheFirstFileThatCannotBeRead) {
+  testing::ScratchDir dir;
+  testing::WriteWholeFile(dir.Path("a.yml"), "groups:\n  - name: a\n    rules: []\n");
+  const absl::StatusOr<RuleSet> set = LoadRuleFiles({dir.Path("a.yml"), dir.path()});
+  ASSERT_FALSE(set.ok());
+  EXPECT_EQ(set.status().message(), dir.path() + ": is a directory");
+}
+
+TEST(RuleFile, AnEmptyFileHasNoGroups) {
+  // As in Prometheus, which loads an empty rule file without complaint.
+  testing::ScratchDir dir;
+  testing::WriteWholeFile(dir.Path("empty.yml"), "");
+  testing::WriteWholeFile(dir.Path("comment.yml"), "# no rules yet\n");
+  const absl::StatusOr<RuleSet> set =
+      LoadRuleFiles({dir.Path("empty.yml"), dir.Path("comment.yml")});
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_TRUE(set->groups.empty());
 }
 
 TEST(AlertTemplate, ExpandsLabelsAndValuesLikePrometheus) {

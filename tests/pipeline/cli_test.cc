@@ -243,6 +243,7 @@ using ::novapulse::testing::RunNovapulse;
 using ::novapulse::testing::ScratchDir;
 using ::novapulse::testing::WriteWholeFile;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(CheckRules, ValidFilesReportWhatTheRulesReadAndExitZero) {
   const std::string rules = std::string(NOVAPULSE_SOURCE_DIR) + "/configs/alerts/novagift.yml";
@@ -263,6 +264,23 @@ TEST(CheckRules, UnsupportedPromQLExitsOneWithFileLineAndColumn) {
   const ProcessResult r = RunNovapulse({"check-rules", path});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr(path + ":7:15: unsupported: function label_replace"));
+}
+
+TEST(CheckRules, ADirectoryExitsOneNamingIt) {
+  ScratchDir dir;
+  const ProcessResult r = RunNovapulse({"check-rules", dir.path()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr(dir.path() + ": is a directory"));
+  EXPECT_THAT(r.out, Not(HasSubstr("ok")));
+}
+
+TEST(CheckRules, AnEmptyFileIsOkWithZeroGroups) {
+  ScratchDir dir;
+  const std::string path = dir.Path("empty.yml");
+  WriteWholeFile(path, "");
+  const ProcessResult r = RunNovapulse({"check-rules", path});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(path + ": ok, 0 group(s), 0 alerting and 0 recording rule(s)"));
 }
 
 TEST(CheckRules, ReplayRefusesABadRuleFileBeforeReading) {
