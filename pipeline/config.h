@@ -117,8 +117,9 @@ struct Config {
 // shown as "<redacted>".
 std::string RedactedSummary(const Config& config);
 
-// `novapulse check-config FILE`: 0 when FILE is valid (prints "FILE: ok" and
-// the summary), 1 when it is not (prints the errors), 2 on a usage error.
+// `novapulse check-config [--syntax-only] FILE`: 0 when FILE is valid and
+// passes CheckStartupResources (pipeline/preflight.h) (prints "FILE: ok" and
+// the summary), 1 when it does not (prints the errors), 2 on a usage error.
 int RunCheckConfigCommand(int argc, char** argv);
 
 }  // namespace novapulse

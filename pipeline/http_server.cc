@@ -69,11 +69,12 @@ absl::StatusOr<ListenAddress> ParseListen(const std::string& listen) {
   return address;
 }
 
-// Why binding `address` fails ("Address already in use"), or "" when it
-// does not: civetweb reports only "Failed to setup server ports".
-std::string DescribeBindFailure(const ListenAddress& address) {
+// The errno of binding `address` (EADDRINUSE, ...), or 0 when it binds; the
+// socket is closed at once. civetweb reports only "Failed to setup server
+// ports".
+int BindError(const ListenAddress& address) {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return std::strerror(errno);
+  if (fd < 0) return errno;
   const int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));  // as civetweb does
   sockaddr_in addr{};
@@ -81,11 +82,9 @@ std::string DescribeBindFailure(const ListenAddress& address) {
   addr.sin_port = htons(static_cast<uint16_t>(address.port));
   addr.sin_addr.s_addr = htonl(INADDR_ANY);
   if (!address.host.empty()) inet_pton(AF_INET, address.host.c_str(), &addr.sin_addr);
-  std::string reason;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
-    reason = std::strerror(errno);
+  const int error = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ? errno : 0;
   close(fd);
-  return reason;
+  return error;
 }
 
 // True when the comma-separated header `value` lists `token` (a media type or
@@ -211,6 +210,16 @@ absl::Status CheckCivetwebTls() {
   return absl::OkStatus();
 }
 
+absl::Status CheckListenAddress(const std::string& listen) {
+  absl::StatusOr<ListenAddress> address = ParseListen(listen);
+  if (!address.ok()) return address.status();
+  const int error = BindError(*address);
+  if (error == 0) return absl::OkStatus();
+  return absl::UnavailableError(
+      absl::StrCat("http: cannot bind ", listen, ": ",
+                   error == EADDRINUSE ? "port in use" : std::strerror(error)));
+}
+
 HttpOptions HttpOptionsFromConfig(const HttpConfig& config) {
   HttpOptions options;
   options.listen = config.listen;
@@ -318,8 +327,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpOptions&
   server->ctx_ = mg_start2(&init, &error);
   if (server->ctx_ == nullptr) {
     std::string reason = error_text[0] != '\0' ? error_text : "unknown error";
-    const std::string bind_failure = DescribeBindFailure(*address);
-    if (!bind_failure.empty()) absl::StrAppend(&reason, " (", bind_failure, ")");
+    if (const int bind_error = BindError(*address); bind_error != 0) {
+      absl::StrAppend(&reason, " (", std::strerror(bind_error), ")");
+    }
     return absl::UnavailableError(
         absl::StrCat("http: cannot serve on ", options.listen, ": ", reason));
   }

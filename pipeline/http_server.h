@@ -51,6 +51,12 @@ struct HttpOptions {
 
 HttpOptions HttpOptionsFromConfig(const HttpConfig& config);
 
+// OK when `listen` ("HOST:PORT" as in HttpOptions) is an address Start()
+// accepts and can bind right now; the socket is closed at once. Otherwise
+// why not, naming the address ("port in use" when another socket listens
+// there). For checking a config; Start() does not need it.
+[[nodiscard]] absl::Status CheckListenAddress(const std::string& listen);
+
 // OK when civetweb can serve TLS here; otherwise why not. Start() checks it
 // whenever TLS is configured.
 [[nodiscard]] absl::Status CheckCivetwebTls();

@@ -1,19 +1,25 @@
 // Config loading: the shipped config, defaults, every class of error with its
 // exact file:line:column, ${VAR} expansion, property passthrough, secrets kept
-// out of errors and summaries, and `novapulse check-config`.
+// out of errors and summaries, and `novapulse check-config` with the start-up
+// checks `run` would fail.
 #include "pipeline/config.h"
 
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/pipeline/run_service.h"
 #include "tests/pipeline/test_process.h"
 
 namespace novapulse {
 namespace {
 
+using ::novapulse::testing::FreePort;
+using ::novapulse::testing::HeldPort;
 using ::novapulse::testing::ProcessResult;
 using ::novapulse::testing::RunNovapulse;
 using ::novapulse::testing::ScratchDir;
@@ -34,6 +40,11 @@ Config Parsed(const std::string& yaml) {
   absl::StatusOr<Config> c = ParseConfig(yaml, "test.yaml");
   EXPECT_TRUE(c.ok()) << c.status();
   return c.ok() ? *c : Config{};
+}
+
+// Brokers, and an http.listen that can be bound now: check-config binds it.
+std::string Minimal() {
+  return absl::StrCat("kafka: {brokers: k:1}\nhttp: {listen: \"127.0.0.1:", FreePort(), "\"}\n");
 }
 
 int CheckConfig(std::vector<std::string> args) {
@@ -372,7 +383,7 @@ TEST(CheckConfig, ExitCodes) {
   ScratchDir dir;
   const std::string good = dir.Path("good.yaml");
   const std::string bad = dir.Path("bad.yaml");
-  WriteWholeFile(good, "kafka: {brokers: k:1}\n");
+  WriteWholeFile(good, Minimal());
   WriteWholeFile(bad, "kafka: {brokers: k:1, nope: 1}\n");
   EXPECT_EQ(CheckConfig({good}), 0);
   EXPECT_EQ(CheckConfig({bad}), 1);
@@ -387,8 +398,9 @@ TEST(CheckConfig, PrintsOkAndRedactedSummaryOrTheErrors) {
   ScratchDir dir;
   const std::string good = dir.Path("good.yaml");
   const std::string bad = dir.Path("bad.yaml");
-  WriteWholeFile(
-      good, absl::StrCat("kafka:\n  brokers: k:1\n  properties: {sasl.password: ", kSecret, "}\n"));
+  WriteWholeFile(good,
+                 absl::StrCat("kafka:\n  brokers: k:1\n  properties: {sasl.password: ", kSecret,
+                              "}\nhttp: {listen: \"127.0.0.1:", FreePort(), "\"}\n"));
   WriteWholeFile(bad, "kafka:\n  brokers: k:1\n  batch_size: -5\n");
 
   ProcessResult r = RunNovapulse({"check-config", good});
@@ -403,10 +415,140 @@ TEST(CheckConfig, PrintsOkAndRedactedSummaryOrTheErrors) {
 
   r = RunNovapulse({"check-config", "--help"});
   EXPECT_EQ(r.exit_code, 0);
-  EXPECT_THAT(r.out, HasSubstr("Usage: novapulse check-config FILE"));
+  EXPECT_THAT(r.out, HasSubstr("Usage: novapulse check-config [OPTIONS] FILE"));
 
   r = RunNovapulse({"help"});
   EXPECT_THAT(r.out, HasSubstr("check-config"));
+}
+
+// What check-config prints on stderr for a config of `yaml`, written to
+// `dir`/novapulse.yaml; expects exit status 1.
+std::string StartupErrors(const ScratchDir& dir, const std::string& yaml) {
+  const std::string path = dir.Path("novapulse.yaml");
+  WriteWholeFile(path, yaml);
+  const ProcessResult r = RunNovapulse({"check-config", path});
+  EXPECT_EQ(r.exit_code, 1) << yaml << r.out;
+  EXPECT_THAT(r.out, Not(HasSubstr(": ok")));
+  return r.err;
+}
+
+TEST(CheckConfig, RuleFilesMustLoad) {
+  ScratchDir dir;
+  const std::string config = dir.Path("novapulse.yaml");
+  std::string err =
+      StartupErrors(dir, absl::StrCat(Minimal(), "rules: {files: [", dir.path(), "]}\n"));
+  EXPECT_THAT(err, HasSubstr(config + ": rules.files: " + dir.path() + ": is a directory"));
+
+  const std::string missing = dir.Path("missing.yml");
+  err = StartupErrors(dir, absl::StrCat(Minimal(), "rules: {files: [", missing, "]}\n"));
+  EXPECT_THAT(err, HasSubstr(config + ": rules.files: " + missing +
+                             ": cannot open: No such file or directory"));
+
+  const std::string bad = dir.Path("bad.yml");
+  WriteWholeFile(bad,
+                 "groups:\n  - name: a\n    rules:\n      - alert: A\n        expr: topk(3, x)\n");
+  err = StartupErrors(dir, absl::StrCat(Minimal(), "rules: {files: [", bad, "]}\n"));
+  EXPECT_THAT(err,
+              HasSubstr(config + ": rules.files: " + bad + ":5:15: unsupported: function topk"));
+}
+
+TEST(CheckConfig, AListenAddressInUseFails) {
+  ScratchDir dir;
+  HeldPort held;
+  ASSERT_GT(held.port(), 0);
+  const std::string listen = absl::StrCat("127.0.0.1:", held.port());
+  const std::string err =
+      StartupErrors(dir, absl::StrCat("kafka: {brokers: k:1}\nhttp: {listen: \"", listen, "\"}\n"));
+  EXPECT_THAT(err, HasSubstr(dir.Path("novapulse.yaml") + ": http.listen: cannot bind " + listen +
+                             ": port in use"));
+}
+
+TEST(CheckConfig, AListenAddressRunCannotBindFails) {
+  if (testing::ReadWholeFile("/proc/sys/net/ipv4/ip_nonlocal_bind").starts_with("1")) {
+    GTEST_SKIP() << "net.ipv4.ip_nonlocal_bind is on: any address binds";
+  }
+  ScratchDir dir;
+  // TEST-NET-1 (RFC 5737): never an address of this machine.
+  const std::string err =
+      StartupErrors(dir, "kafka: {brokers: k:1}\nhttp: {listen: \"192.0.2.1:9464\"}\n");
+  EXPECT_THAT(err, HasSubstr("http.listen: cannot bind 192.0.2.1:9464: "));
+  // `run` takes IPv4 literals only.
+  EXPECT_THAT(StartupErrors(dir, "kafka: {brokers: k:1}\nhttp: {listen: \"localhost:9464\"}\n"),
+              HasSubstr("http.listen: bad listen address \"localhost:9464\": host must be an "
+                        "IPv4 address"));
+}
+
+TEST(CheckConfig, TlsFilesMustBeReadable) {
+  ScratchDir dir;
+  const std::string cert = dir.Path("cert.pem");
+  const std::string key = dir.Path("key.pem");
+  const std::string err = StartupErrors(
+      dir, absl::StrCat("kafka: {brokers: k:1}\nhttp:\n  listen: \"127.0.0.1:", FreePort(),
+                        "\"\n  tls: {cert_file: ", cert, ", key_file: ", key, "}\n"));
+  EXPECT_THAT(
+      err, HasSubstr("http.tls.cert_file: " + cert + ": cannot open: No such file or directory"));
+  EXPECT_THAT(err,
+              HasSubstr("http.tls.key_file: " + key + ": cannot open: No such file or directory"));
+}
+
+TEST(CheckConfig, TheCheckpointDirMustBeCreatable) {
+  ScratchDir dir;
+  const std::string file = dir.Path("file");
+  WriteWholeFile(file, "x");
+  std::string err =
+      StartupErrors(dir, absl::StrCat(Minimal(), "checkpoint: {dir: ", file, "/state}\n"));
+  EXPECT_THAT(err, HasSubstr("checkpoint.dir: cannot create " + file + "/state: " + file +
+                             " is not a directory"));
+  err = StartupErrors(dir, absl::StrCat(Minimal(), "checkpoint: {dir: ", file, "}\n"));
+  EXPECT_THAT(err, HasSubstr("checkpoint.dir: " + file + " is not a directory"));
+}
+
+TEST(CheckConfig, TheDeadLetterDirectoryMustExist) {
+  ScratchDir dir;
+  const std::string path = dir.Path("missing/dead.ndjson");
+  std::string err =
+      StartupErrors(dir, absl::StrCat(Minimal(), "dead_letter: {path: ", path, "}\n"));
+  EXPECT_THAT(err, HasSubstr("dead_letter.path: " + path + ": directory " + dir.Path("missing") +
+                             " does not exist"));
+  err = StartupErrors(dir, absl::StrCat(Minimal(), "dead_letter: {path: ", dir.path(), "}\n"));
+  EXPECT_THAT(err, HasSubstr("dead_letter.path: " + dir.path() + " is a directory"));
+}
+
+TEST(CheckConfig, ReportsEveryStartupFailure) {
+  ScratchDir dir;
+  HeldPort held;
+  ASSERT_GT(held.port(), 0);
+  const std::string err = StartupErrors(
+      dir, absl::StrCat("kafka: {brokers: k:1}\nhttp: {listen: \"127.0.0.1:", held.port(),
+                        "\"}\nrules: {files: [", dir.Path("missing.yml"),
+                        "]}\ndead_letter: {path: ", dir.Path("no/dead.ndjson"), "}\n"));
+  EXPECT_THAT(err, HasSubstr(": rules.files: "));
+  EXPECT_THAT(err, HasSubstr(": http.listen: "));
+  EXPECT_THAT(err, HasSubstr(": dead_letter.path: "));
+}
+
+TEST(CheckConfig, AConfigRunCanStartWithIsOkAndLeavesNoTrace) {
+  ScratchDir dir;
+  const std::string rules = std::string(NOVAPULSE_SOURCE_DIR) + "/configs/alerts/novagift.yml";
+  const std::string path = dir.Path("novapulse.yaml");
+  WriteWholeFile(path, absl::StrCat(Minimal(), "rules: {files: [", rules, "]}\n",
+                                    "checkpoint: {dir: ", dir.Path("state/novapulse"), "}\n",
+                                    "dead_letter: {path: ", dir.Path("dead.ndjson"), "}\n"));
+  const ProcessResult r = RunNovapulse({"check-config", path});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(path + ": ok\n"));
+  EXPECT_FALSE(std::filesystem::exists(dir.Path("state")));
+  EXPECT_FALSE(std::filesystem::exists(dir.Path("dead.ndjson")));
+}
+
+TEST(CheckConfig, SyntaxOnlySkipsTheStartupChecks) {
+  ScratchDir dir;
+  const std::string path = dir.Path("novapulse.yaml");
+  WriteWholeFile(path, absl::StrCat(Minimal(), "rules: {files: [", dir.path(), "]}\n"));
+  EXPECT_EQ(CheckConfig({path}), 1);
+  EXPECT_EQ(CheckConfig({"--syntax-only", path}), 0);
+  WriteWholeFile(path, "kafka: {brokers: k:1, nope: 1}\n");
+  EXPECT_EQ(CheckConfig({"--syntax-only", path}), 1);
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
-// Test helpers for `novapulse run` as a child process: a free local port,
-// a plain HTTP GET, the Service process (stderr to a log file, SIGTERM with
-// a deadline or SIGKILL, killed at the end) and scraping until a condition
-// holds.
+// Test helpers for `novapulse run` as a child process: a free local port, a
+// port held by a listening socket, a plain HTTP GET, the Service process
+// (stderr to a log file, SIGTERM with a deadline or SIGKILL, killed at the
+// end) and scraping until a condition holds.
 //
 // Test-only, header-only; from one test thread.
 //   Service service(config_path, dir.Path("run.log"));
@@ -74,6 +74,35 @@ inline int FreePort() {
   }
   return bind_loopback(0);
 }
+
+// A listening socket on 127.0.0.1 at a port the kernel picks, held for the
+// object's life.
+class HeldPort {
+ public:
+  HeldPort() : fd_(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        listen(fd_, 1) != 0 || getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      ADD_FAILURE() << "cannot listen on 127.0.0.1";
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+  }
+  ~HeldPort() {
+    if (fd_ >= 0) close(fd_);
+  }
+  HeldPort(const HeldPort&) = delete;
+  HeldPort& operator=(const HeldPort&) = delete;
+
+  int port() const { return port_; }
+
+ private:
+  int fd_;
+  int port_ = 0;
+};
 
 struct HttpReply {
   int status = 0;  // 0 when there was no answer

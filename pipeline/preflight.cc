@@ -1,0 +1,157 @@
+#include "pipeline/preflight.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "aggregators/rules.h"
+#include "pipeline/http_server.h"
+#include "pipeline/rule_runner.h"
+
+namespace novapulse {
+namespace {
+
+// errno's text: call it straight after the call that failed.
+std::string ErrnoText() { return std::strerror(errno); }
+
+// The directory `path` would be created in ("." for a bare name).
+std::string ParentOf(const std::string& path) {
+  const std::string parent = std::filesystem::path(path).parent_path().string();
+  return parent.empty() ? "." : parent;
+}
+
+// Why `path` cannot be read as a regular file, or "". O_NONBLOCK: opening a
+// FIFO must not wait for a writer.
+std::string UnreadableFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return absl::StrCat(path, ": cannot open: ", ErrnoText());
+  struct stat st = {};
+  std::string reason;
+  if (::fstat(fd, &st) != 0) {
+    reason = absl::StrCat(path, ": ", ErrnoText());
+  } else if (S_ISDIR(st.st_mode)) {
+    reason = absl::StrCat(path, ": is a directory");
+  } else if (!S_ISREG(st.st_mode)) {
+    reason = absl::StrCat(path, ": not a regular file");
+  }
+  ::close(fd);
+  return reason;
+}
+
+// Why `run` could not create `dir` with its parents and write in it, or "".
+std::string UnusableCheckpointDir(const std::string& dir) {
+  // The nearest part of the path that exists: `run` creates the rest.
+  std::string existing = dir;
+  struct stat st = {};
+  while (::stat(existing.c_str(), &st) != 0) {
+    const int error = errno;
+    std::string parent = ParentOf(existing);
+    // parent == existing: "/" or "." failed (a working directory removed).
+    if ((error != ENOENT && error != ENOTDIR) || parent == existing) {
+      return absl::StrCat(existing, ": ", std::strerror(error));
+    }
+    existing = std::move(parent);
+  }
+  const std::string what =
+      existing == dir ? dir : absl::StrCat("cannot create ", dir, ": ", existing);
+  if (!S_ISDIR(st.st_mode)) return absl::StrCat(what, " is not a directory");
+  if (::access(existing.c_str(), W_OK | X_OK) != 0) {
+    return absl::StrCat(what, " is not writable: ", ErrnoText());
+  }
+  return "";
+}
+
+// Why `run` could not append to the dead-letter file `path`, or "".
+std::string UnwritableDeadLetterFile(const std::string& path) {
+  struct stat st = {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return absl::StrCat(path, " is a directory");
+    if (::access(path.c_str(), W_OK) != 0) {
+      return absl::StrCat(path, " is not writable: ", ErrnoText());
+    }
+  } else if (errno != ENOENT) {
+    return absl::StrCat(path, ": ", ErrnoText());
+  }
+  // Rotation renames files in the directory, so it must be writable too.
+  const std::string dir = ParentOf(path);
+  if (::stat(dir.c_str(), &st) != 0) {
+    if (errno == ENOENT) return absl::StrCat(path, ": directory ", dir, " does not exist");
+    return absl::StrCat(path, ": directory ", dir, ": ", ErrnoText());
+  }
+  if (!S_ISDIR(st.st_mode)) return absl::StrCat(path, ": ", dir, " is not a directory");
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    return absl::StrCat(path, ": directory ", dir, " is not writable: ", ErrnoText());
+  }
+  return "";
+}
+
+void CheckRules(const Config& config, std::vector<std::string>* errors) {
+  if (config.rules.files.empty()) return;
+  absl::StatusOr<RuleSet> rules = LoadRuleFiles(
+      config.rules.files, absl::ToInt64Milliseconds(config.rules.evaluation_interval));
+  if (!rules.ok()) {
+    errors->push_back(absl::StrCat("rules.files: ", rules.status().message()));
+    return;
+  }
+  // As `run` builds them: this resolves what the rules read against the
+  // metric set.
+  RuleRunnerOptions options;
+  options.lateness_ms = absl::ToInt64Milliseconds(config.pipeline.allowed_lateness);
+  const absl::StatusOr<std::unique_ptr<RuleRunner>> runner =
+      RuleRunner::Build(*std::move(rules), options);
+  if (!runner.ok()) errors->push_back(absl::StrCat("rules.files: ", runner.status().message()));
+}
+
+void CheckHttp(const HttpConfig& http, std::vector<std::string>* errors) {
+  // The http server's messages start with "http: "; the key says more.
+  auto add = [errors](const char* key, const absl::Status& status) {
+    errors->push_back(absl::StrCat(key, ": ", absl::StripPrefix(status.message(), "http: ")));
+  };
+  if (const absl::Status listen = CheckListenAddress(http.listen); !listen.ok()) {
+    add("http.listen", listen);
+  }
+  if (http.tls.cert_file.empty() && http.tls.key_file.empty()) return;
+  auto readable = [errors](const char* key, const std::string& path) {
+    if (path.empty()) {
+      errors->push_back(absl::StrCat(key, ": not set (tls needs both cert_file and key_file)"));
+    } else if (std::string reason = UnreadableFile(path); !reason.empty()) {
+      errors->push_back(absl::StrCat(key, ": ", reason));
+    }
+  };
+  readable("http.tls.cert_file", http.tls.cert_file);
+  readable("http.tls.key_file", http.tls.key_file);
+  if (const absl::Status usable = CheckCivetwebTls(); !usable.ok()) add("http.tls", usable);
+}
+
+}  // namespace
+
+absl::Status CheckStartupResources(const Config& config) {
+  std::vector<std::string> errors;
+  CheckRules(config, &errors);
+  CheckHttp(config.http, &errors);
+  if (!config.checkpoint.dir.empty()) {
+    if (std::string reason = UnusableCheckpointDir(config.checkpoint.dir); !reason.empty()) {
+      errors.push_back(absl::StrCat("checkpoint.dir: ", reason));
+    }
+  }
+  if (!config.dead_letter.path.empty()) {
+    if (std::string reason = UnwritableDeadLetterFile(config.dead_letter.path); !reason.empty()) {
+      errors.push_back(absl::StrCat("dead_letter.path: ", reason));
+    }
+  }
+  if (errors.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrJoin(errors, "\n"));
+}
+
+}  // namespace novapulse
