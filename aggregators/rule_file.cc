@@ -1,11 +1,7 @@
 // Rule file loading (Prometheus's rulefmt, strictly) and alert templates.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -13,10 +9,10 @@
 #include <set>
 #include <sstream>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "aggregators/rules.h"
+#include "base/file.h"
 
 namespace novapulse {
 namespace {
@@ -546,45 +542,7 @@ std::string AlertTemplate::Expand(const promql::Labels& labels, double value) co
   return out;
 }
 
-namespace {
-
-// The bytes of the rule file at `path`. Only a regular file: a directory
-// reads as no bytes through a stream, which would load as a file without
-// groups. O_NONBLOCK: opening a FIFO must not wait for a writer.
-absl::StatusOr<std::string> ReadRuleFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    const int error = errno;
-    return absl::ErrnoToStatus(error, absl::StrCat(path, ": cannot open"));
-  }
-  absl::Cleanup close_fd = [fd] { ::close(fd); };
-  struct stat st = {};
-  if (::fstat(fd, &st) != 0) {
-    const int error = errno;
-    return absl::ErrnoToStatus(error, path);
-  }
-  if (S_ISDIR(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat(path, ": is a directory"));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat(path, ": not a regular file"));
-  }
-  std::string text;
-  char buffer[1 << 16];
-  while (true) {
-    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
-    if (n == 0) break;
-    if (n < 0) {
-      const int error = errno;
-      if (error == EINTR) continue;
-      return absl::ErrnoToStatus(error, absl::StrCat(path, ": read error"));
-    }
-    text.append(buffer, static_cast<size_t>(n));
-  }
-  return text;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 absl::StatusOr<RuleSet> ParseRuleFile(std::string_view text, const std::string& file,
                                       int64_t default_interval_ms) {
@@ -595,7 +553,7 @@ absl::StatusOr<RuleSet> LoadRuleFiles(const std::vector<std::string>& paths,
                                       int64_t default_interval_ms) {
   RuleSet all;
   for (const std::string& path : paths) {
-    absl::StatusOr<std::string> text = ReadRuleFile(path);
+    absl::StatusOr<std::string> text = ReadRegularFile(path);
     if (!text.ok()) return text.status();
     absl::StatusOr<RuleSet> one = ParseRuleFile(*text, path, default_interval_ms);
     if (!one.ok()) return one.status();

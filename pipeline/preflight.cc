@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "aggregators/rules.h"
+#include "base/file.h"
 #include "pipeline/http_server.h"
 #include "pipeline/rule_runner.h"
 
@@ -31,22 +32,10 @@ std::string ParentOf(const std::string& path) {
   return parent.empty() ? "." : parent;
 }
 
-// Why `path` cannot be read as a regular file, or "". O_NONBLOCK: opening a
-// FIFO must not wait for a writer.
+// Why `path` cannot be read as a regular file, or "".
 std::string UnreadableFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return absl::StrCat(path, ": cannot open: ", ErrnoText());
-  struct stat st = {};
-  std::string reason;
-  if (::fstat(fd, &st) != 0) {
-    reason = absl::StrCat(path, ": ", ErrnoText());
-  } else if (S_ISDIR(st.st_mode)) {
-    reason = absl::StrCat(path, ": is a directory");
-  } else if (!S_ISREG(st.st_mode)) {
-    reason = absl::StrCat(path, ": not a regular file");
-  }
-  ::close(fd);
-  return reason;
+  const absl::StatusOr<std::string> text = ReadRegularFile(path);
+  return text.ok() ? "" : std::string(text.status().message());
 }
 
 // Why `run` could not create `dir` with its parents and write in it, or "".

@@ -376,7 +376,14 @@ http:
 TEST(Config, LoadConfigNamesAnUnreadablePath) {
   const absl::StatusOr<Config> c = LoadConfig("/nonexistent/novapulse.yaml");
   ASSERT_FALSE(c.ok());
-  EXPECT_THAT(c.status().message(), HasSubstr("/nonexistent/novapulse.yaml: cannot read"));
+  EXPECT_THAT(c.status().message(), HasSubstr("/nonexistent/novapulse.yaml: cannot open"));
+}
+
+TEST(Config, LoadConfigOfADirectorySaysSo) {
+  ScratchDir dir;
+  const absl::StatusOr<Config> c = LoadConfig(dir.path());
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(), dir.path() + ": is a directory");
 }
 
 TEST(CheckConfig, ExitCodes) {
