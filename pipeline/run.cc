@@ -34,6 +34,7 @@
 #include "pipeline/kafka_dead_letters.h"
 #include "pipeline/kafka_source.h"
 #include "pipeline/log.h"
+#include "pipeline/preflight.h"
 #include "pipeline/process_metrics.h"
 #include "pipeline/record_worker.h"
 #include "pipeline/rule_runner.h"
@@ -340,6 +341,11 @@ int RunServiceCommand(int argc, char** argv) {
     return 1;
   }
   SetLogConfig(config->log);
+  // What check-config checks: every problem at once, before anything starts.
+  if (absl::Status usable = CheckStartupResources(*config); !usable.ok()) {
+    Log(LogLevel::kError, "not started", {{"error", std::string(usable.message())}});
+    return 1;
+  }
   InstallStopHandlers();
 
   int threads = static_cast<int>(config->pipeline.threads);
