@@ -15,7 +15,8 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config clang \
       librdkafka-dev libsimdjson-dev prometheus-cpp-dev libabsl-dev libtbb-dev \
-      libgtest-dev libgmock-dev libcivetweb-dev libyaml-cpp-dev zlib1g-dev libzstd-dev \
+      libgtest-dev libgmock-dev libyaml-cpp-dev zlib1g-dev libzstd-dev \
+      libboost-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -34,7 +35,7 @@ FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       librdkafka1 libsimdjson14 libprometheus-cpp-core1.0 libabsl20220623 libtbb12 \
-      libcivetweb1 libyaml-cpp0.7 libzstd1 zlib1g libcrypt1 ca-certificates \
+      libssl3 libyaml-cpp0.7 libzstd1 zlib1g libcrypt1 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home --shell /usr/sbin/nologin novapulse
 COPY --from=build /src/build/novapulse /usr/local/bin/novapulse

@@ -14,8 +14,9 @@ thread, grouped by name) used within it:
   --mode idle   never scrapes during the phase (with 100k series a scrape is
                 real load): reads /proc only. The phase runs from the first
                 sample in which novapulse's pipeline threads (all but the
-                civetweb ones) burn CPU to the last one; it ends once they
-                have been idle for --idle s and /metrics shows >= --total.
+                HTTP server's http-io and http-worker) burn CPU to the last
+                one; it ends once they have been idle for --idle s and
+                /metrics shows >= --total.
 
   kafka_watch.py --port 9464 --pid NP --broker-pid BK --total N --mode count
 """
@@ -75,7 +76,7 @@ class Sample:
         self.n = n
 
     def pipeline_ticks(self):
-        return sum(t for name, t in self.threads.values() if not name.startswith("civetweb"))
+        return sum(t for name, t in self.threads.values() if not name.startswith("http-"))
 
 
 def watch_count(args):

@@ -1,20 +1,26 @@
-// HttpServer: the scrape endpoint of `novapulse run`, a civetweb server with
+// HttpServer: the scrape endpoint of `novapulse run`, on Boost.Beast/Asio:
 //   GET|HEAD /metrics  Prometheus text 0.0.4, or OpenMetrics 1.0 when the
 //                      Accept header asks for application/openmetrics-text;
 //                      gzip when Accept-Encoding allows it
-//   GET|HEAD /healthz  200 "ok" while the process serves, or 503 with the
-//                      reason the healthy handler gives
+//   GET|HEAD /healthz  200 "ok", or 503 with the reason the healthy handler
+//                      gives
 //   GET|HEAD /readyz   200 "ready", or 503 with the reason the pipeline gives
 //   GET|HEAD /api/v1/alerts, /api/v1/rules
 //                      Prometheus's JSON (sinks/rules_json.h), when the
 //                      handler is set; 404 otherwise
-// optional TLS, and optional basic auth against bcrypt hashes (as Prometheus's
-// web-config does). Other methods get 405, other paths 404.
+// optional TLS (1.2 and newer, OpenSSL), and optional basic auth against
+// bcrypt hashes (as Prometheus's web-config does). Other methods get 405,
+// other paths 404. Paths match exactly, without percent-decoding; a query
+// string is ignored.
 //
-// Threads: the handlers run on civetweb's small worker pool, never on a
-// pipeline thread, so a scrape never blocks ingestion; they must be safe to
-// call from several threads at once. Start() and the destructor (which stops
-// the server and waits for running requests) belong to one owner thread.
+// Threads: one I/O thread ("http-io") accepts, reads request headers, writes
+// responses and keeps every timeout; it never runs a handler. An idle or
+// slow client costs a socket and a small buffer, never a thread. The
+// handlers (and bcrypt checks) run on a fixed pool of HttpOptions::num_threads
+// workers ("http-worker"), so a slow render never stalls reading or
+// accepting; they must be safe to call from several threads at once. Start() and the destructor
+// (which stops accepting, closes every connection and joins all threads, waiting only for handlers
+// already running) belong to one owner thread.
 //   absl::StatusOr<std::unique_ptr<HttpServer>> server =
 //       HttpServer::Start(HttpOptionsFromConfig(config.http), std::move(handlers));
 #ifndef NOVAPULSE_PIPELINE_HTTP_SERVER_H_
@@ -27,15 +33,15 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "pipeline/config.h"
-
-struct mg_connection;
-struct mg_context;
 
 namespace novapulse {
 
@@ -46,20 +52,40 @@ struct HttpOptions {
   std::string cert_file;  // both empty: plain HTTP; both set: HTTPS
   std::string key_file;
   std::map<std::string, std::string> basic_auth_users;  // user -> bcrypt hash
-  int num_threads = 4;
+  int num_threads = 4;                                  // workers running the handlers
+
+  // Limits. Every connection counts, idle or busy. At the cap the one idle
+  // the longest (waiting for, or in the middle of, a request header) is
+  // closed to admit the new one; when none is idle, the one writing a
+  // response the longest (a slow reader); when every connection waits for a
+  // worker, the new one is closed. Start() raises the soft RLIMIT_NOFILE to
+  // the hard limit, and logs a warning when that is still below
+  // max_connections; out of files, accepting closes idle connections too.
+  size_t max_connections = 2048;
+  // The whole request header (and a TLS handshake) must arrive within this,
+  // counted from accept or from a kept-alive request's first byte: a client
+  // trickling a byte at a time is cut off.
+  absl::Duration header_timeout = absl::Seconds(10);
+  // A kept-alive connection waits this long for the next request's first
+  // byte (longer than the usual scrape intervals, so scrapes reuse it).
+  absl::Duration idle_timeout = absl::Minutes(2);
+  // A response must be written within this, or the connection is closed.
+  absl::Duration write_timeout = absl::Seconds(30);
+  // Request line and header fields; larger gets 431. Request bodies are
+  // refused (413, connection closed): every endpoint is GET or HEAD.
+  size_t max_header_bytes = 8192;
 };
 
 HttpOptions HttpOptionsFromConfig(const HttpConfig& config);
 
-// OK when `listen` ("HOST:PORT" as in HttpOptions) is an address Start()
-// accepts and can bind right now; the socket is closed at once. Otherwise
-// why not, naming the address ("port in use" when another socket listens
-// there). For checking a config; Start() does not need it.
+// OK when `listen` ("HOST:PORT", as in HttpOptions) parses and can be bound
+// right now; the socket is closed at once. Otherwise why not, naming the
+// address ("port in use" when another socket listens there). For checking a
+// config; Start() does not need it.
 [[nodiscard]] absl::Status CheckListenAddress(const std::string& listen);
-
-// OK when civetweb can serve TLS here; otherwise why not. Start() checks it
-// whenever TLS is configured.
-[[nodiscard]] absl::Status CheckCivetwebTls();
+// OK when the certificate chain and key load as Start() loads them (the
+// key matching the certificate); otherwise why not, naming the file.
+[[nodiscard]] absl::Status CheckTlsFiles(const std::string& cert_file, const std::string& key_file);
 
 class HttpServer {
  public:
@@ -68,8 +94,8 @@ class HttpServer {
     std::function<std::string(bool openmetrics)> metrics;
     // True when ready; otherwise fills *reason.
     std::function<bool(std::string* reason)> ready;
-    // Optional: false, with *reason, when the process can no longer do its
-    // work (a supervisor should restart it).
+    // Optional: true when healthy, otherwise fills *reason (503). Unset:
+    // healthy while the process serves.
     std::function<bool(std::string* reason)> healthy;
     // Optional: the bodies of /api/v1/alerts and /api/v1/rules (JSON).
     std::function<std::string()> alerts;
@@ -77,7 +103,7 @@ class HttpServer {
   };
 
   // Binds and starts serving. Errors name the address and the reason (bad
-  // address, port in use, TLS files unreadable or TLS not built in).
+  // address, port in use) or the TLS file and what is wrong with it.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const HttpOptions& options,
                                                                          Handlers handlers);
 
@@ -90,16 +116,32 @@ class HttpServer {
   bool tls() const { return tls_; }
 
  private:
+  // The Asio side: sockets, TLS context, timers, connections, threads.
+  class Io;
+
+  // A parsed request header, as the handlers see it (views into the
+  // request, which outlives the call).
+  struct Request {
+    std::string_view method;
+    std::string_view target;
+    std::string_view accept;
+    std::string_view accept_encoding;
+    std::string_view authorization;
+  };
+  struct Reply {
+    int status = 200;
+    std::string content_type;
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;
+  };
+
   HttpServer(const HttpOptions& options, Handlers handlers);
 
-  // civetweb's begin_request callback; each returns the status it sent.
-  static int HandleRequest(mg_connection* conn);
-  int Serve(mg_connection* conn);
-  int ServeMetrics(mg_connection* conn, bool head);
-  int ServeReady(mg_connection* conn, bool head);
-  int ServeJson(mg_connection* conn, const std::function<std::string()>& body, bool head);
-  // True when the request may proceed; otherwise has answered 401.
-  bool Authorized(mg_connection* conn);
+  // Routes a request and runs its handler; on a worker thread.
+  Reply Respond(const Request& request);
+  Reply ServeMetrics(const Request& request);
+  // True when the credentials are good, or no users are configured.
+  bool Authorized(std::string_view authorization);
   bool CheckPassword(std::string_view user, std::string_view password);
 
   Handlers handlers_;
@@ -107,7 +149,6 @@ class HttpServer {
   uint64_t cache_seed_ = 0;
   int port_ = 0;
   bool tls_ = false;
-  mg_context* ctx_ = nullptr;
 
   // Successful verifications, keyed by a seeded hash of user and password
   // (never the password itself): bcrypt costs milliseconds per check and
@@ -115,6 +156,9 @@ class HttpServer {
   static constexpr size_t kMaxCachedCredentials = 256;
   absl::Mutex cache_mu_;
   absl::flat_hash_set<uint64_t> verified_ ABSL_GUARDED_BY(cache_mu_);
+
+  // Last: its threads call the members above, so it goes first.
+  std::unique_ptr<Io> io_;
 };
 
 }  // namespace novapulse

@@ -111,6 +111,7 @@ void CheckHttp(const HttpConfig& http, std::vector<std::string>* errors) {
     add("http.listen", listen);
   }
   if (http.tls.cert_file.empty() && http.tls.key_file.empty()) return;
+  const size_t before = errors->size();
   auto readable = [errors](const char* key, const std::string& path) {
     if (path.empty()) {
       errors->push_back(absl::StrCat(key, ": not set (tls needs both cert_file and key_file)"));
@@ -120,7 +121,11 @@ void CheckHttp(const HttpConfig& http, std::vector<std::string>* errors) {
   };
   readable("http.tls.cert_file", http.tls.cert_file);
   readable("http.tls.key_file", http.tls.key_file);
-  if (const absl::Status usable = CheckCivetwebTls(); !usable.ok()) add("http.tls", usable);
+  if (errors->size() != before) return;
+  if (const absl::Status usable = CheckTlsFiles(http.tls.cert_file, http.tls.key_file);
+      !usable.ok()) {
+    add("http.tls", usable);
+  }
 }
 
 }  // namespace

@@ -8,10 +8,10 @@ NOVAPULSE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 NOVAPULSE_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   librdkafka-dev libsimdjson-dev prometheus-cpp-dev libabsl-dev libtbb-dev
-  libgtest-dev libgmock-dev libcivetweb-dev libyaml-cpp-dev zlib1g-dev libzstd-dev
-  libre2-dev
+  libgtest-dev libgmock-dev libyaml-cpp-dev zlib1g-dev libzstd-dev
+  libre2-dev libboost-dev libssl-dev
   libbenchmark-dev clang clang-format clang-tidy libclang-rt-14-dev
-  python3 python3-yaml zstd gzip prometheus prometheus-alertmanager kcat
+  python3 python3-yaml zstd gzip prometheus prometheus-alertmanager kcat openssl curl
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

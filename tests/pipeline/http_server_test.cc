@@ -1,20 +1,24 @@
 #include "pipeline/http_server.h"
 
 #include <arpa/inet.h>
-#include <civetweb.h>
 #include <crypt.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <simdjson.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -26,6 +30,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "aggregators/novagift_metrics.h"
 #include "aggregators/promql.h"
 #include "aggregators/rules.h"
@@ -34,6 +41,7 @@
 #include "sinks/exposition.h"
 #include "sinks/openmetrics.h"
 #include "sinks/rules_json.h"
+#include "tests/pipeline/test_process.h"
 #include "tests/sinks/prometheus_text.h"
 
 namespace novapulse {
@@ -54,31 +62,73 @@ struct Response {
   }
 };
 
-// One HTTP/1.1 request over a fresh connection to 127.0.0.1:port; reads to
-// EOF (Connection: close). status 0 when the connection or the reply fails.
-Response Fetch(int port, const std::string& method, const std::string& path,
-               const std::vector<std::pair<std::string, std::string>>& headers = {}) {
-  Response response;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// A TCP connection to 127.0.0.1:port whose sends and receives give up after
+// `timeout`, so a server that does not answer fails the test instead of
+// hanging it; -1 when connecting fails.
+int Connect(int port, absl::Duration timeout = absl::Seconds(10)) {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return response;
+  if (fd < 0) return -1;
+  const timeval tv = absl::ToTimeval(timeout);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     close(fd);
-    return response;
+    return -1;
   }
+  return fd;
+}
+
+bool SendAll(int fd, std::string_view data) {
+  for (size_t sent = 0; sent < data.size();) {
+    const ssize_t n = send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    sent += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+std::string RequestText(const std::string& method, const std::string& path, const Headers& headers,
+                        bool close) {
   std::string request = absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\n");
   for (const auto& [name, value] : headers) absl::StrAppend(&request, name, ": ", value, "\r\n");
-  request += "Connection: close\r\n\r\n";
-  for (size_t sent = 0; sent < request.size();) {
-    const ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) {
-      close(fd);
-      return response;
-    }
-    sent += static_cast<size_t>(n);
+  if (close) request += "Connection: close\r\n";
+  request += "\r\n";
+  return request;
+}
+
+// Fills status and headers from the head of `raw` (which ends at `end`);
+// false when it is not an HTTP/1.1 response.
+bool ParseHead(const std::string& raw, size_t end, Response* response) {
+  if (!raw.starts_with("HTTP/1.1 ")) return false;
+  if (!absl::SimpleAtoi(raw.substr(9, 3), &response->status)) return false;
+  for (size_t start = raw.find("\r\n") + 2; start < end;) {
+    const size_t line_end = raw.find("\r\n", start);
+    const std::string line = raw.substr(start, line_end - start);
+    start = line_end + 2;
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    response->headers[absl::AsciiStrToLower(line.substr(0, colon))] =
+        std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
+  }
+  return true;
+}
+
+// One HTTP/1.1 request over a fresh connection to 127.0.0.1:port; reads to
+// EOF (Connection: close). status 0 when the connection or the reply fails.
+Response Fetch(int port, const std::string& method, const std::string& path,
+               const Headers& headers = {}) {
+  Response response;
+  const int fd = Connect(port);
+  if (fd < 0) return response;
+  if (!SendAll(fd, RequestText(method, path, headers, /*close=*/true))) {
+    close(fd);
+    return response;
   }
   std::string raw;
   char buf[16384];
@@ -86,20 +136,119 @@ Response Fetch(int port, const std::string& method, const std::string& path,
   close(fd);
 
   const size_t end = raw.find("\r\n\r\n");
-  if (end == std::string::npos || !raw.starts_with("HTTP/1.1 ")) return response;
-  if (!absl::SimpleAtoi(raw.substr(9, 3), &response.status)) return response;
-  for (size_t start = raw.find("\r\n") + 2; start < end;) {
-    const size_t line_end = raw.find("\r\n", start);
-    const std::string line = raw.substr(start, line_end - start);
-    start = line_end + 2;
-    const size_t colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    response.headers[absl::AsciiStrToLower(line.substr(0, colon))] =
-        std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
-  }
+  if (end == std::string::npos || !ParseHead(raw, end, &response)) return Response();
   response.body = raw.substr(end + 4);
   return response;
 }
+
+// Reads one response from a kept-alive connection: the head, then
+// Content-Length bytes of body (none for HEAD). Bytes after it stay in
+// *carry. status 0 on EOF, error or timeout.
+Response ReadResponse(int fd, bool head, std::string* carry) {
+  Response response;
+  char buf[16384];
+  size_t end;
+  while ((end = carry->find("\r\n\r\n")) == std::string::npos) {
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) return Response();
+    carry->append(buf, static_cast<size_t>(n));
+  }
+  if (!ParseHead(*carry, end, &response)) return Response();
+  size_t length = 0;
+  if (!head && !absl::SimpleAtoi(response.Header("content-length"), &length)) return Response();
+  while (carry->size() < end + 4 + length) {
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) return Response();
+    carry->append(buf, static_cast<size_t>(n));
+  }
+  response.body = carry->substr(end + 4, length);
+  carry->erase(0, end + 4 + length);
+  return response;
+}
+
+// A request over a kept-alive connection.
+Response Exchange(int fd, const std::string& method, const std::string& path,
+                  const Headers& headers = {}) {
+  std::string carry;
+  if (!SendAll(fd, RequestText(method, path, headers, /*close=*/false))) return Response();
+  return ReadResponse(fd, method == "HEAD", &carry);
+}
+
+// When the server closed `fd` (EOF or reset; anything it sent first is
+// read and dropped), or nullopt if it is still open at `deadline`.
+std::optional<absl::Time> WaitClosed(int fd, absl::Time deadline) {
+  char buf[4096];
+  while (true) {
+    pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP, .revents = 0};
+    const int64_t wait_ms = std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now()));
+    const int ready = poll(&p, 1, static_cast<int>(wait_ms));
+    if (ready == 0) return std::nullopt;
+    if (ready < 0) continue;  // EINTR
+    const ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return absl::Now();
+  }
+}
+
+// Open: the server has neither closed it nor sent anything.
+bool StillOpen(int fd) {
+  pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP, .revents = 0};
+  return poll(&p, 1, 0) == 0;
+}
+
+// The soft limit on open files, raised to the hard limit.
+rlim_t RaiseFileLimit() {
+  rlimit limit{};
+  getrlimit(RLIMIT_NOFILE, &limit);
+  limit.rlim_cur = limit.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &limit);
+  getrlimit(RLIMIT_NOFILE, &limit);
+  return limit.rlim_cur;
+}
+
+// Sends a request header to each socket one byte at a time, a byte to every
+// socket per `interval`, never finishing it (a padding field follows the
+// request line) until destroyed.
+class Trickler {
+ public:
+  Trickler(std::vector<int> fds, absl::Duration interval)
+      : fds_(std::move(fds)), interval_(interval), thread_([this] { Run(); }) {}
+  ~Trickler() {
+    stop_.Notify();
+    thread_.join();
+  }
+  Trickler(const Trickler&) = delete;
+  Trickler& operator=(const Trickler&) = delete;
+
+  // Bytes sent to each socket so far.
+  size_t sent() {
+    absl::MutexLock lock(&mu_);
+    return sent_;
+  }
+  // True once `n` bytes went to each socket; false at `deadline`.
+  bool WaitSent(size_t n, absl::Time deadline) {
+    absl::MutexLock lock(&mu_);
+    auto done = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return sent_ >= n; };
+    return mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
+  }
+
+ private:
+  void Run() {
+    const std::string head = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+    for (size_t i = 0; !stop_.WaitForNotificationWithTimeout(interval_); ++i) {
+      const char byte = i < head.size() ? head[i] : 'a';
+      for (int fd : fds_) send(fd, &byte, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      absl::MutexLock lock(&mu_);
+      sent_ = i + 1;
+    }
+  }
+
+  const std::vector<int> fds_;
+  const absl::Duration interval_;
+  absl::Mutex mu_;
+  size_t sent_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Notification stop_;
+  std::thread thread_;
+};
 
 std::string Gunzip(const std::string& in) {
   z_stream z{};
@@ -386,46 +535,99 @@ TEST_F(HttpServerTest, TlsNeedsBothFiles) {
   EXPECT_THAT(server.status().message(), HasSubstr("/nonexistent/"));
 }
 
-// Serves HTTPS where civetweb can; elsewhere (Debian 12's civetweb with
-// OpenSSL 3) Start() must refuse with the reason instead of crashing later.
-TEST_F(HttpServerTest, ServesHttpsWithSeparateCertAndKeyOrRefusesClearly) {
-  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "np_http_tls";
-  std::filesystem::create_directories(dir);
-  const std::string cert = (dir / "cert.pem").string();
-  const std::string key = (dir / "key.pem").string();
-  const std::string command = absl::StrCat(
-      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
-      "-subj /CN=127.0.0.1 -keyout ",
-      key, " -out ", cert, " >/dev/null 2>&1");
-  if (std::system(command.c_str()) != 0) GTEST_SKIP() << "no openssl command to make a cert";
+// A self-signed certificate for 127.0.0.1 (and its key) in `dir`.
+struct TestCert {
+  std::string cert;
+  std::string key;
+};
+TestCert MakeCert(const testing::ScratchDir& dir, const std::string& name = "") {
+  TestCert files{dir.Path(name + "cert.pem"), dir.Path(name + "key.pem")};
+  const testing::ProcessResult r = testing::RunProcess(
+      {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+       "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+       "subjectAltName=IP:127.0.0.1", "-keyout", files.key, "-out", files.cert});
+  EXPECT_EQ(r.exit_code, 0) << "openssl req (Debian package openssl): " << r.err;
+  return files;
+}
 
+// `curl` over HTTPS, verifying the server against `ca`; the body, or
+// "curl failed: ..." when it does not get a 200.
+std::string CurlHttps(int port, const std::string& path, const std::string& ca,
+                      const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> argv = {"/usr/bin/curl", "-sS", "--max-time", "10",
+                                   "--cacert",      ca,    "--fail"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  argv.push_back(absl::StrCat("https://127.0.0.1:", port, path));
+  const testing::ProcessResult r = testing::RunProcess(argv);
+  if (r.exit_code != 0) return absl::StrCat("curl failed: ", r.exit_code, " ", r.err);
+  return r.out;
+}
+
+TEST_F(HttpServerTest, ServesHttpsWithSeparateCertAndKey) {
+  testing::ScratchDir dir;
+  const TestCert files = MakeCert(dir);
   HttpOptions options;
-  options.listen = "127.0.0.1:0";
-  options.cert_file = cert;
-  options.key_file = key;
-  const absl::Status tls = CheckCivetwebTls();
-  if (!tls.ok()) {
-    absl::StatusOr<std::unique_ptr<HttpServer>> server = HttpServer::Start(options, MakeHandlers());
-    ASSERT_FALSE(server.ok());
-    EXPECT_EQ(server.status(), tls);
-    EXPECT_THAT(std::string(server.status().message()), HasSubstr("tls"));
-    std::filesystem::remove_all(dir);
-    return;
-  }
+  options.cert_file = files.cert;
+  options.key_file = files.key;
   std::unique_ptr<HttpServer> server = StartServer(options);
   ASSERT_NE(server, nullptr);
   EXPECT_TRUE(server->tls());
-  char error[256] = {};
-  mg_connection* conn = mg_download("127.0.0.1", server->port(), /*use_ssl=*/1, error,
-                                    sizeof(error), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-  ASSERT_NE(conn, nullptr) << error;
-  EXPECT_EQ(mg_get_response_info(conn)->status_code, 200);
-  std::string body;
-  char buf[4096];
-  for (int n; (n = mg_read(conn, buf, sizeof(buf))) > 0;) body.append(buf, static_cast<size_t>(n));
-  mg_close_connection(conn);
-  EXPECT_EQ(body, RenderPrometheusText(metrics_.Snapshot()));
-  std::filesystem::remove_all(dir);
+  const std::string expected = RenderPrometheusText(metrics_.Snapshot());
+  EXPECT_EQ(CurlHttps(server->port(), "/metrics", files.cert), expected);
+  EXPECT_EQ(CurlHttps(server->port(), "/metrics", files.cert, {"--tlsv1.2", "--tls-max", "1.2"}),
+            expected);
+  EXPECT_EQ(CurlHttps(server->port(), "/healthz", files.cert), "ok\n");
+
+  // Plain HTTP to the TLS port: the handshake fails and the connection is
+  // closed (no hang), and the server goes on serving.
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(Fetch(server->port(), "GET", "/metrics").status, 0);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  const int silent = Connect(server->port());
+  ASSERT_GE(silent, 0);
+  EXPECT_EQ(CurlHttps(server->port(), "/metrics", files.cert), expected);
+  close(silent);
+}
+
+TEST_F(HttpServerTest, ServesHttpsWithCertAndKeyInOneFile) {
+  testing::ScratchDir dir;
+  const TestCert files = MakeCert(dir);
+  const std::string both = dir.Path("both.pem");
+  testing::WriteWholeFile(both,
+                          testing::ReadWholeFile(files.key) + testing::ReadWholeFile(files.cert));
+  HttpOptions options;
+  options.cert_file = both;
+  options.key_file = both;
+  std::unique_ptr<HttpServer> server = StartServer(options);
+  ASSERT_NE(server, nullptr);
+  EXPECT_EQ(CurlHttps(server->port(), "/healthz", files.cert), "ok\n");
+}
+
+TEST_F(HttpServerTest, BadTlsFilesAreClearErrors) {
+  testing::ScratchDir dir;
+  const TestCert files = MakeCert(dir);
+  const TestCert other = MakeCert(dir, "other-");
+  const std::string junk = dir.Path("junk.pem");
+  testing::WriteWholeFile(junk, "not a pem file\n");
+  struct Case {
+    std::string cert, key, want;
+  };
+  const std::vector<Case> cases = {
+      {junk, files.key, absl::StrCat("http: tls cert_file ", junk, ": ")},
+      {files.cert, junk, absl::StrCat("http: tls key_file ", junk, ": ")},
+      {files.key, files.key, absl::StrCat("http: tls cert_file ", files.key, ": ")},
+      {files.cert, other.key, absl::StrCat("http: tls key_file ", other.key)},
+      {dir.Path("missing.pem"), files.key, "http: " + dir.Path("missing.pem") + ": cannot open"},
+  };
+  for (const Case& c : cases) {
+    HttpOptions options;
+    options.listen = "127.0.0.1:0";
+    options.cert_file = c.cert;
+    options.key_file = c.key;
+    absl::StatusOr<std::unique_ptr<HttpServer>> server = HttpServer::Start(options, MakeHandlers());
+    ASSERT_FALSE(server.ok()) << c.cert << " " << c.key;
+    EXPECT_THAT(std::string(server.status().message()), HasSubstr(c.want));
+  }
 }
 
 TEST_F(HttpServerTest, ConcurrentScrapesWhileIngestingSeeMonotonicCounters) {
@@ -578,6 +780,407 @@ TEST_F(HttpServerTest, ServesAlertsAndRulesOfARealRuleEngine) {
   EXPECT_EQ(head.status, 200);
   EXPECT_EQ(head.body, "");
   EXPECT_EQ(Fetch(port, "POST", "/api/v1/alerts").status, 405);
+}
+
+TEST_F(HttpServerTest, PathsMatchExactly) {
+  std::unique_ptr<HttpServer> server = StartServer();
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
+  for (const std::string path :
+       {"/metrics%00.html", "/metrics%00", "/metrics/", "//metrics", "/METRICS", "/metrics.html",
+        "/metric%73", "/healthz/", "/readyz%20", "metrics", "*"}) {
+    const Response r = Fetch(port, "GET", path);
+    EXPECT_EQ(r.status, 404) << path;
+    EXPECT_EQ(r.body, "not found\n") << path;
+  }
+  const Response query = Fetch(port, "GET", "/metrics?x=1");
+  EXPECT_EQ(query.status, 200);
+  EXPECT_EQ(query.body, RenderPrometheusText(metrics_.Snapshot()));
+  EXPECT_EQ(Fetch(port, "GET", "/healthz?verbose").status, 200);
+  // A raw NUL in the request line is not HTTP at all.
+  EXPECT_EQ(Fetch(port, "GET", std::string("/metrics\0.html", 13)).status, 400);
+  EXPECT_EQ(scrapes_, 1);
+}
+
+TEST_F(HttpServerTest, HealthzFollowsTheHealthyHandler) {
+  std::atomic<bool> healthy{true};
+  HttpServer::Handlers handlers = MakeHandlers();
+  handlers.healthy = [&healthy](std::string* reason) {
+    if (healthy) return true;
+    *reason = "kafka consumer stopped";
+    return false;
+  };
+  absl::StatusOr<std::unique_ptr<HttpServer>> server =
+      HttpServer::Start({.listen = "127.0.0.1:0"}, std::move(handlers));
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  Response r = Fetch(port, "GET", "/healthz");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "ok\n");
+  healthy = false;
+  r = Fetch(port, "GET", "/healthz");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.body, "kafka consumer stopped\n");
+  r = Fetch(port, "HEAD", "/healthz");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.body, "");
+}
+
+TEST_F(HttpServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
+  std::unique_ptr<HttpServer> server = StartServer();
+  ASSERT_NE(server, nullptr);
+  const int fd = Connect(server->port());
+  ASSERT_GE(fd, 0);
+  const std::string text = RenderPrometheusText(metrics_.Snapshot());
+  Response r = Exchange(fd, "GET", "/healthz");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "ok\n");
+  EXPECT_EQ(r.Header("connection"), "");
+  r = Exchange(fd, "HEAD", "/metrics");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.Header("content-length"), absl::StrCat(text.size()));
+  r = Exchange(fd, "GET", "/metrics");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, text);
+  EXPECT_EQ(Exchange(fd, "GET", "/nowhere").status, 404);
+  EXPECT_EQ(Exchange(fd, "POST", "/metrics", {{"Content-Length", "0"}}).status, 405);
+
+  // Two requests in one write: two responses, in order.
+  ASSERT_TRUE(SendAll(
+      fd, RequestText("GET", "/readyz", {}, false) + RequestText("GET", "/healthz", {}, true)));
+  std::string carry;
+  r = ReadResponse(fd, false, &carry);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "ready\n");
+  r = ReadResponse(fd, false, &carry);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "ok\n");
+  EXPECT_EQ(r.Header("connection"), "close");
+  EXPECT_TRUE(WaitClosed(fd, absl::Now() + absl::Seconds(10)).has_value());
+  close(fd);
+}
+
+TEST_F(HttpServerTest, Http10ClosesAfterTheResponse) {
+  std::unique_ptr<HttpServer> server = StartServer();
+  ASSERT_NE(server, nullptr);
+  const int fd = Connect(server->port());
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SendAll(fd, "GET /healthz HTTP/1.0\r\n\r\n"));
+  std::string raw;
+  char buf[4096];
+  for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) raw.append(buf, static_cast<size_t>(n));
+  close(fd);
+  EXPECT_TRUE(raw.starts_with("HTTP/1.0 200 OK\r\n")) << raw;
+  EXPECT_TRUE(raw.ends_with("\r\n\r\nok\n")) << raw;
+}
+
+TEST_F(HttpServerTest, OversizedHeaderIs431) {
+  std::unique_ptr<HttpServer> server = StartServer();
+  ASSERT_NE(server, nullptr);
+  const Response r = Fetch(server->port(), "GET", "/metrics", {{"X-Big", std::string(10000, 'a')}});
+  EXPECT_EQ(r.status, 431);
+  EXPECT_EQ(r.Header("connection"), "close");
+  // Just under the limit is fine.
+  EXPECT_EQ(Fetch(server->port(), "GET", "/healthz", {{"X-Big", std::string(7000, 'a')}}).status,
+            200);
+  EXPECT_EQ(scrapes_, 0);
+}
+
+TEST_F(HttpServerTest, RequestBodiesAreRefused) {
+  std::unique_ptr<HttpServer> server = StartServer();
+  ASSERT_NE(server, nullptr);
+  for (const std::string& request :
+       {std::string("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"),
+        std::string("GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"),
+        std::string("POST /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "5\r\nhello\r\n0\r\n\r\n")}) {
+    const int fd = Connect(server->port());
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(SendAll(fd, request));
+    std::string carry;
+    const Response r = ReadResponse(fd, false, &carry);
+    EXPECT_EQ(r.status, 413) << request;
+    EXPECT_EQ(r.Header("connection"), "close");
+    EXPECT_TRUE(WaitClosed(fd, absl::Now() + absl::Seconds(10)).has_value());
+    close(fd);
+  }
+  EXPECT_EQ(scrapes_, 0);
+}
+
+// The test that civetweb (a worker thread pinned per connection) failed:
+// idle and trickling connections must cost the scrape target nothing.
+TEST_F(HttpServerTest, StaysUpWithAThousandIdleAndFiftyTricklingConnections) {
+  constexpr int kIdle = 1000;
+  constexpr int kTrickling = 50;
+  if (RaiseFileLimit() < 2 * (kIdle + kTrickling) + 200) {
+    GTEST_SKIP() << "the open file limit is too low for " << kIdle + kTrickling << " connections";
+  }
+  HttpOptions options;
+  options.header_timeout = absl::Minutes(1);  // they must all stay open during the test
+  std::unique_ptr<HttpServer> server = StartServer(options);
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
+
+  std::vector<int> idle;
+  for (int i = 0; i < kIdle; ++i) {
+    const int fd = Connect(port);
+    ASSERT_GE(fd, 0) << "connection " << i;
+    idle.push_back(fd);
+  }
+  std::vector<int> trickling;
+  for (int i = 0; i < kTrickling; ++i) {
+    const int fd = Connect(port);
+    ASSERT_GE(fd, 0);
+    trickling.push_back(fd);
+  }
+  {
+    Trickler trickler(trickling, absl::Milliseconds(20));
+    // Part of the header is in, the rest trickles on while we scrape.
+    ASSERT_TRUE(trickler.WaitSent(10, absl::Now() + absl::Seconds(10)));
+    const std::string text = RenderPrometheusText(metrics_.Snapshot());
+    for (int i = 0; i < 20; ++i) {
+      const absl::Time start = absl::Now();
+      const Response r = Fetch(port, "GET", "/healthz");
+      EXPECT_EQ(r.status, 200);
+      EXPECT_EQ(r.body, "ok\n");
+      EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+    }
+    for (int i = 0; i < 5; ++i) {
+      const absl::Time start = absl::Now();
+      const Response r = Fetch(port, "GET", "/metrics");
+      EXPECT_EQ(r.status, 200);
+      EXPECT_EQ(r.body, text);
+      EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+    }
+  }
+  // Nobody was dropped to make room.
+  int open = 0;
+  for (int fd : idle) open += StillOpen(fd);
+  for (int fd : trickling) open += StillOpen(fd);
+  EXPECT_EQ(open, kIdle + kTrickling);
+
+  const absl::Time stop = absl::Now();
+  server.reset();  // closes them all without waiting for them
+  EXPECT_LT(absl::Now() - stop, absl::Seconds(5));
+  for (int fd : idle) {
+    EXPECT_TRUE(WaitClosed(fd, absl::Now() + absl::Seconds(5)).has_value());
+    close(fd);
+  }
+  for (int fd : trickling) close(fd);
+}
+
+TEST_F(HttpServerTest, TricklingAndSilentClientsAreCutOffAfterTheHeaderTimeout) {
+  HttpOptions options;
+  options.header_timeout = absl::Seconds(1);
+  options.idle_timeout = absl::Seconds(2);
+  std::unique_ptr<HttpServer> server = StartServer(options);
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
+
+  const absl::Time start = absl::Now();
+  const int silent = Connect(port);
+  const int trickling = Connect(port);
+  const int kept = Connect(port);
+  ASSERT_GE(silent, 0);
+  ASSERT_GE(trickling, 0);
+  ASSERT_GE(kept, 0);
+  EXPECT_EQ(Exchange(kept, "GET", "/healthz").status, 200);
+  const absl::Time answered = absl::Now();
+  const absl::Time deadline = start + absl::Seconds(10);
+  Trickler trickler({trickling}, absl::Milliseconds(50));
+
+  // The header timeout counts from accept, whatever the client sends.
+  const std::optional<absl::Time> silent_closed = WaitClosed(silent, deadline);
+  const std::optional<absl::Time> trickling_closed = WaitClosed(trickling, deadline);
+  ASSERT_TRUE(silent_closed.has_value());
+  ASSERT_TRUE(trickling_closed.has_value());
+  EXPECT_GE(*silent_closed - start, absl::Seconds(1));
+  EXPECT_GE(*trickling_closed - start, absl::Seconds(1));
+  EXPECT_GT(trickler.sent(), 5u);
+  // A kept-alive connection waits the idle timeout for its next request.
+  EXPECT_TRUE(StillOpen(kept) || absl::Now() - answered >= absl::Seconds(2));
+  const std::optional<absl::Time> kept_closed = WaitClosed(kept, deadline);
+  ASSERT_TRUE(kept_closed.has_value());
+  EXPECT_GE(*kept_closed - answered, absl::Seconds(2));
+  EXPECT_EQ(Fetch(port, "GET", "/healthz").status, 200);
+  close(silent);
+  close(trickling);
+  close(kept);
+}
+
+TEST_F(HttpServerTest, AKeptAliveRequestGetsTheHeaderTimeoutFromItsFirstByte) {
+  HttpOptions options;
+  options.header_timeout = absl::Seconds(1);
+  std::unique_ptr<HttpServer> server = StartServer(options);
+  ASSERT_NE(server, nullptr);
+  const int fd = Connect(server->port());
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(Exchange(fd, "GET", "/healthz").status, 200);
+  const absl::Time first_byte = absl::Now();
+  ASSERT_TRUE(SendAll(fd, "G"));
+  const std::optional<absl::Time> closed = WaitClosed(fd, first_byte + absl::Seconds(10));
+  ASSERT_TRUE(closed.has_value());
+  EXPECT_GE(*closed - first_byte, absl::Seconds(1));
+  close(fd);
+}
+
+TEST_F(HttpServerTest, AtTheConnectionCapTheOldestIdleConnectionsAreClosed) {
+  constexpr int kCap = 20;
+  constexpr int kMore = 5;
+  HttpOptions options;
+  options.max_connections = kCap;
+  std::unique_ptr<HttpServer> server = StartServer(options);
+  ASSERT_NE(server, nullptr);
+  std::vector<int> idle;
+  for (int i = 0; i < kCap; ++i) {
+    const int fd = Connect(server->port());
+    ASSERT_GE(fd, 0);
+    idle.push_back(fd);
+  }
+  std::vector<int> newer;
+  for (int i = 0; i < kMore; ++i) {
+    const int fd = Connect(server->port());
+    ASSERT_GE(fd, 0);
+    newer.push_back(fd);
+    const Response r = Exchange(fd, "GET", "/healthz");
+    EXPECT_EQ(r.status, 200) << "new connection " << i;
+  }
+  for (int i = 0; i < kMore; ++i) {
+    EXPECT_TRUE(WaitClosed(idle[i], absl::Now() + absl::Seconds(10)).has_value()) << i;
+  }
+  for (int i = kMore; i < kCap; ++i) EXPECT_TRUE(StillOpen(idle[i])) << i;
+  // The newest are still served on their connections.
+  for (int fd : newer) EXPECT_EQ(Exchange(fd, "GET", "/readyz").status, 200);
+  for (int fd : idle) close(fd);
+  for (int fd : newer) close(fd);
+}
+
+// Waits until the server has sent something on `fd`; false at `deadline`.
+bool WaitReadable(int fd, absl::Time deadline) {
+  pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+  const int64_t wait_ms = std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now()));
+  return poll(&p, 1, static_cast<int>(wait_ms)) == 1;
+}
+
+TEST_F(HttpServerTest, AtTheCapASlowReaderMakesRoomWhenNoneIsIdle) {
+  // More than the kernel buffers of a loopback connection hold.
+  const std::string big(32 << 20, 'x');
+  HttpServer::Handlers handlers = MakeHandlers();
+  handlers.metrics = [&big](bool) { return big; };
+  HttpOptions options;
+  options.listen = "127.0.0.1:0";
+  options.max_connections = 2;
+  absl::StatusOr<std::unique_ptr<HttpServer>> server = HttpServer::Start(options, handlers);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  // Two clients ask for /metrics and do not read it: both are writing.
+  const int first = Connect(port);
+  const int second = Connect(port);
+  ASSERT_GE(first, 0);
+  ASSERT_GE(second, 0);
+  for (int fd : {first, second}) {
+    ASSERT_TRUE(SendAll(fd, RequestText("GET", "/metrics", {}, false)));
+    ASSERT_TRUE(WaitReadable(fd, absl::Now() + absl::Seconds(10)));
+  }
+  // A third is admitted in place of the one writing the longest.
+  const int third = Connect(port);
+  ASSERT_GE(third, 0);
+  EXPECT_EQ(Exchange(third, "GET", "/healthz").status, 200);
+  size_t first_bytes = 0;
+  char buf[65536];
+  for (ssize_t n; (n = recv(first, buf, sizeof(buf), 0)) > 0;) first_bytes += n;
+  EXPECT_LT(first_bytes, big.size());
+  std::string carry;
+  const Response r = ReadResponse(second, false, &carry);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.size(), big.size());
+  close(first);
+  close(second);
+  close(third);
+}
+
+TEST_F(HttpServerTest, ASlowHandlerStallsNeitherOtherRequestsNorReading) {
+  absl::Notification entered;
+  absl::Notification release;
+  HttpServer::Handlers handlers = MakeHandlers();
+  handlers.metrics = [&](bool) {
+    entered.Notify();
+    release.WaitForNotification();
+    return std::string("slow 1\n");
+  };
+  HttpOptions options;
+  options.listen = "127.0.0.1:0";
+  options.num_threads = 2;
+  absl::StatusOr<std::unique_ptr<HttpServer>> two = HttpServer::Start(options, handlers);
+  ASSERT_TRUE(two.ok()) << two.status();
+  options.num_threads = 1;
+  absl::StatusOr<std::unique_ptr<HttpServer>> one = HttpServer::Start(options, handlers);
+  ASSERT_TRUE(one.ok()) << one.status();
+
+  Response slow;
+  std::thread scrape([&] { slow = Fetch((*two)->port(), "GET", "/metrics"); });
+  entered.WaitForNotification();
+  // The other worker answers.
+  EXPECT_EQ(Fetch((*two)->port(), "GET", "/healthz").status, 200);
+  release.Notify();
+  scrape.join();
+  EXPECT_EQ(slow.status, 200);
+  EXPECT_EQ(slow.body, "slow 1\n");
+
+  // With the only worker busy, connections are still accepted and read.
+  absl::Notification entered_one;
+  absl::Notification release_one;
+  HttpServer::Handlers blocking = MakeHandlers();
+  blocking.metrics = [&](bool) {
+    entered_one.Notify();
+    release_one.WaitForNotification();
+    return std::string("slow 2\n");
+  };
+  one->reset();
+  one = HttpServer::Start(options, std::move(blocking));
+  ASSERT_TRUE(one.ok()) << one.status();
+  std::thread scrape_one([&] { slow = Fetch((*one)->port(), "GET", "/metrics"); });
+  entered_one.WaitForNotification();
+  EXPECT_EQ(Fetch((*one)->port(), "GET", "/healthz", {{"X-Big", std::string(10000, 'a')}}).status,
+            431);
+  release_one.Notify();
+  scrape_one.join();
+  EXPECT_EQ(slow.body, "slow 2\n");
+}
+
+TEST_F(HttpServerTest, ShutdownClosesConnectionsWithoutWaitingForThem) {
+  std::unique_ptr<HttpServer> server = StartServer();
+  ASSERT_NE(server, nullptr);
+  std::vector<int> fds;
+  for (int i = 0; i < 100; ++i) {
+    const int fd = Connect(server->port());
+    ASSERT_GE(fd, 0);
+    fds.push_back(fd);
+  }
+  ASSERT_TRUE(SendAll(fds[0], "GET /metrics HTTP/1.1\r\nHost:"));  // half a header
+  EXPECT_EQ(Exchange(fds[1], "GET", "/healthz").status, 200);      // kept alive
+  const absl::Time start = absl::Now();
+  server.reset();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  for (int fd : fds) {
+    EXPECT_TRUE(WaitClosed(fd, absl::Now() + absl::Seconds(5)).has_value());
+    close(fd);
+  }
+}
+
+TEST_F(HttpServerTest, BadLimitsAreRefused) {
+  for (const auto& set : std::vector<std::function<void(HttpOptions*)>>{
+           [](HttpOptions* o) { o->num_threads = 0; },
+           [](HttpOptions* o) { o->max_connections = 0; },
+           [](HttpOptions* o) { o->header_timeout = absl::ZeroDuration(); },
+           [](HttpOptions* o) { o->write_timeout = -absl::Seconds(1); },
+           [](HttpOptions* o) { o->max_header_bytes = 10; },
+       }) {
+    HttpOptions options;
+    options.listen = "127.0.0.1:0";
+    set(&options);
+    EXPECT_FALSE(HttpServer::Start(options, MakeHandlers()).ok());
+  }
 }
 
 TEST(HttpOptions, BuiltFromTheHttpConfig) {
