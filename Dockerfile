@@ -16,10 +16,11 @@ RUN apt-get update \
       build-essential cmake ninja-build pkg-config clang \
       librdkafka-dev libsimdjson-dev prometheus-cpp-dev libabsl-dev libtbb-dev \
       libgtest-dev libgmock-dev libyaml-cpp-dev zlib1g-dev libzstd-dev \
-      libboost-dev libssl-dev \
+      libre2-dev libboost-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
+COPY base base
 COPY parsers parsers
 COPY aggregators aggregators
 COPY sinks sinks
@@ -35,7 +36,7 @@ FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       librdkafka1 libsimdjson14 libprometheus-cpp-core1.0 libabsl20220623 libtbb12 \
-      libssl3 libyaml-cpp0.7 libzstd1 zlib1g libcrypt1 ca-certificates \
+      libssl3 libre2-9 libyaml-cpp0.7 libzstd1 zlib1g libcrypt1 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home --shell /usr/sbin/nologin novapulse
 COPY --from=build /src/build/novapulse /usr/local/bin/novapulse
