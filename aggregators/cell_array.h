@@ -1,5 +1,6 @@
 // CellArray: the per-worker, single-writer storage of one metric family:
-// `width` 64-bit words per series, in chunks that never move once allocated.
+// `width` 64-bit words per series, in chunks of series that never move once
+// allocated (256 series a chunk unless told; a power of two).
 //
 // Exactly one thread (the shard's worker) writes; any thread may read at the
 // same time. Writes are relaxed load + relaxed store (no read-modify-write),
@@ -22,9 +23,11 @@ class CellArray {
  public:
   static constexpr size_t kChunkSeries = 256;
 
-  CellArray(size_t width, size_t capacity)
+  CellArray(size_t width, size_t capacity, size_t chunk_series = kChunkSeries)
       : width_(width),
-        num_chunks_((capacity + kChunkSeries - 1) / kChunkSeries),
+        shift_(std::countr_zero(chunk_series)),
+        mask_(chunk_series - 1),
+        num_chunks_((capacity + chunk_series - 1) / chunk_series),
         chunks_(new std::atomic<std::atomic<uint64_t>*>[num_chunks_]) {
     for (size_t i = 0; i < num_chunks_; ++i) chunks_[i].store(nullptr, std::memory_order_relaxed);
   }
@@ -35,6 +38,9 @@ class CellArray {
   CellArray& operator=(const CellArray&) = delete;
 
   size_t width() const { return width_; }
+  size_t chunk_series() const { return mask_ + 1; }
+  // Heap bytes of one chunk, once written.
+  size_t chunk_bytes() const { return chunk_series() * width_ * sizeof(uint64_t); }
 
   // Writer thread only.
   void Add(uint32_t series, size_t word, uint64_t delta) {
@@ -49,43 +55,42 @@ class CellArray {
   // reader that owns the word at that moment by protocol (a closed window
   // slot that no writer may touch until the reader publishes it free).
   void ResetIfAllocated(uint32_t series, size_t word) {
-    std::atomic<uint64_t>* chunk = chunks_[series / kChunkSeries].load(std::memory_order_acquire);
+    std::atomic<uint64_t>* chunk = chunks_[series >> shift_].load(std::memory_order_acquire);
     if (chunk != nullptr) {
-      chunk[(series % kChunkSeries) * width_ + word].store(0, std::memory_order_relaxed);
+      chunk[(series & mask_) * width_ + word].store(0, std::memory_order_relaxed);
     }
   }
 
   // Any thread. Zero for series this shard never wrote.
   uint64_t Load(uint32_t series, size_t word) const {
-    const std::atomic<uint64_t>* chunk =
-        chunks_[series / kChunkSeries].load(std::memory_order_acquire);
+    const std::atomic<uint64_t>* chunk = chunks_[series >> shift_].load(std::memory_order_acquire);
     if (chunk == nullptr) return 0;
-    return chunk[(series % kChunkSeries) * width_ + word].load(std::memory_order_relaxed);
+    return chunk[(series & mask_) * width_ + word].load(std::memory_order_relaxed);
   }
 
   // Heap bytes held (for the series-memory report).
   size_t MemoryBytes() const {
     size_t bytes = num_chunks_ * sizeof(void*);
     for (size_t i = 0; i < num_chunks_; ++i) {
-      if (chunks_[i].load(std::memory_order_relaxed) != nullptr) {
-        bytes += kChunkSeries * width_ * sizeof(uint64_t);
-      }
+      if (chunks_[i].load(std::memory_order_relaxed) != nullptr) bytes += chunk_bytes();
     }
     return bytes;
   }
 
  private:
   std::atomic<uint64_t>& WritableWord(uint32_t series, size_t word) {
-    std::atomic<std::atomic<uint64_t>*>& slot = chunks_[series / kChunkSeries];
+    std::atomic<std::atomic<uint64_t>*>& slot = chunks_[series >> shift_];
     std::atomic<uint64_t>* chunk = slot.load(std::memory_order_relaxed);
     if (chunk == nullptr) [[unlikely]] {
-      chunk = new std::atomic<uint64_t>[kChunkSeries * width_]();
+      chunk = new std::atomic<uint64_t>[chunk_series() * width_]();
       slot.store(chunk, std::memory_order_release);
     }
-    return chunk[(series % kChunkSeries) * width_ + word];
+    return chunk[(series & mask_) * width_ + word];
   }
 
   const size_t width_;
+  const int shift_;
+  const size_t mask_;
   const size_t num_chunks_;
   std::unique_ptr<std::atomic<std::atomic<uint64_t>*>[]> chunks_;
 };

@@ -69,6 +69,26 @@ TEST(CellArray, AllocatesChunksOnlyWhenWritten) {
   EXPECT_EQ(cells.MemoryBytes() - one_chunk, CellArray::kChunkSeries * 4 * sizeof(uint64_t));
 }
 
+TEST(CellArray, ChunksOfAGivenNumberOfSeries) {
+  CellArray cells(/*width=*/512, /*capacity=*/10, /*chunk_series=*/2);
+  EXPECT_EQ(cells.chunk_series(), 2u);
+  EXPECT_EQ(cells.chunk_bytes(), 2 * 512 * sizeof(uint64_t));
+  const size_t empty = cells.MemoryBytes();
+  EXPECT_EQ(empty, 5 * sizeof(void*));  // the chunk pointers
+  cells.Add(3, 511, 7);
+  cells.Add(2, 0, 1);  // same chunk
+  EXPECT_EQ(cells.MemoryBytes() - empty, cells.chunk_bytes());
+  cells.Add(9, 1, 2);
+  EXPECT_EQ(cells.MemoryBytes() - empty, 2 * cells.chunk_bytes());
+  EXPECT_EQ(cells.Load(3, 511), 7u);
+  EXPECT_EQ(cells.Load(2, 0), 1u);
+  EXPECT_EQ(cells.Load(9, 1), 2u);
+  EXPECT_EQ(cells.Load(8, 1), 0u);
+  EXPECT_EQ(cells.Load(4, 0), 0u);
+  cells.ResetIfAllocated(3, 511);
+  EXPECT_EQ(cells.Load(3, 511), 0u);
+}
+
 TEST(CellArray, ReportsItsWidth) { EXPECT_EQ(CellArray(13, 1).width(), 13u); }
 
 TEST(CellArray, ConcurrentReaderSeesMonotonicValuesAndTheFinalTotal) {
