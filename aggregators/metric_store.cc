@@ -310,7 +310,17 @@ void ShardWriter::FlushSpill() {
   if (spilled_.empty()) return;
   SpillBuffer& spill = store_->spill(shard_);
   std::lock_guard<std::mutex> lock(spill.mu);
-  for (const auto& [slot, update] : spilled_) spill.by_slot[slot].push_back(update);
+  // A batch's updates fall in a few slots, mostly in runs: one map lookup
+  // per run.
+  int64_t last = 0;
+  std::vector<SpilledUpdate>* to = nullptr;
+  for (const auto& [slot, update] : spilled_) {
+    if (to == nullptr || slot != last) {
+      to = &spill.by_slot[slot];
+      last = slot;
+    }
+    to->push_back(update);
+  }
   spilled_.clear();
 }
 
