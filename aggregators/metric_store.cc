@@ -4,6 +4,7 @@
 #include <array>
 #include <charconv>
 #include <limits>
+#include <new>
 
 #include "absl/strings/str_cat.h"
 
@@ -86,6 +87,7 @@ size_t MetricStore::MemoryBytes() const {
   size_t bytes = 0;
   for (const auto& idx : indexes_) bytes += idx ? idx->MemoryBytes() : 0;
   for (const auto& c : cells_) bytes += c->MemoryBytes();
+  for (const WindowRows& rows : window_rows_) bytes += rows.series_capacity * sizeof(uint32_t);
   return bytes;
 }
 
@@ -161,7 +163,7 @@ void MetricStore::SaveWindows(StateWriter* w) const {
   for (size_t m : window_spec_->families) {
     if (IsComputed(defs_[m].type)) continue;
     const size_t words = defs_[m].Width() * window_spec_->ring_slots;
-    const size_t n = indexes_[m]->size();
+    const size_t n = window_rows(m);
     std::vector<SpilledUpdate> nonzero;
     for (uint32_t id = 0; id < n; ++id) {
       for (size_t word = 0; word < words; ++word) {
@@ -203,7 +205,7 @@ absl::Status MetricStore::LoadWindows(StateReader* r) {
   for (size_t m : window_spec_->families) {
     if (IsComputed(defs_[m].type)) continue;
     const size_t words = defs_[m].Width() * window_spec_->ring_slots;
-    const size_t n = indexes_[m]->size();
+    const size_t n = window_rows(m);
     size_t count = 0;
     if (!r->Count(&count, 3)) return r->Error("windows");
     for (size_t i = 0; i < count; ++i) {
@@ -242,16 +244,42 @@ absl::Status MetricStore::LoadWindows(StateReader* r) {
 }
 
 void MetricStore::EnableWindows(const WindowSpec& spec) {
+  // Chunks of slot cells of about this size: a ring row of a histogram is
+  // tens of KiB, so 256 rows a chunk would hand the budget out in lumps of
+  // megabytes.
+  constexpr size_t kSlotChunkBytes = 16 << 10;
   window_spec_ = std::make_unique<WindowSpec>(spec);
   slot_cells_.resize(static_cast<size_t>(num_shards_) * defs_.size());
-  for (int s = 0; s < num_shards_; ++s) {
-    for (size_t m : spec.families) {
-      if (IsComputed(defs_[m].type)) continue;
-      slot_cells_[s * defs_.size() + m] =
-          std::make_unique<CellArray>(defs_[m].Width() * spec.ring_slots, indexes_[m]->capacity());
+  window_rows_.resize(defs_.size());
+  for (size_t m : spec.families) {
+    if (IsComputed(defs_[m].type)) continue;
+    const size_t row_bytes = defs_[m].Width() * spec.ring_slots * sizeof(uint64_t);
+    const size_t chunk_rows =
+        std::clamp<size_t>(std::bit_floor(kSlotChunkBytes / row_bytes), 1, CellArray::kChunkSeries);
+    WindowRows& rows = window_rows_[m];
+    rows.series_capacity = indexes_[m]->capacity();
+    rows.row_plus_one.reset(
+        static_cast<uint32_t*>(std::calloc(rows.series_capacity, sizeof(uint32_t))));
+    if (rows.row_plus_one == nullptr) throw std::bad_alloc();
+    // A row costs at least its ring in every shard: no budget admits more
+    // than this many (row 0 included).
+    rows.capacity = rows.series_capacity + 1;
+    if (spec.memory_bytes > 0) {
+      rows.capacity = std::min(rows.capacity, spec.memory_bytes / (row_bytes * num_shards_) + 1);
     }
-    spills_.push_back(std::make_unique<SpillBuffer>());
+    rows.used = 1;  // row 0: the family's __overflow__ series
+    for (int s = 0; s < num_shards_; ++s) {
+      slot_cells_[s * defs_.size() + m] = std::make_unique<CellArray>(
+          defs_[m].Width() * spec.ring_slots, rows.capacity, chunk_rows);
+    }
   }
+  for (int s = 0; s < num_shards_; ++s) spills_.push_back(std::make_unique<SpillBuffer>());
+}
+
+uint32_t MetricStore::AddWindowRow(size_t m) {
+  WindowRows& rows = window_rows_[m];
+  if (rows.used >= rows.capacity) return kNoWindowRow;
+  return static_cast<uint32_t>(rows.used++);
 }
 
 ShardWriter::ShardWriter(MetricStore* store, int shard, size_t overflow_metric)
@@ -260,6 +288,7 @@ ShardWriter::ShardWriter(MetricStore* store, int shard, size_t overflow_metric)
   for (size_t m = 0; m < store->num_metrics(); ++m) {
     cells_.push_back(&store->cells(shard, m));
     slot_cells_.push_back(store->slot_cells(shard, m));
+    window_rows_.push_back(store->window_row_map(m));
     widths_.push_back(store->def(m).Width());
     const std::vector<double>& bounds = store->def(m).buckets;
     std::array<double, kFixedBounds> padded;

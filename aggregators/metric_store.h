@@ -16,6 +16,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <initializer_list>
 #include <map>
 #include <memory>
@@ -65,11 +66,24 @@ void BuildKey(std::string* key, std::initializer_list<std::string_view> values);
 // well, in a ring of `ring_slots` slots per shard; the read side
 // (WindowHistory) folds closed slots into cumulative samples. A slot closes
 // when the watermark passes its end; an event whose slot has closed is late.
+//
+// The ring is kept per window row, not per series: the read side gives a
+// series a row of its own when it first closes a slot the series has
+// updates in, or sends it to row 0, the family's __overflow__ series in the
+// windows, once `memory_bytes` is spoken for. Until then the writers spill
+// the series' updates (see SpillBuffer), so the choice does not depend on
+// which worker met the series first.
 struct WindowSpec {
   int64_t slot_ms = 15'000;
   size_t ring_slots = 256;
   std::vector<size_t> families;  // metric indexes; computed families are not windowed
+  // Window memory budget (WindowHistory::reserved_bytes()); 0: none. Also
+  // caps the rows each family's ring is sized for.
+  size_t memory_bytes = 0;
 };
+
+// The row value of a series the read side has not placed yet.
+inline constexpr uint32_t kNoWindowRow = UINT32_MAX;
 
 // Updates of events too far ahead of the oldest open slot for the ring: kept
 // aside until their slot closes. Off the common path (a sparse source read
@@ -109,6 +123,29 @@ class MetricStore {
     return slot_cells_.empty() ? nullptr : slot_cells_[shard * defs_.size() + m].get();
   }
   SpillBuffer& spill(int shard) { return *spills_[shard]; }
+  // Window rows of windowed family m (see WindowSpec). Any thread reads;
+  // only the read side writes, before it publishes the next open slot.
+  uint32_t window_row(size_t m, uint32_t series) const {
+    return WindowRow(window_rows_[m].row_plus_one.get(), series);
+  }
+  void set_window_row(size_t m, uint32_t series, uint32_t row) {
+    std::atomic_ref<uint32_t>(window_rows_[m].row_plus_one[series])
+        .store(row + 1, std::memory_order_relaxed);
+  }
+  // The map window_row() reads, for writers to keep at hand (null when m is
+  // not windowed).
+  uint32_t* window_row_map(size_t m) const {
+    return window_rows_.empty() ? nullptr : window_rows_[m].row_plus_one.get();
+  }
+  static uint32_t WindowRow(uint32_t* map, uint32_t series) {
+    // Row + 1 is stored, so that the zeroed map reads kNoWindowRow.
+    return std::atomic_ref<uint32_t>(map[series]).load(std::memory_order_relaxed) - 1;
+  }
+  // Rows in use (row 0 included), and the most the ring has room for.
+  size_t window_rows(size_t m) const { return window_rows_[m].used; }
+  size_t window_row_capacity(size_t m) const { return window_rows_[m].capacity; }
+  // The read side's next row, or kNoWindowRow when the ring is full.
+  uint32_t AddWindowRow(size_t m);
   // The oldest slot not yet closed (slot = event ms / slot_ms). Written by
   // the read side after it folds a slot (release); writers read it.
   std::atomic<int64_t>& open_slot() { return open_slot_; }
@@ -130,12 +167,15 @@ class MetricStore {
   // false when a series got an id other than its saved one (the window
   // state, kept by id, then cannot be restored).
   [[nodiscard]] absl::Status LoadCumulative(StateReader* r, bool* same_ids);
-  // The window slot cells (summed over shards, non-zero words only) and the
-  // spilled updates. The open slot is WindowHistory's to save.
+  // The window slot cells by row (summed over shards, non-zero words only)
+  // and the spilled updates. The open slot and the rows are WindowHistory's
+  // to save, and to load first.
   void SaveWindows(StateWriter* w) const;
   [[nodiscard]] absl::Status LoadWindows(StateReader* r);
   // Heap bytes of the window slot cells.
   size_t SlotMemoryBytes() const;
+  // The read side restoring a checkpoint: rows in use.
+  void set_window_rows(size_t m, size_t rows) { window_rows_[m].used = rows; }
 
  private:
   std::vector<MetricDef> defs_;
@@ -143,7 +183,21 @@ class MetricStore {
   std::vector<std::unique_ptr<SeriesIndex>> indexes_;  // null for computed families
   std::vector<std::unique_ptr<CellArray>> cells_;      // [shard][metric]
   std::unique_ptr<WindowSpec> window_spec_;
+  // Per windowed family: row + 1 of each series id, 0 while it has none.
+  // calloc'ed, so pages no series has reached are never touched; accessed
+  // through atomic_ref.
+  struct WindowRows {
+    struct Free {
+      void operator()(uint32_t* p) const { std::free(p); }
+    };
+    std::unique_ptr<uint32_t[], Free> row_plus_one;
+    size_t series_capacity = 0;
+    size_t capacity = 0;
+    size_t used = 0;  // the read side's
+  };
+
   std::vector<std::unique_ptr<CellArray>> slot_cells_;  // [shard][metric], null if not windowed
+  std::vector<WindowRows> window_rows_;                 // [metric]
   std::vector<std::unique_ptr<SpillBuffer>> spills_;    // [shard]
   std::atomic<int64_t> open_slot_{0};
 };
@@ -228,9 +282,12 @@ class ShardWriter {
     const uint64_t whole = static_cast<uint64_t>(x);  // x <= kMaxSumUnits < 2^63
     return whole + (x - static_cast<double>(whole) >= 0.5 ? 1 : 0);
   }
+  // A series without a window row yet spills until the read side gives it
+  // one (see WindowSpec).
   void AddSlot(size_t m, uint32_t series, size_t word, uint64_t n) {
-    if (slot_mode_ == SlotMode::kRing) {
-      slot_cells_[m]->Add(series, slot_pos_ * widths_[m] + word, n);
+    const uint32_t row = MetricStore::WindowRow(window_rows_[m], series);
+    if (slot_mode_ == SlotMode::kRing && row != kNoWindowRow) {
+      slot_cells_[m]->Add(row, slot_pos_ * widths_[m] + word, n);
     } else {
       Spill(m, series, word, n);
     }
@@ -248,6 +305,7 @@ class ShardWriter {
   std::vector<uint32_t> overflow_series_;
   // Window state (unused without windows).
   std::vector<CellArray*> slot_cells_;  // null where not windowed
+  std::vector<uint32_t*> window_rows_;  // MetricStore::window_row_map per metric
   std::vector<size_t> widths_;
   int64_t slot_ms_ = 0;
   int64_t ring_slots_ = 0;

@@ -147,6 +147,15 @@ class SeriesStore : public Storage {
   void SetRetention(std::string_view metric, int64_t ms);
   void Trim(int64_t now_ms);
   size_t MemoryBytes() const;
+  // Upper bounds of what MemoryBytes() counts, for a budget planned ahead:
+  // the store with nothing in it; one more metric name; one series with
+  // `labels` (__name__ included) that never holds more than `samples`
+  // samples and `decreases` times of a decrease at once. They allow for
+  // the room growth leaves: vectors and strings at most double, and the
+  // hash tables are over 7/16 full after they grow.
+  static size_t EmptyBytes();
+  static size_t MetricBytes();
+  static size_t SeriesBytes(const Labels& labels, size_t samples, size_t decreases);
   // Series created so far (refs are [0, size())).
   size_t size() const;
 

@@ -3,6 +3,7 @@
 // more than half of it is dead, so appends stay amortised O(1) and every
 // series' live samples stay contiguous for Select().
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -197,6 +198,40 @@ size_t SeriesStore::MemoryBytes() const {
   for (const auto& [key, ref] : impl_->by_key) n += key.capacity() + 1;
   n += impl_->by_metric.capacity() * (sizeof(std::string) + sizeof(std::vector<uint32_t>) + 1);
   for (const auto& [metric, refs] : impl_->by_metric) n += refs.capacity() * sizeof(uint32_t);
+  return n;
+}
+
+namespace {
+
+// MemoryBytes() counts a hash table's capacity; after growing it holds over
+// 7/16 of it, so three slots per entry cover it.
+constexpr size_t kSlotsPerEntry = 3;
+
+size_t HeapBytes(const std::string& s) { return s.size() > 15 ? s.size() + 1 : 0; }
+
+}  // namespace
+
+size_t SeriesStore::EmptyBytes() { return sizeof(SeriesStore) + sizeof(Impl); }
+
+size_t SeriesStore::MetricBytes() {
+  return kSlotsPerEntry * (sizeof(std::string) + sizeof(std::vector<uint32_t>) + 1);
+}
+
+size_t SeriesStore::SeriesBytes(const Labels& labels, size_t samples, size_t decreases) {
+  // The series vector, samples and decreases grow by doubling; the labels
+  // are copied, which allocates them exactly.
+  size_t n = 2 * sizeof(Impl::Series) + std::bit_ceil(samples) * sizeof(Sample) +
+             (decreases > 0 ? std::bit_ceil(decreases) * sizeof(int64_t) : 0) +
+             labels.size() * sizeof(Label);
+  size_t key = 0;
+  for (const Label& l : labels) {
+    n += HeapBytes(l.name) + HeapBytes(l.value);
+    key += l.name.size() + l.value.size() + 2;
+  }
+  // by_key: its slots and the key, built by appending (capacity at most
+  // twice the size, or the small-string buffer); by_metric: the ref.
+  n += kSlotsPerEntry * (sizeof(std::string) + sizeof(uint32_t) + 1) +
+       std::max<size_t>(15, 2 * key) + 1 + 2 * sizeof(uint32_t);
   return n;
 }
 

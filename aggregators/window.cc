@@ -4,8 +4,13 @@
 #include <charconv>
 #include <cmath>
 
+#include "absl/strings/str_cat.h"
+
 namespace novapulse {
 namespace {
+
+// Slots between SeriesStore::Trim() calls.
+constexpr size_t kTrimEvery = 16;
 
 std::string FormatLe(double bound) {
   char buf[32];
@@ -72,7 +77,8 @@ WindowHistory::WindowHistory(MetricStore* store, const std::vector<Wanted>& want
     : store_(store),
       out_(out),
       slot_ms_(store->window_spec()->slot_ms),
-      ring_slots_(store->window_spec()->ring_slots) {
+      ring_slots_(store->window_spec()->ring_slots),
+      limit_(store->window_spec()->memory_bytes) {
   for (const Wanted& w : wanted) {
     Family f;
     f.wanted = w;
@@ -94,8 +100,40 @@ WindowHistory::WindowHistory(MetricStore* store, const std::vector<Wanted>& want
     } else {
       out_->SetRetention(name, keep);
     }
+    // Live samples span the retention; Trim() leaves at most as many dead
+    // ones before it compacts, and runs every kTrimEvery slots.
+    const size_t live = static_cast<size_t>(keep / slot_ms_) + 1;
+    f.max_samples = 2 * live + kTrimEvery;
+    // Only a gauge's samples go down (counters and histograms are cumulative).
+    f.max_decreases = f.def->type == MetricType::kGauge ? live + kTrimEvery : 0;
     families_.push_back(std::move(f));
   }
+  Prepare();
+}
+
+void WindowHistory::Prepare() {
+  base_fixed_ = promql::SeriesStore::EmptyBytes();
+  base_per_shard_ = 0;
+  for (Family& f : families_) {
+    Grow(f, std::max<size_t>(1, f.started.size()));
+    const size_t m = f.wanted.metric;
+    const size_t names =
+        f.def->type != MetricType::kHistogram
+            ? 1
+            : (f.wanted.buckets ? 1 : 0) + (f.wanted.sum ? 1 : 0) + (f.wanted.count ? 1 : 0);
+    // The cheapest row: every label value empty.
+    const std::string empty(f.def->labels.empty() ? 0 : f.def->labels.size() - 1, kLabelSeparator);
+    f.min_row_bytes = RowBytes(f, Parts(f, empty));
+    base_fixed_ += names * promql::SeriesStore::MetricBytes() +
+                   RowBytes(f, Parts(f, store_->index(m).overflow_key()));
+    // The ring's chunk pointers and the chunk of row 0.
+    const CellArray& cells = *store_->slot_cells(0, m);
+    const size_t chunks =
+        (store_->window_row_capacity(m) + cells.chunk_series() - 1) / cells.chunk_series();
+    base_per_shard_ += chunks * sizeof(void*) + cells.chunk_bytes();
+  }
+  reserved_fixed_ = base_fixed_;
+  reserved_per_shard_ = base_per_shard_;
 }
 
 void WindowHistory::Start(int64_t first_slot) {
@@ -103,131 +141,189 @@ void WindowHistory::Start(int64_t first_slot) {
   store_->open_slot().store(first_slot, std::memory_order_release);
 }
 
-void WindowHistory::AddSeries(Family& f, uint32_t id) {
-  const std::vector<std::string_view> values = SplitKey(store_->index(f.wanted.metric).Key(id));
+WindowHistory::PartLabels WindowHistory::Parts(const Family& f, std::string_view key) const {
+  const std::vector<std::string_view> values = SplitKey(key);
   promql::Labels base;
   for (size_t i = 0; i < f.def->labels.size() && i < values.size(); ++i) {
     base.push_back({std::string(f.def->labels[i]), std::string(values[i])});
   }
-  size_t part = id * f.parts;
-  const std::string name(f.def->name);
-  auto add = [&](std::string_view suffix, const promql::Label* extra) {
-    promql::Labels labels = base;
-    if (extra != nullptr) labels.push_back(*extra);
-    if (sink_ != nullptr) {
-      std::vector<std::pair<std::string, std::string>> plain;
-      for (const promql::Label& l : labels) plain.emplace_back(l.name, l.value);
-      f.sink_refs[part] = sink_->AddSeries(*f.def, suffix, std::move(plain));
-    }
-    labels.push_back({"__name__", name + std::string(suffix)});
-    std::sort(labels.begin(), labels.end());
-    f.refs[part++] = out_->Ref(labels);
-  };
+  PartLabels parts;
+  parts.reserve(f.parts);
   if (f.def->type != MetricType::kHistogram) {
-    add("", nullptr);
-    ++series_;
-    return;
+    parts.emplace_back("", std::move(base));
+    return parts;
   }
   if (f.wanted.buckets) {
     for (size_t b = 0; b <= f.def->buckets.size(); ++b) {
-      const promql::Label le{"le",
-                             b < f.def->buckets.size() ? FormatLe(f.def->buckets[b]) : "+Inf"};
-      add("_bucket", &le);
+      promql::Labels labels = base;
+      labels.push_back({"le", b < f.def->buckets.size() ? FormatLe(f.def->buckets[b]) : "+Inf"});
+      parts.emplace_back("_bucket", std::move(labels));
     }
   }
-  if (f.wanted.sum) add("_sum", nullptr);
-  if (f.wanted.count) add("_count", nullptr);
+  if (f.wanted.sum) parts.emplace_back("_sum", base);
+  if (f.wanted.count) parts.emplace_back("_count", std::move(base));
+  return parts;
+}
+
+size_t WindowHistory::RowBytes(const Family& f, const PartLabels& parts) const {
+  // The per-row vectors grow by doubling.
+  const size_t handles = sink_ != nullptr ? 2 : 1;
+  size_t bytes = 2 * (f.width * sizeof(uint64_t) + 1 + f.parts * handles * sizeof(uint32_t));
+  for (const auto& [suffix, labels] : parts) {
+    promql::Labels named = labels;
+    named.push_back({"__name__", absl::StrCat(std::string(f.def->name), std::string(suffix))});
+    bytes += promql::SeriesStore::SeriesBytes(named, f.max_samples, f.max_decreases);
+  }
+  return bytes;
+}
+
+void WindowHistory::Grow(Family& f, size_t rows) {
+  if (f.started.size() < rows) {
+    f.cumulative.resize(rows * f.width, 0);
+    f.started.resize(rows, 0);
+    f.refs.resize(rows * f.parts, 0);
+  }
+  if (sink_ != nullptr && f.sink_refs.size() < rows * f.parts)
+    f.sink_refs.resize(rows * f.parts, 0);
+}
+
+void WindowHistory::StartRow(Family& f, uint32_t row, const PartLabels& parts) {
+  const std::string name(f.def->name);
+  size_t part = row * f.parts;
+  for (const auto& [suffix, plain] : parts) {
+    if (sink_ != nullptr) {
+      std::vector<std::pair<std::string, std::string>> pairs;
+      for (const promql::Label& l : plain) pairs.emplace_back(l.name, l.value);
+      f.sink_refs[part] = sink_->AddSeries(*f.def, suffix, std::move(pairs));
+    }
+    promql::Labels labels = plain;
+    labels.push_back({"__name__", name + std::string(suffix)});
+    std::sort(labels.begin(), labels.end());
+    f.refs[part++] = out_->Ref(labels);
+  }
+  f.started[row] = 1;
   series_ += f.parts;
+}
+
+uint32_t WindowHistory::Admit(Family& f, std::string_view key) {
+  const size_t m = f.wanted.metric;
+  const CellArray& cells = *store_->slot_cells(0, m);
+  const size_t rows = store_->window_rows(m);
+  if (rows >= store_->window_row_capacity(m)) return kNoWindowRow;
+  PartLabels parts = Parts(f, key);
+  if (limit_ > 0) {
+    // A new chunk of ring is taken whole, in every shard.
+    const size_t chunk = rows % cells.chunk_series() == 0 ? cells.chunk_bytes() : 0;
+    const size_t ring = chunk * store_->num_shards();
+    if (reserved_bytes() + ring + f.min_row_bytes > limit_) return kNoWindowRow;
+    const size_t bytes = RowBytes(f, parts);
+    if (reserved_bytes() + ring + bytes > limit_) return kNoWindowRow;
+    reserved_fixed_ += bytes;
+    reserved_per_shard_ += chunk;
+  }
+  const uint32_t row = store_->AddWindowRow(m);
+  Grow(f, row + 1);
+  StartRow(f, row, parts);
+  return row;
+}
+
+void WindowHistory::Place(Family& f, uint32_t id) {
+  const size_t m = f.wanted.metric;
+  const SeriesIndex& index = store_->index(m);
+  const std::string_view key = index.Key(id);
+  uint32_t row = 0;
+  // The series limit's overflow series (and a label set that reads the
+  // same) is row 0 already.
+  if (key != index.overflow_key()) {
+    row = Admit(f, key);
+    if (row == kNoWindowRow) {
+      row = 0;
+      ++f.folded;
+    }
+  }
+  if (row == 0 && !f.started[0]) StartRow(f, 0, Parts(f, index.overflow_key()));
+  store_->set_window_row(m, id, row);
 }
 
 void WindowHistory::CloseSlot() {
   const int64_t slot = open_slot_;
   const size_t pos = static_cast<size_t>(slot % static_cast<int64_t>(ring_slots_));
-  std::vector<SpilledUpdate> spilled;
+  // The slot's spilled updates, by family, in shard order.
+  spilled_.resize(store_->num_metrics());
   for (int s = 0; s < store_->num_shards(); ++s) {
     SpillBuffer& buffer = store_->spill(s);
     std::lock_guard<std::mutex> lock(buffer.mu);
     auto due = buffer.by_slot.find(slot);
     if (due == buffer.by_slot.end()) continue;
-    spilled.insert(spilled.end(), due->second.begin(), due->second.end());
+    for (const SpilledUpdate& u : due->second) spilled_[u.metric].push_back(u);
     buffer.by_slot.erase(due);
   }
-  for (Family& f : families_) Fold(f, f.wanted.metric, pos, slot, spilled);
+  for (Family& f : families_) {
+    std::vector<SpilledUpdate>& spilled = spilled_[f.wanted.metric];
+    Fold(f, pos, slot, spilled);
+    spilled.clear();
+  }
   ++open_slot_;
   store_->open_slot().store(open_slot_, std::memory_order_release);
-  if (++closes_ % 16 == 0) out_->Trim(open_slot_ * slot_ms_);
+  if (++closes_ % kTrimEvery == 0) out_->Trim(open_slot_ * slot_ms_);
 }
 
-void WindowHistory::Fold(Family& f, size_t m, size_t pos, int64_t slot,
+void WindowHistory::Fold(Family& f, size_t pos, int64_t slot,
                          const std::vector<SpilledUpdate>& spilled) {
-  const size_t n = store_->index(m).size();
-  if (f.known < n) {
-    f.cumulative.resize(n * f.width, 0);
-    f.started.resize(n, 0);
-    f.spill_touched.resize(n, 0);
-    f.refs.resize(n * f.parts, 0);
-    if (sink_ != nullptr) f.sink_refs.resize(n * f.parts, 0);
-    f.known = n;
-  }
+  const size_t m = f.wanted.metric;
   const size_t width = f.width;
+  // Spilled updates of series in no row yet are the series' first: they
+  // get a row below, in label order, not id order: ids follow which worker
+  // met a series first, and the order decides which series the budget
+  // admits, the order of the sample streams (so of sums) and of the
+  // backfill file.
+  for (size_t i = 0; i < spilled.size(); ++i) {
+    const SpilledUpdate& u = spilled[i];
+    const uint32_t row = store_->window_row(m, u.series);
+    if (row == kNoWindowRow) {
+      fresh_.push_back(u.series);
+      pending_.push_back(i);
+      continue;
+    }
+    f.cumulative[row * width + u.word] += u.delta;
+  }
+  if (!fresh_.empty()) {
+    const SeriesIndex& index = store_->index(m);
+    std::sort(fresh_.begin(), fresh_.end(),
+              [&index](uint32_t a, uint32_t b) { return index.Key(a) < index.Key(b); });
+    fresh_.erase(std::unique(fresh_.begin(), fresh_.end()), fresh_.end());
+    for (uint32_t id : fresh_) Place(f, id);
+    for (size_t i : pending_) {
+      const SpilledUpdate& u = spilled[i];
+      f.cumulative[store_->window_row(m, u.series) * width + u.word] += u.delta;
+    }
+    fresh_.clear();
+    pending_.clear();
+  }
   const size_t base = pos * width;
-  delta_.assign(width, 0);
   const int64_t t_ms = (slot + 1) * slot_ms_;
   const bool to_sink = sink_ != nullptr && t_ms % sink_step_ms_ == 0;
-  for (const SpilledUpdate& u : spilled) {
-    if (u.metric != m || u.series >= n) continue;
-    f.cumulative[u.series * width + u.word] += u.delta;
-    f.spill_touched[u.series] = 1;
-  }
-  for (uint32_t id = 0; id < n; ++id) {
-    bool any = false;
+  const size_t rows = store_->window_rows(m);
+  for (uint32_t row = 0; row < rows; ++row) {
+    uint64_t* cum = &f.cumulative[row * width];
     for (int s = 0; s < store_->num_shards(); ++s) {
       CellArray* cells = store_->slot_cells(s, m);
       for (size_t w = 0; w < width; ++w) {
-        const uint64_t v = cells->Load(id, base + w);
+        const uint64_t v = cells->Load(row, base + w);
         if (v == 0) continue;
-        delta_[w] += v;
-        cells->ResetIfAllocated(id, base + w);
-        any = true;
+        cum[w] += v;
+        cells->ResetIfAllocated(row, base + w);
       }
     }
-    if (f.spill_touched[id]) {
-      f.spill_touched[id] = 0;
-      any = true;
-    }
-    uint64_t* cum = &f.cumulative[id * width];
-    if (any) {
-      for (size_t w = 0; w < width; ++w) {
-        cum[w] += delta_[w];
-        delta_[w] = 0;
-      }
-      if (!f.started[id]) {
-        // Named and emitted after the loop, in label order (see below).
-        f.started[id] = 1;
-        fresh_.push_back(id);
-        continue;
-      }
-    }
-    if (f.started[id]) Emit(f, id, t_ms, to_sink);
+    if (f.started[row]) Emit(f, row, t_ms, to_sink);
   }
-  // Series that start in this slot get their sample streams in label order,
-  // not id order: ids follow which worker met a series first, and the order
-  // of the streams decides the order of sums and of the backfill file.
-  const SeriesIndex& index = store_->index(m);
-  std::sort(fresh_.begin(), fresh_.end(),
-            [&index](uint32_t a, uint32_t b) { return index.Key(a) < index.Key(b); });
-  for (uint32_t id : fresh_) {
-    AddSeries(f, id);
-    Emit(f, id, t_ms, to_sink);
-  }
-  fresh_.clear();
 }
 
-void WindowHistory::Emit(Family& f, uint32_t id, int64_t t_ms, bool to_sink) {
+void WindowHistory::Emit(Family& f, uint32_t row, int64_t t_ms, bool to_sink) {
   const size_t width = f.width;
-  const uint64_t* cum = &f.cumulative[id * width];
-  const uint32_t* refs = &f.refs[id * f.parts];
-  const uint32_t* sink_refs = to_sink ? &f.sink_refs[id * f.parts] : nullptr;
+  const uint64_t* cum = &f.cumulative[row * width];
+  const uint32_t* refs = &f.refs[row * f.parts];
+  const uint32_t* sink_refs = to_sink ? &f.sink_refs[row * f.parts] : nullptr;
   auto emit = [&](size_t part, double v) {
     out_->Append(refs[part], t_ms, v);
     if (sink_refs != nullptr) sink_->Append(sink_refs[part], t_ms, v);
@@ -261,15 +357,62 @@ void WindowHistory::Emit(Family& f, uint32_t id, int64_t t_ms, bool to_sink) {
   }
 }
 
+std::vector<WindowHistory::Folded> WindowHistory::folded() const {
+  std::vector<Folded> out;
+  for (const Family& f : families_) {
+    if (f.folded > 0) out.push_back({f.def->name, f.folded});
+  }
+  return out;
+}
+
+void WindowHistory::SaveBudget(StateWriter* w) const {
+  w->U64(reserved_fixed_);
+  w->U64(reserved_per_shard_);
+}
+
+absl::Status WindowHistory::LoadBudget(StateReader* r) {
+  uint64_t fixed = 0;
+  uint64_t per_shard = 0;
+  if (!r->U64(&fixed) || !r->U64(&per_shard) || fixed < base_fixed_ ||
+      per_shard < base_per_shard_ || fixed > (uint64_t{1} << 50) ||
+      per_shard > (uint64_t{1} << 50)) {
+    return r->Error("window budget");
+  }
+  const uint64_t need = fixed + per_shard * static_cast<uint64_t>(store_->num_shards());
+  const uint64_t base = base_fixed_ + base_per_shard_ * store_->num_shards();
+  if (limit_ > 0 && need > limit_ && need > base) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the saved windows take ", need, " bytes with ", store_->num_shards(),
+                     " threads, over the window memory budget of ", limit_, " bytes"));
+  }
+  reserved_fixed_ = static_cast<size_t>(fixed);
+  reserved_per_shard_ = static_cast<size_t>(per_shard);
+  return absl::OkStatus();
+}
+
 void WindowHistory::SaveState(StateWriter* w) const {
   w->I64(open_slot_);
   w->U64(series_);
   w->U64(closes_);
   for (const Family& f : families_) {
-    w->U64(f.known);
-    for (size_t i = 0; i < f.known * f.width; ++i) w->U64(f.cumulative[i]);
-    for (size_t i = 0; i < f.known; ++i) w->Bool(f.started[i] != 0);
-    for (size_t i = 0; i < f.known * f.parts; ++i) w->U64(f.refs[i]);
+    const size_t m = f.wanted.metric;
+    const size_t rows = store_->window_rows(m);
+    w->U64(rows);
+    for (size_t i = 0; i < rows * f.width; ++i) w->U64(f.cumulative[i]);
+    for (size_t i = 0; i < rows; ++i) w->Bool(f.started[i] != 0);
+    for (size_t i = 0; i < rows * f.parts; ++i) w->U64(f.refs[i]);
+    w->U64(f.folded);
+    const size_t n = store_->index(m).size();
+    std::vector<std::pair<uint32_t, uint32_t>> placed;
+    for (uint32_t id = 0; id < n; ++id) {
+      const uint32_t row = store_->window_row(m, id);
+      if (row != kNoWindowRow) placed.emplace_back(id, row);
+    }
+    w->U64(placed.size());
+    for (const auto& [id, row] : placed) {
+      w->U64(id);
+      w->U64(row);
+    }
   }
 }
 
@@ -283,15 +426,16 @@ absl::Status WindowHistory::LoadState(StateReader* r) {
   series_ = static_cast<size_t>(series);
   closes_ = static_cast<size_t>(closes);
   for (Family& f : families_) {
-    size_t known = 0;
-    if (!r->Count(&known, f.width + 1 + f.parts) || known > store_->index(f.wanted.metric).size()) {
+    const size_t m = f.wanted.metric;
+    size_t rows = 0;
+    if (!r->Count(&rows, f.width + 1 + f.parts) || rows == 0 ||
+        rows > store_->window_row_capacity(m)) {
       return r->Error("window history");
     }
-    f.known = known;
-    f.cumulative.assign(known * f.width, 0);
-    f.started.assign(known, 0);
-    f.spill_touched.assign(known, 0);
-    f.refs.assign(known * f.parts, 0);
+    store_->set_window_rows(m, rows);
+    f.cumulative.assign(rows * f.width, 0);
+    f.started.assign(rows, 0);
+    f.refs.assign(rows * f.parts, 0);
     for (uint64_t& v : f.cumulative) {
       if (!r->U64(&v)) return r->Error("window history");
     }
@@ -301,10 +445,21 @@ absl::Status WindowHistory::LoadState(StateReader* r) {
       started = b ? 1 : 0;
     }
     for (size_t i = 0; i < f.refs.size(); ++i) {
-      // Refs are made when a series starts; the others stay 0.
+      // Refs are made when a row starts; the others stay 0.
       if (!r->U32(&f.refs[i]) || (f.started[i / f.parts] && f.refs[i] >= out_->size())) {
         return r->Error("window history");
       }
+    }
+    size_t placed = 0;
+    if (!r->U64(&f.folded) || !r->Count(&placed, 2)) return r->Error("window history");
+    const size_t n = store_->index(m).size();
+    for (size_t i = 0; i < placed; ++i) {
+      uint32_t id = 0;
+      uint32_t row = 0;
+      if (!r->U32(&id) || !r->U32(&row) || id >= n || row >= rows) {
+        return r->Error("window history");
+      }
+      store_->set_window_row(m, id, row);
     }
   }
   store_->open_slot().store(open_slot_, std::memory_order_release);
@@ -315,7 +470,7 @@ size_t WindowHistory::MemoryBytes() const {
   size_t bytes = store_->SlotMemoryBytes() + out_->MemoryBytes();
   for (const Family& f : families_) {
     bytes += f.cumulative.capacity() * sizeof(uint64_t) + f.started.capacity() +
-             f.refs.capacity() * sizeof(uint32_t);
+             (f.refs.capacity() + f.sink_refs.capacity()) * sizeof(uint32_t);
   }
   return bytes;
 }

@@ -4,6 +4,16 @@
 // series at the slot's end to a promql::SeriesStore, as if Prometheus had
 // scraped novapulse at that instant with exactly the events stamped before it.
 //
+// Memory: the store's WindowSpec::memory_bytes is a budget. A series gets
+// a window row of its own (a ring of slots in every shard, its cumulative
+// values and its sample streams) when the slot it first has updates in
+// closes, if the row's share of the budget fits: an upper bound of what
+// MemoryBytes() counts for it once its streams are as long as the rules'
+// reach makes them. Otherwise it folds into row 0, the family's
+// __overflow__ series, as the series limit folds (sums over the family stay
+// right). Series first seen in one slot are placed in label order, so the
+// same input places the same series whatever the number of workers.
+//
 // Threads: one reader thread calls everything here. Writers never wait: a
 // slot is closed only once no writer may still write it (the pipeline
 // guarantees that through the watermark it hands each batch), and a ring
@@ -24,6 +34,9 @@
 #include "aggregators/promql.h"
 
 namespace novapulse {
+
+// The window memory budget when none is configured: a small container's worth.
+inline constexpr size_t kDefaultWindowMemoryBytes = size_t{128} << 20;
 
 // Where WindowHistory also sends the samples of every series at each step
 // (the OpenMetrics backfill). An interface only so that aggregators/ does not
@@ -67,6 +80,7 @@ class WindowHistory {
   void set_sink(WindowSampleSink* sink, int64_t step_ms) {
     sink_ = sink;
     sink_step_ms_ = step_ms;
+    Prepare();
   }
 
   // Sets the first open slot; before any writer runs. Events of earlier
@@ -79,37 +93,79 @@ class WindowHistory {
   // publishes the next slot open.
   void CloseSlot();
 
-  // Checkpoints: the open slot and, per family, the folded cumulative values
-  // and the sample streams' refs in the SeriesStore (saved alongside). The
-  // store's window cells are saved by MetricStore::SaveWindows. Only between
-  // CloseSlot() calls, and not with a sink. LoadState replaces Start().
+  // Checkpoints: the open slot and, per family, each row's cumulative
+  // values and sample streams' refs in the SeriesStore (saved alongside), and
+  // which row each placed series has. The store's window cells are saved by
+  // MetricStore::SaveWindows. Only between CloseSlot() calls, and not with a
+  // sink. LoadState replaces Start().
   void SaveState(StateWriter* w) const;
   [[nodiscard]] absl::Status LoadState(StateReader* r);
+  // The reservation, saved ahead of everything else: with more shards than
+  // when it was saved (rings cost more), the saved rows may no longer fit
+  // the budget. LoadBudget then returns FailedPrecondition, having read
+  // only this; otherwise call LoadState next.
+  void SaveBudget(StateWriter* w) const;
+  [[nodiscard]] absl::Status LoadBudget(StateReader* r);
 
   // Heap bytes of the slot cells, cumulative values and samples held.
   size_t MemoryBytes() const;
   // Series (sample streams) kept.
   size_t series() const { return series_; }
+  // The budget (0: none), and the bytes the placed rows and every family's
+  // __overflow__ row are allowed to grow to (0 without a budget). More than
+  // the budget only when the overflow rows alone are.
+  size_t memory_limit() const { return limit_; }
+  size_t reserved_bytes() const {
+    return limit_ == 0 ? 0 : reserved_fixed_ + reserved_per_shard_ * store_->num_shards();
+  }
+  // Label sets each family has folded into its __overflow__ row because the
+  // budget was spoken for (not those the series limit folded), in family order.
+  struct Folded {
+    std::string_view metric;
+    uint64_t series = 0;
+  };
+  std::vector<Folded> folded() const;
 
  private:
   struct Family {
     Wanted wanted;
     const MetricDef* def = nullptr;
     size_t width = 1;
-    std::vector<uint64_t> cumulative;    // width words per series
-    std::vector<uint8_t> started;        // per series: has had an update
-    std::vector<uint8_t> spill_touched;  // per series: spilled updates this slot
-    std::vector<uint32_t> refs;          // parts() refs per series into out_
-    std::vector<uint32_t> sink_refs;     // parts() handles per series in sink_
-    size_t parts = 0;                    // samples per series per slot
-    size_t known = 0;                    // series with refs made
+    size_t parts = 0;  // samples per row per slot
+    // Per row; row 0 is the family's __overflow__ series.
+    std::vector<uint64_t> cumulative;  // width words per row
+    std::vector<uint8_t> started;      // per row: has sample streams
+    std::vector<uint32_t> refs;        // parts refs per row into out_
+    std::vector<uint32_t> sink_refs;   // parts handles per row in sink_
+    uint64_t folded = 0;
+    // Budget (see Prepare): the most samples and decrease times a stream
+    // holds at once, and what a row costs at least.
+    size_t max_samples = 0;
+    size_t max_decreases = 0;
+    size_t min_row_bytes = 0;
   };
-  void AddSeries(Family& f, uint32_t id);
-  // Appends series `id`'s samples at `t_ms` (and to the sink when `to_sink`).
-  void Emit(Family& f, uint32_t id, int64_t t_ms, bool to_sink);
-  // `spilled`: the slot's spilled updates (any family).
-  void Fold(Family& f, size_t m, size_t pos, int64_t slot,
-            const std::vector<SpilledUpdate>& spilled);
+  // The labels of each sample stream of the row for series key `key`, in
+  // part order: (suffix, labels without __name__).
+  using PartLabels = std::vector<std::pair<std::string_view, promql::Labels>>;
+  PartLabels Parts(const Family& f, std::string_view key) const;
+  // An upper bound of what MemoryBytes() counts for a row with these
+  // streams, its ring aside.
+  size_t RowBytes(const Family& f, const PartLabels& parts) const;
+  // Per-family budget figures and what the rows 0 take; the constructor
+  // and set_sink.
+  void Prepare();
+  // Gives series `id` (in no row yet) a row, or row 0.
+  void Place(Family& f, uint32_t id);
+  // A row of its own for series key `key` if the budget has room, else
+  // kNoWindowRow.
+  uint32_t Admit(Family& f, std::string_view key);
+  void Grow(Family& f, size_t rows);
+  // Makes the sample streams of `row`.
+  void StartRow(Family& f, uint32_t row, const PartLabels& parts);
+  // Appends row `row`'s samples at `t_ms` (and to the sink when `to_sink`).
+  void Emit(Family& f, uint32_t row, int64_t t_ms, bool to_sink);
+  // `spilled`: the slot's spilled updates of f.
+  void Fold(Family& f, size_t pos, int64_t slot, const std::vector<SpilledUpdate>& spilled);
 
   MetricStore* store_;
   promql::SeriesStore* out_;
@@ -119,8 +175,15 @@ class WindowHistory {
   int64_t open_slot_ = 0;
   size_t series_ = 0;
   size_t closes_ = 0;
-  std::vector<uint64_t> delta_;  // scratch
-  std::vector<uint32_t> fresh_;  // scratch: series started in the slot being folded
+  size_t limit_ = 0;
+  // The reservation: bytes regardless of shards, and per shard (rings).
+  size_t base_fixed_ = 0;
+  size_t base_per_shard_ = 0;
+  size_t reserved_fixed_ = 0;
+  size_t reserved_per_shard_ = 0;
+  std::vector<std::vector<SpilledUpdate>> spilled_;  // scratch: by metric
+  std::vector<uint32_t> fresh_;  // scratch: series placed in the slot being folded
+  std::vector<size_t> pending_;  // scratch: their spilled updates
   WindowSampleSink* sink_ = nullptr;
   int64_t sink_step_ms_ = 0;
 };

@@ -152,7 +152,13 @@ absl::StatusOr<RestoredCheckpoint> DecodeCheckpoint(std::string_view payload,
     out.rules_note = "the series limit changed since the checkpoint";
   } else {
     StateReader rules_reader(rules);
-    if (absl::Status s = state.rules->LoadState(&rules_reader); !s.ok()) return s;
+    const absl::Status s = state.rules->LoadState(&rules_reader);
+    if (absl::IsFailedPrecondition(s)) {
+      // Nothing was loaded: the windows start afresh, as with other rules.
+      out.rules_note = std::string(s.message());
+      return out;
+    }
+    if (!s.ok()) return s;
     if (!rules_reader.at_end()) return rules_reader.Error("rules");
     out.rules_restored = true;
   }

@@ -103,6 +103,7 @@ absl::StatusOr<std::unique_ptr<RuleRunner>> RuleRunner::Build(RuleSet rules,
   }
   r->spec_.ring_slots = options.ring_slots;
   r->spec_.families = WindowHistory::Families(r->wanted_);
+  r->spec_.memory_bytes = options.window_memory_bytes;
   return r;
 }
 
@@ -111,6 +112,26 @@ void RuleRunner::Attach(NovaGiftMetrics* metrics) {
   history_ = std::make_unique<WindowHistory>(&metrics->store(), wanted_, &series_);
   if (options_.backfill != nullptr) {
     history_->set_sink(options_.backfill, options_.backfill_step_ms);
+  }
+  {
+    std::lock_guard<std::mutex> lock(window_mu_);
+    folded_.clear();
+    for (const WindowHistory::Wanted& w : wanted_) {
+      folded_.emplace_back(metrics->store().def(w.metric).name, 0);
+    }
+  }
+  PublishWindowStatus();
+}
+
+void RuleRunner::PublishWindowStatus() {
+  window_bytes_.store(history_->MemoryBytes(), std::memory_order_relaxed);
+  window_series_.store(history_->series(), std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(window_mu_);
+  window_reserved_ = history_->reserved_bytes();
+  for (const WindowHistory::Folded& f : history_->folded()) {
+    for (auto& [name, n] : folded_) {
+      if (name == f.metric) n = f.series;
+    }
   }
 }
 
@@ -194,8 +215,7 @@ void RuleRunner::Loop() {
           std::memory_order_relaxed);
       evaluated_ms_.store(t, std::memory_order_relaxed);
     }
-    window_bytes_.store(history_->MemoryBytes(), std::memory_order_relaxed);
-    window_series_.store(history_->series(), std::memory_order_relaxed);
+    PublishWindowStatus();
     lock.lock();
     done_ms_ = history_->open_slot_end_ms() - 1;
     cv_.notify_all();
@@ -203,8 +223,8 @@ void RuleRunner::Loop() {
 }
 
 std::string RuleRunner::Fingerprint() const {
-  std::string out = absl::StrFormat("slot=%d ring=%d lateness=%d\n", spec_.slot_ms,
-                                    spec_.ring_slots, options_.lateness_ms);
+  std::string out = absl::StrFormat("slot=%d ring=%d lateness=%d window_memory=%d\n", spec_.slot_ms,
+                                    spec_.ring_slots, options_.lateness_ms, spec_.memory_bytes);
   for (const WindowHistory::Wanted& w : wanted_) {
     absl::StrAppendFormat(&out, "window %d %d%d%d%d %d\n", w.metric, w.value, w.buckets, w.sum,
                           w.count, w.reach_ms);
@@ -231,6 +251,7 @@ void RuleRunner::SaveState(StateWriter* w) {
   w->Bool(started_);
   if (!started_) return;
   w->U64(eval_nanos_.load(std::memory_order_relaxed));
+  history_->SaveBudget(w);
   series_.SaveState(w);
   history_->SaveState(w);
   engine_->SaveState(w);
@@ -243,6 +264,7 @@ absl::Status RuleRunner::LoadState(StateReader* r) {
   if (!started) return absl::OkStatus();
   uint64_t eval_nanos = 0;
   if (!r->U64(&eval_nanos)) return r->Error("rules");
+  if (absl::Status s = history_->LoadBudget(r); !s.ok()) return s;
   // In the order saved: the history's and the engine's refs point into the
   // series store.
   if (absl::Status s = series_.LoadState(r); !s.ok()) return s;
@@ -253,8 +275,7 @@ absl::Status RuleRunner::LoadState(StateReader* r) {
   evaluations_.store(engine_->evaluations(), std::memory_order_relaxed);
   failures_.store(engine_->failures(), std::memory_order_relaxed);
   evaluated_ms_.store(engine_->Snapshot().last_eval_ms, std::memory_order_relaxed);
-  window_bytes_.store(history_->MemoryBytes(), std::memory_order_relaxed);
-  window_series_.store(history_->series(), std::memory_order_relaxed);
+  PublishWindowStatus();
   started_ = true;
   // Saved idle: every slot before the open one was evaluated.
   done_ms_ = history_->open_slot_end_ms() - 1;
@@ -297,6 +318,24 @@ const std::vector<MetricDef>& RuleMetricDefs() {
        T::kComputed,
        {},
        {}},
+      {"novapulse_window_memory_limit_bytes",
+       "The window memory budget (rules.window_memory_bytes); 0: none.",
+       T::kComputed,
+       {},
+       {}},
+      {"novapulse_window_memory_reserved_bytes",
+       "Window memory the series given a window of their own may grow to, with one __overflow__ "
+       "series per family; a new label set that would take it past the budget folds into "
+       "__overflow__.",
+       T::kComputed,
+       {},
+       {}},
+      {"novapulse_window_series_folded_total",
+       "Label sets the windows the rules read fold into their family's __overflow__ series "
+       "because the window memory budget is spoken for.",
+       T::kComputedCounter,
+       {"metric"},
+       {}},
   };
   return kDefs;
 }
@@ -321,6 +360,19 @@ void RuleRunner::AppendFamilies(std::deque<std::string>* /*keys*/,
   add(4, bytes);
   add(5, series);
   add(6, series > 0 ? bytes / series : 0.0);
+  add(7, static_cast<double>(spec_.memory_bytes));
+  FamilySnapshot folded;
+  folded.def = &defs[9];
+  {
+    std::lock_guard<std::mutex> lock(window_mu_);
+    add(8, static_cast<double>(window_reserved_));
+    // Family names live in the static metric table.
+    for (const auto& [name, n] : folded_) {
+      folded.keys.push_back(name);
+      folded.words.push_back(std::bit_cast<uint64_t>(static_cast<double>(n)));
+    }
+  }
+  families->push_back(std::move(folded));
 }
 
 namespace {

@@ -40,6 +40,8 @@ namespace novapulse {
 struct RuleRunnerOptions {
   int64_t lateness_ms = 30'000;  // watermark = newest event time - lateness
   size_t ring_slots = 256;
+  // The window memory budget (WindowSpec::memory_bytes; 0: none).
+  size_t window_memory_bytes = kDefaultWindowMemoryBytes;
   // With a sink: every NovaGift family (not the self metrics, not computed
   // gauges) is windowed and each of its series sent to `backfill` at every
   // `backfill_step_ms` of event time.
@@ -91,8 +93,9 @@ class RuleRunner {
   // are read separately (engine().Snapshot()). Any thread.
   void AppendFamilies(std::deque<std::string>* keys, std::vector<FamilySnapshot>* families) const;
 
-  // Checkpoints. Fingerprint() names the rules, slot and ring sizes and the
-  // windowed families: saved state loads only under the same fingerprint.
+  // Checkpoints. Fingerprint() names the rules, slot and ring sizes, the
+  // window memory budget and the windowed families: saved state loads only
+  // under the same fingerprint.
   std::string Fingerprint() const;
   // Waits until the evaluation thread has caught up, then saves the window
   // history (store slot cells included), the series store and the engine
@@ -100,7 +103,9 @@ class RuleRunner {
   // evaluation thread.
   void SaveState(StateWriter* w);
   // Into a runner just attached and not started; starts the evaluation
-  // thread when the saved runner had started.
+  // thread when the saved runner had started. FailedPrecondition, with
+  // nothing loaded, when the saved windows do not fit this runner's budget
+  // (more threads than when saved: see WindowHistory::LoadBudget).
   [[nodiscard]] absl::Status LoadState(StateReader* r);
 
   RuleEngine& engine() { return *engine_; }
@@ -117,6 +122,9 @@ class RuleRunner {
  private:
   RuleRunner() = default;
   void Loop();
+  // Publishes the window budget's figures to the self metrics; the
+  // evaluation thread, or before it starts.
+  void PublishWindowStatus();
 
   RuleRunnerOptions options_;
   WindowSpec spec_;
@@ -139,6 +147,10 @@ class RuleRunner {
   std::atomic<int64_t> evaluated_ms_{INT64_MIN};
   std::atomic<uint64_t> window_bytes_{0};
   std::atomic<uint64_t> window_series_{0};
+  mutable std::mutex window_mu_;
+  // Reserved bytes and, per windowed family, label sets folded for want of budget.
+  uint64_t window_reserved_ = 0;                               // guarded by window_mu_
+  std::vector<std::pair<std::string_view, uint64_t>> folded_;  // guarded by window_mu_
 
   std::thread thread_;
   std::mutex mu_;

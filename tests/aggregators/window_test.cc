@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <iterator>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -38,13 +41,15 @@ std::vector<promql::Sample> Samples(const promql::SeriesStore& store, const std:
 }
 
 struct Fixture {
-  explicit Fixture(std::vector<promql::Reach> reach, int shards = 1, size_t ring = 8) {
+  explicit Fixture(std::vector<promql::Reach> reach, int shards = 1, size_t ring = 8,
+                   size_t memory_bytes = 0, size_t series_limit = 1000) {
     wanted = WindowHistory::Resolve(Defs(), reach, &unknown);
     WindowSpec spec;
     spec.slot_ms = kSlot;
     spec.ring_slots = ring;
     spec.families = WindowHistory::Families(wanted);
-    store = std::make_unique<MetricStore>(Defs(), shards, 100);
+    spec.memory_bytes = memory_bytes;
+    store = std::make_unique<MetricStore>(Defs(), shards, series_limit);
     store->EnableWindows(spec);
     for (int s = 0; s < shards; ++s) {
       writers.push_back(std::make_unique<ShardWriter>(store.get(), s, kOverflow));
@@ -216,6 +221,158 @@ TEST(WindowHistory, ShardsAreSummedAndWritersNeverWait) {
   ASSERT_EQ(samples.size(), 20u);
   EXPECT_EQ(samples.back().v, 2.0 * kEventsPerShard);
   EXPECT_EQ(samples[9].v, 2.0 * kEventsPerShard / 2);
+}
+
+// Zero-padded, so that label order is number order.
+std::string Route(int r) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "/r%04d", r);
+  return buf;
+}
+
+// Every sample stream of `metric` (optionally only those with le=`le`): its
+// route and last value.
+std::map<std::string, double> Last(const promql::SeriesStore& store, const std::string& metric,
+                                   const std::string& le = "") {
+  std::vector<promql::Storage::SeriesRef> refs;
+  std::vector<promql::Matcher> matchers;
+  if (!le.empty()) matchers.push_back({.name = "le", .value = le});
+  store.Select(metric, matchers, INT64_MIN / 2, INT64_MAX / 2, &refs);
+  std::map<std::string, double> last;
+  for (const auto& ref : refs) {
+    for (const promql::Label& l : *ref.labels) {
+      if (l.name == "route") last[l.value] = ref.samples.back().v;
+    }
+  }
+  return last;
+}
+
+double Sum(const std::map<std::string, double>& values) {
+  double sum = 0;
+  for (const auto& [route, v] : values) sum += v;
+  return sum;
+}
+
+// `routes` label sets, each with one request and one latency observation in
+// every slot of `slots`, spread over the fixture's shards.
+void FeedRoutes(Fixture& f, int routes, int slots) {
+  for (int slot = 0; slot < slots; ++slot) {
+    for (int r = 0; r < routes; ++r) {
+      ShardWriter& w = *f.writers[r % f.writers.size()];
+      ASSERT_TRUE(w.SetEventTime(slot * kSlot + r));
+      w.Inc(kRequests, w.Resolve(kRequests, Route(r)));
+      w.Observe(kLatency, w.Resolve(kLatency, Route(r)), 0.2 * (r % 4));
+    }
+    f.CloseThrough((slot + 1) * kSlot);
+  }
+}
+
+TEST(WindowHistory, BudgetFoldsLabelSetsPastItIntoOverflowAndKeepsTheTotals) {
+  constexpr size_t kBudget = 512 << 10;
+  constexpr int kRoutes = 600;
+  constexpr int kSlots = 12;  // longer than the reach: every stream at its longest
+  const std::vector<promql::Reach> reach = {{"latency_seconds_bucket", 60'000},
+                                            {"requests_total", 60'000}};
+  Fixture f(reach, /*shards=*/2, /*ring=*/8, kBudget);
+  Fixture unbounded(reach, /*shards=*/2, /*ring=*/8);
+  FeedRoutes(f, kRoutes, kSlots);
+  FeedRoutes(unbounded, kRoutes, kSlots);
+
+  // The memory the metric reports stays within the budget, and within what
+  // the rows reserved.
+  EXPECT_LE(f.history->MemoryBytes(), f.history->reserved_bytes());
+  EXPECT_LE(f.history->reserved_bytes(), kBudget);
+  EXPECT_EQ(f.history->memory_limit(), kBudget);
+  EXPECT_GT(unbounded.history->MemoryBytes(), 2 * kBudget);
+
+  // Rows went to the first label sets in label order, family by family
+  // (latency first, as the rules read them); the rest were counted as folded.
+  const size_t latency_rows = f.store->window_rows(kLatency) - 1;
+  const size_t request_rows = f.store->window_rows(kRequests) - 1;
+  ASSERT_GT(latency_rows, 0u);
+  ASSERT_LT(latency_rows, size_t{kRoutes});
+  ASSERT_LT(request_rows, size_t{kRoutes});
+  const std::vector<WindowHistory::Folded> folded = f.history->folded();
+  ASSERT_EQ(folded.size(), 2u);
+  EXPECT_EQ(folded[0].metric, "latency_seconds");
+  EXPECT_EQ(folded[0].series, kRoutes - latency_rows);
+  EXPECT_EQ(folded[1].metric, "requests_total");
+  EXPECT_EQ(folded[1].series, kRoutes - request_rows);
+  const std::map<std::string, double> requests = Last(f.series, "requests_total");
+  EXPECT_EQ(requests.size(), request_rows + 1);
+  EXPECT_EQ(requests.count("__overflow__"), 1u);
+  if (request_rows > 0) EXPECT_EQ(requests.begin()->first, Route(0));
+  const std::map<std::string, double> slow = Last(f.series, "latency_seconds_bucket", "0.5");
+  EXPECT_EQ(slow.size(), latency_rows + 1);
+  EXPECT_EQ(slow.begin()->first, Route(0));
+  EXPECT_EQ(std::prev(slow.end(), 2)->first, Route(static_cast<int>(latency_rows) - 1));
+  EXPECT_EQ(slow.rbegin()->first, "__overflow__");
+
+  // Sums over the family are what they are without a budget.
+  EXPECT_EQ(Sum(requests), kRoutes * kSlots);
+  EXPECT_EQ(Sum(requests), Sum(Last(unbounded.series, "requests_total")));
+  for (const std::string le : {"0.1", "0.5", "+Inf"}) {
+    EXPECT_EQ(Sum(Last(f.series, "latency_seconds_bucket", le)),
+              Sum(Last(unbounded.series, "latency_seconds_bucket", le)))
+        << le;
+  }
+}
+
+TEST(WindowHistory, BudgetChoosesTheSameSeriesWhicheverWorkerMetThemFirst) {
+  constexpr size_t kBudget = 256 << 10;
+  const std::vector<promql::Reach> reach = {{"requests_total", 60'000}};
+  constexpr int kRoutes = 3000;  // under the series limit, which folds whatever comes last
+  Fixture a(reach, /*shards=*/2, /*ring=*/8, kBudget, /*series_limit=*/kRoutes);
+  Fixture b(reach, /*shards=*/2, /*ring=*/8, kBudget, /*series_limit=*/kRoutes);
+  for (int slot = 0; slot < 3; ++slot) {
+    // The same events, met in opposite orders by different workers.
+    for (int i = 0; i < kRoutes; ++i) {
+      for (Fixture* f : {&a, &b}) {
+        const int r = f == &a ? i : kRoutes - 1 - i;
+        ShardWriter& w = *f->writers[f == &a ? r % 2 : (r / 7) % 2];
+        ASSERT_TRUE(w.SetEventTime(slot * kSlot + 7));
+        w.Inc(kRequests, w.Resolve(kRequests, Route(r)), 1 + r % 3);
+      }
+    }
+    a.CloseThrough((slot + 1) * kSlot);
+    b.CloseThrough((slot + 1) * kSlot);
+  }
+  ASSERT_FALSE(a.history->folded().empty());
+  EXPECT_EQ(a.history->folded()[0].series, b.history->folded()[0].series);
+  EXPECT_EQ(Last(a.series, "requests_total"), Last(b.series, "requests_total"));
+  EXPECT_EQ(a.history->reserved_bytes(), b.history->reserved_bytes());
+}
+
+TEST(WindowHistory, SeriesLimitOverflowIsTheWindowsOverflowRow) {
+  // No budget; the series limit (10) folds the rest, into row 0.
+  Fixture f({{"requests_total", 60'000}}, /*shards=*/1, /*ring=*/8, /*memory_bytes=*/0,
+            /*series_limit=*/10);
+  ShardWriter& w = *f.writers[0];
+  ASSERT_TRUE(w.SetEventTime(1'000));
+  for (int r = 0; r < 25; ++r) w.Inc(kRequests, w.Resolve(kRequests, Route(r)));
+  w.Inc(kRequests, w.Resolve(kRequests, std::string(kOverflowLabelValue)));  // a lookalike
+  f.CloseThrough(15'000);
+  const std::map<std::string, double> requests = Last(f.series, "requests_total");
+  EXPECT_EQ(requests.size(), 11u);
+  EXPECT_EQ(requests.at("__overflow__"), 16);
+  EXPECT_EQ(Sum(requests), 26);
+  EXPECT_TRUE(f.history->folded().empty());  // the series limit's doing, not the budget's
+}
+
+TEST(WindowHistory, BudgetBelowTheOverflowRowsFoldsEverything) {
+  Fixture f({{"latency_seconds_bucket", 60'000}}, /*shards=*/2, /*ring=*/64,
+            /*memory_bytes=*/4096);
+  ShardWriter& w = *f.writers[0];
+  ASSERT_TRUE(w.SetEventTime(1'000));
+  for (int r = 0; r < 5; ++r) w.Observe(kLatency, w.Resolve(kLatency, Route(r)), 0.3);
+  f.CloseThrough(15'000);
+  EXPECT_EQ(f.store->window_rows(kLatency), 1u);
+  ASSERT_EQ(f.history->folded().size(), 1u);
+  EXPECT_EQ(f.history->folded()[0].series, 5u);
+  // More than the budget, but no more than the overflow row needs.
+  EXPECT_GT(f.history->reserved_bytes(), 4096u);
+  EXPECT_LE(f.history->MemoryBytes(), f.history->reserved_bytes());
+  EXPECT_EQ(Last(f.series, "latency_seconds_bucket", "+Inf").at("__overflow__"), 5);
 }
 
 }  // namespace

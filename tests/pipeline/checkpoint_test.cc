@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "parsers/record_parser.h"
 #include "pipeline/record_worker.h"
@@ -84,10 +85,14 @@ std::vector<std::pair<Topic, std::string>> Stream(int seconds) {
 // them: batches alternate between two shards, each batch gets the clock's
 // watermark, and slots close as batches complete.
 struct Service {
-  explicit Service(const RuleSet& rules) : parser(1 << 20) {
-    rules_runner = *RuleRunner::Build(rules, RuleRunnerOptions{.lateness_ms = 30'000});
-    metrics =
-        std::make_unique<NovaGiftMetrics>(2, kDefaultSeriesLimit, &rules_runner->window_spec());
+  explicit Service(const RuleSet& rules, size_t window_memory_bytes = kDefaultWindowMemoryBytes,
+                   int shards = 2)
+      : parser(1 << 20) {
+    rules_runner = *RuleRunner::Build(
+        rules,
+        RuleRunnerOptions{.lateness_ms = 30'000, .window_memory_bytes = window_memory_bytes});
+    metrics = std::make_unique<NovaGiftMetrics>(shards, kDefaultSeriesLimit,
+                                                &rules_runner->window_spec());
     rules_runner->Attach(metrics.get());
     clock = std::make_unique<EventClock>(30'000, 5'000);
   }
@@ -97,7 +102,8 @@ struct Service {
     constexpr size_t kBatch = 50;
     for (size_t b = from; b < to; b += kBatch) {
       if (!rules_runner->started()) rules_runner->Start(kStartMs);
-      NovaGiftMetrics::Writer& writer = metrics->writer(static_cast<int>((b / kBatch) % 2));
+      NovaGiftMetrics::Writer& writer =
+          metrics->writer(static_cast<int>((b / kBatch) % metrics->num_shards()));
       writer.SetWatermark(clock->BeginBatch());
       for (size_t i = b; i < std::min(to, b + kBatch); ++i) {
         std::string padded = lines[i].second;
@@ -139,15 +145,16 @@ int CountSubstr(const std::string& s, std::string_view what) {
 // Saves `original` after lines [0, cut), loads the state into a fresh
 // service, feeds both the rest and expects the same end.
 void ExpectRestoredGoesOnExactly(const std::vector<std::pair<Topic, std::string>>& lines,
-                                 size_t cut) {
+                                 size_t cut,
+                                 size_t window_memory_bytes = kDefaultWindowMemoryBytes) {
   const RuleSet rules = Rules();
-  Service original(rules);
+  Service original(rules, window_memory_bytes);
   original.Feed(lines, 0, cut);
   const std::string payload =
       EncodeCheckpoint(original.state(), {{"novagift.access-log", 3, 1234}}, 42);
   const std::string at_cut = AlertsJson(original.rules_runner->engine().Snapshot());
 
-  Service restored(rules);
+  Service restored(rules, window_memory_bytes);
   absl::StatusOr<RestoredCheckpoint> loaded = DecodeCheckpoint(payload, restored.state(), 0);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   EXPECT_TRUE(loaded->rules_restored) << loaded->rules_note;
@@ -185,6 +192,56 @@ TEST(Checkpoint, RestoredStateGoesOnExactlyAsTheOriginal) {
   for (size_t cut : {size_t{0}, size_t{20}, size_t{120}, firing, lines.size() - 10}) {
     ExpectRestoredGoesOnExactly(lines, cut);
   }
+}
+
+// Stream(), with a route of its own on every request of the first ten
+// minutes: more label sets than a 1 MiB window budget holds.
+std::vector<std::pair<Topic, std::string>> ManyRoutes(int seconds) {
+  std::vector<std::pair<Topic, std::string>> lines = Stream(seconds);
+  int n = 0;
+  for (auto& [topic, line] : lines) {
+    const size_t at = line.find("\"route\":\"/r");
+    if (at == std::string::npos || n >= 600) continue;
+    line.insert(at + 11, absl::StrCat("u", n++, "-"));
+  }
+  return lines;
+}
+
+TEST(Checkpoint, RestoredWindowsUnderABudgetGoOnExactly) {
+  const auto lines = ManyRoutes(1200);
+  constexpr size_t kBudget = size_t{1} << 20;
+  Service probe(Rules(), kBudget);
+  probe.Feed(lines, 0, lines.size());
+  probe.Finish();
+  ASSERT_FALSE(probe.rules_runner->history()->folded().empty());
+  // Before the budget is spoken for, while folding, and after.
+  for (size_t cut : {size_t{150}, size_t{400}, size_t{1000}}) {
+    ExpectRestoredGoesOnExactly(lines, cut, kBudget);
+  }
+}
+
+TEST(Checkpoint, WindowsTooBigForTheBudgetWithMoreThreadsStartAfresh) {
+  const auto lines = ManyRoutes(400);
+  constexpr size_t kBudget = size_t{1} << 20;
+  Service original(Rules(), kBudget, /*shards=*/2);
+  original.Feed(lines, 0, lines.size());
+  const std::string payload = EncodeCheckpoint(original.state(), {}, 0);
+
+  // With twice the threads every ring costs twice as much.
+  Service restored(Rules(), kBudget, /*shards=*/4);
+  absl::StatusOr<RestoredCheckpoint> loaded = DecodeCheckpoint(payload, restored.state(), 0);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_FALSE(loaded->rules_restored);
+  EXPECT_THAT(loaded->rules_note, ::testing::HasSubstr("threads, over the window memory budget"));
+  EXPECT_FALSE(restored.rules_runner->started());
+  EXPECT_EQ(RenderPrometheusText(restored.metrics->Snapshot()),
+            RenderPrometheusText(original.metrics->Snapshot()));
+
+  // The same threads, or a budget that holds them: restored.
+  Service same(Rules(), kBudget, /*shards=*/2);
+  loaded = DecodeCheckpoint(payload, same.state(), 0);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_TRUE(loaded->rules_restored) << loaded->rules_note;
 }
 
 TEST(Checkpoint, OtherRulesRestoreTheMetricsButNotTheWindows) {
