@@ -456,7 +456,14 @@ absl::Status RuleEngine::LoadState(StateReader* r) {
 
 RulesSnapshot RuleEngine::Snapshot() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return snapshot_;
+  RulesSnapshot snap = snapshot_;
+  snap.windows = window_status_;
+  return snap;
+}
+
+void RuleEngine::SetWindowStatus(WindowBudgetStatus status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  window_status_ = std::move(status);
 }
 
 }  // namespace novapulse

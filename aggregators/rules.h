@@ -137,12 +137,22 @@ struct RuleStatus {
   double eval_seconds = 0;
   std::vector<Alert> alerts;  // alerting rules: active and recently resolved
 };
+// The window memory budget as the rule runner last saw it (see
+// WindowHistory), for /api/v1/rules.
+struct WindowBudgetStatus {
+  uint64_t limit_bytes = 0;  // 0: no windows, or no budget
+  uint64_t reserved_bytes = 0;
+  // Families that folded label sets into their __overflow__ series for want
+  // of budget, and how many.
+  std::vector<std::pair<std::string, uint64_t>> folded;
+};
 struct RulesSnapshot {
   std::vector<RuleStatus> rules;
   // Latest recording-rule outputs, ALERTS and ALERTS_FOR_STATE (at the last
   // evaluation), for /metrics.
   std::vector<std::pair<promql::Labels, double>> series;
   int64_t last_eval_ms = 0;
+  WindowBudgetStatus windows;
 };
 
 class RuleEngine {
@@ -172,6 +182,8 @@ class RuleEngine {
 
   RulesSnapshot Snapshot() const;
   uint64_t evaluations() const { return evaluations_; }
+  // What Snapshot() says of the windows the rules read; any thread.
+  void SetWindowStatus(WindowBudgetStatus status);
 
   // Checkpoints: every rule's state (alerts with their active, fired, resolved
   // and sent times; the outputs of the last evaluation), for an engine built
@@ -215,6 +227,7 @@ class RuleEngine {
 
   mutable std::mutex mu_;
   RulesSnapshot snapshot_;                                               // guarded by mu_
+  WindowBudgetStatus window_status_;                                     // guarded by mu_
   std::vector<std::vector<std::pair<promql::Labels, double>>> outputs_;  // [flat rule]
 };
 

@@ -126,13 +126,20 @@ void RuleRunner::Attach(NovaGiftMetrics* metrics) {
 void RuleRunner::PublishWindowStatus() {
   window_bytes_.store(history_->MemoryBytes(), std::memory_order_relaxed);
   window_series_.store(history_->series(), std::memory_order_relaxed);
-  std::lock_guard<std::mutex> lock(window_mu_);
-  window_reserved_ = history_->reserved_bytes();
-  for (const WindowHistory::Folded& f : history_->folded()) {
-    for (auto& [name, n] : folded_) {
-      if (name == f.metric) n = f.series;
+  WindowBudgetStatus status;
+  status.limit_bytes = history_->memory_limit();
+  status.reserved_bytes = history_->reserved_bytes();
+  {
+    std::lock_guard<std::mutex> lock(window_mu_);
+    window_reserved_ = status.reserved_bytes;
+    for (const WindowHistory::Folded& f : history_->folded()) {
+      for (auto& [name, n] : folded_) {
+        if (name == f.metric) n = f.series;
+      }
+      status.folded.emplace_back(std::string(f.metric), f.series);
     }
   }
+  engine_->SetWindowStatus(std::move(status));
 }
 
 void RuleRunner::Start(int64_t first_event_ms) {

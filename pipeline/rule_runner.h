@@ -122,8 +122,8 @@ class RuleRunner {
  private:
   RuleRunner() = default;
   void Loop();
-  // Publishes the window budget's figures to the self metrics; the
-  // evaluation thread, or before it starts.
+  // Publishes the window budget's figures to the self metrics and the
+  // engine's snapshot; the evaluation thread, or before it starts.
   void PublishWindowStatus();
 
   RuleRunnerOptions options_;

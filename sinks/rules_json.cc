@@ -1,6 +1,7 @@
 #include "sinks/rules_json.h"
 
 #include <algorithm>
+#include <string>
 #include <string_view>
 
 #include "absl/strings/ascii.h"
@@ -123,6 +124,40 @@ void AppendGroup(std::string* out, const RulesSnapshot& snapshot, size_t begin, 
   out->push_back('}');
 }
 
+// The window memory budget, when there is one: its figures, and the
+// families folding label sets into __overflow__ for want of it.
+void AppendWindows(std::string* out, const WindowBudgetStatus& w) {
+  out->append(",\"windowMemory\":{\"limitBytes\":");
+  out->append(std::to_string(w.limit_bytes));
+  out->append(",\"reservedBytes\":");
+  out->append(std::to_string(w.reserved_bytes));
+  out->append(",\"folding\":");
+  out->append(w.folded.empty() ? "false" : "true");
+  out->append(",\"foldedSeries\":{");
+  for (size_t i = 0; i < w.folded.size(); ++i) {
+    if (i > 0) out->push_back(',');
+    AppendJsonString(out, w.folded[i].first);
+    out->push_back(':');
+    out->append(std::to_string(w.folded[i].second));
+  }
+  out->append("}}");
+}
+
+// Prometheus's API carries notes for the reader in a top-level "warnings".
+void AppendWindowWarning(std::string* out, const WindowBudgetStatus& w) {
+  std::string families;
+  for (const auto& [name, n] : w.folded) {
+    if (!families.empty()) families += ", ";
+    families += name;
+  }
+  out->append(",\"warnings\":[");
+  AppendJsonString(
+      out, "the window memory budget (rules.window_memory_bytes: " + std::to_string(w.limit_bytes) +
+               ") is spoken for: new label sets of " + families +
+               " fold into their __overflow__ series in the windows the rules read");
+  out->push_back(']');
+}
+
 }  // namespace
 
 std::string AlertsJson(const RulesSnapshot& snapshot) {
@@ -153,7 +188,11 @@ std::string RulesJson(const RulesSnapshot& snapshot) {
     AppendGroup(&out, snapshot, begin, end);
     begin = end;
   }
-  out.append("]}}");
+  out.push_back(']');
+  if (snapshot.windows.limit_bytes > 0) AppendWindows(&out, snapshot.windows);
+  out.push_back('}');
+  if (!snapshot.windows.folded.empty()) AppendWindowWarning(&out, snapshot.windows);
+  out.push_back('}');
   return out;
 }
 

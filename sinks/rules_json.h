@@ -25,6 +25,10 @@ std::string AlertsJson(const RulesSnapshot& snapshot);
 // {"status":"success","data":{"groups":[{name, file, rules, interval, limit,
 // evaluationTime, lastEvaluation}]}}, rules in file order, alerting rules with
 // state, duration, keepFiringFor, annotations and their active alerts.
+// With a window memory budget, data also holds "windowMemory": {limitBytes,
+// reservedBytes, folding, foldedSeries: {family: label sets folded}}, and
+// while any family folds for want of budget a top-level "warnings" (as
+// Prometheus's API has) says which.
 std::string RulesJson(const RulesSnapshot& snapshot);
 
 }  // namespace novapulse

@@ -120,7 +120,9 @@ struct Service {
     rules_runner->Finish(newest_us / 1000);
     std::string text = RenderPrometheusText(metrics->Snapshot());
     WriteRuleSeries(rules_runner->engine().Snapshot().series, &text);
-    return text + AlertsJson(rules_runner->engine().Snapshot());
+    const std::string rules = RulesJson(rules_runner->engine().Snapshot());
+    return text + AlertsJson(rules_runner->engine().Snapshot()) +
+           rules.substr(rules.find("\"windowMemory\""));
   }
 
   RecordParser parser;

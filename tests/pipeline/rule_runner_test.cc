@@ -1,9 +1,10 @@
 // RuleRunner under a window memory budget: label sets past it fold into
 // __overflow__, rules over the windows still see the family's totals, and
-// the self metrics say which families fold.
+// the self metrics and /api/v1/rules say which families fold.
 #include "pipeline/rule_runner.h"
 
 #include <gtest/gtest.h>
+#include <simdjson.h>
 
 #include <cstdio>
 #include <deque>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "sinks/exposition.h"
+#include "sinks/rules_json.h"
 
 namespace novapulse {
 namespace {
@@ -136,6 +138,42 @@ TEST(RuleRunner, RulesOverFoldedWindowsSeeTheFamilysTotals) {
             std::string::npos);
 }
 
+TEST(RuleRunner, RulesJsonSaysWhichFamiliesFold) {
+  Driver bounded(2, kBudget);
+  bounded.Feed(3'000);
+  const std::string json = RulesJson(bounded.runner->engine().Snapshot());
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(simdjson::padded_string(json)).get(doc), simdjson::SUCCESS) << json;
+  uint64_t limit = 0;
+  uint64_t reserved = 0;
+  bool folding = false;
+  uint64_t requests = 0;
+  std::string_view warning;
+  ASSERT_EQ(doc.at_pointer("/data/windowMemory/limitBytes").get(limit), simdjson::SUCCESS);
+  ASSERT_EQ(doc.at_pointer("/data/windowMemory/reservedBytes").get(reserved), simdjson::SUCCESS);
+  ASSERT_EQ(doc.at_pointer("/data/windowMemory/folding").get(folding), simdjson::SUCCESS);
+  ASSERT_EQ(doc.at_pointer("/data/windowMemory/foldedSeries/http_requests_total").get(requests),
+            simdjson::SUCCESS);
+  ASSERT_EQ(doc.at_pointer("/warnings/0").get(warning), simdjson::SUCCESS);
+  EXPECT_EQ(limit, kBudget);
+  EXPECT_LE(reserved, kBudget);
+  EXPECT_GT(reserved, kBudget * 3 / 4);
+  EXPECT_TRUE(folding);
+  EXPECT_EQ(requests, bounded.runner->history()->folded()[1].series);
+  EXPECT_NE(warning.find("http_request_duration_seconds, http_requests_total fold into their "
+                         "__overflow__ series"),
+            std::string::npos)
+      << warning;
+
+  // Under the budget: the figures, and no warning.
+  Driver roomy(2, 64 * kBudget);
+  roomy.Feed(300);
+  const std::string calm = RulesJson(roomy.runner->engine().Snapshot());
+  EXPECT_NE(calm.find("\"folding\":false,\"foldedSeries\":{}}"), std::string::npos) << calm;
+  EXPECT_EQ(calm.find("warnings"), std::string::npos) << calm;
+}
+
 TEST(RuleRunner, FoldingDoesNotDependOnWhichWorkerSawASeries) {
   Driver a(2, kBudget, /*first_shard=*/0);
   Driver b(2, kBudget, /*first_shard=*/1);
@@ -145,13 +183,12 @@ TEST(RuleRunner, FoldingDoesNotDependOnWhichWorkerSawASeries) {
   // The window figures, not the CPU time spent.
   auto windows = [](const Driver& d) {
     const std::string metrics = d.SelfMetrics();
-    return metrics.substr(metrics.find("novapulse_window_memory_bytes "));
+    const std::string json = RulesJson(d.runner->engine().Snapshot());
+    return metrics.substr(metrics.find("novapulse_window_memory_bytes ")) +
+           json.substr(json.find("\"windowMemory\""));
   };
   EXPECT_EQ(windows(a), windows(b));
-  EXPECT_NE(
-      windows(a).find("novapulse_window_series_folded_total{metric=\"http_requests_total\"} "),
-      std::string::npos)
-      << windows(a);
+  EXPECT_NE(windows(a).find("\"folding\":true"), std::string::npos) << windows(a);
 }
 
 }  // namespace

@@ -245,6 +245,25 @@ TEST_F(RulesJsonTest, OutputParsesAsJson) {
   EXPECT_EQ(alerts.size(), 2u);
 }
 
+TEST(RulesJson, WindowMemoryBudgetAndWhichFamiliesFold) {
+  RulesSnapshot snap;
+  snap.windows.limit_bytes = 134217728;
+  snap.windows.reserved_bytes = 1234567;
+  EXPECT_EQ(RulesJson(snap),
+            R"j({"status":"success","data":{"groups":[],"windowMemory":{"limitBytes":134217728,)j"
+            R"j("reservedBytes":1234567,"folding":false,"foldedSeries":{}}}})j");
+  snap.windows.reserved_bytes = 134217000;
+  snap.windows.folded = {{"http_request_duration_seconds", 12}, {"http_requests_total", 3}};
+  EXPECT_EQ(
+      RulesJson(snap),
+      R"j({"status":"success","data":{"groups":[],"windowMemory":{"limitBytes":134217728,)j"
+      R"j("reservedBytes":134217000,"folding":true,"foldedSeries":{)j"
+      R"j("http_request_duration_seconds":12,"http_requests_total":3}}},"warnings":["the window )j"
+      R"j(memory budget (rules.window_memory_bytes: 134217728) is spoken for: new label sets of )j"
+      R"j(http_request_duration_seconds, http_requests_total fold into their __overflow__ series )j"
+      R"j(in the windows the rules read"]})j");
+}
+
 TEST(RulesJson, EmptySnapshot) {
   EXPECT_EQ(AlertsJson({}), R"j({"status":"success","data":{"alerts":[]}})j");
   EXPECT_EQ(RulesJson({}), R"j({"status":"success","data":{"groups":[]}})j");
