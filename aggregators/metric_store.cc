@@ -239,6 +239,7 @@ absl::Status MetricStore::LoadWindows(StateReader* r) {
       }
       updates.push_back(u);
     }
+    spilled_updates_.fetch_add(count, std::memory_order_relaxed);
   }
   return absl::OkStatus();
 }
@@ -350,6 +351,7 @@ void ShardWriter::FlushSpill() {
     }
     to->push_back(update);
   }
+  store_->spilled_updates().fetch_add(spilled_.size(), std::memory_order_relaxed);
   spilled_.clear();
 }
 

@@ -123,6 +123,8 @@ class MetricStore {
     return slot_cells_.empty() ? nullptr : slot_cells_[shard * defs_.size() + m].get();
   }
   SpillBuffer& spill(int shard) { return *spills_[shard]; }
+  // Updates held in the spill buffers; the read side subtracts what it takes.
+  std::atomic<size_t>& spilled_updates() { return spilled_updates_; }
   // Window rows of windowed family m (see WindowSpec). Any thread reads;
   // only the read side writes, before it publishes the next open slot.
   uint32_t window_row(size_t m, uint32_t series) const {
@@ -199,6 +201,7 @@ class MetricStore {
   std::vector<std::unique_ptr<CellArray>> slot_cells_;  // [shard][metric], null if not windowed
   std::vector<WindowRows> window_rows_;                 // [metric]
   std::vector<std::unique_ptr<SpillBuffer>> spills_;    // [shard]
+  std::atomic<size_t> spilled_updates_{0};
   std::atomic<int64_t> open_slot_{0};
 };
 

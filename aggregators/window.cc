@@ -250,14 +250,17 @@ void WindowHistory::CloseSlot() {
   const size_t pos = static_cast<size_t>(slot % static_cast<int64_t>(ring_slots_));
   // The slot's spilled updates, by family, in shard order.
   spilled_.resize(store_->num_metrics());
+  size_t taken = 0;
   for (int s = 0; s < store_->num_shards(); ++s) {
     SpillBuffer& buffer = store_->spill(s);
     std::lock_guard<std::mutex> lock(buffer.mu);
     auto due = buffer.by_slot.find(slot);
     if (due == buffer.by_slot.end()) continue;
     for (const SpilledUpdate& u : due->second) spilled_[u.metric].push_back(u);
+    taken += due->second.size();
     buffer.by_slot.erase(due);
   }
+  store_->spilled_updates().fetch_sub(taken, std::memory_order_relaxed);
   for (Family& f : families_) {
     std::vector<SpilledUpdate>& spilled = spilled_[f.wanted.metric];
     Fold(f, pos, slot, spilled);

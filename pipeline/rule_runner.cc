@@ -164,10 +164,14 @@ void RuleRunner::AdvanceTo(int64_t watermark_ms) {
   if (!started_) return;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (watermark_ms <= target_ms_) return;
-    target_ms_ = watermark_ms;
+    if (watermark_ms > target_ms_) {
+      target_ms_ = watermark_ms;
+      cv_.notify_all();
+    }
   }
-  cv_.notify_all();
+  if (metrics_->store().spilled_updates().load(std::memory_order_relaxed) > kMaxSpilledUpdates) {
+    WaitFor(watermark_ms);
+  }
 }
 
 void RuleRunner::WaitFor(int64_t watermark_ms) {

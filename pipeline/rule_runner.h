@@ -69,8 +69,14 @@ class RuleRunner {
   bool started() const { return started_; }
   // Lets the evaluation thread close every slot ending at or before
   // `watermark_ms` and evaluate the groups due at each slot end. Returns at
-  // once.
+  // once, unless the window's side buffer holds more than
+  // kMaxSpilledUpdates: then it waits until that is evaluated. Writers
+  // spill the updates of series the windows have not placed yet and of
+  // slots beyond the ring, so when evaluation falls far behind a stream of
+  // new label sets, the caller's pipeline waits instead of the buffer
+  // growing with the input.
   void AdvanceTo(int64_t watermark_ms);
+  static constexpr size_t kMaxSpilledUpdates = size_t{1} << 20;
   // End of input: closes through the slot holding `newest_event_ms` and
   // waits until that is evaluated.
   void Finish(int64_t newest_event_ms);
