@@ -37,6 +37,8 @@ namespace novapulse {
 
 // The window memory budget when none is configured: a small container's worth.
 inline constexpr size_t kDefaultWindowMemoryBytes = size_t{128} << 20;
+// The least a configuration may ask for.
+inline constexpr size_t kMinWindowMemoryBytes = size_t{1} << 20;
 
 // Where WindowHistory also sends the samples of every series at each step
 // (the OpenMetrics backfill). An interface only so that aggregators/ does not

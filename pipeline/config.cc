@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "aggregators/window.h"
 #include "base/file.h"
 #include "pipeline/cli.h"
 #include "pipeline/preflight.h"
@@ -32,6 +33,8 @@ namespace {
 // Errors beyond this many are counted, not listed: one typo should not bury
 // the others, and a wrong file should not print a thousand lines.
 constexpr size_t kMaxErrors = 20;
+
+static_assert(RulesConfig().window_memory_bytes == static_cast<int64_t>(kDefaultWindowMemoryBytes));
 
 bool IsSecretKey(std::string_view key) {
   const std::string lower = absl::AsciiStrToLower(std::string(key));
@@ -533,8 +536,13 @@ class Parser {
                    n, p, [](const std::string& s) { return !s.empty(); }, "must not be empty",
                    &c->files);
              }},
-            {"evaluation_interval", false, [&](const YAML::Node& n, const std::string& p) {
+            {"evaluation_interval", false,
+             [&](const YAML::Node& n, const std::string& p) {
                Duration(n, p, absl::Seconds(1), absl::Hours(1), &c->evaluation_interval);
+             }},
+            {"window_memory_bytes", false, [&](const YAML::Node& n, const std::string& p) {
+               Int(n, p, static_cast<int64_t>(kMinWindowMemoryBytes), int64_t{1} << 40,
+                   &c->window_memory_bytes);
              }}});
   }
 
@@ -729,6 +737,7 @@ std::string RedactedSummary(const Config& c) {
   line("pipeline.max_future", absl::FormatDuration(c.pipeline.max_future));
   line("rules.files", list(c.rules.files));
   line("rules.evaluation_interval", absl::FormatDuration(c.rules.evaluation_interval));
+  line("rules.window_memory_bytes", absl::StrCat(c.rules.window_memory_bytes));
   line("alertmanager.urls", list(c.alertmanager.urls));
   line("alertmanager.resend_delay", absl::FormatDuration(c.alertmanager.resend_delay));
   line("dead_letter.path", c.dead_letter.path.empty() ? "(none)" : c.dead_letter.path);

@@ -61,6 +61,9 @@ struct PipelineConfig {
 struct RulesConfig {
   std::vector<std::string> files;
   absl::Duration evaluation_interval = absl::Seconds(15);
+  // The budget of the windows the rules read (kDefaultWindowMemoryBytes):
+  // past it, new label sets fold into their family's __overflow__ series.
+  int64_t window_memory_bytes = int64_t{128} << 20;
 };
 
 struct AlertmanagerConfig {

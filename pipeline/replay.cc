@@ -352,6 +352,9 @@ Options:
   --lateness DUR         allowed event-time disorder before a window slot
                          closes (default 30s); later events count in the
                          metrics but not in the windows rules read
+  --window-memory-bytes N
+                         budget of the windows rules read (default 134217728);
+                         past it, new label sets fold into __overflow__ there
   --alerts-json FILE     write the alert timeline as JSON to FILE
   --openmetrics FILE     also write every series at every --step of event time
                          as OpenMetrics with timestamps, for
@@ -452,6 +455,9 @@ int RunReplayCommand(int argc, char** argv) {
       if (!promql::ParseDuration(text, &rule_options.lateness_ms)) {
         return args.Fail("--lateness: expected a duration like 30s or 2m, got '" + text + "'");
       }
+    } else if (args.Is("--window-memory-bytes")) {
+      rule_options.window_memory_bytes = static_cast<size_t>(
+          args.Int(static_cast<int64_t>(kMinWindowMemoryBytes), int64_t{1} << 40));
     } else if (args.IsSwitch("-q") || args.IsSwitch("--quiet")) {
       quiet = true;
     } else if (args.IsPositional()) {
@@ -570,6 +576,12 @@ int RunReplayCommand(int argc, char** argv) {
         instants > 0 ? rules->eval_seconds() * 1e6 / static_cast<double>(instants) : 0.0,
         rules->EvalQuantileSeconds(0.5) * 1e6, rules->EvalQuantileSeconds(0.99) * 1e6,
         static_cast<double>(rules->history()->MemoryBytes()) / 1e6, rules->history()->series());
+    for (const WindowHistory::Folded& f : rules->history()->folded()) {
+      std::cerr << absl::StrFormat(
+          "window memory budget reached: %s (%d label sets folded into __overflow__ in the "
+          "windows the rules read)\n",
+          std::string(f.metric), f.series);
+    }
     if (!alerts_json.empty()) {
       std::ofstream out(alerts_json, std::ios::binary | std::ios::trunc);
       out << AlertTimelineJson(timeline.episodes());

@@ -89,6 +89,7 @@ TEST(Config, OnlyBrokersGivesDocumentedDefaults) {
   EXPECT_EQ(c.pipeline.max_future, absl::Minutes(5));
   EXPECT_TRUE(c.rules.files.empty());
   EXPECT_EQ(c.rules.evaluation_interval, absl::Seconds(15));
+  EXPECT_EQ(c.rules.window_memory_bytes, 128 << 20);
   EXPECT_TRUE(c.alertmanager.urls.empty());
   EXPECT_EQ(c.alertmanager.resend_delay, absl::Minutes(1));
   EXPECT_EQ(c.log.level, LogLevel::kInfo);
@@ -111,7 +112,7 @@ http:
     prom: "$2b$12$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234"
   max_lag_ready: 7
 pipeline: {threads: 4, series_limit: 50, allowed_lateness: 0, max_future: 1h}
-rules: {files: [a.yml, b.yml], evaluation_interval: 30s}
+rules: {files: [a.yml, b.yml], evaluation_interval: 30s, window_memory_bytes: 67108864}
 alertmanager: {urls: ["https://am:9093"], resend_delay: 2m}
 dead_letter: {path: /var/lib/novapulse/rejected.ndjson, max_bytes: 10000, keep: 5}
 log: {level: debug, format: json}
@@ -134,6 +135,7 @@ log: {level: debug, format: json}
   EXPECT_EQ(c.pipeline.max_future, absl::Hours(1));
   EXPECT_THAT(c.rules.files, ::testing::ElementsAre("a.yml", "b.yml"));
   EXPECT_EQ(c.rules.evaluation_interval, absl::Seconds(30));
+  EXPECT_EQ(c.rules.window_memory_bytes, 64 << 20);
   EXPECT_THAT(c.alertmanager.urls, ::testing::ElementsAre("https://am:9093"));
   EXPECT_EQ(c.alertmanager.resend_delay, absl::Minutes(2));
   EXPECT_EQ(c.log.level, LogLevel::kDebug);
@@ -171,6 +173,18 @@ TEST(Config, CheckpointSectionIsValidated) {
               HasSubstr("test.yaml:2:13: checkpoint: missing required key 'dir'"));
   EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\ncheckpoint: {dir: d, interval: 10ms}\n"),
               HasSubstr("checkpoint.interval: value out of range"));
+}
+
+TEST(Config, WindowMemoryIsAWholeNumberOfBytesFromOneMiB) {
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nrules: {window_memory_bytes: 1000}\n"),
+              HasSubstr("test.yaml:2:30: rules.window_memory_bytes: value out of range: '1000' is "
+                        "not in [1048576, 1099511627776]"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nrules: {window_memory_bytes: 128MiB}\n"),
+              HasSubstr("test.yaml:2:30: rules.window_memory_bytes: expected an integer, got "
+                        "'128MiB'"));
+  EXPECT_THAT(RedactedSummary(Parsed("kafka: {brokers: k:1}\nrules: {window_memory_bytes: "
+                                     "1048576}\n")),
+              HasSubstr("rules.window_memory_bytes: 1048576\n"));
 }
 
 TEST(Config, RejectsUnknownKeyListingTheAllowedOnes) {

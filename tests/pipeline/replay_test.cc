@@ -754,6 +754,30 @@ TEST_F(ReplayEndToEnd, SmallSeriesLimitDoesNotCrash) {
   }
 }
 
+TEST_F(ReplayEndToEnd, WindowMemoryBudgetFoldsTheWindowsAndSaysSo) {
+  const std::string rules = std::string(NOVAPULSE_SOURCE_DIR) + "/configs/alerts/novagift.yml";
+  const std::vector<std::string> args = {
+      "--threads", "2",          "--rules",   rules, "--window-memory-bytes",
+      "1048576",   AccessPath(), OutboxPath()};
+  const ReplayRun run = Replay(args);
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.err;
+  EXPECT_NE(run.process.err.find("window memory budget reached: http_request_duration_seconds ("),
+            std::string::npos)
+      << run.process.err;
+  // The metrics are the windows' business only; the rules' outputs are the
+  // same on every run.
+  constexpr std::string_view kRuleSeries = "# TYPE novagift:";
+  EXPECT_NE(run.text.find(kRuleSeries), std::string::npos);
+  EXPECT_EQ(run.text.substr(0, run.text.find(kRuleSeries)), Replayed("threads2").text);
+  EXPECT_EQ(Replay(args).text, run.text);
+
+  const ReplayRun bad = Replay({"--window-memory-bytes", "1000", AccessPath()});
+  EXPECT_EQ(bad.process.exit_code, 2);
+  EXPECT_NE(bad.process.err.find("--window-memory-bytes: '1000' is not an integer in [1048576, "),
+            std::string::npos)
+      << bad.process.err;
+}
+
 TEST(RunReplay, CountsRecordsAndBytesOfStdinInput) {
   ScratchDir dir;
   std::string input;
