@@ -257,6 +257,7 @@ absl::StatusOr<ServiceState> BuildServiceState(const Config& config, const RuleS
   if (rule_set != nullptr) {
     RuleRunnerOptions options;
     options.lateness_ms = lateness_ms;
+    options.window_memory_bytes = static_cast<size_t>(config.rules.window_memory_bytes);
     absl::StatusOr<std::unique_ptr<RuleRunner>> runner = RuleRunner::Build(*rule_set, options);
     if (!runner.ok()) return runner.status();
     state.rules = *std::move(runner);
