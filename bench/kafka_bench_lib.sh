@@ -92,10 +92,16 @@ bench_topic() {
 # override it); PIPELINE_YAML is more of the pipeline section, e.g.
 # "series_limit: 200000"; KAFKA_PROPS are librdkafka properties, "k=v k=v".
 # With CHECKPOINT_INTERVAL set (e.g. 1s), it also writes checkpoints that
-# often, to a directory of the group's own. LOG_LEVEL: novapulse's log level
+# often, to a directory of the group's own. RULES: rule files (absolute
+# paths, space-separated) to evaluate. LOG_LEVEL: novapulse's log level
 # (default warn).
 bench_run_novapulse() {
   local group=$1 threads=$2 extra=${3:-} props=${4:-} kv props_yaml="" checkpoint=""
+  local rules=""
+  if [[ -n "${RULES:-}" ]]; then
+    rules=$'rules:\n  files:'
+    for f in $RULES; do rules+=$'\n    - '"$f"; done
+  fi
   if [[ -n "${CHECKPOINT_INTERVAL:-}" ]]; then
     checkpoint=$'checkpoint:\n  dir: '"$dir/checkpoint-$group"$'\n  interval: '"$CHECKPOINT_INTERVAL"
   fi
@@ -117,6 +123,7 @@ pipeline:
   threads: $threads
   ${extra}
 $checkpoint
+$rules
 YAML
   "$novapulse" run --config "$dir/novapulse.yaml" 2>>"$dir/run.log" &
   np_pid=$!
