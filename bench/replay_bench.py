@@ -26,7 +26,13 @@ CPUs) 0.02; cached in 4 KiB pages, read(2) cost 0.10 (tmpfs: --data
 which moves that bound from about 1.85 to about 1.7 and 1.5. The line
 "page cache: ..." gives the read(2) cost in the state measured.
 
+With --baseline BINARY (another build of novapulse), each round also runs
+every configuration with that binary, interleaved with this build's, and the
+table gets a column "vs baseline": this build's events/s over the
+baseline's, the figure a refactoring is held to.
+
   bench/replay_bench.py --size-mb 1000 --threads 1,2
+  bench/replay_bench.py --threads 1,2 --repeat 8 --baseline /tmp/novapulse-before
 """
 import argparse
 import mmap
@@ -102,6 +108,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--keep-cache", action="store_true",
                     help="measure with the file's pages cached as found, not dropped and read back")
+    ap.add_argument("--baseline", metavar="BINARY",
+                    help="another novapulse binary, run in the same rounds for a 'vs baseline' column")
     args = ap.parse_args()
 
     novapulse = os.path.join(args.build, "novapulse")
@@ -138,6 +146,8 @@ def main():
     ref_best = ref_one = 0
     best = {}
     cpu = {}
+    base_best = {}
+    binaries = [(novapulse, best)] + ([(args.baseline, base_best)] if args.baseline else [])
     for round_ in range(args.repeat):
         print(f"round {round_ + 1} of {args.repeat}", file=sys.stderr)
         for extra in ([], ["--one-thread"]):
@@ -148,12 +158,14 @@ def main():
             else:
                 ref_best = max(ref_best, eps)
         for name, n, prefix in runs:
-            seconds, _, _, err = run(prefix + [novapulse, "replay", "--threads", str(n), "--topic",
-                                               "access-log", "--output", "/dev/null",
-                                               "--no-progress", path])
-            if name not in best or seconds < best[name]:
-                best[name] = seconds
-                cpu[name] = cpu_split(err)
+            for binary, kept in binaries:
+                seconds, _, _, err = run(prefix + [binary, "replay", "--threads", str(n), "--topic",
+                                                   "access-log", "--output", "/dev/null",
+                                                   "--no-progress", path])
+                if name not in kept or seconds < kept[name]:
+                    kept[name] = seconds
+                    if kept is best:
+                        cpu[name] = cpu_split(err)
     print(f"reference loop (simdjson iterate_many + hash map, load excluded): "
           f"{ref_best / 1e6:.2f} M events/s, {ref_best * size / lines / 1e6:.0f} MB/s")
     print(f"reference loop, stage 1 on the same thread (--one-thread): "
@@ -163,12 +175,17 @@ def main():
     # Peak RSS is not reported here: a child's ru_maxrss includes the Python
     # process it was forked from. bench/rss_vs_input.sh measures it.
     print(f"{'threads':>12} {'M events/s':>11} {'MB/s':>7} {'vs reference':>13} {'vs one-thread':>14}"
-          f" {'cpu read':>9} {'cpu work':>9}")
+          f" {'cpu read':>9} {'cpu work':>9}" + (f" {'baseline M/s':>13} {'vs baseline':>12}"
+                                               if args.baseline else ""))
     for name, _, _ in runs:
         eps = lines / best[name]
         results[name] = eps
-        print(f"{name:>12} {eps / 1e6:>11.2f} {size / 1e6 / best[name]:>7.0f} {eps / ref_best:>13.2f} "
-              f"{eps / ref_one:>14.2f} {cpu[name][0]:>8.2f}s {cpu[name][1]:>8.2f}s")
+        line = (f"{name:>12} {eps / 1e6:>11.2f} {size / 1e6 / best[name]:>7.0f} {eps / ref_best:>13.2f} "
+                f"{eps / ref_one:>14.2f} {cpu[name][0]:>8.2f}s {cpu[name][1]:>8.2f}s")
+        if args.baseline:
+            base_eps = lines / base_best[name]
+            line += f" {base_eps / 1e6:>13.2f} {eps / base_eps:>12.3f}"
+        print(line)
     if "1" in results and "2" in results:
         read1, work1 = cpu["1"]
         read2, work2 = cpu["2"]
