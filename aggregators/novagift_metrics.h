@@ -79,10 +79,6 @@ class NovaGiftMetrics {
     // Window slots ending at or before this are closed to the records that
     // follow (see ShardWriter::SetWatermark).
     void SetWatermark(int64_t watermark_ms) { w_.SetWatermark(watermark_ms); }
-    // Events stamped after this (microseconds) are rejected as
-    // future_timestamp by the pipeline; set per batch. No limit by default.
-    void SetFutureLimit(int64_t ts_us) { future_limit_us_ = ts_us; }
-    int64_t future_limit_us() const { return future_limit_us_; }
     // Ends a batch: hands spilled window updates to the store (see
     // ShardWriter::FlushSpill) and returns the newest event time recorded
     // since the last call (INT64_MIN if none).
@@ -112,7 +108,6 @@ class NovaGiftMetrics {
     std::array<uint32_t, kTopicCount> accepted_{};
     std::array<uint32_t, kTopicCount> late_{};
     int64_t batch_newest_us_ = INT64_MIN;
-    int64_t future_limit_us_ = INT64_MAX;
     std::array<std::array<uint32_t, kRejectReasonCount>, kTopicCount + 1> rejected_{};
     std::array<uint32_t, kTopicCount + 1> rejected_events_{};
     // Outbox families labelled by type only: ids per type.

@@ -15,8 +15,9 @@ void Reject(Topic topic, RejectReason reason, const char* data, size_t len,
 
 // The checks after a record decoded, then its aggregation.
 template <typename Event>
-bool Accept(Topic topic, const Event& event, NovaGiftMetrics::Writer& writer) {
-  if (event.ts_us > writer.future_limit_us()) {
+bool Accept(Topic topic, const Event& event, NovaGiftMetrics::Writer& writer,
+            const RecordLimits& limits) {
+  if (event.ts_us > limits.future_limit_us) {
     writer.Reject(topic, RejectReason::kFutureTimestamp);
     return false;
   }
@@ -27,16 +28,16 @@ bool Accept(Topic topic, const Event& event, NovaGiftMetrics::Writer& writer) {
 // A record decoded from the block's stream as `topic`; false when the
 // stream could not accept it (the caller parses it alone).
 bool FromStream(Topic topic, bool detected, size_t begin, size_t end, RecordParser& parser,
-                NovaGiftMetrics::Writer& writer) {
+                NovaGiftMetrics::Writer& writer, const RecordLimits& limits) {
   if (topic == Topic::kAccessLog) {
     AccessLogEvent event;
     if (!parser.NextAccessLog(begin, end, detected, &event)) return false;
-    Accept(topic, event, writer);
+    Accept(topic, event, writer, limits);
     return true;
   }
   OutboxEvent event;
   if (!parser.NextOutbox(begin, end, detected, &event)) return false;
-  Accept(topic, event, writer);
+  Accept(topic, event, writer, limits);
   return true;
 }
 
@@ -44,7 +45,7 @@ bool FromStream(Topic topic, bool detected, size_t begin, size_t end, RecordPars
 
 bool ProcessRecord(Topic topic, const char* data, size_t len, size_t capacity, RecordParser& parser,
                    NovaGiftMetrics::Writer& writer, DeadLetterBatch* rejected,
-                   const DeadLetterOrigin& origin) {
+                   const DeadLetterOrigin& origin, const RecordLimits& limits) {
   if (topic == Topic::kAuto) {
     topic = parser.DetectTopic(data, len, capacity);
     if (topic == Topic::kAuto) {
@@ -66,19 +67,19 @@ bool ProcessRecord(Topic topic, const char* data, size_t len, size_t capacity, R
       Reject(topic, *reject, data, len, writer, rejected, origin);
       return false;
     }
-    return Accept(topic, event, writer);
+    return Accept(topic, event, writer, limits);
   }
   OutboxEvent event;
   if (auto reject = parser.ParseOutbox(data, len, capacity, &event)) {
     Reject(topic, *reject, data, len, writer, rejected, origin);
     return false;
   }
-  return Accept(topic, event, writer);
+  return Accept(topic, event, writer, limits);
 }
 
 uint64_t ProcessLines(Topic topic, const char* data, size_t size, size_t capacity,
                       RecordParser& parser, NovaGiftMetrics::Writer& writer,
-                      DeadLetterBatch* rejected) {
+                      DeadLetterBatch* rejected, const RecordLimits& limits) {
   uint64_t records = 0;
   size_t pos = 0;
   // Lines come from one simdjson pass over the block (see StartBlock); a
@@ -111,8 +112,10 @@ uint64_t ProcessLines(Topic topic, const char* data, size_t size, size_t capacit
       }
       // An oversize record is rejected before it is parsed: alone.
       if (!streaming || len > parser.max_record_bytes() ||
-          !FromStream(stream_topic, topic == Topic::kAuto, pos + first, line_end, parser, writer)) {
-        ProcessRecord(topic, data + pos, len, capacity - pos, parser, writer, rejected, origin);
+          !FromStream(stream_topic, topic == Topic::kAuto, pos + first, line_end, parser, writer,
+                      limits)) {
+        ProcessRecord(topic, data + pos, len, capacity - pos, parser, writer, rejected, origin,
+                      limits);
         streaming = streaming && parser.streaming();
       }
     }

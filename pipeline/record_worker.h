@@ -16,12 +16,19 @@
 
 namespace novapulse {
 
+// What the pipeline allows of a record beyond its schema.
+struct RecordLimits {
+  // Events stamped after this (microseconds) are rejected as
+  // future_timestamp. No limit by default.
+  int64_t future_limit_us = INT64_MAX;
+};
+
 // `data` is readable for `capacity` bytes (>= len + SIMDJSON_PADDING avoids a
 // copy). Returns true when the record was accepted. A rejected record is
 // also added to `rejected` (when not null) with `origin`.
 bool ProcessRecord(Topic topic, const char* data, size_t len, size_t capacity, RecordParser& parser,
                    NovaGiftMetrics::Writer& writer, DeadLetterBatch* rejected = nullptr,
-                   const DeadLetterOrigin& origin = {});
+                   const DeadLetterOrigin& origin = {}, const RecordLimits& limits = {});
 
 // Processes every line of `data[0, size)`; blank lines (and a trailing CR)
 // are skipped. Returns the number of non-blank lines. With `rejected`, lines
@@ -29,7 +36,7 @@ bool ProcessRecord(Topic topic, const char* data, size_t len, size_t capacity, R
 // line of the block, blank ones included.
 uint64_t ProcessLines(Topic topic, const char* data, size_t size, size_t capacity,
                       RecordParser& parser, NovaGiftMetrics::Writer& writer,
-                      DeadLetterBatch* rejected = nullptr);
+                      DeadLetterBatch* rejected = nullptr, const RecordLimits& limits = {});
 
 }  // namespace novapulse
 

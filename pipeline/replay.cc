@@ -1,8 +1,3 @@
-#include "pipeline/replay.h"
-
-#include <oneapi/tbb/concurrent_queue.h>
-#include <oneapi/tbb/parallel_pipeline.h>
-#include <oneapi/tbb/task_arena.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,8 +15,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "pipeline/cli.h"
+#include "pipeline/ingest_pipeline.h"
 #include "pipeline/process_metrics.h"
 #include "pipeline/record_worker.h"
+#include "pipeline/replay.h"
 #include "pipeline/rule_runner.h"
 #include "sinks/alert_timeline.h"
 #include "sinks/backfill_writer.h"
@@ -32,24 +29,6 @@ namespace novapulse {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-struct Token {
-  Chunk chunk;
-  size_t source = 0;
-  bool last_of_source = false;
-  uint64_t records = 0;
-  uint64_t input_before = 0;         // input bytes of all sources before this chunk's
-  int64_t last_ms = INT64_MIN;       // event time of the chunk's last line, if known
-  int64_t watermark_ms = INT64_MIN;  // window slots ending by this are closed to it
-  int64_t newest_us = INT64_MIN;     // newest accepted event time in the chunk
-  DeadLetterBatch rejected;          // with ReplayOptions::dead_letters
-};
-
-// A chunk's window watermark is the one computed this many chunks back:
-// every chunk that far back has completed when a chunk enters the pipeline
-// (at most 2 * threads + 1 are in flight), so the late decision depends on
-// the input alone, not on thread timing, and is the same for 1 and 2 threads.
-constexpr size_t kWatermarkLagChunks = 5;
 
 double ThreadCpuSeconds() {
   timespec ts{};
@@ -66,6 +45,87 @@ double ProcessCpuSeconds() {
   };
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
+
+// The chunks in the order they enter the pipeline. Sources are interleaved
+// in event time: the next chunk is the pending one whose last line is
+// oldest, so the watermark (the slowest source's progress) moves for all of
+// them together. The first call reads a chunk of every source and starts the
+// rules at the oldest first line.
+class ChunkFeed {
+ public:
+  ChunkFeed(const std::vector<std::unique_ptr<FileSource>>& sources, IngestPipeline& pipeline,
+            ChunkLagWatermark& watermarks, RuleRunner* rules)
+      : sources_(sources),
+        pipeline_(pipeline),
+        watermarks_(watermarks),
+        rules_(rules),
+        pending_(sources.size(), nullptr),
+        consumed_(sources.size(), 0) {}
+
+  // nullptr at the end, or after a read error.
+  IngestBatch* Next() {
+    if (!started_) Start();
+    if (!error_.ok()) return nullptr;
+    const size_t n = sources_.size();
+    size_t next = n;
+    for (size_t s = 0; s < n; ++s) {
+      if (pending_[s] == nullptr) continue;
+      if (next == n || pending_[s]->last_ms < pending_[next]->last_ms) next = s;
+    }
+    if (next == n) return nullptr;
+    IngestBatch* batch = pending_[next];
+    pending_[next] = nullptr;
+    consumed_[next] = batch->lines.input_bytes;
+    error_ = Fill(next);
+    batch->last_of_source = pending_[next] == nullptr;
+    uint64_t before = 0;
+    for (size_t s = 0; s < n; ++s) before += s == next ? 0 : consumed_[s];
+    batch->input_before = before;
+    return batch;
+  }
+  const absl::Status& error() const { return error_; }
+
+ private:
+  void Start() {
+    started_ = true;
+    int64_t first_ms = INT64_MAX;
+    for (size_t s = 0; s < sources_.size() && error_.ok(); ++s) {
+      error_ = Fill(s);
+      if (pending_[s] == nullptr) watermarks_.MarkEmpty(s);
+      int64_t t;
+      if (pending_[s] != nullptr &&
+          FirstLineEventTime({pending_[s]->lines.data, pending_[s]->lines.size}, &t)) {
+        first_ms = std::min(first_ms, t);
+      }
+    }
+    if (rules_ != nullptr && first_ms != INT64_MAX) rules_->Start(first_ms);
+  }
+
+  // Reads the next chunk of source `s` into pending_[s] (left null at its end).
+  absl::Status Fill(size_t s) {
+    IngestBatch* batch = pipeline_.NextFree();
+    absl::StatusOr<bool> more = sources_[s]->Next(&batch->lines);
+    if (!more.ok() || !*more) {
+      pipeline_.Release(batch);
+      return more.status();
+    }
+    batch->source = s;
+    const std::string_view text(batch->lines.data, batch->lines.size);
+    int64_t last = INT64_MIN;
+    batch->last_ms = LastLineEventTime(text, &last) ? last : INT64_MIN;
+    pending_[s] = batch;
+    return absl::OkStatus();
+  }
+
+  const std::vector<std::unique_ptr<FileSource>>& sources_;
+  IngestPipeline& pipeline_;
+  ChunkLagWatermark& watermarks_;
+  RuleRunner* const rules_;
+  std::vector<IngestBatch*> pending_;
+  std::vector<uint64_t> consumed_;
+  bool started_ = false;
+  absl::Status error_;
+};
 
 }  // namespace
 
@@ -87,12 +147,12 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
   // Every chunk of a source may be in flight at once; a chunk is at most
   // chunk_bytes unless a line is longer (pages dropped under such a chunk
   // only fault in again).
-  const size_t max_tokens = static_cast<size_t>(options.threads) * 2 + 1;
+  const size_t in_flight = static_cast<size_t>(options.threads) * 2 + 1;
   // One more for the reader to fill ahead, and one held per source while
   // choosing which source goes next.
-  const size_t num_tokens = max_tokens + 1 + inputs.size();
+  const size_t num_batches = in_flight + 1 + inputs.size();
   source_options.mapped_behind_bytes =
-      num_tokens * options.source.chunk_bytes + options.source.max_record_bytes;
+      num_batches * options.source.chunk_bytes + options.source.max_record_bytes;
   if (options.dead_letters) source_options.dropped_head_bytes = kMaxDeadLetterRecordBytes;
   for (const ReplayInput& input : inputs) {
     absl::StatusOr<std::unique_ptr<FileSource>> source =
@@ -102,215 +162,65 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
     sources.push_back(*std::move(source));
   }
   const size_t num_sources = sources.size();
-
-  std::vector<std::unique_ptr<RecordParser>> parsers;
-  parsers.reserve(static_cast<size_t>(options.threads));
-  for (int i = 0; i < options.threads; ++i) {
-    parsers.push_back(std::make_unique<RecordParser>(options.source.max_record_bytes));
-  }
-  // Chunk buffers circulate free -> reader -> filled -> pipeline -> free, so
-  // memory stays flat whatever the input size.
-  tbb::concurrent_bounded_queue<Token*> free_tokens;
-  tbb::concurrent_bounded_queue<Token*> filled;
-  std::vector<std::unique_ptr<Token>> tokens;
-  tokens.reserve(num_tokens);
-  for (size_t i = 0; i < num_tokens; ++i) {
-    tokens.push_back(std::make_unique<Token>());
-    free_tokens.push(tokens.back().get());
-  }
   RuleRunner* rules = options.rules;
-  const size_t lag = std::max(kWatermarkLagChunks, max_tokens);
-  // Watermark after each completed chunk, by sequence number mod (lag + 1).
-  std::vector<std::atomic<int64_t>> watermarks(lag + 1);
-  for (auto& w : watermarks) w.store(INT64_MIN, std::memory_order_relaxed);
-  // Sources without a single chunk: set by the reader before the first chunk
-  // enters the pipeline, so they never hold the watermark back.
-  std::vector<std::atomic<bool>> empty(num_sources);
-
-  // The chunks in the order they enter the pipeline. Sources are
-  // interleaved in event time: the next chunk is the pending one whose last
-  // line is oldest, so the watermark (the slowest source's progress) moves
-  // for all of them together. nullptr at the end, or after a read error.
-  absl::Status read_error;
-  std::vector<Token*> pending(num_sources, nullptr);
-  std::vector<uint64_t> consumed(num_sources, 0);
-  bool started = false;
-  auto fill = [&](size_t s) -> absl::Status {
-    Token* token;
-    free_tokens.pop(token);
-    absl::StatusOr<bool> more = sources[s]->Next(&token->chunk);
-    if (!more.ok() || !*more) {
-      free_tokens.push(token);
-      return more.status();
-    }
-    token->source = s;
-    const std::string_view text(token->chunk.data, token->chunk.size);
-    int64_t last = INT64_MIN;
-    if (LastLineEventTime(text, &last)) token->last_ms = last;
-    pending[s] = token;
-    return absl::OkStatus();
-  };
-  auto next_chunk = [&]() -> Token* {
-    if (!started) {
-      started = true;
-      int64_t first_ms = INT64_MAX;
-      for (size_t s = 0; s < num_sources && read_error.ok(); ++s) {
-        read_error = fill(s);
-        if (pending[s] == nullptr) empty[s].store(true, std::memory_order_release);
-        int64_t t;
-        if (pending[s] != nullptr &&
-            FirstLineEventTime({pending[s]->chunk.data, pending[s]->chunk.size}, &t)) {
-          first_ms = std::min(first_ms, t);
-        }
-      }
-      if (rules != nullptr && first_ms != INT64_MAX) rules->Start(first_ms);
-    }
-    if (!read_error.ok()) return nullptr;
-    size_t next = num_sources;
-    for (size_t s = 0; s < num_sources; ++s) {
-      if (pending[s] == nullptr) continue;
-      if (next == num_sources || pending[s]->last_ms < pending[next]->last_ms) next = s;
-    }
-    if (next == num_sources) return nullptr;
-    Token* token = pending[next];
-    pending[next] = nullptr;
-    consumed[next] = token->chunk.input_bytes;
-    read_error = fill(next);
-    token->last_of_source = pending[next] == nullptr;
-    uint64_t before = 0;
-    for (size_t s = 0; s < num_sources; ++s) before += s == next ? 0 : consumed[s];
-    token->input_before = before;
-    return token;
-  };
-
-  double read_cpu_seconds = 0;
-  const double cpu_start = ProcessCpuSeconds();
-  std::thread reader;
-  if (reader_thread) {
-    reader = std::thread([&] {
-      const double reader_start = ThreadCpuSeconds();
-      try {
-        while (Token* token = next_chunk()) filled.push(token);
-      } catch (const tbb::user_abort&) {
-        // The pipeline gave up; nothing left to feed.
-      }
-      read_cpu_seconds = ThreadCpuSeconds() - reader_start;
-      filled.push(nullptr);
-    });
-  }
+  ChunkLagWatermark watermarks(num_sources, in_flight,
+                               rules ? std::optional<int64_t>(rules->lateness_ms()) : std::nullopt);
 
   ReplayStats stats;
   std::vector<uint64_t> lines_before(inputs.size(), 0);  // per input, for dead letters
   const Clock::time_point start = Clock::now();
   Clock::time_point last_progress = start;
-  uint64_t sequence_in = 0;
-  uint64_t sequence_out = 0;
-  std::vector<int64_t> source_newest(num_sources, INT64_MIN);
-  std::vector<bool> source_done(num_sources, false);
-  int64_t watermark = INT64_MIN;
-  int64_t newest = INT64_MIN;
+  IngestPipeline pipeline(
+      IngestOptions{.threads = options.threads,
+                    .max_record_bytes = options.source.max_record_bytes,
+                    .in_flight = in_flight,
+                    .batches = num_batches,
+                    .dead_letters = options.dead_letters != nullptr},
+      metrics, watermarks, rules, [&](IngestBatch& batch) {
+        const Chunk& chunk = batch.lines;
+        stats.records += batch.records;
+        stats.line_bytes += chunk.size;
+        if (chunk.mapped()) stats.mapped_bytes += chunk.size;
+        stats.input_bytes = batch.input_before + chunk.input_bytes;
+        if (options.dead_letters) {
+          options.dead_letters->Write(batch.rejected, inputs[batch.source].path,
+                                      lines_before[batch.source]);
+          lines_before[batch.source] += batch.rejected.lines_seen;
+        }
+        if (options.on_progress) {
+          const Clock::time_point now = Clock::now();
+          if (std::chrono::duration<double>(now - last_progress).count() >=
+              options.progress_interval_seconds) {
+            last_progress = now;
+            options.on_progress({stats.input_bytes, total_bytes, stats.line_bytes, stats.records,
+                                 std::chrono::duration<double>(now - start).count()});
+          }
+        }
+      });
 
-  tbb::task_arena arena(options.threads);
-  arena.execute([&] {
-    tbb::parallel_pipeline(
-        max_tokens,
-        tbb::make_filter<void, Token*>(tbb::filter_mode::serial_in_order,
-                                       [&](tbb::flow_control& fc) -> Token* {
-                                         Token* token;
-                                         if (reader_thread) {
-                                           filled.pop(token);
-                                         } else {
-                                           const double before = ThreadCpuSeconds();
-                                           token = next_chunk();
-                                           read_cpu_seconds += ThreadCpuSeconds() - before;
-                                         }
-                                         if (token == nullptr) {
-                                           fc.stop();
-                                           return nullptr;
-                                         }
-                                         const uint64_t seq = sequence_in++;
-                                         token->watermark_ms =
-                                             seq >= lag
-                                                 ? watermarks[(seq - lag) % watermarks.size()].load(
-                                                       std::memory_order_acquire)
-                                                 : INT64_MIN;
-                                         return token;
-                                       }) &
-            tbb::make_filter<Token*, Token*>(
-                tbb::filter_mode::parallel,
-                [&](Token* token) -> Token* {
-                  const int worker = tbb::this_task_arena::current_thread_index();
-                  NovaGiftMetrics::Writer& writer = metrics.writer(worker);
-                  writer.SetWatermark(token->watermark_ms);
-                  writer.EndBatch();
-                  const Chunk& chunk = token->chunk;
-                  DeadLetterBatch* rejected = options.dead_letters ? &token->rejected : nullptr;
-                  if (rejected) rejected->Clear();
-                  for (uint32_t i = 0; i < chunk.oversize_lines; ++i) {
-                    writer.Reject(chunk.topic, RejectReason::kOversize);
-                    if (rejected && i < chunk.dropped.size()) {
-                      const DeadLetterOrigin origin{.line = ++rejected->lines_seen};
-                      rejected->Add(RejectReason::kOversize, chunk.topic, origin,
-                                    chunk.dropped[i].head, chunk.dropped[i].length);
-                    }
-                  }
-                  token->records = chunk.oversize_lines +
-                                   ProcessLines(chunk.topic, chunk.data, chunk.size, chunk.capacity,
-                                                *parsers[worker], writer, rejected);
-                  token->newest_us = writer.EndBatch();
-                  return token;
-                }) &
-            tbb::make_filter<Token*, void>(tbb::filter_mode::serial_in_order, [&](Token* token) {
-              stats.records += token->records;
-              stats.line_bytes += token->chunk.size;
-              if (token->chunk.mapped()) stats.mapped_bytes += token->chunk.size;
-              stats.input_bytes = token->input_before + token->chunk.input_bytes;
-              const size_t src = token->source;
-              if (token->newest_us != INT64_MIN) {
-                source_newest[src] = std::max(source_newest[src], token->newest_us / 1000);
-                newest = std::max(newest, source_newest[src]);
-              }
-              if (token->last_of_source) source_done[src] = true;
-              if (options.dead_letters) {
-                options.dead_letters->Write(token->rejected, inputs[token->source].path,
-                                            lines_before[token->source]);
-                lines_before[token->source] += token->rejected.lines_seen;
-              }
-              free_tokens.push(token);
-              if (rules != nullptr) {
-                // The slowest source still reading holds the watermark back.
-                int64_t slowest = INT64_MAX;
-                for (size_t s = 0; s < num_sources; ++s) {
-                  if (source_done[s] || empty[s].load(std::memory_order_acquire)) continue;
-                  slowest = std::min(slowest, source_newest[s]);
-                }
-                if (slowest != INT64_MAX && slowest != INT64_MIN) {
-                  watermark = std::max(watermark, slowest - rules->lateness_ms());
-                }
-                const uint64_t seq = sequence_out++;
-                watermarks[seq % watermarks.size()].store(watermark, std::memory_order_release);
-                // Chunks from seq + 1 on use watermarks of seq + 1 - lag or
-                // later: slots ending by that one take no more writes.
-                if (seq + 1 >= lag) {
-                  rules->AdvanceTo(watermarks[(seq + 1 - lag) % watermarks.size()].load(
-                      std::memory_order_relaxed));
-                }
-              }
-              if (options.on_progress) {
-                const Clock::time_point now = Clock::now();
-                if (std::chrono::duration<double>(now - last_progress).count() >=
-                    options.progress_interval_seconds) {
-                  last_progress = now;
-                  options.on_progress({stats.input_bytes, total_bytes, stats.line_bytes,
-                                       stats.records,
-                                       std::chrono::duration<double>(now - start).count()});
-                }
-              }
-            }));
-  });
-  if (reader.joinable()) reader.join();
-  if (!read_error.ok()) return read_error;
-  if (rules != nullptr && newest != INT64_MIN) rules->Finish(newest);
+  ChunkFeed feed(sources, pipeline, watermarks, rules);
+  double read_cpu_seconds = 0;
+  const double cpu_start = ProcessCpuSeconds();
+  if (reader_thread) {
+    std::thread reader([&] {
+      const double reader_start = ThreadCpuSeconds();
+      while (IngestBatch* batch = feed.Next()) pipeline.Submit(batch);
+      read_cpu_seconds = ThreadCpuSeconds() - reader_start;
+      pipeline.EndInput();
+    });
+    pipeline.Run();
+    reader.join();
+  } else {
+    pipeline.Run([&]() -> IngestBatch* {
+      const double before = ThreadCpuSeconds();
+      IngestBatch* batch = feed.Next();
+      read_cpu_seconds += ThreadCpuSeconds() - before;
+      return batch;
+    });
+  }
+  if (!feed.error().ok()) return feed.error();
+  if (rules != nullptr && watermarks.newest_ms() != INT64_MIN)
+    rules->Finish(watermarks.newest_ms());
   stats.elapsed_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   stats.read_cpu_seconds = read_cpu_seconds;
   stats.work_cpu_seconds = std::max(0.0, ProcessCpuSeconds() - cpu_start - read_cpu_seconds);
@@ -390,17 +300,13 @@ void PrintProgress(const ReplayProgress& p) {
   std::fflush(stderr);
 }
 
-}  // namespace
-
-int RunReplayCommand(int argc, char** argv) {
-  ArgParser args(argc, argv, kReplayUsage);
+// What `novapulse replay` was asked to do.
+struct ReplayCommand {
   std::vector<ReplayInput> inputs;
   ReplayOptions options;
-  options.threads = AvailableCpus();
   std::string output;
   size_t series_limit = kDefaultSeriesLimit;
-  Topic topic = Topic::kAuto;
-  bool progress = isatty(STDERR_FILENO);
+  bool progress = false;
   bool quiet = false;
   bool report = false;
   std::vector<std::string> rule_files;
@@ -408,12 +314,23 @@ int RunReplayCommand(int argc, char** argv) {
   std::string openmetrics;
   RuleRunnerOptions rule_options;
   DeadLetterOptions dead_letter;
-  dead_letter.truncate = true;
+};
+
+// Parses the flags into `command`; the exit status when the command ends
+// here (help, usage error).
+std::optional<int> ParseReplayFlags(int argc, char** argv, ReplayCommand* command) {
+  ArgParser args(argc, argv, kReplayUsage);
+  ReplayCommand& c = *command;
+  ReplayOptions& options = c.options;
+  options.threads = AvailableCpus();
+  c.progress = isatty(STDERR_FILENO);
+  c.dead_letter.truncate = true;
+  Topic topic = Topic::kAuto;
   while (args.Next()) {
     if (args.Is("--threads")) {
       options.threads = static_cast<int>(args.Int(1, 1024));
     } else if (args.Is("--output")) {
-      output = args.Value();
+      c.output = args.Value();
     } else if (args.Is("--topic")) {
       absl::StatusOr<Topic> t = ParseTopic(args.Value());
       if (!t.ok()) return args.Fail(std::string(t.status().message()));
@@ -425,184 +342,196 @@ int RunReplayCommand(int argc, char** argv) {
     } else if (args.IsSwitch("--no-mmap")) {
       options.map_files = false;
     } else if (args.Is("--dead-letter")) {
-      dead_letter.path = args.Value();
+      c.dead_letter.path = args.Value();
     } else if (args.Is("--dead-letter-max-bytes")) {
-      dead_letter.max_bytes = static_cast<uint64_t>(args.Int(4096, 1LL << 40));
+      c.dead_letter.max_bytes = static_cast<uint64_t>(args.Int(4096, 1LL << 40));
     } else if (args.Is("--dead-letter-keep")) {
-      dead_letter.keep = static_cast<int>(args.Int(0, 1000));
+      c.dead_letter.keep = static_cast<int>(args.Int(0, 1000));
     } else if (args.Is("--series-limit")) {
-      series_limit = static_cast<size_t>(args.Int(1, 100'000'000));
+      c.series_limit = static_cast<size_t>(args.Int(1, 100'000'000));
     } else if (args.IsSwitch("--progress")) {
-      progress = true;
+      c.progress = true;
     } else if (args.IsSwitch("--no-progress")) {
-      progress = false;
+      c.progress = false;
     } else if (args.IsSwitch("--report")) {
-      report = true;
+      c.report = true;
     } else if (args.Is("--rules")) {
-      rule_files.push_back(std::string(args.Value()));
+      c.rule_files.push_back(std::string(args.Value()));
     } else if (args.Is("--alerts-json")) {
-      alerts_json = args.Value();
+      c.alerts_json = args.Value();
     } else if (args.Is("--openmetrics")) {
-      openmetrics = args.Value();
+      c.openmetrics = args.Value();
     } else if (args.Is("--step")) {
       const std::string text(args.Value());
-      if (!promql::ParseDuration(text, &rule_options.backfill_step_ms) ||
-          rule_options.backfill_step_ms < 1000 || rule_options.backfill_step_ms % 1000 != 0) {
+      int64_t& step = c.rule_options.backfill_step_ms;
+      if (!promql::ParseDuration(text, &step) || step < 1000 || step % 1000 != 0) {
         return args.Fail("--step: expected whole seconds like 15s or 1m, got '" + text + "'");
       }
     } else if (args.Is("--lateness")) {
       const std::string text(args.Value());
-      if (!promql::ParseDuration(text, &rule_options.lateness_ms)) {
+      if (!promql::ParseDuration(text, &c.rule_options.lateness_ms)) {
         return args.Fail("--lateness: expected a duration like 30s or 2m, got '" + text + "'");
       }
     } else if (args.Is("--window-memory-bytes")) {
-      rule_options.window_memory_bytes = static_cast<size_t>(
+      c.rule_options.window_memory_bytes = static_cast<size_t>(
           args.Int(static_cast<int64_t>(kMinWindowMemoryBytes), int64_t{1} << 40));
     } else if (args.IsSwitch("-q") || args.IsSwitch("--quiet")) {
-      quiet = true;
+      c.quiet = true;
     } else if (args.IsPositional()) {
-      inputs.push_back({std::string(args.Positional()), topic});
+      c.inputs.push_back({std::string(args.Positional()), topic});
     } else {
       return args.UnknownFlag();
     }
     if (args.failed()) return args.exit_code();
   }
   if (args.help()) return 0;
-  if (inputs.empty()) return args.Fail("no input files (use - for stdin)");
-  if (!alerts_json.empty() && rule_files.empty()) return args.Fail("--alerts-json needs --rules");
-
-  std::unique_ptr<DeadLetterWriter> dead_letters;
-  if (!dead_letter.path.empty()) {
-    absl::StatusOr<std::unique_ptr<DeadLetterWriter>> opened =
-        DeadLetterWriter::Open(std::move(dead_letter));
-    if (!opened.ok()) {
-      std::fprintf(stderr, "novapulse replay: %s\n",
-                   std::string(opened.status().message()).c_str());
-      return 1;
-    }
-    dead_letters = *std::move(opened);
-    options.dead_letters = dead_letters.get();
+  if (c.inputs.empty()) return args.Fail("no input files (use - for stdin)");
+  if (!c.alerts_json.empty() && c.rule_files.empty()) {
+    return args.Fail("--alerts-json needs --rules");
   }
+  return std::nullopt;
+}
+
+// A replay's outputs beside the metrics: dead letters, the backfill, the
+// rules and their alert timeline.
+struct ReplayOutputs {
+  std::unique_ptr<DeadLetterWriter> dead_letters;
+  std::unique_ptr<BackfillWriter> backfill;
   std::unique_ptr<RuleRunner> rules;
   AlertTimeline timeline;
-  std::unique_ptr<BackfillWriter> backfill;
-  if (!openmetrics.empty()) {
-    absl::StatusOr<std::unique_ptr<BackfillWriter>> writer = BackfillWriter::Create(openmetrics);
-    if (!writer.ok()) {
-      std::fprintf(stderr, "novapulse replay: %s\n",
-                   std::string(writer.status().message()).c_str());
-      return 1;
-    }
-    backfill = *std::move(writer);
-    rule_options.backfill = backfill.get();
+};
+
+absl::Status OpenOutputs(ReplayCommand& c, ReplayOutputs* out) {
+  if (!c.dead_letter.path.empty()) {
+    absl::StatusOr<std::unique_ptr<DeadLetterWriter>> opened =
+        DeadLetterWriter::Open(std::move(c.dead_letter));
+    if (!opened.ok()) return opened.status();
+    out->dead_letters = *std::move(opened);
+    c.options.dead_letters = out->dead_letters.get();
   }
-  if (!rule_files.empty() || backfill) {
-    RuleSet set;
-    if (!rule_files.empty()) {
-      absl::StatusOr<RuleSet> loaded = LoadRuleFiles(rule_files);
-      if (!loaded.ok()) {
-        std::fprintf(stderr, "novapulse replay: %s\n",
-                     std::string(loaded.status().message()).c_str());
-        return 1;
-      }
-      set = *std::move(loaded);
-    }
-    absl::StatusOr<std::unique_ptr<RuleRunner>> runner =
-        RuleRunner::Build(std::move(set), rule_options);
-    if (!runner.ok()) {
-      std::fprintf(stderr, "novapulse replay: %s\n",
-                   std::string(runner.status().message()).c_str());
-      return 1;
-    }
-    rules = *std::move(runner);
-    for (const std::string& name : rules->unknown_metrics()) {
-      std::fprintf(stderr,
-                   "novapulse replay: note: the rules read %s, which novapulse does not "
-                   "export; its selectors select nothing\n",
-                   name.c_str());
-    }
-    rules->engine().set_on_transition([&timeline](const AlertTransition& t) { timeline.Add(t); });
+  if (!c.openmetrics.empty()) {
+    absl::StatusOr<std::unique_ptr<BackfillWriter>> writer = BackfillWriter::Create(c.openmetrics);
+    if (!writer.ok()) return writer.status();
+    out->backfill = *std::move(writer);
+    c.rule_options.backfill = out->backfill.get();
   }
-  NovaGiftMetrics metrics(options.threads, series_limit, rules ? &rules->window_spec() : nullptr);
-  if (rules) {
-    rules->Attach(&metrics);
-    options.rules = rules.get();
+  if (c.rule_files.empty() && !out->backfill) return absl::OkStatus();
+  RuleSet set;
+  if (!c.rule_files.empty()) {
+    absl::StatusOr<RuleSet> loaded = LoadRuleFiles(c.rule_files);
+    if (!loaded.ok()) return loaded.status();
+    set = *std::move(loaded);
   }
-  if (progress) options.on_progress = PrintProgress;
-  absl::StatusOr<ReplayStats> stats = RunReplay(inputs, options, metrics);
-  if (progress) std::fputs("\r\033[K", stderr);
-  if (!stats.ok()) {
-    std::fprintf(stderr, "novapulse replay: %s\n", std::string(stats.status().message()).c_str());
-    return 1;
+  absl::StatusOr<std::unique_ptr<RuleRunner>> runner =
+      RuleRunner::Build(std::move(set), c.rule_options);
+  if (!runner.ok()) return runner.status();
+  out->rules = *std::move(runner);
+  for (const std::string& name : out->rules->unknown_metrics()) {
+    std::fprintf(stderr,
+                 "novapulse replay: note: the rules read %s, which novapulse does not "
+                 "export; its selectors select nothing\n",
+                 name.c_str());
   }
-  std::vector<FamilySnapshot> families = metrics.Snapshot();
-  if (dead_letters) dead_letters->AppendFamilies(&families);
-  std::string text;
-  WritePrometheusText(families, &text);
-  if (rules) WriteRuleSeries(rules->engine().Snapshot().series, &text);
-  if (output.empty()) {
+  out->rules->engine().set_on_transition(
+      [timeline = &out->timeline](const AlertTransition& t) { timeline->Add(t); });
+  c.options.rules = out->rules.get();
+  return absl::OkStatus();
+}
+
+// Writes `text` to `path`, or to stdout when `path` is empty.
+absl::Status WriteText(const std::string& path, const std::string& text) {
+  if (path.empty()) {
     std::cout << text;
     std::cout.flush();
-  } else {
-    std::ofstream out(output, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) {
-      std::fprintf(stderr, "novapulse replay: cannot write %s\n", output.c_str());
-      return 1;
-    }
+    return absl::OkStatus();
   }
-  if (report) std::cerr << FormatKeyMetrics(families);
-  if (backfill) {
-    const absl::Status written = backfill->Finish();
-    if (!written.ok()) {
-      std::fprintf(stderr, "novapulse replay: %s: %s\n", openmetrics.c_str(),
-                   std::string(written.message()).c_str());
-      return 1;
-    }
-    if (!quiet) {
-      std::cerr << absl::StrFormat(
-          "openmetrics: %d series, %d samples, %.1f MB in %s\n", backfill->series(),
-          backfill->samples(), static_cast<double>(backfill->bytes_written()) / 1e6, openmetrics);
-    }
-  }
-  if (rules && !rule_files.empty()) {
-    std::cerr << FormatAlertTimeline(timeline.episodes());
-    const uint64_t instants = rules->eval_instants();
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) return absl::UnavailableError("cannot write " + path);
+  return absl::OkStatus();
+}
+
+// The backtest's report on stderr: the alert timeline and what the
+// evaluations cost; the timeline as JSON with --alerts-json.
+absl::Status ReportRules(const ReplayCommand& c, ReplayOutputs& out) {
+  RuleRunner& rules = *out.rules;
+  std::cerr << FormatAlertTimeline(out.timeline.episodes());
+  const uint64_t instants = rules.eval_instants();
+  std::cerr << absl::StrFormat(
+      "rules: %d evaluations at %d instants; per instant %.1f us mean, p50 < %.0f us, p99 < "
+      "%.0f us; window history %.1f MB for %d series\n",
+      rules.engine().evaluations(), instants,
+      instants > 0 ? rules.eval_seconds() * 1e6 / static_cast<double>(instants) : 0.0,
+      rules.EvalQuantileSeconds(0.5) * 1e6, rules.EvalQuantileSeconds(0.99) * 1e6,
+      static_cast<double>(rules.history()->MemoryBytes()) / 1e6, rules.history()->series());
+  for (const WindowHistory::Folded& f : rules.history()->folded()) {
     std::cerr << absl::StrFormat(
-        "rules: %d evaluations at %d instants; per instant %.1f us mean, p50 < %.0f us, p99 < "
-        "%.0f us; window history %.1f MB for %d series\n",
-        rules->engine().evaluations(), instants,
-        instants > 0 ? rules->eval_seconds() * 1e6 / static_cast<double>(instants) : 0.0,
-        rules->EvalQuantileSeconds(0.5) * 1e6, rules->EvalQuantileSeconds(0.99) * 1e6,
-        static_cast<double>(rules->history()->MemoryBytes()) / 1e6, rules->history()->series());
-    for (const WindowHistory::Folded& f : rules->history()->folded()) {
-      std::cerr << absl::StrFormat(
-          "window memory budget reached: %s (%d label sets folded into __overflow__ in the "
-          "windows the rules read)\n",
-          std::string(f.metric), f.series);
+        "window memory budget reached: %s (%d label sets folded into __overflow__ in the "
+        "windows the rules read)\n",
+        std::string(f.metric), f.series);
+  }
+  if (c.alerts_json.empty()) return absl::OkStatus();
+  return WriteText(c.alerts_json, AlertTimelineJson(out.timeline.episodes()));
+}
+
+int Failed(absl::string_view message) {
+  std::fprintf(stderr, "novapulse replay: %s\n", std::string(message).c_str());
+  return 1;
+}
+
+}  // namespace
+
+int RunReplayCommand(int argc, char** argv) {
+  ReplayCommand c;
+  if (std::optional<int> done = ParseReplayFlags(argc, argv, &c)) return *done;
+  ReplayOutputs out;
+  if (absl::Status opened = OpenOutputs(c, &out); !opened.ok()) return Failed(opened.message());
+  NovaGiftMetrics metrics(c.options.threads, c.series_limit,
+                          out.rules ? &out.rules->window_spec() : nullptr);
+  if (out.rules) out.rules->Attach(&metrics);
+  if (c.progress) c.options.on_progress = PrintProgress;
+  absl::StatusOr<ReplayStats> stats = RunReplay(c.inputs, c.options, metrics);
+  if (c.progress) std::fputs("\r\033[K", stderr);
+  if (!stats.ok()) return Failed(stats.status().message());
+
+  std::vector<FamilySnapshot> families = metrics.Snapshot();
+  if (out.dead_letters) out.dead_letters->AppendFamilies(&families);
+  std::string text;
+  WritePrometheusText(families, &text);
+  if (out.rules) WriteRuleSeries(out.rules->engine().Snapshot().series, &text);
+  if (absl::Status written = WriteText(c.output, text); !written.ok()) {
+    return Failed(written.message());
+  }
+  if (c.report) std::cerr << FormatKeyMetrics(families);
+  if (out.backfill) {
+    if (absl::Status written = out.backfill->Finish(); !written.ok()) {
+      return Failed(absl::StrCat(c.openmetrics, ": ", written.message()));
     }
-    if (!alerts_json.empty()) {
-      std::ofstream out(alerts_json, std::ios::binary | std::ios::trunc);
-      out << AlertTimelineJson(timeline.episodes());
-      out.close();
-      if (!out) {
-        std::fprintf(stderr, "novapulse replay: cannot write %s\n", alerts_json.c_str());
-        return 1;
-      }
+    if (!c.quiet) {
+      std::cerr << absl::StrFormat("openmetrics: %d series, %d samples, %.1f MB in %s\n",
+                                   out.backfill->series(), out.backfill->samples(),
+                                   static_cast<double>(out.backfill->bytes_written()) / 1e6,
+                                   c.openmetrics);
     }
   }
-  if (!quiet) {
+  if (out.rules && !c.rule_files.empty()) {
+    if (absl::Status reported = ReportRules(c, out); !reported.ok()) {
+      return Failed(reported.message());
+    }
+  }
+  if (!c.quiet) {
     std::cerr << FormatReplaySummary(families, {.records = stats->records,
                                                 .bytes = stats->line_bytes,
                                                 .seconds = stats->elapsed_seconds,
-                                                .threads = options.threads,
+                                                .threads = c.options.threads,
                                                 .read_cpu_seconds = stats->read_cpu_seconds,
                                                 .work_cpu_seconds = stats->work_cpu_seconds});
   }
-  if (dead_letters && !dead_letters->error().ok()) {
+  if (out.dead_letters && !out.dead_letters->error().ok()) {
     std::fprintf(stderr, "novapulse replay: %" PRIu64 " dead letters dropped: %s\n",
-                 dead_letters->dropped(), std::string(dead_letters->error().message()).c_str());
+                 out.dead_letters->dropped(),
+                 std::string(out.dead_letters->error().message()).c_str());
     return 1;
   }
   return 0;

@@ -1,0 +1,433 @@
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <future>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "pipeline/kafka_dead_letters.h"
+#include "pipeline/log.h"
+#include "pipeline/process_metrics.h"
+#include "pipeline/service.h"
+#include "sinks/exposition.h"
+#include "sinks/openmetrics.h"
+#include "sinks/rules_json.h"
+
+namespace novapulse {
+namespace {
+
+int64_t WallMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Event time of the oldest record of `batch` that names one (for the first
+// window slot), or nullopt.
+std::optional<int64_t> OldestEventTime(const KafkaBatch& batch) {
+  std::optional<int64_t> oldest;
+  for (const KafkaRecord& r : batch.records) {
+    int64_t ms = 0;
+    if (r.oversize || !FirstLineEventTime({batch.buffer.data() + r.begin, r.size}, &ms)) continue;
+    if (!oldest || ms < *oldest) oldest = ms;
+  }
+  return oldest;
+}
+
+// Logs what could not be started and passes the error on.
+absl::Status NotStarted(std::string_view what, const absl::Status& error) {
+  Log(LogLevel::kError, what, {{"error", std::string(error.message())}});
+  return error;
+}
+
+}  // namespace
+
+Service::Service(const Config& config)
+    : config_(config),
+      threads_(config.pipeline.threads > 0 ? static_cast<int>(config.pipeline.threads)
+                                           : AvailableCpus()) {}
+
+Service::~Service() = default;
+
+absl::StatusOr<std::unique_ptr<Service>> Service::Build(const Config& config) {
+  std::unique_ptr<Service> service(new Service(config));
+  if (absl::Status built = service->BuildParts(); !built.ok()) return built;
+  return service;
+}
+
+absl::Status Service::BuildParts() {
+  if (!config_.rules.files.empty()) {
+    absl::StatusOr<RuleSet> set = LoadRuleFiles(
+        config_.rules.files, absl::ToInt64Milliseconds(config_.rules.evaluation_interval));
+    if (!set.ok()) return NotStarted("invalid rule file", set.status());
+    rule_set_ = *std::move(set);
+  }
+  if (rule_set_ && !config_.alertmanager.urls.empty()) {
+    AlertmanagerClientOptions am;
+    am.urls = config_.alertmanager.urls;
+    absl::StatusOr<std::unique_ptr<AlertmanagerClient>> client =
+        AlertmanagerClient::Start(std::move(am));
+    if (!client.ok()) return NotStarted("alertmanager client not started", client.status());
+    alertmanager_ = *std::move(client);
+  }
+  absl::StatusOr<State> built = BuildState();
+  if (!built.ok()) return NotStarted("rules not loaded", built.status());
+  state_ = *std::move(built);
+  if (state_.rules) {
+    for (const std::string& name : state_.rules->unknown_metrics()) {
+      Log(LogLevel::kWarn, "rules read a metric novapulse does not export", {{"metric", name}});
+    }
+  }
+
+  std::vector<KafkaPartitionOffset> resume;
+  if (!config_.checkpoint.dir.empty()) {
+    absl::StatusOr<std::unique_ptr<CheckpointFile>> file =
+        CheckpointFile::Build(config_.checkpoint);
+    if (!file.ok()) return NotStarted("checkpoints not available", file.status());
+    checkpoints_ = *std::move(file);
+    resume = Restore();
+  }
+
+  absl::StatusOr<std::unique_ptr<KafkaSource>> source =
+      KafkaSource::Build(config_.kafka, /*checkpointed=*/checkpoints_ != nullptr);
+  if (!source.ok()) return NotStarted("kafka consumer not started", source.status());
+  kafka_ = *std::move(source);
+  kafka_->SetResumeOffsets(resume);
+
+  if (absl::Status opened = OpenDeadLetters(); !opened.ok()) return opened;
+  return StartHttp();
+}
+
+absl::StatusOr<Service::State> Service::BuildState() const {
+  State state;
+  const int64_t lateness_ms = absl::ToInt64Milliseconds(config_.pipeline.allowed_lateness);
+  if (rule_set_) {
+    RuleRunnerOptions options;
+    options.lateness_ms = lateness_ms;
+    options.window_memory_bytes = static_cast<size_t>(config_.rules.window_memory_bytes);
+    absl::StatusOr<std::unique_ptr<RuleRunner>> runner = RuleRunner::Build(*rule_set_, options);
+    if (!runner.ok()) return runner.status();
+    state.rules = *std::move(runner);
+    if (AlertmanagerClient* alertmanager = alertmanager_.get()) {
+      const int64_t resend_ms = absl::ToInt64Milliseconds(config_.alertmanager.resend_delay);
+      // On the evaluation thread, after each instant; Enqueue never blocks.
+      state.rules->set_on_evaluated([alertmanager, resend_ms](int64_t t_ms, RuleEngine& engine) {
+        std::vector<Alert> due = engine.AlertsToSend(t_ms, resend_ms);
+        if (!due.empty()) alertmanager->Enqueue(due);
+      });
+    }
+  }
+  state.metrics = std::make_unique<NovaGiftMetrics>(
+      threads_, static_cast<size_t>(config_.pipeline.series_limit),
+      state.rules ? &state.rules->window_spec() : nullptr);
+  if (state.rules) state.rules->Attach(state.metrics.get());
+  state.clock = std::make_unique<EventClock>(lateness_ms, /*idle_after_ms=*/5'000);
+  return state;
+}
+
+std::vector<KafkaPartitionOffset> Service::Restore() {
+  CheckpointFile& file = *checkpoints_;
+  absl::StatusOr<std::string> payload = file.Read();
+  absl::Status error = payload.status();
+  if (payload.ok()) {
+    absl::StatusOr<RestoredCheckpoint> restored =
+        DecodeCheckpoint(*payload, state_.checkpointed(), WallMillis());
+    if (restored.ok()) {
+      const KafkaTopicsConfig& topics = config_.kafka.topics;
+      std::vector<KafkaPartitionOffset> offsets;
+      for (const CheckpointOffset& o : restored->offsets) {
+        if (o.topic == topics.access_log || o.topic == topics.outbox) {
+          offsets.push_back({o.topic == topics.outbox ? Topic::kOutbox : Topic::kAccessLog,
+                             o.partition, o.next_offset});
+        }
+      }
+      Log(LogLevel::kInfo, "state restored from the checkpoint",
+          {{"path", file.path()},
+           {"age_seconds", absl::StrCat((WallMillis() - restored->written_ms) / 1000)},
+           {"partitions", absl::StrCat(offsets.size())},
+           {"rules_state", restored->rules_restored ? "restored" : restored->rules_note}});
+      return offsets;
+    }
+    error = restored.status();
+  }
+  if (absl::IsNotFound(error)) {
+    Log(LogLevel::kInfo, "no checkpoint yet: starting from the committed offsets",
+        {{"path", file.path()}});
+    return {};
+  }
+  const std::string aside = file.SetAside();
+  Log(LogLevel::kError, "checkpoint not loaded: set aside, starting from the committed offsets",
+      {{"error", std::string(error.message())}, {"moved_to", aside}});
+  // The objects may be partly loaded.
+  absl::StatusOr<State> fresh = BuildState();
+  if (fresh.ok()) state_ = *std::move(fresh);
+  return {};
+}
+
+absl::Status Service::OpenDeadLetters() {
+  const DeadLetterConfig& config = config_.dead_letter;
+  if (!config.path.empty()) {
+    absl::StatusOr<std::unique_ptr<DeadLetterWriter>> opened = DeadLetterWriter::Open(
+        {.path = config.path,
+         .max_bytes = static_cast<uint64_t>(config.max_bytes),
+         .keep = static_cast<int>(config.keep),
+         .topic_names = {config_.kafka.topics.access_log, config_.kafka.topics.outbox, "unknown"}});
+    if (!opened.ok()) return NotStarted("dead-letter file not opened", opened.status());
+    dead_letters_ = *std::move(opened);
+  } else if (!config.topic.empty()) {
+    absl::StatusOr<std::unique_ptr<KafkaDeadLetters>> producer =
+        KafkaDeadLetters::Build(config_.kafka, config);
+    if (!producer.ok()) return NotStarted("dead-letter producer not started", producer.status());
+    dead_letters_ = *std::move(producer);
+  }
+  return absl::OkStatus();
+}
+
+std::string Service::MetricsText(bool openmetrics) const {
+  RuleRunner* rules = state_.rules.get();
+  std::vector<FamilySnapshot> families = state_.metrics->Snapshot();
+  if (dead_letters_) dead_letters_->AppendFamilies(&families);
+  std::deque<std::string> keys;  // label values of the Kafka families
+  kafka_->AppendFamilies(&keys, &families);
+  if (rules) rules->AppendFamilies(&keys, &families);
+  if (alertmanager_) alertmanager_->AppendFamilies(&keys, &families);
+  if (checkpoints_) checkpoints_->AppendFamilies(&families);
+  if (absl::StatusOr<ProcessStats> process = ReadProcessStats(); process.ok()) {
+    AppendProcessFamilies(*process, &families);
+  } else {
+    Log(LogLevel::kDebug, "process metrics unavailable",
+        {{"error", std::string(process.status().message())}});
+  }
+  if (openmetrics) return RenderOpenMetricsText(families);
+  std::string text = RenderPrometheusText(families);
+  if (rules) WriteRuleSeries(rules->engine().Snapshot().series, &text);
+  return text;
+}
+
+bool Service::Ready(std::string* reason) const {
+  if (const std::string fatal = kafka_->fatal_error(); !fatal.empty()) {
+    *reason = absl::StrCat("kafka consumer failed: ", fatal);
+    return false;
+  }
+  if (!kafka_->Reachable(reason)) return false;
+  if (kafka_->assigned_partitions() == 0) {
+    *reason = "no kafka partitions assigned";
+    return false;
+  }
+  int64_t lag = 0;
+  int unknown = 0;
+  for (const KafkaPartitionLag& p : kafka_->Lag()) {
+    if (p.lag < 0) {
+      ++unknown;
+    } else {
+      lag += p.lag;
+    }
+  }
+  if (unknown > 0) {
+    *reason = absl::StrCat("consumer lag not yet known for ", unknown, " partitions");
+    return false;
+  }
+  const int64_t max_lag = config_.http.max_lag_ready;
+  if (lag > max_lag) {
+    *reason = absl::StrCat("consumer lag ", lag, " above http.max_lag_ready ", max_lag);
+    return false;
+  }
+  return true;
+}
+
+absl::Status Service::StartHttp() {
+  HttpServer::Handlers handlers;
+  RuleRunner* rules = state_.rules.get();
+  handlers.alerts = [rules] {
+    return AlertsJson(rules ? rules->engine().Snapshot() : RulesSnapshot());
+  };
+  handlers.rules = [rules] {
+    return RulesJson(rules ? rules->engine().Snapshot() : RulesSnapshot());
+  };
+  handlers.metrics = [this](bool openmetrics) { return MetricsText(openmetrics); };
+  handlers.healthy = [this](std::string* reason) {
+    const std::string fatal = kafka_->fatal_error();
+    if (fatal.empty()) return true;
+    *reason = absl::StrCat("kafka consumer failed: ", fatal);
+    return false;
+  };
+  handlers.ready = [this](std::string* reason) { return Ready(reason); };
+  absl::StatusOr<std::unique_ptr<HttpServer>> server =
+      HttpServer::Start(HttpOptionsFromConfig(config_.http), std::move(handlers));
+  if (!server.ok()) return NotStarted("http server not started", server.status());
+  server_ = *std::move(server);
+  Log(LogLevel::kInfo, "novapulse running",
+      {{"listen", config_.http.listen},
+       {"port", absl::StrCat(server_->port())},
+       {"threads", absl::StrCat(threads_)}});
+  return absl::OkStatus();
+}
+
+int Service::http_port() const { return server_ ? server_->port() : 0; }
+
+void Service::Checkpoint(std::string_view why, Commit commit) {
+  // A checkpoint covers every batch submitted so far: the pipeline is
+  // drained first. Only then are its offsets committed, if at all: not when
+  // the partitions were lost or the consumer failed, as the commit would be
+  // refused.
+  const auto start = std::chrono::steady_clock::now();
+  pipeline_->Drain();
+  std::vector<CheckpointOffset> named;
+  for (const KafkaPartitionOffset& o : kafka_->CoveredOffsets()) {
+    named.push_back(
+        {o.topic == Topic::kOutbox ? config_.kafka.topics.outbox : config_.kafka.topics.access_log,
+         o.partition, o.next_offset});
+  }
+  const std::string payload = EncodeCheckpoint(state_.checkpointed(), named, WallMillis());
+  const absl::Status written = checkpoints_->Write(payload);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  checkpoints_->Record(written.ok(), seconds, payload.size());
+  if (!written.ok()) {
+    Log(LogLevel::kError, "checkpoint failed: offsets not committed",
+        {{"reason", std::string(why)}, {"error", std::string(written.message())}});
+    return;
+  }
+  if (commit != Commit::kNone) kafka_->Commit(kafka_->ProcessedOffsets(), commit == Commit::kSync);
+  Log(why == "interval" ? LogLevel::kDebug : LogLevel::kInfo, "checkpoint written",
+      {{"reason", std::string(why)},
+       {"bytes", absl::StrCat(payload.size())},
+       {"ms", absl::StrFormat("%.1f", seconds * 1e3)}});
+}
+
+void Service::Run(const std::atomic<bool>& stop) {
+  NovaGiftMetrics& metrics = *state_.metrics;
+  RuleRunner* rules = state_.rules.get();
+  EventClock& clock = *state_.clock;
+  KafkaSource& kafka = *kafka_;
+
+  // While the input is idle, event time moves on with the wall clock.
+  std::atomic<bool> ticking{true};
+  std::thread ticker([&] {
+    while (ticking.load(std::memory_order_relaxed)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      if (std::optional<int64_t> closable = clock.Tick(WallMillis()); closable && rules) {
+        rules->AdvanceTo(*closable);
+      }
+    }
+  });
+  watermarks_ = std::make_unique<EventClockWatermark>(
+      clock, absl::ToInt64Milliseconds(config_.pipeline.max_future));
+  // At most 2 batches a worker are in flight, and the pool holds no more:
+  // batch buffers are reused and memory stays flat.
+  const size_t in_flight = static_cast<size_t>(threads_) * 2;
+  DeadLetterSink* dead_letters = dead_letters_.get();
+  pipeline_ = std::make_unique<IngestPipeline>(
+      IngestOptions{.threads = threads_,
+                    .max_record_bytes = static_cast<size_t>(config_.kafka.max_message_bytes),
+                    .in_flight = in_flight,
+                    .batches = in_flight,
+                    .dead_letters = dead_letters != nullptr},
+      metrics, *watermarks_, rules, [&kafka, dead_letters](IngestBatch& batch) {
+        if (dead_letters) dead_letters->Write(batch.rejected);
+        kafka.StoreOffsets(batch.messages);
+      });
+  std::thread workers([this] { pipeline_->Run(); });
+
+  if (checkpoints_) {
+    kafka.set_on_revoke([this](bool lost) {
+      if (final_checkpoint_) return;
+      if (lost) {
+        Checkpoint("lost", Commit::kNone);
+      } else {
+        Checkpoint("revoke", Commit::kSync);
+      }
+    });
+  }
+  const absl::Duration interval = config_.checkpoint.interval;
+  absl::Time next_checkpoint = absl::Now() + interval;
+  while (true) {
+    IngestBatch* batch = pipeline_->NextFree();
+    batch->from_kafka = true;
+    const absl::Time idle_until = checkpoints_ ? next_checkpoint : absl::InfiniteFuture();
+    if (!kafka.Fill(&batch->messages, stop, idle_until)) {
+      pipeline_->Release(batch);
+      break;
+    }
+    if (batch->messages.records.empty()) {
+      pipeline_->Release(batch);
+    } else {
+      if (rules != nullptr && !rules->started()) {
+        if (std::optional<int64_t> first = OldestEventTime(batch->messages)) rules->Start(*first);
+      }
+      pipeline_->Submit(batch);
+    }
+    if (checkpoints_ && absl::Now() >= next_checkpoint) {
+      Checkpoint("interval", Commit::kAsync);
+      next_checkpoint = absl::Now() + interval;
+    }
+  }
+  pipeline_->EndInput();
+  workers.join();
+  ticking.store(false, std::memory_order_relaxed);
+  ticker.join();
+}
+
+int Service::Shutdown() {
+  const std::string fatal = kafka_->fatal_error();
+  if (checkpoints_) {
+    Checkpoint(fatal.empty() ? "shutdown" : "consumer failed",
+               fatal.empty() ? Commit::kSync : Commit::kNone);
+    final_checkpoint_ = true;
+  }
+  const uint64_t records = pipeline_ ? pipeline_->records() : 0;
+  // The evaluation thread reads the metrics and feeds the Alertmanager
+  // client: it stops before either goes away.
+  if (state_.rules) state_.rules->Stop();
+  if (dead_letters_ && !dead_letters_->error().ok()) {
+    Log(LogLevel::kError, "dead letters dropped",
+        {{"dropped", absl::StrCat(dead_letters_->dropped())},
+         {"error", std::string(dead_letters_->error().message())}});
+  }
+  Log(LogLevel::kInfo, "stopping: batches finished", {{"records", absl::StrCat(records)}});
+  // KafkaSource::Close bounds its wait for the group, but librdkafka calls
+  // it makes (unassigning the revoked partitions) have been seen, rarely,
+  // to block for good after many quick restarts of a member. Everything that
+  // must outlive the process is done by now (the final checkpoint and its
+  // commit), so past the limit the process leaves without the consumer,
+  // which the group times out; dead letters still queued are flushed first.
+  auto abandon = [this](int status) {
+    server_.reset();  // no scrape may read what is torn down next
+    dead_letters_.reset();
+    abandoned_ = true;
+    return status;
+  };
+  if (!fatal.empty()) {
+    // librdkafka cannot go on after a fatal error: a supervisor restarts the
+    // process, which resumes from the checkpoint just written (or from the
+    // committed offsets). Leaving the dead consumer alone keeps this quick.
+    Log(LogLevel::kError, "exiting: the kafka consumer failed", {{"error", fatal}});
+    return abandon(1);
+  }
+  // The closer may outlive this call when the service is abandoned.
+  auto close_done = std::make_shared<std::promise<absl::Status>>();
+  std::future<absl::Status> close_result = close_done->get_future();
+  std::thread closer([close_done, kafka = kafka_.get()] { close_done->set_value(kafka->Close()); });
+  constexpr std::chrono::seconds kCloseLimit(8);
+  if (close_result.wait_for(kCloseLimit) != std::future_status::ready) {
+    Log(LogLevel::kWarn, "the kafka consumer did not close in time: exiting without it",
+        {{"waited", absl::StrCat(kCloseLimit.count(), "s")}});
+    closer.detach();
+    return abandon(0);
+  }
+  closer.join();
+  const absl::Status closed = close_result.get();
+  // Metrics stay served until the consumer has left the group.
+  server_.reset();
+  if (!closed.ok()) {
+    Log(LogLevel::kError, "kafka consumer did not close cleanly",
+        {{"error", std::string(closed.message())}});
+    return 1;
+  }
+  Log(LogLevel::kInfo, "novapulse stopped");
+  return 0;
+}
+
+}  // namespace novapulse

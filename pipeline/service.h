@@ -1,0 +1,105 @@
+// Service: what `novapulse run` is. Build puts the parts together from the
+// config (rules, Alertmanager client, metrics and windows, checkpoint
+// restore, Kafka consumer, dead letters, HTTP server), Run consumes the
+// topics through the ingest pipeline until told to stop or the consumer
+// fails, Shutdown writes the last checkpoint and leaves the group.
+//
+// Threads: Build, Run and Shutdown on one thread (the main thread, which
+// owns the process's signal handling). The HTTP server, the rule
+// evaluation and a ticker that moves event time on while the input is idle
+// run on threads of their own.
+//   absl::StatusOr<std::unique_ptr<Service>> service = Service::Build(config);
+//   (*service)->Run(stop_flag);
+//   const int status = (*service)->Shutdown();
+//   if ((*service)->abandoned()) _exit(status);
+#ifndef NOVAPULSE_PIPELINE_SERVICE_H_
+#define NOVAPULSE_PIPELINE_SERVICE_H_
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "aggregators/novagift_metrics.h"
+#include "aggregators/rules.h"
+#include "pipeline/checkpoint.h"
+#include "pipeline/config.h"
+#include "pipeline/event_clock.h"
+#include "pipeline/http_server.h"
+#include "pipeline/ingest_pipeline.h"
+#include "pipeline/kafka_source.h"
+#include "pipeline/rule_runner.h"
+#include "sinks/alertmanager_client.h"
+#include "sinks/dead_letter.h"
+
+namespace novapulse {
+
+class Service {
+ public:
+  // Every failure is logged with what could not be started, and returned.
+  static absl::StatusOr<std::unique_ptr<Service>> Build(const Config& config);
+  ~Service();
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  // Consumes until `stop` is set or the Kafka consumer fails; then finishes
+  // the batches in flight.
+  void Run(const std::atomic<bool>& stop);
+  // After Run: the final checkpoint (and its commit), then the group is
+  // left. Returns the process's exit status: 0 after a clean stop, 1 when
+  // the consumer failed or did not close cleanly.
+  int Shutdown();
+  // Set by Shutdown when the process must end without destroying the
+  // service: the consumer failed, or did not close in time. Whatever must
+  // outlive the process is done by then.
+  bool abandoned() const { return abandoned_; }
+
+  int http_port() const;
+
+ private:
+  // The objects that hold the aggregate state, rebuilt from scratch when a
+  // checkpoint cannot be loaded into them.
+  struct State {
+    std::unique_ptr<RuleRunner> rules;
+    std::unique_ptr<NovaGiftMetrics> metrics;
+    std::unique_ptr<EventClock> clock;
+
+    CheckpointedState checkpointed() const { return {metrics.get(), rules.get(), clock.get()}; }
+  };
+  enum class Commit { kNone, kAsync, kSync };
+
+  explicit Service(const Config& config);
+  absl::Status BuildParts();
+  absl::StatusOr<State> BuildState() const;
+  // Loads the checkpoint into state_; on failure sets it aside and rebuilds
+  // state_ empty. Returns the offsets to resume from.
+  std::vector<KafkaPartitionOffset> Restore();
+  absl::Status OpenDeadLetters();
+  absl::Status StartHttp();
+  std::string MetricsText(bool openmetrics) const;
+  bool Ready(std::string* reason) const;
+  // Drains the pipeline, writes a checkpoint and then commits its offsets
+  // as `commit` says.
+  void Checkpoint(std::string_view why, Commit commit);
+
+  const Config config_;
+  const int threads_;
+  std::optional<RuleSet> rule_set_;
+  std::unique_ptr<AlertmanagerClient> alertmanager_;
+  State state_;
+  std::unique_ptr<CheckpointFile> checkpoints_;
+  std::unique_ptr<KafkaSource> kafka_;
+  std::unique_ptr<DeadLetterSink> dead_letters_;
+  std::unique_ptr<HttpServer> server_;
+  std::unique_ptr<EventClockWatermark> watermarks_;
+  std::unique_ptr<IngestPipeline> pipeline_;
+  bool final_checkpoint_ = false;
+  bool abandoned_ = false;
+};
+
+}  // namespace novapulse
+
+#endif  // NOVAPULSE_PIPELINE_SERVICE_H_
