@@ -63,26 +63,21 @@ bool WriteAll(int fd, std::string_view bytes) {
   return true;
 }
 
+#define NOVAPULSE_CHECKPOINT_METRICS(M)                                                        \
+  M(kCheckpointsTotal, "novapulse_checkpoints_total", "State checkpoints written, by result.", \
+    MetricType::kComputedCounter, {"result"}, {})                                              \
+  M(kCheckpointDuration, "novapulse_checkpoint_duration_seconds",                              \
+    "Time the last checkpoint took: draining the pipeline, encoding and the durable write.",   \
+    MetricType::kComputed, {}, {})                                                             \
+  M(kCheckpointSize, "novapulse_checkpoint_size_bytes", "Size of the last checkpoint.",        \
+    MetricType::kComputed, {}, {})                                                             \
+  M(kCheckpointTimestamp, "novapulse_checkpoint_timestamp_seconds",                            \
+    "Wall time of the last successful checkpoint.", MetricType::kComputed, {}, {})
+
+enum CheckpointMetric : size_t { NOVAPULSE_CHECKPOINT_METRICS(NOVAPULSE_METRIC_ID) };
+
 const std::vector<MetricDef>& CheckpointMetricDefs() {
-  using T = MetricType;
-  static const std::vector<MetricDef> kDefs = {
-      {"novapulse_checkpoints_total",
-       "State checkpoints written, by result.",
-       T::kComputedCounter,
-       {"result"},
-       {}},
-      {"novapulse_checkpoint_duration_seconds",
-       "Time the last checkpoint took: draining the pipeline, encoding and the durable write.",
-       T::kComputed,
-       {},
-       {}},
-      {"novapulse_checkpoint_size_bytes", "Size of the last checkpoint.", T::kComputed, {}, {}},
-      {"novapulse_checkpoint_timestamp_seconds",
-       "Wall time of the last successful checkpoint.",
-       T::kComputed,
-       {},
-       {}},
-  };
+  static const std::vector<MetricDef> kDefs = {NOVAPULSE_CHECKPOINT_METRICS(NOVAPULSE_METRIC_DEF)};
   return kDefs;
 }
 
@@ -262,26 +257,17 @@ void CheckpointFile::Record(bool ok, double seconds, size_t bytes) {
       std::memory_order_relaxed);
 }
 
-void CheckpointFile::AppendFamilies(std::vector<FamilySnapshot>* families) const {
+void CheckpointFile::CollectMetrics(MetricFamilies* out) {
   const std::vector<MetricDef>& defs = CheckpointMetricDefs();
-  FamilySnapshot total;
-  total.def = &defs[0];
+  FamilySnapshot& total = out->Start(defs[kCheckpointsTotal]);
   for (const bool success : {false, true}) {
-    total.keys.push_back(success ? "success" : "failure");
-    total.words.push_back(std::bit_cast<uint64_t>(
-        static_cast<double>((success ? ok_ : failed_).load(std::memory_order_relaxed))));
+    out->Add(total, {success ? "success" : "failure"},
+             static_cast<double>((success ? ok_ : failed_).load(std::memory_order_relaxed)));
   }
-  families->push_back(std::move(total));
-  auto gauge = [&](size_t i, double v) {
-    FamilySnapshot f;
-    f.def = &defs[i];
-    f.keys.push_back("");
-    f.words.push_back(std::bit_cast<uint64_t>(v));
-    families->push_back(std::move(f));
-  };
-  gauge(1, last_seconds_.load(std::memory_order_relaxed));
-  gauge(2, static_cast<double>(last_bytes_.load(std::memory_order_relaxed)));
-  gauge(3, last_time_.load(std::memory_order_relaxed));
+  out->AddSingle(defs[kCheckpointDuration], last_seconds_.load(std::memory_order_relaxed));
+  out->AddSingle(defs[kCheckpointSize],
+                 static_cast<double>(last_bytes_.load(std::memory_order_relaxed)));
+  out->AddSingle(defs[kCheckpointTimestamp], last_time_.load(std::memory_order_relaxed));
 }
 
 }  // namespace novapulse

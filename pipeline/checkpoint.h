@@ -13,7 +13,7 @@
 // is set aside (renamed), reported, and start-up goes on without it.
 //
 // Threads: CheckpointFile's Write and Read from one thread at a time;
-// AppendFamilies and Record from any thread. Encode/Decode with the state's
+// CollectMetrics and Record from any thread. Encode/Decode with the state's
 // writers stopped (see NovaGiftMetrics::SaveState, RuleRunner::SaveState).
 //   auto file = CheckpointFile::Build(config.checkpoint);
 //   absl::StatusOr<std::string> payload = (*file)->Read();
@@ -31,6 +31,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "aggregators/metric_source.h"
 #include "aggregators/metric_store.h"
 #include "aggregators/novagift_metrics.h"
 #include "pipeline/config.h"
@@ -76,7 +77,7 @@ struct RestoredCheckpoint {
                                                                   const CheckpointedState& state,
                                                                   int64_t wall_ms);
 
-class CheckpointFile {
+class CheckpointFile : public MetricSource {
  public:
   // Creates the directory if needed, checks it is writable, and removes a
   // temporary file a crash left behind.
@@ -99,7 +100,7 @@ class CheckpointFile {
   void Record(bool ok, double seconds, size_t bytes);
   // novapulse_checkpoints_total{result}, novapulse_checkpoint_duration_seconds,
   // novapulse_checkpoint_size_bytes, novapulse_checkpoint_timestamp_seconds.
-  void AppendFamilies(std::vector<FamilySnapshot>* families) const;
+  void CollectMetrics(MetricFamilies* out) override;
 
  private:
   CheckpointFile(std::string dir, std::string path)

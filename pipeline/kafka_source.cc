@@ -32,20 +32,7 @@ std::string PartitionList(const rd_kafka_topic_partition_list_t* partitions) {
 }  // namespace
 
 const std::vector<MetricDef>& KafkaMetricDefs() {
-  using T = MetricType;
-  static const std::vector<MetricDef> kDefs = {
-      {"novapulse_kafka_consumer_lag",
-       "Messages between the high watermark and the next offset to consume, per assigned "
-       "partition.",
-       T::kComputed,
-       {"topic", "partition"},
-       {}},
-      {"novapulse_kafka_commits_total",
-       "Offset commits answered by the broker, by result.",
-       T::kComputedCounter,
-       {"result"},
-       {}},
-  };
+  static const std::vector<MetricDef> kDefs = {NOVAPULSE_KAFKA_METRICS(NOVAPULSE_METRIC_DEF)};
   return kDefs;
 }
 
@@ -625,27 +612,20 @@ std::vector<KafkaPartitionLag> KafkaSource::Lag() {
   return lag;
 }
 
-void KafkaSource::AppendFamilies(std::deque<std::string>* keys,
-                                 std::vector<FamilySnapshot>* families) {
+void KafkaSource::CollectMetrics(MetricFamilies* out) {
   const std::vector<MetricDef>& defs = KafkaMetricDefs();
-  FamilySnapshot lag;
-  lag.def = &defs[kKafkaConsumerLag];
-  for (const KafkaPartitionLag& l : Lag()) {
+  const std::vector<KafkaPartitionLag> lags = Lag();
+  FamilySnapshot& lag = out->Start(defs[kKafkaConsumerLag]);
+  for (const KafkaPartitionLag& l : lags) {
     if (l.lag < 0) continue;
-    std::string& key = keys->emplace_back();
-    BuildKey(&key, {topics_[static_cast<size_t>(l.topic)], absl::StrCat(l.partition)});
-    lag.keys.push_back(key);
-    lag.words.push_back(std::bit_cast<uint64_t>(static_cast<double>(l.lag)));
+    out->Add(lag, {topics_[static_cast<size_t>(l.topic)], absl::StrCat(l.partition)},
+             static_cast<double>(l.lag));
   }
-  families->push_back(std::move(lag));
-
-  FamilySnapshot commits;
-  commits.def = &defs[kKafkaCommitsTotal];
+  FamilySnapshot& commits = out->Start(defs[kKafkaCommitsTotal]);
   for (const bool success : {false, true}) {
-    commits.keys.push_back(success ? "success" : "failure");
-    commits.words.push_back(std::bit_cast<uint64_t>(static_cast<double>(this->commits(success))));
+    out->Add(commits, {success ? "success" : "failure"},
+             static_cast<double>(this->commits(success)));
   }
-  families->push_back(std::move(commits));
 }
 
 void KafkaSource::StoreOffsets(const KafkaBatch& batch) {

@@ -9,7 +9,7 @@
 // Threads: Fill, StoreOffsets and Close may be called from different threads
 // (librdkafka is thread-safe), but Fill from one thread at a time; the
 // rebalance callback runs inside Fill. assigned_partitions(), Lag(),
-// Reachable(), fatal_error(), commits() and AppendFamilies() are safe from
+// Reachable(), fatal_error(), commits() and CollectMetrics() are safe from
 // any thread.
 //   absl::StatusOr<std::unique_ptr<KafkaSource>> source = KafkaSource::Build(config.kafka);
 //   KafkaBatch batch;
@@ -38,6 +38,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "aggregators/metric_def.h"
+#include "aggregators/metric_source.h"
 #include "aggregators/metric_store.h"
 #include "parsers/event.h"
 #include "pipeline/config.h"
@@ -80,16 +81,22 @@ struct KafkaPartitionLag {
   int64_t lag = -1;
 };
 
-// Indexes into KafkaMetricDefs(); the order is the export order.
-enum KafkaMetric : size_t {
-  kKafkaConsumerLag,
-  kKafkaCommitsTotal,
-  kKafkaMetricCount,
-};
+// The consumer's metric families (see aggregators/metric_source.h), in
+// export order.
+#define NOVAPULSE_KAFKA_METRICS(M)                                                                 \
+  M(kKafkaConsumerLag, "novapulse_kafka_consumer_lag",                                             \
+    "Messages between the high watermark and the next offset to consume, per assigned "            \
+    "partition.",                                                                                  \
+    MetricType::kComputed, {"topic", "partition"}, {})                                             \
+  M(kKafkaCommitsTotal, "novapulse_kafka_commits_total",                                           \
+    "Offset commits answered by the broker, by result.", MetricType::kComputedCounter, {"result"}, \
+    {})
+
+enum KafkaMetric : size_t { NOVAPULSE_KAFKA_METRICS(NOVAPULSE_METRIC_ID) kKafkaMetricCount };
 
 const std::vector<MetricDef>& KafkaMetricDefs();
 
-class KafkaSource {
+class KafkaSource : public MetricSource {
  public:
   // Creates the consumer and subscribes. Errors name the property librdkafka
   // refused (never its value) or the subscription failure.
@@ -103,7 +110,7 @@ class KafkaSource {
   KafkaSource(const KafkaSource&) = delete;
   KafkaSource& operator=(const KafkaSource&) = delete;
   // Closes the consumer if Close was not called, then destroys it.
-  ~KafkaSource();
+  ~KafkaSource() override;
 
   // Clears *batch and fills it with up to batch_size messages: returns when
   // it is full or batch_timeout after its first message. While no message
@@ -170,9 +177,8 @@ class KafkaSource {
   uint64_t commits(bool success) const {
     return (success ? commits_ok_ : commits_failed_).load(std::memory_order_relaxed);
   }
-  // Appends one family per KafkaMetricDefs() entry; their label values are
-  // kept in *keys, which must outlive the families.
-  void AppendFamilies(std::deque<std::string>* keys, std::vector<FamilySnapshot>* families);
+  // One family per KafkaMetricDefs() entry.
+  void CollectMetrics(MetricFamilies* out) override;
 
  private:
   using PartitionKey = std::pair<Topic, int32_t>;

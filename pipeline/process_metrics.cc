@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "pipeline/log.h"
 
 namespace novapulse {
 namespace {
@@ -132,32 +133,24 @@ absl::StatusOr<ProcessStats> ReadProcessStats() {
 }
 
 const std::vector<MetricDef>& ProcessMetricDefs() {
-  using T = MetricType;
-  static const std::vector<MetricDef> kDefs = {
-      {"process_cpu_seconds_total",
-       "Total user and system CPU time spent in seconds.",
-       T::kComputedCounter,
-       {},
-       {}},
-      {"process_resident_memory_bytes", "Resident memory size in bytes.", T::kComputed, {}, {}},
-      {"process_start_time_seconds",
-       "Start time of the process since unix epoch in seconds.",
-       T::kComputed,
-       {},
-       {}},
-      {"process_open_fds", "Number of open file descriptors.", T::kComputed, {}, {}},
-  };
+  static const std::vector<MetricDef> kDefs = {NOVAPULSE_PROCESS_METRICS(NOVAPULSE_METRIC_DEF)};
   return kDefs;
 }
 
-void AppendProcessFamilies(const ProcessStats& stats, std::vector<FamilySnapshot>* families) {
+void AppendProcessFamilies(const ProcessStats& stats, MetricFamilies* out) {
   const double values[kProcessMetricCount] = {stats.cpu_seconds, stats.resident_bytes,
                                               stats.start_time_seconds, stats.open_fds};
   for (size_t m = 0; m < kProcessMetricCount; ++m) {
-    FamilySnapshot& f = families->emplace_back();
-    f.def = &ProcessMetricDefs()[m];
-    f.keys.push_back("");
-    f.words.push_back(std::bit_cast<uint64_t>(values[m]));
+    out->AddSingle(ProcessMetricDefs()[m], values[m]);
+  }
+}
+
+void ProcessMetrics::CollectMetrics(MetricFamilies* out) {
+  if (absl::StatusOr<ProcessStats> process = ReadProcessStats(); process.ok()) {
+    AppendProcessFamilies(*process, out);
+  } else {
+    Log(LogLevel::kDebug, "process metrics unavailable",
+        {{"error", std::string(process.status().message())}});
   }
 }
 

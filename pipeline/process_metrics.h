@@ -3,8 +3,7 @@
 // from /proc at scrape time (Linux only); and the CPUs it may use.
 //
 // Pure functions apart from reading /proc; safe from any thread.
-//   absl::StatusOr<ProcessStats> stats = ReadProcessStats();
-//   if (stats.ok()) AppendProcessFamilies(*stats, &families);
+//   registry.Add(&process_metrics);  // a ProcessMetrics: read at each collection
 #ifndef NOVAPULSE_PIPELINE_PROCESS_METRICS_H_
 #define NOVAPULSE_PIPELINE_PROCESS_METRICS_H_
 
@@ -13,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "aggregators/metric_def.h"
+#include "aggregators/metric_source.h"
 #include "aggregators/metric_store.h"
 
 namespace novapulse {
@@ -32,19 +32,31 @@ int AvailableCpus();
 // Errors name the file that could not be read or parsed.
 [[nodiscard]] absl::StatusOr<ProcessStats> ReadProcessStats();
 
-// Indexes into ProcessMetricDefs(); the order is the export order.
-enum ProcessMetric : size_t {
-  kProcessCpuSeconds,
-  kProcessResidentMemory,
-  kProcessStartTime,
-  kProcessOpenFds,
-  kProcessMetricCount,
-};
+// The process's metric families (see aggregators/metric_source.h), in
+// export order.
+#define NOVAPULSE_PROCESS_METRICS(M)                                                           \
+  M(kProcessCpuSeconds, "process_cpu_seconds_total",                                           \
+    "Total user and system CPU time spent in seconds.", MetricType::kComputedCounter, {}, {})  \
+  M(kProcessResidentMemory, "process_resident_memory_bytes", "Resident memory size in bytes.", \
+    MetricType::kComputed, {}, {})                                                             \
+  M(kProcessStartTime, "process_start_time_seconds",                                           \
+    "Start time of the process since unix epoch in seconds.", MetricType::kComputed, {}, {})   \
+  M(kProcessOpenFds, "process_open_fds", "Number of open file descriptors.",                   \
+    MetricType::kComputed, {}, {})
+
+enum ProcessMetric : size_t { NOVAPULSE_PROCESS_METRICS(NOVAPULSE_METRIC_ID) kProcessMetricCount };
 
 const std::vector<MetricDef>& ProcessMetricDefs();
 
 // Appends one family per ProcessMetricDefs() entry, in that order.
-void AppendProcessFamilies(const ProcessStats& stats, std::vector<FamilySnapshot>* families);
+void AppendProcessFamilies(const ProcessStats& stats, MetricFamilies* out);
+
+// The process metrics as read at each collection; none when /proc cannot be
+// read (logged at debug level).
+class ProcessMetrics final : public MetricSource {
+ public:
+  void CollectMetrics(MetricFamilies* out) override;
+};
 
 }  // namespace novapulse
 

@@ -1,3 +1,5 @@
+#include "pipeline/replay.h"
+
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,7 +20,6 @@
 #include "pipeline/ingest_pipeline.h"
 #include "pipeline/process_metrics.h"
 #include "pipeline/record_worker.h"
-#include "pipeline/replay.h"
 #include "pipeline/rule_runner.h"
 #include "sinks/alert_timeline.h"
 #include "sinks/backfill_writer.h"
@@ -495,8 +496,11 @@ int RunReplayCommand(int argc, char** argv) {
   if (c.progress) std::fputs("\r\033[K", stderr);
   if (!stats.ok()) return Failed(stats.status().message());
 
-  std::vector<FamilySnapshot> families = metrics.Snapshot();
-  if (out.dead_letters) out.dead_letters->AppendFamilies(&families);
+  MetricRegistry registry;
+  registry.Add(&metrics);
+  registry.Add(out.dead_letters.get());
+  const MetricFamilies collected = registry.Collect();
+  const std::vector<FamilySnapshot>& families = collected.families();
   std::string text;
   WritePrometheusText(families, &text);
   if (out.rules) WriteRuleSeries(out.rules->engine().Snapshot().series, &text);

@@ -295,95 +295,69 @@ absl::Status RuleRunner::LoadState(StateReader* r) {
   return absl::OkStatus();
 }
 
+namespace {
+
+#define NOVAPULSE_RULE_METRICS(M)                                                                 \
+  M(kRuleEvaluations, "novapulse_rule_evaluations_total", "Rule evaluations.",                    \
+    MetricType::kComputedCounter, {}, {})                                                         \
+  M(kRuleFailures, "novapulse_rule_evaluation_failures_total",                                    \
+    "Rule evaluations that failed (see /api/v1/rules for the error).",                            \
+    MetricType::kComputedCounter, {}, {})                                                         \
+  M(kRuleSeconds, "novapulse_rule_evaluation_seconds_total", "CPU time spent evaluating rules.",  \
+    MetricType::kComputedCounter, {}, {})                                                         \
+  M(kWatermark, "novapulse_watermark_seconds",                                                    \
+    "Event time up to which window slots are closed and rules evaluated.", MetricType::kComputed, \
+    {}, {})                                                                                       \
+  M(kWindowMemory, "novapulse_window_memory_bytes",                                               \
+    "Heap bytes of the window history the rules read (slot rings and samples).",                  \
+    MetricType::kComputed, {}, {})                                                                \
+  M(kWindowSeries, "novapulse_window_series", "Sample streams kept in the window history.",       \
+    MetricType::kComputed, {}, {})                                                                \
+  M(kWindowBytesPerSeries, "novapulse_window_bytes_per_series",                                   \
+    "Window history bytes per sample stream.", MetricType::kComputed, {}, {})                     \
+  M(kWindowMemoryLimit, "novapulse_window_memory_limit_bytes",                                    \
+    "The window memory budget (rules.window_memory_bytes); 0: none.", MetricType::kComputed, {},  \
+    {})                                                                                           \
+  M(kWindowMemoryReserved, "novapulse_window_memory_reserved_bytes",                              \
+    "Window memory the series given a window of their own may grow to, with one __overflow__ "    \
+    "series per family; a new label set that would take it past the budget folds into "           \
+    "__overflow__.",                                                                              \
+    MetricType::kComputed, {}, {})                                                                \
+  M(kWindowSeriesFolded, "novapulse_window_series_folded_total",                                  \
+    "Label sets the windows the rules read fold into their family's __overflow__ series "         \
+    "because the window memory budget is spoken for.",                                            \
+    MetricType::kComputedCounter, {"metric"}, {})
+
+enum RuleMetric : size_t { NOVAPULSE_RULE_METRICS(NOVAPULSE_METRIC_ID) };
+
 const std::vector<MetricDef>& RuleMetricDefs() {
-  using T = MetricType;
-  static const std::vector<MetricDef> kDefs = {
-      {"novapulse_rule_evaluations_total", "Rule evaluations.", T::kComputedCounter, {}, {}},
-      {"novapulse_rule_evaluation_failures_total",
-       "Rule evaluations that failed (see /api/v1/rules for the error).",
-       T::kComputedCounter,
-       {},
-       {}},
-      {"novapulse_rule_evaluation_seconds_total",
-       "CPU time spent evaluating rules.",
-       T::kComputedCounter,
-       {},
-       {}},
-      {"novapulse_watermark_seconds",
-       "Event time up to which window slots are closed and rules evaluated.",
-       T::kComputed,
-       {},
-       {}},
-      {"novapulse_window_memory_bytes",
-       "Heap bytes of the window history the rules read (slot rings and samples).",
-       T::kComputed,
-       {},
-       {}},
-      {"novapulse_window_series",
-       "Sample streams kept in the window history.",
-       T::kComputed,
-       {},
-       {}},
-      {"novapulse_window_bytes_per_series",
-       "Window history bytes per sample stream.",
-       T::kComputed,
-       {},
-       {}},
-      {"novapulse_window_memory_limit_bytes",
-       "The window memory budget (rules.window_memory_bytes); 0: none.",
-       T::kComputed,
-       {},
-       {}},
-      {"novapulse_window_memory_reserved_bytes",
-       "Window memory the series given a window of their own may grow to, with one __overflow__ "
-       "series per family; a new label set that would take it past the budget folds into "
-       "__overflow__.",
-       T::kComputed,
-       {},
-       {}},
-      {"novapulse_window_series_folded_total",
-       "Label sets the windows the rules read fold into their family's __overflow__ series "
-       "because the window memory budget is spoken for.",
-       T::kComputedCounter,
-       {"metric"},
-       {}},
-  };
+  static const std::vector<MetricDef> kDefs = {NOVAPULSE_RULE_METRICS(NOVAPULSE_METRIC_DEF)};
   return kDefs;
 }
 
-void RuleRunner::AppendFamilies(std::deque<std::string>* /*keys*/,
-                                std::vector<FamilySnapshot>* families) const {
+}  // namespace
+
+void RuleRunner::CollectMetrics(MetricFamilies* out) {
   const std::vector<MetricDef>& defs = RuleMetricDefs();
-  auto add = [&](size_t i, double v) {
-    FamilySnapshot f;
-    f.def = &defs[i];
-    f.keys.push_back("");
-    f.words.push_back(std::bit_cast<uint64_t>(v));
-    families->push_back(std::move(f));
-  };
   const double bytes = static_cast<double>(window_bytes_.load(std::memory_order_relaxed));
   const double series = static_cast<double>(window_series_.load(std::memory_order_relaxed));
   const int64_t evaluated = evaluated_ms_.load(std::memory_order_relaxed);
-  add(0, static_cast<double>(evaluations_.load(std::memory_order_relaxed)));
-  add(1, static_cast<double>(failures_.load(std::memory_order_relaxed)));
-  add(2, static_cast<double>(eval_nanos_.load(std::memory_order_relaxed)) / 1e9);
-  add(3, evaluated == INT64_MIN ? 0.0 : static_cast<double>(evaluated) / 1000.0);
-  add(4, bytes);
-  add(5, series);
-  add(6, series > 0 ? bytes / series : 0.0);
-  add(7, static_cast<double>(spec_.memory_bytes));
-  FamilySnapshot folded;
-  folded.def = &defs[9];
-  {
-    std::lock_guard<std::mutex> lock(window_mu_);
-    add(8, static_cast<double>(window_reserved_));
-    // Family names live in the static metric table.
-    for (const auto& [name, n] : folded_) {
-      folded.keys.push_back(name);
-      folded.words.push_back(std::bit_cast<uint64_t>(static_cast<double>(n)));
-    }
-  }
-  families->push_back(std::move(folded));
+  out->AddSingle(defs[kRuleEvaluations],
+                 static_cast<double>(evaluations_.load(std::memory_order_relaxed)));
+  out->AddSingle(defs[kRuleFailures],
+                 static_cast<double>(failures_.load(std::memory_order_relaxed)));
+  out->AddSingle(defs[kRuleSeconds],
+                 static_cast<double>(eval_nanos_.load(std::memory_order_relaxed)) / 1e9);
+  out->AddSingle(defs[kWatermark],
+                 evaluated == INT64_MIN ? 0.0 : static_cast<double>(evaluated) / 1000.0);
+  out->AddSingle(defs[kWindowMemory], bytes);
+  out->AddSingle(defs[kWindowSeries], series);
+  out->AddSingle(defs[kWindowBytesPerSeries], series > 0 ? bytes / series : 0.0);
+  out->AddSingle(defs[kWindowMemoryLimit], static_cast<double>(spec_.memory_bytes));
+  std::lock_guard<std::mutex> lock(window_mu_);
+  out->AddSingle(defs[kWindowMemoryReserved], static_cast<double>(window_reserved_));
+  FamilySnapshot& folded = out->Start(defs[kWindowSeriesFolded]);
+  for (const auto& [name, n] : folded_) out->Add(folded, {name}, static_cast<double>(n));
 }
 
 namespace {

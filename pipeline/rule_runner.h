@@ -49,7 +49,7 @@ struct RuleRunnerOptions {
   int64_t backfill_step_ms = 15'000;
 };
 
-class RuleRunner {
+class RuleRunner : public MetricSource {
  public:
   static absl::StatusOr<std::unique_ptr<RuleRunner>> Build(RuleSet rules,
                                                            const RuleRunnerOptions& options);
@@ -87,17 +87,17 @@ class RuleRunner {
   // Before the metrics it reads or anything on_evaluated uses go away; the
   // destructor calls it too.
   void Stop();
-  ~RuleRunner();
+  ~RuleRunner() override;
 
   // Called on the evaluation thread after each evaluated instant, with the
   // engine (e.g. to hand alerts to Alertmanager). Set before Start().
   void set_on_evaluated(std::function<void(int64_t t_ms, RuleEngine& engine)> f) {
     on_evaluated_ = std::move(f);
   }
-  // Appends the rule and window self metrics (novapulse_rule_*,
-  // novapulse_window_*, novapulse_watermark_seconds) and the rules' outputs
-  // are read separately (engine().Snapshot()). Any thread.
-  void AppendFamilies(std::deque<std::string>* keys, std::vector<FamilySnapshot>* families) const;
+  // The rule and window self metrics (novapulse_rule_*, novapulse_window_*,
+  // novapulse_watermark_seconds); the rules' outputs are read separately
+  // (engine().Snapshot()). Any thread.
+  void CollectMetrics(MetricFamilies* out) override;
 
   // Checkpoints. Fingerprint() names the rules, slot and ring sizes, the
   // window memory budget and the windowed families: saved state loads only

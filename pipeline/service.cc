@@ -1,6 +1,7 @@
+#include "pipeline/service.h"
+
 #include <chrono>
 #include <cstdio>
-#include <deque>
 #include <future>
 #include <thread>
 #include <utility>
@@ -10,7 +11,6 @@
 #include "pipeline/kafka_dead_letters.h"
 #include "pipeline/log.h"
 #include "pipeline/process_metrics.h"
-#include "pipeline/service.h"
 #include "sinks/exposition.h"
 #include "sinks/openmetrics.h"
 #include "sinks/rules_json.h"
@@ -97,6 +97,7 @@ absl::Status Service::BuildParts() {
   kafka_->SetResumeOffsets(resume);
 
   if (absl::Status opened = OpenDeadLetters(); !opened.ok()) return opened;
+  RegisterMetrics();
   return StartHttp();
 }
 
@@ -186,23 +187,10 @@ absl::Status Service::OpenDeadLetters() {
 }
 
 std::string Service::MetricsText(bool openmetrics) const {
-  RuleRunner* rules = state_.rules.get();
-  std::vector<FamilySnapshot> families = state_.metrics->Snapshot();
-  if (dead_letters_) dead_letters_->AppendFamilies(&families);
-  std::deque<std::string> keys;  // label values of the Kafka families
-  kafka_->AppendFamilies(&keys, &families);
-  if (rules) rules->AppendFamilies(&keys, &families);
-  if (alertmanager_) alertmanager_->AppendFamilies(&keys, &families);
-  if (checkpoints_) checkpoints_->AppendFamilies(&families);
-  if (absl::StatusOr<ProcessStats> process = ReadProcessStats(); process.ok()) {
-    AppendProcessFamilies(*process, &families);
-  } else {
-    Log(LogLevel::kDebug, "process metrics unavailable",
-        {{"error", std::string(process.status().message())}});
-  }
-  if (openmetrics) return RenderOpenMetricsText(families);
-  std::string text = RenderPrometheusText(families);
-  if (rules) WriteRuleSeries(rules->engine().Snapshot().series, &text);
+  const MetricFamilies families = registry_.Collect();
+  if (openmetrics) return RenderOpenMetricsText(families.families());
+  std::string text = RenderPrometheusText(families.families());
+  if (state_.rules) WriteRuleSeries(state_.rules->engine().Snapshot().series, &text);
   return text;
 }
 
@@ -263,6 +251,17 @@ absl::Status Service::StartHttp() {
        {"port", absl::StrCat(server_->port())},
        {"threads", absl::StrCat(threads_)}});
   return absl::OkStatus();
+}
+
+void Service::RegisterMetrics() {
+  registry_ = MetricRegistry();
+  registry_.Add(state_.metrics.get());
+  registry_.Add(dead_letters_.get());
+  registry_.Add(kafka_.get());
+  registry_.Add(state_.rules.get());
+  registry_.Add(alertmanager_.get());
+  registry_.Add(checkpoints_.get());
+  registry_.Add(&process_metrics_);
 }
 
 int Service::http_port() const { return server_ ? server_->port() : 0; }

@@ -31,6 +31,7 @@
 #include "pipeline/http_server.h"
 #include "pipeline/ingest_pipeline.h"
 #include "pipeline/kafka_source.h"
+#include "pipeline/process_metrics.h"
 #include "pipeline/rule_runner.h"
 #include "sinks/alertmanager_client.h"
 #include "sinks/dead_letter.h"
@@ -79,6 +80,8 @@ class Service {
   std::vector<KafkaPartitionOffset> Restore();
   absl::Status OpenDeadLetters();
   absl::Status StartHttp();
+  // What registry_ collects: every part, in export order.
+  void RegisterMetrics();
   std::string MetricsText(bool openmetrics) const;
   bool Ready(std::string* reason) const;
   // Drains the pipeline, writes a checkpoint and then commits its offsets
@@ -93,6 +96,9 @@ class Service {
   std::unique_ptr<CheckpointFile> checkpoints_;
   std::unique_ptr<KafkaSource> kafka_;
   std::unique_ptr<DeadLetterSink> dead_letters_;
+  ProcessMetrics process_metrics_;
+  // What /metrics collects, in export order.
+  MetricRegistry registry_;
   std::unique_ptr<HttpServer> server_;
   std::unique_ptr<EventClockWatermark> watermarks_;
   std::unique_ptr<IngestPipeline> pipeline_;

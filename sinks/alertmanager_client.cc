@@ -399,51 +399,40 @@ AlertmanagerStats AlertmanagerClient::stats() const {
 
 namespace {
 
+#define NOVAPULSE_ALERTMANAGER_METRICS(M)                                                        \
+  M(kAlertsSent, "novapulse_alertmanager_alerts_sent_total", "Alerts an Alertmanager accepted.", \
+    MetricType::kComputedCounter, {"url"}, {})                                                   \
+  M(kAlertErrors, "novapulse_alertmanager_errors_total",                                         \
+    "Alerts in POSTs to an Alertmanager that failed, at each attempt.",                          \
+    MetricType::kComputedCounter, {"url"}, {})                                                   \
+  M(kAlertsDropped, "novapulse_alertmanager_dropped_total",                                      \
+    "Alerts never delivered to an Alertmanager: queue full, rejected, or left at shutdown.",     \
+    MetricType::kComputedCounter, {"url"}, {})                                                   \
+  M(kAlertQueueLength, "novapulse_alertmanager_queue_length",                                    \
+    "Alerts waiting to be sent to an Alertmanager.", MetricType::kComputed, {"url"}, {})
+
+enum AlertmanagerMetric : size_t {
+  NOVAPULSE_ALERTMANAGER_METRICS(NOVAPULSE_METRIC_ID) kAlertmanagerMetricCount
+};
+
 const std::vector<MetricDef>& AlertmanagerMetricDefs() {
-  using T = MetricType;
   static const std::vector<MetricDef> kDefs = {
-      {"novapulse_alertmanager_alerts_sent_total",
-       "Alerts an Alertmanager accepted.",
-       T::kComputedCounter,
-       {"url"},
-       {}},
-      {"novapulse_alertmanager_errors_total",
-       "Alerts in POSTs to an Alertmanager that failed, at each attempt.",
-       T::kComputedCounter,
-       {"url"},
-       {}},
-      {"novapulse_alertmanager_dropped_total",
-       "Alerts never delivered to an Alertmanager: queue full, rejected, or left at shutdown.",
-       T::kComputedCounter,
-       {"url"},
-       {}},
-      {"novapulse_alertmanager_queue_length",
-       "Alerts waiting to be sent to an Alertmanager.",
-       T::kComputed,
-       {"url"},
-       {}},
-  };
+      NOVAPULSE_ALERTMANAGER_METRICS(NOVAPULSE_METRIC_DEF)};
   return kDefs;
 }
 
 }  // namespace
 
-void AlertmanagerClient::AppendFamilies(std::deque<std::string>* keys,
-                                        std::vector<FamilySnapshot>* families) const {
+void AlertmanagerClient::CollectMetrics(MetricFamilies* out) {
   const std::vector<MetricDef>& defs = AlertmanagerMetricDefs();
   const AlertmanagerStats s = stats();
-  std::vector<FamilySnapshot> out(defs.size());
-  for (size_t i = 0; i < defs.size(); ++i) out[i].def = &defs[i];
-  for (const AlertmanagerUrlStats& u : s.urls) {
-    const std::string& key = keys->emplace_back(u.url);
-    const double values[] = {static_cast<double>(u.sent), static_cast<double>(u.errors),
-                             static_cast<double>(u.dropped), static_cast<double>(u.queued)};
-    for (size_t i = 0; i < defs.size(); ++i) {
-      out[i].keys.push_back(key);
-      out[i].words.push_back(std::bit_cast<uint64_t>(values[i]));
+  for (size_t m = 0; m < kAlertmanagerMetricCount; ++m) {
+    FamilySnapshot& family = out->Start(defs[m]);
+    for (const AlertmanagerUrlStats& u : s.urls) {
+      const uint64_t values[kAlertmanagerMetricCount] = {u.sent, u.errors, u.dropped, u.queued};
+      out->Add(family, {u.url}, static_cast<double>(values[m]));
     }
   }
-  for (FamilySnapshot& f : out) families->push_back(std::move(f));
 }
 
 }  // namespace novapulse

@@ -39,6 +39,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "aggregators/metric_source.h"
 #include "aggregators/metric_store.h"
 #include "aggregators/promql.h"
 #include "aggregators/rules.h"
@@ -82,7 +83,7 @@ struct AlertmanagerStats {
 std::string AlertmanagerAlertJson(const Alert& alert, const promql::Labels& external_labels,
                                   std::string_view generator_url);
 
-class AlertmanagerClient {
+class AlertmanagerClient : public MetricSource {
  public:
   // Checks the options (a URL that is not http://..., capacity or batch 0,
   // backoff_min > backoff_max) and starts one sender thread per URL.
@@ -92,7 +93,7 @@ class AlertmanagerClient {
   AlertmanagerClient(const AlertmanagerClient&) = delete;
   AlertmanagerClient& operator=(const AlertmanagerClient&) = delete;
   // Shutdown(options.shutdown_flush) unless already shut down.
-  ~AlertmanagerClient();
+  ~AlertmanagerClient() override;
 
   // Queues the alerts for every URL; never blocks on the network. After
   // Shutdown() the alerts are counted as dropped.
@@ -104,11 +105,11 @@ class AlertmanagerClient {
   void Shutdown(absl::Duration flush);
 
   AlertmanagerStats stats() const;
-  // Appends novapulse_alertmanager_alerts_sent_total{url},
+  // novapulse_alertmanager_alerts_sent_total{url},
   // novapulse_alertmanager_errors_total{url},
   // novapulse_alertmanager_dropped_total{url} and
-  // novapulse_alertmanager_queue_length{url}; label values are kept in *keys.
-  void AppendFamilies(std::deque<std::string>* keys, std::vector<FamilySnapshot>* families) const;
+  // novapulse_alertmanager_queue_length{url}.
+  void CollectMetrics(MetricFamilies* out) override;
 
  private:
   struct Endpoint {

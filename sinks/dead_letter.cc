@@ -126,14 +126,7 @@ void AppendDeadLetterJson(const DeadLetterBatch::Entry& e, std::string_view byte
 }
 
 const std::vector<MetricDef>& DeadLetterMetricDefs() {
-  static const std::vector<MetricDef> kDefs = {
-      {"novapulse_dead_letters_total",
-       "Rejected records for the dead-letter file, by result (written, or dropped on an I/O "
-       "error).",
-       MetricType::kComputedCounter,
-       {"result"},
-       {}},
-  };
+  static const std::vector<MetricDef> kDefs = {NOVAPULSE_DEAD_LETTER_METRICS(NOVAPULSE_METRIC_DEF)};
   return kDefs;
 }
 
@@ -233,14 +226,10 @@ absl::Status DeadLetterWriter::error() const {
   return error_;
 }
 
-void DeadLetterSink::AppendFamilies(std::vector<FamilySnapshot>* families) const {
-  FamilySnapshot f;
-  f.def = &DeadLetterMetricDefs()[kDeadLettersTotal];
-  // Label values are static strings: the snapshot's keys may point at them.
-  f.keys = {"written", "dropped"};
-  f.words = {std::bit_cast<uint64_t>(static_cast<double>(written())),
-             std::bit_cast<uint64_t>(static_cast<double>(dropped()))};
-  families->push_back(std::move(f));
+void DeadLetterSink::CollectMetrics(MetricFamilies* out) {
+  FamilySnapshot& total = out->Start(DeadLetterMetricDefs()[kDeadLettersTotal]);
+  out->Add(total, {"written"}, static_cast<double>(written()));
+  out->Add(total, {"dropped"}, static_cast<double>(dropped()));
 }
 
 }  // namespace novapulse

@@ -42,6 +42,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "aggregators/metric_def.h"
+#include "aggregators/metric_source.h"
 #include "aggregators/metric_store.h"
 #include "parsers/event.h"
 
@@ -104,18 +105,22 @@ struct DeadLetterOptions {
       std::string(TopicName(Topic::kAccessLog)), std::string(TopicName(Topic::kOutbox)), "unknown"};
 };
 
-// Indexes into DeadLetterMetricDefs(); the order is the export order.
+// The dead letters' metric families (see aggregators/metric_source.h).
+#define NOVAPULSE_DEAD_LETTER_METRICS(M)                                                   \
+  M(kDeadLettersTotal, "novapulse_dead_letters_total",                                     \
+    "Rejected records for the dead-letter file, by result (written, or dropped on an I/O " \
+    "error).",                                                                             \
+    MetricType::kComputedCounter, {"result"}, {})
+
 enum DeadLetterMetric : size_t {
-  kDeadLettersTotal,
-  kDeadLetterMetricCount,
+  NOVAPULSE_DEAD_LETTER_METRICS(NOVAPULSE_METRIC_ID) kDeadLetterMetricCount
 };
 
 const std::vector<MetricDef>& DeadLetterMetricDefs();
 
 // Where the completion stage hands each batch's dead letters. Thread-safe.
-class DeadLetterSink {
+class DeadLetterSink : public MetricSource {
  public:
-  virtual ~DeadLetterSink() = default;
   // Writes one JSON line per entry of `batch`, in order, never blocking on
   // a slow destination. `source` names the file the batch came from (empty:
   // not a file); each entry's line becomes line_base + its line. A record
@@ -126,8 +131,8 @@ class DeadLetterSink {
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
   // The first error; OK when there was none.
   virtual absl::Status error() const = 0;
-  // Appends novapulse_dead_letters_total{result="written|dropped"}.
-  void AppendFamilies(std::vector<FamilySnapshot>* families) const;
+  // novapulse_dead_letters_total{result="written|dropped"}.
+  void CollectMetrics(MetricFamilies* out) override;
 
  protected:
   void Count(uint64_t written, uint64_t dropped) {

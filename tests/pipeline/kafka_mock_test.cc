@@ -198,10 +198,9 @@ class Consumer {
   }
   // Commit results as novapulse_kafka_commits_total exports them.
   double ExportedCommits(const char* result) {
-    std::deque<std::string> keys;
-    std::vector<FamilySnapshot> families;
-    source_->AppendFamilies(&keys, &families);
-    for (const FamilySnapshot& f : families) {
+    MetricFamilies families;
+    source_->CollectMetrics(&families);
+    for (const FamilySnapshot& f : families.families()) {
       if (f.def->name != "novapulse_kafka_commits_total") continue;
       for (size_t i = 0; i < f.keys.size(); ++i) {
         if (f.keys[i] == result) return std::bit_cast<double>(f.words[i]);

@@ -92,9 +92,10 @@ std::vector<FamilySnapshot> Families() {
   stats.resident_bytes = 4096 * 1000;
   stats.start_time_seconds = 1795651200.5;
   stats.open_fds = 12;
-  std::vector<FamilySnapshot> families;
+  MetricFamilies families;
   AppendProcessFamilies(stats, &families);
-  return families;
+  // The families own no label values: copying them out is safe.
+  return families.families();
 }
 
 TEST(ProcessMetrics, RendersCpuSecondsAsFractionalCounter) {

@@ -84,10 +84,9 @@ struct Driver {
   }
 
   std::string SelfMetrics() const {
-    std::deque<std::string> keys;
-    std::vector<FamilySnapshot> families;
-    runner->AppendFamilies(&keys, &families);
-    return RenderPrometheusText(families);
+    MetricFamilies families;
+    runner->CollectMetrics(&families);
+    return RenderPrometheusText(families.families());
   }
 
   int first_shard;

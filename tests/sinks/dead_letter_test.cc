@@ -226,8 +226,9 @@ TEST_F(DeadLetterTest, WriteErrorsCountAsDroppedAndAreKept) {
   EXPECT_EQ(w->written(), 0u);
   EXPECT_EQ(w->dropped(), 2u);
   EXPECT_FALSE(w->error().ok());
-  std::vector<FamilySnapshot> families;
-  w->AppendFamilies(&families);
+  MetricFamilies collected;
+  w->CollectMetrics(&collected);
+  const std::vector<FamilySnapshot>& families = collected.families();
   ASSERT_EQ(families.size(), 1u);
   EXPECT_EQ(families[0].def->name, "novapulse_dead_letters_total");
   EXPECT_EQ(families[0].keys[0], "written");
