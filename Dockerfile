@@ -21,6 +21,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY CMakeLists.txt ./
 COPY base base
+COPY rules rules
 COPY parsers parsers
 COPY aggregators aggregators
 COPY sinks sinks

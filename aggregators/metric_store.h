@@ -30,7 +30,7 @@
 #include "aggregators/cell_array.h"
 #include "aggregators/metric_def.h"
 #include "aggregators/series_index.h"
-#include "aggregators/state_codec.h"
+#include "base/state_codec.h"
 
 namespace novapulse {
 

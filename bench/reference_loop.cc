@@ -16,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-#include "aggregators/string_map.h"
+#include "base/string_map.h"
 
 int main(int argc, char** argv) {
   const bool one_thread = argc == 3 && std::string_view(argv[1]) == "--one-thread";

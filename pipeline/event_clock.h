@@ -22,7 +22,7 @@
 #include <optional>
 
 #include "absl/status/status.h"
-#include "aggregators/state_codec.h"
+#include "base/state_codec.h"
 
 namespace novapulse {
 

@@ -15,10 +15,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
-#include "aggregators/rules.h"
 #include "base/file.h"
 #include "pipeline/http_server.h"
+#include "pipeline/rule_files.h"
 #include "pipeline/rule_runner.h"
+#include "rules/rules.h"
 
 namespace novapulse {
 namespace {

@@ -20,6 +20,7 @@
 #include "pipeline/ingest_pipeline.h"
 #include "pipeline/process_metrics.h"
 #include "pipeline/record_worker.h"
+#include "pipeline/rule_files.h"
 #include "pipeline/rule_runner.h"
 #include "sinks/alert_timeline.h"
 #include "sinks/backfill_writer.h"

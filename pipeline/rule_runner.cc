@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "parsers/timestamp.h"
 #include "pipeline/cli.h"
+#include "pipeline/rule_files.h"
 
 namespace novapulse {
 namespace {

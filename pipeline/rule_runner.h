@@ -31,9 +31,9 @@
 
 #include "absl/status/statusor.h"
 #include "aggregators/novagift_metrics.h"
-#include "aggregators/promql.h"
-#include "aggregators/rules.h"
 #include "aggregators/window.h"
+#include "rules/promql.h"
+#include "rules/rules.h"
 
 namespace novapulse {
 

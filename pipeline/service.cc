@@ -11,6 +11,7 @@
 #include "pipeline/kafka_dead_letters.h"
 #include "pipeline/log.h"
 #include "pipeline/process_metrics.h"
+#include "pipeline/rule_files.h"
 #include "sinks/exposition.h"
 #include "sinks/openmetrics.h"
 #include "sinks/rules_json.h"

@@ -24,7 +24,6 @@
 
 #include "absl/status/statusor.h"
 #include "aggregators/novagift_metrics.h"
-#include "aggregators/rules.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/config.h"
 #include "pipeline/event_clock.h"
@@ -33,6 +32,7 @@
 #include "pipeline/kafka_source.h"
 #include "pipeline/process_metrics.h"
 #include "pipeline/rule_runner.h"
+#include "rules/rules.h"
 #include "sinks/alertmanager_client.h"
 #include "sinks/dead_letter.h"
 

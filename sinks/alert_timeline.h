@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "aggregators/rules.h"
+#include "rules/rules.h"
 
 namespace novapulse {
 

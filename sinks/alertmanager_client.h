@@ -41,8 +41,8 @@
 #include "absl/time/time.h"
 #include "aggregators/metric_source.h"
 #include "aggregators/metric_store.h"
-#include "aggregators/promql.h"
-#include "aggregators/rules.h"
+#include "rules/promql.h"
+#include "rules/rules.h"
 
 namespace novapulse {
 

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "aggregators/metric_store.h"
-#include "aggregators/promql.h"
+#include "rules/promql.h"
 
 namespace novapulse {
 

@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "aggregators/promql.h"
+#include "rules/promql.h"
 
 namespace novapulse {
 

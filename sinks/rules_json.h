@@ -13,7 +13,7 @@
 
 #include <string>
 
-#include "aggregators/rules.h"
+#include "rules/rules.h"
 
 namespace novapulse {
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "aggregators/promql.h"
+#include "rules/promql.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace {

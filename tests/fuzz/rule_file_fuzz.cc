@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
-#include "aggregators/promql.h"
-#include "aggregators/rules.h"
+#include "rules/promql.h"
+#include "rules/rules.h"
 #include "tests/fuzz/fuzz_support.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

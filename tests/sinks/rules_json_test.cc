@@ -11,8 +11,8 @@
 #include <utility>
 #include <vector>
 
-#include "aggregators/promql.h"
-#include "aggregators/rules.h"
+#include "rules/promql.h"
+#include "rules/rules.h"
 #include "sinks/json_text.h"
 
 namespace novapulse {

@@ -27,9 +27,9 @@
 #include <string>
 #include <vector>
 
-#include "aggregators/promql.h"
-#include "aggregators/rules.h"
-#include "tests/aggregators/promtool_text.h"
+#include "rules/promql.h"
+#include "rules/rules.h"
+#include "tests/rules/promtool_text.h"
 
 namespace novapulse {
 namespace {

@@ -2,14 +2,14 @@
 // parser (promql_parser.cc) and the evaluator (promql_eval.cc); nothing else
 // includes it. Nodes are built once by Parse() and immutable afterwards, so
 // they may be read from any number of threads.
-#ifndef NOVAPULSE_AGGREGATORS_PROMQL_AST_H_
-#define NOVAPULSE_AGGREGATORS_PROMQL_AST_H_
+#ifndef NOVAPULSE_RULES_PROMQL_AST_H_
+#define NOVAPULSE_RULES_PROMQL_AST_H_
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "aggregators/promql.h"
+#include "rules/promql.h"
 
 namespace novapulse::promql {
 
@@ -115,4 +115,4 @@ class Expr {
 
 }  // namespace novapulse::promql
 
-#endif  // NOVAPULSE_AGGREGATORS_PROMQL_AST_H_
+#endif  // NOVAPULSE_RULES_PROMQL_AST_H_

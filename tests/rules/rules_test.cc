@@ -1,11 +1,12 @@
-#include "aggregators/rules.h"
+#include "rules/rules.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-#include "aggregators/promql.h"
+#include "pipeline/rule_files.h"
+#include "rules/promql.h"
 #include "tests/pipeline/test_process.h"
 
 namespace novapulse {

@@ -19,8 +19,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "aggregators/promql.h"
-#include "aggregators/promql_ast.h"
+#include "rules/promql.h"
+#include "rules/promql_ast.h"
 
 // Go on amd64 (promtool's build) never fuses a*b + c into one FMA; with
 // -march=native clang would, and results would differ in the last bit.

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "aggregators/promql.h"
-#include "aggregators/promql_ast.h"
+#include "rules/promql.h"
+#include "rules/promql_ast.h"
 
 namespace novapulse::promql {
 namespace {

@@ -6,8 +6,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "aggregators/rules.h"
-#include "aggregators/string_map.h"
+#include "base/string_map.h"
+#include "rules/rules.h"
 
 namespace novapulse {
 namespace {

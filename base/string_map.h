@@ -3,8 +3,8 @@
 // by views into storage owned elsewhere. (Debian's abseil is built
 // with its own absl::string_view, so its default string hasher does not take
 // std::string_view; this one does.)
-#ifndef NOVAPULSE_AGGREGATORS_STRING_MAP_H_
-#define NOVAPULSE_AGGREGATORS_STRING_MAP_H_
+#ifndef NOVAPULSE_BASE_STRING_MAP_H_
+#define NOVAPULSE_BASE_STRING_MAP_H_
 
 #include <string>
 #include <string_view>
@@ -34,4 +34,4 @@ using StringViewMap = absl::flat_hash_map<std::string_view, V, StringViewHash, S
 
 }  // namespace novapulse
 
-#endif  // NOVAPULSE_AGGREGATORS_STRING_MAP_H_
+#endif  // NOVAPULSE_BASE_STRING_MAP_H_

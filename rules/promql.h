@@ -12,8 +12,8 @@
 //   auto expr = promql::Parse("sum by (route) (rate(http_requests_total[5m]))");
 //   promql::Evaluator eval(&storage);
 //   absl::StatusOr<promql::Vector> v = eval.Eval(**expr, t_ms);
-#ifndef NOVAPULSE_AGGREGATORS_PROMQL_H_
-#define NOVAPULSE_AGGREGATORS_PROMQL_H_
+#ifndef NOVAPULSE_RULES_PROMQL_H_
+#define NOVAPULSE_RULES_PROMQL_H_
 
 #include <bit>
 #include <cstdint>
@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "aggregators/state_codec.h"
+#include "base/state_codec.h"
 
 namespace re2 {
 class RE2;
@@ -175,4 +175,4 @@ class SeriesStore : public Storage {
 
 }  // namespace novapulse::promql
 
-#endif  // NOVAPULSE_AGGREGATORS_PROMQL_H_
+#endif  // NOVAPULSE_RULES_PROMQL_H_

@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "aggregators/promql.h"
-#include "tests/aggregators/promtool_text.h"
+#include "rules/promql.h"
+#include "tests/rules/promtool_text.h"
 
 namespace novapulse::promql {
 namespace {

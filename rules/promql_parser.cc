@@ -17,9 +17,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "aggregators/promql.h"
-#include "aggregators/promql_ast.h"
 #include "re2/re2.h"
+#include "rules/promql.h"
+#include "rules/promql_ast.h"
 
 namespace novapulse::promql {
 

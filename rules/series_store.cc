@@ -10,8 +10,8 @@
 #include <string_view>
 #include <vector>
 
-#include "aggregators/promql.h"
-#include "aggregators/string_map.h"
+#include "base/string_map.h"
+#include "rules/promql.h"
 
 namespace novapulse::promql {
 

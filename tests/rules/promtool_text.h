@@ -4,12 +4,12 @@
 //
 // Test-only, header-only; pure functions.
 //   out += "- series: " + YamlSingleQuoted(PromtoolLabels(labels)) + "\n";
-#ifndef NOVAPULSE_TESTS_AGGREGATORS_PROMTOOL_TEXT_H_
-#define NOVAPULSE_TESTS_AGGREGATORS_PROMTOOL_TEXT_H_
+#ifndef NOVAPULSE_TESTS_RULES_PROMTOOL_TEXT_H_
+#define NOVAPULSE_TESTS_RULES_PROMTOOL_TEXT_H_
 
 #include <string>
 
-#include "aggregators/promql.h"
+#include "rules/promql.h"
 
 namespace novapulse::testing {
 
@@ -48,4 +48,4 @@ inline std::string YamlSingleQuoted(const std::string& s) {
 
 }  // namespace novapulse::testing
 
-#endif  // NOVAPULSE_TESTS_AGGREGATORS_PROMTOOL_TEXT_H_
+#endif  // NOVAPULSE_TESTS_RULES_PROMTOOL_TEXT_H_

@@ -10,8 +10,8 @@
 //   absl::StatusOr<RuleSet> rules = LoadRuleFiles({"configs/alerts/novagift.yml"});
 //   RuleEngine engine(*std::move(rules), &series);
 //   engine.EvaluateDue(t_ms);  // at each slot end
-#ifndef NOVAPULSE_AGGREGATORS_RULES_H_
-#define NOVAPULSE_AGGREGATORS_RULES_H_
+#ifndef NOVAPULSE_RULES_RULES_H_
+#define NOVAPULSE_RULES_RULES_H_
 
 #include <cstdint>
 #include <functional>
@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "aggregators/promql.h"
+#include "rules/promql.h"
 
 namespace novapulse {
 
@@ -92,13 +92,10 @@ struct RuleSet {
 
 inline constexpr int64_t kDefaultRuleIntervalMs = 15'000;
 
-// Loads Prometheus rule files. Every error names FILE:LINE:COL and what is
-// wrong, including PromQL outside novapulse's subset; a path that cannot be
-// opened or is not a regular file (a directory) is an error naming it. An
-// empty file has no groups, as in Prometheus.
-absl::StatusOr<RuleSet> LoadRuleFiles(const std::vector<std::string>& paths,
-                                      int64_t default_interval_ms = kDefaultRuleIntervalMs);
-// The same from text; `file` names it in errors.
+// Parses a Prometheus rule file's text; `file` names it in errors. Every
+// error names FILE:LINE:COL and what is wrong, including PromQL outside
+// novapulse's subset. An empty file has no groups, as in Prometheus.
+// (pipeline/rule_files.h reads the files.)
 absl::StatusOr<RuleSet> ParseRuleFile(std::string_view text, const std::string& file,
                                       int64_t default_interval_ms = kDefaultRuleIntervalMs);
 
@@ -233,4 +230,4 @@ class RuleEngine {
 
 }  // namespace novapulse
 
-#endif  // NOVAPULSE_AGGREGATORS_RULES_H_
+#endif  // NOVAPULSE_RULES_RULES_H_

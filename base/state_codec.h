@@ -10,8 +10,8 @@
 //   StateWriter w;  w.U64(n);  w.Str("name");
 //   StateReader r(w.bytes());  uint64_t n;  std::string name;
 //   if (!r.U64(&n) || !r.Str(&name)) return r.Error("metrics");
-#ifndef NOVAPULSE_AGGREGATORS_STATE_CODEC_H_
-#define NOVAPULSE_AGGREGATORS_STATE_CODEC_H_
+#ifndef NOVAPULSE_BASE_STATE_CODEC_H_
+#define NOVAPULSE_BASE_STATE_CODEC_H_
 
 #include <algorithm>
 #include <bit>
@@ -160,4 +160,4 @@ class StateReader {
 
 }  // namespace novapulse
 
-#endif  // NOVAPULSE_AGGREGATORS_STATE_CODEC_H_
+#endif  // NOVAPULSE_BASE_STATE_CODEC_H_

@@ -11,8 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "aggregators/rules.h"
-#include "base/file.h"
+#include "rules/rules.h"
 
 namespace novapulse {
 namespace {
@@ -542,24 +541,9 @@ std::string AlertTemplate::Expand(const promql::Labels& labels, double value) co
   return out;
 }
 
-namespace {}  // namespace
-
 absl::StatusOr<RuleSet> ParseRuleFile(std::string_view text, const std::string& file,
                                       int64_t default_interval_ms) {
   return Loader(text, file).Load(default_interval_ms);
-}
-
-absl::StatusOr<RuleSet> LoadRuleFiles(const std::vector<std::string>& paths,
-                                      int64_t default_interval_ms) {
-  RuleSet all;
-  for (const std::string& path : paths) {
-    absl::StatusOr<std::string> text = ReadRegularFile(path);
-    if (!text.ok()) return text.status();
-    absl::StatusOr<RuleSet> one = ParseRuleFile(*text, path, default_interval_ms);
-    if (!one.ok()) return one.status();
-    for (RuleGroupSpec& g : one->groups) all.groups.push_back(std::move(g));
-  }
-  return all;
 }
 
 }  // namespace novapulse

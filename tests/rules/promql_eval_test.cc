@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "aggregators/promql.h"
+#include "rules/promql.h"
 
 namespace novapulse::promql {
 namespace {
