@@ -23,6 +23,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "aggregators/window.h"
+#include "base/duration.h"
 #include "base/file.h"
 #include "pipeline/cli.h"
 #include "pipeline/preflight.h"
@@ -113,64 +114,6 @@ absl::StatusOr<std::string> ExpandEnv(std::string_view text) {
     i += close + 1;
   }
   return out;
-}
-
-// Prometheus duration syntax: "0", or integer/unit groups from the largest
-// unit down, e.g. "100ms", "5s", "1h30m", "2d".
-absl::StatusOr<absl::Duration> ParseDuration(std::string_view s) {
-  struct Unit {
-    std::string_view name;
-    absl::Duration size;
-  };
-  // "ms" before "m" so that "100ms" is not read as 100 minutes and an "s".
-  static const std::array<Unit, 7> kUnits = {{{"y", absl::Hours(24 * 365)},
-                                              {"w", absl::Hours(24 * 7)},
-                                              {"d", absl::Hours(24)},
-                                              {"h", absl::Hours(1)},
-                                              {"ms", absl::Milliseconds(1)},
-                                              {"m", absl::Minutes(1)},
-                                              {"s", absl::Seconds(1)}}};
-  // Units ranked from largest to smallest, for the descending-order rule.
-  auto rank = [](std::string_view unit) {
-    constexpr std::array<std::string_view, 7> kOrder = {"y", "w", "d", "h", "m", "s", "ms"};
-    for (size_t r = 0; r < kOrder.size(); ++r) {
-      if (kOrder[r] == unit) return r;
-    }
-    return kOrder.size();
-  };
-  if (s == "0") return absl::ZeroDuration();
-  if (s.empty()) return absl::InvalidArgumentError("empty duration");
-  absl::Duration total;
-  size_t last_rank = 0;
-  bool first = true;
-  std::string_view rest = s;
-  while (!rest.empty()) {
-    size_t n = 0;
-    while (n < rest.size() && std::isdigit(static_cast<unsigned char>(rest[n]))) ++n;
-    int64_t count = 0;
-    if (n == 0 || n > 12 || !absl::SimpleAtoi(std::string(rest.substr(0, n)), &count)) {
-      return absl::InvalidArgumentError("want an integer and a unit, e.g. 100ms, 5s, 1m, 1h30m");
-    }
-    rest.remove_prefix(n);
-    const Unit* unit = nullptr;
-    for (const Unit& u : kUnits) {
-      if (rest.starts_with(u.name)) {
-        unit = &u;
-        break;
-      }
-    }
-    if (unit == nullptr)
-      return absl::InvalidArgumentError("missing or unknown unit (use ms, s, m, h, d, w, y)");
-    const size_t r = rank(unit->name);
-    if (!first && r <= last_rank) {
-      return absl::InvalidArgumentError("units must go from largest to smallest, each once");
-    }
-    first = false;
-    last_rank = r;
-    total += count * unit->size;
-    rest.remove_prefix(unit->name.size());
-  }
-  return total;
 }
 
 // Walks the YAML tree, filling a Config and collecting every error.

@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/duration.h"
 #include "pipeline/cli.h"
 #include "pipeline/ingest_pipeline.h"
 #include "pipeline/process_metrics.h"
@@ -366,12 +367,12 @@ std::optional<int> ParseReplayFlags(int argc, char** argv, ReplayCommand* comman
     } else if (args.Is("--step")) {
       const std::string text(args.Value());
       int64_t& step = c.rule_options.backfill_step_ms;
-      if (!promql::ParseDuration(text, &step) || step < 1000 || step % 1000 != 0) {
+      if (!ParseDuration(text, &step) || step < 1000 || step % 1000 != 0) {
         return args.Fail("--step: expected whole seconds like 15s or 1m, got '" + text + "'");
       }
     } else if (args.Is("--lateness")) {
       const std::string text(args.Value());
-      if (!promql::ParseDuration(text, &c.rule_options.lateness_ms)) {
+      if (!ParseDuration(text, &c.rule_options.lateness_ms)) {
         return args.Fail("--lateness: expected a duration like 30s or 2m, got '" + text + "'");
       }
     } else if (args.Is("--window-memory-bytes")) {

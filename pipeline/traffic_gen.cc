@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -28,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "base/duration.h"
 #include "pipeline/cli.h"
 #include "pipeline/kafka_sink.h"
 
@@ -986,62 +986,16 @@ absl::Status ValidateConfig(const GenConfig& c) {
   return absl::OkStatus();
 }
 
-// Go-style duration ("90m", "1h30m", "1.5h", "45s", "2d") in microseconds.
+// A duration (base/duration.h: "90m", "1h30m", "45s", "2d") in microseconds.
 absl::StatusOr<int64_t> ParseDurationUs(std::string_view s) {
-  if (s.empty()) return absl::InvalidArgumentError("empty duration");
-  if (s == "0") return 0;
-  struct Unit {
-    std::string_view name;
-    int64_t us;
-  };
-  // Longer names first so "ms" is not read as "m" followed by "s".
-  static constexpr std::array<Unit, 7> kUnits = {{{"ms", kUsPerMs},
-                                                  {"us", 1},
-                                                  {"\xc2\xb5s", 1},
-                                                  {"d", kUsPerDay},
-                                                  {"h", kUsPerHour},
-                                                  {"m", kUsPerMin},
-                                                  {"s", kUsPerSec}}};
-  double total = 0;
-  std::string_view rest = s;
-  while (!rest.empty()) {
-    size_t n = 0;
-    while (n < rest.size() && (std::isdigit(static_cast<unsigned char>(rest[n])) || rest[n] == '.'))
-      ++n;
-    if (n == 0) {
-      return absl::InvalidArgumentError(
-          Cat("bad duration '", s, "': expected a number at '", rest, "'"));
-    }
-    double value = 0;
-    const auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + n, value);
-    if (ec != std::errc() || ptr != rest.data() + n) {
-      return absl::InvalidArgumentError(
-          Cat("bad duration '", s, "': bad number '", rest.substr(0, n), "'"));
-    }
-    rest.remove_prefix(n);
-    const Unit* unit = nullptr;
-    for (const Unit& u : kUnits) {
-      if (rest.starts_with(u.name)) {
-        unit = &u;
-        break;
-      }
-    }
-    if (unit == nullptr) {
-      if (rest.empty()) {
-        return absl::InvalidArgumentError(
-            Cat("bad duration '", s, "': missing unit (use ms, s, m, h or d)"));
-      }
-      return absl::InvalidArgumentError(
-          Cat("bad duration '", s, "': unknown unit at '", rest, "' (use ms, s, m, h or d)"));
-    }
-    rest.remove_prefix(unit->name.size());
-    total += value * static_cast<double>(unit->us);
-  }
+  const absl::StatusOr<absl::Duration> d = ParseDuration(s);
+  if (!d.ok())
+    return absl::InvalidArgumentError(Cat("bad duration '", s, "': ", d.status().message()));
   // A bound far beyond any sensible run keeps later arithmetic from overflowing.
-  if (total > 1e5 * static_cast<double>(kUsPerDay)) {
+  if (*d > absl::Hours(24 * 100'000)) {
     return absl::InvalidArgumentError(Cat("bad duration '", s, "': too long"));
   }
-  return static_cast<int64_t>(std::llround(total));
+  return absl::ToInt64Microseconds(*d);
 }
 
 // Buffered NDJSON output to one file, optionally compressed. Writes go out in

@@ -46,7 +46,8 @@ struct IncidentSpan {
 };
 
 // Parses "NAME@OFFSET+DURATION" where OFFSET is from the generation start and
-// both are Go-style durations ("10h", "90m", "1h30m"), e.g. "error_spike@10h+30m".
+// both are durations as in Prometheus (base/duration.h: "10h", "90m", "1h30m"),
+// e.g. "error_spike@10h+30m".
 absl::StatusOr<IncidentSpan> ParseIncidentSpec(std::string_view spec, int64_t gen_start_us);
 
 struct GenConfig {

@@ -95,10 +95,6 @@ enum class ValueType { kScalar, kVector, kMatrix, kString };
 class Expr;
 using ExprPtr = std::shared_ptr<const Expr>;
 
-// Prometheus's duration syntax (model.ParseDuration): units y w d h m s ms,
-// largest first, each at most once, e.g. "1h30m"; "0" alone is zero.
-[[nodiscard]] bool ParseDuration(std::string_view s, int64_t* out_ms);
-
 // Parses `text`. Errors read "LINE:COL: MESSAGE", 1-based within `text`; a
 // construct outside the subset reads e.g. "1:1: unsupported: function topk".
 absl::StatusOr<ExprPtr> Parse(std::string_view text);

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "base/duration.h"
 #include "re2/re2.h"
 #include "rules/promql.h"
 #include "rules/promql_ast.h"
@@ -1105,53 +1106,6 @@ void CollectReach(const Expr& e, std::vector<Reach>* out) {
 }
 
 }  // namespace
-
-// Prometheus's model.ParseDuration: units y w d h m s ms, each at most once
-// and in that order.
-bool ParseDuration(std::string_view s, int64_t* out) {
-  if (s == "0") {
-    *out = 0;
-    return true;
-  }
-  static constexpr struct {
-    std::string_view unit;
-    int64_t ms;
-  } kUnits[] = {{"y", 365LL * 24 * 3600 * 1000},
-                {"w", 7LL * 24 * 3600 * 1000},
-                {"d", 24LL * 3600 * 1000},
-                {"h", 3600LL * 1000},
-                {"m", 60LL * 1000},
-                {"s", 1000},
-                {"ms", 1}};
-  size_t pos = 0;
-  size_t next_unit = 0;
-  int64_t total = 0;
-  if (s.empty()) return false;
-  while (pos < s.size()) {
-    size_t start = pos;
-    while (pos < s.size() && IsDigit(s[pos])) ++pos;
-    if (pos == start) return false;
-    std::string_view digits = s.substr(start, pos - start);
-    size_t ustart = pos;
-    while (pos < s.size() && !IsDigit(s[pos])) ++pos;
-    std::string_view unit = s.substr(ustart, pos - ustart);
-    size_t u = next_unit;
-    while (u < std::size(kUnits) && kUnits[u].unit != unit) ++u;
-    if (u == std::size(kUnits)) return false;
-    next_unit = u + 1;
-    int64_t n = 0;
-    for (char c : digits) {
-      if (n > (std::numeric_limits<int64_t>::max() - 9) / 10) return false;
-      n = n * 10 + (c - '0');
-    }
-    if (n > std::numeric_limits<int64_t>::max() / kUnits[u].ms) return false;
-    n *= kUnits[u].ms;
-    if (total > std::numeric_limits<int64_t>::max() - n) return false;
-    total += n;
-  }
-  *out = total;
-  return true;
-}
 
 absl::StatusOr<ExprPtr> Parse(std::string_view text) { return Parser(text).Run(); }
 

@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/duration.h"
 #include "rules/rules.h"
 
 namespace novapulse {
@@ -93,7 +94,7 @@ class Loader {
           if (!v.IsScalar() || v.Scalar().empty()) return Error(v.Mark(), "group name must be set");
           group.name = v.Scalar();
         } else if (key == "interval") {
-          if (!v.IsScalar() || !promql::ParseDuration(v.Scalar(), &group.interval_ms) ||
+          if (!v.IsScalar() || !ParseDuration(v.Scalar(), &group.interval_ms) ||
               group.interval_ms <= 0) {
             return Error(v.Mark(), "interval must be a positive duration like 15s or 1m");
           }
@@ -239,7 +240,7 @@ class Loader {
         rule.expr_text = v.Scalar();
       } else if (key == "for" || key == "keep_firing_for") {
         int64_t ms = 0;
-        if (!v.IsScalar() || !promql::ParseDuration(v.Scalar(), &ms)) {
+        if (!v.IsScalar() || !ParseDuration(v.Scalar(), &ms)) {
           return Error(v.Mark(), key + " must be a duration like 5m");
         }
         (key == "for" ? rule.for_ms : rule.keep_firing_for_ms) = ms;

@@ -715,10 +715,27 @@ TEST(IncidentSpec, ParsesNameOffsetAndDuration) {
   EXPECT_EQ(c->start_us, kDefaultStart);
   EXPECT_EQ(c->end_us - c->start_us, 2 * kDay);
 
-  const absl::StatusOr<IncidentSpan> d = ParseIncidentSpec("claim_drop@1.5h+500ms", kDefaultStart);
+  const absl::StatusOr<IncidentSpan> d = ParseIncidentSpec("claim_drop@90m+500ms", kDefaultStart);
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(d->start_us, kDefaultStart + 90 * kMin);
   EXPECT_EQ(d->end_us - d->start_us, 500'000);
+}
+
+TEST(IncidentSpec, DurationsArePrometheusDurations) {
+  const auto error = [](std::string_view spec) {
+    const absl::StatusOr<IncidentSpan> s = ParseIncidentSpec(spec, kDefaultStart);
+    EXPECT_FALSE(s.ok()) << spec;
+    return std::string(s.status().message());
+  };
+  // Go's fractions, microseconds and free unit order are not Prometheus's.
+  EXPECT_NE(error("claim_drop@1.5h+1h").find("no fractions"), std::string::npos);
+  EXPECT_NE(error("claim_drop@1h+500us").find("unknown unit"), std::string::npos);
+  EXPECT_NE(error("claim_drop@30m1h+1h").find("largest to smallest"), std::string::npos);
+  const absl::StatusOr<IncidentSpan> weeks =
+      ParseIncidentSpec("claim_drop@1w+1d12h", kDefaultStart);
+  ASSERT_TRUE(weeks.ok()) << weeks.status();
+  EXPECT_EQ(weeks->start_us, kDefaultStart + 7 * kDay);
+  EXPECT_EQ(weeks->end_us - weeks->start_us, 36 * kHour);
 }
 
 TEST(IncidentSpec, ErrorsNameTheBadPart) {
