@@ -1,11 +1,13 @@
 #include "pipeline/log.h"
 
+#include <simdjson.h>
+
 #include <atomic>
 #include <cstdio>
 
-#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/json_escape.h"
 
 namespace novapulse {
 namespace {
@@ -29,45 +31,24 @@ std::string_view LevelName(LogLevel level) {
   return "info";
 }
 
-// Escapes for a double-quoted string: the same rules suit logfmt and JSON.
+// A double-quoted string: JSON's escapes suit logfmt too.
 void AppendQuoted(std::string_view s, std::string* out) {
   out->push_back('"');
-  for (const char c : s) {
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out->append(absl::StrFormat("\\u%04x", c));
-        } else {
-          out->push_back(c);
-        }
-    }
-  }
+  AppendJsonEscaped(s, out);
   out->push_back('"');
 }
 
 bool NeedsQuotes(std::string_view s) {
   if (s.empty()) return true;
+  bool ascii = true;
   for (const char c : s) {
     if (c == ' ' || c == '"' || c == '=' || c == '\\' || static_cast<unsigned char>(c) < 0x21) {
       return true;
     }
+    ascii &= static_cast<unsigned char>(c) < 0x80;
   }
-  return false;
+  // Quoted, bytes that are not UTF-8 are written as \ufffd (as go-logfmt does).
+  return !ascii && !simdjson::validate_utf8(s.data(), s.size());
 }
 
 void AppendLogfmt(std::string_view key, std::string_view value, std::string* out) {

@@ -1,8 +1,8 @@
 // Structured log lines on stderr for the long-running service (`run`):
 // logfmt (`ts=... level=info msg="..." key=value`) or one JSON object per
 // line, as the config's log section asks. Field values are quoted and escaped
-// when they need it; callers never pass secrets (Kafka property values are
-// not logged at all).
+// when they need it (base/json_escape.h: a line is always valid UTF-8);
+// callers never pass secrets (Kafka property values are not logged at all).
 //
 // Threads: Log may be called from any thread; each line is written with one
 // fwrite, so lines from different threads never interleave. SetLogConfig

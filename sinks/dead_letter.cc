@@ -10,45 +10,12 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "base/json_escape.h"
 
 namespace novapulse {
 namespace {
 
 bool IsContinuationByte(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
-
-// Appends `s` as the inside of a JSON string; `s` is valid UTF-8.
-void AppendJsonEscaped(std::string_view s, std::string* out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  size_t plain = 0;  // start of the run of bytes that need no escape
-  for (size_t i = 0; i < s.size(); ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out->append(s.data() + plain, i - plain);
-    plain = i + 1;
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      default:
-        out->append("\\u00");
-        out->push_back(kHex[c >> 4]);
-        out->push_back(kHex[c & 0xF]);
-    }
-  }
-  out->append(s.data() + plain, s.size() - plain);
-}
 
 template <typename Int>
 void AppendInt(Int v, std::string* out) {
@@ -94,18 +61,8 @@ void AppendDeadLetterJson(const DeadLetterBatch::Entry& e, std::string_view byte
   }
   if (!source.empty()) {
     out->append(",\"source\":\"");
-    if (simdjson::validate_utf8(source.data(), source.size())) {
-      AppendJsonEscaped(source, out);
-    } else {
-      // A file name need not be UTF-8; JSON must be.
-      for (const char c : source) {
-        if (IsContinuationByte(c) || static_cast<unsigned char>(c) >= 0x80) {
-          out->append("\\ufffd");
-        } else {
-          AppendJsonEscaped({&c, 1}, out);
-        }
-      }
-    }
+    // A file name need not be UTF-8; the escaper writes U+FFFD for what is not.
+    AppendJsonEscaped(source, out);
     out->push_back('"');
   }
   if (e.origin.line > 0) {

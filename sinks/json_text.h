@@ -19,10 +19,11 @@
 
 namespace novapulse {
 
-// A quoted JSON string. Quote, backslash and control characters are escaped
-// (\n \r \t, others \u00XX), and so are <, >, & and U+2028/U+2029 as Go does;
-// other UTF-8 passes through; bytes that are not valid UTF-8 become U+FFFD
-// (the output is always valid UTF-8, hence valid JSON).
+// A quoted JSON string, escaped as Go's json.Marshal escapes it
+// (base/json_escape.h, JsonEscaping::kGo): quote, backslash and control
+// characters (\n \r \t, others \u00XX), <, > and & (\u003c \u003e \u0026)
+// and U+2028/U+2029; other UTF-8 passes through; each byte that is not valid
+// UTF-8 becomes \ufffd (the output is always valid UTF-8, hence valid JSON).
 void AppendJsonString(std::string* out, std::string_view s);
 
 // {"name":"value",...} sorted by name; pairs with an empty value are kept.

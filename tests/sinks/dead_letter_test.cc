@@ -113,6 +113,17 @@ TEST_F(DeadLetterTest, ControlCharactersNulAndQuotesAreEscaped) {
   EXPECT_EQ(RecordOf(Lines(text)[0]), record);
 }
 
+TEST_F(DeadLetterTest, ASourceNameThatIsNotUtf8KeepsItsValidCharacters) {
+  auto w = Open({.path = Path("dl")});
+  DeadLetterBatch batch;
+  batch.Add(RejectReason::kMalformedJson, Topic::kAccessLog, {.line = 1}, "x");
+  w->Write(batch, "caf\xc3\xa9-\xff\"q\".ndjson");
+  const std::vector<std::string> lines = Lines(ReadFile(Path("dl")));
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_THAT(lines[0], HasSubstr("\"source\":\"caf\xc3\xa9-\\ufffd\\\"q\\\".ndjson\""));
+  EXPECT_EQ(RecordOf(lines[0]), "x");  // the line is valid JSON
+}
+
 TEST_F(DeadLetterTest, InvalidUtf8IsWrittenAsBase64) {
   auto w = Open({.path = Path("dl")});
   DeadLetterBatch batch;
