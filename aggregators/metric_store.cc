@@ -7,6 +7,7 @@
 #include <new>
 
 #include "absl/strings/str_cat.h"
+#include "base/time_math.h"
 
 namespace novapulse {
 
@@ -311,10 +312,9 @@ size_t ShardWriter::CountBelow(const std::vector<double>& bounds, double value) 
 
 bool ShardWriter::SetEventTime(int64_t ts_ms) {
   if (slot_ms_ == 0) return true;
-  // Floor division: event times before 1970 are rejected by the parsers,
-  // but the arithmetic stays right for them anyway.
-  int64_t slot = ts_ms / slot_ms_;
-  if (ts_ms % slot_ms_ < 0) --slot;
+  // Event times before 1970 are rejected by the parsers, but the arithmetic
+  // stays right for them anyway.
+  const int64_t slot = FloorDiv(ts_ms, slot_ms_);
   const int64_t open = store_->open_slot().load(std::memory_order_acquire);
   if ((slot + 1) * slot_ms_ <= watermark_ms_ || slot < open) {
     slot_mode_ = SlotMode::kNone;

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "base/time_math.h"
+
 namespace novapulse {
 namespace {
 
@@ -176,18 +178,10 @@ bool EpochNumberToMicros(double value, int64_t* out_us) noexcept {
 }
 
 void AppendRfc3339Millis(int64_t ts_us, std::string* out) {
-  int64_t seconds = ts_us / kMicrosPerSecond;
-  int64_t micros = ts_us % kMicrosPerSecond;
-  if (micros < 0) {
-    micros += kMicrosPerSecond;
-    --seconds;
-  }
-  int64_t days = seconds / 86400;
-  int64_t sod = seconds % 86400;
-  if (sod < 0) {
-    sod += 86400;
-    --days;
-  }
+  const int64_t seconds = FloorDiv(ts_us, kMicrosPerSecond);
+  const int64_t micros = ts_us - seconds * kMicrosPerSecond;
+  const int64_t days = FloorDiv(seconds, 86400);
+  const int64_t sod = seconds - days * 86400;
   const Civil c = CivilFromDays(days);
   char buf[32];
   const int64_t fields[] = {c.year,        c.month,  c.day,        sod / 3600,

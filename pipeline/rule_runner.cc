@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "absl/strings/str_format.h"
+#include "base/time_math.h"
 #include "parsers/timestamp.h"
 #include "pipeline/cli.h"
 #include "pipeline/rule_files.h"
@@ -21,8 +22,6 @@ int64_t ThreadCpuNanos() {
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
-
-int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b < 0) ? 1 : 0); }
 
 // The value of the top-level-looking "ts" member of one line.
 bool LineEventTime(std::string_view line, int64_t* ms) {

@@ -28,6 +28,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "base/duration.h"
+#include "base/time_math.h"
 #include "pipeline/cli.h"
 #include "pipeline/kafka_sink.h"
 
@@ -81,12 +82,6 @@ decltype(auto) Piece(const T& v) {
 template <typename... Args>
 std::string Cat(const Args&... args) {
   return absl::StrCat(Piece(args)...);
-}
-
-int64_t FloorDiv(int64_t a, int64_t b) {
-  int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
-  return q;
 }
 
 // xoshiro256** seeded through splitmix64: a fixed, published algorithm, so the

@@ -336,5 +336,18 @@ TEST(FormatRfc3339Millis, RoundTripsThroughParseToTheMillisecond) {
   }
 }
 
+TEST(FormatRfc3339Millis, WritesUtcWithMilliseconds) {
+  EXPECT_EQ(FormatRfc3339Millis(EpochUs(2026, 11, 27, 6, 21, 53, 123'456)),
+            "2026-11-27T06:21:53.123Z");
+  EXPECT_EQ(FormatRfc3339Millis(0), "1970-01-01T00:00:00.000Z");
+}
+
+TEST(FormatRfc3339Millis, TimesBefore1970RoundDownToTheEarlierMillisecond) {
+  EXPECT_EQ(FormatRfc3339Millis(-1), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(FormatRfc3339Millis(-1'000'000), "1969-12-31T23:59:59.000Z");
+  EXPECT_EQ(FormatRfc3339Millis(-1'000'001), "1969-12-31T23:59:58.999Z");
+  EXPECT_EQ(FormatRfc3339Millis(-86'400'000'001), "1969-12-30T23:59:59.999Z");
+}
+
 }  // namespace
 }  // namespace novapulse
