@@ -48,7 +48,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "pipeline/cli.h"
+#include "base/cli.h"
 #include "pipeline/http_server.h"
 
 namespace {

@@ -41,7 +41,7 @@
 #include <utility>
 #include <vector>
 
-#include "pipeline/cli.h"
+#include "base/cli.h"
 
 namespace {
 

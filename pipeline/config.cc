@@ -23,9 +23,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "aggregators/window.h"
+#include "base/cli.h"
 #include "base/duration.h"
 #include "base/file.h"
-#include "pipeline/cli.h"
 #include "pipeline/preflight.h"
 
 namespace novapulse {

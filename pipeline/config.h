@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/log.h"
 
 namespace novapulse {
 
@@ -71,9 +72,6 @@ struct AlertmanagerConfig {
   absl::Duration resend_delay = absl::Minutes(1);
 };
 
-enum class LogLevel { kDebug, kInfo, kWarn, kError };
-enum class LogFormat { kLogfmt, kJson };
-
 // Rejected records as JSON lines (sinks/dead_letter.h) to a file (`path`)
 // or to a Kafka topic (`topic`, `run` only); no section: none.
 struct DeadLetterConfig {
@@ -88,11 +86,6 @@ struct DeadLetterConfig {
 struct CheckpointConfig {
   std::string dir;
   absl::Duration interval = absl::Seconds(10);
-};
-
-struct LogConfig {
-  LogLevel level = LogLevel::kInfo;
-  LogFormat format = LogFormat::kLogfmt;
 };
 
 struct Config {

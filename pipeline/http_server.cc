@@ -53,7 +53,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "base/file.h"
-#include "pipeline/log.h"
+#include "base/log.h"
 
 namespace novapulse {
 namespace {

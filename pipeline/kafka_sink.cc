@@ -3,8 +3,8 @@
 #include <cstddef>
 
 #include "absl/strings/str_cat.h"
-#include "pipeline/kafka_conf.h"
-#include "pipeline/log.h"
+#include "base/kafka_conf.h"
+#include "base/log.h"
 
 namespace novapulse {
 namespace {

@@ -12,8 +12,8 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "pipeline/kafka_conf.h"
-#include "pipeline/log.h"
+#include "base/kafka_conf.h"
+#include "base/log.h"
 
 namespace novapulse {
 namespace {

@@ -17,7 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "pipeline/log.h"
+#include "base/log.h"
 
 namespace novapulse {
 namespace {

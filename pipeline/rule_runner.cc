@@ -9,9 +9,9 @@
 #include <numeric>
 
 #include "absl/strings/str_format.h"
+#include "base/cli.h"
 #include "base/time_math.h"
 #include "parsers/timestamp.h"
-#include "pipeline/cli.h"
 #include "pipeline/rule_files.h"
 
 namespace novapulse {

@@ -9,9 +9,9 @@
 #include <string>
 #include <string_view>
 
-#include "pipeline/cli.h"
+#include "base/cli.h"
+#include "base/log.h"
 #include "pipeline/config.h"
-#include "pipeline/log.h"
 #include "pipeline/preflight.h"
 #include "pipeline/service.h"
 

@@ -8,11 +8,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "pipeline/kafka_dead_letters.h"
-#include "pipeline/log.h"
+#include "base/log.h"
 #include "pipeline/process_metrics.h"
 #include "pipeline/rule_files.h"
 #include "sinks/exposition.h"
+#include "sinks/kafka_dead_letters.h"
 #include "sinks/openmetrics.h"
 #include "sinks/rules_json.h"
 
@@ -179,8 +179,11 @@ absl::Status Service::OpenDeadLetters() {
     if (!opened.ok()) return NotStarted("dead-letter file not opened", opened.status());
     dead_letters_ = *std::move(opened);
   } else if (!config.topic.empty()) {
-    absl::StatusOr<std::unique_ptr<KafkaDeadLetters>> producer =
-        KafkaDeadLetters::Build(config_.kafka, config);
+    absl::StatusOr<std::unique_ptr<KafkaDeadLetters>> producer = KafkaDeadLetters::Build(
+        {.brokers = config_.kafka.brokers,
+         .properties = {config_.kafka.properties.begin(), config_.kafka.properties.end()},
+         .topic = config.topic,
+         .topic_names = {config_.kafka.topics.access_log, config_.kafka.topics.outbox, "unknown"}});
     if (!producer.ok()) return NotStarted("dead-letter producer not started", producer.status());
     dead_letters_ = *std::move(producer);
   }

@@ -27,9 +27,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "base/cli.h"
 #include "base/duration.h"
 #include "base/time_math.h"
-#include "pipeline/cli.h"
 #include "pipeline/kafka_sink.h"
 
 namespace novapulse {

@@ -1,7 +1,7 @@
 // Dead letters: rejected records written as JSON lines, each with its reject
 // reason and where it came from, to a file rotated by size (FILE, FILE.1, ...
 // FILE.keep, oldest last; DeadLetterWriter) or, in `novapulse run`, to a
-// Kafka topic, one message per line (pipeline/kafka_dead_letters.h); both
+// Kafka topic, one message per line (sinks/kafka_dead_letters.h); both
 // are a DeadLetterSink.
 //
 //   {"reason":"wrong_type","topic":"novagift.access-log","source":"a.ndjson","line":17,

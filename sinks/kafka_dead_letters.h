@@ -12,10 +12,10 @@
 //
 // Threads: Write from one thread at a time (the completion stage); the
 // counters and error() from any thread.
-//   auto sink = KafkaDeadLetters::Build(config.kafka, config.dead_letter);
+//   auto sink = KafkaDeadLetters::Build({.brokers = ..., .topic = "novagift.dead-letters"});
 //   (*sink)->Write(batch);
-#ifndef NOVAPULSE_PIPELINE_KAFKA_DEAD_LETTERS_H_
-#define NOVAPULSE_PIPELINE_KAFKA_DEAD_LETTERS_H_
+#ifndef NOVAPULSE_SINKS_KAFKA_DEAD_LETTERS_H_
+#define NOVAPULSE_SINKS_KAFKA_DEAD_LETTERS_H_
 
 #include <librdkafka/rdkafka.h>
 
@@ -24,21 +24,33 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "pipeline/config.h"
 #include "sinks/dead_letter.h"
 
 namespace novapulse {
+
+struct KafkaDeadLetterOptions {
+  std::string brokers;
+  // The consumer's properties: those of a producer too (security,
+  // client.id) apply, those only a consumer knows are left out.
+  std::vector<std::pair<std::string, std::string>> properties;
+  std::string topic;  // where the dead letters go
+  // Names written as "topic": the two input topics, then the undetected one.
+  std::array<std::string, kTopicCount + 1> topic_names = {
+      std::string(TopicName(Topic::kAccessLog)), std::string(TopicName(Topic::kOutbox)), "unknown"};
+};
 
 class KafkaDeadLetters : public DeadLetterSink {
  public:
   // Errors name the property librdkafka refused (never its value).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<KafkaDeadLetters>> Build(
-      const KafkaConfig& kafka, const DeadLetterConfig& config);
+      const KafkaDeadLetterOptions& options);
   ~KafkaDeadLetters() override;
   KafkaDeadLetters(const KafkaDeadLetters&) = delete;
   KafkaDeadLetters& operator=(const KafkaDeadLetters&) = delete;
@@ -49,7 +61,7 @@ class KafkaDeadLetters : public DeadLetterSink {
   absl::Status error() const override;
 
  private:
-  KafkaDeadLetters(const KafkaConfig& kafka, const DeadLetterConfig& config);
+  explicit KafkaDeadLetters(const KafkaDeadLetterOptions& options);
   static void OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque);
   void Fail(std::string_view what);
 
@@ -66,4 +78,4 @@ class KafkaDeadLetters : public DeadLetterSink {
 
 }  // namespace novapulse
 
-#endif  // NOVAPULSE_PIPELINE_KAFKA_DEAD_LETTERS_H_
+#endif  // NOVAPULSE_SINKS_KAFKA_DEAD_LETTERS_H_

@@ -10,8 +10,8 @@
 //     if (args.failed()) return args.exit_code();
 //   }
 //   if (args.help()) return 0;
-#ifndef NOVAPULSE_PIPELINE_CLI_H_
-#define NOVAPULSE_PIPELINE_CLI_H_
+#ifndef NOVAPULSE_BASE_CLI_H_
+#define NOVAPULSE_BASE_CLI_H_
 
 #include <cstdint>
 #include <string>
@@ -60,4 +60,4 @@ class ArgParser {
 
 }  // namespace novapulse
 
-#endif  // NOVAPULSE_PIPELINE_CLI_H_
+#endif  // NOVAPULSE_BASE_CLI_H_

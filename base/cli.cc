@@ -1,4 +1,4 @@
-#include "pipeline/cli.h"
+#include "base/cli.h"
 
 #include <cstdio>
 

@@ -8,17 +8,24 @@
 // fwrite, so lines from different threads never interleave. SetLogConfig
 // belongs to start-up, before other threads log.
 //   Log(LogLevel::kInfo, "partitions assigned", {{"count", "4"}});
-#ifndef NOVAPULSE_PIPELINE_LOG_H_
-#define NOVAPULSE_PIPELINE_LOG_H_
+#ifndef NOVAPULSE_BASE_LOG_H_
+#define NOVAPULSE_BASE_LOG_H_
 
 #include <initializer_list>
 #include <string>
 #include <string_view>
 #include <utility>
 
-#include "pipeline/config.h"
-
 namespace novapulse {
+
+enum class LogLevel { kDebug, kInfo, kWarn, kError };
+enum class LogFormat { kLogfmt, kJson };
+
+// The config's log section.
+struct LogConfig {
+  LogLevel level = LogLevel::kInfo;
+  LogFormat format = LogFormat::kLogfmt;
+};
 
 using LogField = std::pair<std::string_view, std::string>;
 
@@ -32,4 +39,4 @@ std::string FormatLogLine(LogFormat format, std::string_view ts, LogLevel level,
 
 }  // namespace novapulse
 
-#endif  // NOVAPULSE_PIPELINE_LOG_H_
+#endif  // NOVAPULSE_BASE_LOG_H_

@@ -1,7 +1,7 @@
-#include "pipeline/kafka_conf.h"
+#include "base/kafka_conf.h"
 
 #include "absl/strings/str_cat.h"
-#include "pipeline/log.h"
+#include "base/log.h"
 
 namespace novapulse {
 namespace {

@@ -4,8 +4,8 @@
 //
 //   absl::StatusOr<rd_kafka_conf_t*> conf = MakeKafkaConf(settings);
 //   // ... add callbacks, then rd_kafka_new(..., *conf, ...), which takes it.
-#ifndef NOVAPULSE_PIPELINE_KAFKA_CONF_H_
-#define NOVAPULSE_PIPELINE_KAFKA_CONF_H_
+#ifndef NOVAPULSE_BASE_KAFKA_CONF_H_
+#define NOVAPULSE_BASE_KAFKA_CONF_H_
 
 #include <librdkafka/rdkafka.h>
 
@@ -26,4 +26,4 @@ absl::StatusOr<rd_kafka_conf_t*> MakeKafkaConf(const KafkaSettings& settings);
 
 }  // namespace novapulse
 
-#endif  // NOVAPULSE_PIPELINE_KAFKA_CONF_H_
+#endif  // NOVAPULSE_BASE_KAFKA_CONF_H_

@@ -1,8 +1,8 @@
-#include "pipeline/kafka_dead_letters.h"
+#include "sinks/kafka_dead_letters.h"
 
 #include "absl/strings/str_cat.h"
-#include "pipeline/kafka_conf.h"
-#include "pipeline/log.h"
+#include "base/kafka_conf.h"
+#include "base/log.h"
 
 namespace novapulse {
 namespace {
@@ -11,16 +11,16 @@ constexpr int kFlushMs = 10'000;
 
 }  // namespace
 
-KafkaDeadLetters::KafkaDeadLetters(const KafkaConfig& kafka, const DeadLetterConfig& config)
-    : topic_names_{kafka.topics.access_log, kafka.topics.outbox, "unknown"}, topic_(config.topic) {}
+KafkaDeadLetters::KafkaDeadLetters(const KafkaDeadLetterOptions& options)
+    : topic_names_(options.topic_names), topic_(options.topic) {}
 
 absl::StatusOr<std::unique_ptr<KafkaDeadLetters>> KafkaDeadLetters::Build(
-    const KafkaConfig& kafka, const DeadLetterConfig& config) {
-  if (config.topic.empty()) return absl::InvalidArgumentError("dead_letter.topic is empty");
+    const KafkaDeadLetterOptions& options) {
+  if (options.topic.empty()) return absl::InvalidArgumentError("dead_letter.topic is empty");
   KafkaSettings settings;
   // The consumer's properties (security, client.id) apply; those only a
   // consumer knows are left out, so librdkafka does not warn about them.
-  for (const auto& [key, value] : kafka.properties) {
+  for (const auto& [key, value] : options.properties) {
     if (key.starts_with("group.") || key.starts_with("auto.offset") ||
         key.starts_with("session.") || key.starts_with("partition.assignment") ||
         key.starts_with("enable.auto") || key.starts_with("fetch.") ||
@@ -30,13 +30,13 @@ absl::StatusOr<std::unique_ptr<KafkaDeadLetters>> KafkaDeadLetters::Build(
     }
     settings.emplace_back(key, value);
   }
-  settings.emplace_back("bootstrap.servers", kafka.brokers);
+  settings.emplace_back("bootstrap.servers", options.brokers);
   settings.emplace_back("acks", "all");
   settings.emplace_back("enable.idempotence", "true");
   settings.emplace_back("linger.ms", "20");
   absl::StatusOr<rd_kafka_conf_t*> made = MakeKafkaConf(settings);
   if (!made.ok()) return made.status();
-  std::unique_ptr<KafkaDeadLetters> sink(new KafkaDeadLetters(kafka, config));
+  std::unique_ptr<KafkaDeadLetters> sink(new KafkaDeadLetters(options));
   rd_kafka_conf_set_dr_msg_cb(*made, OnDelivery);
   rd_kafka_conf_set_opaque(*made, sink.get());
   char err[512];
@@ -45,9 +45,9 @@ absl::StatusOr<std::unique_ptr<KafkaDeadLetters>> KafkaDeadLetters::Build(
     rd_kafka_conf_destroy(*made);
     return absl::InvalidArgumentError(absl::StrCat("creating the dead-letter producer: ", err));
   }
-  sink->rkt_ = rd_kafka_topic_new(sink->rk_, config.topic.c_str(), nullptr);
+  sink->rkt_ = rd_kafka_topic_new(sink->rk_, options.topic.c_str(), nullptr);
   if (sink->rkt_ == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("dead-letter topic ", config.topic, ": ",
+    return absl::InvalidArgumentError(absl::StrCat("dead-letter topic ", options.topic, ": ",
                                                    rd_kafka_err2str(rd_kafka_last_error())));
   }
   KafkaDeadLetters* self = sink.get();
