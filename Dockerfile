@@ -25,6 +25,7 @@ COPY rules rules
 COPY parsers parsers
 COPY aggregators aggregators
 COPY sinks sinks
+COPY gen gen
 COPY pipeline pipeline
 COPY tests tests
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \

@@ -1,5 +1,5 @@
 // Benchmark input: NDJSON lines from the seeded traffic generator
-// (pipeline/traffic_gen.h), each in its own buffer followed by simdjson's
+// (gen/traffic_gen.h), each in its own buffer followed by simdjson's
 // padding, as the pipeline's chunk buffers provide, so parsers read them in
 // place without a copy.
 //
@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "gen/traffic_gen.h"
 #include "parsers/event.h"
-#include "pipeline/traffic_gen.h"
 
 namespace novapulse::bench {
 

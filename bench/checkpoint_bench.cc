@@ -21,11 +21,11 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "gen/traffic_gen.h"
 #include "parsers/record_parser.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/record_worker.h"
 #include "pipeline/rule_files.h"
-#include "pipeline/traffic_gen.h"
 
 namespace novapulse {
 namespace {

@@ -2,11 +2,11 @@
 #include <cstdio>
 #include <string_view>
 
+#include "gen/gen_command.h"
 #include "pipeline/config.h"
 #include "pipeline/replay.h"
 #include "pipeline/rule_runner.h"
 #include "pipeline/run.h"
-#include "pipeline/traffic_gen.h"
 
 namespace {
 

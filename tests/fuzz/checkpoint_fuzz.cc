@@ -13,11 +13,11 @@
 #include <memory>
 #include <string>
 
+#include "gen/traffic_gen.h"
 #include "parsers/record_parser.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/record_worker.h"
 #include "pipeline/rule_files.h"
-#include "pipeline/traffic_gen.h"
 #include "sinks/exposition.h"
 #include "tests/fuzz/fuzz_support.h"
 

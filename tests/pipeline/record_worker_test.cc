@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "aggregators/novagift_metrics.h"
+#include "gen/traffic_gen.h"
 #include "gtest/gtest.h"
 #include "parsers/record_parser.h"
-#include "pipeline/traffic_gen.h"
 #include "sinks/dead_letter.h"
 #include "sinks/exposition.h"
 #include "tests/pipeline/block_reference.h"

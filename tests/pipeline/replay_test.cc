@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "aggregators/novagift_metrics.h"
+#include "gen/traffic_gen.h"
 #include "gtest/gtest.h"
-#include "pipeline/traffic_gen.h"
 #include "sinks/exposition.h"
 #include "tests/pipeline/test_process.h"
 #include "tests/sinks/prometheus_text.h"

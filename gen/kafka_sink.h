@@ -9,8 +9,8 @@
 //   absl::StatusOr<std::unique_ptr<KafkaSink>> sink = KafkaSink::Create(config);
 //   absl::StatusOr<GenStats> stats = GenerateTraffic(gen, **sink);
 //   absl::Status delivered = (*sink)->Finish();
-#ifndef NOVAPULSE_PIPELINE_KAFKA_SINK_H_
-#define NOVAPULSE_PIPELINE_KAFKA_SINK_H_
+#ifndef NOVAPULSE_GEN_KAFKA_SINK_H_
+#define NOVAPULSE_GEN_KAFKA_SINK_H_
 
 #include <librdkafka/rdkafka.h>
 
@@ -25,8 +25,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "gen/traffic_gen.h"
 #include "parsers/event.h"
-#include "pipeline/traffic_gen.h"
 
 namespace novapulse {
 
@@ -89,4 +89,4 @@ class KafkaSink : public TrafficSink {
 
 }  // namespace novapulse
 
-#endif  // NOVAPULSE_PIPELINE_KAFKA_SINK_H_
+#endif  // NOVAPULSE_GEN_KAFKA_SINK_H_

@@ -1,4 +1,4 @@
-#include "pipeline/traffic_gen.h"
+#include "gen/traffic_gen.h"
 
 #include <unistd.h>
 #include <zlib.h>
@@ -18,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include "gen/gen_command.h"
+#include "gen/ndjson_writer.h"
 #include "gtest/gtest.h"
 #include "simdjson.h"
 

@@ -7,10 +7,10 @@
 // time). The same GenConfig always yields byte-identical output.
 //
 //   GenConfig config;  config.duration_us = 3600 * 1'000'000LL;
-//   auto sink = MakeNdjsonDirSink("out", Compression::kZstd);
+//   auto sink = MakeNdjsonDirSink("out", Compression::kZstd);  // gen/ndjson_writer.h
 //   absl::StatusOr<GenStats> stats = GenerateTraffic(config, **sink);
-#ifndef NOVAPULSE_PIPELINE_TRAFFIC_GEN_H_
-#define NOVAPULSE_PIPELINE_TRAFFIC_GEN_H_
+#ifndef NOVAPULSE_GEN_TRAFFIC_GEN_H_
+#define NOVAPULSE_GEN_TRAFFIC_GEN_H_
 
 #include <cstdint>
 #include <memory>
@@ -98,17 +98,13 @@ absl::StatusOr<GenStats> GenerateTraffic(
     absl::FunctionRef<void(int64_t event_time_us, const GenStats& so_far)> progress,
     uint64_t progress_every);
 
-// Writes each topic to its own NDJSON file in `dir`: access-log.ndjson and
-// outbox.ndjson, with ".gz" or ".zst" appended and compressed when asked.
-enum class Compression : uint8_t { kNone, kGzip, kZstd };
-absl::StatusOr<std::unique_ptr<TrafficSink>> MakeNdjsonDirSink(const std::string& dir,
-                                                               Compression compression);
+// Fails with InvalidArgument for a config GenerateTraffic cannot honour.
+absl::Status ValidateGenConfig(const GenConfig& config);
 
-// `novapulse gen ...`: parses arguments (argv[0] is "gen"), writes files or
-// produces to Kafka (paced to wall time), prints a summary. Returns the
-// process exit status.
-int RunGenCommand(int argc, char** argv);
+// A duration in Prometheus's syntax (base/duration.h: "90m", "1h30m", "2d")
+// in microseconds, at most 100,000 days.
+absl::StatusOr<int64_t> ParseDurationUs(std::string_view s);
 
 }  // namespace novapulse
 
-#endif  // NOVAPULSE_PIPELINE_TRAFFIC_GEN_H_
+#endif  // NOVAPULSE_GEN_TRAFFIC_GEN_H_

@@ -1,4 +1,4 @@
-#include "pipeline/kafka_sink.h"
+#include "gen/kafka_sink.h"
 
 #include <cstddef>
 

@@ -16,8 +16,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "gen/kafka_sink.h"
 #include "gtest/gtest.h"
-#include "pipeline/kafka_sink.h"
 #include "tests/pipeline/kafka_broker.h"
 #include "tests/pipeline/test_process.h"
 
