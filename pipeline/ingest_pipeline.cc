@@ -7,19 +7,10 @@
 #include <chrono>
 #include <utility>
 
+#include "base/time_math.h"
 #include "pipeline/record_worker.h"
 
 namespace novapulse {
-
-namespace {
-
-int64_t WallMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 void EventClockWatermark::Enter(IngestBatch& batch) {
   batch.future_limit_us = (WallMillis() + max_future_ms_) * 1000;

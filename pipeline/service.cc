@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/log.h"
+#include "base/time_math.h"
 #include "pipeline/process_metrics.h"
 #include "pipeline/rule_files.h"
 #include "sinks/exposition.h"
@@ -18,12 +19,6 @@
 
 namespace novapulse {
 namespace {
-
-int64_t WallMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Event time of the oldest record of `batch` that names one (for the first
 // window slot), or nullopt.

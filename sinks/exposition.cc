@@ -26,11 +26,9 @@ prometheus::MetricType ToPrometheusType(MetricType type) {
 }
 
 using text::AppendDouble;
-using text::AppendEscaped;
 using text::AppendHead;
 using text::AppendLabels;
 using text::AppendUint;
-using text::TypeName;
 
 // A rough size of the text, so the output string grows once or twice, not
 // per line.
@@ -57,27 +55,7 @@ void WritePrometheusText(const std::vector<FamilySnapshot>& families, std::strin
   std::vector<std::string> le;
   for (const FamilySnapshot& f : families) {
     const MetricDef& def = *f.def;
-    if (!def.help.empty()) {
-      out->append("# HELP ");
-      out->append(def.name);
-      out->push_back(' ');
-      AppendEscaped(out, def.help, /*quote=*/false);
-      out->push_back('\n');
-    }
-    out->append("# TYPE ");
-    out->append(def.name);
-    out->push_back(' ');
-    out->append(TypeName(def.type));
-    out->push_back('\n');
-    if (def.type == MetricType::kHistogram) {
-      le.clear();
-      for (size_t b = 0; b <= def.buckets.size(); ++b) {
-        std::string& bound = le.emplace_back("le=\"");
-        AppendDouble(&bound, b < def.buckets.size() ? def.buckets[b]
-                                                    : std::numeric_limits<double>::infinity());
-        bound.push_back('"');
-      }
-    }
+    text::AppendFamilyHead(out, def.name, def, {}, &le);
     for (size_t s = 0; s < f.size(); ++s) {
       labels.clear();
       AppendLabels(&labels, def, f.keys[s]);

@@ -11,16 +11,10 @@
 namespace novapulse {
 namespace {
 
-using text::AppendCanonicalLe;
 using text::AppendDouble;
 using text::AppendHead;
 using text::AppendLabels;
 using text::AppendUint;
-using text::TypeName;
-
-// OpenMetrics escapes backslash, newline and double quote in HELP and in
-// label values alike.
-void AppendEscaped(std::string* out, std::string_view s) { text::AppendEscaped(out, s, true); }
 
 // The MetricFamily name: a counter's without `_total`.
 std::string_view FamilyName(const MetricDef& def) {
@@ -41,27 +35,8 @@ void WriteOpenMetricsText(const std::vector<FamilySnapshot>& families, std::stri
   for (const FamilySnapshot& f : families) {
     const MetricDef& def = *f.def;
     const std::string_view name = FamilyName(def);
-    if (!def.help.empty()) {
-      out->append("# HELP ");
-      out->append(name);
-      out->push_back(' ');
-      AppendEscaped(out, def.help);
-      out->push_back('\n');
-    }
-    out->append("# TYPE ");
-    out->append(name);
-    out->push_back(' ');
-    out->append(TypeName(def.type));
-    out->push_back('\n');
-    if (def.type == MetricType::kHistogram) {
-      le.clear();
-      for (size_t b = 0; b <= def.buckets.size(); ++b) {
-        std::string& bound = le.emplace_back("le=\"");
-        AppendCanonicalLe(&bound, b < def.buckets.size() ? def.buckets[b]
-                                                         : std::numeric_limits<double>::infinity());
-        bound.push_back('"');
-      }
-    }
+    text::AppendFamilyHead(
+        out, name, def, {.escape_quotes_in_help = true, .append_le = text::AppendCanonicalLe}, &le);
     for (size_t s = 0; s < f.size(); ++s) {
       labels.clear();
       AppendLabels(&labels, def, f.keys[s]);

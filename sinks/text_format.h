@@ -6,8 +6,10 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "aggregators/metric_def.h"
 
@@ -101,6 +103,38 @@ inline std::string_view TypeName(MetricType type) {
       return "gauge";
   }
   return "untyped";
+}
+
+// How the two text formats differ in a family's head.
+struct HeadStyle {
+  bool escape_quotes_in_help = false;  // OpenMetrics escapes '"' in HELP too
+  void (*append_le)(std::string* out, double bound) = AppendDouble;
+};
+
+// A family's "# HELP" (when it has help) and "# TYPE" lines under `name`,
+// and for a histogram each bucket's le="..." label (+Inf last) in *le.
+inline void AppendFamilyHead(std::string* out, std::string_view name, const MetricDef& def,
+                             const HeadStyle& style, std::vector<std::string>* le) {
+  if (!def.help.empty()) {
+    out->append("# HELP ");
+    out->append(name);
+    out->push_back(' ');
+    AppendEscaped(out, def.help, style.escape_quotes_in_help);
+    out->push_back('\n');
+  }
+  out->append("# TYPE ");
+  out->append(name);
+  out->push_back(' ');
+  out->append(TypeName(def.type));
+  out->push_back('\n');
+  if (def.type != MetricType::kHistogram) return;
+  le->clear();
+  for (size_t b = 0; b <= def.buckets.size(); ++b) {
+    std::string& bound = le->emplace_back("le=\"");
+    style.append_le(
+        &bound, b < def.buckets.size() ? def.buckets[b] : std::numeric_limits<double>::infinity());
+    bound.push_back('"');
+  }
 }
 
 }  // namespace novapulse::text
