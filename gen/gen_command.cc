@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -229,16 +230,23 @@ int RunToKafka(const GenOptions& options) {
   return 0;
 }
 
-}  // namespace
-
-int RunGenCommand(int argc, char** argv) {
+// What the flags said, before they are checked together.
+struct GenFlags {
   GenOptions options;
-  GenConfig& config = options.config;
   std::string start_text = "2026-11-26T00:00:00Z";
   std::vector<std::string> incident_specs;
   std::vector<std::string> kafka_only_flags;  // given, but meaningless without --kafka
   bool compress_given = false;
+};
 
+// The exit status when the command ends here (help, usage error).
+std::optional<int> ParseGenFlags(int argc, char** argv, GenFlags* flags) {
+  GenOptions& options = flags->options;
+  GenConfig& config = options.config;
+  std::string& start_text = flags->start_text;
+  std::vector<std::string>& incident_specs = flags->incident_specs;
+  std::vector<std::string>& kafka_only_flags = flags->kafka_only_flags;
+  bool& compress_given = flags->compress_given;
   ArgParser args(argc, argv, kGenUsage);
   while (args.Next()) {
     if (args.Is("--out")) {
@@ -321,6 +329,14 @@ int RunGenCommand(int argc, char** argv) {
   }
   if (args.failed()) return args.exit_code();
   if (args.help()) return 0;
+  return std::nullopt;
+}
+
+// Checks the flags together and completes the config from them: the exit
+// status of a usage error, or nullopt.
+std::optional<int> CheckGenFlags(GenFlags* flags) {
+  GenOptions& options = flags->options;
+  GenConfig& config = options.config;
   const bool kafka = !options.kafka.brokers.empty();
   if (kafka && !options.out_dir.empty()) {
     return UsageError("--out and --kafka are mutually exclusive");
@@ -328,10 +344,13 @@ int RunGenCommand(int argc, char** argv) {
   if (!kafka && options.out_dir.empty()) {
     return UsageError("--out DIR or --kafka BROKERS is required");
   }
-  if (!kafka && !kafka_only_flags.empty()) {
-    return UsageError(Cat(kafka_only_flags.front(), " needs --kafka"));
+  if (!kafka && !flags->kafka_only_flags.empty()) {
+    return UsageError(Cat(flags->kafka_only_flags.front(), " needs --kafka"));
   }
-  if (kafka && compress_given) return UsageError("--compress applies to --out files only");
+  if (kafka && flags->compress_given) {
+    return UsageError("--compress applies to --out files only");
+  }
+  const std::string& start_text = flags->start_text;
 
   absl::Time start;
   std::string time_error;
@@ -341,7 +360,7 @@ int RunGenCommand(int argc, char** argv) {
                           ")"));
   }
   config.start_us = absl::ToUnixMicros(start);
-  for (const std::string& spec : incident_specs) {
+  for (const std::string& spec : flags->incident_specs) {
     absl::StatusOr<IncidentSpan> span = ParseIncidentSpec(spec, config.start_us);
     if (!span.ok()) return UsageError(span.status().message());
     if (span->end_us <= config.start_us || span->start_us >= config.start_us + config.duration_us) {
@@ -352,8 +371,17 @@ int RunGenCommand(int argc, char** argv) {
     config.incidents.push_back(*span);
   }
   if (absl::Status s = ValidateGenConfig(config); !s.ok()) return UsageError(s.message());
+  return std::nullopt;
+}
 
-  return kafka ? RunToKafka(options) : RunToFiles(options);
+}  // namespace
+
+int RunGenCommand(int argc, char** argv) {
+  GenFlags flags;
+  if (std::optional<int> done = ParseGenFlags(argc, argv, &flags)) return *done;
+  if (std::optional<int> bad = CheckGenFlags(&flags)) return *bad;
+  const GenOptions& options = flags.options;
+  return options.kafka.brokers.empty() ? RunToFiles(options) : RunToKafka(options);
 }
 
 }  // namespace novapulse

@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "base/cli.h"
 #include "base/duration.h"
+#include "parsers/event_time_sniff.h"
 #include "pipeline/ingest_pipeline.h"
 #include "pipeline/process_metrics.h"
 #include "pipeline/record_worker.h"

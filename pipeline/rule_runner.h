@@ -166,12 +166,6 @@ class RuleRunner : public MetricSource {
   bool stop_ = false;              // guarded by mu_
 };
 
-// Event time of the first / last non-blank line of `text` (NDJSON), read
-// cheaply from its "ts" member without parsing the line; false when there is
-// none that reads as a time.
-bool FirstLineEventTime(std::string_view text, int64_t* ms);
-bool LastLineEventTime(std::string_view text, int64_t* ms);
-
 // `novapulse check-rules FILE...`: 0 when every file loads (prints what the
 // rules read and the window history that takes), 1 when one does not (prints
 // FILE:LINE:COL and the reason), 2 on a usage error.

@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "base/log.h"
 #include "base/time_math.h"
+#include "parsers/event_time_sniff.h"
 #include "pipeline/process_metrics.h"
 #include "pipeline/rule_files.h"
 #include "sinks/exposition.h"

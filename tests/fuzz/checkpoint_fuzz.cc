@@ -14,6 +14,7 @@
 #include <string>
 
 #include "gen/traffic_gen.h"
+#include "parsers/event_time_sniff.h"
 #include "parsers/record_parser.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/record_worker.h"
