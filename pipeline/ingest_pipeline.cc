@@ -12,7 +12,7 @@
 
 namespace novapulse {
 
-void EventClockWatermark::Enter(IngestBatch& batch) {
+void EventClockWatermark::Submitted(IngestBatch& batch) {
   batch.future_limit_us = (WallMillis() + max_future_ms_) * 1000;
   batch.watermark_ms = clock_.BeginBatch();
 }
@@ -92,6 +92,7 @@ IngestBatch* IngestPipeline::NextFree() {
 void IngestPipeline::Release(IngestBatch* batch) { free_.push(batch); }
 
 void IngestPipeline::Submit(IngestBatch* batch) {
+  watermarks_.Submitted(*batch);
   ++submitted_count_;
   submitted_.push(batch);
 }
@@ -180,8 +181,8 @@ void IngestPipeline::Run(const std::function<IngestBatch*()>& pull) {
                   on_complete_(*batch);
                   const std::optional<int64_t> closable = watermarks_.Complete(*batch);
                   const uint64_t records = batch->records;
-                  free_.push(batch);
                   if (rules_ != nullptr && closable) rules_->AdvanceTo(*closable);
+                  free_.push(batch);
                   std::lock_guard<std::mutex> lock(mu_);
                   records_ += records;
                   ++completed_;

@@ -77,6 +77,8 @@ struct IngestBatch {
 class WatermarkPolicy {
  public:
   virtual ~WatermarkPolicy() = default;
+  // IngestPipeline::Submit, on the feeder thread, in submission order.
+  virtual void Submitted(IngestBatch& /*batch*/) {}
   // Serial input stage.
   virtual void Enter(IngestBatch& batch) = 0;
   // Serial completion stage, after the batch's records are in the metrics:
@@ -86,12 +88,15 @@ class WatermarkPolicy {
 
 // Kafka: the event clock (newest event time minus the lateness, moving on
 // with the wall clock while the input is idle). Events stamped more than
-// max_future_ms after the wall clock are rejected.
+// max_future_ms after the wall clock are rejected. A batch is stamped when
+// it is submitted, so that the clock counts it as in flight from then on
+// (it does not move on with the wall clock past a batch still queued).
 class EventClockWatermark final : public WatermarkPolicy {
  public:
   EventClockWatermark(EventClock& clock, int64_t max_future_ms)
       : clock_(clock), max_future_ms_(max_future_ms) {}
-  void Enter(IngestBatch& batch) override;
+  void Submitted(IngestBatch& batch) override;
+  void Enter(IngestBatch& /*batch*/) override {}
   std::optional<int64_t> Complete(const IngestBatch& batch) override;
 
  private:
@@ -145,8 +150,9 @@ class IngestPipeline {
  public:
   // `on_complete` runs in the completion stage, in input order, once the
   // batch's records are in the metrics; then the watermark policy learns of
-  // the batch, the batch is free again and the rules (when set) evaluate up
-  // to the policy's answer.
+  // the batch, the rules (when set) evaluate up to the policy's answer, and
+  // only then is the batch free again: while the rules hold the completion
+  // stage back (too many window updates waiting), so are the feeders.
   IngestPipeline(const IngestOptions& options, NovaGiftMetrics& metrics,
                  WatermarkPolicy& watermarks, RuleRunner* rules,
                  std::function<void(IngestBatch&)> on_complete);
@@ -164,7 +170,8 @@ class IngestPipeline {
   void Release(IngestBatch* batch);
   void Submit(IngestBatch* batch);
   void EndInput();
-  // Waits until every batch submitted so far has completed.
+  // Waits until every batch submitted so far has completed (batches given
+  // to Submit; not those pulled).
   void Drain();
   // Records of the completed batches.
   uint64_t records();

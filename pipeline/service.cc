@@ -46,7 +46,10 @@ Service::Service(const Config& config)
       threads_(config.pipeline.threads > 0 ? static_cast<int>(config.pipeline.threads)
                                            : AvailableCpus()) {}
 
-Service::~Service() = default;
+Service::~Service() {
+  // A consumer still closing on a thread of its own is left to it.
+  if (abandoned_) static_cast<void>(kafka_.release());
+}
 
 absl::StatusOr<std::unique_ptr<Service>> Service::Build(const Config& config) {
   std::unique_ptr<Service> service(new Service(config));
@@ -272,7 +275,7 @@ void Service::Checkpoint(std::string_view why, Commit commit) {
   // the partitions were lost or the consumer failed, as the commit would be
   // refused.
   const auto start = std::chrono::steady_clock::now();
-  pipeline_->Drain();
+  if (pipeline_) pipeline_->Drain();
   std::vector<CheckpointOffset> named;
   for (const KafkaPartitionOffset& o : kafka_->CoveredOffsets()) {
     named.push_back(

@@ -53,9 +53,10 @@ class Service {
   // left. Returns the process's exit status: 0 after a clean stop, 1 when
   // the consumer failed or did not close cleanly.
   int Shutdown();
-  // Set by Shutdown when the process must end without destroying the
+  // Set by Shutdown when the process should end without destroying the
   // service: the consumer failed, or did not close in time. Whatever must
-  // outlive the process is done by then.
+  // outlive the process is done by then. (Destroying it anyway leaks the
+  // consumer, which a thread may still be closing.)
   bool abandoned() const { return abandoned_; }
 
   int http_port() const;
@@ -64,6 +65,14 @@ class Service {
   // The objects that hold the aggregate state, rebuilt from scratch when a
   // checkpoint cannot be loaded into them.
   struct State {
+    State() = default;
+    State(State&&) = default;
+    State& operator=(State&&) = default;
+    // The rule runner's evaluation thread reads the metrics: it stops first.
+    ~State() {
+      if (rules) rules->Stop();
+    }
+
     std::unique_ptr<RuleRunner> rules;
     std::unique_ptr<NovaGiftMetrics> metrics;
     std::unique_ptr<EventClock> clock;

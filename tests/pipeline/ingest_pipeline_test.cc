@@ -186,14 +186,14 @@ TEST(IngestPipelineTest, EventClockWatermarkRejectsEventsTooFarInTheFuture) {
                         R"(","method":"GET","route":"/r","path":"/r","status":200,)"
                         R"("duration_ms":1,"bytes_out":1,"request_id":"r","instance":"i"})");
   };
-  bool pulled = false;
-  pipeline.Run([&]() -> IngestBatch* {
-    if (pulled) return nullptr;
-    pulled = true;
-    IngestBatch* batch = pipeline.NextFree();
-    SetLines(&batch->lines, {line_at(now_s + 3600), line_at(now_s + 3600), line_at(now_s - 60)});
-    return batch;
-  });
+  // Stamped when submitted (the limit is the wall clock's then).
+  IngestBatch* batch = pipeline.NextFree();
+  SetLines(&batch->lines, {line_at(now_s + 3600), line_at(now_s + 3600), line_at(now_s - 60)});
+  pipeline.Submit(batch);
+  EXPECT_GE(batch->future_limit_us, (now_s + 60) * 1'000'000);
+  EXPECT_LT(batch->future_limit_us, (now_s + 3600) * 1'000'000);
+  pipeline.EndInput();
+  pipeline.Run();
   EXPECT_EQ(Metric(metrics, kAccepted), "1");
   EXPECT_EQ(
       Metric(
