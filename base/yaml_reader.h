@@ -26,6 +26,7 @@
 #include <functional>
 #include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -104,7 +105,7 @@ class YamlReader {
   // One of the names in `values`.
   template <typename E>
   void Enum(const YAML::Node& node, const std::string& path,
-            std::initializer_list<std::pair<std::string_view, E>> values, E* out) {
+            std::span<const std::pair<std::string_view, E>> values, E* out) {
     std::string shown;
     const std::optional<std::string> v = Scalar(node, path, "a string", &shown);
     if (!v.has_value()) return;
@@ -118,6 +119,12 @@ class YamlReader {
     }
     Error(node.Mark(), path,
           absl::StrCat("expected one of ", absl::StrJoin(names, ", "), ", got ", shown));
+  }
+  template <typename E>
+  void Enum(const YAML::Node& node, const std::string& path,
+            std::initializer_list<std::pair<std::string_view, E>> values, E* out) {
+    Enum(node, path, std::span<const std::pair<std::string_view, E>>(values.begin(), values.size()),
+         out);
   }
 
   // A list of strings, each passing `valid` (else the error `want` is

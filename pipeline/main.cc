@@ -3,6 +3,7 @@
 #include <string_view>
 
 #include "gen/gen_command.h"
+#include "pipeline/check_metrics.h"
 #include "pipeline/config.h"
 #include "pipeline/replay.h"
 #include "pipeline/rule_runner.h"
@@ -18,6 +19,7 @@ Commands:
   gen                  write generated NovaGift traffic (with incidents) as NDJSON
                        files or to Kafka
   check-config FILE    validate a service config (YAML) and print it, secrets redacted
+  check-metrics FILE   validate a metric spec (YAML): inputs, fields, metrics, labels
   check-rules FILE...  validate Prometheus rule files against novapulse's PromQL subset
                        and report the window history they need
   help                 this help
@@ -37,6 +39,7 @@ int main(int argc, char** argv) {
   if (command == "replay") return novapulse::RunReplayCommand(argc - 1, argv + 1);
   if (command == "gen") return novapulse::RunGenCommand(argc - 1, argv + 1);
   if (command == "check-config") return novapulse::RunCheckConfigCommand(argc - 1, argv + 1);
+  if (command == "check-metrics") return novapulse::RunCheckMetricsCommand(argc - 1, argv + 1);
   if (command == "check-rules") return novapulse::RunCheckRulesCommand(argc - 1, argv + 1);
   if (command == "help" || command == "-h" || command == "--help") {
     std::fwrite(kUsage.data(), 1, kUsage.size(), stdout);
