@@ -31,25 +31,6 @@ const std::vector<MetricDef>& NovaGiftMetricDefs() {
   return kDefs;
 }
 
-void NovaGiftMetrics::BusyRing::Add(int64_t start_us, int64_t end_us) {
-  // Only the last kSlots seconds matter; older parts of a long request are cut.
-  start_us = std::max(start_us, end_us - static_cast<int64_t>(kSlots - 2) * kMicrosPerSecond);
-  for (int64_t sec = start_us / kMicrosPerSecond; sec <= end_us / kMicrosPerSecond; ++sec) {
-    const int64_t from = std::max(start_us, sec * kMicrosPerSecond);
-    const int64_t to = std::min(end_us, (sec + 1) * kMicrosPerSecond);
-    if (to <= from) continue;
-    const size_t slot = static_cast<size_t>(sec) % kSlots;
-    const int64_t held = second[slot].load(std::memory_order_relaxed);
-    if (held == sec) {
-      busy_us[slot].store(busy_us[slot].load(std::memory_order_relaxed) + (to - from),
-                          std::memory_order_relaxed);
-    } else if (held < sec) {
-      busy_us[slot].store(static_cast<uint64_t>(to - from), std::memory_order_relaxed);
-      second[slot].store(sec, std::memory_order_release);
-    }  // else: older than the ring, too late to matter
-  }
-}
-
 NovaGiftMetrics::NovaGiftMetrics(int num_shards, size_t series_limit, const WindowSpec* windows)
     : store_(NovaGiftMetricDefs(), num_shards, series_limit),
       duration_of_request_(new std::atomic<uint32_t>[store_.index(kHttpRequestsTotal).capacity()]) {
@@ -264,18 +245,7 @@ int64_t NovaGiftMetrics::NewestEventTime() const {
 }
 
 double NovaGiftMetrics::ActiveConnections(int64_t now_us) const {
-  // The last kActiveWindowSeconds whole seconds before the one in progress.
-  const int64_t now_sec = now_us / kMicrosPerSecond;
-  uint64_t busy = 0;
-  for (const auto& ring : busy_) {
-    for (int64_t sec = now_sec - kActiveWindowSeconds; sec < now_sec; ++sec) {
-      const size_t slot = static_cast<size_t>(sec) % BusyRing::kSlots;
-      if (ring->second[slot].load(std::memory_order_acquire) == sec) {
-        busy += ring->busy_us[slot].load(std::memory_order_relaxed);
-      }
-    }
-  }
-  return static_cast<double>(busy) / (kActiveWindowSeconds * kMicrosPerSecond);
+  return AverageBusy(busy_, now_us, kActiveWindowSeconds);
 }
 
 void NovaGiftMetrics::SaveState(StateWriter* w) const {

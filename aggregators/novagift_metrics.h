@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "aggregators/busy_ring.h"
 #include "aggregators/metric_source.h"
 #include "aggregators/metric_store.h"
 #include "parsers/event.h"
@@ -95,15 +96,6 @@ inline constexpr int64_t kActiveWindowSeconds = 60;
 
 class NovaGiftMetrics : public MetricSource {
  public:
-  // A per-shard ring of busy time per event-time second, for
-  // http_active_connections. Single writer, any reader.
-  struct BusyRing {
-    static constexpr size_t kSlots = 128;
-    std::array<std::atomic<int64_t>, kSlots> second{};
-    std::array<std::atomic<uint64_t>, kSlots> busy_us{};
-    void Add(int64_t start_us, int64_t end_us);
-  };
-
   class Writer {
    public:
     Writer(NovaGiftMetrics* owner, int shard);

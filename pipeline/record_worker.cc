@@ -124,4 +124,51 @@ uint64_t ProcessLines(Topic topic, const char* data, size_t size, size_t capacit
   return records;
 }
 
+bool ProcessSpecRecord(int input, const char* data, size_t len, size_t capacity,
+                       spec::SpecDecoder& decoder, SpecMetrics::Writer& writer,
+                       const RecordLimits& limits) {
+  if (input < 0) input = decoder.Detect(data, len, capacity);
+  if (input < 0) {
+    // Not ours to tell: valid JSON of no input's shape, or not JSON at all.
+    // Decode it as the first input only to name the reason.
+    const std::optional<RejectReason> reject = decoder.Decode(0, data, len, capacity);
+    writer.Reject(-1, reject && *reject != RejectReason::kMissingField
+                          ? *reject
+                          : RejectReason::kUnknownTopic);
+    return false;
+  }
+  if (auto reject = decoder.Decode(input, data, len, capacity)) {
+    writer.Reject(input, *reject);
+    return false;
+  }
+  const spec::InputSpec& in = decoder.plan().spec().inputs[input];
+  if (decoder.values()[in.time_field].time_us > limits.future_limit_us) {
+    writer.Reject(input, RejectReason::kFutureTimestamp);
+    return false;
+  }
+  writer.Record(input, decoder.values());
+  return true;
+}
+
+uint64_t ProcessSpecLines(int input, const char* data, size_t size, size_t capacity,
+                          spec::SpecDecoder& decoder, SpecMetrics::Writer& writer,
+                          const RecordLimits& limits) {
+  uint64_t records = 0;
+  size_t pos = 0;
+  while (pos < size) {
+    const char* nl = static_cast<const char*>(std::memchr(data + pos, '\n', size - pos));
+    const size_t line_end = nl ? static_cast<size_t>(nl - data) : size;
+    size_t len = line_end - pos;
+    if (len > 0 && data[pos + len - 1] == '\r') --len;
+    size_t first = 0;
+    while (first < len && (data[pos + first] == ' ' || data[pos + first] == '\t')) ++first;
+    if (first < len) {
+      ++records;
+      ProcessSpecRecord(input, data + pos, len, capacity - pos, decoder, writer, limits);
+    }
+    pos = line_end + 1;
+  }
+  return records;
+}
+
 }  // namespace novapulse

@@ -11,8 +11,10 @@
 #include <cstdint>
 
 #include "aggregators/novagift_metrics.h"
+#include "aggregators/spec_metrics.h"
 #include "parsers/record_parser.h"
 #include "sinks/dead_letter.h"
+#include "spec/plan.h"
 
 namespace novapulse {
 
@@ -37,6 +39,16 @@ bool ProcessRecord(Topic topic, const char* data, size_t len, size_t capacity, R
 uint64_t ProcessLines(Topic topic, const char* data, size_t size, size_t capacity,
                       RecordParser& parser, NovaGiftMetrics::Writer& writer,
                       DeadLetterBatch* rejected = nullptr, const RecordLimits& limits = {});
+
+// The same for a metric spec's input `input` (-1: each record's input is
+// detected, see spec::DetectSpec), decoded by the worker's SpecDecoder into
+// its SpecMetrics writer. Dead letters are not written for spec inputs yet.
+bool ProcessSpecRecord(int input, const char* data, size_t len, size_t capacity,
+                       spec::SpecDecoder& decoder, SpecMetrics::Writer& writer,
+                       const RecordLimits& limits = {});
+uint64_t ProcessSpecLines(int input, const char* data, size_t size, size_t capacity,
+                          spec::SpecDecoder& decoder, SpecMetrics::Writer& writer,
+                          const RecordLimits& limits = {});
 
 }  // namespace novapulse
 

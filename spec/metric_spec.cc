@@ -24,7 +24,7 @@ constexpr size_t kMaxFields = 256;
 constexpr size_t kMaxMetrics = 2048;
 constexpr size_t kMaxBuckets = 128;
 constexpr size_t kMaxPathDepth = 16;
-// The concurrency ring holds the last 128 seconds (see NovaGiftMetrics::BusyRing).
+// The concurrency ring holds the last 128 seconds (aggregators/busy_ring.h).
 constexpr absl::Duration kMaxConcurrencyWindow = absl::Minutes(2);
 
 using Node = YAML::Node;
@@ -260,8 +260,17 @@ class SpecParser : public YamlReader {
       in->fields.push_back(std::move(f));
       values.push_back(value);
     });
+    fallback_marks_.clear();
     for (size_t i = 0; i < in->fields.size(); ++i) {
       Field(values[i], Join(path, in->fields[i].name), *in, &in->fields[i]);
+    }
+    for (const auto& [f, mark] : fallback_marks_) {
+      const FieldSpec& to = in->fields[f->fallback];
+      if (to.type != f->type) {
+        Error(mark, Join(Join(path, f->name), "fallback"),
+              Cat("'", to.name, "' is ", TypedField(to.type), ", '", f->name, "' ",
+                  TypedField(f->type)));
+      }
     }
   }
 
@@ -306,12 +315,10 @@ class SpecParser : public YamlReader {
                f->fallback = in.FieldIndex(name);
                if (f->fallback < 0) {
                  Error(n.Mark(), p, Cat("unknown field '", name, "'"));
-               } else if (in.fields[f->fallback].type != f->type) {
-                 Error(n.Mark(), p,
-                       Cat("'", name, "' is ", TypedField(in.fields[f->fallback].type), ", '",
-                           f->name, "' ", TypedField(f->type)));
                } else if (&in.fields[f->fallback] == f) {
                  Error(n.Mark(), p, "a field cannot fall back to itself");
+               } else {
+                 fallback_marks_.emplace_back(f, n.Mark());  // types checked once all are read
                }
              }},
             {"scale", false,
@@ -807,6 +814,7 @@ class SpecParser : public YamlReader {
   }
 
   std::string_view text_;
+  std::vector<std::pair<const FieldSpec*, YAML::Mark>> fallback_marks_;
 };
 
 }  // namespace

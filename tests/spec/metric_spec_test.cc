@@ -222,6 +222,29 @@ metrics: []
                             "field")));
 }
 
+TEST(MetricSpec, FallbackMayNameAFieldDeclaredAfterIt) {
+  const MetricSpecSet spec = Parsed(R"(inputs:
+  - name: a
+    time: start
+    fields:
+      start: {path: StartUTC, type: time, fallback: logged}
+      logged: {path: time, type: time, format: rfc3339}
+metrics: []
+)");
+  ASSERT_EQ(spec.inputs.size(), 1u);
+  EXPECT_EQ(spec.inputs[0].fields[0].fallback, 1);
+  EXPECT_THAT(ErrorOf(R"(inputs:
+  - name: a
+    time: start
+    fields:
+      start: {type: time, fallback: logged}
+      logged: string
+metrics: []
+)"),
+              HasSubstr("spec.yaml:5:37: inputs[0].fields.start.fallback: 'logged' is a string "
+                        "field, 'start' a time field"));
+}
+
 TEST(MetricSpec, SeveralInputsNeedTheMetricsToNameTheirs) {
   const std::string two = std::string(kInput) + R"(  - name: jobs
     time: at

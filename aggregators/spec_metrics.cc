@@ -1,0 +1,311 @@
+#include "aggregators/spec_metrics.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+#include "aggregators/novagift_metrics.h"
+#include "parsers/timestamp.h"
+
+namespace novapulse {
+namespace {
+
+MetricType TypeOf(spec::MetricKind kind) {
+  switch (kind) {
+    case spec::MetricKind::kCounter:
+      return MetricType::kCounter;
+    case spec::MetricKind::kGauge:
+      return MetricType::kGauge;
+    case spec::MetricKind::kHistogram:
+      return MetricType::kHistogram;
+    case spec::MetricKind::kConcurrency:
+      break;
+  }
+  return MetricType::kComputed;
+}
+
+// 11.6 days: a longer busy time is cut (only the last minutes count anyway).
+constexpr double kMaxBusyUs = 1e12;
+// More label sets than this are not resolved up front (see
+// ResolveClosedLabelSets): they would crowd the family's series limit.
+constexpr size_t kMaxClosedLabelSets = 1000;
+
+// Cheap mix of a series key, for the memo's slot.
+size_t Slot(std::string_view key) {
+  uint64_t h = 0xcbf29ce484222325ULL ^ key.size();
+  for (const char c : key) h = (h ^ static_cast<uint8_t>(c)) * 0x100000001b3ULL;
+  return static_cast<size_t>(h >> 56);
+}
+
+}  // namespace
+
+std::vector<MetricDef> SpecMetrics::Defs(const spec::MetricSpecSet& spec) {
+  std::vector<MetricDef> defs;
+  for (const spec::MetricSpec& m : spec.metrics) {
+    MetricDef def;
+    def.name = m.name;
+    def.help = m.help;
+    def.type = TypeOf(m.kind);
+    for (const spec::LabelSpec& l : m.labels) def.labels.push_back(l.name);
+    def.buckets = m.buckets;
+    def.fixed_series_limit = m.series_limit;
+    def.sum_unit = m.sum_unit;
+    defs.push_back(std::move(def));
+  }
+  const std::vector<MetricDef>& table = NovaGiftMetricDefs();
+  defs.insert(defs.end(), table.begin() + kEventsTotal, table.end());
+  return defs;
+}
+
+size_t SpecMetrics::self(size_t novagift_id) const {
+  return plan_->spec().metrics.size() + novagift_id - kEventsTotal;
+}
+
+SpecMetrics::SpecMetrics(std::shared_ptr<const spec::SpecPlan> plan, int num_shards,
+                         size_t series_limit, const WindowSpec* windows)
+    : plan_(std::move(plan)), store_(Defs(plan_->spec()), num_shards, series_limit) {
+  if (windows != nullptr) store_.EnableWindows(*windows);
+  const spec::MetricSpecSet& spec = plan_->spec();
+  by_input_.resize(spec.inputs.size());
+  busy_.resize(spec.metrics.size());
+  for (size_t m = 0; m < spec.metrics.size(); ++m) {
+    by_input_[spec.metrics[m].input].push_back(m);
+    if (spec.metrics[m].kind != spec::MetricKind::kConcurrency) continue;
+    for (int s = 0; s < num_shards; ++s) busy_[m].push_back(std::make_unique<BusyRing>());
+  }
+  for (int s = 0; s < num_shards; ++s) newest_.push_back(std::make_unique<ShardTime>());
+  for (int s = 0; s < num_shards; ++s) writers_.push_back(std::make_unique<Writer>(this, s));
+}
+
+SpecMetrics::Writer::Writer(SpecMetrics* owner, int shard)
+    : owner_(owner), w_(&owner->store_, shard, owner->self(kSeriesOverflowTotal)) {
+  const spec::MetricSpecSet& spec = owner->plan_->spec();
+  // Known label sets of the self metrics are resolved up front (in the same
+  // order on every shard, so ids agree) and exported as zeros until they move.
+  const size_t inputs = spec.inputs.size();
+  rejected_reasons_.resize(inputs + 1);
+  for (size_t i = 0; i <= inputs; ++i) {
+    const std::string_view topic = i < inputs ? std::string_view(spec.inputs[i].topic) : "unknown";
+    if (i < inputs) {
+      BuildKey(&key_, {topic, "accepted"});
+      accepted_.push_back(w_.Resolve(owner->self(kEventsTotal), key_));
+      late_.push_back(w_.Resolve(owner->self(kLateEventsTotal), topic));
+    }
+    BuildKey(&key_, {topic, "rejected"});
+    rejected_events_.push_back(w_.Resolve(owner->self(kEventsTotal), key_));
+    for (int r = 0; r < kRejectReasonCount; ++r) {
+      BuildKey(&key_, {topic, RejectReasonName(static_cast<RejectReason>(r))});
+      rejected_reasons_[i].push_back(w_.Resolve(owner->self(kParseErrorsTotal), key_));
+    }
+  }
+  for (size_t f = 0; f < spec.metrics.size(); ++f) {
+    memo_.push_back(std::unique_ptr<MemoEntry[]>(new MemoEntry[kMemoSize]));
+    ResolveClosedLabelSets(f);
+  }
+}
+
+void SpecMetrics::Writer::ResolveClosedLabelSets(size_t family) {
+  const spec::MetricSpec& m = owner_->plan_->spec().metrics[family];
+  if (m.kind == spec::MetricKind::kConcurrency) return;
+  const spec::InputSpec& in = owner_->plan_->spec().inputs[m.input];
+  // A family whose every label takes its value from a closed list (a
+  // constant, or a string field with `values`) is exported with each label
+  // set from the start, as zeros, so rates over it never miss a series.
+  std::vector<std::vector<std::string_view>> choices;
+  size_t sets = 1;
+  for (const spec::LabelSpec& l : m.labels) {
+    if (l.field < 0) {
+      choices.push_back({l.value});
+      continue;
+    }
+    const spec::FieldSpec& f = in.fields[l.field];
+    if (f.values.empty()) return;
+    choices.emplace_back(f.values.begin(), f.values.end());
+    sets *= f.values.size();
+    if (sets > kMaxClosedLabelSets) return;
+  }
+  if (m.labels.empty()) return;
+  std::vector<size_t> at(choices.size(), 0);
+  for (size_t n = 0; n < sets; ++n) {
+    key_.clear();
+    for (size_t i = 0; i < choices.size(); ++i) {
+      if (i > 0) key_ += kLabelSeparator;
+      key_ += choices[i][at[i]];
+    }
+    w_.Resolve(family, key_);
+    // The next label set: the last label's values vary fastest.
+    for (size_t i = choices.size(); i-- > 0;) {
+      if (++at[i] < choices[i].size()) break;
+      at[i] = 0;
+    }
+  }
+}
+
+double SpecMetrics::Writer::Value(const spec::InputSpec& in, const spec::ValueSpec& v,
+                                  const std::vector<spec::FieldValue>& values) {
+  double x = values[v.field].number;
+  if (v.minus >= 0) {
+    // Time fields: the difference in seconds, exact in microseconds first.
+    x = in.fields[v.field].type == spec::FieldType::kTime
+            ? static_cast<double>(values[v.field].time_us - values[v.minus].time_us) /
+                  kMicrosPerSecond
+            : x - values[v.minus].number;
+  }
+  if (v.floor) x = std::max(x, *v.floor);
+  return x;
+}
+
+uint32_t SpecMetrics::Writer::Series(size_t family, const spec::MetricSpec& m,
+                                     const std::vector<spec::FieldValue>& values) {
+  key_.clear();
+  const spec::InputSpec& in = owner_->plan_->spec().inputs[m.input];
+  for (size_t i = 0; i < m.labels.size(); ++i) {
+    const spec::LabelSpec& l = m.labels[i];
+    if (i > 0) key_ += kLabelSeparator;
+    if (l.field < 0) {
+      key_ += l.value;
+      continue;
+    }
+    const spec::FieldValue& v = values[l.field];
+    if (!v.present) continue;  // an absent field labels ""
+    switch (in.fields[l.field].type) {
+      case spec::FieldType::kString:
+        key_ += v.text;
+        break;
+      case spec::FieldType::kBool:
+        key_ += v.number != 0 ? "true" : "false";
+        break;
+      default: {
+        char buf[32];
+        const auto end = std::to_chars(buf, buf + sizeof(buf), std::llround(v.number)).ptr;
+        key_.append(buf, end);
+        break;
+      }
+    }
+  }
+  MemoEntry& memo = memo_[family][Slot(key_)];
+  if (memo.used && memo.key == key_) return memo.id;
+  const uint32_t id = w_.Resolve(family, key_);
+  // Only real series: an overflowed lookup counts in
+  // novapulse_series_overflow_total each time.
+  if (id < owner_->store_.index(family).limit()) {
+    memo.key = key_;
+    memo.id = id;
+    memo.used = true;
+  }
+  return id;
+}
+
+void SpecMetrics::Writer::Record(size_t input, const std::vector<spec::FieldValue>& values) {
+  const spec::MetricSpecSet& spec = owner_->plan_->spec();
+  const spec::InputSpec& in = spec.inputs[input];
+  const int64_t ts_us = values[in.time_field].time_us;
+  // Microseconds to milliseconds, floored (event times are after 1970).
+  if (!w_.SetEventTime(ts_us / 1000)) w_.Inc(owner_->self(kLateEventsTotal), late_[input]);
+  for (const size_t f : owner_->by_input_[input]) {
+    const spec::MetricSpec& m = spec.metrics[f];
+    if (!spec::Holds(m.when, values, in)) continue;
+    switch (m.kind) {
+      case spec::MetricKind::kCounter: {
+        uint64_t n = 1;
+        if (m.value.field >= 0) {
+          const double x = Value(in, m.value, values);
+          if (!(x > 0)) continue;
+          n = static_cast<uint64_t>(std::llround(std::min(x, 1e18)));
+        }
+        w_.Inc(f, Series(f, m, values), n);
+        break;
+      }
+      case spec::MetricKind::kHistogram: {
+        if (!values[m.value.field].present ||
+            (m.value.minus >= 0 && !values[m.value.minus].present)) {
+          continue;
+        }
+        w_.Observe(f, Series(f, m, values), Value(in, m.value, values));
+        break;
+      }
+      case spec::MetricKind::kGauge: {
+        int64_t delta = 0;
+        for (const spec::GaugeOp& op : m.ops) {
+          if (spec::Holds(op.when, values, in)) delta += static_cast<int64_t>(op.amount);
+        }
+        if (delta != 0) w_.GaugeAdd(f, Series(f, m, values), delta);
+        break;
+      }
+      case spec::MetricKind::kConcurrency: {
+        const spec::FieldValue& d = values[m.duration_field];
+        if (!d.present) continue;
+        // From the value as read, times (scale * 1e6): the same product the
+        // record's own unit gives (ms * 1000.0), not a rounding of seconds.
+        // Capped before the conversion; the ring only looks at the last two
+        // minutes.
+        const double scale = in.fields[m.duration_field].scale * 1e6;
+        const int64_t busy_us = static_cast<int64_t>(std::clamp(d.raw * scale, 0.0, kMaxBusyUs));
+        owner_->busy_[f][w_.shard()]->Add(ts_us - busy_us, ts_us);
+        break;
+      }
+    }
+  }
+  std::atomic<int64_t>& newest = owner_->newest_[w_.shard()]->newest_us;
+  if (ts_us > newest.load(std::memory_order_relaxed)) {
+    newest.store(ts_us, std::memory_order_relaxed);
+  }
+  batch_newest_us_ = std::max(batch_newest_us_, ts_us);
+  w_.Inc(owner_->self(kEventsTotal), accepted_[input]);
+}
+
+void SpecMetrics::Writer::Reject(int input, RejectReason reason) {
+  w_.ClearEventTime();
+  const size_t i = input < 0 ? accepted_.size() : static_cast<size_t>(input);
+  w_.Inc(owner_->self(kParseErrorsTotal), rejected_reasons_[i][static_cast<int>(reason)]);
+  w_.Inc(owner_->self(kEventsTotal), rejected_events_[i]);
+}
+
+int64_t SpecMetrics::Writer::EndBatch() {
+  w_.FlushSpill();
+  const int64_t newest = batch_newest_us_;
+  batch_newest_us_ = INT64_MIN;
+  return newest;
+}
+
+int64_t SpecMetrics::NewestEventTime() const {
+  int64_t newest = 0;
+  for (const auto& s : newest_) {
+    newest = std::max(newest, s->newest_us.load(std::memory_order_relaxed));
+  }
+  return newest;
+}
+
+std::vector<FamilySnapshot> SpecMetrics::Snapshot() const {
+  std::vector<FamilySnapshot> families;
+  families.reserve(store_.num_metrics());
+  const int64_t newest = NewestEventTime();
+  const size_t spec_families = plan_->spec().metrics.size();
+  for (size_t m = 0; m < store_.num_metrics(); ++m) {
+    if (!IsComputed(store_.def(m).type)) {
+      families.push_back(store_.Merge(m));
+      continue;
+    }
+    FamilySnapshot f;
+    f.def = &store_.def(m);
+    auto add = [&f](std::string_view key, double value) {
+      f.keys.push_back(key);
+      f.words.push_back(std::bit_cast<uint64_t>(value));
+    };
+    if (m < spec_families) {
+      const int64_t window_s = absl::ToInt64Seconds(plan_->spec().metrics[m].window);
+      add("", newest > 0 ? AverageBusy(busy_[m], newest, window_s) : 0.0);
+    } else if (m == self(kSeries)) {
+      for (size_t s = 0; s < store_.num_metrics(); ++s) {
+        if (IsComputed(store_.def(s).type)) continue;
+        add(store_.def(s).name, static_cast<double>(store_.index(s).size()));
+      }
+    } else if (m == self(kNewestEventTime)) {
+      add("", static_cast<double>(newest) / kMicrosPerSecond);
+    }
+    families.push_back(std::move(f));
+  }
+  return families;
+}
+
+}  // namespace novapulse

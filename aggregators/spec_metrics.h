@@ -1,0 +1,106 @@
+// SpecMetrics: the families a metric spec declares (spec/metric_spec.h),
+// then novapulse's own, in one MetricStore; and its Writers, which turn a
+// decoded record's field values (spec::SpecDecoder) into cell updates.
+//
+// Threads: Writer i belongs to worker i alone (single writer). Snapshot()
+// may be called from any thread at any time; it never blocks a writer.
+//   SpecMetrics metrics(plan, /*num_shards=*/2);
+//   if (!decoder.Decode(input, line, len, cap)) metrics.writer(0).Record(input, decoder.values());
+//   std::vector<FamilySnapshot> families = metrics.Snapshot();
+#ifndef NOVAPULSE_AGGREGATORS_SPEC_METRICS_H_
+#define NOVAPULSE_AGGREGATORS_SPEC_METRICS_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aggregators/busy_ring.h"
+#include "aggregators/metric_source.h"
+#include "aggregators/metric_store.h"
+#include "parsers/event.h"
+#include "spec/plan.h"
+
+namespace novapulse {
+
+class SpecMetrics : public MetricSource {
+ public:
+  class Writer {
+   public:
+    Writer(SpecMetrics* owner, int shard);
+    // An accepted record of `input`, its fields as the decoder left them.
+    void Record(size_t input, const std::vector<spec::FieldValue>& values);
+    // A rejected record; `input` -1 when the input could not be told.
+    void Reject(int input, RejectReason reason);
+    void SetWatermark(int64_t watermark_ms) { w_.SetWatermark(watermark_ms); }
+    // Ends a batch (see NovaGiftMetrics::Writer::EndBatch): the newest event
+    // time recorded since the last call, INT64_MIN if none.
+    int64_t EndBatch();
+
+   private:
+    // A label set this worker resolved, by family: records repeat a few
+    // dozen, so the memo skips probing the shared index for each.
+    struct MemoEntry {
+      std::string key;
+      uint32_t id = 0;
+      bool used = false;
+    };
+    static constexpr size_t kMemoSize = 256;
+
+    void ResolveClosedLabelSets(size_t family);
+    uint32_t Series(size_t family, const spec::MetricSpec& m,
+                    const std::vector<spec::FieldValue>& values);
+    static double Value(const spec::InputSpec& in, const spec::ValueSpec& v,
+                        const std::vector<spec::FieldValue>& values);
+
+    SpecMetrics* owner_;
+    ShardWriter w_;
+    std::string key_;
+    std::vector<uint32_t> accepted_;  // novapulse_events_total ids, per input
+    std::vector<uint32_t> late_;
+    std::vector<uint32_t> rejected_events_;                // per input, then "unknown"
+    std::vector<std::vector<uint32_t>> rejected_reasons_;  // [input or unknown][reason]
+    std::vector<std::unique_ptr<MemoEntry[]>> memo_;       // per spec family
+    int64_t batch_newest_us_ = INT64_MIN;
+  };
+
+  // `plan` must stay alive as long as the metrics (the families' names and
+  // labels point into its spec).
+  SpecMetrics(std::shared_ptr<const spec::SpecPlan> plan, int num_shards,
+              size_t series_limit = kDefaultSeriesLimit, const WindowSpec* windows = nullptr);
+  SpecMetrics(const SpecMetrics&) = delete;
+  SpecMetrics& operator=(const SpecMetrics&) = delete;
+
+  int num_shards() const { return store_.num_shards(); }
+  Writer& writer(int shard) { return *writers_[shard]; }
+  MetricStore& store() { return store_; }
+  const spec::SpecPlan& plan() const { return *plan_; }
+
+  // Every family, merged over shards, computed gauges included.
+  std::vector<FamilySnapshot> Snapshot() const;
+  void CollectMetrics(MetricFamilies* out) override { out->Append(Snapshot()); }
+  // Newest event time seen by any shard, microseconds; 0 before any event.
+  int64_t NewestEventTime() const;
+
+ private:
+  struct alignas(64) ShardTime {
+    std::atomic<int64_t> newest_us{0};
+  };
+  // The store's families: the spec's, then the self metrics.
+  static std::vector<MetricDef> Defs(const spec::MetricSpecSet& spec);
+  // The store index of a self family, by its id in the NovaGift table.
+  size_t self(size_t novagift_id) const;
+
+  std::shared_ptr<const spec::SpecPlan> plan_;
+  MetricStore store_;
+  std::vector<std::unique_ptr<ShardTime>> newest_;
+  // Concurrency families: a ring per shard each, by family.
+  std::vector<std::vector<std::unique_ptr<BusyRing>>> busy_;
+  std::vector<std::vector<size_t>> by_input_;  // spec families of each input, in order
+  std::vector<std::unique_ptr<Writer>> writers_;
+};
+
+}  // namespace novapulse
+
+#endif  // NOVAPULSE_AGGREGATORS_SPEC_METRICS_H_

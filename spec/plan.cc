@@ -1,0 +1,450 @@
+#include "spec/plan.h"
+
+#include <re2/re2.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_join.h"
+#include "base/str_cat.h"
+#include "parsers/json_values.h"
+#include "parsers/route.h"
+#include "parsers/timestamp.h"
+
+namespace novapulse::spec {
+namespace {
+
+// 9999-12-31T23:59:59Z and a bit: the last instant an event time may have.
+constexpr double kMaxEventSeconds = 253402300800.0;
+
+std::string Where(const MetricSpecSet& spec, const Position& pos) {
+  return Cat(spec.file, ":", pos.line, ":", pos.column);
+}
+
+bool Compare(double a, Condition::Op op, double b) {
+  switch (op) {
+    case Condition::Op::kEq:
+      return a == b;
+    case Condition::Op::kNe:
+      return a != b;
+    case Condition::Op::kLt:
+      return a < b;
+    case Condition::Op::kLe:
+      return a <= b;
+    case Condition::Op::kGt:
+      return a > b;
+    case Condition::Op::kGe:
+      return a >= b;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const SpecPlan>> SpecPlan::Compile(MetricSpecSet spec) {
+  auto plan = std::shared_ptr<SpecPlan>(new SpecPlan());
+  std::vector<std::string> errors;
+  for (const InputSpec& in : spec.inputs) {
+    InputPlan ip;
+    ip.levels.emplace_back();
+    for (size_t f = 0; f < in.fields.size(); ++f) {
+      const FieldSpec& field = in.fields[f];
+      size_t level = 0;
+      for (size_t s = 0; s < field.path.size(); ++s) {
+        const bool last = s + 1 == field.path.size();
+        Level& l = ip.levels[level];
+        const auto it = std::find(l.keys.begin(), l.keys.end(), field.path[s]);
+        if (it == l.keys.end()) {
+          l.keys.push_back(field.path[s]);
+          if (last) {
+            l.targets.push_back(static_cast<int32_t>(f));
+          } else {
+            l.targets.push_back(-static_cast<int32_t>(ip.levels.size()) - 1);
+            level = ip.levels.size();
+            ip.levels.emplace_back();  // invalidates `l`
+          }
+          continue;
+        }
+        const int32_t target = l.targets[it - l.keys.begin()];
+        if (last || target >= 0) {
+          errors.push_back(Cat(Where(spec, field.pos), ": inputs.", in.name, ".fields.", field.name,
+                               ": its path '", absl::StrJoin(field.path, "."),
+                               "' meets another field's (one path, one field)"));
+          break;
+        }
+        level = static_cast<size_t>(-target - 1);
+      }
+    }
+    plan->inputs_.push_back(std::move(ip));
+  }
+  for (const MetricSpec& m : spec.metrics) {
+    const InputSpec& in = spec.inputs[m.input];
+    auto unsupported = [&](std::string_view what) {
+      errors.push_back(
+          Cat(Where(spec, m.pos), ": metrics.", m.name, ": ", what, " is not supported yet"));
+    };
+    for (const GaugeOp& op : m.ops) {
+      if (op.kind == GaugeOp::Kind::kSet) unsupported("a gauge's set");
+      if (op.value.field >= 0) unsupported("a gauge's add of a field");
+      if (op.amount != std::floor(op.amount)) unsupported("a gauge's fractional add");
+    }
+    if (m.kind == MetricKind::kGauge && m.floor != 0.0) {
+      unsupported("a gauge without floor: 0");
+    }
+    if (m.kind == MetricKind::kCounter && m.value.field >= 0 &&
+        in.fields[m.value.field].type != FieldType::kInt) {
+      unsupported("a counter incremented by a non-integer field");
+    }
+  }
+  if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
+  plan->spec_ = std::move(spec);
+  return std::shared_ptr<const SpecPlan>(std::move(plan));
+}
+
+SpecDecoder::SpecDecoder(const SpecPlan& plan, size_t max_record_bytes)
+    : plan_(plan), max_record_bytes_(max_record_bytes) {
+  size_t fields = 0;
+  for (const InputSpec& in : plan.spec().inputs) fields = std::max(fields, in.fields.size());
+  values_.resize(fields);
+  seen_.resize(fields);
+  scratch_.resize(fields);
+  // Allocation failure here leaves the parser to allocate on first use.
+  (void)parser_.allocate(max_record_bytes_, kMaxJsonDepth);
+}
+
+std::optional<RejectReason> SpecDecoder::Decode(size_t input, std::string_view record) {
+  if (record.size() > max_record_bytes_) return RejectReason::kOversize;
+  padded_.assign(record);
+  padded_.append(simdjson::SIMDJSON_PADDING, ' ');
+  return Decode(input, padded_.data(), record.size(), padded_.size());
+}
+
+std::optional<RejectReason> SpecDecoder::Decode(size_t input, const char* data, size_t len,
+                                                size_t capacity) noexcept {
+  if (len > max_record_bytes_) return RejectReason::kOversize;
+  if (capacity < len + simdjson::SIMDJSON_PADDING) {
+    padded_.assign(data, len);
+    padded_.append(simdjson::SIMDJSON_PADDING, ' ');
+    data = padded_.data();
+    capacity = padded_.size();
+  }
+  const InputSpec& in = plan_.spec().inputs[input];
+  std::fill_n(values_.begin(), in.fields.size(), FieldValue{});
+  std::fill_n(seen_.begin(), in.fields.size(), 0);
+  if (auto error = parser_.iterate(data, len, capacity).get(doc_)) return json::FromError(error);
+  simdjson::ondemand::object root;
+  if (auto error = doc_.get_object().get(root)) {
+    // The type is read from the first character only: a valid non-object
+    // is not_object, anything else malformed.
+    simdjson::ondemand::json_type type;
+    if (doc_.type().get(type) || type == simdjson::ondemand::json_type::object) {
+      return json::FromError(error);
+    }
+    simdjson::dom::parser dom;
+    simdjson::dom::element element;
+    if (auto dom_error = dom.parse(data, len, /*realloc_if_needed=*/false).get(element)) {
+      return json::FromError(dom_error);
+    }
+    return RejectReason::kNotObject;
+  }
+  const bool escapes = std::memchr(data, '\\', len) != nullptr;
+  if (auto reject = Walk(in, plan_.input(input), 0, root, 2, escapes)) return reject;
+  const char* location;
+  if (doc_.current_location().get(location) != simdjson::OUT_OF_BOUNDS) {
+    return RejectReason::kMalformedJson;
+  }
+  return Finish(in);
+}
+
+std::optional<RejectReason> SpecDecoder::Walk(const InputSpec& in, const SpecPlan::InputPlan& plan,
+                                              int level, simdjson::ondemand::object& object,
+                                              size_t depth, bool escapes) noexcept {
+  const json::Reader r(escapes);
+  const SpecPlan::Level& l = plan.levels[level];
+  for (auto field_result : object) {
+    simdjson::ondemand::field field;
+    if (auto error = std::move(field_result).get(field)) return json::FromError(error);
+    const char* raw = field.key().raw();
+    int match = -1;
+    for (size_t k = 0; k < l.keys.size(); ++k) {
+      const std::string& key = l.keys[k];
+      if (std::memcmp(raw, key.data(), key.size()) == 0 && raw[key.size()] == '"') {
+        match = static_cast<int>(k);
+        break;
+      }
+    }
+    if (match < 0 && escapes) {
+      const std::string_view unescaped = json::UnescapedIfEscaped(field, raw);
+      if (!unescaped.empty()) {
+        const auto it = std::find(l.keys.begin(), l.keys.end(), unescaped);
+        if (it != l.keys.end()) match = static_cast<int>(it - l.keys.begin());
+      }
+    }
+    json::Value& v = field.value();
+    if (match < 0) {
+      if (auto reject = r.ValidateSkipped(v, depth)) return reject;
+      continue;
+    }
+    const int32_t target = l.targets[match];
+    if (target < 0) {
+      if (json::IsNull(v)) continue;
+      if (depth >= kMaxJsonDepth) return RejectReason::kTooDeep;
+      simdjson::ondemand::object child;
+      if (auto error = v.get_object().get(child)) {
+        return error == simdjson::INCORRECT_TYPE ? json::detail::Mismatch(v)
+                                                 : json::FromError(error);
+      }
+      if (auto reject = Walk(in, plan, -target - 1, child, depth + 1, escapes)) return reject;
+      continue;
+    }
+    if (seen_[target]) return RejectReason::kDuplicateField;
+    seen_[target] = 1;
+    if (auto reject = Read(in.fields[target], v, escapes, &values_[target])) return reject;
+  }
+  return std::nullopt;
+}
+
+std::optional<RejectReason> SpecDecoder::Read(const FieldSpec& f, simdjson::ondemand::value& v,
+                                              bool escapes, FieldValue* out) noexcept {
+  const json::Reader r(escapes);
+  if (json::IsNull(v)) return std::nullopt;  // absent
+  switch (f.type) {
+    case FieldType::kString: {
+      bool is_null;
+      if (auto reject = r.ReadStringFast(v, &out->text, &is_null)) return reject;
+      out->present = !out->text.empty();
+      // A value the transforms will reshape is checked for size after them.
+      if (f.transforms.empty() && out->text.size() > f.max_bytes) return RejectReason::kOversize;
+      return std::nullopt;
+    }
+    case FieldType::kNumber:
+    case FieldType::kInt: {
+      if (f.type == FieldType::kInt) {
+        int64_t n = 0;
+        if (auto reject = r.ReadInt(v, &n)) return reject;
+        out->number = static_cast<double>(n);
+      } else if (auto reject = r.ReadDouble(v, &out->number)) {
+        return reject;
+      }
+      if ((f.min && out->number < *f.min) || (f.max && out->number > *f.max)) {
+        return RejectReason::kOutOfRange;
+      }
+      out->raw = out->number;
+      out->number *= f.scale;
+      out->present = true;
+      return std::nullopt;
+    }
+    case FieldType::kBool: {
+      bool b = false;
+      if (v.get_bool().get(b)) return json::detail::Mismatch(v);
+      out->number = b ? 1 : 0;
+      out->present = true;
+      return std::nullopt;
+    }
+    case FieldType::kTime:
+      break;
+  }
+  if (f.time_format == TimeFormat::kAuto) {
+    if (auto reject = r.ReadTimestamp(v, &out->time_us)) return reject;
+    out->present = true;
+    return std::nullopt;
+  }
+  if (f.time_format == TimeFormat::kRfc3339) {
+    std::string_view text;
+    if (auto reject = r.ReadString(v, &text)) return reject;
+    if (!ParseRfc3339(text, &out->time_us)) return RejectReason::kBadTimestamp;
+    out->present = true;
+    return std::nullopt;
+  }
+  double n = 0;
+  if (auto reject = r.ReadDouble(v, &n)) {
+    return *reject == RejectReason::kOutOfRange ? RejectReason::kBadTimestamp : *reject;
+  }
+  static constexpr double kToSeconds[] = {1, 1, 1, 1e-3, 1e-6, 1e-9};
+  const double seconds = n * kToSeconds[static_cast<int>(f.time_format)];
+  if (!(seconds >= 0 && seconds < kMaxEventSeconds)) return RejectReason::kBadTimestamp;
+  out->time_us = static_cast<int64_t>(std::floor(seconds * 1e6 + 0.5));
+  out->present = true;
+  return std::nullopt;
+}
+
+void SpecDecoder::Transform(const FieldSpec& f, size_t index, FieldValue* v) {
+  std::string& s = scratch_[index];
+  for (const spec::Transform& t : f.transforms) {
+    if (!v->present) return;
+    switch (t.kind) {
+      case Transform::Kind::kLowercase:
+        if (v->text.data() != s.data()) s.assign(v->text);
+        absl::AsciiStrToLower(&s);
+        break;
+      case Transform::Kind::kNormalizePath:
+        // v->text may point into s: write elsewhere, then swap.
+        NormaliseRoute(v->text, &tmp_);
+        s.swap(tmp_);
+        break;
+      case Transform::Kind::kMap: {
+        const auto it = std::find_if(t.map.begin(), t.map.end(),
+                                     [&](const auto& kv) { return kv.first == v->text; });
+        if (it == t.map.end()) continue;
+        s.assign(it->second);
+        break;
+      }
+      case Transform::Kind::kReplace:
+        if (v->text.data() != s.data()) s.assign(v->text);
+        re2::RE2::GlobalReplace(&s, *t.regex, t.replacement);
+        break;
+      case Transform::Kind::kExtract: {
+        re2::StringPiece group;
+        if (!re2::RE2::PartialMatch(re2::StringPiece(v->text.data(), v->text.size()), *t.regex,
+                                    &group)) {
+          v->present = false;
+          return;
+        }
+        tmp_.assign(group.data(), group.size());
+        s.swap(tmp_);
+        break;
+      }
+    }
+    v->text = s;
+    v->present = !s.empty();
+  }
+}
+
+std::optional<RejectReason> SpecDecoder::Finish(const InputSpec& in) noexcept {
+  const size_t n = in.fields.size();
+  for (size_t i = 0; i < n; ++i) {
+    const FieldSpec& f = in.fields[i];
+    FieldValue& v = values_[i];
+    if (f.transforms.empty() || !v.present) continue;
+    Transform(f, i, &v);
+    if (v.present && v.text.size() > f.max_bytes) return RejectReason::kOversize;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const FieldSpec& f = in.fields[i];
+    FieldValue& v = values_[i];
+    // A chain of fallbacks is followed to its end, whatever the fields' order.
+    for (int next = f.fallback, hops = 0; !v.present && next >= 0 && hops < static_cast<int>(n);
+         next = in.fields[next].fallback, ++hops) {
+      if (values_[next].present) v = values_[next];
+    }
+    if (!v.present && f.has_default) {
+      v.present = true;
+      v.text = f.default_text;
+      v.number = f.default_number;  // given in the field's final unit
+      v.raw = f.default_number / f.scale;
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (in.fields[i].required && !values_[i].present) return RejectReason::kMissingField;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const FieldSpec& f = in.fields[i];
+    FieldValue& v = values_[i];
+    if (f.values.empty() || !v.present) continue;
+    if (std::find(f.values.begin(), f.values.end(), v.text) != f.values.end()) continue;
+    if (!f.other_value) return f.reject_reason;
+    v.text = *f.other_value;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const FieldSpec& f = in.fields[i];
+    if (!f.required_when.always() && !values_[i].present && Holds(f.required_when, values_, in)) {
+      return RejectReason::kMissingField;
+    }
+  }
+  return std::nullopt;
+}
+
+int SpecDecoder::Detect(const char* data, size_t len, size_t capacity) noexcept {
+  if (len > max_record_bytes_) return -1;
+  if (capacity < len + simdjson::SIMDJSON_PADDING) {
+    padded_.assign(data, len);
+    padded_.append(simdjson::SIMDJSON_PADDING, ' ');
+    data = padded_.data();
+    capacity = padded_.size();
+  }
+  const std::vector<InputSpec>& inputs = plan_.spec().inputs;
+  if (inputs.size() == 1) return 0;
+  auto scan = [&]() -> int {
+    const std::string_view record(data, len);
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      for (const std::string& key : inputs[i].detect.all) {
+        if (record.find(Cat("\"", key, "\"")) != std::string_view::npos) return static_cast<int>(i);
+      }
+    }
+    return -1;
+  };
+  simdjson::ondemand::object root;
+  if (parser_.iterate(data, len, capacity).get(doc_) || doc_.get_object().get(root)) return scan();
+  // Top-level keys only; each input's `all` first, then its `any`.
+  std::vector<std::string_view> keys;
+  for (auto field_result : root) {
+    simdjson::ondemand::field field;
+    std::string_view key;
+    if (std::move(field_result).get(field) || field.unescaped_key().get(key)) return scan();
+    keys.push_back(key);  // valid until the next parse
+  }
+  auto has = [&](const std::string& k) {
+    return std::find(keys.begin(), keys.end(), k) != keys.end();
+  };
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const DetectSpec& d = inputs[i].detect;
+    if (!d.all.empty() && std::all_of(d.all.begin(), d.all.end(), has)) return static_cast<int>(i);
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const DetectSpec& d = inputs[i].detect;
+    if (std::any_of(d.any.begin(), d.any.end(), has)) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+bool Holds(const Condition& c, const std::vector<FieldValue>& values,
+           const InputSpec& input) noexcept {
+  switch (c.op) {
+    case Condition::Op::kTrue:
+      return true;
+    case Condition::Op::kAnd:
+      for (const Condition& child : c.children) {
+        if (!Holds(child, values, input)) return false;
+      }
+      return true;
+    case Condition::Op::kOr:
+      for (const Condition& child : c.children) {
+        if (Holds(child, values, input)) return true;
+      }
+      return false;
+    case Condition::Op::kNot:
+      return !Holds(c.children[0], values, input);
+    case Condition::Op::kExists:
+      return values[c.field].present;
+    default:
+      break;
+  }
+  const FieldValue& v = values[c.field];
+  if (!v.present) return false;
+  const bool is_string = input.fields[c.field].type == FieldType::kString;
+  switch (c.op) {
+    case Condition::Op::kMatch:
+      return re2::RE2::FullMatch(v.text, *c.regex);
+    case Condition::Op::kNotMatch:
+      return !re2::RE2::FullMatch(v.text, *c.regex);
+    case Condition::Op::kIn:
+    case Condition::Op::kNotIn: {
+      bool found = false;
+      for (const Literal& l : c.literals) {
+        found = found || (is_string ? v.text == l.text : v.number == l.number);
+      }
+      return found == (c.op == Condition::Op::kIn);
+    }
+    default:
+      if (is_string) {
+        return c.op == Condition::Op::kEq ? v.text == c.literals[0].text
+                                          : v.text != c.literals[0].text;
+      }
+      return Compare(v.number, c.op, c.literals[0].number);
+  }
+}
+
+}  // namespace novapulse::spec

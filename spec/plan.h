@@ -1,0 +1,121 @@
+// SpecPlan: a metric spec compiled for the hot path, and SpecDecoder, which
+// runs an input's part of it over one JSON record.
+//
+// Compiling turns each input's field paths into a tree of key tables (one
+// per JSON object level the spec reads), so a record is walked once with
+// simdjson On-Demand: a key the spec does not read is skipped (validated,
+// not decoded), a key it reads lands in its field's slot, typed. Then the
+// fields' transforms, fallbacks, defaults and checks run in the spec's
+// order. No string map lookups and no allocation per record once the
+// decoder's buffers have grown.
+//
+// A SpecPlan is immutable and shared by every worker; a SpecDecoder belongs
+// to one worker (it owns the simdjson parser and the buffers the decoded
+// string values point into, valid until its next Decode).
+//   absl::StatusOr<std::shared_ptr<const SpecPlan>> plan = SpecPlan::Compile(std::move(spec));
+//   SpecDecoder decoder(*plan);
+//   if (auto reject = decoder.Decode(0, line, len, capacity)) Count(*reject);
+//   else use decoder.values();
+#ifndef NOVAPULSE_SPEC_PLAN_H_
+#define NOVAPULSE_SPEC_PLAN_H_
+
+#include <simdjson.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "parsers/event.h"
+#include "spec/metric_spec.h"
+
+namespace novapulse::spec {
+
+// One field's value in a decoded record. Strings point into the record or
+// the decoder's buffers.
+struct FieldValue {
+  bool present = false;
+  std::string_view text;  // kString
+  double number = 0;      // kNumber, kInt, kBool (0/1); scaled
+  double raw = 0;         // kNumber, kInt: as read, before the scale
+  int64_t time_us = 0;    // kTime
+};
+
+class SpecPlan {
+ public:
+  // A JSON object level: its keys the spec reads. `target` >= 0 is a field
+  // index; < 0 is the nested level -(target + 1).
+  struct Level {
+    std::vector<std::string> keys;
+    std::vector<int32_t> targets;
+  };
+  struct InputPlan {
+    std::vector<Level> levels;  // [0] is the record's root
+  };
+
+  // Checks what the loader cannot (two fields on one path, a path both a
+  // value and an object) and builds the key tables. Errors name the spec's
+  // FILE:LINE:COL.
+  static absl::StatusOr<std::shared_ptr<const SpecPlan>> Compile(MetricSpecSet spec);
+
+  const MetricSpecSet& spec() const { return spec_; }
+  const InputPlan& input(size_t i) const { return inputs_[i]; }
+
+ private:
+  MetricSpecSet spec_;
+  std::vector<InputPlan> inputs_;
+};
+
+class SpecDecoder {
+ public:
+  explicit SpecDecoder(const SpecPlan& plan, size_t max_record_bytes = 1 << 20);
+  SpecDecoder(const SpecDecoder&) = delete;
+  SpecDecoder& operator=(const SpecDecoder&) = delete;
+
+  // Decodes `data` (readable for `capacity` >= len + SIMDJSON_PADDING bytes,
+  // else copied) as a record of input `input`. nullopt when accepted; then
+  // values()[f] is field f's final value.
+  [[nodiscard]] std::optional<RejectReason> Decode(size_t input, const char* data, size_t len,
+                                                   size_t capacity) noexcept;
+  // For tests and tools: copies `record` into a padded buffer first.
+  [[nodiscard]] std::optional<RejectReason> Decode(size_t input, std::string_view record);
+
+  const std::vector<FieldValue>& values() const { return values_; }
+  const SpecPlan& plan() const { return plan_; }
+  // Which input a record of a mixed stream belongs to (DetectSpec), -1 when
+  // none says. A record that is not a readable JSON object goes to the
+  // first input one of whose `all` keys appears in it, quoted.
+  [[nodiscard]] int Detect(const char* data, size_t len, size_t capacity) noexcept;
+
+ private:
+  [[nodiscard]] std::optional<RejectReason> Walk(const InputSpec& in,
+                                                 const SpecPlan::InputPlan& plan, int level,
+                                                 simdjson::ondemand::object& object, size_t depth,
+                                                 bool escapes) noexcept;
+  [[nodiscard]] std::optional<RejectReason> Read(const FieldSpec& f, simdjson::ondemand::value& v,
+                                                 bool escapes, FieldValue* out) noexcept;
+  [[nodiscard]] std::optional<RejectReason> Finish(const InputSpec& in) noexcept;
+  void Transform(const FieldSpec& f, size_t index, FieldValue* v);
+
+  const SpecPlan& plan_;
+  size_t max_record_bytes_;
+  simdjson::ondemand::parser parser_;
+  simdjson::ondemand::document doc_;
+  std::vector<FieldValue> values_;
+  std::vector<uint8_t> seen_;
+  std::vector<std::string> scratch_;  // per field: its transformed value
+  std::string tmp_;                   // a transform's output before it becomes the value
+  std::string padded_;
+};
+
+// Whether condition `c` holds over `values` (an absent field's comparisons
+// are false).
+[[nodiscard]] bool Holds(const Condition& c, const std::vector<FieldValue>& values,
+                         const InputSpec& input) noexcept;
+
+}  // namespace novapulse::spec
+
+#endif  // NOVAPULSE_SPEC_PLAN_H_

@@ -1,0 +1,109 @@
+#include "aggregators/spec_metrics.h"
+
+#include <string>
+#include <vector>
+
+#include "aggregators/novagift_metrics.h"
+#include "gen/traffic_gen.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "pipeline/record_worker.h"
+#include "sinks/exposition.h"
+
+namespace novapulse {
+namespace {
+
+const std::string kNovaGiftSpec =
+    std::string(NOVAPULSE_SOURCE_DIR) + "/configs/metrics/novagift.yaml";
+
+std::shared_ptr<const spec::SpecPlan> NovaGiftPlan() {
+  absl::StatusOr<spec::MetricSpecSet> spec = spec::LoadMetricSpec(kNovaGiftSpec);
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  absl::StatusOr<std::shared_ptr<const spec::SpecPlan>> plan =
+      spec::SpecPlan::Compile(*std::move(spec));
+  EXPECT_TRUE(plan.ok()) << plan.status();
+  return *plan;
+}
+
+class StringSink : public TrafficSink {
+ public:
+  absl::Status Write(Topic topic, std::string_view line) override {
+    std::string& out = topic == Topic::kAccessLog ? access : outbox;
+    out.append(line);
+    out += '\n';
+    mixed.append(line);
+    mixed += '\n';
+    return absl::OkStatus();
+  }
+  std::string access, outbox, mixed;
+};
+
+// Lines each rejected for a reason of its own, for both topics.
+constexpr std::string_view kBadAccess =
+    "{\"ts\": 1795651300, \"method\": \"GET\"\n"
+    "[1, 2]\n"
+    "{\"ts\": 1795651300, \"method\": \"GET\", \"status\": 200}\n"
+    "{\"ts\": 1795651300, \"method\": \"GET\", \"route\": \"/a\", \"status\": 700, "
+    "\"duration_ms\": 1}\n"
+    "{\"ts\": \"soon\", \"method\": \"GET\", \"route\": \"/a\", \"status\": 200, "
+    "\"duration_ms\": 1}\n"
+    "{\"ts\": 1795651300, \"method\": 5, \"route\": \"/a\", \"status\": 200, "
+    "\"duration_ms\": 1}\n"
+    "{\"ts\": 1795651300, \"method\": \"GET\", \"path\": \"/x/8812?y=1\", \"status\": 201, "
+    "\"duration_ms\": 3.5, \"error_code\": \"E1\"}\n";
+constexpr std::string_view kBadOutbox =
+    "{\"ts\": 1795651300, \"id\": \"m1\", \"type\": \"gift.opened\", \"status\": \"queued\"}\n"
+    "{\"ts\": 1795651300, \"id\": \"m1\", \"type\": \"gift.created\", \"status\": \"lost\"}\n"
+    "{\"ts\": 1795651300, \"id\": \"m1\", \"type\": \"gift.created\", \"status\": \"queued\"}\n"
+    "{\"ts\": 1795651300, \"id\": \"m1\", \"type\": \"gift.created\", \"status\": \"queued\", "
+    "\"data\": {\"mode\": \"a\", \"theme\": \"b\"}}\n"
+    "{\"ts\": 1795651300, \"id\": \"m1\", \"type\": \"gift.created\", \"status\": \"failed\", "
+    "\"attempt\": 0}\n";
+
+std::string Padded(std::string s) {
+  s.append(simdjson::SIMDJSON_PADDING, ' ');
+  return s;
+}
+
+// The text /metrics would serve for `lines` of `topic`, through the
+// compiled-in NovaGift path and through the NovaGift spec.
+std::pair<std::string, std::string> BothWays(Topic topic, const std::string& lines) {
+  const std::string padded = Padded(lines);
+  NovaGiftMetrics table(1);
+  RecordParser parser;
+  ProcessLines(topic, padded.data(), lines.size(), padded.size(), parser, table.writer(0));
+  SpecMetrics spec(NovaGiftPlan(), 1);
+  spec::SpecDecoder decoder(spec.plan());
+  const int input = topic == Topic::kAuto ? -1 : static_cast<int>(topic);
+  ProcessSpecLines(input, padded.data(), lines.size(), padded.size(), decoder, spec.writer(0));
+  return {RenderPrometheusText(table.Snapshot()), RenderPrometheusText(spec.Snapshot())};
+}
+
+TEST(SpecMetrics, NovaGiftSpecExportsWhatTheCompiledInPathExports) {
+  GenConfig config;
+  config.duration_us = 3 * 3600LL * 1'000'000;
+  config.access_rate = 20;
+  absl::StatusOr<IncidentSpan> spike = ParseIncidentSpec("error_spike@1h+20m", config.start_us);
+  ASSERT_TRUE(spike.ok()) << spike.status();
+  config.incidents.push_back(*spike);
+  StringSink sink;
+  ASSERT_TRUE(GenerateTraffic(config, sink).ok());
+  ASSERT_GT(sink.access.size(), 1000u);
+  {
+    const auto [table, spec] = BothWays(Topic::kAccessLog, sink.access + std::string(kBadAccess));
+    EXPECT_EQ(spec, table);
+  }
+  {
+    const auto [table, spec] = BothWays(Topic::kOutbox, sink.outbox + std::string(kBadOutbox));
+    EXPECT_EQ(spec, table);
+  }
+  {
+    const auto [table, spec] =
+        BothWays(Topic::kAuto, sink.mixed + std::string(kBadAccess) + std::string(kBadOutbox) +
+                                   "{\"neither\": 1}\nnot json\n");
+    EXPECT_EQ(spec, table);
+  }
+}
+
+}  // namespace
+}  // namespace novapulse
