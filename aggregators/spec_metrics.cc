@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 
 #include "aggregators/novagift_metrics.h"
 #include "parsers/timestamp.h"
@@ -30,10 +31,22 @@ constexpr double kMaxBusyUs = 1e12;
 // ResolveClosedLabelSets): they would crowd the family's series limit.
 constexpr size_t kMaxClosedLabelSets = 1000;
 
-// Cheap mix of a series key, for the memo's slot.
+// Cheap mix of a series key, for the memo's slot: its size and up to 24 of
+// its bytes (first, middle, last eight). A collision only costs a lookup.
 size_t Slot(std::string_view key) {
-  uint64_t h = 0xcbf29ce484222325ULL ^ key.size();
-  for (const char c : key) h = (h ^ static_cast<uint8_t>(c)) * 0x100000001b3ULL;
+  auto word = [&](size_t at) {
+    uint64_t w = 0;
+    std::memcpy(&w, key.data() + at, std::min<size_t>(8, key.size() - at));
+    return w;
+  };
+  uint64_t h = key.size();
+  if (!key.empty()) {
+    h ^= word(0);
+    h = (h ^ (h >> 29)) * 0x9e3779b97f4a7c15ULL ^ word(key.size() / 2);
+    h = (h ^ (h >> 31)) * 0xbf58476d1ce4e5b9ULL ^
+        word(key.size() - std::min<size_t>(8, key.size()));
+  }
+  h *= 0x94d049bb133111ebULL;
   return static_cast<size_t>(h >> 56);
 }
 
@@ -209,8 +222,11 @@ void SpecMetrics::Writer::Record(size_t input, const std::vector<spec::FieldValu
       case spec::MetricKind::kCounter: {
         uint64_t n = 1;
         if (m.value.field >= 0) {
+          // Adding 0 still makes the series, as a client library's Add(0)
+          // does; an absent or negative value adds nothing.
+          if (!values[m.value.field].present) continue;
           const double x = Value(in, m.value, values);
-          if (!(x > 0)) continue;
+          if (!(x >= 0)) continue;
           n = static_cast<uint64_t>(std::llround(std::min(x, 1e18)));
         }
         w_.Inc(f, Series(f, m, values), n);

@@ -3,6 +3,7 @@
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 
@@ -15,6 +16,9 @@
 
 namespace novapulse::spec {
 namespace {
+
+// Key prefixes are built for words loaded from memory in this byte order.
+static_assert(std::endian::native == std::endian::little);
 
 // 9999-12-31T23:59:59Z and a bit: the last instant an event time may have.
 constexpr double kMaxEventSeconds = 253402300800.0;
@@ -40,6 +44,36 @@ bool Compare(double a, Condition::Op op, double b) {
     default:
       return false;
   }
+}
+
+// Fields nothing reads but another field's fallback (see InputPlan::lazy).
+std::vector<uint8_t> LazyFields(const MetricSpecSet& spec, size_t input) {
+  const InputSpec& in = spec.inputs[input];
+  std::vector<uint8_t> used(in.fields.size(), 0);
+  std::vector<uint8_t> fallback(in.fields.size(), 0);
+  std::vector<int> read;
+  auto condition = [&](const Condition& c) { c.Fields(&read); };
+  if (in.time_field >= 0) used[in.time_field] = 1;
+  for (size_t f = 0; f < in.fields.size(); ++f) {
+    const FieldSpec& field = in.fields[f];
+    // A field whose presence or value is checked is decoded in full.
+    if (field.required || !field.required_when.always() || !field.values.empty()) used[f] = 1;
+    condition(field.required_when);
+    if (field.fallback >= 0) fallback[field.fallback] = 1;
+  }
+  for (const MetricSpec& m : spec.metrics) {
+    if (m.input != static_cast<int>(input)) continue;
+    condition(m.when);
+    for (const LabelSpec& l : m.labels) read.push_back(l.field);
+    for (const GaugeOp& op : m.ops) condition(op.when);
+    read.insert(read.end(), {m.value.field, m.value.minus, m.duration_field});
+  }
+  for (const int f : read) {
+    if (f >= 0) used[f] = 1;
+  }
+  std::vector<uint8_t> lazy(in.fields.size(), 0);
+  for (size_t f = 0; f < in.fields.size(); ++f) lazy[f] = fallback[f] && !used[f] ? 1 : 0;
+  return lazy;
 }
 
 }  // namespace
@@ -78,6 +112,18 @@ absl::StatusOr<std::shared_ptr<const SpecPlan>> SpecPlan::Compile(MetricSpecSet 
         level = static_cast<size_t>(-target - 1);
       }
     }
+    for (Level& l : ip.levels) {
+      for (const std::string& key : l.keys) {
+        // Little-endian: the key's first byte is the word's lowest.
+        const std::string quoted = key + '"';
+        const size_t n = std::min<size_t>(quoted.size(), 8);
+        uint64_t prefix = 0;
+        for (size_t i = n; i-- > 0;) prefix = (prefix << 8) | static_cast<uint8_t>(quoted[i]);
+        l.prefix.push_back(prefix);
+        l.mask.push_back(n == 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * n)) - 1);
+      }
+    }
+    ip.lazy = LazyFields(spec, static_cast<size_t>(&in - spec.inputs.data()));
     plan->inputs_.push_back(std::move(ip));
   }
   for (const MetricSpec& m : spec.metrics) {
@@ -110,6 +156,7 @@ SpecDecoder::SpecDecoder(const SpecPlan& plan, size_t max_record_bytes)
   for (const InputSpec& in : plan.spec().inputs) fields = std::max(fields, in.fields.size());
   values_.resize(fields);
   seen_.resize(fields);
+  transformed_.resize(fields);
   scratch_.resize(fields);
   // Allocation failure here leaves the parser to allocate on first use.
   (void)parser_.allocate(max_record_bytes_, kMaxJsonDepth);
@@ -168,14 +215,7 @@ std::optional<RejectReason> SpecDecoder::Walk(const InputSpec& in, const SpecPla
     simdjson::ondemand::field field;
     if (auto error = std::move(field_result).get(field)) return json::FromError(error);
     const char* raw = field.key().raw();
-    int match = -1;
-    for (size_t k = 0; k < l.keys.size(); ++k) {
-      const std::string& key = l.keys[k];
-      if (std::memcmp(raw, key.data(), key.size()) == 0 && raw[key.size()] == '"') {
-        match = static_cast<int>(k);
-        break;
-      }
-    }
+    int match = Match(l, raw);
     if (match < 0 && escapes) {
       const std::string_view unescaped = json::UnescapedIfEscaped(field, raw);
       if (!unescaped.empty()) {
@@ -205,6 +245,21 @@ std::optional<RejectReason> SpecDecoder::Walk(const InputSpec& in, const SpecPla
     if (auto reject = Read(in.fields[target], v, escapes, &values_[target])) return reject;
   }
   return std::nullopt;
+}
+
+int SpecDecoder::Match(const SpecPlan::Level& l, const char* raw) noexcept {
+  // The input is padded, so 8 bytes from any key are readable.
+  uint64_t word;
+  std::memcpy(&word, raw, sizeof(word));
+  for (size_t k = 0; k < l.keys.size(); ++k) {
+    if ((word & l.mask[k]) != l.prefix[k]) continue;
+    const std::string& key = l.keys[k];
+    if (key.size() < 8 ||
+        (std::memcmp(raw + 8, key.data() + 8, key.size() - 8) == 0 && raw[key.size()] == '"')) {
+      return static_cast<int>(k);
+    }
+  }
+  return -1;
 }
 
 std::optional<RejectReason> SpecDecoder::Read(const FieldSpec& f, simdjson::ondemand::value& v,
@@ -315,10 +370,12 @@ void SpecDecoder::Transform(const FieldSpec& f, size_t index, FieldValue* v) {
 
 std::optional<RejectReason> SpecDecoder::Finish(const InputSpec& in) noexcept {
   const size_t n = in.fields.size();
+  const std::vector<uint8_t>& lazy = plan_.input(&in - plan_.spec().inputs.data()).lazy;
   for (size_t i = 0; i < n; ++i) {
     const FieldSpec& f = in.fields[i];
     FieldValue& v = values_[i];
-    if (f.transforms.empty() || !v.present) continue;
+    transformed_[i] = 0;
+    if (f.transforms.empty() || !v.present || lazy[i]) continue;
     Transform(f, i, &v);
     if (v.present && v.text.size() > f.max_bytes) return RejectReason::kOversize;
   }
@@ -328,6 +385,13 @@ std::optional<RejectReason> SpecDecoder::Finish(const InputSpec& in) noexcept {
     // A chain of fallbacks is followed to its end, whatever the fields' order.
     for (int next = f.fallback, hops = 0; !v.present && next >= 0 && hops < static_cast<int>(n);
          next = in.fields[next].fallback, ++hops) {
+      if (lazy[next] && values_[next].present && !transformed_[next]) {
+        transformed_[next] = 1;
+        Transform(in.fields[next], next, &values_[next]);
+        if (values_[next].present && values_[next].text.size() > in.fields[next].max_bytes) {
+          return RejectReason::kOversize;
+        }
+      }
       if (values_[next].present) v = values_[next];
     }
     if (!v.present && f.has_default) {

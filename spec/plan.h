@@ -51,9 +51,16 @@ class SpecPlan {
   struct Level {
     std::vector<std::string> keys;
     std::vector<int32_t> targets;
+    // Per key: its first 8 bytes (with the closing quote when shorter) and
+    // the mask of those bytes, compared with one load of the raw key.
+    std::vector<uint64_t> prefix;
+    std::vector<uint64_t> mask;
   };
   struct InputPlan {
     std::vector<Level> levels;  // [0] is the record's root
+    // Per field: only another field's fallback reads it, so its transforms
+    // run only when that fallback is taken.
+    std::vector<uint8_t> lazy;
   };
 
   // Checks what the loader cannot (two fields on one path, a path both a
@@ -99,6 +106,8 @@ class SpecDecoder {
                                                  bool escapes, FieldValue* out) noexcept;
   [[nodiscard]] std::optional<RejectReason> Finish(const InputSpec& in) noexcept;
   void Transform(const FieldSpec& f, size_t index, FieldValue* v);
+  // The index of the raw key among the level's keys, -1 if none.
+  static int Match(const SpecPlan::Level& l, const char* raw) noexcept;
 
   const SpecPlan& plan_;
   size_t max_record_bytes_;
@@ -106,6 +115,7 @@ class SpecDecoder {
   simdjson::ondemand::document doc_;
   std::vector<FieldValue> values_;
   std::vector<uint8_t> seen_;
+  std::vector<uint8_t> transformed_;  // lazy fields whose transforms have run
   std::vector<std::string> scratch_;  // per field: its transformed value
   std::string tmp_;                   // a transform's output before it becomes the value
   std::string padded_;
