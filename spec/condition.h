@@ -65,6 +65,11 @@ struct Condition {
   std::vector<Condition> children;  // kAnd, kOr (two or more), kNot (one)
   std::vector<Literal> literals;    // one for comparisons, the list for kIn
   std::shared_ptr<const re2::RE2> regex;
+  // Set when the spec is compiled (spec/plan.h), for a leaf comparing a
+  // string field that has a `values` list: bit i says whether the field's
+  // i-th value satisfies the leaf, so it is tested without a string compare.
+  bool by_code = false;
+  uint64_t codes = 0;
 
   bool always() const { return op == Op::kTrue; }
   // The fields the condition reads, in the order met, without repeats.

@@ -76,6 +76,27 @@ std::vector<uint8_t> LazyFields(const MetricSpecSet& spec, size_t input) {
   return lazy;
 }
 
+// Precomputes Condition::codes for the leaves over fields with a `values`
+// list (at most 64 values).
+void CompileCodes(const InputSpec& in, Condition* c) {
+  for (Condition& child : c->children) CompileCodes(in, &child);
+  if (c->field < 0) return;
+  const FieldSpec& f = in.fields[c->field];
+  const bool set_op = c->op == Condition::Op::kEq || c->op == Condition::Op::kNe ||
+                      c->op == Condition::Op::kIn || c->op == Condition::Op::kNotIn;
+  if (f.type != FieldType::kString || f.values.empty() || f.values.size() > 64 || !set_op) return;
+  uint64_t matching = 0;
+  for (size_t i = 0; i < f.values.size(); ++i) {
+    for (const Literal& l : c->literals) {
+      if (l.text == f.values[i]) matching |= uint64_t{1} << i;
+    }
+  }
+  const bool negated = c->op == Condition::Op::kNe || c->op == Condition::Op::kNotIn;
+  const uint64_t all = f.values.size() == 64 ? ~uint64_t{0} : (uint64_t{1} << f.values.size()) - 1;
+  c->codes = negated ? (~matching & all) : matching;
+  c->by_code = true;
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const SpecPlan>> SpecPlan::Compile(MetricSpecSet spec) {
@@ -124,6 +145,14 @@ absl::StatusOr<std::shared_ptr<const SpecPlan>> SpecPlan::Compile(MetricSpecSet 
       }
     }
     ip.lazy = LazyFields(spec, static_cast<size_t>(&in - spec.inputs.data()));
+    for (uint32_t f = 0; f < in.fields.size(); ++f) {
+      const FieldSpec& field = in.fields[f];
+      if (!field.transforms.empty() && !ip.lazy[f]) ip.eager_transforms.push_back(f);
+      if (field.fallback >= 0 || field.has_default) ip.fallbacks.push_back(f);
+      if (field.required) ip.required.push_back(f);
+      if (!field.values.empty()) ip.with_values.push_back(f);
+      if (!field.required_when.always()) ip.required_when.push_back(f);
+    }
     plan->inputs_.push_back(std::move(ip));
   }
   for (const MetricSpec& m : spec.metrics) {
@@ -146,6 +175,14 @@ absl::StatusOr<std::shared_ptr<const SpecPlan>> SpecPlan::Compile(MetricSpecSet 
     }
   }
   if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
+  for (InputSpec& in : spec.inputs) {
+    for (FieldSpec& f : in.fields) CompileCodes(in, &f.required_when);
+  }
+  for (MetricSpec& m : spec.metrics) {
+    const InputSpec& in = spec.inputs[m.input];
+    CompileCodes(in, &m.when);
+    for (GaugeOp& op : m.ops) CompileCodes(in, &op.when);
+  }
   plan->spec_ = std::move(spec);
   return std::shared_ptr<const SpecPlan>(std::move(plan));
 }
@@ -181,6 +218,7 @@ std::optional<RejectReason> SpecDecoder::Decode(size_t input, const char* data, 
   const InputSpec& in = plan_.spec().inputs[input];
   std::fill_n(values_.begin(), in.fields.size(), FieldValue{});
   std::fill_n(seen_.begin(), in.fields.size(), 0);
+  std::fill_n(transformed_.begin(), in.fields.size(), 0);
   if (auto error = parser_.iterate(data, len, capacity).get(doc_)) return json::FromError(error);
   simdjson::ondemand::object root;
   if (auto error = doc_.get_object().get(root)) {
@@ -370,29 +408,30 @@ void SpecDecoder::Transform(const FieldSpec& f, size_t index, FieldValue* v) {
 
 std::optional<RejectReason> SpecDecoder::Finish(const InputSpec& in) noexcept {
   const size_t n = in.fields.size();
-  const std::vector<uint8_t>& lazy = plan_.input(&in - plan_.spec().inputs.data()).lazy;
-  for (size_t i = 0; i < n; ++i) {
-    const FieldSpec& f = in.fields[i];
+  const SpecPlan::InputPlan& plan = plan_.input(&in - plan_.spec().inputs.data());
+  for (const uint32_t i : plan.eager_transforms) {
     FieldValue& v = values_[i];
-    transformed_[i] = 0;
-    if (f.transforms.empty() || !v.present || lazy[i]) continue;
-    Transform(f, i, &v);
-    if (v.present && v.text.size() > f.max_bytes) return RejectReason::kOversize;
+    if (!v.present) continue;
+    Transform(in.fields[i], i, &v);
+    if (v.present && v.text.size() > in.fields[i].max_bytes) return RejectReason::kOversize;
   }
-  for (size_t i = 0; i < n; ++i) {
+  for (const uint32_t i : plan.fallbacks) {
     const FieldSpec& f = in.fields[i];
     FieldValue& v = values_[i];
     // A chain of fallbacks is followed to its end, whatever the fields' order.
     for (int next = f.fallback, hops = 0; !v.present && next >= 0 && hops < static_cast<int>(n);
          next = in.fields[next].fallback, ++hops) {
-      if (lazy[next] && values_[next].present && !transformed_[next]) {
+      if (plan.lazy[next] && values_[next].present && !transformed_[next]) {
         transformed_[next] = 1;
         Transform(in.fields[next], next, &values_[next]);
         if (values_[next].present && values_[next].text.size() > in.fields[next].max_bytes) {
           return RejectReason::kOversize;
         }
       }
-      if (values_[next].present) v = values_[next];
+      if (values_[next].present) {
+        v = values_[next];
+        v.code = -1;  // its own `values` list (if any) gives the code, below
+      }
     }
     if (!v.present && f.has_default) {
       v.present = true;
@@ -401,20 +440,25 @@ std::optional<RejectReason> SpecDecoder::Finish(const InputSpec& in) noexcept {
       v.raw = f.default_number / f.scale;
     }
   }
-  for (size_t i = 0; i < n; ++i) {
-    if (in.fields[i].required && !values_[i].present) return RejectReason::kMissingField;
+  for (const uint32_t i : plan.required) {
+    if (!values_[i].present) return RejectReason::kMissingField;
   }
-  for (size_t i = 0; i < n; ++i) {
+  for (const uint32_t i : plan.with_values) {
     const FieldSpec& f = in.fields[i];
     FieldValue& v = values_[i];
-    if (f.values.empty() || !v.present) continue;
-    if (std::find(f.values.begin(), f.values.end(), v.text) != f.values.end()) continue;
+    if (!v.present) continue;
+    const auto it = std::find(f.values.begin(), f.values.end(), v.text);
+    if (it != f.values.end()) {
+      v.code = static_cast<int32_t>(it - f.values.begin());
+      continue;
+    }
     if (!f.other_value) return f.reject_reason;
     v.text = *f.other_value;
+    v.code = static_cast<int32_t>(std::find(f.values.begin(), f.values.end(), v.text) -
+                                  f.values.begin());
   }
-  for (size_t i = 0; i < n; ++i) {
-    const FieldSpec& f = in.fields[i];
-    if (!f.required_when.always() && !values_[i].present && Holds(f.required_when, values_, in)) {
+  for (const uint32_t i : plan.required_when) {
+    if (!values_[i].present && Holds(in.fields[i].required_when, values_, in)) {
       return RejectReason::kMissingField;
     }
   }
@@ -488,6 +532,7 @@ bool Holds(const Condition& c, const std::vector<FieldValue>& values,
   }
   const FieldValue& v = values[c.field];
   if (!v.present) return false;
+  if (c.by_code) return v.code >= 0 && ((c.codes >> v.code) & 1) != 0;
   const bool is_string = input.fields[c.field].type == FieldType::kString;
   switch (c.op) {
     case Condition::Op::kMatch:

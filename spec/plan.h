@@ -42,6 +42,7 @@ struct FieldValue {
   double number = 0;      // kNumber, kInt, kBool (0/1); scaled
   double raw = 0;         // kNumber, kInt: as read, before the scale
   int64_t time_us = 0;    // kTime
+  int32_t code = -1;      // kString with `values`: the value's index there
 };
 
 class SpecPlan {
@@ -61,6 +62,9 @@ class SpecPlan {
     // Per field: only another field's fallback reads it, so its transforms
     // run only when that fallback is taken.
     std::vector<uint8_t> lazy;
+    // The fields each step after decoding looks at, so a record's check
+    // walks only those (see SpecDecoder::Finish).
+    std::vector<uint32_t> eager_transforms, fallbacks, required, with_values, required_when;
   };
 
   // Checks what the loader cannot (two fields on one path, a path both a
