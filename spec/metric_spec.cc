@@ -235,7 +235,9 @@ class SpecParser : public YamlReader {
     };
     Fields(node, path,
            {{"all", false, [&](const Node& n, const Path& p) { keys(n, p, &out->all); }},
-            {"any", false, [&](const Node& n, const Path& p) { keys(n, p, &out->any); }}});
+            {"any", false, [&](const Node& n, const Path& p) { keys(n, p, &out->any); }},
+            {"text", false, [&](const Node& n, const Path& p) { keys(n, p, &out->text); }}});
+    if (out->text.empty()) out->text = out->all;
   }
 
   void InputFields(const Node& node, const Path& path, InputSpec* in) {
@@ -440,6 +442,7 @@ class SpecParser : public YamlReader {
                Error(n.Mark(), p,
                      Cat("expected out_of_range, unknown_type or unknown_status, got ", shown));
              }},
+            {"nullable", false, [&](const Node& n, const Path& p) { Bool(n, p, &f->nullable); }},
             {"max_bytes", false, [&](const Node& n, const Path& p) {
                int64_t v = 0;
                if (!only(is_string, n, p, "string")) return;

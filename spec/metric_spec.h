@@ -101,6 +101,9 @@ struct FieldSpec {
   // Longer string values are rejected as oversize (they would bloat every
   // series they label).
   size_t max_bytes = kMaxLabelValueBytes;
+  // A JSON null is the field absent; with `nullable: false` it rejects the
+  // record as wrong_type instead.
+  bool nullable = true;
 };
 
 // Which records of a mixed stream are of an input: the first input (in spec
@@ -109,6 +112,9 @@ struct FieldSpec {
 struct DetectSpec {
   std::vector<std::string> all;
   std::vector<std::string> any;
+  // A record that is not readable JSON is of the first input one of whose
+  // `text` keys (default: `all`) appears in it, quoted.
+  std::vector<std::string> text;
 };
 
 struct InputSpec {

@@ -303,7 +303,9 @@ int SpecDecoder::Match(const SpecPlan::Level& l, const char* raw) noexcept {
 std::optional<RejectReason> SpecDecoder::Read(const FieldSpec& f, simdjson::ondemand::value& v,
                                               bool escapes, FieldValue* out) noexcept {
   const json::Reader r(escapes);
-  if (json::IsNull(v)) return std::nullopt;  // absent
+  if (json::IsNull(v)) {  // absent, unless the field says otherwise
+    return f.nullable ? std::nullopt : std::optional<RejectReason>(RejectReason::kWrongType);
+  }
   switch (f.type) {
     case FieldType::kString: {
       bool is_null;
@@ -478,7 +480,7 @@ int SpecDecoder::Detect(const char* data, size_t len, size_t capacity) noexcept 
   auto scan = [&]() -> int {
     const std::string_view record(data, len);
     for (size_t i = 0; i < inputs.size(); ++i) {
-      for (const std::string& key : inputs[i].detect.all) {
+      for (const std::string& key : inputs[i].detect.text) {
         if (record.find(Cat("\"", key, "\"")) != std::string_view::npos) return static_cast<int>(i);
       }
     }

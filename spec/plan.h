@@ -98,7 +98,7 @@ class SpecDecoder {
   const SpecPlan& plan() const { return plan_; }
   // Which input a record of a mixed stream belongs to (DetectSpec), -1 when
   // none says. A record that is not a readable JSON object goes to the
-  // first input one of whose `all` keys appears in it, quoted.
+  // first input one of whose `text` keys appears in it, quoted.
   [[nodiscard]] int Detect(const char* data, size_t len, size_t capacity) noexcept;
 
  private:

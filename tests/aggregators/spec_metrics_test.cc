@@ -50,7 +50,17 @@ constexpr std::string_view kBadAccess =
     "{\"ts\": 1795651300, \"method\": 5, \"route\": \"/a\", \"status\": 200, "
     "\"duration_ms\": 1}\n"
     "{\"ts\": 1795651300, \"method\": \"GET\", \"path\": \"/x/8812?y=1\", \"status\": 201, "
-    "\"duration_ms\": 3.5, \"error_code\": \"E1\"}\n";
+    "\"duration_ms\": 3.5, \"error_code\": \"E1\"}\n"
+    // JSON null: wrong_type where the field must not be null, absent elsewhere.
+    "{\"ts\": null, \"method\": \"GET\", \"route\": \"/a\", \"status\": 200, \"duration_ms\": 1}\n"
+    "{\"ts\": 1795651300, \"method\": null, \"route\": \"/a\", \"status\": 200, "
+    "\"duration_ms\": 1}\n"
+    "{\"ts\": 1795651300, \"method\": \"GET\", \"route\": \"/a\", \"status\": null, "
+    "\"duration_ms\": 1}\n"
+    "{\"ts\": 1795651300, \"method\": \"GET\", \"route\": null, \"path\": \"/b/1\", "
+    "\"status\": 200, \"duration_ms\": null}\n"
+    "{\"ts\": 1795651300, \"method\": \"GET\", \"route\": null, \"path\": \"/b/1\", "
+    "\"status\": 200, \"duration_ms\": 2, \"error_code\": null}\n";
 constexpr std::string_view kBadOutbox =
     "{\"ts\": 1795651300, \"id\": \"m1\", \"type\": \"gift.opened\", \"status\": \"queued\"}\n"
     "{\"ts\": 1795651300, \"id\": \"m1\", \"type\": \"gift.created\", \"status\": \"lost\"}\n"
@@ -58,7 +68,18 @@ constexpr std::string_view kBadOutbox =
     "{\"ts\": 1795651300, \"id\": \"m1\", \"type\": \"gift.created\", \"status\": \"queued\", "
     "\"data\": {\"mode\": \"a\", \"theme\": \"b\"}}\n"
     "{\"ts\": 1795651300, \"id\": \"m1\", \"type\": \"gift.created\", \"status\": \"failed\", "
-    "\"attempt\": 0}\n";
+    "\"attempt\": 0}\n"
+    "{\"ts\": 1795651300, \"id\": null, \"type\": \"gift.created\", \"status\": \"failed\"}\n"
+    "{\"ts\": 1795651300, \"id\": \"m1\", \"type\": \"gift.created\", \"status\": \"failed\", "
+    "\"attempt\": null}\n"
+    "{\"ts\": 1795651300, \"id\": \"m1\", \"type\": \"gift.created\", \"status\": \"failed\", "
+    "\"attempt\": 2, \"processing_ms\": null, \"error\": null, \"data\": null}\n"
+    "{\"ts\": 1795651300, \"id\": \"m1\", \"type\": \"gift.expired\", \"status\": \"queued\", "
+    "\"data\": {\"mode\": \"a\", \"theme\": null}}\n"
+    // Not readable JSON: the topic is told from the keys in its text.
+    "{\"id\": \"m1\", \"type\": \"gift.created\", \"status\": \n"
+    "{\"id\": \"m1\", \"attempt\": 3,\n"
+    "{\"id\": \"m1\", \"ts\": 1\n";
 
 std::string Padded(std::string s) {
   s.append(simdjson::SIMDJSON_PADDING, ' ');
