@@ -9,9 +9,6 @@
 namespace novapulse {
 namespace {
 
-// Self metrics are labelled from fixed sets (topics x reasons, metric names).
-constexpr size_t kSelfSeriesLimit = 256;
-
 // API latency, 5 ms to 10 s.
 const std::vector<double> kLatencyBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                              0.5,   1,    2.5,   5,    10};
@@ -27,7 +24,8 @@ const std::vector<double> kClaimBuckets = {60,    300,   900,   1800,   3600,   
 }  // namespace
 
 const std::vector<MetricDef>& NovaGiftMetricDefs() {
-  static const std::vector<MetricDef> kDefs = {NOVAPULSE_NOVAGIFT_METRICS(NOVAPULSE_METRIC_DEF)};
+  static const std::vector<MetricDef> kDefs = {NOVAPULSE_NOVAGIFT_METRICS(NOVAPULSE_METRIC_DEF)
+                                                   NOVAPULSE_SELF_METRICS(NOVAPULSE_METRIC_DEF)};
   return kDefs;
 }
 

@@ -21,72 +21,62 @@
 #include "aggregators/busy_ring.h"
 #include "aggregators/metric_source.h"
 #include "aggregators/metric_store.h"
+#include "aggregators/self_metrics.h"
 #include "parsers/event.h"
 
 namespace novapulse {
 
-// The families novapulse exports for NovaGift, then its own (see
-// aggregators/metric_source.h); the order is the export order. Bucket
-// lists and kSelfSeriesLimit are named in novagift_metrics.cc.
-#define NOVAPULSE_NOVAGIFT_METRICS(M)                                                              \
-  M(kHttpRequestsTotal, "http_requests_total", "API requests by method, route and status.",        \
-    MetricType::kCounter, {"method", "route", "status"}, {})                                       \
-  M(kHttpRequestDuration, "http_request_duration_seconds", "API request latency.",                 \
-    MetricType::kHistogram, {"method", "route"}, kLatencyBuckets)                                  \
-  M(kHttpErrorsTotal, "http_errors_total",                                                         \
-    "API responses that carried an error code, by route and code.", MetricType::kCounter,          \
-    {"route", "error_code"}, {})                                                                   \
-  M(kHttpActiveConnections, "http_active_connections",                                             \
-    "Requests in progress, averaged over the last minute of event time.", MetricType::kComputed,   \
-    {}, {})                                                                                        \
-  M(kOutboxQueued, "outbox_queued_total",                                                          \
-    "Outbox messages waiting: queued, or failed and not yet back in flight.", MetricType::kGauge,  \
-    {"type"}, {})                                                                                  \
-  M(kOutboxInFlight, "outbox_in_flight_total", "Outbox messages being processed.",                 \
-    MetricType::kGauge, {"type"}, {})                                                              \
-  M(kOutboxProcessed, "outbox_processed_total", "Outbox messages processed successfully.",         \
-    MetricType::kCounter, {"type"}, {})                                                            \
-  M(kOutboxFailed, "outbox_failed_total", "Failed outbox processing attempts.",                    \
-    MetricType::kCounter, {"type"}, {})                                                            \
-  M(kOutboxDead, "outbox_dead_total", "Outbox messages given up after their last attempt.",        \
-    MetricType::kCounter, {"type"}, {})                                                            \
-  M(kOutboxErrors, "outbox_errors_total", "Failed outbox attempts by error.",                      \
-    MetricType::kCounter, {"type", "error"}, {})                                                   \
-  M(kOutboxProcessingDuration, "outbox_processing_duration_seconds",                               \
-    "Outbox processing time per attempt.", MetricType::kHistogram, {"type"}, kProcessingBuckets)   \
-  M(kOutboxRetryCount, "outbox_retry_count",                                                       \
-    "Attempts an outbox message needed, observed when it ends processed or dead.",                 \
-    MetricType::kHistogram, {"type"}, kAttemptBuckets)                                             \
-  M(kGiftsCreated, "gifts_created_total", "Gifts created.", MetricType::kCounter,                  \
-    {"mode", "theme"}, {})                                                                         \
-  M(kGiftsClaimed, "gifts_claimed_total", "Gifts claimed.", MetricType::kCounter,                  \
-    {"mode", "theme"}, {})                                                                         \
-  M(kGiftsExpired, "gifts_expired_total", "Gifts expired unclaimed.", MetricType::kCounter,        \
-    {"mode", "theme"}, {})                                                                         \
-  M(kGiftValue, "gift_value_usd", "Value of created gifts in USD.", MetricType::kHistogram,        \
-    {"mode"}, kUsdBuckets)                                                                         \
-  M(kGiftClaimDuration, "gift_claim_duration_seconds",                                             \
-    "Time from a gift's creation to its claim.", MetricType::kHistogram, {"mode"}, kClaimBuckets,  \
-    0, 1e-3)                                                                                       \
-  M(kWalletTransactions, "wallet_transactions_total", "Wallet transactions by kind and status.",   \
-    MetricType::kCounter, {"kind", "status"}, {})                                                  \
-  M(kEventsTotal, "novapulse_events_total", "Records read, by topic and result.",                  \
-    MetricType::kCounter, {"topic", "result"}, {}, kSelfSeriesLimit)                               \
-  M(kParseErrorsTotal, "novapulse_parse_errors_total", "Rejected records by topic and reason.",    \
-    MetricType::kCounter, {"topic", "reason"}, {}, kSelfSeriesLimit)                               \
-  M(kLateEventsTotal, "novapulse_late_events_total",                                               \
-    "Events stamped in a window slot that had already closed: counted in the cumulative "          \
-    "metrics, not in the windows rules read.",                                                     \
-    MetricType::kCounter, {"topic"}, {}, kSelfSeriesLimit)                                         \
-  M(kSeriesOverflowTotal, "novapulse_series_overflow_total",                                       \
-    "Events folded into a metric's __overflow__ series because it hit its series limit.",          \
-    MetricType::kCounter, {"metric"}, {}, kSelfSeriesLimit)                                        \
-  M(kSeries, "novapulse_series", "Series held per metric.", MetricType::kComputed, {"metric"}, {}) \
-  M(kNewestEventTime, "novapulse_newest_event_time_seconds",                                       \
-    "Event time of the newest record seen.", MetricType::kComputed, {}, {})
+// The families novapulse exports for NovaGift (see
+// aggregators/metric_source.h); the order is the export order. Bucket lists
+// are named in novagift_metrics.cc.
+#define NOVAPULSE_NOVAGIFT_METRICS(M)                                                             \
+  M(kHttpRequestsTotal, "http_requests_total", "API requests by method, route and status.",       \
+    MetricType::kCounter, {"method", "route", "status"}, {})                                      \
+  M(kHttpRequestDuration, "http_request_duration_seconds", "API request latency.",                \
+    MetricType::kHistogram, {"method", "route"}, kLatencyBuckets)                                 \
+  M(kHttpErrorsTotal, "http_errors_total",                                                        \
+    "API responses that carried an error code, by route and code.", MetricType::kCounter,         \
+    {"route", "error_code"}, {})                                                                  \
+  M(kHttpActiveConnections, "http_active_connections",                                            \
+    "Requests in progress, averaged over the last minute of event time.", MetricType::kComputed,  \
+    {}, {})                                                                                       \
+  M(kOutboxQueued, "outbox_queued_total",                                                         \
+    "Outbox messages waiting: queued, or failed and not yet back in flight.", MetricType::kGauge, \
+    {"type"}, {})                                                                                 \
+  M(kOutboxInFlight, "outbox_in_flight_total", "Outbox messages being processed.",                \
+    MetricType::kGauge, {"type"}, {})                                                             \
+  M(kOutboxProcessed, "outbox_processed_total", "Outbox messages processed successfully.",        \
+    MetricType::kCounter, {"type"}, {})                                                           \
+  M(kOutboxFailed, "outbox_failed_total", "Failed outbox processing attempts.",                   \
+    MetricType::kCounter, {"type"}, {})                                                           \
+  M(kOutboxDead, "outbox_dead_total", "Outbox messages given up after their last attempt.",       \
+    MetricType::kCounter, {"type"}, {})                                                           \
+  M(kOutboxErrors, "outbox_errors_total", "Failed outbox attempts by error.",                     \
+    MetricType::kCounter, {"type", "error"}, {})                                                  \
+  M(kOutboxProcessingDuration, "outbox_processing_duration_seconds",                              \
+    "Outbox processing time per attempt.", MetricType::kHistogram, {"type"}, kProcessingBuckets)  \
+  M(kOutboxRetryCount, "outbox_retry_count",                                                      \
+    "Attempts an outbox message needed, observed when it ends processed or dead.",                \
+    MetricType::kHistogram, {"type"}, kAttemptBuckets)                                            \
+  M(kGiftsCreated, "gifts_created_total", "Gifts created.", MetricType::kCounter,                 \
+    {"mode", "theme"}, {})                                                                        \
+  M(kGiftsClaimed, "gifts_claimed_total", "Gifts claimed.", MetricType::kCounter,                 \
+    {"mode", "theme"}, {})                                                                        \
+  M(kGiftsExpired, "gifts_expired_total", "Gifts expired unclaimed.", MetricType::kCounter,       \
+    {"mode", "theme"}, {})                                                                        \
+  M(kGiftValue, "gift_value_usd", "Value of created gifts in USD.", MetricType::kHistogram,       \
+    {"mode"}, kUsdBuckets)                                                                        \
+  M(kGiftClaimDuration, "gift_claim_duration_seconds",                                            \
+    "Time from a gift's creation to its claim.", MetricType::kHistogram, {"mode"}, kClaimBuckets, \
+    0, 1e-3)                                                                                      \
+  M(kWalletTransactions, "wallet_transactions_total", "Wallet transactions by kind and status.",  \
+    MetricType::kCounter, {"kind", "status"}, {})
 
+// The store's families: NovaGift's, then the self metrics (self_metrics.h),
+// whose ids here are their places in the store.
 enum NovaGiftMetric : size_t {
-  NOVAPULSE_NOVAGIFT_METRICS(NOVAPULSE_METRIC_ID) kNovaGiftMetricCount
+  NOVAPULSE_NOVAGIFT_METRICS(NOVAPULSE_METRIC_ID) NOVAPULSE_SELF_METRICS(NOVAPULSE_METRIC_ID)
+      kNovaGiftMetricCount
 };
 
 const std::vector<MetricDef>& NovaGiftMetricDefs();

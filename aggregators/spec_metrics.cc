@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstring>
 
-#include "aggregators/novagift_metrics.h"
 #include "parsers/timestamp.h"
 
 namespace novapulse {
@@ -65,13 +64,12 @@ std::vector<MetricDef> SpecMetrics::Defs(const spec::MetricSpecSet& spec) {
     def.sum_unit = m.sum_unit;
     defs.push_back(std::move(def));
   }
-  const std::vector<MetricDef>& table = NovaGiftMetricDefs();
-  defs.insert(defs.end(), table.begin() + kEventsTotal, table.end());
+  defs.insert(defs.end(), SelfMetricDefs().begin(), SelfMetricDefs().end());
   return defs;
 }
 
-size_t SpecMetrics::self(size_t novagift_id) const {
-  return plan_->spec().metrics.size() + novagift_id - kEventsTotal;
+size_t SpecMetrics::self(SelfMetric id) const {
+  return plan_->spec().metrics.size() + static_cast<size_t>(id);
 }
 
 SpecMetrics::SpecMetrics(std::shared_ptr<const spec::SpecPlan> plan, int num_shards,
@@ -91,7 +89,7 @@ SpecMetrics::SpecMetrics(std::shared_ptr<const spec::SpecPlan> plan, int num_sha
 }
 
 SpecMetrics::Writer::Writer(SpecMetrics* owner, int shard)
-    : owner_(owner), w_(&owner->store_, shard, owner->self(kSeriesOverflowTotal)) {
+    : owner_(owner), w_(&owner->store_, shard, owner->self(SelfMetric::kSeriesOverflowTotal)) {
   const spec::MetricSpecSet& spec = owner->plan_->spec();
   // Known label sets of the self metrics are resolved up front (in the same
   // order on every shard, so ids agree) and exported as zeros until they move.
@@ -101,14 +99,14 @@ SpecMetrics::Writer::Writer(SpecMetrics* owner, int shard)
     const std::string_view topic = i < inputs ? std::string_view(spec.inputs[i].topic) : "unknown";
     if (i < inputs) {
       BuildKey(&key_, {topic, "accepted"});
-      accepted_.push_back(w_.Resolve(owner->self(kEventsTotal), key_));
-      late_.push_back(w_.Resolve(owner->self(kLateEventsTotal), topic));
+      accepted_.push_back(w_.Resolve(owner->self(SelfMetric::kEventsTotal), key_));
+      late_.push_back(w_.Resolve(owner->self(SelfMetric::kLateEventsTotal), topic));
     }
     BuildKey(&key_, {topic, "rejected"});
-    rejected_events_.push_back(w_.Resolve(owner->self(kEventsTotal), key_));
+    rejected_events_.push_back(w_.Resolve(owner->self(SelfMetric::kEventsTotal), key_));
     for (int r = 0; r < kRejectReasonCount; ++r) {
       BuildKey(&key_, {topic, RejectReasonName(static_cast<RejectReason>(r))});
-      rejected_reasons_[i].push_back(w_.Resolve(owner->self(kParseErrorsTotal), key_));
+      rejected_reasons_[i].push_back(w_.Resolve(owner->self(SelfMetric::kParseErrorsTotal), key_));
     }
   }
   for (size_t f = 0; f < spec.metrics.size(); ++f) {
@@ -214,7 +212,8 @@ void SpecMetrics::Writer::Record(size_t input, const std::vector<spec::FieldValu
   const spec::InputSpec& in = spec.inputs[input];
   const int64_t ts_us = values[in.time_field].time_us;
   // Microseconds to milliseconds, floored (event times are after 1970).
-  if (!w_.SetEventTime(ts_us / 1000)) w_.Inc(owner_->self(kLateEventsTotal), late_[input]);
+  if (!w_.SetEventTime(ts_us / 1000))
+    w_.Inc(owner_->self(SelfMetric::kLateEventsTotal), late_[input]);
   for (const size_t f : owner_->by_input_[input]) {
     const spec::MetricSpec& m = spec.metrics[f];
     if (!spec::Holds(m.when, values, in)) continue;
@@ -267,14 +266,15 @@ void SpecMetrics::Writer::Record(size_t input, const std::vector<spec::FieldValu
     newest.store(ts_us, std::memory_order_relaxed);
   }
   batch_newest_us_ = std::max(batch_newest_us_, ts_us);
-  w_.Inc(owner_->self(kEventsTotal), accepted_[input]);
+  w_.Inc(owner_->self(SelfMetric::kEventsTotal), accepted_[input]);
 }
 
 void SpecMetrics::Writer::Reject(int input, RejectReason reason) {
   w_.ClearEventTime();
   const size_t i = input < 0 ? accepted_.size() : static_cast<size_t>(input);
-  w_.Inc(owner_->self(kParseErrorsTotal), rejected_reasons_[i][static_cast<int>(reason)]);
-  w_.Inc(owner_->self(kEventsTotal), rejected_events_[i]);
+  w_.Inc(owner_->self(SelfMetric::kParseErrorsTotal),
+         rejected_reasons_[i][static_cast<int>(reason)]);
+  w_.Inc(owner_->self(SelfMetric::kEventsTotal), rejected_events_[i]);
 }
 
 int64_t SpecMetrics::Writer::EndBatch() {
@@ -311,12 +311,12 @@ std::vector<FamilySnapshot> SpecMetrics::Snapshot() const {
     if (m < spec_families) {
       const int64_t window_s = absl::ToInt64Seconds(plan_->spec().metrics[m].window);
       add("", newest > 0 ? AverageBusy(busy_[m], newest, window_s) : 0.0);
-    } else if (m == self(kSeries)) {
+    } else if (m == self(SelfMetric::kSeries)) {
       for (size_t s = 0; s < store_.num_metrics(); ++s) {
         if (IsComputed(store_.def(s).type)) continue;
         add(store_.def(s).name, static_cast<double>(store_.index(s).size()));
       }
-    } else if (m == self(kNewestEventTime)) {
+    } else if (m == self(SelfMetric::kNewestEventTime)) {
       add("", static_cast<double>(newest) / kMicrosPerSecond);
     }
     families.push_back(std::move(f));

@@ -19,6 +19,7 @@
 #include "aggregators/busy_ring.h"
 #include "aggregators/metric_source.h"
 #include "aggregators/metric_store.h"
+#include "aggregators/self_metrics.h"
 #include "parsers/event.h"
 #include "spec/plan.h"
 
@@ -89,8 +90,8 @@ class SpecMetrics : public MetricSource {
   };
   // The store's families: the spec's, then the self metrics.
   static std::vector<MetricDef> Defs(const spec::MetricSpecSet& spec);
-  // The store index of a self family, by its id in the NovaGift table.
-  size_t self(size_t novagift_id) const;
+  // The store index of a self family.
+  size_t self(SelfMetric id) const;
 
   std::shared_ptr<const spec::SpecPlan> plan_;
   MetricStore store_;

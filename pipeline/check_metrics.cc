@@ -5,7 +5,7 @@
 #include <string_view>
 
 #include "absl/strings/str_join.h"
-#include "aggregators/novagift_metrics.h"
+#include "aggregators/self_metrics.h"
 #include "base/cli.h"
 #include "base/str_cat.h"
 #include "pipeline/rule_files.h"
@@ -42,8 +42,8 @@ std::vector<std::string> RuleMetricsNotInSpec(const RuleSet& rules,
       for (const char* suffix : {"_bucket", "_sum", "_count"}) known.insert(m.name + suffix);
     }
   }
-  for (const MetricDef& def : NovaGiftMetricDefs()) {
-    if (def.name.starts_with("novapulse_") && !IsComputed(def.type)) known.emplace(def.name);
+  for (const MetricDef& def : SelfMetricDefs()) {
+    if (!IsComputed(def.type)) known.emplace(def.name);
   }
   for (const RuleGroupSpec& g : rules.groups) {
     for (const RuleSpec& r : g.rules) {
