@@ -125,21 +125,14 @@ std::optional<RejectReason> RecordParser::DecodeAccessLog(simdjson::ondemand::ob
 }
 
 bool RecordParser::DecodeFlatAccessLog(size_t begin, size_t end, AccessLogEvent* out) noexcept {
-  if (begin >= window_end_ && !IndexWindow(begin)) return false;
   // Lines with a backslash take the On-Demand path, which unescapes.
-  if (LineEscapes(begin, end)) return false;
-  // The line's first byte must be the object's '{' in the index: a line
-  // inside a string that an earlier bad line left open never is.
-  const uint32_t* const index = index_->structural_indexes.get();
-  const char* const window = block_ + window_begin_;
-  const size_t first = begin - window_begin_;
-  while (token_ < tokens_ && index[token_] < first) ++token_;
-  if (token_ >= tokens_ || index[token_] != first || window[first] != '{') return false;
+  uint32_t first;
+  if (!index_.Line(begin, &first) || index_.Escapes(begin, end)) return false;
   const json::TokenReader r;
   *out = AccessLogEvent{};
   json::SeenFields seen;
   std::string_view path;
-  json::FlatFields fields(window, index, tokens_, token_);
+  json::FlatFields fields(index_.window(), index_.index(), index_.count(), first);
   while (fields.Next()) {
     const int id = MatchField(fields.key());
     if (id >= 0 && !seen.Mark(id)) return false;
@@ -147,14 +140,9 @@ bool RecordParser::DecodeFlatAccessLog(size_t begin, size_t end, AccessLogEvent*
     if (ReadField(r, id, value, &path, out)) return false;
   }
   // The object ends on its line, with only whitespace after it there.
-  if (!fields.ended()) return false;
-  const char* p = window + fields.close() + 1;
-  if (p > block_ + end) return false;
-  for (; p < block_ + end; ++p) {
-    if (!json::detail::IsJsonSpace(*p)) return false;
-  }
+  if (!fields.ended() || !index_.EndsLine(fields.next() - 1, end)) return false;
   if (FinishAccessLog(seen, path, out)) return false;
-  token_ = fields.next();
+  index_.Advance(fields.next());
   return true;
 }
 

@@ -7,6 +7,8 @@
 #include <simdjson.h>
 
 #include <array>
+#include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -157,6 +159,29 @@ inline bool FastUnsignedDecimal(std::string_view t, double* out) noexcept {
   }
   *out = static_cast<double>(mantissa) / kPow10[fraction];
   return true;
+}
+
+// Any JSON number as simdjson reads it: plain decimals as above, the rest
+// (signs, exponents, long mantissas like 1796032801.1600978) with
+// std::from_chars, which rounds correctly as simdjson does. False for what
+// is not a JSON number or not a finite double.
+inline bool FastDouble(std::string_view t, double* out) noexcept {
+  if (FastUnsignedDecimal(t, out)) return true;
+  bool integer;
+  if (!IsJsonNumber(t, &integer)) return false;
+  const char* const end = t.data() + t.size();
+  const std::from_chars_result r = std::from_chars(t.data(), end, *out);
+  return r.ec == std::errc() && r.ptr == end && std::isfinite(*out);
+}
+
+// Any JSON integer that fits an int64_t, as simdjson's get_int64 reads it.
+inline bool FastInt(std::string_view t, int64_t* out) noexcept {
+  if (FastUnsigned(t, out)) return true;
+  bool integer;
+  if (!IsJsonNumber(t, &integer) || !integer) return false;
+  const char* const end = t.data() + t.size();
+  const std::from_chars_result r = std::from_chars(t.data(), end, *out);
+  return r.ec == std::errc() && r.ptr == end;
 }
 
 }  // namespace detail

@@ -11,7 +11,7 @@
 namespace novapulse {
 
 RecordParser::RecordParser(size_t max_record_bytes, size_t index_window_bytes)
-    : max_record_bytes_(max_record_bytes), index_window_bytes_(index_window_bytes) {
+    : max_record_bytes_(max_record_bytes), index_(index_window_bytes) {
   // Allocation failure here leaves the parser to allocate on first use.
   if (parser_.allocate(max_record_bytes_, kMaxJsonDepth) != simdjson::SUCCESS) return;
   route_.reserve(256);
@@ -80,11 +80,9 @@ bool RecordParser::StartBlock(const char* data, size_t size, size_t capacity,
   block_ = data;
   block_size_ = size;
   if (topic == Topic::kAccessLog) {  // indexed a window at a time, as its lines come
-    window_end_ = 0;
-    tokens_ = token_ = 0;
-    indexed_ = true;
-    streaming_ = true;
-    return true;
+    indexed_ = index_.Start(data, size, capacity);
+    streaming_ = indexed_;
+    return indexed_;
   }
   block_escapes_ = std::memchr(data, '\\', size) != nullptr;
 #ifdef SIMDJSON_THREADS_ENABLED
@@ -101,41 +99,6 @@ bool RecordParser::StartBlock(const char* data, size_t size, size_t capacity,
   if (!(next_ != stream_.end()) || (*next_).error()) return false;
   started_ = true;
   streaming_ = true;
-  return true;
-}
-
-bool RecordParser::IndexWindow(size_t begin) noexcept {
-  // A window ends at a newline at most index_window_bytes_ past `begin`, or
-  // just past a single longer line.
-  size_t end = block_size_;
-  if (block_size_ - begin > index_window_bytes_) {
-    const void* last = memrchr(block_ + begin, '\n', index_window_bytes_);
-    const void* next = last ? last : std::memchr(block_ + begin, '\n', block_size_ - begin);
-    if (next != nullptr) end = static_cast<size_t>(static_cast<const char*>(next) - block_) + 1;
-  }
-  window_begin_ = begin;
-  window_end_ = end;
-  tokens_ = token_ = 0;
-  const size_t size = end - begin;
-  // Per window rather than per block: these bytes are about to be read by
-  // stage 1 too, and a window without a backslash spares each line a scan.
-  block_escapes_ = std::memchr(block_ + begin, '\\', size) != nullptr;
-  if (size > index_capacity_) {
-    const size_t capacity = std::max(index_window_bytes_, std::bit_ceil(size));
-    const simdjson::error_code error =
-        index_ ? index_->set_capacity(capacity)
-               : simdjson::get_active_implementation()->create_dom_parser_implementation(
-                     capacity, kMaxJsonDepth, index_);
-    if (error) return false;
-    index_capacity_ = capacity;
-  }
-  // Regular mode: the window is whole lines, so a string still open at its
-  // end is an error like any other, and the window's lines go one by one.
-  if (index_->stage1(reinterpret_cast<const uint8_t*>(block_ + begin), size,
-                     simdjson::stage1_mode::regular)) {
-    return false;
-  }
-  tokens_ = index_->n_structural_indexes;
   return true;
 }
 

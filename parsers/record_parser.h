@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 
+#include "parsers/block_index.h"
 #include "parsers/event.h"
 
 namespace novapulse {
@@ -35,9 +36,8 @@ class SeenFields;
 }  // namespace json
 
 inline constexpr size_t kDefaultMaxRecordBytes = 1 << 20;
-// Stage 1 indexes an access-log block this much at a time, so the bytes and
-// their index are still in the core's cache when the lines are walked.
-inline constexpr size_t kDefaultIndexWindowBytes = 1 << 16;
+// Stage 1 indexes an access-log block this much at a time (see BlockIndex).
+inline constexpr size_t kDefaultIndexWindowBytes = json::kDefaultIndexWindowBytes;
 
 class RecordParser {
  public:
@@ -139,18 +139,9 @@ class RecordParser {
   std::string route_;   // normalised route when only `path` is given
   std::string padded_;  // scratch for the string_view overloads
 
-  // Access-log blocks: simdjson's stage 1 alone, over a window of the
-  // block's lines at a time, its structural index walked by
-  // DecodeFlatAccessLog. Index entries are offsets in the window; token_ is
-  // the next line's first entry.
-  [[nodiscard]] bool IndexWindow(size_t begin) noexcept;
-  std::unique_ptr<simdjson::internal::dom_parser_implementation> index_;
-  size_t index_window_bytes_;
-  size_t index_capacity_ = 0;
-  size_t window_begin_ = 0;
-  size_t window_end_ = 0;
-  uint32_t tokens_ = 0;
-  uint32_t token_ = 0;
+  // Access-log blocks: stage 1 alone, a window of lines at a time, its
+  // structural index walked by DecodeFlatAccessLog.
+  json::BlockIndex index_;
   bool indexed_ = false;
 
   simdjson::ondemand::parser stream_parser_;  // sized for whole blocks
@@ -161,7 +152,7 @@ class RecordParser {
   size_t block_size_ = 0;
   bool streaming_ = false;      // later lines may still come from the block
   bool started_ = false;        // next_ is at the first document, not yet taken
-  bool block_escapes_ = false;  // the block (outbox) or window (access log) has a backslash
+  bool block_escapes_ = false;  // the outbox block has a backslash
   uint64_t streamed_ = 0;
 };
 

@@ -124,6 +124,22 @@ uint64_t ProcessLines(Topic topic, const char* data, size_t size, size_t capacit
   return records;
 }
 
+namespace {
+
+// The checks after a spec record decoded, then its aggregation.
+bool AcceptSpec(int input, const spec::SpecDecoder& decoder, SpecMetrics::Writer& writer,
+                const RecordLimits& limits) {
+  const spec::InputSpec& in = decoder.plan().spec().inputs[input];
+  if (decoder.values()[in.time_field].time_us > limits.future_limit_us) {
+    writer.Reject(input, RejectReason::kFutureTimestamp);
+    return false;
+  }
+  writer.Record(input, decoder.values());
+  return true;
+}
+
+}  // namespace
+
 bool ProcessSpecRecord(int input, const char* data, size_t len, size_t capacity,
                        spec::SpecDecoder& decoder, SpecMetrics::Writer& writer,
                        const RecordLimits& limits) {
@@ -141,13 +157,7 @@ bool ProcessSpecRecord(int input, const char* data, size_t len, size_t capacity,
     writer.Reject(input, *reject);
     return false;
   }
-  const spec::InputSpec& in = decoder.plan().spec().inputs[input];
-  if (decoder.values()[in.time_field].time_us > limits.future_limit_us) {
-    writer.Reject(input, RejectReason::kFutureTimestamp);
-    return false;
-  }
-  writer.Record(input, decoder.values());
-  return true;
+  return AcceptSpec(input, decoder, writer, limits);
 }
 
 uint64_t ProcessSpecLines(int input, const char* data, size_t size, size_t capacity,
@@ -155,6 +165,10 @@ uint64_t ProcessSpecLines(int input, const char* data, size_t size, size_t capac
                           const RecordLimits& limits) {
   uint64_t records = 0;
   size_t pos = 0;
+  // Lines are read from the block's structural index (see
+  // SpecDecoder::StartBlock); a line the block path does not accept, or
+  // longer than a record may be, is decoded alone.
+  decoder.StartBlock(data, size, capacity);
   while (pos < size) {
     const char* nl = static_cast<const char*>(std::memchr(data + pos, '\n', size - pos));
     const size_t line_end = nl ? static_cast<size_t>(nl - data) : size;
@@ -164,7 +178,12 @@ uint64_t ProcessSpecLines(int input, const char* data, size_t size, size_t capac
     while (first < len && (data[pos + first] == ' ' || data[pos + first] == '\t')) ++first;
     if (first < len) {
       ++records;
-      ProcessSpecRecord(input, data + pos, len, capacity - pos, decoder, writer, limits);
+      int as = -1;
+      if (len <= decoder.max_record_bytes() && decoder.Next(input, pos + first, line_end, &as)) {
+        AcceptSpec(as, decoder, writer, limits);
+      } else {
+        ProcessSpecRecord(input, data + pos, len, capacity - pos, decoder, writer, limits);
+      }
     }
     pos = line_end + 1;
   }

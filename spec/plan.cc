@@ -97,6 +97,198 @@ void CompileCodes(const InputSpec& in, Condition* c) {
   c->by_code = true;
 }
 
+// Each key's first 8 bytes (with the closing quote when shorter) and their
+// mask, as SpecDecoder::Match compares them.
+void IndexKeys(SpecPlan::Level* l) {
+  l->prefix.clear();
+  l->mask.clear();
+  for (const std::string& key : l->keys) {
+    // Little-endian: the key's first byte is the word's lowest.
+    const std::string quoted = key + '"';
+    const size_t n = std::min<size_t>(quoted.size(), 8);
+    uint64_t prefix = 0;
+    for (size_t i = n; i-- > 0;) prefix = (prefix << 8) | static_cast<uint8_t>(quoted[i]);
+    l->prefix.push_back(prefix);
+    l->mask.push_back(n == 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * n)) - 1);
+  }
+}
+
+SpecPlan::DetectPlan CompileDetect(const MetricSpecSet& spec) {
+  SpecPlan::DetectPlan d;
+  auto bits = [&d](const std::vector<std::string>& keys) {
+    uint64_t mask = 0;
+    for (const std::string& key : keys) {
+      auto it = std::find(d.keys.keys.begin(), d.keys.keys.end(), key);
+      if (it == d.keys.keys.end()) {
+        d.keys.keys.push_back(key);
+        d.keys.targets.push_back(static_cast<int32_t>(d.keys.targets.size()));
+        it = d.keys.keys.end() - 1;
+      }
+      const auto bit = static_cast<size_t>(it - d.keys.keys.begin());
+      if (bit < 64) mask |= uint64_t{1} << bit;
+    }
+    return mask;
+  };
+  for (const InputSpec& in : spec.inputs) {
+    d.all.push_back(bits(in.detect.all));
+    d.any.push_back(bits(in.detect.any));
+  }
+  d.usable = d.keys.keys.size() <= 64;
+  IndexKeys(&d.keys);
+  return d;
+}
+
+// A number read as field f's: its range, then its scale. False when it is
+// out of range.
+bool SetNumber(const FieldSpec& f, double n, FieldValue* out) noexcept {
+  if ((f.min && n < *f.min) || (f.max && n > *f.max)) return false;
+  out->raw = n;
+  out->number = n * f.scale;
+  out->present = true;
+  return true;
+}
+
+// An epoch number in field f's unit (seconds through nanoseconds) as an
+// event time. False outside [1970, 9999].
+bool SetEpoch(const FieldSpec& f, double n, FieldValue* out) noexcept {
+  static constexpr double kToSeconds[] = {1, 1, 1, 1e-3, 1e-6, 1e-9};
+  const double seconds = n * kToSeconds[static_cast<int>(f.time_format)];
+  if (!(seconds >= 0 && seconds < kMaxEventSeconds)) return false;
+  out->time_us = static_cast<int64_t>(std::floor(seconds * 1e6 + 0.5));
+  out->present = true;
+  return true;
+}
+
+// A string field's value; false when too long for it (Read names why).
+bool ReadText(const FieldSpec& f, std::string_view text, FieldValue* out) noexcept {
+  if (f.transforms.empty() && text.size() > f.max_bytes) return false;
+  out->text = text;
+  out->present = !text.empty();
+  return true;
+}
+
+// Field f's value from its raw token (without escapes), as
+// SpecDecoder::Read would decode it; false for anything but the plain
+// cases (which Read then decodes or rejects).
+bool ReadToken(const FieldSpec& f, std::string_view token, FieldValue* out) noexcept {
+  if (token == "null") return f.nullable;  // absent
+  const bool is_string = token.size() >= 2 && token[0] == '"';
+  const std::string_view text = is_string ? token.substr(1, token.size() - 2) : std::string_view();
+  switch (f.type) {
+    case FieldType::kString:
+      return is_string && ReadText(f, text, out);
+    case FieldType::kInt: {
+      int64_t n = 0;
+      return json::detail::FastInt(token, &n) && SetNumber(f, static_cast<double>(n), out);
+    }
+    case FieldType::kNumber: {
+      double n = 0;
+      return json::detail::FastDouble(token, &n) && SetNumber(f, n, out);
+    }
+    case FieldType::kBool:
+      if (token != "true" && token != "false") return false;
+      out->number = token[0] == 't' ? 1 : 0;
+      out->present = true;
+      return true;
+    case FieldType::kTime:
+      break;
+  }
+  if (is_string) {
+    out->present = (f.time_format == TimeFormat::kAuto || f.time_format == TimeFormat::kRfc3339) &&
+                   ParseRfc3339(text, &out->time_us);
+    return out->present;
+  }
+  double n = 0;
+  if (f.time_format == TimeFormat::kRfc3339 || !json::detail::FastDouble(token, &n)) {
+    return false;
+  }
+  if (f.time_format != TimeFormat::kAuto) return SetEpoch(f, n, out);
+  out->present = EpochNumberToMicros(n, &out->time_us);
+  return out->present;
+}
+
+// The length of the escape at `p` (a backslash, `n` bytes readable), 0 when
+// it is not one the block path takes: the plain ones (\" \\ \/ \b \f \n \r
+// \t) and \uXXXX outside the surrogates (a pair, or a lone one, is left to
+// simdjson, which decides). Appends what it stands for to `out` if given,
+// as simdjson's unescaping does (UTF-8).
+size_t EscapeLength(const char* p, size_t n, std::string* out) noexcept {
+  if (n < 2) return 0;
+  char plain = 0;
+  switch (p[1]) {
+    case '"':
+    case '\\':
+    case '/':
+      plain = p[1];
+      break;
+    case 'b':
+      plain = '\b';
+      break;
+    case 'f':
+      plain = '\f';
+      break;
+    case 'n':
+      plain = '\n';
+      break;
+    case 'r':
+      plain = '\r';
+      break;
+    case 't':
+      plain = '\t';
+      break;
+    case 'u':
+      break;
+    default:
+      return 0;
+  }
+  if (plain != 0) {
+    if (out != nullptr) *out += plain;
+    return 2;
+  }
+  if (n < 6) return 0;
+  uint32_t code = 0;
+  for (size_t i = 2; i < 6; ++i) {
+    const char c = p[i];
+    const int digit = c >= '0' && c <= '9'   ? c - '0'
+                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                             : -1;
+    if (digit < 0) return 0;
+    code = code << 4 | static_cast<uint32_t>(digit);
+  }
+  if (code >= 0xd800 && code <= 0xdfff) return 0;
+  if (out != nullptr) {
+    if (code < 0x80) {
+      *out += static_cast<char>(code);
+    } else if (code < 0x800) {
+      *out += static_cast<char>(0xc0 | (code >> 6));
+      *out += static_cast<char>(0x80 | (code & 0x3f));
+    } else {
+      *out += static_cast<char>(0xe0 | (code >> 12));
+      *out += static_cast<char>(0x80 | ((code >> 6) & 0x3f));
+      *out += static_cast<char>(0x80 | (code & 0x3f));
+    }
+  }
+  return 6;
+}
+
+// A string token's text with its escapes (all taken by EscapeLength) undone.
+void Unescape(std::string_view text, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < text.size();) {
+    if (text[i] != '\\') {
+      *out += text[i++];
+      continue;
+    }
+    i += EscapeLength(text.data() + i, text.size() - i, out);
+  }
+}
+
+// The raw token of index entry i: up to the next entry, less whitespace.
+std::string_view Token(const char* w, const uint32_t* ix, uint32_t i) noexcept {
+  return json::detail::Trim({w + ix[i], ix[i + 1] - ix[i]});
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const SpecPlan>> SpecPlan::Compile(MetricSpecSet spec) {
@@ -133,17 +325,7 @@ absl::StatusOr<std::shared_ptr<const SpecPlan>> SpecPlan::Compile(MetricSpecSet 
         level = static_cast<size_t>(-target - 1);
       }
     }
-    for (Level& l : ip.levels) {
-      for (const std::string& key : l.keys) {
-        // Little-endian: the key's first byte is the word's lowest.
-        const std::string quoted = key + '"';
-        const size_t n = std::min<size_t>(quoted.size(), 8);
-        uint64_t prefix = 0;
-        for (size_t i = n; i-- > 0;) prefix = (prefix << 8) | static_cast<uint8_t>(quoted[i]);
-        l.prefix.push_back(prefix);
-        l.mask.push_back(n == 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * n)) - 1);
-      }
-    }
+    for (Level& l : ip.levels) IndexKeys(&l);
     ip.lazy = LazyFields(spec, static_cast<size_t>(&in - spec.inputs.data()));
     for (uint32_t f = 0; f < in.fields.size(); ++f) {
       const FieldSpec& field = in.fields[f];
@@ -183,12 +365,13 @@ absl::StatusOr<std::shared_ptr<const SpecPlan>> SpecPlan::Compile(MetricSpecSet 
     CompileCodes(in, &m.when);
     for (GaugeOp& op : m.ops) CompileCodes(in, &op.when);
   }
+  plan->detect_ = CompileDetect(spec);
   plan->spec_ = std::move(spec);
   return std::shared_ptr<const SpecPlan>(std::move(plan));
 }
 
-SpecDecoder::SpecDecoder(const SpecPlan& plan, size_t max_record_bytes)
-    : plan_(plan), max_record_bytes_(max_record_bytes) {
+SpecDecoder::SpecDecoder(const SpecPlan& plan, size_t max_record_bytes, size_t index_window_bytes)
+    : plan_(plan), max_record_bytes_(max_record_bytes), index_(index_window_bytes) {
   size_t fields = 0;
   for (const InputSpec& in : plan.spec().inputs) fields = std::max(fields, in.fields.size());
   values_.resize(fields);
@@ -216,9 +399,7 @@ std::optional<RejectReason> SpecDecoder::Decode(size_t input, const char* data, 
     capacity = padded_.size();
   }
   const InputSpec& in = plan_.spec().inputs[input];
-  std::fill_n(values_.begin(), in.fields.size(), FieldValue{});
-  std::fill_n(seen_.begin(), in.fields.size(), 0);
-  std::fill_n(transformed_.begin(), in.fields.size(), 0);
+  Clear(in);
   if (auto error = parser_.iterate(data, len, capacity).get(doc_)) return json::FromError(error);
   simdjson::ondemand::object root;
   if (auto error = doc_.get_object().get(root)) {
@@ -242,6 +423,200 @@ std::optional<RejectReason> SpecDecoder::Decode(size_t input, const char* data, 
     return RejectReason::kMalformedJson;
   }
   return Finish(in);
+}
+
+void SpecDecoder::Clear(const InputSpec& in) noexcept {
+  std::fill_n(values_.begin(), in.fields.size(), FieldValue{});
+  std::fill_n(seen_.begin(), in.fields.size(), 0);
+  std::fill_n(transformed_.begin(), in.fields.size(), 0);
+}
+
+bool SpecDecoder::Next(int input, size_t begin, size_t end, int* decoded_as) noexcept {
+  uint32_t first;
+  if (end - begin > max_record_bytes_ || !index_.Line(begin, &first)) return false;
+  line_escapes_ = index_.Escapes(begin, end);
+  if (line_escapes_ && !FindEscapes(begin, end)) return false;
+  if (input < 0 && (input = DetectIndexed(first)) < 0) return false;
+  const InputSpec& in = plan_.spec().inputs[input];
+  Clear(in);
+  uint32_t t = first;
+  if (!WalkIndexed(in, plan_.input(input), 0, &t, 2) || !index_.EndsLine(t - 1, end) ||
+      Finish(in)) {
+    return false;
+  }
+  index_.Advance(t);
+  *decoded_as = input;
+  ++streamed_;
+  return true;
+}
+
+bool SpecDecoder::WalkIndexed(const InputSpec& in, const SpecPlan::InputPlan& plan, int level,
+                              uint32_t* t, size_t depth) noexcept {
+  const char* const w = index_.window();
+  const uint32_t* const ix = index_.index();
+  const uint32_t count = index_.count();
+  const SpecPlan::Level& l = plan.levels[level];
+  uint32_t i = *t + 1;  // past the '{'
+  if (i < count && w[ix[i]] == '}') {
+    *t = i + 1;
+    return true;
+  }
+  for (;;) {
+    // A key, ':', a value, and what follows it.
+    if (i + 3 >= count || w[ix[i]] != '"' || w[ix[i + 1]] != ':' || Escaped(i)) {
+      return false;  // an escaped key might read as one the spec names
+    }
+    const int match = Match(l, w + ix[i] + 1);
+    uint32_t v = i + 2;
+    const char first = w[ix[v]];
+    if (first == '{' || first == '[') {
+      if (match < 0) {
+        if (!SkipIndexed(&v, depth)) return false;
+      } else if (l.targets[match] >= 0 || first != '{' || depth >= kMaxJsonDepth ||
+                 !WalkIndexed(in, plan, -l.targets[match] - 1, &v, depth + 1)) {
+        return false;  // a field's value is never a container
+      }
+      i = v;
+    } else {
+      const std::string_view token = Token(w, ix, v);
+      if (match < 0) {
+        if (first != '"' && !json::detail::IsValidToken(token)) return false;
+      } else if (const int32_t target = l.targets[match]; target < 0) {
+        if (token != "null") return false;  // an object's key holding a scalar
+      } else {
+        if (seen_[target]) return false;
+        seen_[target] = 1;
+        const FieldSpec& f = in.fields[target];
+        if (!Escaped(v)) {
+          if (!ReadToken(f, token, &values_[target])) return false;
+        } else {
+          // Only strings hold escapes; one that is not a string field's is
+          // left to Read.
+          if (f.type != FieldType::kString || first != '"') return false;
+          Unescape(token.substr(1, token.size() - 2), &scratch_[target]);
+          if (!ReadText(f, scratch_[target], &values_[target])) return false;
+        }
+      }
+      i = v + 1;
+    }
+    if (i >= count) return false;
+    const char separator = w[ix[i++]];
+    if (separator == '}') {
+      *t = i;
+      return true;
+    }
+    if (separator != ',') return false;
+  }
+}
+
+bool SpecDecoder::SkipIndexed(uint32_t* t, size_t depth) const noexcept {
+  const char* const w = index_.window();
+  const uint32_t* const ix = index_.index();
+  const uint32_t count = index_.count();
+  char closers[kMaxJsonDepth];
+  size_t open = 0;
+  enum class Want : uint8_t { kValue, kKey, kNext } want = Want::kValue;
+  for (uint32_t i = *t; i < count;) {
+    const char c = w[ix[i]];
+    switch (want) {
+      case Want::kValue:
+        if (c == '{' || c == '[') {
+          if (depth + open >= kMaxJsonDepth) return false;
+          closers[open++] = c == '{' ? '}' : ']';
+          ++i;
+          want = c == '{' ? Want::kKey : Want::kValue;
+          if (i < count && w[ix[i]] == closers[open - 1]) {  // empty
+            --open;
+            ++i;
+            want = Want::kNext;
+          }
+          break;
+        }
+        if (i + 1 >= count || (c != '"' && !json::detail::IsValidToken(Token(w, ix, i)))) {
+          return false;
+        }
+        ++i;
+        want = Want::kNext;
+        break;
+      case Want::kKey:
+        if (c != '"' || i + 1 >= count || w[ix[i + 1]] != ':') return false;
+        i += 2;
+        want = Want::kValue;
+        break;
+      case Want::kNext:
+        if (open == 0) {
+          *t = i;
+          return true;
+        }
+        if (c == ',') {
+          want = closers[open - 1] == '}' ? Want::kKey : Want::kValue;
+        } else if (c == closers[open - 1]) {
+          --open;
+        } else {
+          return false;
+        }
+        ++i;
+        break;
+    }
+  }
+  return false;
+}
+
+bool SpecDecoder::FindEscapes(size_t begin, size_t end) noexcept {
+  // Outside strings a backslash is no JSON at all, and the walk rejects the
+  // record; inside them, every escape is checked here once.
+  escapes_.clear();
+  const char* const w = index_.window();
+  const char* const block = w - index_.window_begin();
+  const char* p = block + begin;
+  const char* const stop = block + end;
+  while ((p = static_cast<const char*>(std::memchr(p, '\\', static_cast<size_t>(stop - p))))) {
+    const size_t length = EscapeLength(p, static_cast<size_t>(stop - p), nullptr);
+    if (length == 0) return false;
+    escapes_.push_back(static_cast<uint32_t>(p - w));
+    p += length;
+  }
+  return true;
+}
+
+bool SpecDecoder::Escaped(uint32_t i) const noexcept {
+  if (!line_escapes_) return false;
+  const uint32_t* const ix = index_.index();
+  const auto it = std::lower_bound(escapes_.begin(), escapes_.end(), ix[i]);
+  return it != escapes_.end() && *it < ix[i + 1];
+}
+
+int SpecDecoder::DetectIndexed(uint32_t first) const noexcept {
+  const std::vector<InputSpec>& inputs = plan_.spec().inputs;
+  if (inputs.size() == 1) return 0;
+  const SpecPlan::DetectPlan& d = plan_.detect();
+  if (!d.usable) return -1;
+  const char* const w = index_.window();
+  const uint32_t* const ix = index_.index();
+  const uint32_t count = index_.count();
+  // Top-level keys only: a string at nesting 1 followed by ':'. The walk
+  // after this checks the record's grammar.
+  uint64_t seen = 0;
+  size_t nesting = 0;
+  for (uint32_t i = first; i < count; ++i) {
+    const char c = w[ix[i]];
+    if (c == '{' || c == '[') {
+      ++nesting;
+    } else if (c == '}' || c == ']') {
+      if (--nesting == 0) break;
+    } else if (nesting == 1 && c == '"' && i + 1 < count && w[ix[i + 1]] == ':') {
+      if (Escaped(i)) return -1;
+      const int k = Match(d.keys, w + ix[i] + 1);
+      if (k >= 0) seen |= uint64_t{1} << d.keys.targets[k];
+    }
+  }
+  for (size_t n = 0; n < inputs.size(); ++n) {
+    if (d.all[n] != 0 && (seen & d.all[n]) == d.all[n]) return static_cast<int>(n);
+  }
+  for (size_t n = 0; n < inputs.size(); ++n) {
+    if ((seen & d.any[n]) != 0) return static_cast<int>(n);
+  }
+  return -1;
 }
 
 std::optional<RejectReason> SpecDecoder::Walk(const InputSpec& in, const SpecPlan::InputPlan& plan,
@@ -324,12 +699,7 @@ std::optional<RejectReason> SpecDecoder::Read(const FieldSpec& f, simdjson::onde
       } else if (auto reject = r.ReadDouble(v, &out->number)) {
         return reject;
       }
-      if ((f.min && out->number < *f.min) || (f.max && out->number > *f.max)) {
-        return RejectReason::kOutOfRange;
-      }
-      out->raw = out->number;
-      out->number *= f.scale;
-      out->present = true;
+      if (!SetNumber(f, out->number, out)) return RejectReason::kOutOfRange;
       return std::nullopt;
     }
     case FieldType::kBool: {
@@ -358,11 +728,7 @@ std::optional<RejectReason> SpecDecoder::Read(const FieldSpec& f, simdjson::onde
   if (auto reject = r.ReadDouble(v, &n)) {
     return *reject == RejectReason::kOutOfRange ? RejectReason::kBadTimestamp : *reject;
   }
-  static constexpr double kToSeconds[] = {1, 1, 1, 1e-3, 1e-6, 1e-9};
-  const double seconds = n * kToSeconds[static_cast<int>(f.time_format)];
-  if (!(seconds >= 0 && seconds < kMaxEventSeconds)) return RejectReason::kBadTimestamp;
-  out->time_us = static_cast<int64_t>(std::floor(seconds * 1e6 + 0.5));
-  out->present = true;
+  if (!SetEpoch(f, n, out)) return RejectReason::kBadTimestamp;
   return std::nullopt;
 }
 

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "parsers/block_index.h"
 #include "parsers/event.h"
 #include "spec/metric_spec.h"
 
@@ -67,6 +68,15 @@ class SpecPlan {
     std::vector<uint32_t> eager_transforms, fallbacks, required, with_values, required_when;
   };
 
+  // Detection over a record's top-level keys (see SpecDecoder::Detect):
+  // every input's `all` and `any` keys in one table whose targets are bits,
+  // and per input the bits of each list. Not `usable` past 64 keys.
+  struct DetectPlan {
+    Level keys;
+    std::vector<uint64_t> all, any;
+    bool usable = false;
+  };
+
   // Checks what the loader cannot (two fields on one path, a path both a
   // value and an object) and builds the key tables. Errors name the spec's
   // FILE:LINE:COL.
@@ -74,15 +84,19 @@ class SpecPlan {
 
   const MetricSpecSet& spec() const { return spec_; }
   const InputPlan& input(size_t i) const { return inputs_[i]; }
+  const DetectPlan& detect() const { return detect_; }
 
  private:
   MetricSpecSet spec_;
   std::vector<InputPlan> inputs_;
+  DetectPlan detect_;
 };
 
 class SpecDecoder {
  public:
-  explicit SpecDecoder(const SpecPlan& plan, size_t max_record_bytes = 1 << 20);
+  // `index_window_bytes` is for tests, which move the block path's windows' edges.
+  explicit SpecDecoder(const SpecPlan& plan, size_t max_record_bytes = 1 << 20,
+                       size_t index_window_bytes = json::kDefaultIndexWindowBytes);
   SpecDecoder(const SpecDecoder&) = delete;
   SpecDecoder& operator=(const SpecDecoder&) = delete;
 
@@ -101,6 +115,34 @@ class SpecDecoder {
   // first input one of whose `text` keys appears in it, quoted.
   [[nodiscard]] int Detect(const char* data, size_t len, size_t capacity) noexcept;
 
+  // Blocks: one simdjson stage-1 pass over a window of a block's lines at a
+  // time (json::BlockIndex), each record then read straight from the
+  // structural index, nested objects included. The block path only ever
+  // accepts: a record it does not fully understand (an escape in a key or
+  // in a value it reads, a \u escape anywhere, numbers beyond plain
+  // decimals, a null where none may be, anything rejected) is left to
+  // Detect and Decode alone, which name the reason. So what it accepts, and
+  // the values it decodes, are theirs.
+  //
+  //   decoder.StartBlock(block, size, capacity);
+  //   for each non-blank line [begin, end) of the block, in order:
+  //     int as;
+  //     if (!decoder.Next(input, begin, end, &as)) ... Detect/Decode the line alone ...
+  //
+  // `data` must be readable for `capacity` >= size + SIMDJSON_PADDING bytes;
+  // a block that is not is decoded line by line.
+  void StartBlock(const char* data, size_t size, size_t capacity) noexcept {
+    (void)index_.Start(data, size, capacity);
+  }
+  // The record on the line whose first non-blank byte is at block offset
+  // `begin` and whose newline (or the block's end) is at `end`, as input
+  // `input`, or as the input Detect gives when `input` is -1. True when
+  // accepted; then *decoded_as is the input and values() what Decode gives.
+  [[nodiscard]] bool Next(int input, size_t begin, size_t end, int* decoded_as) noexcept;
+  size_t max_record_bytes() const noexcept { return max_record_bytes_; }
+  // Records the block path accepted so far (for tests and benchmarks).
+  uint64_t streamed() const noexcept { return streamed_; }
+
  private:
   [[nodiscard]] std::optional<RejectReason> Walk(const InputSpec& in,
                                                  const SpecPlan::InputPlan& plan, int level,
@@ -110,6 +152,21 @@ class SpecDecoder {
                                                  bool escapes, FieldValue* out) noexcept;
   [[nodiscard]] std::optional<RejectReason> Finish(const InputSpec& in) noexcept;
   void Transform(const FieldSpec& f, size_t index, FieldValue* v);
+  void Clear(const InputSpec& in) noexcept;
+  // The block path (see Next): the object whose '{' is entry *t, read as
+  // level `level`; on success *t is the entry after its '}'.
+  [[nodiscard]] bool WalkIndexed(const InputSpec& in, const SpecPlan::InputPlan& plan, int level,
+                                 uint32_t* t, size_t depth) noexcept;
+  // Steps over the container at entry *t, checking its grammar.
+  [[nodiscard]] bool SkipIndexed(uint32_t* t, size_t depth) const noexcept;
+  // The input the top-level keys of the object at entry `first` say, -1
+  // when none does or detection cannot tell from the index.
+  [[nodiscard]] int DetectIndexed(uint32_t first) const noexcept;
+  // Notes where the line's backslashes are; false when an escape is not a
+  // plain one (\u, whose surrogates simdjson checks, or not an escape).
+  [[nodiscard]] bool FindEscapes(size_t begin, size_t end) noexcept;
+  // Whether the raw token of index entry i holds a backslash.
+  [[nodiscard]] bool Escaped(uint32_t i) const noexcept;
   // The index of the raw key among the level's keys, -1 if none.
   static int Match(const SpecPlan::Level& l, const char* raw) noexcept;
 
@@ -120,9 +177,15 @@ class SpecDecoder {
   std::vector<FieldValue> values_;
   std::vector<uint8_t> seen_;
   std::vector<uint8_t> transformed_;  // lazy fields whose transforms have run
-  std::vector<std::string> scratch_;  // per field: its transformed value
+  std::vector<std::string> scratch_;  // per field: its unescaped or transformed value
   std::string tmp_;                   // a transform's output before it becomes the value
   std::string padded_;
+  json::BlockIndex index_;
+  // The block path's line: whether it holds a backslash, and where (window
+  // offsets, ascending).
+  bool line_escapes_ = false;
+  std::vector<uint32_t> escapes_;
+  uint64_t streamed_ = 0;
 };
 
 // Whether condition `c` holds over `values` (an absent field's comparisons

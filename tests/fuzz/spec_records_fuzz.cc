@@ -4,7 +4,8 @@
 // transform (lower-casing, path normalising, map, replace, extract, values
 // with `other`, fallbacks, defaults, conditions). Checks that every non-blank
 // line is counted exactly once, accepted or rejected, whatever its bytes,
-// and renders the metrics now and then.
+// and that the block path (records read from the block's structural index,
+// in small windows too) exports exactly what decoding each line alone does.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -85,15 +86,23 @@ uint64_t EventsCounted(const novapulse::SpecMetrics& metrics) {
   return total;
 }
 
-uint64_t NonBlankLines(std::string_view block) {
+// Each non-blank line of `block` (readable with padding) decoded alone;
+// returns their number.
+uint64_t LineByLine(std::string_view block, novapulse::spec::SpecDecoder& decoder,
+                    novapulse::SpecMetrics::Writer& writer) {
   uint64_t lines = 0;
   size_t pos = 0;
-  while (pos <= block.size()) {
+  while (pos < block.size()) {
     size_t end = block.find('\n', pos);
     if (end == std::string_view::npos) end = block.size();
     std::string_view line = block.substr(pos, end - pos);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.find_first_not_of(" \t") != std::string_view::npos) ++lines;
+    if (line.find_first_not_of(" \t") != std::string_view::npos) {
+      ++lines;
+      // Copied: the decoder pads a record without room after it.
+      const std::string alone(line);
+      novapulse::ProcessSpecRecord(-1, alone.data(), alone.size(), alone.size(), decoder, writer);
+    }
     pos = end + 1;
   }
   return lines;
@@ -104,21 +113,23 @@ uint64_t NonBlankLines(std::string_view block) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::shared_ptr<const novapulse::spec::SpecPlan> plans[] = {NovaGift(),
                                                                            Compile(kNested)};
-  static uint64_t runs = 0;
   const std::string_view block(reinterpret_cast<const char*>(data), size);
   std::string padded(block);
   padded.append(simdjson::SIMDJSON_PADDING, ' ');
-  const uint64_t lines = NonBlankLines(block);
   for (const auto& plan : plans) {
-    novapulse::SpecMetrics metrics(plan, 1, kSeriesLimit);
-    novapulse::spec::SpecDecoder decoder(*plan, kMaxRecordBytes);
-    const uint64_t records = novapulse::ProcessSpecLines(-1, padded.data(), size, padded.size(),
-                                                         decoder, metrics.writer(0));
-    FUZZ_CHECK(records == lines);
-    FUZZ_CHECK(EventsCounted(metrics) == lines);
-    if (++runs % 64 == 0) {
-      const std::string text = novapulse::RenderPrometheusText(metrics.Snapshot());
-      FUZZ_CHECK(!text.empty());
+    novapulse::SpecMetrics alone(plan, 1, kSeriesLimit);
+    novapulse::spec::SpecDecoder alone_decoder(*plan, kMaxRecordBytes);
+    const uint64_t lines = LineByLine(block, alone_decoder, alone.writer(0));
+    FUZZ_CHECK(EventsCounted(alone) == lines);
+    const std::string expected = novapulse::RenderPrometheusText(alone.Snapshot());
+    // A window of 64 bytes puts most lines in windows of their own.
+    for (const size_t window : {novapulse::json::kDefaultIndexWindowBytes, size_t{64}}) {
+      novapulse::SpecMetrics metrics(plan, 1, kSeriesLimit);
+      novapulse::spec::SpecDecoder decoder(*plan, kMaxRecordBytes, window);
+      const uint64_t records = novapulse::ProcessSpecLines(-1, padded.data(), size, padded.size(),
+                                                           decoder, metrics.writer(0));
+      FUZZ_CHECK(records == lines);
+      FUZZ_CHECK(novapulse::RenderPrometheusText(metrics.Snapshot()) == expected);
     }
   }
   return 0;
