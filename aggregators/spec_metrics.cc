@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <span>
 
 #include "parsers/timestamp.h"
 
@@ -30,23 +31,40 @@ constexpr double kMaxBusyUs = 1e12;
 // ResolveClosedLabelSets): they would crowd the family's series limit.
 constexpr size_t kMaxClosedLabelSets = 1000;
 
-// Cheap mix of a series key, for the memo's slot: its size and up to 24 of
-// its bytes (first, middle, last eight). A collision only costs a lookup.
-size_t Slot(std::string_view key) {
-  auto word = [&](size_t at) {
-    uint64_t w = 0;
-    std::memcpy(&w, key.data() + at, std::min<size_t>(8, key.size() - at));
-    return w;
-  };
-  uint64_t h = key.size();
-  if (!key.empty()) {
-    h ^= word(0);
-    h = (h ^ (h >> 29)) * 0x9e3779b97f4a7c15ULL ^ word(key.size() / 2);
-    h = (h ^ (h >> 31)) * 0xbf58476d1ce4e5b9ULL ^
-        word(key.size() - std::min<size_t>(8, key.size()));
+// Cheap mix of a series key's label values, for the memo's slot: each
+// value's size and up to 16 of its bytes (first and last eight). A
+// collision only costs a lookup.
+size_t Slot(std::span<const std::string_view> pieces) {
+  uint64_t h = pieces.size();
+  for (const std::string_view p : pieces) {
+    uint64_t first = 0, last = 0;
+    if (p.size() >= 8) {  // fixed-size loads, which compile to one move each
+      std::memcpy(&first, p.data(), 8);
+      std::memcpy(&last, p.data() + p.size() - 8, 8);
+    } else {
+      for (const char c : p) first = first << 8 | static_cast<uint8_t>(c);
+    }
+    h = (h ^ p.size() ^ first) * 0x9e3779b97f4a7c15ULL;
+    h = (h ^ (h >> 29) ^ last) * 0xbf58476d1ce4e5b9ULL;
   }
+  h ^= h >> 31;
   h *= 0x94d049bb133111ebULL;
   return static_cast<size_t>(h >> 56);
+}
+
+// Whether `key` is the values joined by kLabelSeparator.
+bool KeyIs(std::string_view key, std::span<const std::string_view> pieces) {
+  size_t at = 0;
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    if (i > 0) {
+      if (at >= key.size() || key[at] != kLabelSeparator) return false;
+      ++at;
+    }
+    const std::string_view p = pieces[i];
+    if (key.size() - at < p.size() || key.compare(at, p.size(), p) != 0) return false;
+    at += p.size();
+  }
+  return at == key.size();
 }
 
 }  // namespace
@@ -109,6 +127,12 @@ SpecMetrics::Writer::Writer(SpecMetrics* owner, int shard)
       rejected_reasons_[i].push_back(w_.Resolve(owner->self(SelfMetric::kParseErrorsTotal), key_));
     }
   }
+  closed_.resize(spec.metrics.size());
+  size_t most_labels = 0;
+  for (const spec::MetricSpec& m : spec.metrics)
+    most_labels = std::max(most_labels, m.labels.size());
+  numbers_.resize(most_labels);
+  pieces_.reserve(most_labels);
   for (size_t f = 0; f < spec.metrics.size(); ++f) {
     memo_.push_back(std::unique_ptr<MemoEntry[]>(new MemoEntry[kMemoSize]));
     ResolveClosedLabelSets(f);
@@ -123,15 +147,19 @@ void SpecMetrics::Writer::ResolveClosedLabelSets(size_t family) {
   // constant, or a string field with `values`) is exported with each label
   // set from the start, as zeros, so rates over it never miss a series.
   std::vector<std::vector<std::string_view>> choices;
+  ClosedIds closed;
   size_t sets = 1;
   for (const spec::LabelSpec& l : m.labels) {
+    closed.fields.push_back(l.field);
     if (l.field < 0) {
       choices.push_back({l.value});
+      closed.radix.push_back(1);
       continue;
     }
     const spec::FieldSpec& f = in.fields[l.field];
     if (f.values.empty()) return;
     choices.emplace_back(f.values.begin(), f.values.end());
+    closed.radix.push_back(static_cast<uint32_t>(f.values.size()));
     sets *= f.values.size();
     if (sets > kMaxClosedLabelSets) return;
   }
@@ -143,13 +171,19 @@ void SpecMetrics::Writer::ResolveClosedLabelSets(size_t family) {
       if (i > 0) key_ += kLabelSeparator;
       key_ += choices[i][at[i]];
     }
-    w_.Resolve(family, key_);
+    // Past the family's series limit nothing is resolved up front: no
+    // record has been folded into __overflow__ yet.
+    const SeriesIndex& index = owner_->store_.index(family);
+    uint32_t id = kNoId;
+    if (!index.Find(key_, &id) && index.size() < index.limit()) id = w_.Resolve(family, key_);
+    closed.ids.push_back(id < index.limit() ? id : kNoId);
     // The next label set: the last label's values vary fastest.
     for (size_t i = choices.size(); i-- > 0;) {
       if (++at[i] < choices[i].size()) break;
       at[i] = 0;
     }
   }
+  closed_[family] = std::move(closed);
 }
 
 double SpecMetrics::Writer::Value(const spec::InputSpec& in, const spec::ValueSpec& v,
@@ -168,34 +202,60 @@ double SpecMetrics::Writer::Value(const spec::InputSpec& in, const spec::ValueSp
 
 uint32_t SpecMetrics::Writer::Series(size_t family, const spec::MetricSpec& m,
                                      const std::vector<spec::FieldValue>& values) {
-  key_.clear();
+  const ClosedIds& closed = closed_[family];
+  if (!closed.ids.empty()) {
+    // Straight from the value codes; a value outside the list (`other` not
+    // among `values`, an absent field) takes the general way below.
+    size_t index = 0;
+    bool coded = true;
+    for (size_t i = 0; i < closed.fields.size() && coded; ++i) {
+      int32_t code = 0;
+      if (closed.fields[i] >= 0) {
+        const spec::FieldValue& v = values[closed.fields[i]];
+        code = v.present ? v.code : -1;
+      }
+      coded = code >= 0 && static_cast<uint32_t>(code) < closed.radix[i];
+      index = index * closed.radix[i] + static_cast<size_t>(code);
+    }
+    if (coded && closed.ids[index] != kNoId) return closed.ids[index];
+  }
+  // The label values as views (numbers formatted into numbers_), looked
+  // up in the memo as they are; the key is built only when it misses.
   const spec::InputSpec& in = owner_->plan_->spec().inputs[m.input];
+  pieces_.clear();
   for (size_t i = 0; i < m.labels.size(); ++i) {
     const spec::LabelSpec& l = m.labels[i];
-    if (i > 0) key_ += kLabelSeparator;
     if (l.field < 0) {
-      key_ += l.value;
+      pieces_.push_back(l.value);
       continue;
     }
     const spec::FieldValue& v = values[l.field];
-    if (!v.present) continue;  // an absent field labels ""
+    if (!v.present) {  // an absent field labels ""
+      pieces_.emplace_back();
+      continue;
+    }
     switch (in.fields[l.field].type) {
       case spec::FieldType::kString:
-        key_ += v.text;
+        pieces_.push_back(v.text);
         break;
       case spec::FieldType::kBool:
-        key_ += v.number != 0 ? "true" : "false";
+        pieces_.push_back(v.number != 0 ? "true" : "false");
         break;
       default: {
-        char buf[32];
-        const auto end = std::to_chars(buf, buf + sizeof(buf), std::llround(v.number)).ptr;
-        key_.append(buf, end);
+        char* const buf = numbers_[i].data();
+        const auto end = std::to_chars(buf, buf + kNumberBytes, std::llround(v.number)).ptr;
+        pieces_.emplace_back(buf, static_cast<size_t>(end - buf));
         break;
       }
     }
   }
-  MemoEntry& memo = memo_[family][Slot(key_)];
-  if (memo.used && memo.key == key_) return memo.id;
+  MemoEntry& memo = memo_[family][Slot(pieces_)];
+  if (memo.used && KeyIs(memo.key, pieces_)) return memo.id;
+  key_.clear();
+  for (size_t i = 0; i < pieces_.size(); ++i) {
+    if (i > 0) key_ += kLabelSeparator;
+    key_ += pieces_[i];
+  }
   const uint32_t id = w_.Resolve(family, key_);
   // Only real series: an overflowed lookup counts in
   // novapulse_series_overflow_total each time.

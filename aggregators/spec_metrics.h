@@ -10,6 +10,7 @@
 #ifndef NOVAPULSE_AGGREGATORS_SPEC_METRICS_H_
 #define NOVAPULSE_AGGREGATORS_SPEC_METRICS_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -48,6 +49,15 @@ class SpecMetrics : public MetricSource {
       bool used = false;
     };
     static constexpr size_t kMemoSize = 256;
+    // A family whose every label comes from a closed list (see
+    // ResolveClosedLabelSets): its series ids by the labels' value codes,
+    // mixed-radix with the last label fastest (a constant has one code).
+    struct ClosedIds {
+      std::vector<int> fields;      // per label: the field, -1 for a constant
+      std::vector<uint32_t> radix;  // per label: its number of values
+      std::vector<uint32_t> ids;    // kNoId where the set overflowed
+    };
+    static constexpr uint32_t kNoId = UINT32_MAX;
 
     void ResolveClosedLabelSets(size_t family);
     uint32_t Series(size_t family, const spec::MetricSpec& m,
@@ -58,11 +68,18 @@ class SpecMetrics : public MetricSource {
     SpecMetrics* owner_;
     ShardWriter w_;
     std::string key_;
+    // Series: the label values of the family at hand, and room for those
+    // that are numbers, by label position (as many as the most labels of a
+    // family).
+    static constexpr size_t kNumberBytes = 24;
+    std::vector<std::string_view> pieces_;
+    std::vector<std::array<char, kNumberBytes>> numbers_;
     std::vector<uint32_t> accepted_;  // novapulse_events_total ids, per input
     std::vector<uint32_t> late_;
     std::vector<uint32_t> rejected_events_;                // per input, then "unknown"
     std::vector<std::vector<uint32_t>> rejected_reasons_;  // [input or unknown][reason]
     std::vector<std::unique_ptr<MemoEntry[]>> memo_;       // per spec family
+    std::vector<ClosedIds> closed_;                        // per spec family; ids empty if open
     int64_t batch_newest_us_ = INT64_MIN;
   };
 

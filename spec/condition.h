@@ -70,6 +70,18 @@ struct Condition {
   // i-th value satisfies the leaf, so it is tested without a string compare.
   bool by_code = false;
   uint64_t codes = 0;
+  // Set when the spec is compiled, for a condition that is `exists` and
+  // value-code leaves joined by `and` (most are: `status == "queued" and
+  // type == "gift.created"`): the fields that must be present, and per
+  // coded field the codes it may have. Holds then checks these in a loop
+  // instead of walking the tree.
+  struct CodeTest {
+    int field = -1;
+    uint64_t codes = 0;
+  };
+  bool flat = false;
+  std::vector<int> flat_present;
+  std::vector<CodeTest> flat_codes;
 
   bool always() const { return op == Op::kTrue; }
   // The fields the condition reads, in the order met, without repeats.

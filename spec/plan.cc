@@ -97,12 +97,58 @@ void CompileCodes(const InputSpec& in, Condition* c) {
   c->by_code = true;
 }
 
+// Fills Condition::flat_* when `c` is a conjunction of leaves that are
+// `exists` or value-code tests (CompileCodes has run); a condition of one
+// such leaf, or none (kTrue), counts.
+void CompileFlat(Condition* c) {
+  for (Condition& child : c->children) CompileFlat(&child);
+  std::vector<const Condition*> leaves;
+  if (c->op == Condition::Op::kAnd) {
+    for (const Condition& child : c->children) leaves.push_back(&child);
+  } else if (c->op != Condition::Op::kTrue) {
+    leaves.push_back(c);
+  }
+  std::vector<int> present;
+  std::vector<Condition::CodeTest> codes;
+  for (const Condition* leaf : leaves) {
+    if (leaf->op == Condition::Op::kExists) {
+      present.push_back(leaf->field);
+    } else if (leaf->by_code) {
+      codes.push_back({leaf->field, leaf->codes});
+    } else {
+      return;
+    }
+  }
+  c->flat = true;
+  c->flat_present = std::move(present);
+  c->flat_codes = std::move(codes);
+}
+
+// A raw key's slot in Level::slots, from its first 8 bytes as loaded
+// (those past a shorter key ignored) and its length.
+size_t KeySlot(uint64_t word, uint32_t len) noexcept {
+  if (len < 8) word &= (uint64_t{1} << (8 * len)) - 1;
+  return static_cast<size_t>(((word ^ len) * 0x9e3779b97f4a7c15ULL) >> 58);
+}
+static_assert(SpecPlan::Level::kSlots == 64);
+
 // Each key's first 8 bytes (with the closing quote when shorter) and their
-// mask, as SpecDecoder::Match compares them.
+// mask, as SpecDecoder::Match compares them, and the slot table.
 void IndexKeys(SpecPlan::Level* l) {
   l->prefix.clear();
   l->mask.clear();
+  l->lengths.clear();
+  l->slots.fill(-1);
+  for (size_t k = 0; k < l->keys.size() && k < SpecPlan::Level::kSlots / 2; ++k) {
+    uint64_t word = 0;
+    std::memcpy(&word, l->keys[k].data(), std::min<size_t>(l->keys[k].size(), 8));
+    const auto len = static_cast<uint32_t>(l->keys[k].size());
+    size_t slot = KeySlot(word, len);
+    while (l->slots[slot] >= 0) slot = (slot + 1) % SpecPlan::Level::kSlots;
+    l->slots[slot] = static_cast<int8_t>(k);
+  }
   for (const std::string& key : l->keys) {
+    l->lengths.push_back(static_cast<uint32_t>(key.size()));
     // Little-endian: the key's first byte is the word's lowest.
     const std::string quoted = key + '"';
     const size_t n = std::min<size_t>(quoted.size(), 8);
@@ -357,13 +403,17 @@ absl::StatusOr<std::shared_ptr<const SpecPlan>> SpecPlan::Compile(MetricSpecSet 
     }
   }
   if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
+  auto compile = [](const InputSpec& in, Condition* c) {
+    CompileCodes(in, c);
+    CompileFlat(c);
+  };
   for (InputSpec& in : spec.inputs) {
-    for (FieldSpec& f : in.fields) CompileCodes(in, &f.required_when);
+    for (FieldSpec& f : in.fields) compile(in, &f.required_when);
   }
   for (MetricSpec& m : spec.metrics) {
     const InputSpec& in = spec.inputs[m.input];
-    CompileCodes(in, &m.when);
-    for (GaugeOp& op : m.ops) CompileCodes(in, &op.when);
+    compile(in, &m.when);
+    for (GaugeOp& op : m.ops) compile(in, &op.when);
   }
   plan->detect_ = CompileDetect(spec);
   plan->spec_ = std::move(spec);
@@ -466,7 +516,9 @@ bool SpecDecoder::WalkIndexed(const InputSpec& in, const SpecPlan::InputPlan& pl
     if (i + 3 >= count || w[ix[i]] != '"' || w[ix[i + 1]] != ':' || Escaped(i)) {
       return false;  // an escaped key might read as one the spec names
     }
-    const int match = Match(l, w + ix[i] + 1);
+    uint32_t key_len;
+    const char* const key = Key(i, &key_len);
+    const int match = Match(l, key, key_len);
     uint32_t v = i + 2;
     const char first = w[ix[v]];
     if (first == '{' || first == '[') {
@@ -606,7 +658,9 @@ int SpecDecoder::DetectIndexed(uint32_t first) const noexcept {
       if (--nesting == 0) break;
     } else if (nesting == 1 && c == '"' && i + 1 < count && w[ix[i + 1]] == ':') {
       if (Escaped(i)) return -1;
-      const int k = Match(d.keys, w + ix[i] + 1);
+      uint32_t key_len;
+      const char* const key = Key(i, &key_len);
+      const int k = Match(d.keys, key, key_len);
       if (k >= 0) seen |= uint64_t{1} << d.keys.targets[k];
     }
   }
@@ -658,6 +712,33 @@ std::optional<RejectReason> SpecDecoder::Walk(const InputSpec& in, const SpecPla
     if (auto reject = Read(in.fields[target], v, escapes, &values_[target])) return reject;
   }
   return std::nullopt;
+}
+
+int SpecDecoder::Match(const SpecPlan::Level& l, const char* raw, uint32_t len) noexcept {
+  if (l.keys.size() > SpecPlan::Level::kSlots / 2) return Match(l, raw);
+  uint64_t word;
+  std::memcpy(&word, raw, sizeof(word));  // the input is padded
+  for (size_t slot = KeySlot(word, len);; slot = (slot + 1) % SpecPlan::Level::kSlots) {
+    const int k = l.slots[slot];
+    if (k < 0) return -1;
+    // The first 8 bytes (a shorter key's closing quote included) in one
+    // compare; the rest, if any, after.
+    if (l.lengths[k] == len && (word & l.mask[k]) == l.prefix[k] &&
+        (len <= 8 || std::memcmp(raw + 8, l.keys[k].data() + 8, len - 8) == 0)) {
+      return k;
+    }
+  }
+}
+
+const char* SpecDecoder::Key(uint32_t i, uint32_t* len) const noexcept {
+  const char* const w = index_.window();
+  const uint32_t* const ix = index_.index();
+  // Stage 1 closed the string before the ':' entry, with only whitespace
+  // between.
+  uint32_t close = ix[i + 1] - 1;
+  while (close > ix[i] && w[close] != '"') --close;
+  *len = close > ix[i] ? close - ix[i] - 1 : 0;
+  return w + ix[i] + 1;
 }
 
 int SpecDecoder::Match(const SpecPlan::Level& l, const char* raw) noexcept {
@@ -878,6 +959,16 @@ int SpecDecoder::Detect(const char* data, size_t len, size_t capacity) noexcept 
 
 bool Holds(const Condition& c, const std::vector<FieldValue>& values,
            const InputSpec& input) noexcept {
+  if (c.flat) {
+    for (const int f : c.flat_present) {
+      if (!values[f].present) return false;
+    }
+    for (const Condition::CodeTest& t : c.flat_codes) {
+      const FieldValue& v = values[t.field];
+      if (!v.present || v.code < 0 || ((t.codes >> v.code) & 1) == 0) return false;
+    }
+    return true;
+  }
   switch (c.op) {
     case Condition::Op::kTrue:
       return true;

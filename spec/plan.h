@@ -21,6 +21,7 @@
 
 #include <simdjson.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -57,6 +58,11 @@ class SpecPlan {
     // the mask of those bytes, compared with one load of the raw key.
     std::vector<uint64_t> prefix;
     std::vector<uint64_t> mask;
+    // For keys whose length is known (the block path): an open-addressing
+    // table of key indexes (-1 empty) by KeySlot, and each key's length.
+    static constexpr size_t kSlots = 64;
+    std::array<int8_t, kSlots> slots;
+    std::vector<uint32_t> lengths;
   };
   struct InputPlan {
     std::vector<Level> levels;  // [0] is the record's root
@@ -169,6 +175,10 @@ class SpecDecoder {
   [[nodiscard]] bool Escaped(uint32_t i) const noexcept;
   // The index of the raw key among the level's keys, -1 if none.
   static int Match(const SpecPlan::Level& l, const char* raw) noexcept;
+  // The same for a raw key of `len` bytes (the block path knows it).
+  static int Match(const SpecPlan::Level& l, const char* raw, uint32_t len) noexcept;
+  // The key token of index entry i: its first byte after the quote, its length.
+  const char* Key(uint32_t i, uint32_t* len) const noexcept;
 
   const SpecPlan& plan_;
   size_t max_record_bytes_;

@@ -126,5 +126,52 @@ TEST(SpecMetrics, NovaGiftSpecExportsWhatTheCompiledInPathExports) {
   }
 }
 
+// A family whose labels all come from closed lists is looked up by the
+// values' codes; past its series limit, a label set not resolved goes to
+// __overflow__ as by the general way, and a value outside the list (`other`
+// not among `values`, an absent field) takes the general way.
+TEST(SpecMetrics, ClosedLabelSetsByCodeKeepTheSeriesLimitAndOther) {
+  constexpr std::string_view kSpec = R"(inputs:
+  - name: in
+    time: ts
+    fields:
+      ts: {type: time, format: unix_s}
+      a: {type: string, values: [x, y, z], other: w}
+      b: {type: string, values: [p, q]}
+metrics:
+  - {name: ab_total, input: in, type: counter, labels: [a, b], series_limit: 4}
+  - {name: b_total, input: in, type: counter, labels: [b, {site: {value: s1}}]}
+)";
+  absl::StatusOr<spec::MetricSpecSet> parsed = spec::ParseMetricSpec(kSpec, "closed.yaml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  absl::StatusOr<std::shared_ptr<const spec::SpecPlan>> plan =
+      spec::SpecPlan::Compile(*std::move(parsed));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  SpecMetrics metrics(*plan, 1);
+  spec::SpecDecoder decoder(**plan);
+  const std::string lines =
+      "{\"ts\":1,\"a\":\"x\",\"b\":\"p\"}\n"     // (x,p): resolved up front
+      "{\"ts\":1,\"a\":\"y\",\"b\":\"q\"}\n"     // (y,q): the 4th set, past the limit
+      "{\"ts\":1,\"a\":\"x\",\"b\":\"q\"}\n"     // (x,q)
+      "{\"ts\":1,\"a\":\"nope\",\"b\":\"p\"}\n"  // a -> w, not in the list
+      "{\"ts\":1,\"b\":\"q\"}\n"                 // a absent
+      "{\"ts\":1,\"a\":\"x\",\"b\":\"p\"}\n";
+  std::string padded = lines + std::string(simdjson::SIMDJSON_PADDING, ' ');
+  ProcessSpecLines(0, padded.data(), lines.size(), padded.size(), decoder, metrics.writer(0));
+  const std::string text = RenderPrometheusText(metrics.Snapshot());
+  // Up front, in order: (x,p) (x,q) (y,p) (y,q), the four allowed; (z,*)
+  // are not made, and count no overflow until a record has them.
+  EXPECT_THAT(text, testing::HasSubstr("ab_total{a=\"x\",b=\"p\"} 2\n"));
+  EXPECT_THAT(text, testing::HasSubstr("ab_total{a=\"x\",b=\"q\"} 1\n"));
+  EXPECT_THAT(text, testing::HasSubstr("ab_total{a=\"y\",b=\"q\"} 1\n"));
+  EXPECT_THAT(text, testing::HasSubstr("ab_total{a=\"y\",b=\"p\"} 0\n"));
+  EXPECT_THAT(text, testing::Not(testing::HasSubstr("a=\"z\"")));
+  // (w,p) and ("",q) are new sets past the limit.
+  EXPECT_THAT(text, testing::HasSubstr("ab_total{a=\"__overflow__\",b=\"__overflow__\"} 2\n"));
+  EXPECT_THAT(text, testing::HasSubstr("novapulse_series_overflow_total{metric=\"ab_total\"} 2\n"));
+  EXPECT_THAT(text, testing::HasSubstr("b_total{b=\"p\",site=\"s1\"} 3\n"));
+  EXPECT_THAT(text, testing::HasSubstr("b_total{b=\"q\",site=\"s1\"} 3\n"));
+}
+
 }  // namespace
 }  // namespace novapulse
