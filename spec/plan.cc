@@ -719,7 +719,7 @@ int SpecDecoder::Match(const SpecPlan::Level& l, const char* raw, uint32_t len) 
   uint64_t word;
   std::memcpy(&word, raw, sizeof(word));  // the input is padded
   for (size_t slot = KeySlot(word, len);; slot = (slot + 1) % SpecPlan::Level::kSlots) {
-    const int k = l.slots[slot];
+    const int8_t k = l.slots[slot];
     if (k < 0) return -1;
     // The first 8 bytes (a shorter key's closing quote included) in one
     // compare; the rest, if any, after.
