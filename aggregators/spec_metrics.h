@@ -95,6 +95,10 @@ class SpecMetrics : public MetricSource {
   MetricStore& store() { return store_; }
   const spec::SpecPlan& plan() const { return *plan_; }
 
+  // The store's families for `spec`: the spec's, then the self metrics
+  // (what RuleRunner::Build is given to read these metrics).
+  static std::vector<MetricDef> Defs(const spec::MetricSpecSet& spec);
+
   // Every family, merged over shards, computed gauges included.
   std::vector<FamilySnapshot> Snapshot() const;
   void CollectMetrics(MetricFamilies* out) override { out->Append(Snapshot()); }
@@ -105,8 +109,6 @@ class SpecMetrics : public MetricSource {
   struct alignas(64) ShardTime {
     std::atomic<int64_t> newest_us{0};
   };
-  // The store's families: the spec's, then the self metrics.
-  static std::vector<MetricDef> Defs(const spec::MetricSpecSet& spec);
   // The store index of a self family.
   size_t self(SelfMetric id) const;
 

@@ -51,7 +51,7 @@ State Build() {
   s.rules = *RuleRunner::Build(*std::move(set), RuleRunnerOptions{});
   s.metrics =
       std::make_unique<NovaGiftMetrics>(kShards, kDefaultSeriesLimit, &s.rules->window_spec());
-  s.rules->Attach(s.metrics.get());
+  s.rules->Attach(&s.metrics->store());
   s.clock = std::make_unique<EventClock>(30'000, 5'000);
   return s;
 }

@@ -493,7 +493,7 @@ int RunReplayCommand(int argc, char** argv) {
   if (absl::Status opened = OpenOutputs(c, &out); !opened.ok()) return Failed(opened.message());
   NovaGiftMetrics metrics(c.options.threads, c.series_limit,
                           out.rules ? &out.rules->window_spec() : nullptr);
-  if (out.rules) out.rules->Attach(&metrics);
+  if (out.rules) out.rules->Attach(&metrics.store());
   if (c.progress) c.options.on_progress = PrintProgress;
   absl::StatusOr<ReplayStats> stats = RunReplay(c.inputs, c.options, metrics);
   if (c.progress) std::fputs("\r\033[K", stderr);

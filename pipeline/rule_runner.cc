@@ -25,16 +25,15 @@ int64_t ThreadCpuNanos() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<RuleRunner>> RuleRunner::Build(RuleSet rules,
-                                                              const RuleRunnerOptions& options) {
+absl::StatusOr<std::unique_ptr<RuleRunner>> RuleRunner::Build(
+    RuleSet rules, const RuleRunnerOptions& options, const std::vector<MetricDef>& families) {
   std::unique_ptr<RuleRunner> r(new RuleRunner());
   r->options_ = options;
   r->engine_ = std::make_unique<RuleEngine>(std::move(rules), &r->series_);
-  r->wanted_ =
-      WindowHistory::Resolve(NovaGiftMetricDefs(), r->engine_->input_reach(), &r->unknown_);
+  r->wanted_ = WindowHistory::Resolve(families, r->engine_->input_reach(), &r->unknown_);
   r->spec_.slot_ms = r->engine_->slot_ms();
   if (options.backfill != nullptr) {
-    const std::vector<MetricDef>& defs = NovaGiftMetricDefs();
+    const std::vector<MetricDef>& defs = families;
     for (size_t m = 0; m < defs.size(); ++m) {
       if (IsComputed(defs[m].type) || defs[m].name.starts_with("novapulse_")) continue;
       auto it = std::find_if(r->wanted_.begin(), r->wanted_.end(),
@@ -53,9 +52,9 @@ absl::StatusOr<std::unique_ptr<RuleRunner>> RuleRunner::Build(RuleSet rules,
   return r;
 }
 
-void RuleRunner::Attach(NovaGiftMetrics* metrics) {
-  metrics_ = metrics;
-  history_ = std::make_unique<WindowHistory>(&metrics->store(), wanted_, &series_);
+void RuleRunner::Attach(MetricStore* store) {
+  store_ = store;
+  history_ = std::make_unique<WindowHistory>(store, wanted_, &series_);
   if (options_.backfill != nullptr) {
     history_->set_sink(options_.backfill, options_.backfill_step_ms);
   }
@@ -63,7 +62,7 @@ void RuleRunner::Attach(NovaGiftMetrics* metrics) {
     std::lock_guard<std::mutex> lock(window_mu_);
     folded_.clear();
     for (const WindowHistory::Wanted& w : wanted_) {
-      folded_.emplace_back(metrics->store().def(w.metric).name, 0);
+      folded_.emplace_back(store->def(w.metric).name, 0);
     }
   }
   PublishWindowStatus();
@@ -115,7 +114,7 @@ void RuleRunner::AdvanceTo(int64_t watermark_ms) {
       cv_.notify_all();
     }
   }
-  if (metrics_->store().spilled_updates().load(std::memory_order_relaxed) > kMaxSpilledUpdates) {
+  if (store_->spilled_updates().load(std::memory_order_relaxed) > kMaxSpilledUpdates) {
     WaitFor(watermark_ms);
   }
 }
@@ -212,7 +211,7 @@ void RuleRunner::SaveState(StateWriter* w) {
   series_.SaveState(w);
   history_->SaveState(w);
   engine_->SaveState(w);
-  metrics_->store().SaveWindows(w);
+  store_->SaveWindows(w);
 }
 
 absl::Status RuleRunner::LoadState(StateReader* r) {
@@ -227,7 +226,7 @@ absl::Status RuleRunner::LoadState(StateReader* r) {
   if (absl::Status s = series_.LoadState(r); !s.ok()) return s;
   if (absl::Status s = history_->LoadState(r); !s.ok()) return s;
   if (absl::Status s = engine_->LoadState(r); !s.ok()) return s;
-  if (absl::Status s = metrics_->store().LoadWindows(r); !s.ok()) return s;
+  if (absl::Status s = store_->LoadWindows(r); !s.ok()) return s;
   eval_nanos_.store(eval_nanos, std::memory_order_relaxed);
   evaluations_.store(engine_->evaluations(), std::memory_order_relaxed);
   failures_.store(engine_->failures(), std::memory_order_relaxed);

@@ -12,7 +12,9 @@
 // any thread.
 //   auto runner = RuleRunner::Build(std::move(rules), options);
 //   NovaGiftMetrics metrics(threads, limit, &(*runner)->window_spec());
-//   (*runner)->Attach(&metrics);  (*runner)->Start(first_event_ms);
+//   (*runner)->Attach(&metrics.store());  (*runner)->Start(first_event_ms);
+// The metrics may be any whose store holds the families given to Build (a
+// metric spec's SpecMetrics: Build(rules, options, SpecMetrics::Defs(spec))).
 //   (*runner)->AdvanceTo(watermark_ms);  ...  (*runner)->Finish(newest_event_ms);
 #ifndef NOVAPULSE_PIPELINE_RULE_RUNNER_H_
 #define NOVAPULSE_PIPELINE_RULE_RUNNER_H_
@@ -42,7 +44,7 @@ struct RuleRunnerOptions {
   size_t ring_slots = 256;
   // The window memory budget (WindowSpec::memory_bytes; 0: none).
   size_t window_memory_bytes = kDefaultWindowMemoryBytes;
-  // With a sink: every NovaGift family (not the self metrics, not computed
+  // With a sink: every exported family (not the self metrics, not computed
   // gauges) is windowed and each of its series sent to `backfill` at every
   // `backfill_step_ms` of event time.
   WindowSampleSink* backfill = nullptr;
@@ -51,18 +53,22 @@ struct RuleRunnerOptions {
 
 class RuleRunner : public MetricSource {
  public:
-  static absl::StatusOr<std::unique_ptr<RuleRunner>> Build(RuleSet rules,
-                                                           const RuleRunnerOptions& options);
+  // `families`: those of the store the runner will read (the NovaGift
+  // families and self metrics by default), by index.
+  static absl::StatusOr<std::unique_ptr<RuleRunner>> Build(
+      RuleSet rules, const RuleRunnerOptions& options,
+      const std::vector<MetricDef>& families = NovaGiftMetricDefs());
 
-  // For the NovaGiftMetrics the runner will read.
+  // For the metrics the runner will read.
   const WindowSpec& window_spec() const { return spec_; }
   // Metric names the rules read that novapulse does not export (their
   // selectors select nothing).
   const std::vector<std::string>& unknown_metrics() const { return unknown_; }
   int64_t lateness_ms() const { return options_.lateness_ms; }
 
-  // `metrics` was built with window_spec() and outlives the runner.
-  void Attach(NovaGiftMetrics* metrics);
+  // `store` holds the families given to Build, was built with
+  // window_spec() and outlives the runner.
+  void Attach(MetricStore* store);
   // Opens the window at the slot of `first_event_ms - lateness`, before any
   // writer runs, and starts the evaluation thread.
   void Start(int64_t first_event_ms);
@@ -139,7 +145,7 @@ class RuleRunner : public MetricSource {
   promql::SeriesStore series_;
   std::unique_ptr<RuleEngine> engine_;
   std::unique_ptr<WindowHistory> history_;
-  NovaGiftMetrics* metrics_ = nullptr;
+  MetricStore* store_ = nullptr;
   bool started_ = false;
   double eval_seconds_ = 0;  // evaluation thread
   uint64_t eval_instants_ = 0;

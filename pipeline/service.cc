@@ -123,7 +123,7 @@ absl::StatusOr<Service::State> Service::BuildState() const {
   state.metrics = std::make_unique<NovaGiftMetrics>(
       threads_, static_cast<size_t>(config_.pipeline.series_limit),
       state.rules ? &state.rules->window_spec() : nullptr);
-  if (state.rules) state.rules->Attach(state.metrics.get());
+  if (state.rules) state.rules->Attach(&state.metrics->store());
   state.clock = std::make_unique<EventClock>(lateness_ms, /*idle_after_ms=*/5'000);
   return state;
 }

@@ -47,7 +47,7 @@ State Fresh() {
   State s;
   s.rules = *novapulse::RuleRunner::Build(Rules(), novapulse::RuleRunnerOptions{});
   s.metrics = std::make_unique<novapulse::NovaGiftMetrics>(2, 1000, &s.rules->window_spec());
-  s.rules->Attach(s.metrics.get());
+  s.rules->Attach(&s.metrics->store());
   s.clock = std::make_unique<novapulse::EventClock>(30'000, 5'000);
   return s;
 }

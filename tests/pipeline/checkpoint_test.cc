@@ -93,7 +93,7 @@ struct Service {
         RuleRunnerOptions{.lateness_ms = 30'000, .window_memory_bytes = window_memory_bytes});
     metrics = std::make_unique<NovaGiftMetrics>(shards, kDefaultSeriesLimit,
                                                 &rules_runner->window_spec());
-    rules_runner->Attach(metrics.get());
+    rules_runner->Attach(&metrics->store());
     clock = std::make_unique<EventClock>(30'000, 5'000);
   }
   CheckpointedState state() { return {metrics.get(), rules_runner.get(), clock.get()}; }

@@ -46,7 +46,7 @@ struct Driver {
     runner = *RuleRunner::Build(*std::move(rules), options);
     metrics =
         std::make_unique<NovaGiftMetrics>(shards, kDefaultSeriesLimit, &runner->window_spec());
-    runner->Attach(metrics.get());
+    runner->Attach(&metrics->store());
     runner->Start(kStartUs / 1000);
   }
 
