@@ -25,6 +25,32 @@ bool Accept(Topic topic, const Event& event, NovaGiftMetrics::Writer& writer,
   return true;
 }
 
+// Calls `line(begin, first, len, end)` for each non-blank line of
+// `data[0, size)`: the line is [begin, begin + len) without its newline (at
+// `end`, or the block's end) or a trailing CR, and its first non-blank byte
+// is at begin + first. With `rejected`, every line (blank ones too) is
+// counted in rejected->lines_seen before. Returns the non-blank lines.
+template <typename Line>
+uint64_t ForEachLine(const char* data, size_t size, DeadLetterBatch* rejected, Line line) {
+  uint64_t records = 0;
+  size_t pos = 0;
+  while (pos < size) {
+    const char* nl = static_cast<const char*>(std::memchr(data + pos, '\n', size - pos));
+    const size_t line_end = nl ? static_cast<size_t>(nl - data) : size;
+    if (rejected != nullptr) ++rejected->lines_seen;
+    size_t len = line_end - pos;
+    if (len > 0 && data[pos + len - 1] == '\r') --len;
+    size_t first = 0;
+    while (first < len && (data[pos + first] == ' ' || data[pos + first] == '\t')) ++first;
+    if (first < len) {
+      ++records;
+      line(pos, first, len, line_end);
+    }
+    pos = line_end + 1;
+  }
+  return records;
+}
+
 // A record decoded from the block's stream as `topic`; false when the
 // stream could not accept it (the caller parses it alone).
 bool FromStream(Topic topic, bool detected, size_t begin, size_t end, RecordParser& parser,
@@ -80,8 +106,6 @@ bool ProcessRecord(Topic topic, const char* data, size_t len, size_t capacity, R
 uint64_t ProcessLines(Topic topic, const char* data, size_t size, size_t capacity,
                       RecordParser& parser, NovaGiftMetrics::Writer& writer,
                       DeadLetterBatch* rejected, const RecordLimits& limits) {
-  uint64_t records = 0;
-  size_t pos = 0;
   // Lines come from one simdjson pass over the block (see StartBlock); a
   // line it does not accept is parsed alone, and so are the rest of the
   // block's lines once the parser says the block path has ended. When the
@@ -90,38 +114,24 @@ uint64_t ProcessLines(Topic topic, const char* data, size_t size, size_t capacit
   bool streaming = false;
   bool stream_started = false;
   Topic stream_topic = topic;
-  while (pos < size) {
-    const char* nl = static_cast<const char*>(std::memchr(data + pos, '\n', size - pos));
-    const size_t line_end = nl ? static_cast<size_t>(nl - data) : size;
-    if (rejected != nullptr) ++rejected->lines_seen;
-    size_t len = line_end - pos;
-    if (len > 0 && data[pos + len - 1] == '\r') --len;
-    size_t first = 0;
-    while (first < len && (data[pos + first] == ' ' || data[pos + first] == '\t')) ++first;
-    if (first < len) {
-      ++records;
-      DeadLetterOrigin origin;
-      if (rejected != nullptr) origin.line = rejected->lines_seen;
-      if (!stream_started) {
-        stream_started = true;
-        if (topic == Topic::kAuto) {
-          stream_topic = parser.DetectTopic(data + pos, len, capacity - pos);
-        }
-        streaming =
-            stream_topic != Topic::kAuto && parser.StartBlock(data, size, capacity, stream_topic);
-      }
-      // An oversize record is rejected before it is parsed: alone.
-      if (!streaming || len > parser.max_record_bytes() ||
-          !FromStream(stream_topic, topic == Topic::kAuto, pos + first, line_end, parser, writer,
-                      limits)) {
-        ProcessRecord(topic, data + pos, len, capacity - pos, parser, writer, rejected, origin,
-                      limits);
-        streaming = streaming && parser.streaming();
-      }
+  return ForEachLine(data, size, rejected, [&](size_t pos, size_t first, size_t len, size_t end) {
+    DeadLetterOrigin origin;
+    if (rejected != nullptr) origin.line = rejected->lines_seen;
+    if (!stream_started) {
+      stream_started = true;
+      if (topic == Topic::kAuto) stream_topic = parser.DetectTopic(data + pos, len, capacity - pos);
+      streaming =
+          stream_topic != Topic::kAuto && parser.StartBlock(data, size, capacity, stream_topic);
     }
-    pos = line_end + 1;
-  }
-  return records;
+    // An oversize record is rejected before it is parsed: alone.
+    if (!streaming || len > parser.max_record_bytes() ||
+        !FromStream(stream_topic, topic == Topic::kAuto, pos + first, end, parser, writer,
+                    limits)) {
+      ProcessRecord(topic, data + pos, len, capacity - pos, parser, writer, rejected, origin,
+                    limits);
+      streaming = streaming && parser.streaming();
+    }
+  });
 }
 
 namespace {
@@ -163,31 +173,18 @@ bool ProcessSpecRecord(int input, const char* data, size_t len, size_t capacity,
 uint64_t ProcessSpecLines(int input, const char* data, size_t size, size_t capacity,
                           spec::SpecDecoder& decoder, SpecMetrics::Writer& writer,
                           const RecordLimits& limits) {
-  uint64_t records = 0;
-  size_t pos = 0;
   // Lines are read from the block's structural index (see
   // SpecDecoder::StartBlock); a line the block path does not accept, or
   // longer than a record may be, is decoded alone.
   decoder.StartBlock(data, size, capacity);
-  while (pos < size) {
-    const char* nl = static_cast<const char*>(std::memchr(data + pos, '\n', size - pos));
-    const size_t line_end = nl ? static_cast<size_t>(nl - data) : size;
-    size_t len = line_end - pos;
-    if (len > 0 && data[pos + len - 1] == '\r') --len;
-    size_t first = 0;
-    while (first < len && (data[pos + first] == ' ' || data[pos + first] == '\t')) ++first;
-    if (first < len) {
-      ++records;
-      int as = -1;
-      if (len <= decoder.max_record_bytes() && decoder.Next(input, pos + first, line_end, &as)) {
-        AcceptSpec(as, decoder, writer, limits);
-      } else {
-        ProcessSpecRecord(input, data + pos, len, capacity - pos, decoder, writer, limits);
-      }
+  return ForEachLine(data, size, nullptr, [&](size_t pos, size_t first, size_t len, size_t end) {
+    int as = -1;
+    if (len <= decoder.max_record_bytes() && decoder.Next(input, pos + first, end, &as)) {
+      AcceptSpec(as, decoder, writer, limits);
+    } else {
+      ProcessSpecRecord(input, data + pos, len, capacity - pos, decoder, writer, limits);
     }
-    pos = line_end + 1;
-  }
-  return records;
+  });
 }
 
 }  // namespace novapulse
