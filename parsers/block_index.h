@@ -62,7 +62,7 @@ class BlockIndex {
 
   // The window's bytes (entries are offsets there), its entries and their count.
   const char* window() const noexcept { return block_ + window_begin_; }
-  size_t window_begin() const noexcept { return window_begin_; }
+  const char* block() const noexcept { return block_; }
   const uint32_t* index() const noexcept { return index_->structural_indexes.get(); }
   uint32_t count() const noexcept { return tokens_; }
 

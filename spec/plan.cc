@@ -619,7 +619,7 @@ bool SpecDecoder::FindEscapes(size_t begin, size_t end) noexcept {
   // record; inside them, every escape is checked here once.
   escapes_.clear();
   const char* const w = index_.window();
-  const char* const block = w - index_.window_begin();
+  const char* const block = index_.block();
   const char* p = block + begin;
   const char* const stop = block + end;
   while ((p = static_cast<const char*>(std::memchr(p, '\\', static_cast<size_t>(stop - p))))) {

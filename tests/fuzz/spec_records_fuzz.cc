@@ -15,6 +15,7 @@
 #include "sinks/exposition.h"
 #include "spec/plan.h"
 #include "tests/fuzz/fuzz_support.h"
+#include "tests/spec/spec_reference.h"
 
 namespace {
 
@@ -86,28 +87,6 @@ uint64_t EventsCounted(const novapulse::SpecMetrics& metrics) {
   return total;
 }
 
-// Each non-blank line of `block` (readable with padding) decoded alone;
-// returns their number.
-uint64_t LineByLine(std::string_view block, novapulse::spec::SpecDecoder& decoder,
-                    novapulse::SpecMetrics::Writer& writer) {
-  uint64_t lines = 0;
-  size_t pos = 0;
-  while (pos < block.size()) {
-    size_t end = block.find('\n', pos);
-    if (end == std::string_view::npos) end = block.size();
-    std::string_view line = block.substr(pos, end - pos);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.find_first_not_of(" \t") != std::string_view::npos) {
-      ++lines;
-      // Copied: the decoder pads a record without room after it.
-      const std::string alone(line);
-      novapulse::ProcessSpecRecord(-1, alone.data(), alone.size(), alone.size(), decoder, writer);
-    }
-    pos = end + 1;
-  }
-  return lines;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -119,7 +98,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const auto& plan : plans) {
     novapulse::SpecMetrics alone(plan, 1, kSeriesLimit);
     novapulse::spec::SpecDecoder alone_decoder(*plan, kMaxRecordBytes);
-    const uint64_t lines = LineByLine(block, alone_decoder, alone.writer(0));
+    const uint64_t lines =
+        novapulse::testing::SpecLineByLine(-1, block, alone_decoder, alone.writer(0));
     FUZZ_CHECK(EventsCounted(alone) == lines);
     const std::string expected = novapulse::RenderPrometheusText(alone.Snapshot());
     // A window of 64 bytes puts most lines in windows of their own.

@@ -17,6 +17,7 @@
 #include "sinks/exposition.h"
 #include "spec/metric_spec.h"
 #include "spec/plan.h"
+#include "tests/spec/spec_reference.h"
 
 namespace novapulse {
 namespace {
@@ -109,17 +110,7 @@ std::string Alone(const std::shared_ptr<const spec::SpecPlan>& plan, int input,
                   std::string_view lines) {
   SpecMetrics metrics(plan, 1);
   spec::SpecDecoder decoder(*plan);
-  size_t pos = 0;
-  while (pos < lines.size()) {
-    size_t end = lines.find('\n', pos);
-    if (end == std::string_view::npos) end = lines.size();
-    const std::string_view line = lines.substr(pos, end - pos);
-    if (line.find_first_not_of(" \t") != std::string_view::npos) {
-      const std::string copy(line);  // no padding: decoded from a copy
-      ProcessSpecRecord(input, copy.data(), copy.size(), copy.size(), decoder, metrics.writer(0));
-    }
-    pos = end + 1;
-  }
+  testing::SpecLineByLine(input, lines, decoder, metrics.writer(0));
   return RenderPrometheusText(metrics.Snapshot());
 }
 
