@@ -13,22 +13,27 @@ FROM debian:12 AS build
 ARG NOVAPULSE_MARCH=x86-64-v2
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential cmake ninja-build pkg-config clang \
-      librdkafka-dev libsimdjson-dev prometheus-cpp-dev libabsl-dev libtbb-dev \
+      build-essential cmake ninja-build pkg-config clang curl ca-certificates \
+      libsimdjson-dev prometheus-cpp-dev libabsl-dev libtbb-dev \
       libgtest-dev libgmock-dev libyaml-cpp-dev zlib1g-dev libzstd-dev \
-      libre2-dev libboost-dev libssl-dev \
+      libre2-dev libboost-dev libssl-dev libsasl2-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
 COPY base base
 COPY rules rules
 COPY parsers parsers
+COPY spec spec
 COPY aggregators aggregators
 COPY sinks sinks
 COPY gen gen
 COPY pipeline pipeline
 COPY tests tests
-RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+COPY scripts/lib.sh scripts/librdkafka scripts/
+# librdkafka 2.12.1 from source, linked statically (see scripts/librdkafka).
+RUN NOVAPULSE_DEPS=/deps scripts/librdkafka \
+ && cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_PREFIX_PATH=/deps/librdkafka-2.12.1 \
       -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
       -DNOVAPULSE_BENCH=OFF -DNOVAPULSE_MARCH=${NOVAPULSE_MARCH} \
  && ninja -C build novapulse \
@@ -37,7 +42,7 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
 FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      librdkafka1 libsimdjson14 libprometheus-cpp-core1.0 libabsl20220623 libtbb12 \
+      libsasl2-2 libsimdjson14 libprometheus-cpp-core1.0 libabsl20220623 libtbb12 \
       libssl3 libre2-9 libyaml-cpp0.7 libzstd1 zlib1g libcrypt1 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home --shell /usr/sbin/nologin novapulse
