@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "rules/rules.h"
+#include "rules/rule_file.h"
 #include "spec/metric_spec.h"
 
 namespace novapulse {

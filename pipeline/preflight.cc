@@ -19,7 +19,7 @@
 #include "pipeline/http_server.h"
 #include "pipeline/rule_files.h"
 #include "pipeline/rule_runner.h"
-#include "rules/rules.h"
+#include "rules/rule_file.h"
 
 namespace novapulse {
 namespace {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "rules/rules.h"
+#include "rules/rule_file.h"
 
 namespace novapulse {
 

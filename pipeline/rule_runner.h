@@ -35,7 +35,7 @@
 #include "aggregators/novagift_metrics.h"
 #include "aggregators/window.h"
 #include "rules/promql.h"
-#include "rules/rules.h"
+#include "rules/rule_engine.h"
 
 namespace novapulse {
 

@@ -32,7 +32,7 @@
 #include "pipeline/kafka_source.h"
 #include "pipeline/process_metrics.h"
 #include "pipeline/rule_runner.h"
-#include "rules/rules.h"
+#include "rules/rule_file.h"
 #include "sinks/alertmanager_client.h"
 #include "sinks/dead_letter.h"
 

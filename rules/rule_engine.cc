@@ -1,3 +1,5 @@
+#include "rules/rule_engine.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -7,7 +9,6 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "base/string_map.h"
-#include "rules/rules.h"
 
 namespace novapulse {
 namespace {

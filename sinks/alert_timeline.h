@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "rules/rules.h"
+#include "rules/rule_engine.h"
 
 namespace novapulse {
 

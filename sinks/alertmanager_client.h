@@ -42,7 +42,7 @@
 #include "aggregators/metric_source.h"
 #include "aggregators/metric_store.h"
 #include "rules/promql.h"
-#include "rules/rules.h"
+#include "rules/rule_engine.h"
 
 namespace novapulse {
 

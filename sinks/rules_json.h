@@ -13,7 +13,7 @@
 
 #include <string>
 
-#include "rules/rules.h"
+#include "rules/rule_engine.h"
 
 namespace novapulse {
 

@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "base/file.h"
+#include "base/prom_names.h"
 #include "base/str_cat.h"
 #include "base/yaml_reader.h"
 
@@ -869,20 +870,6 @@ std::vector<std::string> MetricSpecSet::ExportedNames() const {
     }
   }
   return out;
-}
-
-bool IsMetricName(std::string_view s) {
-  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':';
-  });
-}
-
-bool IsLabelName(std::string_view s) {
-  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-  });
 }
 
 absl::StatusOr<MetricSpecSet> ParseMetricSpec(std::string_view text, std::string_view file) {

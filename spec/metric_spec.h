@@ -201,10 +201,6 @@ absl::StatusOr<MetricSpecSet> ParseMetricSpec(std::string_view text, std::string
 // Reads and parses the file at `path`.
 absl::StatusOr<MetricSpecSet> LoadMetricSpec(const std::string& path);
 
-// Prometheus's metric and label name grammar.
-[[nodiscard]] bool IsMetricName(std::string_view name);
-[[nodiscard]] bool IsLabelName(std::string_view name);
-
 }  // namespace novapulse::spec
 
 #endif  // NOVAPULSE_SPEC_METRIC_SPEC_H_

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/prom_names.h"
 #include "spec/metric_spec.h"
 #include "tests/fuzz/fuzz_support.h"
 
@@ -43,7 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const novapulse::spec::LabelSpec& l : m.labels) {
       FUZZ_CHECK(l.field < static_cast<int>(fields));
     }
-    FUZZ_CHECK(novapulse::spec::IsMetricName(m.name));
+    FUZZ_CHECK(novapulse::IsMetricName(m.name));
   }
   return 0;
 }

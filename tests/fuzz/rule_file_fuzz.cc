@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "rules/promql.h"
-#include "rules/rules.h"
+#include "rules/rule_engine.h"
 #include "tests/fuzz/fuzz_support.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -37,7 +37,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rules/promql.h"
-#include "rules/rules.h"
+#include "rules/rule_engine.h"
 #include "sinks/exposition.h"
 #include "sinks/openmetrics.h"
 #include "sinks/rules_json.h"

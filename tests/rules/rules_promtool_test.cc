@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "rules/promql.h"
-#include "rules/rules.h"
+#include "rules/rule_engine.h"
 #include "tests/rules/promtool_text.h"
 
 namespace novapulse {

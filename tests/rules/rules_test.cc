@@ -1,5 +1,3 @@
-#include "rules/rules.h"
-
 #include <gtest/gtest.h>
 
 #include <string>
@@ -7,6 +5,7 @@
 
 #include "pipeline/rule_files.h"
 #include "rules/promql.h"
+#include "rules/rule_engine.h"
 #include "tests/pipeline/test_process.h"
 
 namespace novapulse {

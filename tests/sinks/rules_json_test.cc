@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "rules/promql.h"
-#include "rules/rules.h"
+#include "rules/rule_engine.h"
 #include "sinks/json_text.h"
 
 namespace novapulse {

@@ -8,7 +8,7 @@
 #include "gtest/gtest.h"
 #include "pipeline/check_metrics.h"
 #include "pipeline/rule_files.h"
-#include "rules/rules.h"
+#include "rules/rule_file.h"
 
 namespace novapulse::spec {
 namespace {

@@ -1,103 +1,30 @@
-// Rules: Prometheus rule files (groups of recording and alerting rules) and
-// the engine that evaluates them in event time with Prometheus's alert state
-// semantics (pending -> firing -> resolved, `for`, `keep_firing_for`,
+// The rule engine: evaluates a RuleSet in event time with Prometheus's alert
+// state semantics (pending -> firing -> resolved, `for`, `keep_firing_for`,
 // resolved alerts kept 15 minutes), writing recording-rule outputs, ALERTS
 // and ALERTS_FOR_STATE back to the series store the rules read.
 //
-// Threads: LoadRuleFiles is pure. A RuleEngine belongs to one thread (the
-// pipeline's evaluation stage); Snapshot() copies what other threads may
-// read (HTTP API, Alertmanager client) under a mutex.
-//   absl::StatusOr<RuleSet> rules = LoadRuleFiles({"configs/alerts/novagift.yml"});
-//   RuleEngine engine(*std::move(rules), &series);
+// Threads: a RuleEngine belongs to one thread (the pipeline's evaluation
+// stage); Snapshot() copies what other threads may read (HTTP API,
+// Alertmanager client) under a mutex.
+//   RuleEngine engine(*ParseRuleFile(text, file), &series);
 //   engine.EvaluateDue(t_ms);  // at each slot end
-#ifndef NOVAPULSE_RULES_RULES_H_
-#define NOVAPULSE_RULES_RULES_H_
+#ifndef NOVAPULSE_RULES_RULE_ENGINE_H_
+#define NOVAPULSE_RULES_RULE_ENGINE_H_
 
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
-#include "absl/status/statusor.h"
+#include "absl/status/status.h"
 #include "rules/promql.h"
+#include "rules/rule_file.h"
 
 namespace novapulse {
-
-// A text/template subset for alert labels and annotations: literal text and
-// actions {{ $value }}, {{ $labels.NAME }}, {{ $value | humanize }},
-// humanizePercentage, humanizeDuration, {{ printf "%.2f" $value }}.
-class AlertTemplate {
- public:
-  // Errors read "COL: message" (1-based column within `text`).
-  static absl::StatusOr<AlertTemplate> Parse(std::string_view text);
-  std::string Expand(const promql::Labels& labels, double value) const;
-  bool is_literal() const { return parts_.size() <= 1 && (parts_.empty() || parts_[0].literal); }
-
- private:
-  struct Part {
-    bool literal = true;
-    std::string text;  // literal text, or the label name for $labels.NAME
-    enum class Source { kValue, kLabel } source = Source::kValue;
-    enum class Format {
-      kDefault,
-      kHumanize,
-      kPercentage,
-      kDuration,
-      kPrintf
-    } format = Format::kDefault;
-    std::string printf_format;
-  };
-  static Part Literal(std::string_view text) {
-    Part p;
-    p.text = std::string(text);
-    return p;
-  }
-  std::vector<Part> parts_;
-};
-
-// Go's %v of a float64 (what {{ $value }} prints).
-std::string FormatGoFloat(double v);
-
-struct RuleSpec {
-  bool alert = false;
-  std::string name;  // the record or alert name
-  std::string expr_text;
-  promql::ExprPtr expr;
-  int64_t for_ms = 0;
-  int64_t keep_firing_for_ms = 0;
-  std::vector<std::pair<std::string, AlertTemplate>> labels;       // sorted by name
-  std::vector<std::pair<std::string, AlertTemplate>> annotations;  // sorted by name
-  std::vector<std::pair<std::string, std::string>> raw_labels;     // as written
-  std::vector<std::pair<std::string, std::string>> raw_annotations;
-  std::string file;
-  int line = 0;
-};
-
-struct RuleGroupSpec {
-  std::string name;
-  std::string file;
-  int64_t interval_ms = 0;
-  int limit = 0;
-  std::vector<RuleSpec> rules;
-};
-
-struct RuleSet {
-  std::vector<RuleGroupSpec> groups;
-};
-
-inline constexpr int64_t kDefaultRuleIntervalMs = 15'000;
-
-// Parses a Prometheus rule file's text; `file` names it in errors. Every
-// error names FILE:LINE:COL and what is wrong, including PromQL outside
-// novapulse's subset. An empty file has no groups, as in Prometheus.
-// (pipeline/rule_files.h reads the files.)
-absl::StatusOr<RuleSet> ParseRuleFile(std::string_view text, const std::string& file,
-                                      int64_t default_interval_ms = kDefaultRuleIntervalMs);
 
 enum class AlertState { kInactive, kPending, kFiring };
 std::string_view AlertStateName(AlertState s);
@@ -230,4 +157,4 @@ class RuleEngine {
 
 }  // namespace novapulse
 
-#endif  // NOVAPULSE_RULES_RULES_H_
+#endif  // NOVAPULSE_RULES_RULE_ENGINE_H_
