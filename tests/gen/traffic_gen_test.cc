@@ -22,9 +22,12 @@
 #include "gen/ndjson_writer.h"
 #include "gtest/gtest.h"
 #include "simdjson.h"
+#include "tests/pipeline/test_process.h"
 
 namespace novapulse {
 namespace {
+
+using ::novapulse::testing::ScratchDir;
 
 constexpr int64_t kSec = 1'000'000;
 constexpr int64_t kMin = 60 * kSec;
@@ -774,13 +777,6 @@ TEST(IncidentName, RoundTripsEveryKindAndRejectsOthers) {
   EXPECT_FALSE(ParseIncidentName("").ok());
 }
 
-std::string TempDir(std::string_view name) {
-  const std::string dir = ::testing::TempDir() + "/traffic_gen_test_" + std::to_string(getpid()) +
-                          "_" + std::string(name);
-  std::filesystem::remove_all(dir);
-  return dir;
-}
-
 std::string ReadPlain(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
@@ -833,7 +829,8 @@ TEST(NdjsonDirSink, WritesPlainGzipAndZstdFilesWithTheGeneratedLines) {
   for (const Case& k :
        {Case{Compression::kNone, "", ReadPlain}, Case{Compression::kGzip, ".gz", ReadGzip},
         Case{Compression::kZstd, ".zst", ReadZstd}}) {
-    const std::string dir = TempDir("sink" + k.suffix) + "/nested";
+    const ScratchDir scratch;
+    const std::string dir = scratch.Path("nested");
     absl::StatusOr<std::unique_ptr<TrafficSink>> sink = MakeNdjsonDirSink(dir, k.compression);
     ASSERT_TRUE(sink.ok()) << sink.status();
     ASSERT_TRUE(GenerateTraffic(c, **sink).ok());
@@ -846,8 +843,8 @@ TEST(NdjsonDirSink, WritesPlainGzipAndZstdFilesWithTheGeneratedLines) {
 }
 
 TEST(NdjsonDirSink, ReportsThePathWhenTheDirectoryCannotBeCreated) {
-  const std::string base = TempDir("blocked");
-  std::filesystem::create_directories(base);
+  const ScratchDir scratch;
+  const std::string& base = scratch.path();
   std::ofstream(base + "/file") << "x";
   const absl::StatusOr<std::unique_ptr<TrafficSink>> sink =
       MakeNdjsonDirSink(base + "/file/sub", Compression::kNone);
@@ -868,7 +865,8 @@ int RunGen(std::vector<std::string> args, std::string* err) {
 }
 
 TEST(RunGenCommand, WritesFilesAndASummaryWithBothFlagForms) {
-  const std::string dir = TempDir("cli");
+  const ScratchDir scratch;
+  const std::string& dir = scratch.path();
   std::string err;
   ASSERT_EQ(
       RunGen({"--out", dir, "--duration=10m", "--start", "2026-11-26T12:00:00Z", "--rate=5",
@@ -898,7 +896,8 @@ TEST(RunGenCommand, HelpListsFlagsAndIncidents) {
 }
 
 TEST(RunGenCommand, RejectsBadInputWithExitTwoAndNamesIt) {
-  const std::string dir = TempDir("cli_bad");
+  const ScratchDir scratch;
+  const std::string dir = scratch.Path("out");
   struct Case {
     std::vector<std::string> args;
     std::string mentions;
