@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <utility>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
@@ -45,6 +46,32 @@ absl::StatusOr<std::string> ReadRegularFile(const std::string& path) {
     text.append(buffer, static_cast<size_t>(n));
   }
   return text;
+}
+
+absl::Status WriteWholeFile(const std::string& path, std::string_view bytes) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    const int error = errno;
+    return absl::ErrnoToStatus(error, absl::StrCat(path, ": cannot open for writing"));
+  }
+  absl::Cleanup close_fd = [&fd] {
+    if (fd >= 0) ::close(fd);
+  };
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      const int error = errno;
+      if (error == EINTR) continue;
+      return absl::ErrnoToStatus(error, absl::StrCat(path, ": write error"));
+    }
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  const int closed = ::close(std::exchange(fd, -1));
+  if (closed != 0) {
+    const int error = errno;
+    return absl::ErrnoToStatus(error, absl::StrCat(path, ": close error"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace novapulse

@@ -25,7 +25,7 @@ namespace {
 constexpr int64_t kUsPerSec = 1'000'000;
 
 constexpr std::string_view kGenUsage =
-    R"(usage: novapulse gen (--out DIR | --kafka BROKERS) [flags]
+    R"(Usage: novapulse gen (--out DIR | --kafka BROKERS) [OPTIONS]
 
 Generates seeded, deterministic NovaGift traffic: access-log lines (topic
 novagift.access-log) and outbox lifecycle lines (topic novagift.outbox). Rates
@@ -42,7 +42,7 @@ default speed 1 --rate N is also the mean access-log events per second of wall
 time. The end report gives the lines delivered per topic, delivery failures and
 the achieved rate.
 
-flags:
+Options:
   --out DIR                    output directory, created if missing
   --kafka BROKERS              produce to these brokers, e.g. 127.0.0.1:9092
                                (exactly one of --out and --kafka is required)
@@ -57,7 +57,7 @@ flags:
   --compress none|gzip|zstd    compress the output files (default none; --out only)
   --help                       show this help
 
-Kafka flags (--kafka only):
+Kafka options (--kafka only):
   --speed X|max                event seconds per wall second (default 1: real time;
                                max: as fast as the broker takes them)
   --access-topic NAME          topic of access-log lines (default novagift.access-log)
@@ -67,7 +67,7 @@ Kafka flags (--kafka only):
                                compression.codec=lz4, linger.ms=5,
                                batch.num.messages=100000
 
-incidents:
+Incidents:
   error_spike        5xx share of API responses rises to ~15%
   latency_spike      API latency x10 on every route (p95 above 1 s)
   outbox_failures    ~70% of outbox attempts fail; retries, many messages go dead
@@ -151,14 +151,20 @@ int RunToFiles(const GenOptions& options) {
     absl::StrAppend(&files, files.empty() ? "" : ", ", path, " (",
                     ec ? std::string("size unknown") : HumanBytes(size), ")");
   }
+  // The daily curve makes the mean over a part of a day differ from --rate
+  // (at night it is ~0.3x): say what this span came to.
+  const double event_seconds = static_cast<double>(options.config.duration_us) / 1e6;
   std::fprintf(stderr,
                "novapulse gen: %llu access-log lines, %llu outbox lines, %s of NDJSON\n"
+               "novapulse gen: mean %.1f access-log events per second of event time (--rate "
+               "%g is the mean over a whole UTC day)\n"
                "novapulse gen: 2 files: %s\n"
                "novapulse gen: %.2f s, %.0f lines/s\n",
                static_cast<unsigned long long>(stats->access_lines),
                static_cast<unsigned long long>(stats->outbox_lines),
-               HumanBytes(stats->access_bytes + stats->outbox_bytes).c_str(), files.c_str(),
-               elapsed, PerSecond(lines, elapsed));
+               HumanBytes(stats->access_bytes + stats->outbox_bytes).c_str(),
+               PerSecond(stats->access_lines, event_seconds), options.config.access_rate,
+               files.c_str(), elapsed, PerSecond(lines, elapsed));
   return 0;
 }
 

@@ -24,6 +24,10 @@ Commands:
                        and report the window history they need
   help                 this help
 
+Options:
+  -h, --help           this help
+  --version            print novapulse's version
+
 Run 'novapulse COMMAND --help' for a command's options.
 )";
 

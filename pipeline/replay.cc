@@ -8,7 +8,6 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -18,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "base/cli.h"
 #include "base/duration.h"
+#include "base/file.h"
 #include "parsers/event_time_sniff.h"
 #include "pipeline/ingest_pipeline.h"
 #include "pipeline/process_metrics.h"
@@ -288,7 +288,9 @@ absl::StatusOr<Topic> ParseTopic(std::string_view name) {
                                     "' (expected access-log, outbox or auto)");
 }
 
-void PrintProgress(const ReplayProgress& p) {
+// On a terminal, one line rewritten in place; elsewhere (a pipe, a log
+// file), one line per report.
+void PrintProgress(const ReplayProgress& p, bool terminal) {
   const double mb = p.line_bytes / 1e6;
   const double rate = p.elapsed_seconds > 0 ? p.records / p.elapsed_seconds : 0;
   std::string eta = "?";
@@ -299,8 +301,13 @@ void PrintProgress(const ReplayProgress& p) {
   }
   const std::string pct =
       p.total_bytes > 0 ? absl::StrFormat(" %5.1f%%", 100.0 * p.input_bytes / p.total_bytes) : "";
-  std::fprintf(stderr, "\r\033[K%s %9.1f MB  %10.0f events/s  ETA %s", pct.c_str(), mb, rate,
-               eta.c_str());
+  if (terminal) {
+    std::fprintf(stderr, "\r\033[K%s %9.1f MB  %10.0f events/s  ETA %s", pct.c_str(), mb, rate,
+                 eta.c_str());
+  } else {
+    std::fprintf(stderr, "novapulse replay:%s %.1f MB, %.0f events/s, ETA %s\n", pct.c_str(), mb,
+                 rate, eta.c_str());
+  }
   std::fflush(stderr);
 }
 
@@ -449,11 +456,7 @@ absl::Status WriteText(const std::string& path, const std::string& text) {
     std::cout.flush();
     return absl::OkStatus();
   }
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) return absl::UnavailableError("cannot write " + path);
-  return absl::OkStatus();
+  return WriteWholeFile(path, text);
 }
 
 // The backtest's report on stderr: the alert timeline and what the
@@ -494,10 +497,19 @@ int RunReplayCommand(int argc, char** argv) {
   NovaGiftMetrics metrics(c.options.threads, c.series_limit,
                           out.rules ? &out.rules->window_spec() : nullptr);
   if (out.rules) out.rules->Attach(&metrics.store());
-  if (c.progress) c.options.on_progress = PrintProgress;
+  const bool terminal = isatty(STDERR_FILENO) != 0;
+  if (c.progress) {
+    c.options.on_progress = [terminal](const ReplayProgress& p) { PrintProgress(p, terminal); };
+  }
   absl::StatusOr<ReplayStats> stats = RunReplay(c.inputs, c.options, metrics);
-  if (c.progress) std::fputs("\r\033[K", stderr);
+  if (c.progress && terminal) std::fputs("\r\033[K", stderr);
   if (!stats.ok()) return Failed(stats.status().message());
+  if (stats->records == 0) {
+    std::fputs(
+        "novapulse replay: warning: no records read: the input is empty (did the file pattern "
+        "match?)\n",
+        stderr);
+  }
 
   MetricRegistry registry;
   registry.Add(&metrics);

@@ -311,8 +311,9 @@ constexpr std::string_view kCheckRulesUsage = R"(Usage: novapulse check-rules [O
 
 Loads Prometheus rule files as novapulse evaluates them: every expression
 must stay inside novapulse's PromQL subset, and every error names
-FILE:LINE:COLUMN. Prints the groups and rules, the metrics the rules read
-with how far back, and the window history that costs per series.
+FILE:LINE:COLUMN. Prints, per file, how many groups and alerting and
+recording rules it holds; then the evaluation slot, the metrics the rules
+read with how far back, and the window history that costs per series.
 
 Options:
   -h, --help    this help

@@ -73,7 +73,7 @@ TEST_F(Cli, ReplayHelpWinsOverOtherArgumentsAndReadsNothing) {
 TEST_F(Cli, GenHelpPrintsItsOptionsAndExitsZero) {
   const ProcessResult r = RunNovapulse({"gen", "--help"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(r.out, HasSubstr("usage: novapulse gen"));
+  EXPECT_THAT(r.out, HasSubstr("Usage: novapulse gen"));
   for (const char* flag : {"--out", "--duration", "--rate", "--incident", "--compress"}) {
     EXPECT_THAT(r.out, HasSubstr(flag));
   }
@@ -169,11 +169,63 @@ TEST_F(Cli, DoubleDashEndsFlags) {
   EXPECT_THAT(r.err, HasSubstr("--threads: cannot open"));
 }
 
-TEST_F(Cli, UnwritableOutputExitsOneNamingIt) {
+TEST_F(Cli, UnwritableOutputExitsOneNamingItAndTheReason) {
   const std::string out = dir_.Path("no-such-dir/metrics.txt");
   const ProcessResult r = RunNovapulse({"replay", "--output", out, Good()});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_THAT(r.err, HasSubstr(out));
+  EXPECT_THAT(r.err, HasSubstr(out + ": cannot open for writing: No such file or directory"));
+}
+
+// Every command's help has one shape: "Usage: novapulse ..." first, an
+// "Options:" section listing --help, on stdout, exit 0; the top level lists
+// --version too.
+TEST_F(Cli, EveryCommandsHelpHasOneFormat) {
+  for (const char* command :
+       {"run", "replay", "gen", "check-config", "check-metrics", "check-rules"}) {
+    SCOPED_TRACE(command);
+    const ProcessResult r = RunNovapulse({command, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(r.out.starts_with(std::string("Usage: novapulse ") + command)) << r.out;
+    EXPECT_THAT(r.out, HasSubstr("\nOptions:\n"));
+    EXPECT_THAT(r.out, ContainsRegex("\n  (-h, )?--help "));
+    EXPECT_THAT(r.out, Not(HasSubstr("usage:")));
+    EXPECT_THAT(r.err, IsEmpty());
+  }
+  const ProcessResult top = RunNovapulse({"--help"});
+  EXPECT_THAT(top.out, HasSubstr("\nOptions:\n"));
+  EXPECT_THAT(top.out, HasSubstr("--version"));
+}
+
+TEST_F(Cli, RenderAlertmanagerConfigHelpExitsZero) {
+  const ProcessResult r = testing::RunProcess(
+      {std::string(NOVAPULSE_SOURCE_DIR) + "/scripts/render-alertmanager-config", "--help"},
+      "/dev/null");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.out.starts_with("Usage: render-alertmanager-config TEMPLATE OUTPUT")) << r.out;
+}
+
+TEST_F(Cli, AnInputWithoutRecordsIsReadButWarnedAbout) {
+  const std::string empty = dir_.Path("empty.ndjson");
+  WriteWholeFile(empty, "");
+  const ProcessResult r = RunNovapulse({"replay", "--output", dir_.Path("m.prom"), empty});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("warning: no records read"));
+  const ProcessResult stdin_run =
+      RunNovapulse({"replay", "-q", "--output", dir_.Path("m.prom"), "-"});
+  EXPECT_EQ(stdin_run.exit_code, 0) << stdin_run.err;
+  EXPECT_THAT(stdin_run.err, HasSubstr("warning: no records read"));
+  const ProcessResult good = RunNovapulse({"replay", "--output", dir_.Path("m.prom"), Good()});
+  EXPECT_THAT(good.err, Not(HasSubstr("warning")));
+}
+
+// Progress asked for on a stderr that is not a terminal: whole lines, no
+// carriage returns or terminal escapes.
+TEST_F(Cli, ProgressOnAPipeIsPlainLines) {
+  const ProcessResult r =
+      RunNovapulse({"replay", "--progress", "--output", dir_.Path("m.prom"), Good()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, Not(HasSubstr("\r")));
+  EXPECT_THAT(r.err, Not(HasSubstr("\033[")));
 }
 
 TEST_F(Cli, FlagsTakeInlineValuesToo) {
