@@ -12,6 +12,7 @@ docker-compose.prod.yml sets the README's retention and Grafana auth.
 """
 import glob
 import os
+import re
 import sys
 
 import yaml  # Debian: python3-yaml
@@ -48,6 +49,23 @@ def main():
                     problems.append(f"docker-compose.yml: {name} mounts missing {host}")
             elif not host.startswith("/") and host not in (compose.get("volumes") or {}):
                 problems.append(f"docker-compose.yml: {name} uses undeclared volume {host}")
+    # Kafka keeps its data where the volumes are mounted (the apache/kafka image
+    # writes to KAFKA_LOG_DIRS, /tmp/kraft-combined-logs unless set), and runs
+    # the version scripts/kafka-broker tests with.
+    kafka = services.get("kafka", {})
+    log_dirs = (kafka.get("environment") or {}).get("KAFKA_LOG_DIRS")
+    prod_kafka = ((docs.get("docker-compose.prod.yml") or {}).get("services") or {}).get("kafka", {})
+    for file, svc in (("docker-compose.yml", kafka), ("docker-compose.prod.yml", prod_kafka)):
+        targets_of = [v.split(":")[1] for v in svc.get("volumes", []) if ":" in v]
+        if log_dirs not in targets_of:
+            problems.append(f"{file}: kafka's KAFKA_LOG_DIRS ({log_dirs}) is not a mounted volume "
+                            f"({targets_of})")
+    with open(os.path.join(src, "scripts", "kafka", "common.sh")) as f:
+        m = re.search(r"KAFKA_VERSION=\$\{NOVAPULSE_KAFKA_VERSION:-([0-9.]+)\}", f.read())
+    tested = m.group(1) if m else "?"
+    if kafka.get("image") != f"apache/kafka:{tested}":
+        problems.append(f"docker-compose.yml: kafka image {kafka.get('image')} is not the tested "
+                        f"Kafka {tested} (scripts/kafka/common.sh)")
     build = services.get("novapulse", {}).get("build", {})
     if not os.path.exists(os.path.join(cfg, build.get("context", "."), build.get("dockerfile", "Dockerfile"))):
         problems.append("docker-compose.yml: novapulse's Dockerfile not found")
