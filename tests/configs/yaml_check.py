@@ -66,6 +66,12 @@ def main():
     if kafka.get("image") != f"apache/kafka:{tested}":
         problems.append(f"docker-compose.yml: kafka image {kafka.get('image')} is not the tested "
                         f"Kafka {tested} (scripts/kafka/common.sh)")
+    # One evaluator of the alert rules in the stack, or each alert is sent twice.
+    np_rules = ((docs.get("novapulse.yaml") or {}).get("rules") or {}).get("files") or []
+    prom_rules = (docs.get("prometheus.yml") or {}).get("rule_files") or []
+    if np_rules and prom_rules:
+        problems.append("novapulse.yaml and prometheus.yml both evaluate alert rules "
+                        f"({np_rules}, {prom_rules}): each alert would reach Alertmanager twice")
     build = services.get("novapulse", {}).get("build", {})
     if not os.path.exists(os.path.join(cfg, build.get("context", "."), build.get("dockerfile", "Dockerfile"))):
         problems.append("docker-compose.yml: novapulse's Dockerfile not found")
