@@ -50,10 +50,13 @@ class Broker {
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
 
-  // The broker's output when it did not start; empty when it did.
-  std::string Start() {
+  // The broker's output when it did not start; empty when it did. `env`:
+  // VAR=VALUE words put before the command (e.g. NOVAPULSE_KAFKA_PORTS).
+  std::string Start(const std::string& env = "") {
     started_ = true;  // a half-started broker must be stopped too
-    const ShellResult r = Shell(absl::StrCat(Script("kafka-broker"), " start --dir ", dir_));
+    const ShellResult r = Shell(
+        absl::StrCat(env, env.empty() ? "" : " ", Script("kafka-broker"), " start --dir ", dir_));
+    output_ = r.output;
     std::vector<std::string> lines =
         absl::StrSplit(absl::StripTrailingAsciiWhitespace(r.output), '\n');
     if (r.status != 0 || lines.empty() || !lines.back().starts_with("127.0.0.1:")) {
@@ -63,6 +66,8 @@ class Broker {
     return "";
   }
   const std::string& address() const { return address_; }
+  // What the last Start() printed.
+  const std::string& output() const { return output_; }
 
   // Stops the broker but keeps its data and ports, so Start() brings the same
   // broker back on the same address. The script's output when it failed.
@@ -74,6 +79,7 @@ class Broker {
  private:
   std::string dir_;
   std::string address_;
+  std::string output_;
   bool started_ = false;
 };
 
