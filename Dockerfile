@@ -19,6 +19,10 @@ RUN apt-get update \
       libre2-dev libboost-dev libssl-dev libsasl2-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# librdkafka 2.12.1 from source, linked statically (see scripts/librdkafka);
+# its own layer, so a change to novapulse's sources does not rebuild it.
+COPY scripts/lib.sh scripts/librdkafka scripts/
+RUN NOVAPULSE_DEPS=/deps scripts/librdkafka > /deps.prefix
 COPY CMakeLists.txt ./
 COPY base base
 COPY rules rules
@@ -29,11 +33,8 @@ COPY sinks sinks
 COPY gen gen
 COPY pipeline pipeline
 COPY tests tests
-COPY scripts/lib.sh scripts/librdkafka scripts/
-# librdkafka 2.12.1 from source, linked statically (see scripts/librdkafka).
-RUN NOVAPULSE_DEPS=/deps scripts/librdkafka \
- && cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
-      -DCMAKE_PREFIX_PATH=/deps/librdkafka-2.12.1 \
+RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_PREFIX_PATH="$(cat /deps.prefix)" \
       -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
       -DNOVAPULSE_BENCH=OFF -DNOVAPULSE_MARCH=${NOVAPULSE_MARCH} \
  && ninja -C build novapulse \

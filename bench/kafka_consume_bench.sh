@@ -21,11 +21,12 @@
 #
 # Each thread count runs twice: with librdkafka's defaults (kafka.properties
 # as in configs/novapulse.yaml), and "tuned" with larger local fetch queues.
-# librdkafka 2.0.2 (Debian 12) stops fetching a partition for 1 s once its
-# local queue holds queued.min.messages (100 000) messages or
-# queued.max.messages.kbytes (64 MiB), librdkafka issue #2879, made
-# configurable as fetch.queue.backoff.ms only in 2.1; above ~400 000
-# events/s novapulse drains 4 such queues within that second and then waits.
+# librdkafka stops fetching a partition for fetch.queue.backoff.ms (1 s by
+# default) once its local queue holds queued.min.messages (100 000) messages
+# or queued.max.messages.kbytes (64 MiB), librdkafka issue #2879; above
+# ~400 000 events/s novapulse drains 4 such queues within that second and
+# then waits. (The figures in the README were measured with Debian 12's
+# librdkafka 2.0.2, where that backoff could not be set.)
 # The tuned queues hold over a second of input, at the price of memory
 # (peak RSS is printed).
 #

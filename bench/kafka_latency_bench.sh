@@ -34,7 +34,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/kafka_bench_lib.sh"
 duration="${1:-30}"
 rate="${RATE:-100000}"
 probe="$build/latency_probe"
-[[ -x "$probe" ]] || die "$probe not found; build it (cmake -DNOVAPULSE_BENCH=ON, ninja latency_probe)"
+[[ -x "$probe" ]] || die "$probe not found; build it (cmake -DNOVAPULSE_BENCH=ON -DCMAKE_PREFIX_PATH=\"\$(scripts/librdkafka)\", ninja latency_probe)"
 
 bench_start_broker
 bench_topic novagift.access-log

@@ -288,29 +288,6 @@ absl::StatusOr<Topic> ParseTopic(std::string_view name) {
                                     "' (expected access-log, outbox or auto)");
 }
 
-// On a terminal, one line rewritten in place; elsewhere (a pipe, a log
-// file), one line per report.
-void PrintProgress(const ReplayProgress& p, bool terminal) {
-  const double mb = p.line_bytes / 1e6;
-  const double rate = p.elapsed_seconds > 0 ? p.records / p.elapsed_seconds : 0;
-  std::string eta = "?";
-  if (p.total_bytes > 0 && p.input_bytes > 0 && p.input_bytes <= p.total_bytes) {
-    const double left =
-        p.elapsed_seconds * (static_cast<double>(p.total_bytes) / p.input_bytes - 1.0);
-    eta = absl::StrFormat("%.0fs", left);
-  }
-  const std::string pct =
-      p.total_bytes > 0 ? absl::StrFormat(" %5.1f%%", 100.0 * p.input_bytes / p.total_bytes) : "";
-  if (terminal) {
-    std::fprintf(stderr, "\r\033[K%s %9.1f MB  %10.0f events/s  ETA %s", pct.c_str(), mb, rate,
-                 eta.c_str());
-  } else {
-    std::fprintf(stderr, "novapulse replay:%s %.1f MB, %.0f events/s, ETA %s\n", pct.c_str(), mb,
-                 rate, eta.c_str());
-  }
-  std::fflush(stderr);
-}
-
 // What `novapulse replay` was asked to do.
 struct ReplayCommand {
   std::vector<ReplayInput> inputs;
@@ -489,6 +466,24 @@ int Failed(absl::string_view message) {
 
 }  // namespace
 
+std::string FormatProgress(const ReplayProgress& p, bool terminal) {
+  const double mb = p.line_bytes / 1e6;
+  const double rate = p.elapsed_seconds > 0 ? p.records / p.elapsed_seconds : 0;
+  std::string eta = "?";
+  if (p.total_bytes > 0 && p.input_bytes > 0 && p.input_bytes <= p.total_bytes) {
+    const double left =
+        p.elapsed_seconds * (static_cast<double>(p.total_bytes) / p.input_bytes - 1.0);
+    eta = absl::StrFormat("%.0fs", left);
+  }
+  const std::string pct =
+      p.total_bytes > 0 ? absl::StrFormat(" %5.1f%%", 100.0 * p.input_bytes / p.total_bytes) : "";
+  if (terminal) {
+    return absl::StrFormat("\r\033[K%s %9.1f MB  %10.0f events/s  ETA %s", pct, mb, rate, eta);
+  }
+  return absl::StrFormat("novapulse replay:%s %.1f MB, %.0f events/s, ETA %s\n", pct, mb, rate,
+                         eta);
+}
+
 int RunReplayCommand(int argc, char** argv) {
   ReplayCommand c;
   if (std::optional<int> done = ParseReplayFlags(argc, argv, &c)) return *done;
@@ -499,7 +494,10 @@ int RunReplayCommand(int argc, char** argv) {
   if (out.rules) out.rules->Attach(&metrics.store());
   const bool terminal = isatty(STDERR_FILENO) != 0;
   if (c.progress) {
-    c.options.on_progress = [terminal](const ReplayProgress& p) { PrintProgress(p, terminal); };
+    c.options.on_progress = [terminal](const ReplayProgress& p) {
+      std::fputs(FormatProgress(p, terminal).c_str(), stderr);
+      std::fflush(stderr);
+    };
   }
   absl::StatusOr<ReplayStats> stats = RunReplay(c.inputs, c.options, metrics);
   if (c.progress && terminal) std::fputs("\r\033[K", stderr);

@@ -77,6 +77,11 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
                                       const ReplayOptions& options, NovaGiftMetrics& metrics);
 
 // `novapulse replay ...`: argv[0] is "replay". Returns the exit status.
+// The progress report `replay --progress` writes to stderr: on a terminal,
+// one line rewritten in place ("\r", erase to the end of the line, no
+// newline); elsewhere (a pipe, a log file), a whole line per report.
+std::string FormatProgress(const ReplayProgress& p, bool terminal);
+
 int RunReplayCommand(int argc, char** argv);
 
 }  // namespace novapulse

@@ -778,6 +778,24 @@ TEST_F(ReplayEndToEnd, WindowMemoryBudgetFoldsTheWindowsAndSaysSo) {
       << bad.process.err;
 }
 
+TEST(FormatProgress, RewritesOneLineOnATerminalAndWritesWholeLinesElsewhere) {
+  const ReplayProgress p{.input_bytes = 250,
+                         .total_bytes = 1000,
+                         .line_bytes = 3'000'000,
+                         .records = 10'000,
+                         .elapsed_seconds = 2};
+  const std::string terminal = FormatProgress(p, true);
+  EXPECT_TRUE(terminal.starts_with("\r\033[K")) << terminal;
+  EXPECT_EQ(terminal.find('\n'), std::string::npos) << terminal;
+  const std::string plain = FormatProgress(p, false);
+  EXPECT_EQ(plain, "novapulse replay:  25.0% 3.0 MB, 5000 events/s, ETA 6s\n");
+  EXPECT_EQ(plain.find('\r'), std::string::npos);
+  EXPECT_EQ(plain.find('\033'), std::string::npos);
+  // Unknown size (stdin): no share, no ETA.
+  EXPECT_EQ(FormatProgress({.line_bytes = 1'000'000, .records = 10, .elapsed_seconds = 1}, false),
+            "novapulse replay: 1.0 MB, 10 events/s, ETA ?\n");
+}
+
 TEST(RunReplay, CountsRecordsAndBytesOfStdinInput) {
   ScratchDir dir;
   std::string input;
