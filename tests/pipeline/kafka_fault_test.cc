@@ -569,8 +569,10 @@ TEST_F(KafkaFault, BrokerOutageWithCheckpointsCountsEveryLineOnce) {
   HttpReply ready;
   EXPECT_TRUE(WaitFor(
       [&] {
+        // The broker's reason, not merely any 503: librdkafka may report the
+        // partitions' lag as unknown a moment before it reports the broker down.
         ready = HttpGetReply(port, "/readyz");
-        return ready.status == 503;
+        return ready.status == 503 && ready.body == "no kafka broker reachable\n";
       },
       std::chrono::seconds(30)));
   const double unready_after = std::chrono::duration<double>(Clock::now() - down).count();
@@ -639,8 +641,10 @@ TEST_F(KafkaFault, BrokerRestartMakesThemUnreadyThenCountsResumeExactly) {
   HttpReply ready;
   EXPECT_TRUE(WaitFor(
       [&] {
+        // The broker's reason, not merely any 503: librdkafka may report the
+        // partitions' lag as unknown a moment before it reports the broker down.
         ready = HttpGetReply(port, "/readyz");
-        return ready.status == 503;
+        return ready.status == 503 && ready.body == "no kafka broker reachable\n";
       },
       std::chrono::seconds(30)))
       << service.log();
