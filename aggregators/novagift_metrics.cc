@@ -86,9 +86,7 @@ void NovaGiftMetrics::Writer::SetEventTime(Topic topic, int64_t ts_us) {
 
 int64_t NovaGiftMetrics::Writer::EndBatch() {
   w_.FlushSpill();
-  const int64_t newest = batch_newest_us_;
-  batch_newest_us_ = INT64_MIN;
-  return newest;
+  return TakeNewest();
 }
 
 namespace {

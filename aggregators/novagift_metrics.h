@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "aggregators/busy_ring.h"
@@ -101,6 +102,9 @@ class NovaGiftMetrics : public MetricSource {
     // ShardWriter::FlushSpill) and returns the newest event time recorded
     // since the last call (INT64_MIN if none).
     int64_t EndBatch();
+    // The newest event time recorded since the last call of this or
+    // EndBatch (INT64_MIN if none), without ending the batch.
+    int64_t TakeNewest() { return std::exchange(batch_newest_us_, INT64_MIN); }
 
    private:
     // A label set of http_requests_total this worker has resolved, with its

@@ -18,7 +18,31 @@ void EventClockWatermark::Submitted(IngestBatch& batch) {
 }
 
 std::optional<int64_t> EventClockWatermark::Complete(const IngestBatch& batch) {
-  return clock_.EndBatch(batch.newest_us, WallMillis());
+  progress_.clear();
+  if (batch.from_kafka) {
+    const KafkaBatch& messages = batch.messages;
+    for (size_t i = 0; i < messages.offsets.size(); ++i) {
+      const KafkaPartitionOffset& o = messages.offsets[i];
+      progress_.push_back({.partition = Key(o.topic, o.partition),
+                           .records = true,
+                           .newest_us = i < batch.partition_newest_us.size()
+                                            ? batch.partition_newest_us[i]
+                                            : INT64_MIN});
+    }
+    // An end comes after the batch's records of its partition.
+    for (const KafkaPartitionOffset& end : messages.ends) {
+      progress_.push_back({.partition = Key(end.topic, end.partition), .reached_end = true});
+    }
+  }
+  return clock_.EndBatch(batch.newest_us, WallMillis(), progress_);
+}
+
+void EventClockWatermark::Assigned(Topic topic, int32_t partition, bool assigned) {
+  if (assigned) {
+    clock_.AddPartition(Key(topic, partition), WallMillis());
+  } else {
+    clock_.RemovePartition(Key(topic, partition));
+  }
 }
 
 ChunkLagWatermark::ChunkLagWatermark(size_t num_sources, size_t in_flight,
@@ -121,7 +145,26 @@ void IngestPipeline::Process(IngestBatch& batch) {
   if (batch.from_kafka) {
     const KafkaBatch& messages = batch.messages;
     const char* base = messages.buffer.data();
+    // The newest event time of each partition, taken at each change of
+    // partition (records come in runs of one partition).
+    batch.partition_newest_us.assign(messages.offsets.size(), INT64_MIN);
+    size_t run = messages.offsets.size();  // index in offsets of the current run's partition
+    auto end_run = [&] {
+      if (run < messages.offsets.size()) {
+        int64_t& newest = batch.partition_newest_us[run];
+        newest = std::max(newest, writer.TakeNewest());
+      }
+    };
     for (const KafkaRecord& r : messages.records) {
+      if (run >= messages.offsets.size() || messages.offsets[run].partition != r.partition ||
+          messages.offsets[run].topic != r.topic) {
+        end_run();
+        run = 0;
+        while (run < messages.offsets.size() && (messages.offsets[run].partition != r.partition ||
+                                                 messages.offsets[run].topic != r.topic)) {
+          ++run;
+        }
+      }
       const DeadLetterOrigin origin{.partition = r.partition, .offset = r.offset};
       if (r.oversize) {
         writer.Reject(r.topic, RejectReason::kOversize);
@@ -132,7 +175,13 @@ void IngestPipeline::Process(IngestBatch& batch) {
                       writer, rejected, origin, limits);
       }
     }
+    end_run();
     batch.records = messages.records.size();
+    batch.newest_us = INT64_MIN;
+    for (const int64_t newest : batch.partition_newest_us) {
+      batch.newest_us = std::max(batch.newest_us, newest);
+    }
+    writer.EndBatch();
   } else {
     const Chunk& chunk = batch.lines;
     for (uint32_t i = 0; i < chunk.oversize_lines; ++i) {
@@ -146,8 +195,8 @@ void IngestPipeline::Process(IngestBatch& batch) {
     batch.records =
         chunk.oversize_lines + ProcessLines(chunk.topic, chunk.data, chunk.size, chunk.capacity,
                                             parser, writer, rejected, limits);
+    batch.newest_us = writer.EndBatch();
   }
-  batch.newest_us = writer.EndBatch();
 }
 
 void IngestPipeline::Run(const std::function<IngestBatch*()>& pull) {

@@ -69,7 +69,9 @@ struct IngestBatch {
   // Set by the worker.
   uint64_t records = 0;           // non-blank lines or messages, accepted or rejected
   int64_t newest_us = INT64_MIN;  // newest accepted event time
-  DeadLetterBatch rejected;       // when dead letters are on
+  // Kafka: newest accepted event time of each of messages.offsets' partitions.
+  std::vector<int64_t> partition_newest_us;
+  DeadLetterBatch rejected;  // when dead letters are on
 };
 
 // When window slots close: stamps each batch as it enters, in input order,
@@ -86,11 +88,13 @@ class WatermarkPolicy {
   virtual std::optional<int64_t> Complete(const IngestBatch& batch) = 0;
 };
 
-// Kafka: the event clock (newest event time minus the lateness, moving on
-// with the wall clock while the input is idle). Events stamped more than
-// max_future_ms after the wall clock are rejected. A batch is stamped when
-// it is submitted, so that the clock counts it as in flight from then on
-// (it does not move on with the wall clock past a batch still queued).
+// Kafka: the event clock (newest event time of the slowest partition still
+// behind, minus the lateness, moving on with the wall clock while the input
+// is idle). Events stamped more than max_future_ms after the wall clock are
+// rejected. A batch is stamped when it is submitted, so that the clock
+// counts it as in flight from then on (it does not move on with the wall
+// clock past a batch still queued). Assigned(), on the consumer's thread,
+// tells the clock of the partitions as they come and go.
 class EventClockWatermark final : public WatermarkPolicy {
  public:
   EventClockWatermark(EventClock& clock, int64_t max_future_ms)
@@ -98,10 +102,17 @@ class EventClockWatermark final : public WatermarkPolicy {
   void Submitted(IngestBatch& batch) override;
   void Enter(IngestBatch& /*batch*/) override {}
   std::optional<int64_t> Complete(const IngestBatch& batch) override;
+  // KafkaSource::set_on_assignment's hook.
+  void Assigned(Topic topic, int32_t partition, bool assigned);
 
  private:
+  static uint64_t Key(Topic topic, int32_t partition) {
+    return (uint64_t{static_cast<uint8_t>(topic)} << 32) | static_cast<uint32_t>(partition);
+  }
+
   EventClock& clock_;
   const int64_t max_future_ms_;
+  std::vector<EventClock::PartitionProgress> progress_;  // completion stage
 };
 
 // Files: a chunk's watermark is the one computed `lag` chunks back (the

@@ -40,6 +40,7 @@ void KafkaBatch::Clear() {
   used = 0;
   records.clear();
   offsets.clear();
+  ends.clear();
 }
 
 absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Build(const KafkaConfig& config,
@@ -247,6 +248,7 @@ void KafkaSource::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_li
     } else if (rd_kafka_resp_err_t e = rd_kafka_assign(rk_, partitions)) {
       Log(LogLevel::kError, "assign failed", {{"error", rd_kafka_err2str(e)}});
     }
+    NotifyAssignment(partitions, /*assigned=*/true);
   } else {
     if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
       Log(LogLevel::kError, "rebalance failed", {{"error", rd_kafka_err2str(err)}});
@@ -268,6 +270,7 @@ void KafkaSource::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_li
     } else if (!lost) {
       CommitSync("revoke");
     }
+    NotifyAssignment(partitions, /*assigned=*/false);
     {
       absl::MutexLock lock(&mu_);
       for (int i = 0; i < partitions->cnt; ++i) {
@@ -294,6 +297,14 @@ void KafkaSource::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_li
     }
   }
   UpdateAssigned();
+}
+
+void KafkaSource::NotifyAssignment(const rd_kafka_topic_partition_list_t* partitions,
+                                   bool assigned) {
+  if (!on_assignment_) return;
+  for (int i = 0; i < partitions->cnt; ++i) {
+    on_assignment_(TopicOf(partitions->elems[i].topic), partitions->elems[i].partition, assigned);
+  }
 }
 
 void KafkaSource::UpdateAssigned() {
@@ -397,6 +408,8 @@ void KafkaSource::DropPartitions(const rd_kafka_topic_partition_list_t* partitio
                 [&](const KafkaRecord& r) { return revoked(r.topic, r.partition); });
   std::erase_if(batch->offsets,
                 [&](const KafkaPartitionOffset& o) { return revoked(o.topic, o.partition); });
+  std::erase_if(batch->ends,
+                [&](const KafkaPartitionOffset& o) { return revoked(o.topic, o.partition); });
 }
 
 void KafkaSource::StartFromCheckpoint(rd_kafka_topic_partition_list_t* partitions) {
@@ -493,9 +506,20 @@ bool KafkaSource::Append(const rd_kafka_message_t* message, KafkaBatch* batch) {
     } else if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       // Rare (once per catch-up), so published at once rather than with the
       // batch, which may not end while the partitions stay idle.
-      absl::MutexLock lock(&mu_);
-      int64_t& position = positions_[{TopicOf(message), message->partition}];
-      position = std::max(position, message->offset);
+      const Topic topic = TopicOf(message);
+      {
+        absl::MutexLock lock(&mu_);
+        int64_t& position = positions_[{topic, message->partition}];
+        position = std::max(position, message->offset);
+      }
+      for (KafkaPartitionOffset& end : batch->ends) {
+        if (end.topic == topic && end.partition == message->partition) {
+          end.next_offset = message->offset;
+          return true;
+        }
+      }
+      batch->ends.push_back({topic, message->partition, message->offset});
+      return true;
     } else {
       Log(LogLevel::kWarn, "kafka consume error",
           {{"error", rd_kafka_err2str(message->err)},
@@ -521,6 +545,12 @@ bool KafkaSource::Append(const rd_kafka_message_t* message, KafkaBatch* batch) {
     batch->used += message->len;
   }
   batch->records.push_back(record);
+  // A record after the partition's end: it is no longer at its end.
+  if (!batch->ends.empty()) {
+    std::erase_if(batch->ends, [&](const KafkaPartitionOffset& end) {
+      return end.topic == topic && end.partition == message->partition;
+    });
+  }
 
   const int64_t next = message->offset + 1;
   for (KafkaPartitionOffset& o : batch->offsets) {
@@ -564,9 +594,11 @@ bool KafkaSource::Fill(KafkaBatch* batch, const std::atomic<bool>& stop, absl::T
       CommitOnInterval();
       continue;
     }
-    const bool data = Append(message, batch);
+    // A partition's end also ends the batch soon, so that the event clock
+    // learns of it while no further record comes.
+    const bool appended = Append(message, batch);
     rd_kafka_message_destroy(message);
-    if (data && deadline == absl::InfiniteFuture()) deadline = absl::Now() + batch_timeout_;
+    if (appended && deadline == absl::InfiniteFuture()) deadline = absl::Now() + batch_timeout_;
   }
   UpdatePositions(*batch);
   return true;

@@ -69,6 +69,9 @@ struct KafkaBatch {
   size_t used = 0;  // payload bytes in buffer; the rest is padding
   std::vector<KafkaRecord> records;
   std::vector<KafkaPartitionOffset> offsets;
+  // Partitions whose end the consumer reached after their last record in
+  // this batch (next_offset: the end offset), in no order.
+  std::vector<KafkaPartitionOffset> ends;
 
   void Clear();
 };
@@ -113,11 +116,11 @@ class KafkaSource : public MetricSource {
   ~KafkaSource() override;
 
   // Clears *batch and fills it with up to batch_size messages: returns when
-  // it is full or batch_timeout after its first message. While no message
-  // comes it keeps waiting, checking `stop` every 100 ms, until `idle_until`
-  // (then it returns true with an empty batch); returns false, with an empty
-  // batch, once `stop` is true or the consumer has failed for good
-  // (fatal_error() then says why).
+  // it is full or batch_timeout after its first message or partition end
+  // (a batch may hold ends alone). While nothing comes it keeps waiting,
+  // checking `stop` every 100 ms, until `idle_until` (then it returns true
+  // with an empty batch); returns false, with no records, once `stop` is
+  // true or the consumer has failed for good (fatal_error() then says why).
   bool Fill(KafkaBatch* batch, const std::atomic<bool>& stop,
             absl::Time idle_until = absl::InfiniteFuture());
 
@@ -142,6 +145,11 @@ class KafkaSource : public MetricSource {
   // Messages of those partitions not yet handed out are dropped from the
   // batch being filled: their next owner reads them.
   void set_on_revoke(std::function<void(bool lost)> f) { on_revoke_ = std::move(f); }
+  // Called on Fill's thread for each partition assigned (`assigned`) and,
+  // after the revoke hook, each one given up. Before the first Fill.
+  void set_on_assignment(std::function<void(Topic, int32_t partition, bool assigned)> f) {
+    on_assignment_ = std::move(f);
+  }
   // Next offset of every assigned partition whose messages have all been
   // passed to StoreOffsets, ordered by topic and partition: what to commit.
   // Any thread.
@@ -228,9 +236,11 @@ class KafkaSource : public MetricSource {
   // ones) and waits for the answer, kCommitAnswerWait at most.
   void CommitSync(const char* why, const rd_kafka_topic_partition_list_t* offsets = nullptr);
   void UpdateAssigned();
+  void NotifyAssignment(const rd_kafka_topic_partition_list_t* partitions, bool assigned);
   // Keeps librdkafka's fatal error for fatal_error() and ends Fill.
   void RecordFatalError();
-  // Appends `message` to the batch; false when it is an error, not data.
+  // Appends `message` to the batch: a record, or a partition's end to
+  // batch->ends. False when it is neither (an error).
   bool Append(const rd_kafka_message_t* message, KafkaBatch* batch);
   Topic TopicOf(const rd_kafka_message_t* message) const;
   Topic TopicOf(std::string_view name) const;
@@ -245,6 +255,7 @@ class KafkaSource : public MetricSource {
 
   bool checkpointed_ = false;
   std::function<void(bool lost)> on_revoke_;
+  std::function<void(Topic, int32_t, bool)> on_assignment_;
   KafkaBatch* filling_ = nullptr;  // the batch Fill is filling; Fill's thread
   // Topic names by Topic value (kAccessLog, kOutbox), from the config.
   std::array<std::string, kTopicCount> topics_;

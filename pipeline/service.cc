@@ -317,6 +317,9 @@ void Service::Run(const std::atomic<bool>& stop) {
   });
   watermarks_ = std::make_unique<EventClockWatermark>(
       clock, absl::ToInt64Milliseconds(config_.pipeline.max_future));
+  kafka.set_on_assignment([this](Topic topic, int32_t partition, bool assigned) {
+    watermarks_->Assigned(topic, partition, assigned);
+  });
   // At most 2 batches a worker are in flight, and the pool holds no more:
   // batch buffers are reused and memory stays flat.
   const size_t in_flight = static_cast<size_t>(threads_) * 2;
@@ -353,7 +356,7 @@ void Service::Run(const std::atomic<bool>& stop) {
       pipeline_->Release(batch);
       break;
     }
-    if (batch->messages.records.empty()) {
+    if (batch->messages.records.empty() && batch->messages.ends.empty()) {
       pipeline_->Release(batch);
     } else {
       if (rules != nullptr && !rules->started()) {

@@ -203,5 +203,70 @@ TEST(IngestPipelineTest, EventClockWatermarkRejectsEventsTooFarInTheFuture) {
   EXPECT_GE(clock.watermark_ms(), (now_s - 60) * 1000 - 30'000);
 }
 
+// Appends one access-log record of `partition` to a Kafka batch.
+void AddMessage(KafkaBatch* batch, int32_t partition, int64_t offset, const std::string& payload) {
+  KafkaRecord record{.begin = batch->used,
+                     .size = payload.size(),
+                     .topic = Topic::kAccessLog,
+                     .partition = partition,
+                     .offset = offset};
+  batch->buffer.resize(batch->used + payload.size() + simdjson::SIMDJSON_PADDING, ' ');
+  std::copy(payload.begin(), payload.end(), batch->buffer.begin() + batch->used);
+  batch->used += payload.size();
+  batch->records.push_back(record);
+  for (KafkaPartitionOffset& o : batch->offsets) {
+    if (o.partition == partition) {
+      o.next_offset = offset + 1;
+      return;
+    }
+  }
+  batch->offsets.push_back({Topic::kAccessLog, partition, offset + 1});
+}
+
+TEST(IngestPipelineTest, EventClockWatermarkHoldsTimeForTheSlowestPartition) {
+  EventClock clock(/*lateness_ms=*/30'000, /*idle_after_ms=*/5'000);
+  EventClockWatermark watermarks(clock, /*max_future_ms=*/int64_t{1} << 50);
+  watermarks.Assigned(Topic::kAccessLog, 0, true);
+  watermarks.Assigned(Topic::kAccessLog, 1, true);
+  NovaGiftMetrics metrics(1);
+  std::vector<std::vector<int64_t>> partition_newest;
+  int64_t after_first = 0;
+  IngestPipeline pipeline(
+      {.threads = 1, .in_flight = 2, .batches = 2}, metrics, watermarks, nullptr,
+      [&](IngestBatch& batch) { partition_newest.push_back(batch.partition_newest_us); });
+  std::thread feeder([&] {
+    // Partition 0 runs 20 minutes ahead of partition 1, in runs that
+    // alternate within the batch; a malformed record of 1 in between.
+    IngestBatch* batch = pipeline.NextFree();
+    batch->from_kafka = true;
+    batch->messages.Clear();
+    AddMessage(&batch->messages, 0, 0, AccessLine(1200));
+    AddMessage(&batch->messages, 0, 1, AccessLine(1260));
+    AddMessage(&batch->messages, 1, 0, AccessLine(10));
+    AddMessage(&batch->messages, 1, 1, "{not json");
+    AddMessage(&batch->messages, 0, 2, AccessLine(1230));
+    AddMessage(&batch->messages, 1, 2, AccessLine(70));
+    pipeline.Submit(batch);
+    pipeline.Drain();
+    after_first = clock.watermark_ms();
+    // Partition 1 reaches its end, with nothing new.
+    batch = pipeline.NextFree();
+    batch->from_kafka = true;
+    batch->messages.Clear();
+    batch->messages.ends.push_back({Topic::kAccessLog, 1, 3});
+    pipeline.Submit(batch);
+    pipeline.EndInput();
+  });
+  pipeline.Run();
+  feeder.join();
+  ASSERT_EQ(partition_newest.size(), 2u);
+  EXPECT_EQ(partition_newest[0], (std::vector<int64_t>{(kDayStartMs + 1'260'000) * 1000,
+                                                       (kDayStartMs + 70'000) * 1000}));
+  EXPECT_TRUE(partition_newest[1].empty());
+  EXPECT_EQ(after_first, kDayStartMs + 70'000 - 30'000);
+  EXPECT_EQ(clock.watermark_ms(), kDayStartMs + 1'260'000 - 30'000);
+  EXPECT_EQ(Metric(metrics, kAccepted), "5");
+}
+
 }  // namespace
 }  // namespace novapulse
