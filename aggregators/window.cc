@@ -138,6 +138,21 @@ void WindowHistory::Prepare() {
 
 void WindowHistory::Start(int64_t first_slot) {
   open_slot_ = first_slot;
+  // The series known before any event (label sets resolved up front, which
+  // /metrics shows at 0 from the start) hold 0 from the first slot's start,
+  // as a scrape then would have seen them: their first increments count in
+  // rate() and increase() like any later ones.
+  const int64_t t_ms = first_slot * slot_ms_;
+  const bool to_sink = sink_ != nullptr && t_ms % sink_step_ms_ == 0;
+  std::vector<uint32_t> ids;
+  for (Family& f : families_) {
+    const size_t m = f.wanted.metric;
+    store_->index(m).SortedIds(&ids);
+    for (const uint32_t id : ids) {
+      if (store_->window_row(m, id) != kNoWindowRow) continue;
+      if (const std::optional<uint32_t> row = Place(f, id)) Emit(f, *row, t_ms, to_sink);
+    }
+  }
   store_->open_slot().store(first_slot, std::memory_order_release);
 }
 
@@ -227,11 +242,12 @@ uint32_t WindowHistory::Admit(Family& f, std::string_view key) {
   return row;
 }
 
-void WindowHistory::Place(Family& f, uint32_t id) {
+std::optional<uint32_t> WindowHistory::Place(Family& f, uint32_t id) {
   const size_t m = f.wanted.metric;
   const SeriesIndex& index = store_->index(m);
   const std::string_view key = index.Key(id);
   uint32_t row = 0;
+  std::optional<uint32_t> started;
   // The series limit's overflow series (and a label set that reads the
   // same) is row 0 already.
   if (key != index.overflow_key()) {
@@ -239,10 +255,16 @@ void WindowHistory::Place(Family& f, uint32_t id) {
     if (row == kNoWindowRow) {
       row = 0;
       ++f.folded;
+    } else {
+      started = row;
     }
   }
-  if (row == 0 && !f.started[0]) StartRow(f, 0, Parts(f, index.overflow_key()));
+  if (row == 0 && !f.started[0]) {
+    StartRow(f, 0, Parts(f, index.overflow_key()));
+    started = 0;
+  }
   store_->set_window_row(m, id, row);
+  return started;
 }
 
 void WindowHistory::CloseSlot() {
@@ -295,7 +317,12 @@ void WindowHistory::Fold(Family& f, size_t pos, int64_t slot,
     std::sort(fresh_.begin(), fresh_.end(),
               [&index](uint32_t a, uint32_t b) { return index.Key(a) < index.Key(b); });
     fresh_.erase(std::unique(fresh_.begin(), fresh_.end()), fresh_.end());
-    for (uint32_t id : fresh_) Place(f, id);
+    const int64_t start_ms = slot * slot_ms_;
+    const bool start_to_sink = sink_ != nullptr && start_ms % sink_step_ms_ == 0;
+    for (const uint32_t id : fresh_) {
+      const std::optional<uint32_t> row = Place(f, id);
+      if (row && zero_new_series_) Emit(f, *row, start_ms, start_to_sink);
+    }
     for (size_t i : pending_) {
       const SpilledUpdate& u = spilled[i];
       f.cumulative[store_->window_row(m, u.series) * width + u.word] += u.delta;

@@ -6,8 +6,9 @@
 //
 // Memory: the store's WindowSpec::memory_bytes is a budget. A series gets
 // a window row of its own (a ring of slots in every shard, its cumulative
-// values and its sample streams) when the slot it first has updates in
-// closes, if the row's share of the budget fits: an upper bound of what
+// values and its sample streams) at Start if the store knows it already,
+// else when the slot it first has updates in closes, if the row's share of
+// the budget fits: an upper bound of what
 // MemoryBytes() counts for it once its streams are as long as the rules'
 // reach makes them. Otherwise it folds into row 0, the family's
 // __overflow__ series, as the series limit folds (sums over the family stay
@@ -25,6 +26,7 @@
 #define NOVAPULSE_AGGREGATORS_WINDOW_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -85,8 +87,16 @@ class WindowHistory {
     Prepare();
   }
 
+  // A label set first met in the stream starts with a 0 sample at the
+  // start of the slot of its first update (the slot end before it), so
+  // that rate() and increase() count its first increments too: the event
+  // time equivalent of Prometheus's created-timestamp zero ingestion.
+  // Before Start().
+  void set_zero_new_series(bool on) { zero_new_series_ = on; }
+
   // Sets the first open slot; before any writer runs. Events of earlier
-  // slots are late.
+  // slots are late. The series the store knows already get rows (as far as
+  // the budget admits) and a 0 sample at the slot's start.
   void Start(int64_t first_slot);
   int64_t slot_ms() const { return slot_ms_; }
   int64_t open_slot() const { return open_slot_; }
@@ -156,8 +166,9 @@ class WindowHistory {
   // Per-family budget figures and what the rows 0 take; the constructor
   // and set_sink.
   void Prepare();
-  // Gives series `id` (in no row yet) a row, or row 0.
-  void Place(Family& f, uint32_t id);
+  // Gives series `id` (in no row yet) a row, or row 0. Returns the row if
+  // its sample streams started here.
+  std::optional<uint32_t> Place(Family& f, uint32_t id);
   // A row of its own for series key `key` if the budget has room, else
   // kNoWindowRow.
   uint32_t Admit(Family& f, std::string_view key);
@@ -188,6 +199,7 @@ class WindowHistory {
   std::vector<size_t> pending_;  // scratch: their spilled updates
   WindowSampleSink* sink_ = nullptr;
   int64_t sink_step_ms_ = 0;
+  bool zero_new_series_ = false;
 };
 
 }  // namespace novapulse

@@ -204,10 +204,13 @@ class Parser : public YamlReader {
              [&](const YAML::Node& n, const std::string& p) {
                Duration(n, p, absl::Seconds(1), absl::Hours(1), &c->evaluation_interval);
              }},
-            {"window_memory_bytes", false, [&](const YAML::Node& n, const std::string& p) {
+            {"window_memory_bytes", false,
+             [&](const YAML::Node& n, const std::string& p) {
                Int(n, p, static_cast<int64_t>(kMinWindowMemoryBytes), int64_t{1} << 40,
                    &c->window_memory_bytes);
-             }}});
+             }},
+            {"zero_new_series", false,
+             [&](const YAML::Node& n, const std::string& p) { Bool(n, p, &c->zero_new_series); }}});
   }
 
   void Alertmanager(const YAML::Node& node, const std::string& path, AlertmanagerConfig* c) {
@@ -347,6 +350,7 @@ std::string RedactedSummary(const Config& c) {
   line("rules.files", list(c.rules.files));
   line("rules.evaluation_interval", absl::FormatDuration(c.rules.evaluation_interval));
   line("rules.window_memory_bytes", absl::StrCat(c.rules.window_memory_bytes));
+  line("rules.zero_new_series", c.rules.zero_new_series ? "true" : "false");
   line("alertmanager.urls", list(c.alertmanager.urls));
   line("alertmanager.resend_delay", absl::FormatDuration(c.alertmanager.resend_delay));
   line("dead_letter.path", c.dead_letter.path.empty() ? "(none)" : c.dead_letter.path);

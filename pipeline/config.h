@@ -65,6 +65,9 @@ struct RulesConfig {
   // The budget of the windows the rules read (kDefaultWindowMemoryBytes):
   // past it, new label sets fold into their family's __overflow__ series.
   int64_t window_memory_bytes = int64_t{128} << 20;
+  // A label set first met in the stream starts at 0 in the windows at the
+  // start of its first slot (see WindowHistory::set_zero_new_series).
+  bool zero_new_series = false;
 };
 
 struct AlertmanagerConfig {

@@ -269,6 +269,10 @@ Options:
   --window-memory-bytes N
                          budget of the windows rules read (default 134217728);
                          past it, new label sets fold into __overflow__ there
+  --zero-new-series      a label set first met in the input starts at 0 in the
+                         windows at the start of the slot of its first event,
+                         so rules count its first increments (as Prometheus's
+                         created-timestamp zero ingestion does)
   --alerts-json FILE     write the alert timeline as JSON to FILE
   --openmetrics FILE     also write every series at every --step of event time
                          as OpenMetrics with timestamps, for
@@ -363,6 +367,8 @@ std::optional<int> ParseReplayFlags(int argc, char** argv, ReplayCommand* comman
     } else if (args.Is("--window-memory-bytes")) {
       c.rule_options.window_memory_bytes = static_cast<size_t>(
           args.Int(static_cast<int64_t>(kMinWindowMemoryBytes), int64_t{1} << 40));
+    } else if (args.IsSwitch("--zero-new-series")) {
+      c.rule_options.zero_new_series = true;
     } else if (args.IsSwitch("-q") || args.IsSwitch("--quiet")) {
       c.quiet = true;
     } else if (args.IsPositional()) {

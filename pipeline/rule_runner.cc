@@ -55,6 +55,7 @@ absl::StatusOr<std::unique_ptr<RuleRunner>> RuleRunner::Build(
 void RuleRunner::Attach(MetricStore* store) {
   store_ = store;
   history_ = std::make_unique<WindowHistory>(store, wanted_, &series_);
+  history_->set_zero_new_series(options_.zero_new_series);
   if (options_.backfill != nullptr) {
     history_->set_sink(options_.backfill, options_.backfill_step_ms);
   }

@@ -44,6 +44,8 @@ struct RuleRunnerOptions {
   size_t ring_slots = 256;
   // The window memory budget (WindowSpec::memory_bytes; 0: none).
   size_t window_memory_bytes = kDefaultWindowMemoryBytes;
+  // WindowHistory::set_zero_new_series.
+  bool zero_new_series = false;
   // With a sink: every exported family (not the self metrics, not computed
   // gauges) is windowed and each of its series sent to `backfill` at every
   // `backfill_step_ms` of event time.

@@ -108,6 +108,7 @@ absl::StatusOr<Service::State> Service::BuildState() const {
     RuleRunnerOptions options;
     options.lateness_ms = lateness_ms;
     options.window_memory_bytes = static_cast<size_t>(config_.rules.window_memory_bytes);
+    options.zero_new_series = config_.rules.zero_new_series;
     absl::StatusOr<std::unique_ptr<RuleRunner>> runner = RuleRunner::Build(*rule_set_, options);
     if (!runner.ok()) return runner.status();
     state.rules = *std::move(runner);

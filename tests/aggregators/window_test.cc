@@ -42,7 +42,7 @@ std::vector<promql::Sample> Samples(const promql::SeriesStore& store, const std:
 
 struct Fixture {
   explicit Fixture(std::vector<promql::Reach> reach, int shards = 1, size_t ring = 8,
-                   size_t memory_bytes = 0, size_t series_limit = 1000) {
+                   size_t memory_bytes = 0, size_t series_limit = 1000, bool start = true) {
     wanted = WindowHistory::Resolve(Defs(), reach, &unknown);
     WindowSpec spec;
     spec.slot_ms = kSlot;
@@ -55,7 +55,7 @@ struct Fixture {
       writers.push_back(std::make_unique<ShardWriter>(store.get(), s, kOverflow));
     }
     history = std::make_unique<WindowHistory>(store.get(), wanted, &series);
-    history->Start(0);
+    if (start) history->Start(0);
   }
   void CloseThrough(int64_t t_ms) {
     for (auto& w : writers) w->FlushSpill();
@@ -130,6 +130,68 @@ TEST(WindowHistory, SeriesStartAtTheirFirstClosedUpdate) {
   const auto b_samples = Samples(f.series, "requests_total", "route", "/b");
   ASSERT_EQ(b_samples.size(), 1u);
   EXPECT_EQ(b_samples[0].t_ms, 45'000);
+}
+
+// Label sets resolved before the window starts are those /metrics shows at
+// 0 before any event: they hold 0 from the first slot's start, so that the
+// increments of their first slot count in rate() as Prometheus would count
+// them.
+TEST(WindowHistory, SeriesKnownBeforeTheStartHoldZeroFromIt) {
+  Fixture f({{"requests_total", 300'000}, {"latency_seconds_count", 300'000}}, 1, 8, 0, 1000,
+            /*start=*/false);
+  ShardWriter& w = *f.writers[0];
+  const uint32_t known = w.Resolve(kRequests, "/known");
+  w.Resolve(kLatency, "/known");
+  f.history->Start(2);  // the first slot starts at 30 s
+  const uint32_t later = w.Resolve(kRequests, "/later");
+  ASSERT_TRUE(w.SetEventTime(40'000));
+  w.Inc(kRequests, known, 3);
+  w.Inc(kRequests, later, 2);
+  f.CloseThrough(60'000);
+  const auto samples = Samples(f.series, "requests_total", "route", "/known");
+  ASSERT_EQ(samples.size(), 3u);
+  EXPECT_EQ(samples[0].t_ms, 30'000);
+  EXPECT_EQ(samples[0].v, 0);
+  EXPECT_EQ(samples[1].t_ms, 45'000);
+  EXPECT_EQ(samples[1].v, 3);
+  const auto count = Samples(f.series, "latency_seconds_count", "route", "/known");
+  ASSERT_EQ(count.size(), 3u);
+  EXPECT_EQ(count[2].v, 0);
+  // A label set first met in the stream starts at its first closed update.
+  const auto later_samples = Samples(f.series, "requests_total", "route", "/later");
+  ASSERT_EQ(later_samples.size(), 2u);
+  EXPECT_EQ(later_samples[0].t_ms, 45'000);
+  EXPECT_EQ(later_samples[0].v, 2);
+}
+
+TEST(WindowHistory, ZeroNewSeriesStartsALabelSetAtZeroBeforeItsFirstSlot) {
+  Fixture f({{"requests_total", 300'000}, {"latency_seconds_bucket", 300'000}}, 1, 8, 0, 1000,
+            /*start=*/false);
+  f.history->set_zero_new_series(true);
+  f.history->Start(0);
+  ShardWriter& w = *f.writers[0];
+  const uint32_t a = w.Resolve(kRequests, "/a");
+  ASSERT_TRUE(w.SetEventTime(40'000));  // the third slot: [30 s, 45 s)
+  w.Inc(kRequests, a, 3);
+  const uint32_t h = w.Resolve(kLatency, "/a");
+  w.Inc(kLatency, h);  // bucket le=0.1
+  f.CloseThrough(60'000);
+  const auto samples = Samples(f.series, "requests_total", "route", "/a");
+  ASSERT_EQ(samples.size(), 3u);
+  EXPECT_EQ(samples[0].t_ms, 30'000);
+  EXPECT_EQ(samples[0].v, 0);
+  EXPECT_EQ(samples[1].t_ms, 45'000);
+  EXPECT_EQ(samples[1].v, 3);
+  EXPECT_EQ(samples[2].v, 3);
+  std::vector<promql::Storage::SeriesRef> buckets;
+  f.series.Select("latency_seconds_bucket", {}, INT64_MIN / 2, INT64_MAX / 2, &buckets);
+  ASSERT_EQ(buckets.size(), 3u);
+  for (const auto& b : buckets) {
+    ASSERT_EQ(b.samples.size(), 3u);
+    EXPECT_EQ(b.samples[0].t_ms, 30'000);
+    EXPECT_EQ(b.samples[0].v, 0);
+    EXPECT_EQ(b.samples[1].v, 1);
+  }
 }
 
 TEST(WindowHistory, LateEventsReachOnlyTheCumulativeCells) {

@@ -90,6 +90,7 @@ TEST(Config, OnlyBrokersGivesDocumentedDefaults) {
   EXPECT_TRUE(c.rules.files.empty());
   EXPECT_EQ(c.rules.evaluation_interval, absl::Seconds(15));
   EXPECT_EQ(c.rules.window_memory_bytes, 128 << 20);
+  EXPECT_FALSE(c.rules.zero_new_series);
   EXPECT_TRUE(c.alertmanager.urls.empty());
   EXPECT_EQ(c.alertmanager.resend_delay, absl::Minutes(1));
   EXPECT_EQ(c.log.level, LogLevel::kInfo);
@@ -112,7 +113,8 @@ http:
     prom: "$2b$12$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234"
   max_lag_ready: 7
 pipeline: {threads: 4, series_limit: 50, allowed_lateness: 0, max_future: 1h}
-rules: {files: [a.yml, b.yml], evaluation_interval: 30s, window_memory_bytes: 67108864}
+rules: {files: [a.yml, b.yml], evaluation_interval: 30s, window_memory_bytes: 67108864,
+        zero_new_series: true}
 alertmanager: {urls: ["https://am:9093"], resend_delay: 2m}
 dead_letter: {path: /var/lib/novapulse/rejected.ndjson, max_bytes: 10000, keep: 5}
 log: {level: debug, format: json}
@@ -136,6 +138,7 @@ log: {level: debug, format: json}
   EXPECT_THAT(c.rules.files, ::testing::ElementsAre("a.yml", "b.yml"));
   EXPECT_EQ(c.rules.evaluation_interval, absl::Seconds(30));
   EXPECT_EQ(c.rules.window_memory_bytes, 64 << 20);
+  EXPECT_TRUE(c.rules.zero_new_series);
   EXPECT_THAT(c.alertmanager.urls, ::testing::ElementsAre("https://am:9093"));
   EXPECT_EQ(c.alertmanager.resend_delay, absl::Minutes(2));
   EXPECT_EQ(c.log.level, LogLevel::kDebug);
