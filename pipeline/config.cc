@@ -125,8 +125,9 @@ class Parser : public YamlReader {
                const size_t colon = v->rfind(':');
                int64_t port = 0;
                if (colon == std::string::npos || !absl::SimpleAtoi(v->substr(colon + 1), &port) ||
-                   port < 1 || port > 65535) {
-                 Error(n.Mark(), p, absl::StrCat("expected HOST:PORT (port 1-65535), got ", shown));
+                   port < 0 || port > 65535) {
+                 // Port 0: the kernel picks one; `run` logs it (port=).
+                 Error(n.Mark(), p, absl::StrCat("expected HOST:PORT (port 0-65535), got ", shown));
                  return;
                }
                c->listen = *v;

@@ -34,7 +34,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from ports import free_port
+from ports import listening_port
 
 STEP = 15  # seconds of event time between samples
 HTTP_LE = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -243,15 +243,15 @@ def main():
     subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", om, tsdb],
                    check=True, stdout=subprocess.DEVNULL)
 
-    port = free_port()
     cfg = os.path.join(work, "prometheus.yml")
     with open(cfg, "w") as f:
         f.write("global: {}\n")
     log = open(os.path.join(work, "prometheus.log"), "w")
     prom = subprocess.Popen(["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={tsdb}",
-                             "--storage.tsdb.retention.time=100y", f"--web.listen-address=127.0.0.1:{port}"],
+                             "--storage.tsdb.retention.time=100y", "--web.listen-address=127.0.0.1:0"],
                             stdout=log, stderr=log)
     try:
+        port = listening_port(prom, timeout=60)
         for _ in range(300):
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=1)

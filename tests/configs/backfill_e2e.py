@@ -24,7 +24,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from ports import free_port
+from ports import listening_port
 
 START = "2026-11-26T00:00:00Z"
 START_S = 1795651200  # START as Unix seconds
@@ -84,14 +84,14 @@ def main():
                                   capture_output=True, text=True)
         assert imported.returncode == 0, imported.stdout + imported.stderr
 
-        port = free_port()
         config = os.path.join(work, "prometheus.yml")
         with open(config, "w") as f:
             f.write("global:\n  scrape_interval: 15s\nscrape_configs: []\n")
         prom = subprocess.Popen(
             ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={blocks}",
-             f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=10y"],
+             "--web.listen-address=127.0.0.1:0", "--storage.tsdb.retention.time=10y"],
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "prometheus.log"), "w"))
+        port = listening_port(prom, timeout=60)
         deadline = time.time() + 60
         while True:
             try:

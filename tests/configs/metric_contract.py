@@ -28,7 +28,7 @@ import urllib.request
 
 import yaml  # Debian: python3-yaml
 
-from ports import free_ports
+from ports import free_port, listening_port
 
 OTHER_EXPORTERS = re.compile(r"^(node_.+|up|ALERTS|ALERTS_FOR_STATE|scrape_.+)$")
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
@@ -96,15 +96,16 @@ def exposition(binary, work):
     empty = subprocess.run([binary, "replay", "-q", "--threads", "1", empty_path],
                            check=True, capture_output=True, text=True).stdout
 
-    port, broker_port = free_ports(2)
+    broker_port = free_port()  # where no broker listens
     cfg = os.path.join(work, "run.yaml")
     with open(cfg, "w") as f:
-        f.write(f'kafka:\n  brokers: "127.0.0.1:{broker_port}"\nhttp:\n  listen: "127.0.0.1:{port}"\n'
+        f.write(f'kafka:\n  brokers: "127.0.0.1:{broker_port}"\nhttp:\n  listen: "127.0.0.1:0"\n'
                 "pipeline:\n  threads: 1\n")
     log = open(os.path.join(work, "run.log"), "w")
     proc = subprocess.Popen([binary, "run", "--config", cfg], stdout=log, stderr=log)
     run = ""
     try:
+        port = listening_port(proc, timeout=60)
         for _ in range(100):
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:

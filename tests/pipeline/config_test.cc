@@ -18,7 +18,6 @@
 namespace novapulse {
 namespace {
 
-using ::novapulse::testing::FreePort;
 using ::novapulse::testing::HeldPort;
 using ::novapulse::testing::ProcessResult;
 using ::novapulse::testing::RunNovapulse;
@@ -42,10 +41,9 @@ Config Parsed(const std::string& yaml) {
   return c.ok() ? *c : Config{};
 }
 
-// Brokers, and an http.listen that can be bound now: check-config binds it.
-std::string Minimal() {
-  return absl::StrCat("kafka: {brokers: k:1}\nhttp: {listen: \"127.0.0.1:", FreePort(), "\"}\n");
-}
+// Brokers, and an http.listen that can be bound (check-config binds it):
+// port 0, the kernel's pick.
+std::string Minimal() { return "kafka: {brokers: k:1}\nhttp: {listen: \"127.0.0.1:0\"}\n"; }
 
 int CheckConfig(std::vector<std::string> args) {
   args.insert(args.begin(), "check-config");
@@ -242,6 +240,11 @@ TEST(Config, RejectsValueOutOfRange) {
                         "'verbose'"));
   EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nhttp:\n  listen: localhost\n"),
               HasSubstr("test.yaml:3:11: http.listen: expected HOST:PORT"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nhttp:\n  listen: \"127.0.0.1:65536\"\n"),
+              HasSubstr("http.listen: expected HOST:PORT (port 0-65535), got '127.0.0.1:65536'"));
+  EXPECT_EQ(Parsed("kafka: {brokers: k:1}\nhttp:\n  listen: \"127.0.0.1:0\"\n").http.listen,
+            "127.0.0.1:0")
+      << "port 0: the kernel picks one";
   EXPECT_THAT(
       ErrorOf("kafka: {brokers: k:1}\nalertmanager:\n  urls: [am:9093]\n"),
       HasSubstr("test.yaml:3:10: alertmanager.urls[0]: expected an http:// or https:// URL"));
@@ -421,9 +424,8 @@ TEST(CheckConfig, PrintsOkAndRedactedSummaryOrTheErrors) {
   ScratchDir dir;
   const std::string good = dir.Path("good.yaml");
   const std::string bad = dir.Path("bad.yaml");
-  WriteWholeFile(good,
-                 absl::StrCat("kafka:\n  brokers: k:1\n  properties: {sasl.password: ", kSecret,
-                              "}\nhttp: {listen: \"127.0.0.1:", FreePort(), "\"}\n"));
+  WriteWholeFile(good, absl::StrCat("kafka:\n  brokers: k:1\n  properties: {sasl.password: ",
+                                    kSecret, "}\nhttp: {listen: \"127.0.0.1:0\"}\n"));
   WriteWholeFile(bad, "kafka:\n  brokers: k:1\n  batch_size: -5\n");
 
   ProcessResult r = RunNovapulse({"check-config", good});
@@ -506,8 +508,9 @@ TEST(CheckConfig, TlsFilesMustBeReadable) {
   const std::string cert = dir.Path("cert.pem");
   const std::string key = dir.Path("key.pem");
   const std::string err = StartupErrors(
-      dir, absl::StrCat("kafka: {brokers: k:1}\nhttp:\n  listen: \"127.0.0.1:", FreePort(),
-                        "\"\n  tls: {cert_file: ", cert, ", key_file: ", key, "}\n"));
+      dir, absl::StrCat(
+               "kafka: {brokers: k:1}\nhttp:\n  listen: \"127.0.0.1:0\"\n  tls: {cert_file: ", cert,
+               ", key_file: ", key, "}\n"));
   EXPECT_THAT(
       err, HasSubstr("http.tls.cert_file: " + cert + ": cannot open: No such file or directory"));
   EXPECT_THAT(err,

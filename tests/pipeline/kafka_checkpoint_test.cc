@@ -25,7 +25,6 @@ namespace novapulse {
 namespace {
 
 using testing::Broker;
-using testing::FreePort;
 using testing::HttpGet;
 using testing::PromText;
 using testing::ScratchDir;
@@ -49,7 +48,8 @@ std::string GenFlags() {
          "--incident error_spike@18m+22m";
 }
 
-std::string Config(const std::string& address, int port, const std::string& group,
+// The HTTP port is the kernel's pick (Service::port reads it back).
+std::string Config(const std::string& address, const std::string& group,
                    const std::string& checkpoint_dir, const std::string& instance = "") {
   std::string config = absl::StrCat(R"(kafka:
   brokers: ")",
@@ -67,8 +67,7 @@ std::string Config(const std::string& address, int port, const std::string& grou
   batch_timeout: 50ms
   commit_interval: 1h
 http:
-  listen: "127.0.0.1:)",
-                                    port, R"("
+  listen: "127.0.0.1:0"
 pipeline:
   threads: 2
   allowed_lateness: 5m
@@ -128,8 +127,9 @@ struct FinalState {
 
 // Runs an instance until it has counted `expected` records and event time
 // has settled, then stops it with SIGTERM.
-FinalState RunToEnd(const std::string& config, const std::string& log, int port, double expected) {
+FinalState RunToEnd(const std::string& config, const std::string& log, double expected) {
   Service service(config, log);
+  const int port = service.port();
   FinalState out;
   out.metrics = WaitForScrape(
       port, [&](const PromText& t) { return Accepted(t) >= expected; }, std::chrono::seconds(120));
@@ -163,10 +163,8 @@ TEST(KafkaCheckpoint, KilledRepeatedlyEndsExactlyAsAnUninterruptedRun) {
         Shell(absl::StrCat(NOVAPULSE_BINARY, " gen --kafka ", address, " --speed 60 ", GenFlags()));
   });
 
-  const int port = FreePort();
-  ASSERT_GT(port, 0);
   const std::string killed_config = dir.Path("killed.yaml");
-  WriteWholeFile(killed_config, Config(address, port, "ckpt-killed", dir.Path("checkpoints")));
+  WriteWholeFile(killed_config, Config(address, "ckpt-killed", dir.Path("checkpoints")));
   const unsigned seed = std::random_device{}();
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> uptime_ms(300, 1800);
@@ -180,6 +178,7 @@ TEST(KafkaCheckpoint, KilledRepeatedlyEndsExactlyAsAnUninterruptedRun) {
     {
       Service service(killed_config, log);
       std::this_thread::sleep_for(std::chrono::milliseconds(uptime_ms(rng)));
+      const int port = service.port(std::chrono::milliseconds(0));  // 0: not serving yet
       const double seen = Accepted(testing::ParsePromText(HttpGet(port, "/metrics")));
       if (seen == seen && seen > last_seen && seen < expected) ++mid_stream;
       if (seen == seen) last_seen = std::max(last_seen, seen);
@@ -205,11 +204,10 @@ TEST(KafkaCheckpoint, KilledRepeatedlyEndsExactlyAsAnUninterruptedRun) {
   EXPECT_GE(mid_stream, kKills / 2) << unscraped_log << last_log;
   EXPECT_GE(restored, kKills / 2) << unscraped_log << last_log;
 
-  const FinalState killed = RunToEnd(killed_config, dir.Path("killed-final.log"), port, expected);
+  const FinalState killed = RunToEnd(killed_config, dir.Path("killed-final.log"), expected);
   const std::string reference_config = dir.Path("reference.yaml");
-  WriteWholeFile(reference_config, Config(address, port, "ckpt-reference", ""));
-  const FinalState reference =
-      RunToEnd(reference_config, dir.Path("reference.log"), port, expected);
+  WriteWholeFile(reference_config, Config(address, "ckpt-reference", ""));
+  const FinalState reference = RunToEnd(reference_config, dir.Path("reference.log"), expected);
 
   // Exact counts: every line once.
   EXPECT_EQ(Accepted(killed.metrics), expected);
@@ -250,12 +248,10 @@ TEST(KafkaCheckpoint, PartitionsMovingBetweenInstancesAreCountedOnce) {
     produced =
         Shell(absl::StrCat(NOVAPULSE_BINARY, " gen --kafka ", address, " --speed 60 ", flags));
   });
-  const int port_a = FreePort();
-  const int port_b = FreePort();
   WriteWholeFile(dir.Path("a.yaml"),
-                 Config(address, port_a, "ckpt-group", dir.Path("ckpt-a"), "instance-a"));
+                 Config(address, "ckpt-group", dir.Path("ckpt-a"), "instance-a"));
   WriteWholeFile(dir.Path("b.yaml"),
-                 Config(address, port_b, "ckpt-group", dir.Path("ckpt-b"), "instance-b"));
+                 Config(address, "ckpt-group", dir.Path("ckpt-b"), "instance-b"));
   auto assigned = [](int port) {
     const PromText t = testing::ParsePromText(HttpGet(port, "/metrics"));
     const auto* lag = t.Family("novapulse_kafka_consumer_lag");
@@ -267,10 +263,13 @@ TEST(KafkaCheckpoint, PartitionsMovingBetweenInstancesAreCountedOnce) {
     return done();
   };
   Service a(dir.Path("a.yaml"), dir.Path("a.log"));
+  const int port_a = a.port();
+  ASSERT_GT(port_a, 0) << a.log();
   ASSERT_TRUE(wait_for([&] { return assigned(port_a) == 8; })) << a.log();
   std::this_thread::sleep_for(std::chrono::seconds(2));
   {
     Service b(dir.Path("b.yaml"), dir.Path("b1.log"));
+    const int port_b = b.port();
     EXPECT_TRUE(wait_for([&] { return assigned(port_b) > 0 && assigned(port_a) < 8; })) << b.log();
     std::this_thread::sleep_for(std::chrono::seconds(3));
     EXPECT_EQ(b.Terminate(std::chrono::seconds(20)), 0) << b.log();
@@ -278,6 +277,7 @@ TEST(KafkaCheckpoint, PartitionsMovingBetweenInstancesAreCountedOnce) {
   EXPECT_TRUE(wait_for([&] { return assigned(port_a) == 8; })) << a.log();
   std::this_thread::sleep_for(std::chrono::seconds(1));
   Service b(dir.Path("b.yaml"), dir.Path("b2.log"));
+  const int port_b = b.port();
   EXPECT_TRUE(wait_for([&] { return assigned(port_b) > 0; })) << b.log();
   producer.join();
   ASSERT_EQ(produced.status, 0) << produced.output;

@@ -33,7 +33,6 @@ namespace novapulse {
 namespace {
 
 using testing::Broker;
-using testing::FreePort;
 using testing::HttpGetReply;
 using testing::HttpReply;
 using testing::ParsePromText;
@@ -240,7 +239,8 @@ class KafkaFault : public ::testing::Test {
   // A service config: a short session timeout so a dead member or broker is
   // noticed in seconds, not 45.
   // `properties` replace the auto.offset.reset line; `more` is appended.
-  std::string WriteConfig(const std::string& name, const std::string& prefix, int port,
+  // The HTTP port is the kernel's pick (Service::port reads it back).
+  std::string WriteConfig(const std::string& name, const std::string& prefix,
                           const char* commit_interval,
                           const std::string& properties = "    auto.offset.reset: earliest\n",
                           const std::string& more = "") {
@@ -264,8 +264,7 @@ class KafkaFault : public ::testing::Test {
   commit_interval: )",
                                       commit_interval, R"(
 http:
-  listen: "127.0.0.1:)",
-                                      port, R"("
+  listen: "127.0.0.1:0"
 pipeline:
   threads: 2
 )",
@@ -349,9 +348,8 @@ TEST_F(KafkaFault, SigkillLosesOnlyTheUncommittedTailAndSigtermNothing) {
 
   // A consumes a stream for a while, catches up, and is killed: its offsets
   // stored since the last automatic commit are lost.
-  const int port_a = FreePort();
-  auto a = std::make_unique<Service>(WriteConfig("a.yaml", prefix, port_a, "2s"),
-                                     scratch_.Path("a.log"));
+  auto a = std::make_unique<Service>(WriteConfig("a.yaml", prefix, "2s"), scratch_.Path("a.log"));
+  const int port_a = a->port();
   ASSERT_TRUE(WaitFor([&] { return Ready(port_a); }, std::chrono::seconds(30))) << a->log();
   std::vector<std::pair<Clock::time_point, double>> seen;  // A's count over time
   producer.Resume();
@@ -387,9 +385,8 @@ TEST_F(KafkaFault, SigkillLosesOnlyTheUncommittedTailAndSigtermNothing) {
 
   // B, in the same group, gets the partitions once A's session expires and
   // re-reads from the last commit.
-  const int port_b = FreePort();
-  auto b = std::make_unique<Service>(WriteConfig("b.yaml", prefix, port_b, "2s"),
-                                     scratch_.Path("b.log"));
+  auto b = std::make_unique<Service>(WriteConfig("b.yaml", prefix, "2s"), scratch_.Path("b.log"));
+  const int port_b = b->port();
   ASSERT_TRUE(WaitFor([&] { return Ready(port_b); }, std::chrono::seconds(40))) << b->log();
   const double b_catchup = CaughtUpEvents(port_b, Partitions(prefix));
   const double duplicates = a_final + b_catchup - static_cast<double>(n1);
@@ -409,8 +406,8 @@ TEST_F(KafkaFault, SigkillLosesOnlyTheUncommittedTailAndSigtermNothing) {
   ASSERT_GE(b_total, 0) << b->log();
   EXPECT_GT(static_cast<double>(b_total), b_catchup)
       << "B was stopped before the stream reached it";
-  const int port_c = FreePort();
-  Service c(WriteConfig("c.yaml", prefix, port_c, "2s"), scratch_.Path("c.log"));
+  Service c(WriteConfig("c.yaml", prefix, "2s"), scratch_.Path("c.log"));
+  const int port_c = c.port();
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   producer.Pause();
   const int64_t n2 = producer.delivered() - n1;
@@ -433,12 +430,11 @@ TEST_F(KafkaFault, TwoInstancesSplitThePartitionsAndOneTakesOverWhenTheOtherLeav
   const std::string access = prefix + ".access-log";
   const std::string outbox = prefix + ".outbox";
   const std::set<std::string> all = Partitions(prefix);
-  const int port_a = FreePort();
-  const int port_b = FreePort();
-  auto a = std::make_unique<Service>(WriteConfig("a.yaml", prefix, port_a, "1s"),
-                                     scratch_.Path("a.log"));
+  auto a = std::make_unique<Service>(WriteConfig("a.yaml", prefix, "1s"), scratch_.Path("a.log"));
+  const int port_a = a->port();
   ASSERT_TRUE(WaitFor([&] { return Ready(port_a); }, std::chrono::seconds(30))) << a->log();
-  Service b(WriteConfig("b.yaml", prefix, port_b, "1s"), scratch_.Path("b.log"));
+  Service b(WriteConfig("b.yaml", prefix, "1s"), scratch_.Path("b.log"));
+  const int port_b = b.port();
 
   // Cooperative-sticky: A gives up some partitions to B; each lists only its own.
   std::set<std::string> of_a, of_b;
@@ -526,18 +522,16 @@ TEST_F(KafkaFault, ShippedDefaultsReadPartitionsWithoutAnOffsetFromTheirStart) {
 
   const std::string checkpoints =
       absl::StrCat("checkpoint:\n  dir: ", scratch_.Path("state"), "\n  interval: 1s\n");
-  const int port = FreePort();
-  const std::string config =
-      WriteConfig("run.yaml", prefix, port, "1s", /*properties=*/"", checkpoints);
+  const std::string config = WriteConfig("run.yaml", prefix, "1s", /*properties=*/"", checkpoints);
   {
     Service first(config, scratch_.Path("first.log"));
-    EXPECT_EQ(SettledEvents({port}, 100), 100) << first.log();
+    EXPECT_EQ(SettledEvents({first.port()}, 100), 100) << first.log();
     ASSERT_EQ(first.Terminate(std::chrono::seconds(20)), 0) << first.log();
   }
   ASSERT_EQ(Produce(access, 0, lines), "");
   ASSERT_EQ(Produce(access, 1, lines), "");
   Service second(config, scratch_.Path("second.log"));
-  EXPECT_EQ(SettledEvents({port}, 300), 300) << second.log();
+  EXPECT_EQ(SettledEvents({second.port()}, 300), 300) << second.log();
   EXPECT_EQ(second.Terminate(std::chrono::seconds(20)), 0) << second.log();
 }
 
@@ -552,12 +546,12 @@ TEST_F(KafkaFault, BrokerOutageWithCheckpointsCountsEveryLineOnce) {
   ASSERT_EQ(CreateTopics(prefix), "");
   const std::string checkpoints =
       absl::StrCat("checkpoint:\n  dir: ", scratch_.Path("state"), "\n  interval: 1s\n");
-  const int port = FreePort();
-  Service service(WriteConfig("run.yaml", prefix, port, "1s",
+  Service service(WriteConfig("run.yaml", prefix, "1s",
                               "    auto.offset.reset: earliest\n"
                               "    group.instance.id: outage-1\n",
                               checkpoints),
                   scratch_.Path("run.log"));
+  const int port = service.port();
   ASSERT_TRUE(WaitFor([&] { return Ready(port); }, std::chrono::seconds(30))) << service.log();
   PacedProducer producer(address(), prefix + ".access-log", /*lines_per_tick=*/100);
   producer.Resume();
@@ -625,8 +619,8 @@ TEST_F(KafkaFault, BrokerRestartMakesThemUnreadyThenCountsResumeExactly) {
   ASSERT_EQ(Produce(access, 0, first.substr(0, first.size() / 2)), "");
   ASSERT_EQ(Produce(access, 3, first.substr(first.size() / 2)), "");
 
-  const int port = FreePort();
-  Service service(WriteConfig("run.yaml", prefix, port, "1s"), scratch_.Path("run.log"));
+  Service service(WriteConfig("run.yaml", prefix, "1s"), scratch_.Path("run.log"));
+  const int port = service.port();
   EXPECT_EQ(SettledEvents({port}, 200), 200) << service.log();
   // Everything consumed is committed before the broker goes away, so no
   // record may be read twice after it comes back.

@@ -525,7 +525,6 @@ TEST(KafkaMock, FencedStaticMemberEndsFillWithTheFatalError) {
 TEST(KafkaMock, FencedRunCheckpointsAndExitsOneAndTheNextInstanceResumesExactly) {
   MockCluster cluster;
   testing::ScratchDir dir;
-  const int port = testing::FreePort();
   const std::string config = dir.Path("run.yaml");
   testing::WriteWholeFile(config, absl::StrCat(R"(kafka:
   brokers: ")",
@@ -543,8 +542,7 @@ TEST(KafkaMock, FencedRunCheckpointsAndExitsOneAndTheNextInstanceResumesExactly)
   batch_size: 100
   batch_timeout: 20ms
 http:
-  listen: "127.0.0.1:)",
-                                               port, R"("
+  listen: "127.0.0.1:0"
 checkpoint:
   dir: )",
                                                dir.Path("state"), R"(
@@ -555,7 +553,8 @@ checkpoint:
     lines.push_back(absl::StrCat(R"({"ts":1796000000000,"method":"GET","route":"/api/gifts/:id",)",
                                  R"("status":200,"duration_ms":12.5})"));
   }
-  const auto events = [port] {
+  int port = 0;  // the running instance's
+  const auto events = [&port] {
     double sum = 0;
     const testing::PromText text = testing::ParsePromText(testing::HttpGet(port, "/metrics"));
     for (const auto& [key, value] : text.Samples("novapulse_events_total")) sum += value;
@@ -564,6 +563,7 @@ checkpoint:
   cluster.ProduceLines(kAccessTopic, 0, lines);
   {
     testing::Service first(config, dir.Path("first.log"));
+    port = first.port();
     ASSERT_TRUE(WaitFor([&] { return events() >= 100; }, std::chrono::seconds(30))) << first.log();
     rd_kafka_mock_push_request_errors(cluster.get(), kHeartbeat, 1,
                                       RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID);
@@ -587,6 +587,7 @@ checkpoint:
   cluster.ProduceLines(kAccessTopic, 1,
                        std::vector<std::string>(lines.begin(), lines.begin() + 50));
   testing::Service second(config, dir.Path("second.log"));
+  port = second.port();
   EXPECT_TRUE(WaitFor([&] { return events() >= 150; }, std::chrono::seconds(60))) << second.log();
   std::this_thread::sleep_for(std::chrono::seconds(1));
   EXPECT_EQ(events(), 150) << second.log();

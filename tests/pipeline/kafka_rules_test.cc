@@ -20,7 +20,6 @@ namespace {
 
 using testing::Alertmanager;
 using testing::Broker;
-using testing::FreePort;
 using testing::HttpGet;
 using testing::Labels;
 using testing::ParsePromText;
@@ -73,8 +72,6 @@ TEST(KafkaRules, AlertsFollowEventTimeAndIdleInputLetsTimeMoveOn) {
 )");
   Alertmanager alertmanager(dir);
   ASSERT_EQ(alertmanager.Start(), "");
-  const int port = FreePort();
-  ASSERT_GT(port, 0);
   WriteWholeFile(dir.Path("run.yaml"), absl::StrCat(R"(kafka:
   brokers: ")",
                                                     address, R"("
@@ -83,8 +80,7 @@ TEST(KafkaRules, AlertsFollowEventTimeAndIdleInputLetsTimeMoveOn) {
   batch_size: 50
   batch_timeout: 50ms
 http:
-  listen: "127.0.0.1:)",
-                                                    port, R"("
+  listen: "127.0.0.1:0"
 pipeline:
   threads: 2
   allowed_lateness: 5s
@@ -109,6 +105,8 @@ alertmanager:
   ASSERT_EQ(produced.status, 0) << produced.output;
 
   Service service(dir.Path("run.yaml"), dir.Path("run.log"));
+  const int port = service.port();
+  ASSERT_GT(port, 0) << service.log();
   // The errors are seen once the watermark passes their slots.
   const PromText firing = WaitForScrape(
       port, [](const PromText& t) { return t.Value("ALERTS", kErrorsFiring) == 1; },

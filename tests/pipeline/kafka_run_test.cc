@@ -41,7 +41,6 @@ constexpr char kAccessTopic[] = "novagift.access-log";
 constexpr char kOutboxTopic[] = "novagift.outbox";
 
 using testing::Broker;
-using testing::FreePort;
 using testing::HttpGet;
 using testing::Script;
 using testing::Service;
@@ -93,9 +92,9 @@ std::string Produce(const std::string& address, const char* topic, const std::st
   return r.status == 0 ? "" : absl::StrCat("kcat -P -t ", topic, " failed: ", r.output);
 }
 
+// The HTTP port is the kernel's pick (Service::port reads it back).
 std::string WriteConfig(const ScratchDir& dir, const std::string& name, const std::string& address,
-                        int port, const char* commit_interval = "10m",
-                        const std::string& more = "") {
+                        const char* commit_interval = "10m", const std::string& more = "") {
   std::string path = dir.Path(name);
   WriteWholeFile(path, absl::StrCat(R"(kafka:
   brokers: ")",
@@ -109,8 +108,7 @@ std::string WriteConfig(const ScratchDir& dir, const std::string& name, const st
   commit_interval: )",
                                     commit_interval, R"(
 http:
-  listen: "127.0.0.1:)",
-                                    port, R"("
+  listen: "127.0.0.1:0"
 pipeline:
   threads: 2
 )",
@@ -169,9 +167,9 @@ TEST(KafkaRun, ConsumesExactlyAndCommitsOnShutdown) {
   ASSERT_EQ(Produce(address, kOutboxTopic, dir.Path("outbox1.ndjson")), "");
 
   {
-    const int port = FreePort();
-    ASSERT_GT(port, 0);
-    Service service(WriteConfig(dir, "run1.yaml", address, port), dir.Path("run1.log"));
+    Service service(WriteConfig(dir, "run1.yaml", address), dir.Path("run1.log"));
+    const int port = service.port();
+    ASSERT_GT(port, 0) << service.log();
     const PromText text = WaitForEvents(port, 37, service);
     EXPECT_EQ(EventsTotal(text), 37) << service.log();
     EXPECT_EQ(text.Value("novapulse_events_total", Events(kAccessTopic, "accepted")), 30);
@@ -222,10 +220,10 @@ TEST(KafkaRun, ConsumesExactlyAndCommitsOnShutdown) {
   ASSERT_EQ(Produce(address, kAccessTopic, dir.Path("access2.ndjson")), "");
   ASSERT_EQ(Produce(address, kOutboxTopic, dir.Path("outbox2.ndjson")), "");
   {
-    const int port = FreePort();
-    ASSERT_GT(port, 0);
     // A short commit interval, so an automatic commit shows before shutdown.
-    Service service(WriteConfig(dir, "run2.yaml", address, port, "1s"), dir.Path("run2.log"));
+    Service service(WriteConfig(dir, "run2.yaml", address, "1s"), dir.Path("run2.log"));
+    const int port = service.port();
+    ASSERT_GT(port, 0) << service.log();
     const PromText text = WaitForEvents(port, 15, service);
     EXPECT_EQ(EventsTotal(text), 15) << service.log();
     EXPECT_EQ(text.Value("novapulse_events_total", Events(kAccessTopic, "accepted")), 12);
@@ -281,11 +279,9 @@ void CheckRejectedMessagesAreDeadLetters(bool to_topic) {
   ASSERT_EQ(Produce(address, kAccessTopic, dir.Path("access.ndjson")), "");
   ASSERT_EQ(Produce(address, kOutboxTopic, dir.Path("outbox.ndjson")), "");
 
-  const int port = FreePort();
-  ASSERT_GT(port, 0);
   const std::string dead_letters = dir.Path("dead-letters.ndjson");
   std::string config =
-      WriteConfig(dir, "run.yaml", address, port, "10m",
+      WriteConfig(dir, "run.yaml", address, "10m",
                   to_topic ? absl::StrCat("dead_letter:\n  topic: ", kDeadLetterTopic, "\n")
                            : absl::StrCat("dead_letter:\n  path: ", dead_letters, "\n"));
   // Messages above 1000 bytes are oversize.
@@ -293,6 +289,8 @@ void CheckRejectedMessagesAreDeadLetters(bool to_topic) {
   text.replace(text.find("  batch_size:"), 0, "  max_message_bytes: 1000\n");
   WriteWholeFile(config, text);
   Service service(config, dir.Path("run.log"));
+  const int port = service.port();
+  ASSERT_GT(port, 0) << service.log();
   EXPECT_EQ(EventsTotal(WaitForEvents(port, 12, service)), 12) << service.log();
   // Written: in the file, or acknowledged by the broker.
   const PromText metrics = WaitForScrape(port, [](const PromText& t) {

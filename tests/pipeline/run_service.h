@@ -175,6 +175,28 @@ class Service {
   bool running() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
   std::string log() const { return ReadWholeFile(log_); }
 
+  // The HTTP port the process bound, from its "novapulse running" log line:
+  // configs give `http.listen: 127.0.0.1:0` and the kernel picks the port
+  // as the server binds it, so no other process can take it in between.
+  // Waits for the line up to `timeout`; 0 if it did not come (the process
+  // ended, or is still starting).
+  int port(std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+    const Clock::time_point deadline = Clock::now() + timeout;
+    while (port_ == 0) {
+      const std::string text = log();
+      const size_t line = text.find("msg=\"novapulse running\"");
+      if (line != std::string::npos) {
+        const size_t at = text.find(" port=", line);
+        const size_t end = text.find('\n', line);
+        if (at != std::string::npos && at < end) port_ = std::atoi(text.c_str() + at + 6);
+        break;
+      }
+      if (Clock::now() >= deadline || pid_ <= 0 || waitpid(pid_, nullptr, WNOHANG) != 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return port_;
+  }
+
   // SIGKILL, as a crash would: nothing is committed or logged on the way out.
   void Kill() {
     if (pid_ <= 0) return;
@@ -210,6 +232,7 @@ class Service {
  private:
   std::string log_;
   pid_t pid_ = -1;
+  int port_ = 0;
 };
 
 // Scrapes until `done` holds for the scrape (or `timeout` passes); returns

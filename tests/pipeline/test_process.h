@@ -50,6 +50,42 @@ inline void WriteWholeFile(const std::string& path, std::string_view bytes) {
   ASSERT_TRUE(out.good()) << "cannot write " << path;
 }
 
+// The TCP port process `pid` listens on over IPv4 (the first, if several),
+// or 0 while it listens on none. For services started on port 0: the kernel
+// picks a free port as the service binds it, and this reads it back from
+// /proc (the service's sockets among the listening ones of its network
+// namespace), so no port is probed first and bound later.
+inline int ListeningPort(pid_t pid) {
+  const std::string proc = "/proc/" + std::to_string(pid);
+  std::vector<std::string> inodes;
+  std::error_code ec;
+  for (const auto& fd : std::filesystem::directory_iterator(proc + "/fd", ec)) {
+    std::error_code link_ec;
+    const std::string target = std::filesystem::read_symlink(fd.path(), link_ec).string();
+    if (!link_ec && target.starts_with("socket:[") && target.ends_with("]")) {
+      inodes.push_back(target.substr(8, target.size() - 9));
+    }
+  }
+  std::ifstream tcp(proc + "/net/tcp");
+  std::string line;
+  std::getline(tcp, line);  // the header
+  while (std::getline(tcp, line)) {
+    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+    std::istringstream fields(line);
+    std::string sl, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+    if (!(fields >> sl >> local >> remote >> state >> queues >> timer >> retransmits >> uid >>
+          timeout >> inode)) {
+      continue;
+    }
+    if (state != "0A") continue;  // TCP_LISTEN
+    for (const std::string& mine : inodes) {
+      if (mine == inode)
+        return static_cast<int>(std::stoul(local.substr(local.find(':') + 1), nullptr, 16));
+    }
+  }
+  return 0;
+}
+
 class ScratchDir {
  public:
   ScratchDir() {

@@ -78,7 +78,7 @@ inline std::pair<int, std::string> Get(int port, const std::string& path) {
 // One Alertmanager process; stopped by the destructor.
 class Alertmanager {
  public:
-  explicit Alertmanager(const ScratchDir& dir) : dir_(dir), port_(FreePort()) {
+  explicit Alertmanager(const ScratchDir& dir) : dir_(dir) {
     WriteWholeFile(dir_.Path("alertmanager.yml"),
                    "route:\n  receiver: blackhole\n"
                    "receivers:\n  - name: blackhole\n");
@@ -90,7 +90,9 @@ class Alertmanager {
   int port() const { return port_; }
   std::string url() const { return absl::StrCat("http://127.0.0.1:", port_); }
 
-  // Empty when it serves /-/ready within 30 s; otherwise its log.
+  // Empty when it serves /-/ready within 30 s; otherwise its log. The
+  // first start listens on a port the kernel picks (port() then says which);
+  // a restart on the same one.
   std::string Start() {
     const std::vector<std::string> args = {
         kAlertmanager,
@@ -115,7 +117,8 @@ class Alertmanager {
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (std::chrono::steady_clock::now() < deadline) {
-      if (Get(port_, "/-/ready").first == 200) return "";
+      if (port_ == 0) port_ = ListeningPort(pid_);
+      if (port_ != 0 && Get(port_, "/-/ready").first == 200) return "";
       int status = 0;
       if (waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
@@ -156,7 +159,7 @@ class Alertmanager {
 
  private:
   const ScratchDir& dir_;
-  int port_;
+  int port_ = 0;  // 0 until the first start has bound one
   pid_t pid_ = -1;
 };
 

@@ -34,8 +34,8 @@
 namespace novapulse {
 namespace {
 
-using ::novapulse::testing::FreePort;
 using ::novapulse::testing::HttpGet;
+using ::novapulse::testing::ListeningPort;
 using ::novapulse::testing::ReadWholeFile;
 using ::novapulse::testing::RunProcess;
 using ::novapulse::testing::ScratchDir;
@@ -330,17 +330,17 @@ std::string UrlEncode(std::string_view s) {
   return out;
 }
 
-// A Prometheus server over `tsdb`, killed and reaped at the end.
+// A Prometheus server over `tsdb` on a port the kernel picks, killed and
+// reaped at the end.
 class Prometheus {
  public:
-  Prometheus(const std::string& tsdb, const std::string& config, const std::string& log, int port)
-      : port_(port) {
+  Prometheus(const std::string& tsdb, const std::string& config, const std::string& log) {
     const std::vector<std::string> args = {
         kPrometheus,
         "--config.file=" + config,
         "--storage.tsdb.path=" + tsdb,
         "--storage.tsdb.retention.time=10y",
-        absl::StrCat("--web.listen-address=127.0.0.1:", port),
+        "--web.listen-address=127.0.0.1:0",
     };
     pid_ = fork();
     if (pid_ == 0) {
@@ -369,10 +369,11 @@ class Prometheus {
   Prometheus(const Prometheus&) = delete;
   Prometheus& operator=(const Prometheus&) = delete;
 
-  bool WaitReady(std::chrono::seconds timeout) const {
+  bool WaitReady(std::chrono::seconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
-      if (!HttpGet(port_, "/-/ready").empty()) return true;
+      if (port_ == 0) port_ = ListeningPort(pid_);
+      if (port_ != 0 && !HttpGet(port_, "/-/ready").empty()) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     return false;
@@ -428,7 +429,7 @@ class Prometheus {
   }
 
  private:
-  int port_;
+  int port_ = 0;  // known once it listens
   pid_t pid_ = -1;
 };
 
@@ -485,9 +486,7 @@ TEST(BackfillWriterPrometheus, PromtoolImportsAndPrometheusAnswersQueries) {
 
   const std::string config = dir.Path("prometheus.yml");
   novapulse::testing::WriteWholeFile(config, "scrape_configs: []\n");
-  const int port = FreePort();
-  ASSERT_GT(port, 0);
-  Prometheus prometheus(tsdb, config, dir.Path("prometheus.log"), port);
+  Prometheus prometheus(tsdb, config, dir.Path("prometheus.log"));
   ASSERT_TRUE(prometheus.WaitReady(std::chrono::seconds(20)))
       << ReadWholeFile(dir.Path("prometheus.log"));
 
