@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""End-to-end test of the monitoring stack, every component real, on 127.0.0.1:
+"""End-to-end test of the monitoring stack, every component real, on 127.0.0.1,
+started by scripts/stack up as a user starts it (ports the kernel picks):
 
   Kafka (scripts/kafka-broker) <- novapulse gen --kafka (generated traffic)
   Kafka -> novapulse run -> /metrics <- Prometheus (configs/prometheus.yml with
@@ -32,7 +33,6 @@ import time
 import urllib.parse
 import urllib.request
 
-from ports import free_ports
 
 GEN_DURATION_S = 600   # event time generated
 GEN_SPEED = 8          # event seconds per wall second: ~75 s of wall time
@@ -89,11 +89,27 @@ class Webhook(http.server.BaseHTTPRequestHandler):
 
 
 class Stack:
+    """scripts/stack up/down in a scratch folder, on ports the kernel picks,
+    plus the processes the test itself starts (gen)."""
+
     def __init__(self, binary, src, work):
         self.binary, self.src, self.work = binary, src, work
         self.procs = []
-        self.kafka_dir = os.path.join(work, "kafka")
-        self.kafka_started = False
+        self.up = False
+
+    def start(self, novapulse_config, alertmanager_config, extra_rules):
+        env = dict(os.environ, NOVAPULSE_BINARY=self.binary, STACK_PROMETHEUS_PORT="0",
+                   STACK_ALERTMANAGER_PORT="0", STACK_NOVAPULSE_PORT="0")
+        self.up = True
+        r = subprocess.run([os.path.join(self.src, "scripts/stack"), "up", "--dir", self.work,
+                            "--novapulse-config", novapulse_config,
+                            "--alertmanager-config", alertmanager_config, "--extra-rules", extra_rules],
+                           env=env, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise AssertionError(f"scripts/stack up failed:\n{r.stdout}\n{r.stderr}")
+        print(r.stdout, end="")
+        with open(os.path.join(self.work, "addresses")) as f:
+            return dict(line.strip().split("=", 1) for line in f if "=" in line)
 
     def spawn(self, name, argv, **kw):
         log = open(os.path.join(self.work, name + ".log"), "w")
@@ -111,29 +127,15 @@ class Stack:
                     p.kill()
                     p.wait()
             log.close()
-        if self.kafka_started:
-            subprocess.run([os.path.join(self.src, "scripts/kafka-broker"), "stop", "--dir", self.kafka_dir],
+        if self.up:
+            subprocess.run([os.path.join(self.src, "scripts/stack"), "down", "--dir", self.work],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def dump_logs(self):
-        for name, _, _ in self.procs:
-            path = os.path.join(self.work, name + ".log")
+        for path in sorted(glob.glob(os.path.join(self.work, "*.log"))):
             with open(path, errors="replace") as f:
                 tail = f.read()[-3000:]
-            print(f"----- {name}.log (tail)\n{tail}", file=sys.stderr)
-
-
-def rewrite_prometheus_config(src_text, ports):
-    """configs/prometheus.yml with only its addresses changed to 127.0.0.1 ports."""
-    text = src_text
-    for old, new in (("localhost:9090", ports["prometheus"]), ("novapulse:9464", ports["novapulse"]),
-                     ("host.docker.internal:4000", ports["novagift"]),
-                     ("node-exporter:9100", ports["node-exporter"]),
-                     ("alertmanager:9093", ports["alertmanager"])):
-        if f'"{old}"' not in text:
-            raise AssertionError(f"configs/prometheus.yml has no target {old}")
-        text = text.replace(f'"{old}"', f'"127.0.0.1:{new}"')
-    return text
+            print(f"----- {os.path.basename(path)} (tail)\n{tail}", file=sys.stderr)
 
 
 def main():
@@ -142,46 +144,28 @@ def main():
     binary, src = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     work = tempfile.mkdtemp(prefix="stack-e2e-")
     stack = Stack(binary, src, work)
-    names = ("prometheus", "novapulse", "novagift", "node-exporter", "alertmanager", "webhook")
-    ports = dict(zip(names, free_ports(len(names))))
-    hook = http.server.ThreadingHTTPServer(("127.0.0.1", ports["webhook"]), Webhook)
+    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Webhook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     ok = False
     try:
-        # Kafka and topics.
-        stack.kafka_started = True
-        r = subprocess.run([os.path.join(src, "scripts/kafka-broker"), "start", "--dir", stack.kafka_dir],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            raise AssertionError(f"kafka-broker start failed:\n{r.stdout}\n{r.stderr}")
-        bootstrap = r.stdout.strip().splitlines()[-1]
-        for topic in ("novagift.access-log", "novagift.outbox"):
-            subprocess.run([os.path.join(src, "scripts/kafka-topic"), "--bootstrap", bootstrap, "create", topic,
-                            "--partitions", "2"], check=True, stdout=subprocess.DEVNULL)
-
-        # novapulse run.
-        np_cfg = os.path.join(work, "novapulse.yaml")
+        # novapulse: the stack's environment gives the broker and the address.
+        np_cfg = os.path.join(work, "novapulse-e2e.yaml")
         with open(np_cfg, "w") as f:
-            f.write(f"""kafka:
-  brokers: "{bootstrap}"
+            f.write("""kafka:
+  brokers: "${KAFKA_BROKERS}"
   group_id: novapulse-stack-e2e
   properties:
     auto.offset.reset: earliest
   batch_timeout: 50ms
   commit_interval: 1s
 http:
-  listen: "127.0.0.1:{ports['novapulse']}"
+  listen: "${NOVAPULSE_LISTEN}"
 pipeline:
   threads: 1
 """)
-        stack.spawn("novapulse", [binary, "run", "--config", np_cfg])
-        wait_for("novapulse /metrics", lambda: urllib.request.urlopen(
-            f"http://127.0.0.1:{ports['novapulse']}/metrics", timeout=2).status == 200, 30)
-
         # Alertmanager: every alert to the webhook, quickly.
-        am_dir = os.path.join(work, "alertmanager")
-        os.makedirs(am_dir)
-        with open(os.path.join(am_dir, "alertmanager.yml"), "w") as f:
+        am_cfg = os.path.join(work, "alertmanager-e2e.yml")
+        with open(am_cfg, "w") as f:
             f.write(f"""route:
   receiver: webhook
   group_by: [alertname]
@@ -190,36 +174,29 @@ pipeline:
 receivers:
   - name: webhook
     webhook_configs:
-      - url: "http://127.0.0.1:{ports['webhook']}/alerts"
+      - url: "http://127.0.0.1:{hook.server_address[1]}/alerts"
 """)
-        stack.spawn("alertmanager", ["prometheus-alertmanager",
-                                     f"--config.file={am_dir}/alertmanager.yml",
-                                     f"--storage.path={am_dir}",
-                                     f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
-                                     "--cluster.listen-address="])
-        wait_for("alertmanager ready", lambda: urllib.request.urlopen(
-            f"http://127.0.0.1:{ports['alertmanager']}/-/ready", timeout=2).status == 200, 30)
-
-        # Prometheus with the stack's config and rules.
-        prom_dir = os.path.join(work, "prometheus")
-        os.makedirs(os.path.join(prom_dir, "alerts"))
-        with open(os.path.join(src, "configs/prometheus.yml")) as f:
-            prom_cfg = rewrite_prometheus_config(f.read(), ports)
-        with open(os.path.join(prom_dir, "prometheus.yml"), "w") as f:
-            f.write(prom_cfg)
-        for path in glob.glob(os.path.join(src, "configs/alerts/*.yml")):
-            shutil.copy(path, os.path.join(prom_dir, "alerts"))
-        with open(os.path.join(prom_dir, "alerts", "e2e_test.yml"), "w") as f:
+        rules = os.path.join(work, "e2e_test.yml")
+        with open(rules, "w") as f:
             f.write(E2E_RULES)
-        r = subprocess.run(["promtool", "check", "config", os.path.join(prom_dir, "prometheus.yml")],
-                           capture_output=True, text=True)
+        addresses = stack.start(np_cfg, am_cfg, rules)
+        bootstrap = addresses["kafka"]
+        prom = "http://" + addresses["prometheus"]
+
+        # The stack's Prometheus config is configs/prometheus.yml with only
+        # its addresses changed.
+        prom_cfg = os.path.join(work, "prometheus", "prometheus.yml")
+        r = subprocess.run(["promtool", "check", "config", prom_cfg], capture_output=True, text=True)
         if r.returncode != 0:
-            raise AssertionError(f"rewritten prometheus.yml rejected:\n{r.stdout}{r.stderr}")
-        prom = f"http://127.0.0.1:{ports['prometheus']}"
-        stack.spawn("prometheus", ["prometheus", f"--config.file={prom_dir}/prometheus.yml",
-                                   f"--storage.tsdb.path={prom_dir}/data",
-                                   f"--web.listen-address=127.0.0.1:{ports['prometheus']}"])
-        wait_for("prometheus ready", lambda: urllib.request.urlopen(prom + "/-/ready", timeout=2).status == 200, 30)
+            raise AssertionError(f"the stack's prometheus.yml rejected:\n{r.stdout}{r.stderr}")
+        with open(os.path.join(src, "configs/prometheus.yml")) as f:
+            original = f.read()
+        with open(prom_cfg) as f:
+            rewritten = f.read()
+        strip = lambda text: re.sub(r'"[^"\s]+:\d+"', '"ADDR"', text)
+        assert strip(original) == strip(rewritten), "the stack changed more than addresses"
+        for old in ("localhost:9090", "novapulse:9464", "alertmanager:9093"):
+            assert f'"{old}"' in original and f'"{old}"' not in rewritten, old
 
         # Traffic: event time ending now, paced at GEN_SPEED x real time.
         start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=GEN_DURATION_S)
@@ -243,6 +220,14 @@ receivers:
             targets = get_json(prom + "/api/v1/targets")["data"]["activeTargets"]
             return [t for t in targets if t["labels"]["job"] == "novapulse" and t["health"] == "up"]
         wait_for("novapulse target up", novapulse_up, 40)
+
+        # Prometheus scrapes itself at the port it got (the stack reloads it
+        # with its own address once it listens).
+        def self_up():
+            targets = get_json(prom + "/api/v1/targets")["data"]["activeTargets"]
+            return [t for t in targets if t["labels"]["job"] == "prometheus" and t["health"] == "up"
+                    and t["scrapeUrl"].startswith(prom + "/")]
+        wait_for("prometheus self-scrape up", self_up, 40)
 
         # Rates while traffic flows.
         rate = wait_for("sum(rate(http_requests_total[1m])) > 0",
