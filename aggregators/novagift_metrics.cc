@@ -219,6 +219,7 @@ void NovaGiftMetrics::Writer::Record(const OutboxEvent& e) {
       case OutboxType::kWalletTransaction:
         BuildKey(&key_, {e.wallet_kind, e.wallet_status});
         w_.Inc(kWalletTransactions, w_.Resolve(kWalletTransactions, key_));
+        w_.Observe(kWalletAmount, w_.Resolve(kWalletAmount, key_), e.amount_usd);
         break;
     }
   }

@@ -71,7 +71,10 @@ namespace novapulse {
     "Time from a gift's creation to its claim.", MetricType::kHistogram, {"mode"}, kClaimBuckets, \
     0, 1e-3)                                                                                      \
   M(kWalletTransactions, "wallet_transactions_total", "Wallet transactions by kind and status.",  \
-    MetricType::kCounter, {"kind", "status"}, {})
+    MetricType::kCounter, {"kind", "status"}, {})                                                 \
+  M(kWalletAmount, "wallet_transaction_amount_usd",                                               \
+    "Amounts of wallet transactions in USD, by kind and status.", MetricType::kHistogram,         \
+    {"kind", "status"}, kUsdBuckets)
 
 // The store's families: NovaGift's, then the self metrics (self_metrics.h),
 // whose ids here are their places in the store.

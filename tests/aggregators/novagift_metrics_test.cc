@@ -476,16 +476,17 @@ TEST(NovaGiftMetrics, GiftExpiredIsCountedOnlyOnQueued) {
 
 TEST(NovaGiftMetrics, WalletTransactionsAreCountedByKindAndStatusOnQueued) {
   NovaGiftMetrics metrics(1);
-  auto wallet = [](OutboxStatus status, std::string_view kind, std::string_view tx_status) {
+  auto wallet = [](OutboxStatus status, std::string_view kind, std::string_view tx_status,
+                   double usd = 10) {
     OutboxEvent e = Outbox(OutboxType::kWalletTransaction, status);
     e.wallet_kind = kind;
     e.wallet_status = tx_status;
-    e.amount_usd = 10;
+    e.amount_usd = usd;
     return e;
   };
   auto& w = metrics.writer(0);
-  w.Record(wallet(OutboxStatus::kQueued, "top_up", "ok"));
-  w.Record(wallet(OutboxStatus::kQueued, "top_up", "ok"));
+  w.Record(wallet(OutboxStatus::kQueued, "top_up", "ok", 12.5));
+  w.Record(wallet(OutboxStatus::kQueued, "top_up", "ok", 30));
   w.Record(wallet(OutboxStatus::kQueued, "top_up", "declined"));
   w.Record(wallet(OutboxStatus::kQueued, "refund", "ok"));
   w.Record(wallet(OutboxStatus::kProcessed, "refund", "ok"));
@@ -493,6 +494,10 @@ TEST(NovaGiftMetrics, WalletTransactionsAreCountedByKindAndStatusOnQueued) {
   EXPECT_EQ(v.Counter(kWalletTransactions, {"top_up", "ok"}), 2u);
   EXPECT_EQ(v.Counter(kWalletTransactions, {"top_up", "declined"}), 1u);
   EXPECT_EQ(v.Counter(kWalletTransactions, {"refund", "ok"}), 1u);
+  // The USD volume: amounts observed once per transaction, on queued.
+  EXPECT_EQ(v.Count(kWalletAmount, {"top_up", "ok"}), 2u);
+  EXPECT_DOUBLE_EQ(v.Sum(kWalletAmount, {"top_up", "ok"}), 42.5);
+  EXPECT_DOUBLE_EQ(v.Sum(kWalletAmount, {"refund", "ok"}), 10);
 }
 
 TEST(NovaGiftMetrics, RejectCountsParseErrorsByTopicAndReason) {
