@@ -143,7 +143,7 @@ void WindowHistory::Start(int64_t first_slot) {
   // as a scrape then would have seen them: their first increments count in
   // rate() and increase() like any later ones.
   const int64_t t_ms = first_slot * slot_ms_;
-  const bool to_sink = sink_ != nullptr && t_ms % sink_step_ms_ == 0;
+  const bool to_sink = ToSink(t_ms);
   std::vector<uint32_t> ids;
   for (Family& f : families_) {
     const size_t m = f.wanted.metric;
@@ -318,7 +318,7 @@ void WindowHistory::Fold(Family& f, size_t pos, int64_t slot,
               [&index](uint32_t a, uint32_t b) { return index.Key(a) < index.Key(b); });
     fresh_.erase(std::unique(fresh_.begin(), fresh_.end()), fresh_.end());
     const int64_t start_ms = slot * slot_ms_;
-    const bool start_to_sink = sink_ != nullptr && start_ms % sink_step_ms_ == 0;
+    const bool start_to_sink = ToSink(start_ms);
     for (const uint32_t id : fresh_) {
       const std::optional<uint32_t> row = Place(f, id);
       if (row && zero_new_series_) Emit(f, *row, start_ms, start_to_sink);
@@ -332,7 +332,7 @@ void WindowHistory::Fold(Family& f, size_t pos, int64_t slot,
   }
   const size_t base = pos * width;
   const int64_t t_ms = (slot + 1) * slot_ms_;
-  const bool to_sink = sink_ != nullptr && t_ms % sink_step_ms_ == 0;
+  const bool to_sink = ToSink(t_ms);
   const size_t rows = store_->window_rows(m);
   for (uint32_t row = 0; row < rows; ++row) {
     uint64_t* cum = &f.cumulative[row * width];

@@ -175,6 +175,9 @@ class WindowHistory {
   void Grow(Family& f, size_t rows);
   // Makes the sample streams of `row`.
   void StartRow(Family& f, uint32_t row, const PartLabels& parts);
+  // Whether the samples at `t_ms` also go to the sink (one is set and t_ms
+  // is on its step).
+  bool ToSink(int64_t t_ms) const { return sink_ != nullptr && t_ms % sink_step_ms_ == 0; }
   // Appends row `row`'s samples at `t_ms` (and to the sink when `to_sink`).
   void Emit(Family& f, uint32_t row, int64_t t_ms, bool to_sink);
   // `spilled`: the slot's spilled updates of f.

@@ -29,6 +29,16 @@ int64_t Batch(EventClock& clock, int64_t wall_ms, std::vector<Progress> progress
   return clock.EndBatch(newest_us, wall_ms, progress);
 }
 
+// A clock with partitions 1 and 2 assigned at wall time 0.
+class TwoPartitions : public ::testing::Test {
+ protected:
+  TwoPartitions() {
+    clock.AddPartition(1, 0);
+    clock.AddPartition(2, 0);
+  }
+  EventClock clock{kLateness, kIdleAfter, kPartitionIdle};
+};
+
 TEST(EventClockTest, WithoutPartitionsTheNewestEventOverallCounts) {
   EventClock clock(kLateness, kIdleAfter, kPartitionIdle);
   EXPECT_EQ(clock.BeginBatch(), INT64_MIN);
@@ -38,10 +48,7 @@ TEST(EventClockTest, WithoutPartitionsTheNewestEventOverallCounts) {
       << "the watermark never goes back";
 }
 
-TEST(EventClockTest, APartitionAheadDoesNotCloseTheSlotsOfOneBehind) {
-  EventClock clock(kLateness, kIdleAfter, kPartitionIdle);
-  clock.AddPartition(1, 0);
-  clock.AddPartition(2, 0);
+TEST_F(TwoPartitions, APartitionAheadDoesNotCloseTheSlotsOfOneBehind) {
   // Partition 1 is handed over first, well ahead: 2 has brought nothing yet.
   EXPECT_EQ(Batch(clock, 100, {Records(1, 30 * kMinute)}), INT64_MIN);
   // Then 2's backlog starts, 20 minutes behind.
@@ -52,10 +59,7 @@ TEST(EventClockTest, APartitionAheadDoesNotCloseTheSlotsOfOneBehind) {
   EXPECT_EQ(Batch(clock, 400, {Records(2, 13 * kMinute), End(2)}), 31 * kMinute - kLateness);
 }
 
-TEST(EventClockTest, AnEndHeardBeforeThePartitionsRecordsCompleteComesWithTheirBatch) {
-  EventClock clock(kLateness, kIdleAfter, kPartitionIdle);
-  clock.AddPartition(1, 0);
-  clock.AddPartition(2, 0);
+TEST_F(TwoPartitions, AnEndHeardBeforeThePartitionsRecordsCompleteComesWithTheirBatch) {
   EXPECT_EQ(Batch(clock, 100, {Records(1, 30 * kMinute), Records(2, 10 * kMinute)}),
             10 * kMinute - kLateness);
   // Records of 2 after its end was reached (new ones): behind again.
@@ -64,27 +68,18 @@ TEST(EventClockTest, AnEndHeardBeforeThePartitionsRecordsCompleteComesWithTheirB
             35 * kMinute - kLateness);
 }
 
-TEST(EventClockTest, APartitionWithoutRecordsAtItsEndHoldsNothingBack) {
-  EventClock clock(kLateness, kIdleAfter, kPartitionIdle);
-  clock.AddPartition(1, 0);
-  clock.AddPartition(2, 0);
+TEST_F(TwoPartitions, APartitionWithoutRecordsAtItsEndHoldsNothingBack) {
   EXPECT_EQ(Batch(clock, 100, {Records(1, 30 * kMinute), End(2)}), 30 * kMinute - kLateness);
 }
 
-TEST(EventClockTest, ASilentPartitionStopsHoldingTimeBack) {
-  EventClock clock(kLateness, kIdleAfter, kPartitionIdle);
-  clock.AddPartition(1, 0);
-  clock.AddPartition(2, 0);
+TEST_F(TwoPartitions, ASilentPartitionStopsHoldingTimeBack) {
   EXPECT_EQ(Batch(clock, 1'000, {Records(1, 30 * kMinute)}), INT64_MIN);
   EXPECT_EQ(Batch(clock, kPartitionIdle - 1, {Records(1, 31 * kMinute)}), INT64_MIN);
   // 2 has brought nothing for kPartitionIdle (its leader is away, say).
   EXPECT_EQ(Batch(clock, kPartitionIdle, {Records(1, 32 * kMinute)}), 32 * kMinute - kLateness);
 }
 
-TEST(EventClockTest, ARevokedPartitionStopsHoldingTimeBack) {
-  EventClock clock(kLateness, kIdleAfter, kPartitionIdle);
-  clock.AddPartition(1, 0);
-  clock.AddPartition(2, 0);
+TEST_F(TwoPartitions, ARevokedPartitionStopsHoldingTimeBack) {
   EXPECT_EQ(Batch(clock, 100, {Records(1, 30 * kMinute), Records(2, 10 * kMinute)}),
             10 * kMinute - kLateness);
   clock.RemovePartition(2);
@@ -92,10 +87,7 @@ TEST(EventClockTest, ARevokedPartitionStopsHoldingTimeBack) {
   EXPECT_EQ(Batch(clock, 200, {Records(2, 11 * kMinute)}), 30 * kMinute - kLateness);
 }
 
-TEST(EventClockTest, TickMovesOnWithTheWallClockOnlyWhenNoPartitionIsBehind) {
-  EventClock clock(kLateness, kIdleAfter, kPartitionIdle);
-  clock.AddPartition(1, 0);
-  clock.AddPartition(2, 0);
+TEST_F(TwoPartitions, TickMovesOnWithTheWallClockOnlyWhenNoPartitionIsBehind) {
   EXPECT_EQ(Batch(clock, 1'000, {Records(1, 30 * kMinute), End(1), Records(2, 10 * kMinute)}),
             10 * kMinute - kLateness);
   // Idle, but 2 is behind: no move until it has been silent kPartitionIdle.
@@ -105,10 +97,7 @@ TEST(EventClockTest, TickMovesOnWithTheWallClockOnlyWhenNoPartitionIsBehind) {
   EXPECT_EQ(clock.Tick(wall), 30 * kMinute + kPartitionIdle - kLateness);
 }
 
-TEST(EventClockTest, AnEndAloneInABatchLetsTimeMoveOn) {
-  EventClock clock(kLateness, kIdleAfter, kPartitionIdle);
-  clock.AddPartition(1, 0);
-  clock.AddPartition(2, 0);
+TEST_F(TwoPartitions, AnEndAloneInABatchLetsTimeMoveOn) {
   EXPECT_EQ(Batch(clock, 1'000, {Records(1, 30 * kMinute), End(1), Records(2, 10 * kMinute)}),
             10 * kMinute - kLateness);
   EXPECT_EQ(Batch(clock, 1'100, {End(2)}), 30 * kMinute - kLateness);
