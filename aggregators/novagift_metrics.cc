@@ -245,7 +245,7 @@ double NovaGiftMetrics::ActiveConnections(int64_t now_us) const {
   return AverageBusy(busy_, now_us, kActiveWindowSeconds);
 }
 
-void NovaGiftMetrics::SaveState(StateWriter* w) const {
+void NovaGiftMetrics::SaveState(StateWriter* w) {
   store_.SaveCumulative(w);
   w->I64(NewestEventTime());
   // The shards' busy rings, merged: per ring slot, the newest second any
@@ -268,8 +268,10 @@ void NovaGiftMetrics::SaveState(StateWriter* w) const {
   }
 }
 
-absl::Status NovaGiftMetrics::LoadState(StateReader* r, bool* same_ids) {
-  if (absl::Status s = store_.LoadCumulative(r, same_ids); !s.ok()) return s;
+absl::Status NovaGiftMetrics::LoadState(StateReader* r, StateLoad* load) {
+  bool same_ids = true;
+  if (absl::Status s = store_.LoadCumulative(r, &same_ids); !s.ok()) return s;
+  if (!same_ids) load->series_ids_moved = true;
   int64_t newest = 0;
   if (!r->I64(&newest)) return r->Error("event time");
   newest_[0]->newest_us.store(newest, std::memory_order_relaxed);

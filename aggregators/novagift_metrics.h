@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "aggregators/metric_source.h"
 #include "aggregators/metric_store.h"
 #include "aggregators/self_metrics.h"
+#include "base/state_part.h"
 #include "parsers/event.h"
 
 namespace novapulse {
@@ -88,7 +90,7 @@ const std::vector<MetricDef>& NovaGiftMetricDefs();
 // Window of http_active_connections: concurrency averaged over this span.
 inline constexpr int64_t kActiveWindowSeconds = 60;
 
-class NovaGiftMetrics : public MetricSource {
+class NovaGiftMetrics : public MetricSource, public StatePart {
  public:
   class Writer {
    public:
@@ -160,12 +162,18 @@ class NovaGiftMetrics : public MetricSource {
   // Newest event time seen by any shard, microseconds; 0 before any event.
   int64_t NewestEventTime() const;
 
-  // Checkpoints: every cumulative series, the newest event time and the
-  // busy time behind http_active_connections. SaveState while no writer
-  // runs; LoadState into fresh metrics before any writer runs (see
-  // MetricStore::LoadCumulative for *same_ids).
-  void SaveState(StateWriter* w) const;
-  [[nodiscard]] absl::Status LoadState(StateReader* r, bool* same_ids);
+  // Checkpoints (section "metrics", fingerprint: the metric set): every
+  // cumulative series, the newest event time and the busy time behind
+  // http_active_connections. SaveState while no writer runs; LoadState into
+  // fresh metrics before any writer runs. Sets load->series_ids_moved when a
+  // series got another id (see MetricStore::LoadCumulative).
+  std::string_view StateName() const override { return "metrics"; }
+  std::string StateFingerprint() const override { return store_.Fingerprint(); }
+  std::string_view StateChanged() const override {
+    return "the checkpoint was written for another metric set (a different novapulse version)";
+  }
+  void SaveState(StateWriter* w) override;
+  [[nodiscard]] absl::Status LoadState(StateReader* r, StateLoad* load) override;
 
  private:
   struct alignas(64) ShardTime {

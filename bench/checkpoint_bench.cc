@@ -27,6 +27,7 @@
 #include "pipeline/checkpoint.h"
 #include "pipeline/record_worker.h"
 #include "pipeline/rule_files.h"
+#include "pipeline/service.h"
 
 namespace novapulse {
 namespace {
@@ -37,7 +38,9 @@ struct State {
   std::unique_ptr<RuleRunner> rules;
   std::unique_ptr<NovaGiftMetrics> metrics;
   std::unique_ptr<EventClock> clock;
-  CheckpointedState checkpointed() const { return {metrics.get(), rules.get(), clock.get()}; }
+  novapulse::CheckpointParts checkpointed() const {
+    return novapulse::RunCheckpointParts(metrics.get(), clock.get(), rules.get());
+  }
 };
 
 State Build() {
@@ -168,7 +171,7 @@ void BM_Restore(benchmark::State& bench) {
     bench.ResumeTiming();
     absl::StatusOr<RestoredCheckpoint> restored =
         DecodeCheckpoint(payload, fresh.checkpointed(), 0);
-    if (!restored.ok() || !restored->rules_restored) bench.SkipWithError("restore failed");
+    if (!restored.ok() || !restored->part("rules")->restored) bench.SkipWithError("restore failed");
     bench.PauseTiming();
     fresh.rules->Stop();
     fresh = State();

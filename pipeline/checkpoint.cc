@@ -83,79 +83,173 @@ const std::vector<MetricDef>& CheckpointMetricDefs() {
 
 }  // namespace
 
-std::string EncodeCheckpoint(const CheckpointedState& state,
+const RestoredCheckpoint::Part* RestoredCheckpoint::part(std::string_view name) const {
+  for (const Part& p : parts) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+namespace {
+
+void EncodeOffsets(const std::vector<CheckpointOffset>& offsets, StateWriter* w) {
+  w->U64(offsets.size());
+  for (const CheckpointOffset& o : offsets) {
+    w->Str(o.topic);
+    w->I64(o.partition);
+    w->I64(o.next_offset);
+  }
+}
+
+absl::Status DecodeOffsets(StateReader* r, std::vector<CheckpointOffset>* offsets) {
+  size_t n = 0;
+  if (!r->Count(&n, 3)) return r->Error("offsets");
+  offsets->resize(n);
+  for (CheckpointOffset& o : *offsets) {
+    int64_t partition = 0;
+    if (!r->Str(&o.topic) || !r->I64(&partition) || !r->I64(&o.next_offset) || partition < 0 ||
+        partition > INT32_MAX || o.next_offset < 0) {
+      return r->Error("offsets");
+    }
+    o.partition = static_cast<int32_t>(partition);
+  }
+  return absl::OkStatus();
+}
+
+// Loads one part from `section`, saved under `fingerprint` (null: the
+// checkpoint has no section for it). An error refuses the checkpoint; a part
+// that starts empty instead is noted in `out`.
+absl::Status LoadPart(const CheckpointParts::Entry& entry, const std::string_view* fingerprint,
+                      StateReader* section, StateLoad* load, RestoredCheckpoint::Part* out) {
+  StatePart& part = *entry.part;
+  out->name = std::string(part.StateName());
+  std::string why;
+  if (fingerprint == nullptr) {
+    why = absl::StrCat("the checkpoint holds no ", out->name, " state");
+  } else if (*fingerprint != part.StateFingerprint()) {
+    why = std::string(part.StateChanged());
+  } else {
+    absl::Status s = part.LoadState(section, load);
+    if (s.ok()) {
+      out->restored = true;
+      return s;
+    }
+    if (!absl::IsFailedPrecondition(s)) return s;
+    why = std::string(s.message());
+  }
+  if (entry.need == CheckpointParts::Need::kRequired) return absl::FailedPreconditionError(why);
+  out->note = std::move(why);
+  return absl::OkStatus();
+}
+
+const CheckpointParts::Entry* FindPart(const CheckpointParts& parts, std::string_view name) {
+  for (const CheckpointParts::Entry& e : parts.entries()) {
+    if (e.part->StateName() == name) return &e;
+  }
+  return nullptr;
+}
+
+// Version 1: the metric set's fingerprint, the offsets, the metrics and the
+// event clock back to back, then the rules' fingerprint (empty without
+// rules) and their state.
+absl::StatusOr<RestoredCheckpoint> DecodeVersion1(std::string_view payload,
+                                                  const CheckpointParts& parts, StateLoad* load) {
+  StateReader r(payload);
+  RestoredCheckpoint out;
+  std::string_view metrics_fingerprint;
+  if (!r.I64(&out.written_ms) || !r.View(&metrics_fingerprint)) return r.Error("header");
+  if (absl::Status s = DecodeOffsets(&r, &out.offsets); !s.ok()) return s;
+  const CheckpointParts::Entry* metrics = FindPart(parts, "metrics");
+  const CheckpointParts::Entry* clock = FindPart(parts, "event_clock");
+  if (metrics == nullptr || clock == nullptr) {
+    return absl::FailedPreconditionError(
+        "a version 1 checkpoint is read only with the NovaGift metrics and the event clock");
+  }
+  for (const CheckpointParts::Entry* e : {metrics, clock}) {
+    const std::string_view fingerprint = e == metrics ? metrics_fingerprint : "";
+    if (absl::Status s = LoadPart(*e, &fingerprint, &r, load, &out.parts.emplace_back()); !s.ok()) {
+      return s;
+    }
+  }
+  std::string_view rules_fingerprint;
+  std::string_view rules;
+  if (!r.View(&rules_fingerprint) || !r.View(&rules) || !r.at_end()) return r.Error("rules");
+  if (const CheckpointParts::Entry* e = FindPart(parts, "rules"); e != nullptr) {
+    StateReader section(rules);
+    RestoredCheckpoint::Part& part = out.parts.emplace_back();
+    if (absl::Status s = LoadPart(*e, rules_fingerprint.empty() ? nullptr : &rules_fingerprint,
+                                  &section, load, &part);
+        !s.ok()) {
+      return s;
+    }
+    if (part.restored && !section.at_end()) return section.Error("rules");
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string EncodeCheckpoint(const CheckpointParts& parts,
                              const std::vector<CheckpointOffset>& offsets, int64_t wall_ms) {
   StateWriter w;
   w.I64(wall_ms);
-  w.Str(state.metrics->store().Fingerprint());
-  w.U64(offsets.size());
-  for (const CheckpointOffset& o : offsets) {
-    w.Str(o.topic);
-    w.I64(o.partition);
-    w.I64(o.next_offset);
-  }
-  state.metrics->SaveState(&w);
-  state.clock->SaveState(&w);
-  if (state.rules == nullptr) {
-    w.Str("");
-    w.Str("");
-  } else {
-    // A section of its own, so that a reader with other rules can skip it.
-    StateWriter rules;
-    state.rules->SaveState(&rules);
-    w.Str(state.rules->Fingerprint());
-    w.Str(rules.bytes());
+  EncodeOffsets(offsets, &w);
+  w.U64(parts.entries().size());
+  StateWriter section;
+  for (const CheckpointParts::Entry& e : parts.entries()) {
+    section.mutable_bytes().clear();
+    e.part->SaveState(&section);
+    w.Str(e.part->StateName());
+    w.Str(e.part->StateFingerprint());
+    w.Str(section.bytes());
   }
   return std::move(w.mutable_bytes());
 }
 
 absl::StatusOr<RestoredCheckpoint> DecodeCheckpoint(std::string_view payload,
-                                                    const CheckpointedState& state,
-                                                    int64_t wall_ms) {
+                                                    const CheckpointParts& parts, int64_t wall_ms,
+                                                    uint32_t version) {
+  StateLoad load{.wall_ms = wall_ms};
+  if (version == 1) return DecodeVersion1(payload, parts, &load);
+  if (version < kOldestCheckpointVersion || version > kCheckpointVersion) {
+    return absl::FailedPreconditionError(absl::StrCat("checkpoint format version ", version));
+  }
   StateReader r(payload);
   RestoredCheckpoint out;
-  std::string_view fingerprint;
-  if (!r.I64(&out.written_ms) || !r.View(&fingerprint)) return r.Error("header");
-  if (fingerprint != state.metrics->store().Fingerprint()) {
-    return absl::FailedPreconditionError(
-        "the checkpoint was written for another metric set (a different novapulse version)");
-  }
+  if (!r.I64(&out.written_ms)) return r.Error("header");
+  if (absl::Status s = DecodeOffsets(&r, &out.offsets); !s.ok()) return s;
+  struct Section {
+    std::string_view name;
+    std::string_view fingerprint;
+    std::string_view state;
+  };
   size_t n = 0;
-  if (!r.Count(&n, 3)) return r.Error("offsets");
-  out.offsets.resize(n);
-  for (CheckpointOffset& o : out.offsets) {
-    int64_t partition = 0;
-    if (!r.Str(&o.topic) || !r.I64(&partition) || !r.I64(&o.next_offset) || partition < 0 ||
-        partition > INT32_MAX || o.next_offset < 0) {
-      return r.Error("offsets");
+  if (!r.Count(&n, 3)) return r.Error("sections");
+  std::vector<Section> sections(n);
+  for (size_t i = 0; i < n; ++i) {
+    Section& s = sections[i];
+    if (!r.View(&s.name) || !r.View(&s.fingerprint) || !r.View(&s.state)) {
+      return r.Error("sections");
     }
-    o.partition = static_cast<int32_t>(partition);
+    for (size_t j = 0; j < i; ++j) {
+      if (sections[j].name == s.name)
+        return r.Error(absl::StrCat("section ", std::string(s.name), " twice"));
+    }
   }
-  bool same_ids = true;
-  if (absl::Status s = state.metrics->LoadState(&r, &same_ids); !s.ok()) return s;
-  if (absl::Status s = state.clock->LoadState(&r, wall_ms); !s.ok()) return s;
-  std::string_view rules_fingerprint;
-  std::string_view rules;
-  if (!r.View(&rules_fingerprint) || !r.View(&rules) || !r.at_end()) return r.Error("rules");
-  if (state.rules == nullptr) {
-    out.rules_note = "no rules are configured";
-  } else if (rules_fingerprint.empty()) {
-    out.rules_note = "the checkpoint was written without rules";
-  } else if (rules_fingerprint != state.rules->Fingerprint()) {
-    out.rules_note = "the rules or the window settings changed since the checkpoint";
-  } else if (!same_ids) {
-    out.rules_note = "the series limit changed since the checkpoint";
-  } else {
-    StateReader rules_reader(rules);
-    const absl::Status s = state.rules->LoadState(&rules_reader);
-    if (absl::IsFailedPrecondition(s)) {
-      // Nothing was loaded: the windows start afresh, as with other rules.
-      out.rules_note = std::string(s.message());
-      return out;
+  if (!r.at_end()) return r.Error("sections");
+  for (const CheckpointParts::Entry& e : parts.entries()) {
+    const Section* found = nullptr;
+    for (const Section& s : sections) {
+      if (s.name == e.part->StateName()) found = &s;
     }
-    if (!s.ok()) return s;
-    if (!rules_reader.at_end()) return rules_reader.Error("rules");
-    out.rules_restored = true;
+    StateReader section(found != nullptr ? found->state : std::string_view());
+    RestoredCheckpoint::Part& part = out.parts.emplace_back();
+    if (absl::Status s =
+            LoadPart(e, found != nullptr ? &found->fingerprint : nullptr, &section, &load, &part);
+        !s.ok()) {
+      return s;
+    }
+    if (part.restored && !section.at_end()) return section.Error(part.name);
   }
   return out;
 }
@@ -181,7 +275,7 @@ absl::StatusOr<std::unique_ptr<CheckpointFile>> CheckpointFile::Build(
   return file;
 }
 
-absl::StatusOr<std::string> CheckpointFile::Read() const {
+absl::StatusOr<CheckpointPayload> CheckpointFile::Read() const {
   std::ifstream in(path_, std::ios::binary);
   if (!in) {
     if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("no checkpoint at ", path_));
@@ -195,10 +289,10 @@ absl::StatusOr<std::string> CheckpointFile::Read() const {
   }
   const std::string_view view(bytes);
   const auto version = static_cast<uint32_t>(GetLe(view.substr(8), 4));
-  if (version != kCheckpointVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(path_, " has format version ", version,
-                                                      "; this novapulse reads version ",
-                                                      kCheckpointVersion));
+  if (version < kOldestCheckpointVersion || version > kCheckpointVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path_, " has format version ", version, "; this novapulse reads versions ",
+                     kOldestCheckpointVersion, " to ", kCheckpointVersion));
   }
   const uint64_t size = GetLe(view.substr(12), 8);
   const auto crc = static_cast<uint32_t>(GetLe(view.substr(20), 4));
@@ -210,7 +304,7 @@ absl::StatusOr<std::string> CheckpointFile::Read() const {
     return absl::DataLossError(absl::StrCat(path_, " fails its checksum"));
   }
   bytes.erase(0, kHeaderBytes);
-  return bytes;
+  return CheckpointPayload{.version = version, .bytes = std::move(bytes)};
 }
 
 std::string CheckpointFile::SetAside() const {

@@ -7,18 +7,23 @@
 //
 // The file: an 8-byte magic, the format version (u32), the payload size
 // (u64) and the payload's CRC-32 (u32), all little-endian, then the payload
-// (EncodeCheckpoint). It is written to a temporary file, fsynced, renamed
+// (EncodeCheckpoint): the wall time, the offsets, and one section per part
+// (base/state_part.h) with its name, fingerprint and state, so the
+// checkpoint loops over its parts and a part added, removed or changed
+// costs only its own section. It is written to a temporary file, fsynced, renamed
 // over the old one and the directory fsynced, so a crash leaves either the
 // old checkpoint or the new one. A damaged file or one of another version
 // is set aside (renamed), reported, and start-up goes on without it.
 //
 // Threads: CheckpointFile's Write and Read from one thread at a time;
-// CollectMetrics and Record from any thread. Encode/Decode with the state's
-// writers stopped (see NovaGiftMetrics::SaveState, RuleRunner::SaveState).
+// CollectMetrics and Record from any thread. Encode/Decode with the parts'
+// writers stopped (see each part's SaveState).
+//   CheckpointParts parts;
+//   parts.Add(metrics, CheckpointParts::Need::kRequired).Add(rules, ...);
 //   auto file = CheckpointFile::Build(config.checkpoint);
-//   absl::StatusOr<std::string> payload = (*file)->Read();
-//   ... DecodeCheckpoint(*payload, state, now) ...
-//   (*file)->Write(EncodeCheckpoint(state, offsets));
+//   absl::StatusOr<CheckpointPayload> payload = (*file)->Read();
+//   ... DecodeCheckpoint(payload->bytes, parts, now, payload->version) ...
+//   (*file)->Write(EncodeCheckpoint(parts, offsets, now));
 #ifndef NOVAPULSE_PIPELINE_CHECKPOINT_H_
 #define NOVAPULSE_PIPELINE_CHECKPOINT_H_
 
@@ -32,15 +37,15 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "aggregators/metric_source.h"
-#include "aggregators/metric_store.h"
-#include "aggregators/novagift_metrics.h"
+#include "base/state_part.h"
 #include "pipeline/config.h"
-#include "pipeline/event_clock.h"
-#include "pipeline/rule_runner.h"
 
 namespace novapulse {
 
-inline constexpr uint32_t kCheckpointVersion = 1;
+inline constexpr uint32_t kCheckpointVersion = 2;
+// Version 1 (one fixed sequence of metrics, event clock and rules) is still
+// read.
+inline constexpr uint32_t kOldestCheckpointVersion = 1;
 
 struct CheckpointOffset {
   std::string topic;
@@ -48,34 +53,67 @@ struct CheckpointOffset {
   int64_t next_offset = 0;
 };
 
-// The live objects a checkpoint covers.
-struct CheckpointedState {
-  NovaGiftMetrics* metrics = nullptr;
-  RuleRunner* rules = nullptr;  // null without rules
-  EventClock* clock = nullptr;
+// The live parts a checkpoint covers, in the order they load: a part may
+// depend on what one before it reports (StateLoad).
+class CheckpointParts {
+ public:
+  enum class Need {
+    // The offsets are worthless without this part's state (the metrics
+    // count up to them): a checkpoint whose section for it is missing or
+    // does not load is refused as a whole.
+    kRequired,
+    // The part starts empty instead, and the rest is restored.
+    kOptional,
+  };
+  struct Entry {
+    StatePart* part;
+    Need need;
+  };
+
+  // Null is skipped, so parts not configured can be added as they are.
+  CheckpointParts& Add(StatePart* part, Need need) {
+    if (part != nullptr) entries_.push_back({part, need});
+    return *this;
+  }
+  const std::vector<Entry>& entries() const { return entries_; }
+
+ private:
+  std::vector<Entry> entries_;
 };
 
-[[nodiscard]] std::string EncodeCheckpoint(const CheckpointedState& state,
+[[nodiscard]] std::string EncodeCheckpoint(const CheckpointParts& parts,
                                            const std::vector<CheckpointOffset>& offsets,
                                            int64_t wall_ms);
 
 struct RestoredCheckpoint {
+  struct Part {
+    std::string name;
+    // False when it starts empty (its section is missing, its fingerprint
+    // changed, or it refused the state); `note` says why.
+    bool restored = false;
+    std::string note;
+  };
+
   std::vector<CheckpointOffset> offsets;
-  int64_t written_ms = 0;  // wall time it was written
-  // False when the rules or the window layout changed since (or the series
-  // ids moved): metrics and offsets are restored, windows and alerts start
-  // empty. `rules_note` says why.
-  bool rules_restored = false;
-  std::string rules_note;
+  int64_t written_ms = 0;   // wall time it was written
+  std::vector<Part> parts;  // one per part, in load order
+  // The part of that name, or null.
+  const Part* part(std::string_view name) const;
 };
 
-// Loads a payload into fresh objects (built from the same config, no writer
-// started). FailedPrecondition when it was saved under another metric set;
-// DataLoss when it does not decode. On an error the objects are partly
-// loaded and must be rebuilt.
-[[nodiscard]] absl::StatusOr<RestoredCheckpoint> DecodeCheckpoint(std::string_view payload,
-                                                                  const CheckpointedState& state,
-                                                                  int64_t wall_ms);
+// Loads a payload of format `version` into fresh parts (built from the same
+// config, no writer started). Sections no part takes are dropped.
+// FailedPrecondition when a required part's state does not load (saved
+// under another metric set, say); DataLoss when the payload does not
+// decode. On an error the parts are partly loaded and must be rebuilt.
+[[nodiscard]] absl::StatusOr<RestoredCheckpoint> DecodeCheckpoint(
+    std::string_view payload, const CheckpointParts& parts, int64_t wall_ms,
+    uint32_t version = kCheckpointVersion);
+
+struct CheckpointPayload {
+  uint32_t version = kCheckpointVersion;
+  std::string bytes;
+};
 
 class CheckpointFile : public MetricSource {
  public:
@@ -86,9 +124,9 @@ class CheckpointFile : public MetricSource {
 
   const std::string& path() const { return path_; }
   // The payload of the checkpoint: NotFound when there is none; DataLoss when
-  // it is damaged (truncated, checksum); FailedPrecondition when it has
-  // another version.
-  [[nodiscard]] absl::StatusOr<std::string> Read() const;
+  // it is damaged (truncated, checksum); FailedPrecondition when its format
+  // version is not one this novapulse reads.
+  [[nodiscard]] absl::StatusOr<CheckpointPayload> Read() const;
   // Renames the checkpoint to PATH.bad-UNIXTIME and returns that name (empty
   // when the rename failed).
   std::string SetAside() const;

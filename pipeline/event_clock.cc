@@ -88,18 +88,18 @@ int64_t EventClock::watermark_ms() const {
   return watermark_ms_;
 }
 
-void EventClock::SaveState(StateWriter* w) const {
+void EventClock::SaveState(StateWriter* w) {
   std::lock_guard<std::mutex> lock(mu_);
   w->I64(watermark_ms_);
   w->I64(newest_ms_);
 }
 
-absl::Status EventClock::LoadState(StateReader* r, int64_t wall_ms) {
+absl::Status EventClock::LoadState(StateReader* r, StateLoad* load) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!r->TimeMs(&watermark_ms_, /*unset_ok=*/true) || !r->TimeMs(&newest_ms_, true)) {
     return r->Error("event clock");
   }
-  newest_wall_ms_ = wall_ms;
+  newest_wall_ms_ = load->wall_ms;
   return absl::OkStatus();
 }
 

@@ -33,13 +33,16 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "base/state_codec.h"
+#include "base/state_part.h"
 
 namespace novapulse {
 
-class EventClock {
+class EventClock final : public StatePart {
  public:
   // What one completed batch brought of one partition.
   struct PartitionProgress {
@@ -81,10 +84,14 @@ class EventClock {
 
   int64_t watermark_ms() const;
 
-  // Checkpoints: the watermark and the newest event time. LoadState before
-  // any batch; the input counts as active from `wall_ms` on.
-  void SaveState(StateWriter* w) const;
-  [[nodiscard]] absl::Status LoadState(StateReader* r, int64_t wall_ms);
+  // Checkpoints (section "event_clock"): the watermark and the newest event
+  // time. LoadState before any batch; the input counts as active from
+  // load->wall_ms on.
+  std::string_view StateName() const override { return "event_clock"; }
+  std::string StateFingerprint() const override { return ""; }
+  std::string_view StateChanged() const override { return ""; }
+  void SaveState(StateWriter* w) override;
+  [[nodiscard]] absl::Status LoadState(StateReader* r, StateLoad* load) override;
 
  private:
   struct Partition {

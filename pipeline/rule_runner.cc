@@ -179,7 +179,7 @@ void RuleRunner::Loop() {
   }
 }
 
-std::string RuleRunner::Fingerprint() const {
+std::string RuleRunner::StateFingerprint() const {
   std::string out = absl::StrFormat("slot=%d ring=%d lateness=%d window_memory=%d\n", spec_.slot_ms,
                                     spec_.ring_slots, options_.lateness_ms, spec_.memory_bytes);
   for (const WindowHistory::Wanted& w : wanted_) {
@@ -215,7 +215,10 @@ void RuleRunner::SaveState(StateWriter* w) {
   store_->SaveWindows(w);
 }
 
-absl::Status RuleRunner::LoadState(StateReader* r) {
+absl::Status RuleRunner::LoadState(StateReader* r, StateLoad* load) {
+  if (load->series_ids_moved) {
+    return absl::FailedPreconditionError("the series limit changed since the checkpoint");
+  }
   bool started = false;
   if (!r->Bool(&started)) return r->Error("rules");
   if (!started) return absl::OkStatus();

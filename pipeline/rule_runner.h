@@ -28,12 +28,14 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "aggregators/novagift_metrics.h"
 #include "aggregators/window.h"
+#include "base/state_part.h"
 #include "rules/promql.h"
 #include "rules/rule_engine.h"
 
@@ -53,7 +55,7 @@ struct RuleRunnerOptions {
   int64_t backfill_step_ms = 15'000;
 };
 
-class RuleRunner : public MetricSource {
+class RuleRunner : public MetricSource, public StatePart {
  public:
   // `families`: those of the store the runner will read (the NovaGift
   // families and self metrics by default), by index.
@@ -107,20 +109,26 @@ class RuleRunner : public MetricSource {
   // (engine().Snapshot()). Any thread.
   void CollectMetrics(MetricFamilies* out) override;
 
-  // Checkpoints. Fingerprint() names the rules, slot and ring sizes, the
-  // window memory budget and the windowed families: saved state loads only
-  // under the same fingerprint.
-  std::string Fingerprint() const;
+  // Checkpoints (section "rules"). The fingerprint names the rules, slot and
+  // ring sizes, the window memory budget and the windowed families: saved
+  // state loads only under the same fingerprint.
+  std::string_view StateName() const override { return "rules"; }
+  std::string StateFingerprint() const override;
+  std::string_view StateChanged() const override {
+    return "the rules or the window settings changed since the checkpoint";
+  }
   // Waits until the evaluation thread has caught up, then saves the window
   // history (store slot cells included), the series store and the engine
   // while holding it. Writers must not run meanwhile. Any thread but the
   // evaluation thread.
-  void SaveState(StateWriter* w);
+  void SaveState(StateWriter* w) override;
   // Into a runner just attached and not started; starts the evaluation
   // thread when the saved runner had started. FailedPrecondition, with
   // nothing loaded, when the saved windows do not fit this runner's budget
   // (more threads than when saved: see WindowHistory::LoadBudget).
-  [[nodiscard]] absl::Status LoadState(StateReader* r);
+  // FailedPrecondition too when the metrics' series ids moved since (the
+  // series limit changed).
+  [[nodiscard]] absl::Status LoadState(StateReader* r, StateLoad* load) override;
 
   RuleEngine& engine() { return *engine_; }
   const WindowHistory* history() const { return history_.get(); }

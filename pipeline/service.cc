@@ -3,11 +3,13 @@
 #include <chrono>
 #include <cstdio>
 #include <future>
+#include <string>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "base/log.h"
 #include "base/time_math.h"
 #include "parsers/event_time_sniff.h"
@@ -129,13 +131,21 @@ absl::StatusOr<Service::State> Service::BuildState() const {
   return state;
 }
 
+CheckpointParts RunCheckpointParts(NovaGiftMetrics* metrics, EventClock* clock, RuleRunner* rules) {
+  CheckpointParts parts;
+  parts.Add(metrics, CheckpointParts::Need::kRequired)
+      .Add(clock, CheckpointParts::Need::kRequired)
+      .Add(rules, CheckpointParts::Need::kOptional);
+  return parts;
+}
+
 std::vector<KafkaPartitionOffset> Service::Restore() {
   CheckpointFile& file = *checkpoints_;
-  absl::StatusOr<std::string> payload = file.Read();
+  absl::StatusOr<CheckpointPayload> payload = file.Read();
   absl::Status error = payload.status();
   if (payload.ok()) {
     absl::StatusOr<RestoredCheckpoint> restored =
-        DecodeCheckpoint(*payload, state_.checkpointed(), WallMillis());
+        DecodeCheckpoint(payload->bytes, state_.checkpointed(), WallMillis(), payload->version);
     if (restored.ok()) {
       const KafkaTopicsConfig& topics = config_.kafka.topics;
       std::vector<KafkaPartitionOffset> offsets;
@@ -145,11 +155,21 @@ std::vector<KafkaPartitionOffset> Service::Restore() {
                              o.partition, o.next_offset});
         }
       }
+      std::vector<std::string> parts;
+      for (const RestoredCheckpoint::Part& part : restored->parts) {
+        if (part.restored) parts.push_back(part.name);
+      }
       Log(LogLevel::kInfo, "state restored from the checkpoint",
           {{"path", file.path()},
            {"age_seconds", absl::StrCat((WallMillis() - restored->written_ms) / 1000)},
            {"partitions", absl::StrCat(offsets.size())},
-           {"rules_state", restored->rules_restored ? "restored" : restored->rules_note}});
+           {"format_version", absl::StrCat(payload->version)},
+           {"parts", absl::StrJoin(parts, ",")}});
+      for (const RestoredCheckpoint::Part& part : restored->parts) {
+        if (part.restored) continue;
+        Log(LogLevel::kWarn, "checkpoint part not restored: it starts empty",
+            {{"part", part.name}, {"reason", part.note}});
+      }
       return offsets;
     }
     error = restored.status();

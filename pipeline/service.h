@@ -38,6 +38,11 @@
 
 namespace novapulse {
 
+// What a checkpoint of `run` covers, in load order (the rules learn from
+// the metrics whether the series ids moved): the metrics and the event
+// clock are required, the rules (null without rules) optional.
+CheckpointParts RunCheckpointParts(NovaGiftMetrics* metrics, EventClock* clock, RuleRunner* rules);
+
 class Service {
  public:
   // Every failure is logged with what could not be started, and returned.
@@ -77,7 +82,9 @@ class Service {
     std::unique_ptr<NovaGiftMetrics> metrics;
     std::unique_ptr<EventClock> clock;
 
-    CheckpointedState checkpointed() const { return {metrics.get(), rules.get(), clock.get()}; }
+    CheckpointParts checkpointed() const {
+      return RunCheckpointParts(metrics.get(), clock.get(), rules.get());
+    }
   };
   enum class Commit { kNone, kAsync, kSync };
 

@@ -19,18 +19,19 @@
 #include "pipeline/checkpoint.h"
 #include "pipeline/record_worker.h"
 #include "pipeline/rule_files.h"
+#include "pipeline/service.h"
 #include "sinks/exposition.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace {
 
-using novapulse::CheckpointedState;
-
 struct State {
   std::unique_ptr<novapulse::RuleRunner> rules;
   std::unique_ptr<novapulse::NovaGiftMetrics> metrics;
   std::unique_ptr<novapulse::EventClock> clock;
-  CheckpointedState checkpointed() const { return {metrics.get(), rules.get(), clock.get()}; }
+  novapulse::CheckpointParts checkpointed() const {
+    return novapulse::RunCheckpointParts(metrics.get(), clock.get(), rules.get());
+  }
 };
 
 const novapulse::RuleSet& Rules() {

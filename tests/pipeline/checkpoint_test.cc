@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "parsers/record_parser.h"
 #include "pipeline/record_worker.h"
+#include "pipeline/service.h"
 #include "sinks/exposition.h"
 #include "sinks/rules_json.h"
 
@@ -96,7 +97,9 @@ struct Service {
     rules_runner->Attach(&metrics->store());
     clock = std::make_unique<EventClock>(30'000, 5'000);
   }
-  CheckpointedState state() { return {metrics.get(), rules_runner.get(), clock.get()}; }
+  CheckpointParts state() {
+    return RunCheckpointParts(metrics.get(), clock.get(), rules_runner.get());
+  }
 
   void Feed(const std::vector<std::pair<Topic, std::string>>& lines, size_t from, size_t to) {
     constexpr size_t kBatch = 50;
@@ -132,6 +135,15 @@ struct Service {
   int64_t newest_us = INT64_MIN;
 };
 
+// The names of the parts restored, in load order.
+std::vector<std::string> RestoredParts(const RestoredCheckpoint& loaded) {
+  std::vector<std::string> names;
+  for (const RestoredCheckpoint::Part& part : loaded.parts) {
+    if (part.restored) names.push_back(part.name);
+  }
+  return names;
+}
+
 RuleSet Rules(std::string_view text = kRules) {
   absl::StatusOr<RuleSet> rules = ParseRuleFile(text, "test.yml");
   EXPECT_TRUE(rules.ok()) << rules.status();
@@ -159,7 +171,7 @@ void ExpectRestoredGoesOnExactly(const std::vector<std::pair<Topic, std::string>
   Service restored(rules, window_memory_bytes);
   absl::StatusOr<RestoredCheckpoint> loaded = DecodeCheckpoint(payload, restored.state(), 0);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
-  EXPECT_TRUE(loaded->rules_restored) << loaded->rules_note;
+  EXPECT_THAT(RestoredParts(*loaded), ::testing::ElementsAre("metrics", "event_clock", "rules"));
   EXPECT_EQ(loaded->written_ms, 42);
   ASSERT_EQ(loaded->offsets.size(), 1u);
   EXPECT_EQ(loaded->offsets[0].topic, "novagift.access-log");
@@ -233,8 +245,9 @@ TEST(Checkpoint, WindowsTooBigForTheBudgetWithMoreThreadsStartAfresh) {
   Service restored(Rules(), kBudget, /*shards=*/4);
   absl::StatusOr<RestoredCheckpoint> loaded = DecodeCheckpoint(payload, restored.state(), 0);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
-  EXPECT_FALSE(loaded->rules_restored);
-  EXPECT_THAT(loaded->rules_note, ::testing::HasSubstr("threads, over the window memory budget"));
+  EXPECT_THAT(RestoredParts(*loaded), ::testing::ElementsAre("metrics", "event_clock"));
+  EXPECT_THAT(loaded->part("rules")->note,
+              ::testing::HasSubstr("threads, over the window memory budget"));
   EXPECT_FALSE(restored.rules_runner->started());
   EXPECT_EQ(RenderPrometheusText(restored.metrics->Snapshot()),
             RenderPrometheusText(original.metrics->Snapshot()));
@@ -243,7 +256,7 @@ TEST(Checkpoint, WindowsTooBigForTheBudgetWithMoreThreadsStartAfresh) {
   Service same(Rules(), kBudget, /*shards=*/2);
   loaded = DecodeCheckpoint(payload, same.state(), 0);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
-  EXPECT_TRUE(loaded->rules_restored) << loaded->rules_note;
+  EXPECT_THAT(RestoredParts(*loaded), ::testing::ElementsAre("metrics", "event_clock", "rules"));
 }
 
 TEST(Checkpoint, OtherRulesRestoreTheMetricsButNotTheWindows) {
@@ -257,8 +270,9 @@ TEST(Checkpoint, OtherRulesRestoreTheMetricsButNotTheWindows) {
   Service restored(Rules(other));
   absl::StatusOr<RestoredCheckpoint> loaded = DecodeCheckpoint(payload, restored.state(), 0);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
-  EXPECT_FALSE(loaded->rules_restored);
-  EXPECT_EQ(loaded->rules_note, "the rules or the window settings changed since the checkpoint");
+  EXPECT_THAT(RestoredParts(*loaded), ::testing::ElementsAre("metrics", "event_clock"));
+  EXPECT_EQ(loaded->part("rules")->note,
+            "the rules or the window settings changed since the checkpoint");
   EXPECT_FALSE(restored.rules_runner->started());
   EXPECT_EQ(RenderPrometheusText(restored.metrics->Snapshot()),
             RenderPrometheusText(original.metrics->Snapshot()));
@@ -273,6 +287,109 @@ TEST(Checkpoint, AnotherMetricSetIsRefused) {
   Service restored(Rules());
   absl::StatusOr<RestoredCheckpoint> loaded = DecodeCheckpoint(payload, restored.state(), 0);
   EXPECT_EQ(loaded.status().code(), absl::StatusCode::kFailedPrecondition) << loaded.status();
+}
+
+// A version 1 payload, laid out as novapulse wrote it before sections: the
+// metric set's fingerprint, the offsets, the metrics and the event clock
+// back to back, then the rules' fingerprint and state.
+std::string EncodeVersion1(Service& s, const std::vector<CheckpointOffset>& offsets,
+                           int64_t wall_ms) {
+  StateWriter w;
+  w.I64(wall_ms);
+  w.Str(s.metrics->StateFingerprint());
+  w.U64(offsets.size());
+  for (const CheckpointOffset& o : offsets) {
+    w.Str(o.topic);
+    w.I64(o.partition);
+    w.I64(o.next_offset);
+  }
+  s.metrics->SaveState(&w);
+  s.clock->SaveState(&w);
+  StateWriter rules;
+  s.rules_runner->SaveState(&rules);
+  w.Str(s.rules_runner->StateFingerprint());
+  w.Str(rules.bytes());
+  return w.bytes();
+}
+
+TEST(Checkpoint, Version1StillLoadsAndGoesOnExactly) {
+  const auto lines = Stream(900);
+  const size_t cut = lines.size() / 2;
+  Service original(Rules());
+  original.Feed(lines, 0, cut);
+  const std::string payload = EncodeVersion1(original, {{"novagift.outbox", 2, 99}}, 7);
+
+  Service restored(Rules());
+  absl::StatusOr<RestoredCheckpoint> loaded =
+      DecodeCheckpoint(payload, restored.state(), 0, /*version=*/1);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_THAT(RestoredParts(*loaded), ::testing::ElementsAre("metrics", "event_clock", "rules"));
+  EXPECT_EQ(loaded->written_ms, 7);
+  ASSERT_EQ(loaded->offsets.size(), 1u);
+  EXPECT_EQ(loaded->offsets[0].next_offset, 99);
+  restored.newest_us = original.newest_us;
+  original.Feed(lines, cut, lines.size());
+  restored.Feed(lines, cut, lines.size());
+  EXPECT_EQ(restored.Finish(), original.Finish());
+
+  // Every prefix of it fails cleanly too.
+  for (size_t n = 0; n < payload.size(); n += 1 + n / 16) {
+    Service fresh(Rules());
+    EXPECT_FALSE(DecodeCheckpoint(payload.substr(0, n), fresh.state(), 0, 1).ok()) << n;
+  }
+}
+
+TEST(Checkpoint, AMissingRequiredPartRefusesTheCheckpoint) {
+  const auto lines = Stream(300);
+  Service original(Rules());
+  original.Feed(lines, 0, lines.size());
+  CheckpointParts without_metrics;
+  without_metrics.Add(original.clock.get(), CheckpointParts::Need::kRequired);
+  const std::string payload = EncodeCheckpoint(without_metrics, {{"t", 0, 5}}, 0);
+
+  Service restored(Rules());
+  absl::StatusOr<RestoredCheckpoint> loaded = DecodeCheckpoint(payload, restored.state(), 0);
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kFailedPrecondition) << loaded.status();
+  EXPECT_THAT(loaded.status().message(), ::testing::HasSubstr("no metrics state"));
+}
+
+TEST(Checkpoint, PartsComeAndGoWithoutTheirSections) {
+  const auto lines = Stream(300);
+  Service original(Rules());
+  original.Feed(lines, 0, lines.size());
+  const std::string metrics = RenderPrometheusText(original.metrics->Snapshot());
+
+  // Written without rules, read with them: the rules start empty.
+  const std::string no_rules = EncodeCheckpoint(
+      RunCheckpointParts(original.metrics.get(), original.clock.get(), nullptr), {}, 0);
+  Service with_rules(Rules());
+  absl::StatusOr<RestoredCheckpoint> loaded = DecodeCheckpoint(no_rules, with_rules.state(), 0);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_THAT(RestoredParts(*loaded), ::testing::ElementsAre("metrics", "event_clock"));
+  EXPECT_EQ(loaded->part("rules")->note, "the checkpoint holds no rules state");
+  EXPECT_FALSE(with_rules.rules_runner->started());
+  EXPECT_EQ(RenderPrometheusText(with_rules.metrics->Snapshot()), metrics);
+
+  // Written with rules, read without: their section is dropped.
+  const std::string all = EncodeCheckpoint(original.state(), {}, 0);
+  Service without(Rules());
+  loaded = DecodeCheckpoint(
+      all, RunCheckpointParts(without.metrics.get(), without.clock.get(), nullptr), 0);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_THAT(RestoredParts(*loaded), ::testing::ElementsAre("metrics", "event_clock"));
+  EXPECT_EQ(loaded->part("rules"), nullptr);
+  EXPECT_EQ(RenderPrometheusText(without.metrics->Snapshot()), metrics);
+}
+
+TEST(Checkpoint, ASectionTwiceIsDamage) {
+  Service original(Rules());
+  CheckpointParts twice;
+  twice.Add(original.clock.get(), CheckpointParts::Need::kRequired)
+      .Add(original.clock.get(), CheckpointParts::Need::kRequired);
+  const std::string payload = EncodeCheckpoint(twice, {}, 0);
+  Service restored(Rules());
+  absl::StatusOr<RestoredCheckpoint> loaded = DecodeCheckpoint(payload, restored.state(), 0);
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kDataLoss) << loaded.status();
 }
 
 TEST(Checkpoint, TruncatedPayloadsFailCleanly) {
@@ -319,9 +436,10 @@ TEST_F(CheckpointFileTest, WritesAndReadsBack) {
   EXPECT_TRUE(absl::IsNotFound(file_->Read().status()));
   ASSERT_TRUE(file_->Write("first").ok());
   ASSERT_TRUE(file_->Write(std::string(100'000, 'x')).ok());
-  absl::StatusOr<std::string> read = file_->Read();
+  absl::StatusOr<CheckpointPayload> read = file_->Read();
   ASSERT_TRUE(read.ok()) << read.status();
-  EXPECT_EQ(*read, std::string(100'000, 'x'));
+  EXPECT_EQ(read->version, kCheckpointVersion);
+  EXPECT_EQ(read->bytes, std::string(100'000, 'x'));
   EXPECT_FALSE(std::filesystem::exists(file_->path() + ".tmp"));
 }
 
@@ -343,11 +461,18 @@ TEST_F(CheckpointFileTest, DamageIsReportedAndSetAside) {
   EXPECT_EQ(file_->Read().status().code(), absl::StatusCode::kDataLoss);
 
   std::string other_version = good;
-  other_version[8] = 2;
+  other_version[8] = static_cast<char>(kCheckpointVersion + 1);
   Put(other_version);
   EXPECT_EQ(file_->Read().status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(std::string(file_->Read().status().message()).find("format version 2"),
+  EXPECT_NE(std::string(file_->Read().status().message())
+                .find(absl::StrCat("format version ", kCheckpointVersion + 1)),
             std::string::npos);
+  // An older version this novapulse still reads: the payload, tagged.
+  other_version[8] = static_cast<char>(kOldestCheckpointVersion);
+  Put(other_version);
+  absl::StatusOr<CheckpointPayload> old = file_->Read();
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->version, kOldestCheckpointVersion);
 
   const std::string aside = file_->SetAside();
   ASSERT_FALSE(aside.empty());
