@@ -53,6 +53,32 @@ MetricStore::MetricStore(std::vector<MetricDef> defs, int num_shards, size_t ser
   }
 }
 
+std::vector<FamilySnapshot> MetricStore::Snapshot(
+    absl::FunctionRef<void(size_t m, AddSeries add)> computed) const {
+  std::vector<FamilySnapshot> families;
+  families.reserve(num_metrics());
+  for (size_t m = 0; m < num_metrics(); ++m) {
+    if (!IsComputed(def(m).type)) {
+      families.push_back(Merge(m));
+      continue;
+    }
+    FamilySnapshot f;
+    f.def = &def(m);
+    computed(m, [&f](std::string_view key, double value) {
+      f.keys.push_back(key);
+      f.words.push_back(std::bit_cast<uint64_t>(value));
+    });
+    families.push_back(std::move(f));
+  }
+  return families;
+}
+
+void MetricStore::AddSeriesCounts(AddSeries add) const {
+  for (size_t m = 0; m < num_metrics(); ++m) {
+    if (!IsComputed(def(m).type)) add(def(m).name, static_cast<double>(index(m).size()));
+  }
+}
+
 FamilySnapshot MetricStore::Merge(size_t m) const {
   FamilySnapshot f;
   f.def = &defs_[m];

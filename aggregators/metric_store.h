@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/base/attributes.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "aggregators/cell_array.h"
 #include "aggregators/metric_def.h"
@@ -154,6 +155,14 @@ class MetricStore {
 
   // Sums family `m` over all shards. Not for computed families.
   FamilySnapshot Merge(size_t m) const;
+  // Adds one series of a computed family; `key` must outlive the snapshot.
+  using AddSeries = absl::FunctionRef<void(std::string_view key, double value)>;
+  // Every family: Merge for the stored ones, `computed(m, add)` for the
+  // series of each computed one.
+  std::vector<FamilySnapshot> Snapshot(
+      absl::FunctionRef<void(size_t m, AddSeries add)> computed) const;
+  // novapulse_series: each stored family's name and number of series.
+  void AddSeriesCounts(AddSeries add) const;
   // Heap bytes of indexes and cells.
   size_t MemoryBytes() const;
 

@@ -287,37 +287,20 @@ absl::Status NovaGiftMetrics::LoadState(StateReader* r, StateLoad* load) {
 }
 
 std::vector<FamilySnapshot> NovaGiftMetrics::Snapshot() const {
-  std::vector<FamilySnapshot> families;
-  families.reserve(kNovaGiftMetricCount);
-  for (size_t m = 0; m < kNovaGiftMetricCount; ++m) {
-    if (!IsComputed(store_.def(m).type)) {
-      families.push_back(store_.Merge(m));
-      continue;
-    }
-    FamilySnapshot f;
-    f.def = &store_.def(m);
-    auto add = [&f](std::string_view key, double value) {
-      f.keys.push_back(key);
-      f.words.push_back(std::bit_cast<uint64_t>(value));
-    };
-    const int64_t newest = NewestEventTime();
+  const int64_t newest = NewestEventTime();
+  return store_.Snapshot([&](size_t m, MetricStore::AddSeries add) {
     switch (m) {
       case kHttpActiveConnections:
         add("", newest > 0 ? ActiveConnections(newest) : 0.0);
         break;
       case kSeries:
-        for (size_t s = 0; s < kNovaGiftMetricCount; ++s) {
-          if (IsComputed(store_.def(s).type)) continue;
-          add(store_.def(s).name, static_cast<double>(store_.index(s).size()));
-        }
+        store_.AddSeriesCounts(add);
         break;
       case kNewestEventTime:
         add("", static_cast<double>(newest) / kMicrosPerSecond);
         break;
     }
-    families.push_back(std::move(f));
-  }
-  return families;
+  });
 }
 
 }  // namespace novapulse

@@ -353,35 +353,18 @@ int64_t SpecMetrics::NewestEventTime() const {
 }
 
 std::vector<FamilySnapshot> SpecMetrics::Snapshot() const {
-  std::vector<FamilySnapshot> families;
-  families.reserve(store_.num_metrics());
   const int64_t newest = NewestEventTime();
   const size_t spec_families = plan_->spec().metrics.size();
-  for (size_t m = 0; m < store_.num_metrics(); ++m) {
-    if (!IsComputed(store_.def(m).type)) {
-      families.push_back(store_.Merge(m));
-      continue;
-    }
-    FamilySnapshot f;
-    f.def = &store_.def(m);
-    auto add = [&f](std::string_view key, double value) {
-      f.keys.push_back(key);
-      f.words.push_back(std::bit_cast<uint64_t>(value));
-    };
+  return store_.Snapshot([&](size_t m, MetricStore::AddSeries add) {
     if (m < spec_families) {
       const int64_t window_s = absl::ToInt64Seconds(plan_->spec().metrics[m].window);
       add("", newest > 0 ? AverageBusy(busy_[m], newest, window_s) : 0.0);
     } else if (m == self(SelfMetric::kSeries)) {
-      for (size_t s = 0; s < store_.num_metrics(); ++s) {
-        if (IsComputed(store_.def(s).type)) continue;
-        add(store_.def(s).name, static_cast<double>(store_.index(s).size()));
-      }
+      store_.AddSeriesCounts(add);
     } else if (m == self(SelfMetric::kNewestEventTime)) {
       add("", static_cast<double>(newest) / kMicrosPerSecond);
     }
-    families.push_back(std::move(f));
-  }
-  return families;
+  });
 }
 
 }  // namespace novapulse
