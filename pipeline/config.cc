@@ -249,12 +249,16 @@ class Parser : public YamlReader {
   }
 
   void Checkpoint(const YAML::Node& node, const std::string& path, CheckpointConfig* c) {
-    Fields(
-        node, path,
-        {{"dir", true, [&](const YAML::Node& n, const std::string& p) { String(n, p, &c->dir); }},
-         {"interval", false, [&](const YAML::Node& n, const std::string& p) {
-            Duration(n, p, absl::Milliseconds(100), absl::Hours(1), &c->interval);
-          }}});
+    Fields(node, path,
+           {{"dir", true,
+             [&](const YAML::Node& n, const std::string& p) {
+               // Empty turns checkpoints off, so that a config can leave the
+               // choice to the environment ("${NOVAPULSE_CHECKPOINT_DIR:-}").
+               if (std::optional<std::string> dir = Scalar(n, p, "a directory")) c->dir = *dir;
+             }},
+            {"interval", false, [&](const YAML::Node& n, const std::string& p) {
+               Duration(n, p, absl::Milliseconds(100), absl::Hours(1), &c->interval);
+             }}});
   }
 
   void Log(const YAML::Node& node, const std::string& path, LogConfig* c) {

@@ -87,7 +87,7 @@ struct DeadLetterConfig {
 // State checkpoints (pipeline/checkpoint.h); no dir: none. With a dir, offsets
 // are committed only after a checkpoint that covers them.
 struct CheckpointConfig {
-  std::string dir;
+  std::string dir;  // empty: no checkpoints
   absl::Duration interval = absl::Seconds(10);
 };
 

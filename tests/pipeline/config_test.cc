@@ -174,6 +174,15 @@ TEST(Config, CheckpointSectionIsValidated) {
               HasSubstr("test.yaml:2:13: checkpoint: missing required key 'dir'"));
   EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\ncheckpoint: {dir: d, interval: 10ms}\n"),
               HasSubstr("checkpoint.interval: value out of range"));
+  // An empty dir, e.g. from an unset variable, turns checkpoints off.
+  ::unsetenv("NP_TEST_CKPT_DIR");
+  EXPECT_TRUE(Parsed("kafka: {brokers: k:1}\ncheckpoint: {dir: \"${NP_TEST_CKPT_DIR:-}\"}\n")
+                  .checkpoint.dir.empty());
+  ::setenv("NP_TEST_CKPT_DIR", "/var/lib/np", 1);
+  EXPECT_EQ(Parsed("kafka: {brokers: k:1}\ncheckpoint: {dir: \"${NP_TEST_CKPT_DIR:-}\"}\n")
+                .checkpoint.dir,
+            "/var/lib/np");
+  ::unsetenv("NP_TEST_CKPT_DIR");
 }
 
 TEST(Config, WindowMemoryIsAWholeNumberOfBytesFromOneMiB) {
