@@ -12,6 +12,7 @@ NOVAPULSE_PACKAGES=(
   libre2-dev libboost-dev libssl-dev libsasl2-dev
   libbenchmark-dev clang clang-format clang-tidy libclang-rt-14-dev
   python3 python3-yaml zstd gzip prometheus prometheus-alertmanager kcat openssl curl
+  dpkg-dev systemd
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
