@@ -97,6 +97,10 @@ struct Service {
     rules_runner->Attach(&metrics->store());
     clock = std::make_unique<EventClock>(30'000, 5'000);
   }
+  // The runner's evaluation thread reads the metrics: it stops first.
+  ~Service() { rules_runner->Stop(); }
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
   CheckpointParts state() {
     return RunCheckpointParts(metrics.get(), clock.get(), rules_runner.get());
   }
