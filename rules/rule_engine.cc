@@ -92,6 +92,9 @@ RuleEngine::RuleEngine(RuleSet rules, promql::SeriesStore* store)
   }
   if (!reach.contains(kAlertsMetric)) store_->SetRetention(kAlertsMetric, slot_ms_);
   if (!reach.contains(kForStateMetric)) store_->SetRetention(kForStateMetric, slot_ms_);
+  // The rules are listed (health "unknown") before their first evaluation,
+  // as Prometheus lists them.
+  PublishSnapshot(0);
 }
 
 void RuleEngine::EvaluateDue(int64_t t_ms) {

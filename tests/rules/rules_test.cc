@@ -273,6 +273,12 @@ TEST(RuleEngine, RecordingRulesFeedLaterRulesAndGoStale) {
   promql::SeriesStore store;
   RuleEngine engine(*std::move(set), &store);
   EXPECT_TRUE(engine.input_reach().size() == 1 && engine.input_reach()[0].metric == "x");
+  // Listed before the first evaluation, as Prometheus lists them.
+  const RulesSnapshot before = engine.Snapshot();
+  ASSERT_EQ(before.rules.size(), 2u);
+  EXPECT_EQ(before.rules[0].rule->name, "job:x:sum");
+  EXPECT_EQ(before.rules[1].health, "unknown");
+  EXPECT_TRUE(before.series.empty());
   const uint32_t a = store.Ref({{"__name__", "x"}, {"i", "1"}, {"job", "j"}});
   const uint32_t b = store.Ref({{"__name__", "x"}, {"i", "2"}, {"job", "j"}});
   store.Append(a, 15'000, 6);
