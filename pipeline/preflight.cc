@@ -103,13 +103,16 @@ void CheckRules(const Config& config, std::vector<std::string>* errors) {
   if (!runner.ok()) errors->push_back(absl::StrCat("rules.files: ", runner.status().message()));
 }
 
-void CheckHttp(const HttpConfig& http, std::vector<std::string>* errors) {
+// `held`: the listen address is ours already (a reload), so it is not bound.
+void CheckHttp(const HttpConfig& http, bool held, std::vector<std::string>* errors) {
   // The http server's messages start with "http: "; the key says more.
   auto add = [errors](const char* key, const absl::Status& status) {
     errors->push_back(absl::StrCat(key, ": ", absl::StripPrefix(status.message(), "http: ")));
   };
-  if (const absl::Status listen = CheckListenAddress(http.listen); !listen.ok()) {
-    add("http.listen", listen);
+  if (!held) {
+    if (const absl::Status listen = CheckListenAddress(http.listen); !listen.ok()) {
+      add("http.listen", listen);
+    }
   }
   if (http.tls.cert_file.empty() && http.tls.key_file.empty()) return;
   const size_t before = errors->size();
@@ -131,10 +134,10 @@ void CheckHttp(const HttpConfig& http, std::vector<std::string>* errors) {
 
 }  // namespace
 
-absl::Status CheckStartupResources(const Config& config) {
+absl::Status CheckStartupResources(const Config& config, const Config* running) {
   std::vector<std::string> errors;
   CheckRules(config, &errors);
-  CheckHttp(config.http, &errors);
+  CheckHttp(config.http, running != nullptr && running->http.listen == config.http.listen, &errors);
   if (!config.checkpoint.dir.empty()) {
     if (std::string reason = UnusableCheckpointDir(config.checkpoint.dir); !reason.empty()) {
       errors.push_back(absl::StrCat("checkpoint.dir: ", reason));

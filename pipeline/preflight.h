@@ -20,7 +20,10 @@
 namespace novapulse {
 
 // OK, or every failure, one "config.key: reason" line each, joined by '\n'.
-[[nodiscard]] absl::Status CheckStartupResources(const Config& config);
+// `running`: the config of the service this one is to replace (a reload);
+// the listen address it holds is not checked again.
+[[nodiscard]] absl::Status CheckStartupResources(const Config& config,
+                                                 const Config* running = nullptr);
 
 }  // namespace novapulse
 

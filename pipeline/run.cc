@@ -1,14 +1,22 @@
 #include "pipeline/run.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
 
+#include "aggregators/metric_source.h"
 #include "base/cli.h"
 #include "base/log.h"
 #include "pipeline/config.h"
@@ -23,18 +31,27 @@ constexpr std::string_view kRunUsage = R"(Usage: novapulse run --config FILE
 Consumes the access-log and outbox topics in the configured consumer group and
 serves the metrics on /metrics (Prometheus text, or OpenMetrics when asked),
 /healthz and /readyz. SIGTERM or SIGINT stops it cleanly: batches in flight
-are finished and their offsets committed. Logs go to stderr.
+are finished and their offsets committed. SIGHUP reloads the config file: it
+is checked as check-config does while the service goes on; if it passes, the
+service stops (the last checkpoint and commit, as on SIGTERM) and starts again
+with it in this process; if not, the error is logged and the running config
+stays. Logs go to stderr.
 
 Options:
   --config FILE   the service configuration (YAML; see configs/novapulse.yaml)
   -h, --help      this help
 )";
 
-// Set by the signal handler, read by the Kafka input.
+// Set by the stop signals, read by the Kafka input.
 std::atomic<bool> g_stop{false};
+// Set by the stop signals and by an accepted reload: Service::Run returns.
+std::atomic<bool> g_leave{false};
 static_assert(std::atomic<bool>::is_always_lock_free);
 
-void OnStopSignal(int /*signo*/) { g_stop.store(true, std::memory_order_relaxed); }
+void OnStopSignal(int /*signo*/) {
+  g_stop.store(true, std::memory_order_relaxed);
+  g_leave.store(true, std::memory_order_relaxed);
+}
 
 void InstallStopHandlers() {
   struct sigaction action = {};
@@ -43,6 +60,124 @@ void InstallStopHandlers() {
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
 }
+
+sigset_t ReloadSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+#define NOVAPULSE_RELOAD_METRICS(M)                                                         \
+  M(kReloadsTotal, "novapulse_config_reloads_total",                                        \
+    "Config reloads (SIGHUP), by result: failure when the file did not pass the checks or " \
+    "the service did not start with it.",                                                   \
+    MetricType::kComputedCounter, {"result"}, {})                                           \
+  M(kLastReloadSuccessful, "novapulse_config_last_reload_successful",                       \
+    "1 when the last reload succeeded (or none was asked for), 0 when it failed.",          \
+    MetricType::kComputed, {}, {})                                                          \
+  M(kLastReloadSuccessTime, "novapulse_config_last_reload_success_timestamp_seconds",       \
+    "Wall time of the last successful reload, or of the start.", MetricType::kComputed, {}, {})
+
+enum ReloadMetric : size_t { NOVAPULSE_RELOAD_METRICS(NOVAPULSE_METRIC_ID) };
+
+const std::vector<MetricDef>& ReloadMetricDefs() {
+  static const std::vector<MetricDef> kDefs = {NOVAPULSE_RELOAD_METRICS(NOVAPULSE_METRIC_DEF)};
+  return kDefs;
+}
+
+double WallSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Waits for SIGHUP on a thread of its own (sigwait: the signal is blocked in
+// every thread, so no handler runs) and checks the config file then, while
+// the service goes on. A config that passes is kept for the main thread,
+// which is told to restart with it (g_leave).
+class Reloader : public MetricSource {
+ public:
+  Reloader(std::string path, Config running)
+      : path_(std::move(path)), running_(std::move(running)) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~Reloader() override {
+    quit_.store(true, std::memory_order_relaxed);
+    pthread_kill(thread_.native_handle(), SIGHUP);
+    thread_.join();
+  }
+  Reloader(const Reloader&) = delete;
+  Reloader& operator=(const Reloader&) = delete;
+
+  // The config a reload accepted since the last call, if any.
+  std::optional<Config> TakeAccepted() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::exchange(accepted_, std::nullopt);
+  }
+  // The service runs with `config` now; `ok` false when it went back to the
+  // previous one because the accepted one did not start.
+  void Restarted(const Config& config, bool ok) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      running_ = config;
+    }
+    Record(ok);
+  }
+
+  void CollectMetrics(MetricFamilies* out) override {
+    const std::vector<MetricDef>& defs = ReloadMetricDefs();
+    FamilySnapshot& total = out->Start(defs[kReloadsTotal]);
+    out->Add(total, {"failure"}, static_cast<double>(failed_.load(std::memory_order_relaxed)));
+    out->Add(total, {"success"}, static_cast<double>(ok_.load(std::memory_order_relaxed)));
+    out->AddSingle(defs[kLastReloadSuccessful], last_ok_.load(std::memory_order_relaxed) ? 1 : 0);
+    out->AddSingle(defs[kLastReloadSuccessTime], last_success_.load(std::memory_order_relaxed));
+  }
+
+ private:
+  void Record(bool ok) {
+    (ok ? ok_ : failed_).fetch_add(1, std::memory_order_relaxed);
+    last_ok_.store(ok, std::memory_order_relaxed);
+    if (ok) last_success_.store(WallSeconds(), std::memory_order_relaxed);
+  }
+
+  void Loop() {
+    const sigset_t signals = ReloadSignals();
+    for (;;) {
+      int signo = 0;
+      if (sigwait(&signals, &signo) != 0) continue;
+      if (quit_.load(std::memory_order_relaxed)) return;
+      Log(LogLevel::kInfo, "reloading the config", {{"path", path_}});
+      absl::StatusOr<Config> config = LoadConfig(path_);
+      absl::Status usable = config.status();
+      if (usable.ok()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        usable = CheckStartupResources(*config, &running_);
+      }
+      if (!usable.ok()) {
+        Record(false);
+        Log(LogLevel::kError, "reload failed: the running config stays",
+            {{"path", path_}, {"error", std::string(usable.message())}});
+        continue;
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        accepted_ = *std::move(config);
+      }
+      Log(LogLevel::kInfo, "config checked: the service restarts with it", {{"path", path_}});
+      g_leave.store(true, std::memory_order_relaxed);
+    }
+  }
+
+  const std::string path_;
+  std::mutex mu_;
+  Config running_;                  // guarded by mu_
+  std::optional<Config> accepted_;  // guarded by mu_
+  std::atomic<bool> quit_{false};
+  std::atomic<uint64_t> ok_{0};
+  std::atomic<uint64_t> failed_{0};
+  std::atomic<bool> last_ok_{true};
+  std::atomic<double> last_success_{WallSeconds()};
+  std::thread thread_;
+};
 
 }  // namespace
 
@@ -60,6 +195,10 @@ int RunServiceCommand(int argc, char** argv) {
   if (args.help()) return 0;
   if (config_path.empty()) return args.Fail("--config FILE is required");
 
+  // Before any thread starts, so that every thread inherits the mask and
+  // SIGHUP reaches only the reloader's sigwait.
+  const sigset_t reload_signals = ReloadSignals();
+  pthread_sigmask(SIG_BLOCK, &reload_signals, nullptr);
   absl::StatusOr<Config> config = LoadConfig(config_path);
   if (!config.ok()) {
     Log(LogLevel::kError, "invalid config", {{"error", std::string(config.status().message())}});
@@ -72,16 +211,43 @@ int RunServiceCommand(int argc, char** argv) {
     return 1;
   }
   InstallStopHandlers();
-  absl::StatusOr<std::unique_ptr<Service>> service = Service::Build(*config);
-  if (!service.ok()) return 1;  // logged
-  (*service)->Run(g_stop);
-  const int status = (*service)->Shutdown();
-  if ((*service)->abandoned()) {
-    // The consumer failed or would not close: the process leaves without it.
-    std::fflush(nullptr);
-    _exit(status);
+  Reloader reloader(config_path, *config);
+  Config current = *std::move(config);
+  std::optional<Config> previous;  // while starting with a reloaded config
+  for (;;) {
+    absl::StatusOr<std::unique_ptr<Service>> service = Service::Build(current, &reloader);
+    if (!service.ok()) {
+      // Logged. A reloaded config that passed the checks can still fail
+      // here (a librdkafka property, say): back to the one that ran.
+      if (!previous) return 1;
+      Log(LogLevel::kError,
+          "reload failed: the service did not start with the new config; "
+          "starting again with the previous one");
+      current = *std::exchange(previous, std::nullopt);
+      SetLogConfig(current.log);
+      reloader.Restarted(current, /*ok=*/false);
+      continue;
+    }
+    if (previous) {
+      previous.reset();
+      reloader.Restarted(current, /*ok=*/true);
+      Log(LogLevel::kInfo, "config reloaded", {{"path", config_path}});
+    }
+    (*service)->Run(g_leave);
+    const int status = (*service)->Shutdown();
+    if ((*service)->abandoned()) {
+      // The consumer failed or would not close: the process leaves without it.
+      std::fflush(nullptr);
+      _exit(status);
+    }
+    std::optional<Config> next = reloader.TakeAccepted();
+    if (g_stop.load(std::memory_order_relaxed) || !next) return status;
+    // The old service lets go of its port and group membership first.
+    service->reset();
+    previous = std::exchange(current, *std::move(next));
+    SetLogConfig(current.log);
+    g_leave.store(g_stop.load(std::memory_order_relaxed), std::memory_order_relaxed);
   }
-  return status;
 }
 
 }  // namespace novapulse

@@ -43,8 +43,9 @@ absl::Status NotStarted(std::string_view what, const absl::Status& error) {
 
 }  // namespace
 
-Service::Service(const Config& config)
+Service::Service(const Config& config, MetricSource* extra)
     : config_(config),
+      extra_metrics_(extra),
       threads_(config.pipeline.threads > 0 ? static_cast<int>(config.pipeline.threads)
                                            : AvailableCpus()) {}
 
@@ -53,8 +54,8 @@ Service::~Service() {
   if (abandoned_) static_cast<void>(kafka_.release());
 }
 
-absl::StatusOr<std::unique_ptr<Service>> Service::Build(const Config& config) {
-  std::unique_ptr<Service> service(new Service(config));
+absl::StatusOr<std::unique_ptr<Service>> Service::Build(const Config& config, MetricSource* extra) {
+  std::unique_ptr<Service> service(new Service(config, extra));
   if (absl::Status built = service->BuildParts(); !built.ok()) return built;
   return service;
 }
@@ -286,6 +287,7 @@ void Service::RegisterMetrics() {
   registry_.Add(alertmanager_.get());
   registry_.Add(checkpoints_.get());
   registry_.Add(&process_metrics_);
+  registry_.Add(extra_metrics_);
 }
 
 int Service::http_port() const { return server_ ? server_->port() : 0; }

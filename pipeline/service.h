@@ -46,7 +46,10 @@ CheckpointParts RunCheckpointParts(NovaGiftMetrics* metrics, EventClock* clock, 
 class Service {
  public:
   // Every failure is logged with what could not be started, and returned.
-  static absl::StatusOr<std::unique_ptr<Service>> Build(const Config& config);
+  // `extra` (e.g. the reload status of `run`), when set, is exported on
+  // /metrics after the service's own parts; it must outlive the service.
+  static absl::StatusOr<std::unique_ptr<Service>> Build(const Config& config,
+                                                        MetricSource* extra = nullptr);
   ~Service();
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
@@ -88,7 +91,7 @@ class Service {
   };
   enum class Commit { kNone, kAsync, kSync };
 
-  explicit Service(const Config& config);
+  Service(const Config& config, MetricSource* extra);
   absl::Status BuildParts();
   absl::StatusOr<State> BuildState() const;
   // Loads the checkpoint into state_; on failure sets it aside and rebuilds
@@ -105,6 +108,7 @@ class Service {
   void Checkpoint(std::string_view why, Commit commit);
 
   const Config config_;
+  MetricSource* const extra_metrics_;
   const int threads_;
   std::optional<RuleSet> rule_set_;
   std::unique_ptr<AlertmanagerClient> alertmanager_;

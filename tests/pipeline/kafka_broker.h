@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,6 +67,16 @@ class Broker {
     return "";
   }
   const std::string& address() const { return address_; }
+  // Creates the topics with this many partitions each; the failing
+  // creation's output, or "".
+  std::string CreateTopics(std::initializer_list<const char*> topics, int partitions) const {
+    for (const char* topic : topics) {
+      const ShellResult r = Shell(absl::StrCat(Script("kafka-topic"), " --bootstrap ", address_,
+                                               " create ", topic, " --partitions ", partitions));
+      if (r.status != 0) return absl::StrCat("creating ", topic, ": ", r.output);
+    }
+    return "";
+  }
   // What the last Start() printed.
   const std::string& output() const { return output_; }
 

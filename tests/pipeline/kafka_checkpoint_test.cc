@@ -83,16 +83,6 @@ alertmanager:
   return config;
 }
 
-// Creates both topics with this many partitions; the failure's output, or "".
-std::string CreateTopics(const std::string& address, int partitions) {
-  for (const char* topic : {kAccessTopic, kOutboxTopic}) {
-    const ShellResult r = Shell(absl::StrCat(Script("kafka-topic"), " --bootstrap ", address,
-                                             " create ", topic, " --partitions ", partitions));
-    if (r.status != 0) return r.output;
-  }
-  return "";
-}
-
 // The access-log lines `novapulse gen` makes with these flags, counted from
 // its file (written to `dir`); -1 when it failed.
 double GeneratedAccessLines(const std::string& dir, const std::string& flags) {
@@ -150,7 +140,7 @@ TEST(KafkaCheckpoint, KilledRepeatedlyEndsExactlyAsAnUninterruptedRun) {
   Broker broker(dir.Path("broker"));
   ASSERT_EQ(broker.Start(), "") << "scripts/kafka-broker start failed";
   const std::string& address = broker.address();
-  ASSERT_EQ(CreateTopics(address, 3), "");
+  ASSERT_EQ(broker.CreateTopics({kAccessTopic, kOutboxTopic}, 3), "");
   // The lines the stream holds, counted from the same generator's file.
   const double expected = GeneratedAccessLines(dir.Path("gen"), GenFlags());
   ASSERT_GT(expected, 400'000);
@@ -240,7 +230,7 @@ TEST(KafkaCheckpoint, PartitionsMovingBetweenInstancesAreCountedOnce) {
   Broker broker(dir.Path("broker"));
   ASSERT_EQ(broker.Start(), "") << "scripts/kafka-broker start failed";
   const std::string& address = broker.address();
-  ASSERT_EQ(CreateTopics(address, 4), "");
+  ASSERT_EQ(broker.CreateTopics({kAccessTopic, kOutboxTopic}, 4), "");
   const std::string flags =
       "--duration 20m --rate 200 --gifts-per-minute 0 --wallet-per-minute 0 --seed 11";
   ShellResult produced;

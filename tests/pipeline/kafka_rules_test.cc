@@ -54,11 +54,7 @@ TEST(KafkaRules, AlertsFollowEventTimeAndIdleInputLetsTimeMoveOn) {
   Broker broker(dir.Path("broker"));
   ASSERT_EQ(broker.Start(), "") << "scripts/kafka-broker start failed";
   const std::string& address = broker.address();
-  for (const char* topic : {kAccessTopic, kOutboxTopic}) {
-    const ShellResult r = Shell(absl::StrCat(Script("kafka-topic"), " --bootstrap ", address,
-                                             " create ", topic, " --partitions 1"));
-    ASSERT_EQ(r.status, 0) << r.output;
-  }
+  ASSERT_EQ(broker.CreateTopics({kAccessTopic, kOutboxTopic}, 1), "");
   WriteWholeFile(dir.Path("rules.yml"), R"(groups:
   - name: test
     interval: 5s

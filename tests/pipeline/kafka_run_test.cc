@@ -146,11 +146,7 @@ TEST(KafkaRun, ConsumesExactlyAndCommitsOnShutdown) {
   const std::string broker_error = broker.Start();
   ASSERT_EQ(broker_error, "") << "scripts/kafka-broker start failed";
   const std::string& address = broker.address();
-  for (const char* topic : {kAccessTopic, kOutboxTopic}) {
-    const ShellResult r = Shell(absl::StrCat(Script("kafka-topic"), " --bootstrap ", address,
-                                             " create ", topic, " --partitions 4"));
-    ASSERT_EQ(r.status, 0) << "creating " << topic << ": " << r.output;
-  }
+  ASSERT_EQ(broker.CreateTopics({kAccessTopic, kOutboxTopic}, 4), "");
 
   // First round: 20 + 7 + 3 access-log lines, one malformed, 6 outbox lines.
   const int64_t now = NowMs();
@@ -243,6 +239,72 @@ TEST(KafkaRun, ConsumesExactlyAndCommitsOnShutdown) {
   EXPECT_LT(Clock::now() - test_start, std::chrono::seconds(120));
 }
 
+// SIGHUP reloads the config: a broken file is refused while the service
+// goes on; a good one (here: rules added) restarts the service in the
+// process through its checkpoint, so counts go on exactly.
+TEST(KafkaRun, SighupReloadsACheckedConfigAndCountsGoOnExactly) {
+  ScratchDir dir;
+  Broker broker(dir.Path("broker"));
+  ASSERT_EQ(broker.Start(), "") << "scripts/kafka-broker start failed";
+  const std::string& address = broker.address();
+  ASSERT_EQ(broker.CreateTopics({kAccessTopic, kOutboxTopic}, 4), "");
+  const int64_t now = NowMs();
+  std::string access;
+  for (int i = 0; i < 40; ++i) access += AccessLine(now, "GET", "/api/gifts/:id", 200);
+  WriteWholeFile(dir.Path("access1.ndjson"), access);
+  ASSERT_EQ(Produce(address, kAccessTopic, dir.Path("access1.ndjson")), "");
+
+  const std::string checkpoint =
+      absl::StrCat("checkpoint:\n  dir: ", dir.Path("ckpt"), "\n  interval: 10m\n");
+  const std::string config = WriteConfig(dir, "run.yaml", address, "10m", checkpoint);
+  Service service(config, dir.Path("run.log"));
+  const int port = service.port();
+  ASSERT_GT(port, 0) << service.log();
+  EXPECT_EQ(EventsTotal(WaitForEvents(port, 40, service)), 40) << service.log();
+
+  // A broken file: logged, counted, and the service goes on as it was.
+  WriteWholeFile(config, "kafka: [\n");
+  service.Signal(SIGHUP);
+  ASSERT_TRUE(service.WaitForLog("reload failed: the running config stays")) << service.log();
+  EXPECT_TRUE(service.running());
+  const PromText refused = ParsePromText(HttpGet(port, "/metrics"));
+  EXPECT_EQ(EventsTotal(refused), 40);
+  EXPECT_EQ(refused.Value("novapulse_config_reloads_total", {{"result", "failure"}}), 1);
+  EXPECT_EQ(refused.Value("novapulse_config_last_reload_successful"), 0);
+  EXPECT_EQ(HttpGet(port, "/api/v1/rules").find("job:http_requests:count"), std::string::npos);
+
+  // Rules added: the service restarts with them and the checkpoint.
+  WriteWholeFile(dir.Path("rules.yml"), R"(groups:
+  - name: reload
+    rules:
+      - record: job:http_requests:count
+        expr: sum(http_requests_total)
+)");
+  WriteConfig(dir, "run.yaml", address, "10m",
+              absl::StrCat(checkpoint, "rules:\n  files: [", dir.Path("rules.yml"), "]\n"));
+  service.Signal(SIGHUP);
+  ASSERT_TRUE(service.WaitForLog("msg=\"config reloaded\"")) << service.log();
+  const int reloaded = service.LastPort();
+  ASSERT_GT(reloaded, 0) << service.log();
+  const std::string rules = HttpGet(reloaded, "/api/v1/rules");
+  EXPECT_NE(rules.find("job:http_requests:count"), std::string::npos) << rules;
+  EXPECT_NE(service.log().find("state restored from the checkpoint"), std::string::npos)
+      << service.log();
+
+  std::string access2;
+  for (int i = 0; i < 25; ++i) access2 += AccessLine(NowMs(), "DELETE", "/api/gifts/:id", 204);
+  WriteWholeFile(dir.Path("access2.ndjson"), access2);
+  ASSERT_EQ(Produce(address, kAccessTopic, dir.Path("access2.ndjson")), "");
+  const PromText text = WaitForEvents(reloaded, 65, service);
+  EXPECT_EQ(EventsTotal(text), 65) << service.log();
+  EXPECT_EQ(text.Value("http_requests_total", kGet), 40);
+  EXPECT_EQ(text.Value("http_requests_total", kDelete), 25);
+  EXPECT_EQ(text.Value("novapulse_config_reloads_total", {{"result", "success"}}), 1);
+  EXPECT_EQ(text.Value("novapulse_config_reloads_total", {{"result", "failure"}}), 1);
+  EXPECT_EQ(text.Value("novapulse_config_last_reload_successful"), 1);
+  EXPECT_EQ(service.Terminate(std::chrono::seconds(20)), 0) << service.log();
+}
+
 // Rejected messages go to the dead-letter file in consumption order, with
 // their topic, partition and offset; an oversize one with its length only.
 // Rejected messages become dead letters, to a file or to a Kafka topic: the
@@ -253,11 +315,7 @@ void CheckRejectedMessagesAreDeadLetters(bool to_topic) {
   ASSERT_EQ(broker.Start(), "") << "scripts/kafka-broker start failed";
   const std::string& address = broker.address();
   constexpr char kDeadLetterTopic[] = "novagift.dead-letters";
-  for (const char* topic : {kAccessTopic, kOutboxTopic, kDeadLetterTopic}) {
-    const ShellResult r = Shell(absl::StrCat(Script("kafka-topic"), " --bootstrap ", address,
-                                             " create ", topic, " --partitions 1"));
-    ASSERT_EQ(r.status, 0) << "creating " << topic << ": " << r.output;
-  }
+  ASSERT_EQ(broker.CreateTopics({kAccessTopic, kOutboxTopic, kDeadLetterTopic}, 1), "");
   const int64_t now = NowMs();
   std::string access;
   for (int i = 0; i < 10; ++i) {

@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -195,6 +196,37 @@ class Service {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return port_;
+  }
+
+  void Signal(int signo) {
+    if (pid_ > 0) kill(pid_, signo);
+  }
+
+  // Waits up to `timeout` until the log holds `text` at least `times` times;
+  // false when it did not (or the process ended first).
+  bool WaitForLog(std::string_view text, int times = 1,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(60)) const {
+    const Clock::time_point deadline = Clock::now() + timeout;
+    for (;;) {
+      const std::string now = log();
+      int seen = 0;
+      for (size_t at = now.find(text); at != std::string::npos; at = now.find(text, at + 1)) {
+        ++seen;
+      }
+      if (seen >= times) return true;
+      if (Clock::now() >= deadline || !running()) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  // The port of the last "novapulse running" line: after a reload
+  // (SIGHUP) the service binds again, a new port when the config says 0.
+  int LastPort() const {
+    const std::string text = log();
+    const size_t line = text.rfind("msg=\"novapulse running\"");
+    if (line == std::string::npos) return 0;
+    const size_t at = text.find(" port=", line);
+    return at == std::string::npos ? 0 : std::atoi(text.c_str() + at + 6);
   }
 
   // SIGKILL, as a crash would: nothing is committed or logged on the way out.
