@@ -124,8 +124,20 @@ std::string FormatKeyMetrics(const std::vector<FamilySnapshot>& fs) {
                           n ? absl::StrFormat("$%.2f", sum / n) : "n/a");
   }
   absl::StrAppend(&out, "Wallet\n");
-  absl::StrAppendFormat(&out, "  transactions %d\n",
+  absl::StrAppendFormat(&out, "  transactions %d",
                         SumCounter(Find(fs, "wallet_transactions_total")));
+  // The USD moved: completed transactions' amounts (the dashboard's volume).
+  if (const FamilySnapshot* amount = Find(fs, "wallet_transaction_amount_usd")) {
+    double volume = 0;
+    uint64_t completed = 0;
+    for (size_t s = 0; s < amount->size(); ++s) {
+      if (SplitKey(amount->keys[s])[1] != "completed") continue;
+      volume += amount->HistogramSum(s);
+      completed += amount->HistogramCount(s);
+    }
+    absl::StrAppendFormat(&out, "  completed %d  volume $%.2f", completed, volume);
+  }
+  absl::StrAppend(&out, "\n");
   return out;
 }
 

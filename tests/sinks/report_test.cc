@@ -66,6 +66,9 @@ TEST(FormatKeyMetrics, SummarisesRequestsOutboxGiftsAndWallet) {
   wallet.amount_usd = 5;
   a.Record(wallet);
   b.Record(wallet);
+  wallet.wallet_status = "failed";
+  wallet.amount_usd = 70;
+  a.Record(wallet);
 
   const std::string report = FormatKeyMetrics(metrics.Snapshot());
   EXPECT_THAT(report, HasSubstr("requests            10\n"));
@@ -77,7 +80,8 @@ TEST(FormatKeyMetrics, SummarisesRequestsOutboxGiftsAndWallet) {
   // Rank 1.5 of 3 falls in (60 s, 300 s] holding two claims: 60 + 240 * 1.5 / 2.
   EXPECT_THAT(report, HasSubstr("time to claim p50   4 min\n"));
   EXPECT_THAT(report, HasSubstr("mean value          $25.00\n"));
-  EXPECT_THAT(report, HasSubstr("transactions 2\n"));
+  // Failed transactions count, but move no money.
+  EXPECT_THAT(report, HasSubstr("transactions 3  completed 2  volume $10.00\n"));
 }
 
 TEST(FormatKeyMetrics, SaysNotAvailableWhenThereIsNothingToRate) {
