@@ -223,8 +223,11 @@ absl::StatusOr<RestoredCheckpoint> DecodeCheckpoint(std::string_view payload,
     std::string_view fingerprint;
     std::string_view state;
   };
+  // A handful of parts: more sections than this is damage (and would make
+  // the check for repeated names slow).
+  constexpr size_t kMaxSections = 64;
   size_t n = 0;
-  if (!r.Count(&n, 3)) return r.Error("sections");
+  if (!r.Count(&n, 3) || n > kMaxSections) return r.Error("sections");
   std::vector<Section> sections(n);
   for (size_t i = 0; i < n; ++i) {
     Section& s = sections[i];

@@ -638,9 +638,13 @@ void HttpServer::Io::Shutdown() {
   while (!connections_.empty()) connections_.front()->Close();
 }
 
-absl::Status CheckListenAddress(const std::string& listen) {
+absl::Status CheckListenAddress(const std::string& listen, const std::string& held) {
   absl::StatusOr<ListenAddress> address = ParseListen(listen);
   if (!address.ok()) return address.status();
+  if (absl::StatusOr<ListenAddress> ours = ParseListen(held);
+      ours.ok() && ours->port != 0 && ours->port == address->port) {
+    return absl::OkStatus();
+  }
   // Bound as Start binds, then closed at once (never listened on).
   asio::io_context io;
   tcp::acceptor acceptor(io);

@@ -81,8 +81,11 @@ HttpOptions HttpOptionsFromConfig(const HttpConfig& config);
 // OK when `listen` ("HOST:PORT", as in HttpOptions) parses and can be bound
 // right now; the socket is closed at once. Otherwise why not, naming the
 // address ("port in use" when another socket listens there). For checking a
-// config; Start() does not need it.
-[[nodiscard]] absl::Status CheckListenAddress(const std::string& listen);
+// config; Start() does not need it. `held`: the listen address of a server
+// this process runs and is about to close (a reload); an address on its
+// port is only parsed, since the port is free once that server is gone.
+[[nodiscard]] absl::Status CheckListenAddress(const std::string& listen,
+                                              const std::string& held = "");
 // OK when the certificate chain and key load as Start() loads them (the
 // key matching the certificate); otherwise why not, naming the file.
 [[nodiscard]] absl::Status CheckTlsFiles(const std::string& cert_file, const std::string& key_file);

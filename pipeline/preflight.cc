@@ -103,16 +103,14 @@ void CheckRules(const Config& config, std::vector<std::string>* errors) {
   if (!runner.ok()) errors->push_back(absl::StrCat("rules.files: ", runner.status().message()));
 }
 
-// `held`: the listen address is ours already (a reload), so it is not bound.
-void CheckHttp(const HttpConfig& http, bool held, std::vector<std::string>* errors) {
+// `held`: the listen address of the running service (a reload), or "".
+void CheckHttp(const HttpConfig& http, const std::string& held, std::vector<std::string>* errors) {
   // The http server's messages start with "http: "; the key says more.
   auto add = [errors](const char* key, const absl::Status& status) {
     errors->push_back(absl::StrCat(key, ": ", absl::StripPrefix(status.message(), "http: ")));
   };
-  if (!held) {
-    if (const absl::Status listen = CheckListenAddress(http.listen); !listen.ok()) {
-      add("http.listen", listen);
-    }
+  if (const absl::Status listen = CheckListenAddress(http.listen, held); !listen.ok()) {
+    add("http.listen", listen);
   }
   if (http.tls.cert_file.empty() && http.tls.key_file.empty()) return;
   const size_t before = errors->size();
@@ -137,7 +135,7 @@ void CheckHttp(const HttpConfig& http, bool held, std::vector<std::string>* erro
 absl::Status CheckStartupResources(const Config& config, const Config* running) {
   std::vector<std::string> errors;
   CheckRules(config, &errors);
-  CheckHttp(config.http, running != nullptr && running->http.listen == config.http.listen, &errors);
+  CheckHttp(config.http, running != nullptr ? running->http.listen : "", &errors);
   if (!config.checkpoint.dir.empty()) {
     if (std::string reason = UnusableCheckpointDir(config.checkpoint.dir); !reason.empty()) {
       errors.push_back(absl::StrCat("checkpoint.dir: ", reason));

@@ -20,8 +20,8 @@
 namespace novapulse {
 
 // OK, or every failure, one "config.key: reason" line each, joined by '\n'.
-// `running`: the config of the service this one is to replace (a reload);
-// the listen address it holds is not checked again.
+// `running`: the config of the service this one is to replace (a reload):
+// the port it listens on is not bound again (see CheckListenAddress).
 [[nodiscard]] absl::Status CheckStartupResources(const Config& config,
                                                  const Config* running = nullptr);
 

@@ -42,15 +42,16 @@ Options:
   -h, --help      this help
 )";
 
-// Set by the stop signals, read by the Kafka input.
+// Set by the stop signals: the process ends after the service stops.
 std::atomic<bool> g_stop{false};
-// Set by the stop signals and by an accepted reload: Service::Run returns.
+// Set by the stop signals and by an accepted reload: Service::Run (the
+// Kafka input) returns.
 std::atomic<bool> g_leave{false};
 static_assert(std::atomic<bool>::is_always_lock_free);
 
 void OnStopSignal(int /*signo*/) {
-  g_stop.store(true, std::memory_order_relaxed);
-  g_leave.store(true, std::memory_order_relaxed);
+  g_stop.store(true);
+  g_leave.store(true);
 }
 
 void InstallStopHandlers() {
@@ -163,7 +164,7 @@ class Reloader : public MetricSource {
         accepted_ = *std::move(config);
       }
       Log(LogLevel::kInfo, "config checked: the service restarts with it", {{"path", path_}});
-      g_leave.store(true, std::memory_order_relaxed);
+      g_leave.store(true);
     }
   }
 
@@ -182,6 +183,11 @@ class Reloader : public MetricSource {
 }  // namespace
 
 int RunServiceCommand(int argc, char** argv) {
+  // First, before any thread starts, so that every thread inherits the mask
+  // and SIGHUP reaches only the reloader's sigwait (not its default
+  // action, which ends the process).
+  const sigset_t reload_signals = ReloadSignals();
+  pthread_sigmask(SIG_BLOCK, &reload_signals, nullptr);
   ArgParser args(argc, argv, kRunUsage);
   std::string config_path;
   while (args.Next()) {
@@ -195,10 +201,6 @@ int RunServiceCommand(int argc, char** argv) {
   if (args.help()) return 0;
   if (config_path.empty()) return args.Fail("--config FILE is required");
 
-  // Before any thread starts, so that every thread inherits the mask and
-  // SIGHUP reaches only the reloader's sigwait.
-  const sigset_t reload_signals = ReloadSignals();
-  pthread_sigmask(SIG_BLOCK, &reload_signals, nullptr);
   absl::StatusOr<Config> config = LoadConfig(config_path);
   if (!config.ok()) {
     Log(LogLevel::kError, "invalid config", {{"error", std::string(config.status().message())}});
@@ -236,17 +238,26 @@ int RunServiceCommand(int argc, char** argv) {
     (*service)->Run(g_leave);
     const int status = (*service)->Shutdown();
     if ((*service)->abandoned()) {
-      // The consumer failed or would not close: the process leaves without it.
+      // The consumer failed or would not close: the process leaves without
+      // it. Stopped for a reload, it was not asked to end: non-zero, so that
+      // a supervisor starts it again.
       std::fflush(nullptr);
-      _exit(status);
+      _exit(g_stop.load() || status != 0 ? status : 1);
     }
+    // Cleared before the accepted config is taken: a reload accepted from
+    // here on sets it again and is taken after the next Run, and a stop
+    // signal sets g_stop first.
+    g_leave.store(false);
     std::optional<Config> next = reloader.TakeAccepted();
-    if (g_stop.load(std::memory_order_relaxed) || !next) return status;
+    if (g_stop.load()) {
+      g_leave.store(true);
+      return status;
+    }
+    if (!next) return status;
     // The old service lets go of its port and group membership first.
     service->reset();
     previous = std::exchange(current, *std::move(next));
     SetLogConfig(current.log);
-    g_leave.store(g_stop.load(std::memory_order_relaxed), std::memory_order_relaxed);
   }
 }
 

@@ -134,5 +134,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)novapulse::EncodeCheckpoint(s.checkpointed(), restored->offsets, 0);
   }
   s.rules->Stop();
+  // The same bytes read as format 1: fails or loads, never more.
+  State old = Fresh();
+  (void)novapulse::DecodeCheckpoint(payload, old.checkpointed(), 0, /*version=*/1);
+  old.rules->Stop();
   return 0;
 }

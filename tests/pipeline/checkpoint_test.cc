@@ -385,6 +385,34 @@ TEST(Checkpoint, PartsComeAndGoWithoutTheirSections) {
   EXPECT_EQ(RenderPrometheusText(without.metrics->Snapshot()), metrics);
 }
 
+// A part of its own name with nothing in it.
+class EmptyPart : public StatePart {
+ public:
+  explicit EmptyPart(std::string name) : name_(std::move(name)) {}
+  std::string_view StateName() const override { return name_; }
+  std::string StateFingerprint() const override { return ""; }
+  std::string_view StateChanged() const override { return ""; }
+  void SaveState(StateWriter* /*w*/) override {}
+  absl::Status LoadState(StateReader* /*r*/, StateLoad* /*load*/) override {
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string name_;
+};
+
+TEST(Checkpoint, MoreSectionsThanAnyNovapulseWritesAreDamage) {
+  std::vector<std::unique_ptr<EmptyPart>> parts;
+  CheckpointParts many;
+  for (int i = 0; i < 65; ++i) {
+    parts.push_back(std::make_unique<EmptyPart>(absl::StrCat("p", i)));
+    many.Add(parts.back().get(), CheckpointParts::Need::kOptional);
+  }
+  const std::string payload = EncodeCheckpoint(many, {}, 0);
+  absl::StatusOr<RestoredCheckpoint> loaded = DecodeCheckpoint(payload, many, 0);
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kDataLoss) << loaded.status();
+}
+
 TEST(Checkpoint, ASectionTwiceIsDamage) {
   Service original(Rules());
   CheckpointParts twice;

@@ -51,6 +51,25 @@ TEST(Preflight, AHeldPortFailsOnEveryInterfaceToo) {
   }
 }
 
+// A reload: the port the running service holds (here: `held`) is free once
+// it stops, in whatever form the new config writes the address; another
+// held port is still refused, and the address must still parse.
+TEST(Preflight, AReloadDoesNotBindThePortTheRunningServiceHolds) {
+  HeldPort held;
+  HeldPort other;
+  ASSERT_GT(held.port(), 0);
+  const Config running = Listening(absl::StrCat(":", held.port()));
+  for (const std::string& listen :
+       {absl::StrCat(":", held.port()), absl::StrCat("127.0.0.1:", held.port())}) {
+    EXPECT_TRUE(CheckStartupResources(Listening(listen), &running).ok()) << listen;
+  }
+  const std::string elsewhere = absl::StrCat("127.0.0.1:", other.port());
+  EXPECT_EQ(CheckStartupResources(Listening(elsewhere), &running).message(),
+            absl::StrCat("http.listen: cannot bind ", elsewhere, ": port in use"));
+  EXPECT_THAT(std::string(CheckStartupResources(Listening("nowhere"), &running).message()),
+              HasSubstr("bad listen address"));
+}
+
 TEST(Preflight, ACheckpointDirToBeCreatedIsOkAndNotCreated) {
   ScratchDir dir;
   Config config = Listening("127.0.0.1:0");
