@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -19,6 +18,7 @@
 #include "aggregators/metric_source.h"
 #include "base/cli.h"
 #include "base/log.h"
+#include "base/time_math.h"
 #include "pipeline/config.h"
 #include "pipeline/preflight.h"
 #include "pipeline/service.h"
@@ -87,10 +87,6 @@ const std::vector<MetricDef>& ReloadMetricDefs() {
   return kDefs;
 }
 
-double WallSeconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 // Waits for SIGHUP on a thread of its own (sigwait: the signal is blocked in
 // every thread, so no handler runs) and checks the config file then, while
 // the service goes on. A config that passes is kept for the main thread,
@@ -137,7 +133,8 @@ class Reloader : public MetricSource {
   void Record(bool ok) {
     (ok ? ok_ : failed_).fetch_add(1, std::memory_order_relaxed);
     last_ok_.store(ok, std::memory_order_relaxed);
-    if (ok) last_success_.store(WallSeconds(), std::memory_order_relaxed);
+    if (ok)
+      last_success_.store(static_cast<double>(WallMillis()) / 1000, std::memory_order_relaxed);
   }
 
   void Loop() {
@@ -176,7 +173,7 @@ class Reloader : public MetricSource {
   std::atomic<uint64_t> ok_{0};
   std::atomic<uint64_t> failed_{0};
   std::atomic<bool> last_ok_{true};
-  std::atomic<double> last_success_{WallSeconds()};
+  std::atomic<double> last_success_{static_cast<double>(WallMillis()) / 1000};
   std::thread thread_;
 };
 
