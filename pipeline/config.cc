@@ -116,64 +116,52 @@ class Parser : public YamlReader {
   }
 
   void Http(const YAML::Node& node, const std::string& path, HttpConfig* c) {
-    Fields(node, path,
-           {{"listen", false,
-             [&](const YAML::Node& n, const std::string& p) {
-               std::string shown;
-               const std::optional<std::string> v = Scalar(n, p, "a string", &shown);
-               if (!v.has_value()) return;
-               const size_t colon = v->rfind(':');
-               int64_t port = 0;
-               if (colon == std::string::npos || !absl::SimpleAtoi(v->substr(colon + 1), &port) ||
-                   port < 0 || port > 65535) {
-                 // Port 0: the kernel picks one; `run` logs it (port=).
-                 Error(n.Mark(), p, absl::StrCat("expected HOST:PORT (port 0-65535), got ", shown));
-                 return;
-               }
-               c->listen = *v;
-             }},
-            {"tls", false,
-             [&](const YAML::Node& n, const std::string& p) {
-               Fields(n, p,
-                      {{"cert_file", true,
-                        [&](const YAML::Node& m, const std::string& q) {
-                          String(m, q, &c->tls.cert_file);
-                        }},
-                       {"key_file", true, [&](const YAML::Node& m, const std::string& q) {
-                          String(m, q, &c->tls.key_file);
-                        }}});
-             }},
-            {"basic_auth_users", false,
-             [&](const YAML::Node& n, const std::string& p) { Users(n, p, &c->basic_auth_users); }},
-            {"max_lag_ready", false, [&](const YAML::Node& n, const std::string& p) {
-               Int(n, p, 1, 1000000000000, &c->max_lag_ready);
-             }}});
-  }
-
-  void Users(const YAML::Node& node, const std::string& path,
-             std::map<std::string, std::string>* out) {
-    Entries(node, path,
-            [&](const std::string& user, const YAML::Node& key_node, const YAML::Node& value) {
-              const std::string p = Join(path, user);
-              if (user.empty() || absl::StrContains(user, ':')) {
-                Error(key_node.Mark(), p, "a user name must be non-empty and have no ':'");
-                return;
-              }
-              std::optional<std::string> hash = Scalar(value, p, "a bcrypt hash");
-              if (!hash.has_value()) return;
-              // $2a$/$2b$/$2y$, a two-digit cost, '$', 22 characters of salt and 31 of hash.
-              const bool bcrypt = hash->size() == 60 &&
-                                  (hash->starts_with("$2a$") || hash->starts_with("$2b$") ||
-                                   hash->starts_with("$2y$")) &&
-                                  std::isdigit(static_cast<unsigned char>((*hash)[4])) &&
-                                  std::isdigit(static_cast<unsigned char>((*hash)[5])) &&
-                                  (*hash)[6] == '$';
-              if (!bcrypt) {
-                Error(value.Mark(), p, "not a bcrypt hash (want $2b$COST$..., 60 characters)");
-                return;
-              }
-              (*out)[user] = std::move(*hash);
-            });
+    Fields(
+        node, path,
+        {{"listen", false,
+          [&](const YAML::Node& n, const std::string& p) {
+            std::string shown;
+            const std::optional<std::string> v = Scalar(n, p, "a string", &shown);
+            if (!v.has_value()) return;
+            const size_t colon = v->rfind(':');
+            int64_t port = 0;
+            if (colon == std::string::npos || !absl::SimpleAtoi(v->substr(colon + 1), &port) ||
+                port < 0 || port > 65535) {
+              // Port 0: the kernel picks one; `run` logs it (port=).
+              Error(n.Mark(), p, absl::StrCat("expected HOST:PORT (port 0-65535), got ", shown));
+              return;
+            }
+            c->listen = *v;
+          }},
+         {"web_config_file", false,
+          [&](const YAML::Node& n, const std::string& p) { String(n, p, &c->web_config_file); }},
+         {"tls", false,
+          [&](const YAML::Node& n, const std::string& p) {
+            ReadTlsServerConfig(this, n, p, &c->web.tls);
+          }},
+         {"headers", false,
+          [&](const YAML::Node& n, const std::string& p) {
+            ReadHttpHeaders(this, n, p, &c->web.headers);
+          }},
+         {"basic_auth_users", false,
+          [&](const YAML::Node& n, const std::string& p) {
+            ReadBasicAuthUsers(this, n, p, &c->web.basic_auth_users);
+          }},
+         {"rate_limit", false,
+          [&](const YAML::Node& n, const std::string& p) { ReadRateLimit(this, n, p, &c->web); }},
+         {"max_lag_ready", false, [&](const YAML::Node& n, const std::string& p) {
+            Int(n, p, 1, 1000000000000, &c->max_lag_ready);
+          }}});
+    if (!node.IsMap() || !ok()) return;
+    const bool inline_web = c->web.tls.enabled() || !c->web.headers.empty() ||
+                            !c->web.basic_auth_users.empty() ||
+                            c->web.rate_limit_interval > absl::ZeroDuration();
+    if (!c->web_config_file.empty() && inline_web) {
+      Error(node.Mark(), path,
+            "set web_config_file or tls/headers/basic_auth_users/rate_limit here, not both");
+      return;
+    }
+    CheckWebConfig(this, node.Mark(), path, c->web);
   }
 
   void Pipeline(const YAML::Node& node, const std::string& path, PipelineConfig* c) {
@@ -285,7 +273,8 @@ Parses and validates a novapulse service configuration (YAML), expanding
 ${VAR} and ${VAR:-default} from the environment. Then checks, without
 starting anything or changing a file, what `novapulse run` would refuse at
 start-up: the rule files load and build, the http listen address can be
-bound now, the TLS certificate and key are readable files, the checkpoint
+bound now, the TLS files (or the web config file and the files it names)
+load, the checkpoint
 directory exists or can be created and is writable, the dead-letter file's
 directory exists and is writable. Kafka and Alertmanager are not contacted.
 
@@ -299,6 +288,10 @@ Options:
   --syntax-only   only parse and validate the file: no start-up checks (for
                   a config checked on another machine, or while the service
                   it replaces holds the listen port)
+  --web.config.file FILE
+                  a web config in the format of Prometheus's exporters (TLS,
+                  client certificates, basic auth, headers), in place of
+                  http.web_config_file; checked as run would load it
   -h, --help      this help
 )";
 
@@ -312,10 +305,21 @@ absl::StatusOr<Config> ParseConfig(std::string_view yaml_text, std::string_view 
   return config;
 }
 
-absl::StatusOr<Config> LoadConfig(const std::string& path) {
+absl::StatusOr<Config> LoadConfig(const std::string& path, const std::string& web_config_file) {
   absl::StatusOr<std::string> text = ReadRegularFile(path);
   if (!text.ok()) return text.status();
-  return ParseConfig(*text, path);
+  absl::StatusOr<Config> config = ParseConfig(*text, path);
+  if (!config.ok() || web_config_file.empty()) return config;
+  const WebConfig& web = config->http.web;
+  if (web.tls.enabled() || !web.headers.empty() || !web.basic_auth_users.empty() ||
+      web.rate_limit_interval > absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path,
+                     ": --web.config.file is given, and the http section sets tls, headers, "
+                     "basic_auth_users or rate_limit too: keep one of them"));
+  }
+  config->http.web_config_file = web_config_file;
+  return config;
 }
 
 std::string RedactedSummary(const Config& c) {
@@ -340,11 +344,16 @@ std::string RedactedSummary(const Config& c) {
   line("kafka.batch_timeout", absl::FormatDuration(c.kafka.batch_timeout));
   line("kafka.commit_interval", absl::FormatDuration(c.kafka.commit_interval));
   line("http.listen", c.http.listen);
-  line("http.tls", c.http.tls.cert_file.empty() ? "off"
-                                                : absl::StrCat("cert_file=", c.http.tls.cert_file,
-                                                               " key_file=", c.http.tls.key_file));
-  for (const auto& [user, hash] : c.http.basic_auth_users) {
+  if (!c.http.web_config_file.empty()) line("http.web_config_file", c.http.web_config_file);
+  line("http.tls", DescribeTls(c.http.web.tls));
+  for (const auto& [name, value] : c.http.web.headers) line("http.headers." + name, value);
+  for (const auto& [user, hash] : c.http.web.basic_auth_users) {
     line("http.basic_auth_users." + user, kRedacted);
+  }
+  if (c.http.web.rate_limit_interval > absl::ZeroDuration()) {
+    line("http.rate_limit",
+         absl::StrCat("interval=", absl::FormatDuration(c.http.web.rate_limit_interval),
+                      " burst=", c.http.web.rate_limit_burst));
   }
   line("http.max_lag_ready", absl::StrCat(c.http.max_lag_ready));
   line("pipeline.threads",
@@ -372,10 +381,13 @@ std::string RedactedSummary(const Config& c) {
 int RunCheckConfigCommand(int argc, char** argv) {
   std::vector<std::string> files;
   bool syntax_only = false;
+  std::string web_config_file;
   ArgParser args(argc, argv, kCheckConfigUsage);
   while (args.Next()) {
     if (args.IsSwitch("--syntax-only")) {
       syntax_only = true;
+    } else if (args.Is("--web.config.file")) {
+      web_config_file = args.Value();
     } else if (args.IsPositional()) {
       files.emplace_back(args.Positional());
     } else {
@@ -386,7 +398,7 @@ int RunCheckConfigCommand(int argc, char** argv) {
   if (args.failed()) return args.exit_code();
   if (args.help()) return 0;
   if (files.size() != 1) return args.Fail("want exactly one config FILE");
-  const absl::StatusOr<Config> config = LoadConfig(files[0]);
+  const absl::StatusOr<Config> config = LoadConfig(files[0], web_config_file);
   if (!config.ok()) {
     std::fprintf(stderr, "%s\n", std::string(config.status().message()).c_str());
     return 1;

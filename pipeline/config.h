@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/log.h"
+#include "pipeline/web_config.h"
 
 namespace novapulse {
 
@@ -40,16 +41,15 @@ struct KafkaConfig {
   absl::Duration commit_interval = absl::Seconds(5);
 };
 
-struct TlsConfig {
-  std::string cert_file;  // both empty: plain HTTP
-  std::string key_file;
-};
-
 struct HttpConfig {
   std::string listen = "127.0.0.1:9464";
-  TlsConfig tls;
-  std::map<std::string, std::string> basic_auth_users;  // user -> bcrypt hash
-  int64_t max_lag_ready = 10000;                        // messages; /ready fails above it
+  // TLS, client certificates, basic auth, headers and the rate limit: from
+  // the http section's tls, basic_auth_users, headers and rate_limit keys,
+  // or (never both) from a web config file in exporter-toolkit's format,
+  // which the server reads again whenever it or a file it names changes.
+  WebConfig web;
+  std::string web_config_file;
+  int64_t max_lag_ready = 10000;  // messages; /ready fails above it
 };
 
 struct PipelineConfig {
@@ -102,8 +102,12 @@ struct Config {
   LogConfig log;
 };
 
-// Reads and parses `path`; I/O errors name the path.
-[[nodiscard]] absl::StatusOr<Config> LoadConfig(const std::string& path);
+// Reads and parses `path`; I/O errors name the path. `web_config_file`
+// (the --web.config.file flag of run and check-config), when set, replaces
+// http.web_config_file; an http section that sets tls, headers,
+// basic_auth_users or rate_limit as well is an error.
+[[nodiscard]] absl::StatusOr<Config> LoadConfig(const std::string& path,
+                                                const std::string& web_config_file = "");
 
 // Parses YAML text; `file_name` prefixes every error ("file:line:col: ...").
 // ${VAR} and ${VAR:-default} in scalar values are expanded from the process

@@ -6,12 +6,16 @@
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -49,6 +53,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
@@ -201,46 +206,246 @@ void NameThread(const char* name) { pthread_setname_np(pthread_self(), name); }
 // hold connections (or the port) open.
 void CloseOnExec(int fd) { fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC); }
 
-// Loads the certificate chain and its key into a new server context in
-// *tls; errors name the file.
-absl::Status LoadTlsContext(const std::string& cert_file, const std::string& key_file,
-                            std::optional<ssl::context>* tls) {
-  absl::StatusOr<std::string> cert = ReadRegularFile(cert_file);
-  if (!cert.ok())
-    return absl::InvalidArgumentError(absl::StrCat("http: ", cert.status().message()));
-  absl::StatusOr<std::string> key = ReadRegularFile(key_file);
-  if (!key.ok()) return absl::InvalidArgumentError(absl::StrCat("http: ", key.status().message()));
+// The PEM text of a TLS setting: the file's, or the inline text.
+absl::StatusOr<std::string> PemOf(const std::string& file, const std::string& inline_text,
+                                  std::string_view key) {
+  if (file.empty()) return inline_text;
+  absl::StatusOr<std::string> text = ReadRegularFile(file);
+  if (!text.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("http: tls ", std::string(key), " ", text.status().message()));
+  }
+  return text;
+}
+
+// How a key is named in errors: "cert_file PATH", or "cert (inline)".
+std::string Named(std::string_view key, const std::string& file) {
+  return file.empty() ? absl::StrCat(absl::StripSuffix(Absl(key), "_file"), " (inline)")
+                      : absl::StrCat(std::string(key), " ", file);
+}
+
+// The subject alternative names of `cert` as Go's crypto/x509 lists them
+// (DNS names, e-mail addresses, IP addresses, URIs) include one of `allowed`.
+bool HasAllowedSan(X509* cert, const std::vector<std::string>& allowed) {
+  auto* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (names == nullptr) return false;
+  absl::Cleanup free_names = [names] { GENERAL_NAMES_free(names); };
+  for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
+    std::string value;
+    if (name->type == GEN_DNS || name->type == GEN_EMAIL || name->type == GEN_URI) {
+      const ASN1_IA5STRING* s = name->d.ia5;
+      value.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                   static_cast<size_t>(ASN1_STRING_length(s)));
+    } else if (name->type == GEN_IPADD) {
+      const ASN1_OCTET_STRING* ip = name->d.iPAddress;
+      char text[INET6_ADDRSTRLEN] = {};
+      const int family = ASN1_STRING_length(ip) == 4 ? AF_INET : AF_INET6;
+      if (ASN1_STRING_length(ip) != 4 && ASN1_STRING_length(ip) != 16) continue;
+      if (inet_ntop(family, ASN1_STRING_get0_data(ip), text, sizeof(text)) == nullptr) continue;
+      value = text;
+    } else {
+      continue;
+    }
+    if (std::find(allowed.begin(), allowed.end(), value) != allowed.end()) return true;
+  }
+  return false;
+}
+
+// notAfter of `cert` as Unix seconds; 0 when unreadable.
+double NotAfter(const X509* cert) {
+  const ASN1_TIME* t = cert != nullptr ? X509_get0_notAfter(cert) : nullptr;
+  tm parts{};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &parts) != 1) return 0;
+  return static_cast<double>(timegm(&parts));
+}
+
+struct TlsContext {
+  std::shared_ptr<ssl::context> context;
+  double not_after = 0;  // of the served certificate
+};
+
+// A server context as `tls` asks: the certificate chain and its key, the
+// client certificate policy and CAs, versions, cipher suites and curves.
+// Errors name the setting and, for files, the file.
+absl::StatusOr<TlsContext> BuildTlsContext(const WebTlsConfig& tls) {
+  absl::StatusOr<std::string> cert = PemOf(tls.cert_file, tls.cert, "cert_file");
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = PemOf(tls.key_file, tls.key, "key_file");
+  if (!key.ok()) return key.status();
   absl::Cleanup wipe = [&key] { OPENSSL_cleanse(key->data(), key->size()); };
 
-  tls->emplace(ssl::context::tls_server);
-  SSL_CTX* ctx = (*tls)->native_handle();
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  auto context = std::make_shared<ssl::context>(ssl::context::tls_server);
+  SSL_CTX* ctx = context->native_handle();
+  SSL_CTX_set_min_proto_version(ctx, tls.min_version);
+  SSL_CTX_set_max_proto_version(ctx, tls.max_version);
+  // OpenSSL 3's default security level refuses TLS 1.0 and 1.1 handshakes
+  // outright; a config that asks for them means it.
+  if (tls.min_version < kTls12) SSL_CTX_set_security_level(ctx, 0);
   // A client renegotiating over and over would keep the I/O thread doing
   // handshakes without opening a connection.
-  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+  uint64_t options = SSL_OP_NO_RENEGOTIATION;
+  if (tls.prefer_server_cipher_suites) options |= SSL_OP_CIPHER_SERVER_PREFERENCE;
+  SSL_CTX_set_options(ctx, options);
+  // Sessions resume only against the context that made them; without an id
+  // context OpenSSL refuses resumption when client certificates are asked for.
+  static constexpr unsigned char kSessionContext[] = "novapulse";
+  SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);
+
   beast::error_code ec;
   // An encrypted key must fail here, not prompt on the terminal.
-  (*tls)->set_password_callback(
+  context->set_password_callback(
       [](size_t, ssl::context::password_purpose) { return std::string(); }, ec);
-  (*tls)->use_certificate_chain(asio::buffer(*cert), ec);
+  context->use_certificate_chain(asio::buffer(*cert), ec);
   if (ec) {
     return absl::InvalidArgumentError(
-        absl::StrCat("http: tls cert_file ", cert_file, ": ", TlsReason(ec)));
+        absl::StrCat("http: tls ", Named("cert_file", tls.cert_file), ": ", TlsReason(ec)));
   }
-  (*tls)->use_private_key(asio::buffer(*key), ssl::context::pem, ec);
+  context->use_private_key(asio::buffer(*key), ssl::context::pem, ec);
   if (ec) {
     return absl::InvalidArgumentError(
-        absl::StrCat("http: tls key_file ", key_file, ": ", TlsReason(ec)));
+        absl::StrCat("http: tls ", Named("key_file", tls.key_file), ": ", TlsReason(ec)));
   }
   if (SSL_CTX_check_private_key(ctx) != 1) {
     ERR_clear_error();
-    return absl::InvalidArgumentError(
-        absl::StrCat("http: tls key_file ", key_file, " does not match cert_file ", cert_file));
+    return absl::InvalidArgumentError(absl::StrCat("http: tls ", Named("key_file", tls.key_file),
+                                                   " does not match ",
+                                                   Named("cert_file", tls.cert_file)));
   }
-  return absl::OkStatus();
+
+  std::vector<std::string> suites12;
+  std::vector<std::string> suites13;
+  for (const std::string& name : tls.cipher_suites) {
+    const std::string openssl = OPENSSL_cipher_name(name.c_str());
+    (absl::StartsWith(openssl, "TLS_") ? suites13 : suites12).push_back(openssl);
+  }
+  if (!suites12.empty() &&
+      SSL_CTX_set_cipher_list(ctx, absl::StrJoin(suites12, ":").c_str()) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("http: tls cipher_suites: none of them can be used");
+  }
+  if (!suites13.empty() &&
+      SSL_CTX_set_ciphersuites(ctx, absl::StrJoin(suites13, ":").c_str()) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("http: tls cipher_suites: the TLS 1.3 ones cannot be used");
+  }
+  if (!tls.curve_preferences.empty()) {
+    std::vector<std::string> groups;
+    for (const std::string& curve : tls.curve_preferences) {
+      groups.push_back(curve == "X25519" ? "X25519" : absl::StrCat("P-", curve.substr(6)));
+    }
+    if (SSL_CTX_set1_groups_list(ctx, absl::StrJoin(groups, ":").c_str()) != 1) {
+      ERR_clear_error();
+      return absl::InvalidArgumentError("http: tls curve_preferences: cannot be used");
+    }
+  }
+
+  if (!tls.client_ca_file.empty() || !tls.client_ca.empty()) {
+    absl::StatusOr<std::string> ca = PemOf(tls.client_ca_file, tls.client_ca, "client_ca_file");
+    if (!ca.ok()) return ca.status();
+    BIO* bio = BIO_new_mem_buf(ca->data(), static_cast<int>(ca->size()));
+    absl::Cleanup free_bio = [bio] { BIO_free(bio); };
+    int count = 0;
+    while (X509* x = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+      absl::Cleanup free_x = [x] { X509_free(x); };
+      if (X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), x) != 1 ||
+          SSL_CTX_add_client_CA(ctx, x) != 1) {
+        ERR_clear_error();
+        continue;  // the same certificate twice
+      }
+      ++count;
+    }
+    ERR_clear_error();  // the end of the text reads as "no start line"
+    if (count == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "http: tls ", Named("client_ca_file", tls.client_ca_file), ": holds no PEM certificate"));
+    }
+  }
+  ssl::verify_mode mode = ssl::verify_none;
+  switch (tls.client_auth) {
+    case ClientAuth::kNone:
+      break;
+    case ClientAuth::kRequest:
+    case ClientAuth::kVerifyIfGiven:
+      mode = ssl::verify_peer;
+      break;
+    case ClientAuth::kRequireAny:
+    case ClientAuth::kRequireAndVerify:
+      mode = ssl::verify_peer | ssl::verify_fail_if_no_peer_cert;
+      break;
+  }
+  context->set_verify_mode(mode);
+  if (mode != ssl::verify_none) {
+    const bool verify = tls.client_auth == ClientAuth::kVerifyIfGiven ||
+                        tls.client_auth == ClientAuth::kRequireAndVerify;
+    context->set_verify_callback(
+        [verify, sans = tls.client_allowed_sans](bool preverified, ssl::verify_context& vc) {
+          X509_STORE_CTX* store = vc.native_handle();
+          // Request and RequireAny take any certificate, as Go does.
+          if (!preverified && verify) return false;
+          if (sans.empty() || X509_STORE_CTX_get_error_depth(store) != 0) return true;
+          if (HasAllowedSan(X509_STORE_CTX_get_current_cert(store), sans)) return true;
+          X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
+          return false;
+        },
+        ec);
+  }
+  return TlsContext{std::move(context), NotAfter(SSL_CTX_get0_certificate(ctx))};
+}
+
+// Why a handshake failed, as a reason label from a fixed set and a detail
+// for the log.
+std::pair<std::string_view, std::string> HandshakeFailure(const beast::error_code& ec, SSL* ssl) {
+  if (ec == beast::error::timeout) return {"timeout", "handshake not finished in time"};
+  if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated ||
+      ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+    return {"closed", "the client closed the connection"};
+  }
+  if (ec.category() != asio::error::get_ssl_category()) return {"other", ec.message()};
+  const int reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
+  std::string text = ec.message();
+  switch (reason) {
+    case SSL_R_HTTP_REQUEST:
+    case SSL_R_HTTPS_PROXY_REQUEST:
+      return {"plain_http", "plain HTTP sent to the HTTPS port"};
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+      return {"no_client_cert", "the client sent no certificate and one is required"};
+    case SSL_R_CERTIFICATE_VERIFY_FAILED: {
+      const long verify = SSL_get_verify_result(ssl);
+      if (verify == X509_V_ERR_APPLICATION_VERIFICATION) {
+        return {"client_cert_san", "client certificate has none of client_allowed_sans"};
+      }
+      return {"client_cert_invalid",
+              absl::StrCat("client certificate refused: ", X509_verify_cert_error_string(verify))};
+    }
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_NO_SHARED_CIPHER:
+    case SSL_R_NO_SHARED_GROUPS:
+    case SSL_R_WRONG_VERSION_NUMBER:
+    case SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM:
+    case SSL_R_UNSUPPORTED_SSL_VERSION:
+    case SSL_R_VERSION_TOO_LOW:
+    case SSL_R_VERSION_TOO_HIGH:
+      return {"no_common_parameters", text};
+    default:
+      break;
+  }
+  // The client's alert (it refused our certificate, say): reason codes
+  // from SSL_AD_REASON_OFFSET on.
+  if (reason >= SSL_AD_REASON_OFFSET) return {"client_alert", text};
+  return {"other", text};
 }
 
 }  // namespace
+
+struct HttpServer::Web {
+  WebConfig config;
+  std::shared_ptr<ssl::context> tls;  // null: plain HTTP
+  double not_after = 0;
+  std::vector<std::string> watched;  // the files it was read from
+  std::string stamps;                // theirs, taken before reading
+};
 
 // Everything below runs on the I/O thread unless it says otherwise. A
 // connection is a Session, owned by the handlers of its pending operations
@@ -263,10 +468,10 @@ class HttpServer::Io {
   ~Io();
 
   // On the owner thread, before Run().
-  [[nodiscard]] absl::Status LoadTls(const std::string& cert_file, const std::string& key_file);
   [[nodiscard]] absl::Status Bind(const ListenAddress& address, const std::string& listen);
   void Run();
   int port() const { return port_; }
+  void set_tls(bool tls) { tls_ = tls; }
 
  private:
   class Connection;
@@ -297,7 +502,7 @@ class HttpServer::Io {
   asio::executor_work_guard<asio::io_context::executor_type> io_guard_ = asio::make_work_guard(io_);
   asio::executor_work_guard<asio::io_context::executor_type> work_guard_ =
       asio::make_work_guard(work_);
-  std::optional<ssl::context> tls_;
+  bool tls_ = false;  // sessions are TLS; the context comes from the web config in force
   tcp::acceptor acceptor_{io_};
   asio::steady_timer retry_timer_{io_};  // accept again after running out of files
   std::atomic<bool> stopping_{false};
@@ -357,9 +562,12 @@ class HttpServer::Io::Session final : public Connection {
  public:
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
 
-  Session(Io* io, tcp::socket socket)
+  // `tls`: the context of a TLS session (null otherwise), kept alive by
+  // the session since a reload may replace it.
+  Session(Io* io, tcp::socket socket, std::shared_ptr<ssl::context> tls)
       : Connection(io),
-        stream_(MakeStream(io, std::move(socket))),
+        tls_(std::move(tls)),
+        stream_(MakeStream(std::move(socket), tls_.get())),
         buffer_(io->max_header_bytes_) {}
   ~Session() override { Unlist(); }
 
@@ -368,7 +576,10 @@ class HttpServer::Io::Session final : public Connection {
     Tcp().expires_after(io_->header_timeout_);
     if constexpr (kTls) {
       stream_.async_handshake(ssl::stream_base::server, [self = Self()](beast::error_code ec) {
-        if (ec) return self->Close();
+        if (ec) {
+          if (!self->closed_) self->HandshakeFailed(ec);
+          return self->Close();
+        }
         self->ReadHeader();
       });
     } else {
@@ -403,11 +614,23 @@ class HttpServer::Io::Session final : public Connection {
   }
 
  private:
-  static Stream MakeStream(Io* io, tcp::socket socket) {
+  static Stream MakeStream(tcp::socket socket, ssl::context* tls) {
     if constexpr (kTls) {
-      return Stream(std::move(socket), *io->tls_);
+      return Stream(std::move(socket), *tls);
     } else {
       return Stream(std::move(socket));
+    }
+  }
+
+  void HandshakeFailed(const beast::error_code& ec) {
+    if constexpr (kTls) {
+      auto [reason, detail] = HandshakeFailure(ec, stream_.native_handle());
+      ERR_clear_error();
+      beast::error_code ignored;
+      const tcp::endpoint peer = Tcp().socket().remote_endpoint(ignored);
+      io_->server_->HandshakeFailed(
+          reason, detail,
+          ignored ? std::string("?") : absl::StrCat(peer.address().to_string(), ":", peer.port()));
     }
   }
 
@@ -488,6 +711,7 @@ class HttpServer::Io::Session final : public Connection {
                           });
   }
 
+  std::shared_ptr<ssl::context> tls_;
   Stream stream_;
   beast::flat_buffer buffer_;  // at most max_header_bytes
   std::optional<http::request_parser<http::empty_body>> parser_;
@@ -507,10 +731,6 @@ HttpServer::Io::~Io() {
   for (std::thread& worker : workers_) worker.join();
   io_guard_.reset();
   io_thread_.join();
-}
-
-absl::Status HttpServer::Io::LoadTls(const std::string& cert_file, const std::string& key_file) {
-  return LoadTlsContext(cert_file, key_file, &tls_);
 }
 
 absl::Status HttpServer::Io::Bind(const ListenAddress& address, const std::string& listen) {
@@ -575,10 +795,10 @@ void HttpServer::Io::OnAccept(const beast::error_code& ec, tcp::socket socket) {
   CloseOnExec(socket.native_handle());
   std::shared_ptr<Connection> connection;
   if (tls_) {
-    connection =
-        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(this, std::move(socket));
+    connection = std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
+        this, std::move(socket), server_->CurrentWeb()->tls);
   } else {
-    connection = std::make_shared<Session<beast::tcp_stream>>(this, std::move(socket));
+    connection = std::make_shared<Session<beast::tcp_stream>>(this, std::move(socket), nullptr);
   }
   connection->self_ = connections_.insert(connections_.end(), connection.get());
   connection->listed_ = true;
@@ -661,22 +881,126 @@ absl::Status CheckListenAddress(const std::string& listen, const std::string& he
                    ec == asio::error::address_in_use ? "port in use" : ec.message()));
 }
 
-absl::Status CheckTlsFiles(const std::string& cert_file, const std::string& key_file) {
-  std::optional<ssl::context> tls;
-  return LoadTlsContext(cert_file, key_file, &tls);
-}
+absl::Status CheckTlsConfig(const WebTlsConfig& tls) { return BuildTlsContext(tls).status(); }
 
 HttpOptions HttpOptionsFromConfig(const HttpConfig& config) {
   HttpOptions options;
   options.listen = config.listen;
-  options.cert_file = config.tls.cert_file;
-  options.key_file = config.tls.key_file;
-  options.basic_auth_users = config.basic_auth_users;
+  options.web = config.web;
+  options.web_config_file = config.web_config_file;
   return options;
 }
 
+namespace {
+
+#define NOVAPULSE_HTTP_METRICS(M)                                                                 \
+  M(kHandshakeFailures, "novapulse_http_tls_handshake_failures_total",                            \
+    "TLS handshakes that failed, by reason: plain_http, no_client_cert, client_cert_invalid "     \
+    "(unknown CA, expired, ...), client_cert_san, no_common_parameters (version, cipher suite, "  \
+    "curve), client_alert (the client refused the server), timeout, closed, other.",              \
+    MetricType::kComputedCounter, {"reason"}, {})                                                 \
+  M(kRefused, "novapulse_http_requests_refused_total",                                            \
+    "Requests refused before their handler: unauthorized (basic auth), rate_limited.",            \
+    MetricType::kComputedCounter, {"reason"}, {})                                                 \
+  M(kReloads, "novapulse_http_web_config_reloads_total",                                          \
+    "Reloads of the web config after it or a file it names changed, by result.",                  \
+    MetricType::kComputedCounter, {"result"}, {})                                                 \
+  M(kLastReloadOk, "novapulse_http_web_config_last_reload_successful",                            \
+    "0 when the last reload of the web config failed (the previous one stays in force), else 1.", \
+    MetricType::kComputed, {}, {})                                                                \
+  M(kNotAfter, "novapulse_http_tls_certificate_not_after_timestamp_seconds",                      \
+    "When the served TLS certificate expires (Unix seconds); absent without TLS.",                \
+    MetricType::kComputed, {}, {})
+
+enum HttpMetric : size_t { NOVAPULSE_HTTP_METRICS(NOVAPULSE_METRIC_ID) };
+
+const std::vector<MetricDef>& HttpMetricDefs() {
+  static const std::vector<MetricDef> kDefs = {NOVAPULSE_HTTP_METRICS(NOVAPULSE_METRIC_DEF)};
+  return kDefs;
+}
+
+constexpr std::array<std::string_view, 9> kHandshakeReasons = {"plain_http",
+                                                               "no_client_cert",
+                                                               "client_cert_invalid",
+                                                               "client_cert_san",
+                                                               "no_common_parameters",
+                                                               "client_alert",
+                                                               "timeout",
+                                                               "closed",
+                                                               "other"};
+
+// What a watched file looked like: changed content shows as another mtime,
+// size or inode (a renamed-in file, as Kubernetes secrets are updated).
+std::string Stamp(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return absl::StrCat(path, ":missing;");
+  return absl::StrCat(path, ":", st.st_ino, ":", st.st_size, ":", st.st_mtim.tv_sec, ".",
+                      st.st_mtim.tv_nsec, ";");
+}
+
+int64_t SteadyNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+struct HttpServer::Counters {
+  std::array<std::atomic<int64_t>, kHandshakeReasons.size()> handshake{};
+  std::atomic<int64_t> unauthorized{0};
+  std::atomic<int64_t> rate_limited{0};
+  std::atomic<int64_t> reloads_ok{0};
+  std::atomic<int64_t> reloads_failed{0};
+  std::atomic<bool> last_reload_ok{true};
+};
+
+absl::StatusOr<std::shared_ptr<HttpServer::Web>> HttpServer::LoadWeb(const HttpOptions& options,
+                                                                     std::string* stamps) {
+  auto web = std::make_shared<Web>();
+  stamps->clear();
+  if (!options.web_config_file.empty()) {
+    web->watched.push_back(options.web_config_file);
+    stamps->append(Stamp(options.web_config_file));
+    absl::StatusOr<WebConfig> config = LoadWebConfigFile(options.web_config_file);
+    if (!config.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("http: web config ", config.status().message()));
+    }
+    web->config = *std::move(config);
+  } else {
+    web->config = options.web;
+  }
+  for (const auto& [user, hash] : web->config.basic_auth_users) {
+    if (user.empty() || user.find(':') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("http: basic auth user \"", user, "\" must be non-empty without ':'"));
+    }
+    if (!absl::StartsWith(hash, "$2")) {
+      // The hash itself is a secret: name the user only.
+      return absl::InvalidArgumentError(
+          absl::StrCat("http: basic auth user \"", user, "\": password hash is not bcrypt"));
+    }
+  }
+  const WebTlsConfig& tls = web->config.tls;
+  if (tls.enabled()) {
+    if ((tls.cert_file.empty() && tls.cert.empty()) || (tls.key_file.empty() && tls.key.empty())) {
+      return absl::InvalidArgumentError("http: tls needs both cert_file and key_file");
+    }
+    for (const std::string& file : tls.Files()) {
+      web->watched.push_back(file);
+      stamps->append(Stamp(file));
+    }
+    absl::StatusOr<TlsContext> context = BuildTlsContext(tls);
+    if (!context.ok()) return context.status();
+    web->tls = std::move(context->context);
+    web->not_after = context->not_after;
+  }
+  web->stamps = *stamps;
+  return web;
+}
+
 HttpServer::HttpServer(const HttpOptions& options, Handlers handlers)
-    : handlers_(std::move(handlers)), users_(options.basic_auth_users) {
+    : handlers_(std::move(handlers)), options_(options), counters_(std::make_unique<Counters>()) {
   absl::BitGen gen;
   cache_seed_ = absl::Uniform<uint64_t>(gen);
 }
@@ -702,33 +1026,21 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpOptions&
   }
   absl::StatusOr<ListenAddress> address = ParseListen(options.listen);
   if (!address.ok()) return address.status();
-  for (const auto& [user, hash] : options.basic_auth_users) {
-    if (user.empty() || user.find(':') != std::string::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("http: basic auth user \"", user, "\" must be non-empty without ':'"));
-    }
-    if (!absl::StartsWith(hash, "$2")) {
-      // The hash itself is a secret: name the user only.
-      return absl::InvalidArgumentError(
-          absl::StrCat("http: basic auth user \"", user, "\": password hash is not bcrypt"));
-    }
-  }
-  const bool tls = !options.cert_file.empty() || !options.key_file.empty();
-  if (tls && (options.cert_file.empty() || options.key_file.empty())) {
-    return absl::InvalidArgumentError("http: tls needs both cert_file and key_file");
-  }
+  std::string stamps;
+  absl::StatusOr<std::shared_ptr<Web>> web = LoadWeb(options, &stamps);
+  if (!web.ok()) return web.status();
 
   std::unique_ptr<HttpServer> server(new HttpServer(options, std::move(handlers)));
-  server->io_ = std::make_unique<Io>(server.get(), options);
-  if (tls) {
-    if (absl::Status loaded = server->io_->LoadTls(options.cert_file, options.key_file);
-        !loaded.ok()) {
-      return loaded;
-    }
+  server->tls_ = (*web)->tls != nullptr;
+  {
+    absl::MutexLock lock(&server->web_mu_);
+    server->web_ = *std::move(web);
   }
+  server->next_check_ns_ = SteadyNanos() + absl::ToInt64Nanoseconds(options.reload_check_interval);
+  server->io_ = std::make_unique<Io>(server.get(), options);
+  server->io_->set_tls(server->tls_);
   if (absl::Status bound = server->io_->Bind(*address, options.listen); !bound.ok()) return bound;
   server->port_ = server->io_->port();
-  server->tls_ = tls;
 
   const rlim_t files = RaiseOpenFileLimit();
   if (files != RLIM_INFINITY && files < options.max_connections + kSpareFiles) {
@@ -740,9 +1052,143 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpOptions&
   return server;
 }
 
+std::shared_ptr<const HttpServer::Web> HttpServer::CurrentWeb() {
+  MaybeReload();
+  absl::MutexLock lock(&web_mu_);
+  return web_;
+}
+
+void HttpServer::MaybeReload() {
+  const int64_t now = SteadyNanos();
+  int64_t due = next_check_ns_.load(std::memory_order_relaxed);
+  if (now < due) return;
+  // One thread checks; the others go on with the config in force.
+  if (!next_check_ns_.compare_exchange_strong(
+          due, now + absl::ToInt64Nanoseconds(options_.reload_check_interval))) {
+    return;
+  }
+  if (!reload_mu_.TryLock()) return;
+  absl::Cleanup unlock = [this] { reload_mu_.Unlock(); };
+  std::shared_ptr<const Web> current;
+  {
+    absl::MutexLock lock(&web_mu_);
+    current = web_;
+  }
+  std::string now_stamps;
+  for (const std::string& file : current->watched) now_stamps += Stamp(file);
+  if (now_stamps == current->stamps || now_stamps == failed_stamps_) return;
+
+  std::string stamps;
+  absl::StatusOr<std::shared_ptr<Web>> web = LoadWeb(options_, &stamps);
+  absl::Status status = web.status();
+  if (status.ok() && ((*web)->tls != nullptr) != tls_) {
+    status = absl::FailedPreconditionError(
+        "http: switching between HTTP and HTTPS takes a restart (or SIGHUP)");
+  }
+  if (!status.ok()) {
+    failed_stamps_ = now_stamps;
+    counters_->reloads_failed.fetch_add(1, std::memory_order_relaxed);
+    counters_->last_reload_ok.store(false, std::memory_order_relaxed);
+    Log(LogLevel::kError, "http: web config not reloaded, the previous one stays in force",
+        {{"error", std::string(status.message())}});
+    return;
+  }
+  failed_stamps_.clear();
+  counters_->reloads_ok.fetch_add(1, std::memory_order_relaxed);
+  counters_->last_reload_ok.store(true, std::memory_order_relaxed);
+  Log(LogLevel::kInfo, "http: web config reloaded",
+      {{"tls", DescribeTls((*web)->config.tls)},
+       {"basic_auth_users", absl::StrCat((*web)->config.basic_auth_users.size())}});
+  absl::MutexLock lock(&web_mu_);
+  web_ = *std::move(web);
+}
+
+void HttpServer::HandshakeFailed(std::string_view reason, const std::string& detail,
+                                 const std::string& peer) {
+  auto it = std::find(kHandshakeReasons.begin(), kHandshakeReasons.end(), reason);
+  if (it == kHandshakeReasons.end()) it = kHandshakeReasons.end() - 1;  // "other"
+  counters_->handshake[static_cast<size_t>(it - kHandshakeReasons.begin())].fetch_add(
+      1, std::memory_order_relaxed);
+  // A client that connects and goes away (a TCP health check) is not news.
+  if (reason == "closed") return;
+  // At most kLogBurst lines per window; the rest are counted in the next line.
+  constexpr int kLogBurst = 10;
+  constexpr int64_t kLogWindowNs = 10'000'000'000;
+  int64_t suppressed = 0;
+  {
+    absl::MutexLock lock(&log_mu_);
+    const int64_t now = SteadyNanos();
+    if (now - log_window_ns_ >= kLogWindowNs) {
+      log_window_ns_ = now;
+      logged_in_window_ = 0;
+    }
+    if (logged_in_window_ >= kLogBurst) {
+      ++log_suppressed_;
+      return;
+    }
+    ++logged_in_window_;
+    suppressed = std::exchange(log_suppressed_, 0);
+  }
+  Log(LogLevel::kWarn, "http: tls handshake refused",
+      {{"reason", std::string(reason)},
+       {"detail", detail},
+       {"peer", peer},
+       {"not_logged_before", absl::StrCat(suppressed)}});
+}
+
+bool HttpServer::TakeToken(const WebConfig& web) {
+  if (web.rate_limit_interval <= absl::ZeroDuration()) return true;
+  const double burst = static_cast<double>(web.rate_limit_burst);
+  const double per_ns =
+      1.0 / static_cast<double>(absl::ToInt64Nanoseconds(web.rate_limit_interval));
+  absl::MutexLock lock(&bucket_mu_);
+  const int64_t now = SteadyNanos();
+  if (tokens_ < 0) {
+    tokens_ = burst;
+  } else {
+    tokens_ = std::min(burst, tokens_ + static_cast<double>(now - bucket_ns_) * per_ns);
+  }
+  bucket_ns_ = now;
+  if (tokens_ < 1) return false;
+  tokens_ -= 1;
+  return true;
+}
+
+void HttpServer::CollectMetrics(MetricFamilies* out) {
+  const std::vector<MetricDef>& defs = HttpMetricDefs();
+  auto load = [](const std::atomic<int64_t>& v) {
+    return static_cast<double>(v.load(std::memory_order_relaxed));
+  };
+  FamilySnapshot& handshakes = out->Start(defs[kHandshakeFailures]);
+  for (size_t i = 0; i < kHandshakeReasons.size(); ++i) {
+    out->Add(handshakes, {kHandshakeReasons[i]}, load(counters_->handshake[i]));
+  }
+  FamilySnapshot& refused = out->Start(defs[kRefused]);
+  out->Add(refused, {"rate_limited"}, load(counters_->rate_limited));
+  out->Add(refused, {"unauthorized"}, load(counters_->unauthorized));
+  FamilySnapshot& reloads = out->Start(defs[kReloads]);
+  out->Add(reloads, {"failure"}, load(counters_->reloads_failed));
+  out->Add(reloads, {"success"}, load(counters_->reloads_ok));
+  out->AddSingle(defs[kLastReloadOk],
+                 counters_->last_reload_ok.load(std::memory_order_relaxed) ? 1 : 0);
+  std::shared_ptr<const Web> web;
+  {
+    absl::MutexLock lock(&web_mu_);
+    web = web_;
+  }
+  if (web->tls != nullptr) out->AddSingle(defs[kNotAfter], web->not_after);
+}
+
 HttpServer::~HttpServer() { io_.reset(); }
 
 HttpServer::Reply HttpServer::Respond(const Request& request) {
+  const std::shared_ptr<const Web> web = CurrentWeb();
+  Reply reply = Route(web->config, request);
+  for (const auto& [name, value] : web->config.headers) reply.headers.emplace_back(name, value);
+  return reply;
+}
+
+HttpServer::Reply HttpServer::Route(const WebConfig& web, const Request& request) {
   auto text = [](int status, std::string body,
                  std::vector<std::pair<std::string, std::string>> headers = {}) {
     return Reply{status, kTextContentType, std::move(body), std::move(headers)};
@@ -757,7 +1203,12 @@ HttpServer::Reply HttpServer::Respond(const Request& request) {
     return text(503, std::move(reason));
   };
 
-  if (!Authorized(request.authorization)) {
+  if (!TakeToken(web)) {
+    counters_->rate_limited.fetch_add(1, std::memory_order_relaxed);
+    return text(429, "too many requests\n");
+  }
+  if (!Authorized(web, request.authorization)) {
+    counters_->unauthorized.fetch_add(1, std::memory_order_relaxed);
     return text(401, "unauthorized\n", {{"WWW-Authenticate", "Basic realm=\"novapulse\""}});
   }
   // The path as sent: "/metrics/", "/METRICS" or "/metrics%00" are other paths.
@@ -796,8 +1247,8 @@ HttpServer::Reply HttpServer::ServeMetrics(const Request& request) {
   return reply;
 }
 
-bool HttpServer::Authorized(std::string_view authorization) {
-  if (users_.empty()) return true;
+bool HttpServer::Authorized(const WebConfig& web, std::string_view authorization) {
+  if (web.basic_auth_users.empty()) return true;
   absl::string_view credentials = Absl(authorization);
   std::string decoded;
   if (!absl::ConsumePrefix(&credentials, "Basic ") ||
@@ -806,21 +1257,25 @@ bool HttpServer::Authorized(std::string_view authorization) {
   }
   const size_t colon = decoded.find(':');
   if (colon == std::string::npos) return false;
-  return CheckPassword(std::string_view(decoded).substr(0, colon),
+  return CheckPassword(web, std::string_view(decoded).substr(0, colon),
                        std::string_view(decoded).substr(colon + 1));
 }
 
-bool HttpServer::CheckPassword(std::string_view user, std::string_view password) {
-  const uint64_t key = absl::HashOf(cache_seed_, user, password);
+bool HttpServer::CheckPassword(const WebConfig& web, std::string_view user,
+                               std::string_view password) {
+  const std::map<std::string, std::string>& users = web.basic_auth_users;
+  const auto it = users.find(std::string(user));
+  // The hash is part of the key: a reload that changes it drops the entry.
+  const uint64_t key = absl::HashOf(cache_seed_, user, password,
+                                    it == users.end() ? std::string_view() : it->second);
   {
     absl::MutexLock lock(&cache_mu_);
     if (verified_.contains(key)) return true;
   }
-  const auto it = users_.find(std::string(user));
-  if (it == users_.end()) {
+  if (it == users.end()) {
     // Spend the same bcrypt time as for a known user, so response time does
     // not tell which user names exist.
-    VerifyCrypt(std::string(password), users_.begin()->second);
+    VerifyCrypt(std::string(password), users.begin()->second);
     return false;
   }
   if (!VerifyCrypt(std::string(password), it->second)) return false;

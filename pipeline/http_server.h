@@ -8,10 +8,18 @@
 //   GET|HEAD /api/v1/alerts, /api/v1/rules
 //                      Prometheus's JSON (sinks/rules_json.h), when the
 //                      handler is set; 404 otherwise
-// optional TLS (1.2 and newer, OpenSSL), and optional basic auth against
-// bcrypt hashes (as Prometheus's web-config does). Other methods get 405,
-// other paths 404. Paths match exactly, without percent-decoding; a query
-// string is ignored.
+// optional TLS (OpenSSL 3) with optional client certificates, basic auth
+// against bcrypt hashes, extra headers and a rate limit: a WebConfig
+// (pipeline/web_config.h), the web config file of Prometheus's exporters.
+// Other methods get 405, other paths 404. Paths match exactly, without
+// percent-decoding; a query string is ignored.
+//
+// Reload: at most every reload_check_interval, a new connection or request
+// checks whether the web config file (when one is used) or a file the
+// config names (certificate, key, client CA) changed; if so they are read
+// again, and new connections and requests use them. A config that does not
+// load is logged and counted, and the one in force stays. Turning TLS on or
+// off takes a restart (or SIGHUP, which restarts the service).
 //
 // Threads: one I/O thread ("http-io") accepts, reads request headers, writes
 // responses and keeps every timeout; it never runs a handler. An idle or
@@ -26,6 +34,7 @@
 #ifndef NOVAPULSE_PIPELINE_HTTP_SERVER_H_
 #define NOVAPULSE_PIPELINE_HTTP_SERVER_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -41,7 +50,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "aggregators/metric_source.h"
 #include "pipeline/config.h"
+#include "pipeline/web_config.h"
 
 namespace novapulse {
 
@@ -49,10 +60,13 @@ struct HttpOptions {
   // "HOST:PORT" (IPv4 literal) or ":PORT" for every interface; port 0 picks
   // a free port (read it back with HttpServer::port()).
   std::string listen = "127.0.0.1:9464";
-  std::string cert_file;  // both empty: plain HTTP; both set: HTTPS
-  std::string key_file;
-  std::map<std::string, std::string> basic_auth_users;  // user -> bcrypt hash
-  int num_threads = 4;                                  // workers running the handlers
+  // TLS, client certificates, basic auth, headers, rate limit.
+  WebConfig web;
+  // When set, `web` is ignored and read from this file (exporter-toolkit's
+  // format; relative names in it are from its directory).
+  std::string web_config_file;
+  absl::Duration reload_check_interval = absl::Seconds(1);
+  int num_threads = 4;  // workers running the handlers
 
   // Limits. Every connection counts, idle or busy. At the cap the one idle
   // the longest (waiting for, or in the middle of, a request header) is
@@ -86,11 +100,12 @@ HttpOptions HttpOptionsFromConfig(const HttpConfig& config);
 // port is only parsed, since the port is free once that server is gone.
 [[nodiscard]] absl::Status CheckListenAddress(const std::string& listen,
                                               const std::string& held = "");
-// OK when the certificate chain and key load as Start() loads them (the
-// key matching the certificate); otherwise why not, naming the file.
-[[nodiscard]] absl::Status CheckTlsFiles(const std::string& cert_file, const std::string& key_file);
+// OK when the TLS config loads as Start() loads it: the certificate chain
+// and its key (matching), the client CAs, cipher suites and curves;
+// otherwise why not, naming the file.
+[[nodiscard]] absl::Status CheckTlsConfig(const WebTlsConfig& tls);
 
-class HttpServer {
+class HttpServer : public MetricSource {
  public:
   struct Handlers {
     // The exposition text; OpenMetrics (ending in "# EOF") when `openmetrics`.
@@ -112,15 +127,22 @@ class HttpServer {
 
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
-  ~HttpServer();
+  ~HttpServer() override;
 
   // The bound port (the chosen one when options asked for port 0).
   int port() const { return port_; }
   bool tls() const { return tls_; }
 
+  // TLS handshakes refused by reason, web config reloads, refused requests,
+  // the served certificate's expiry.
+  void CollectMetrics(MetricFamilies* out) override;
+
  private:
   // The Asio side: sockets, TLS context, timers, connections, threads.
   class Io;
+  // One loaded version of the web config: what it says, its TLS context,
+  // and the files it was read from.
+  struct Web;
 
   // A parsed request header, as the handlers see it (views into the
   // request, which outlives the call).
@@ -140,18 +162,52 @@ class HttpServer {
 
   HttpServer(const HttpOptions& options, Handlers handlers);
 
+  // The web config in force, after reloading it when a check is due and a
+  // file changed. Any thread.
+  std::shared_ptr<const Web> CurrentWeb();
+  void MaybeReload();
+  // Loads the web config `options` names: stamps its files, then reads
+  // them. `stamps` receives the stamps even when loading fails.
+  static absl::StatusOr<std::shared_ptr<Web>> LoadWeb(const HttpOptions& options,
+                                                      std::string* stamps);
+  // Called by the I/O thread when a TLS handshake fails.
+  void HandshakeFailed(std::string_view reason, const std::string& detail, const std::string& peer);
+
   // Routes a request and runs its handler; on a worker thread.
   Reply Respond(const Request& request);
+  Reply Route(const WebConfig& web, const Request& request);
   Reply ServeMetrics(const Request& request);
   // True when the credentials are good, or no users are configured.
-  bool Authorized(std::string_view authorization);
-  bool CheckPassword(std::string_view user, std::string_view password);
+  bool Authorized(const WebConfig& web, std::string_view authorization);
+  bool CheckPassword(const WebConfig& web, std::string_view user, std::string_view password);
+  // False when the rate limit refuses a request now.
+  bool TakeToken(const WebConfig& web);
 
   Handlers handlers_;
-  std::map<std::string, std::string> users_;
+  const HttpOptions options_;
   uint64_t cache_seed_ = 0;
   int port_ = 0;
   bool tls_ = false;
+
+  absl::Mutex web_mu_;
+  std::shared_ptr<const Web> web_ ABSL_GUARDED_BY(web_mu_);
+  std::atomic<int64_t> next_check_ns_{0};  // steady clock
+  absl::Mutex reload_mu_;                  // one reload at a time
+  // The file stamps of the last reload that failed, so the same broken
+  // files are not read (and logged) again every check.
+  std::string failed_stamps_ ABSL_GUARDED_BY(reload_mu_);
+
+  absl::Mutex bucket_mu_;
+  double tokens_ ABSL_GUARDED_BY(bucket_mu_) = -1;  // < 0: full at the next request
+  int64_t bucket_ns_ ABSL_GUARDED_BY(bucket_mu_) = 0;
+
+  // Counters for CollectMetrics.
+  struct Counters;
+  std::unique_ptr<Counters> counters_;
+  absl::Mutex log_mu_;  // handshake failure lines: a few per window, the rest counted
+  int64_t log_window_ns_ ABSL_GUARDED_BY(log_mu_) = 0;
+  int logged_in_window_ ABSL_GUARDED_BY(log_mu_) = 0;
+  int64_t log_suppressed_ ABSL_GUARDED_BY(log_mu_) = 0;
 
   // Successful verifications, keyed by a seeded hash of user and password
   // (never the password itself): bcrypt costs milliseconds per check and

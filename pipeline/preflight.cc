@@ -112,22 +112,38 @@ void CheckHttp(const HttpConfig& http, const std::string& held, std::vector<std:
   if (const absl::Status listen = CheckListenAddress(http.listen, held); !listen.ok()) {
     add("http.listen", listen);
   }
-  if (http.tls.cert_file.empty() && http.tls.key_file.empty()) return;
-  const size_t before = errors->size();
-  auto readable = [errors](const char* key, const std::string& path) {
-    if (path.empty()) {
-      errors->push_back(absl::StrCat(key, ": not set (tls needs both cert_file and key_file)"));
-    } else if (std::string reason = UnreadableFile(path); !reason.empty()) {
-      errors->push_back(absl::StrCat(key, ": ", reason));
+  WebConfig web = http.web;
+  const char* key = "http.tls";
+  const bool web_file = !http.web_config_file.empty();
+  if (web_file) {
+    key = "http.web_config_file";
+    absl::StatusOr<WebConfig> loaded = LoadWebConfigFile(http.web_config_file);
+    if (!loaded.ok()) {
+      errors->push_back(absl::StrCat(key, ": ", loaded.status().message()));
+      return;
     }
-  };
-  readable("http.tls.cert_file", http.tls.cert_file);
-  readable("http.tls.key_file", http.tls.key_file);
-  if (errors->size() != before) return;
-  if (const absl::Status usable = CheckTlsFiles(http.tls.cert_file, http.tls.key_file);
-      !usable.ok()) {
-    add("http.tls", usable);
+    web = *std::move(loaded);
   }
+  if (!web.tls.enabled()) return;
+  const size_t before = errors->size();
+  for (const auto& [field, file] :
+       {std::pair{"cert_file", &web.tls.cert_file}, std::pair{"key_file", &web.tls.key_file},
+        std::pair{"client_ca_file", &web.tls.client_ca_file}}) {
+    if (file->empty()) {
+      const bool missing = (field == std::string_view("cert_file") && web.tls.cert.empty()) ||
+                           (field == std::string_view("key_file") && web.tls.key.empty());
+      if (missing) {
+        errors->push_back(absl::StrCat(key, web_file ? " " : ".", field,
+                                       ": not set (tls needs both cert_file and key_file)"));
+      }
+      continue;
+    }
+    if (std::string reason = UnreadableFile(*file); !reason.empty()) {
+      errors->push_back(absl::StrCat(key, web_file ? " " : ".", field, ": ", reason));
+    }
+  }
+  if (errors->size() != before) return;
+  if (const absl::Status usable = CheckTlsConfig(web.tls); !usable.ok()) add(key, usable);
 }
 
 }  // namespace

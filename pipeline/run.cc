@@ -39,6 +39,11 @@ stays. Logs go to stderr.
 
 Options:
   --config FILE   the service configuration (YAML; see configs/novapulse.yaml)
+  --web.config.file FILE
+                  TLS, client certificates, basic auth and headers of the
+                  HTTP endpoint, in the web config format of Prometheus's
+                  exporters (in place of http.web_config_file). It and the
+                  certificate files it names are read again when they change.
   -h, --help      this help
 )";
 
@@ -93,8 +98,10 @@ const std::vector<MetricDef>& ReloadMetricDefs() {
 // which is told to restart with it (g_leave).
 class Reloader : public MetricSource {
  public:
-  Reloader(std::string path, Config running)
-      : path_(std::move(path)), running_(std::move(running)) {
+  Reloader(std::string path, std::string web_config_file, Config running)
+      : path_(std::move(path)),
+        web_config_file_(std::move(web_config_file)),
+        running_(std::move(running)) {
     thread_ = std::thread([this] { Loop(); });
   }
   ~Reloader() override {
@@ -144,7 +151,7 @@ class Reloader : public MetricSource {
       if (sigwait(&signals, &signo) != 0) continue;
       if (quit_.load(std::memory_order_relaxed)) return;
       Log(LogLevel::kInfo, "reloading the config", {{"path", path_}});
-      absl::StatusOr<Config> config = LoadConfig(path_);
+      absl::StatusOr<Config> config = LoadConfig(path_, web_config_file_);
       absl::Status usable = config.status();
       if (usable.ok()) {
         std::lock_guard<std::mutex> lock(mu_);
@@ -166,6 +173,7 @@ class Reloader : public MetricSource {
   }
 
   const std::string path_;
+  const std::string web_config_file_;  // --web.config.file
   std::mutex mu_;
   Config running_;                  // guarded by mu_
   std::optional<Config> accepted_;  // guarded by mu_
@@ -187,9 +195,12 @@ int RunServiceCommand(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &reload_signals, nullptr);
   ArgParser args(argc, argv, kRunUsage);
   std::string config_path;
+  std::string web_config_file;
   while (args.Next()) {
     if (args.Is("--config")) {
       config_path = args.Value();
+    } else if (args.Is("--web.config.file")) {
+      web_config_file = args.Value();
     } else {
       return args.UnknownFlag();
     }
@@ -198,7 +209,7 @@ int RunServiceCommand(int argc, char** argv) {
   if (args.help()) return 0;
   if (config_path.empty()) return args.Fail("--config FILE is required");
 
-  absl::StatusOr<Config> config = LoadConfig(config_path);
+  absl::StatusOr<Config> config = LoadConfig(config_path, web_config_file);
   if (!config.ok()) {
     Log(LogLevel::kError, "invalid config", {{"error", std::string(config.status().message())}});
     return 1;
@@ -210,7 +221,7 @@ int RunServiceCommand(int argc, char** argv) {
     return 1;
   }
   InstallStopHandlers();
-  Reloader reloader(config_path, *config);
+  Reloader reloader(config_path, web_config_file, *config);
   Config current = *std::move(config);
   std::optional<Config> previous;  // while starting with a reloaded config
   for (;;) {

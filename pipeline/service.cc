@@ -271,6 +271,7 @@ absl::Status Service::StartHttp() {
       HttpServer::Start(HttpOptionsFromConfig(config_.http), std::move(handlers));
   if (!server.ok()) return NotStarted("http server not started", server.status());
   server_ = *std::move(server);
+  http_metrics_.Set(server_.get());
   Log(LogLevel::kInfo, "novapulse running",
       {{"listen", config_.http.listen},
        {"port", absl::StrCat(server_->port())},
@@ -286,6 +287,7 @@ void Service::RegisterMetrics() {
   registry_.Add(state_.rules.get());
   registry_.Add(alertmanager_.get());
   registry_.Add(checkpoints_.get());
+  registry_.Add(&http_metrics_);
   registry_.Add(&process_metrics_);
   registry_.Add(extra_metrics_);
 }
@@ -422,6 +424,7 @@ int Service::Shutdown() {
   // commit), so past the limit the process leaves without the consumer,
   // which the group times out; dead letters still queued are flushed first.
   auto abandon = [this](int status) {
+    http_metrics_.Set(nullptr);
     server_.reset();  // no scrape may read what is torn down next
     dead_letters_.reset();
     abandoned_ = true;
@@ -448,6 +451,7 @@ int Service::Shutdown() {
   closer.join();
   const absl::Status closed = close_result.get();
   // Metrics stay served until the consumer has left the group.
+  http_metrics_.Set(nullptr);
   server_.reset();
   if (!closed.ok()) {
     Log(LogLevel::kError, "kafka consumer did not close cleanly",

@@ -120,6 +120,19 @@ class Service {
   // What /metrics collects, in export order.
   MetricRegistry registry_;
   std::unique_ptr<HttpServer> server_;
+  // The server's own families (TLS handshakes, reloads): in the registry
+  // before the server exists, so it is never changed while scrapes read it.
+  class HttpMetrics : public MetricSource {
+   public:
+    void CollectMetrics(MetricFamilies* out) override {
+      if (HttpServer* server = server_.load(std::memory_order_acquire)) server->CollectMetrics(out);
+    }
+    void Set(HttpServer* server) { server_.store(server, std::memory_order_release); }
+
+   private:
+    std::atomic<HttpServer*> server_{nullptr};
+  };
+  HttpMetrics http_metrics_;
   std::unique_ptr<EventClockWatermark> watermarks_;
   std::unique_ptr<IngestPipeline> pipeline_;
   bool final_checkpoint_ = false;

@@ -21,7 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(!config->kafka.brokers.empty());
   const std::string summary = novapulse::RedactedSummary(*config);
   FUZZ_CHECK(!summary.empty());
-  for (const auto& [user, hash] : config->http.basic_auth_users) {
+  for (const auto& [user, hash] : config->http.web.basic_auth_users) {
     FUZZ_CHECK(summary.find(hash) == std::string::npos);
   }
   return 0;

@@ -78,8 +78,8 @@ TEST(Config, OnlyBrokersGivesDocumentedDefaults) {
   EXPECT_EQ(c.kafka.batch_timeout, absl::Milliseconds(100));
   EXPECT_EQ(c.kafka.commit_interval, absl::Seconds(5));
   EXPECT_EQ(c.http.listen, "127.0.0.1:9464");
-  EXPECT_TRUE(c.http.tls.cert_file.empty());
-  EXPECT_TRUE(c.http.basic_auth_users.empty());
+  EXPECT_TRUE(c.http.web.tls.cert_file.empty());
+  EXPECT_TRUE(c.http.web.basic_auth_users.empty());
   EXPECT_EQ(c.http.max_lag_ready, 10000);
   EXPECT_EQ(c.pipeline.threads, 0);
   EXPECT_EQ(c.pipeline.series_limit, 10000);
@@ -125,9 +125,9 @@ log: {level: debug, format: json}
   EXPECT_EQ(c.kafka.batch_timeout, absl::Milliseconds(250));
   EXPECT_EQ(c.kafka.commit_interval, absl::Seconds(90));
   EXPECT_EQ(c.http.listen, ":9000");
-  EXPECT_EQ(c.http.tls.cert_file, "c.pem");
-  EXPECT_EQ(c.http.tls.key_file, "k.pem");
-  EXPECT_EQ(c.http.basic_auth_users.size(), 1U);
+  EXPECT_EQ(c.http.web.tls.cert_file, "c.pem");
+  EXPECT_EQ(c.http.web.tls.key_file, "k.pem");
+  EXPECT_EQ(c.http.web.basic_auth_users.size(), 1U);
   EXPECT_EQ(c.http.max_lag_ready, 7);
   EXPECT_EQ(c.pipeline.threads, 4);
   EXPECT_EQ(c.pipeline.series_limit, 50);
@@ -266,7 +266,7 @@ TEST(Config, RejectsMissingRequiredKeys) {
               HasSubstr("test.yaml:1:1: missing required section 'kafka'"));
   EXPECT_THAT(ErrorOf(""), HasSubstr("test.yaml:1:1: missing required section 'kafka'"));
   EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nhttp:\n  tls:\n    cert_file: c.pem\n"),
-              HasSubstr("test.yaml:4:5: http.tls: missing required key 'key_file'"));
+              HasSubstr("test.yaml:3:3: http.tls: missing one of key_file or key"));
 }
 
 TEST(Config, RejectsYamlSyntaxErrorsWithoutThrowing) {

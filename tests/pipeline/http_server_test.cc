@@ -1,7 +1,6 @@
 #include "pipeline/http_server.h"
 
 #include <arpa/inet.h>
-#include <crypt.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <simdjson.h>
@@ -41,6 +40,7 @@
 #include "sinks/exposition.h"
 #include "sinks/openmetrics.h"
 #include "sinks/rules_json.h"
+#include "tests/pipeline/bcrypt_hash.h"
 #include "tests/pipeline/test_process.h"
 #include "tests/sinks/prometheus_text.h"
 
@@ -268,13 +268,7 @@ std::string Gunzip(const std::string& in) {
   return rc == Z_STREAM_END ? out : "<not a complete gzip stream>";
 }
 
-std::string BcryptHash(const std::string& password) {
-  char setting[CRYPT_GENSALT_OUTPUT_SIZE];
-  if (crypt_gensalt_rn("$2b$", 5, nullptr, 0, setting, sizeof(setting)) == nullptr) return "";
-  auto data = std::make_unique<crypt_data>();
-  const char* hash = crypt_r(password.c_str(), setting, data.get());
-  return hash != nullptr ? hash : "";
-}
+using testing::BcryptHash;
 
 std::string Basic(const std::string& user, const std::string& password) {
   return absl::StrCat("Basic ", absl::Base64Escape(absl::StrCat(user, ":", password)));
@@ -456,8 +450,8 @@ TEST_F(HttpServerTest, ReadyzFollowsTheReadyHandlerWithReason) {
 
 TEST_F(HttpServerTest, BasicAuthChecksBcryptHashes) {
   HttpOptions options;
-  options.basic_auth_users = {{"prometheus", BcryptHash("s3cret")}, {"other", BcryptHash("x")}};
-  ASSERT_TRUE(options.basic_auth_users["prometheus"].starts_with("$2b$05$"));
+  options.web.basic_auth_users = {{"prometheus", BcryptHash("s3cret")}, {"other", BcryptHash("x")}};
+  ASSERT_TRUE(options.web.basic_auth_users["prometheus"].starts_with("$2b$05$"));
   std::unique_ptr<HttpServer> server = StartServer(options);
   ASSERT_NE(server, nullptr);
   const int port = server->port();
@@ -492,7 +486,7 @@ TEST_F(HttpServerTest, BasicAuthChecksBcryptHashes) {
 TEST_F(HttpServerTest, RejectsHashesThatAreNotBcrypt) {
   HttpOptions options;
   options.listen = "127.0.0.1:0";
-  options.basic_auth_users = {{"prometheus", "plaintext-password"}};
+  options.web.basic_auth_users = {{"prometheus", "plaintext-password"}};
   absl::StatusOr<std::unique_ptr<HttpServer>> server = HttpServer::Start(options, MakeHandlers());
   ASSERT_FALSE(server.ok());
   EXPECT_THAT(server.status().message(), HasSubstr("prometheus"));
@@ -525,11 +519,11 @@ TEST_F(HttpServerTest, BadListenAddressesAreClearErrors) {
 TEST_F(HttpServerTest, TlsNeedsBothFiles) {
   HttpOptions options;
   options.listen = "127.0.0.1:0";
-  options.cert_file = "/nonexistent/cert.pem";
+  options.web.tls.cert_file = "/nonexistent/cert.pem";
   absl::StatusOr<std::unique_ptr<HttpServer>> server = HttpServer::Start(options, MakeHandlers());
   ASSERT_FALSE(server.ok());
   EXPECT_THAT(server.status().message(), HasSubstr("key_file"));
-  options.key_file = "/nonexistent/key.pem";
+  options.web.tls.key_file = "/nonexistent/key.pem";
   server = HttpServer::Start(options, MakeHandlers());
   ASSERT_FALSE(server.ok());
   EXPECT_THAT(server.status().message(), HasSubstr("/nonexistent/"));
@@ -567,8 +561,8 @@ TEST_F(HttpServerTest, ServesHttpsWithSeparateCertAndKey) {
   testing::ScratchDir dir;
   const TestCert files = MakeCert(dir);
   HttpOptions options;
-  options.cert_file = files.cert;
-  options.key_file = files.key;
+  options.web.tls.cert_file = files.cert;
+  options.web.tls.key_file = files.key;
   std::unique_ptr<HttpServer> server = StartServer(options);
   ASSERT_NE(server, nullptr);
   EXPECT_TRUE(server->tls());
@@ -596,8 +590,8 @@ TEST_F(HttpServerTest, ServesHttpsWithCertAndKeyInOneFile) {
   testing::WriteWholeFile(both,
                           testing::ReadWholeFile(files.key) + testing::ReadWholeFile(files.cert));
   HttpOptions options;
-  options.cert_file = both;
-  options.key_file = both;
+  options.web.tls.cert_file = both;
+  options.web.tls.key_file = both;
   std::unique_ptr<HttpServer> server = StartServer(options);
   ASSERT_NE(server, nullptr);
   EXPECT_EQ(CurlHttps(server->port(), "/healthz", files.cert), "ok\n");
@@ -617,13 +611,14 @@ TEST_F(HttpServerTest, BadTlsFilesAreClearErrors) {
       {files.cert, junk, absl::StrCat("http: tls key_file ", junk, ": ")},
       {files.key, files.key, absl::StrCat("http: tls cert_file ", files.key, ": ")},
       {files.cert, other.key, absl::StrCat("http: tls key_file ", other.key)},
-      {dir.Path("missing.pem"), files.key, "http: " + dir.Path("missing.pem") + ": cannot open"},
+      {dir.Path("missing.pem"), files.key,
+       "http: tls cert_file " + dir.Path("missing.pem") + ": cannot open"},
   };
   for (const Case& c : cases) {
     HttpOptions options;
     options.listen = "127.0.0.1:0";
-    options.cert_file = c.cert;
-    options.key_file = c.key;
+    options.web.tls.cert_file = c.cert;
+    options.web.tls.key_file = c.key;
     absl::StatusOr<std::unique_ptr<HttpServer>> server = HttpServer::Start(options, MakeHandlers());
     ASSERT_FALSE(server.ok()) << c.cert << " " << c.key;
     EXPECT_THAT(std::string(server.status().message()), HasSubstr(c.want));
@@ -1189,14 +1184,14 @@ TEST_F(HttpServerTest, BadLimitsAreRefused) {
 TEST(HttpOptions, BuiltFromTheHttpConfig) {
   HttpConfig config;
   config.listen = "0.0.0.0:9999";
-  config.tls.cert_file = "c.pem";
-  config.tls.key_file = "k.pem";
-  config.basic_auth_users = {{"u", "$2b$05$x"}};
+  config.web.tls.cert_file = "c.pem";
+  config.web.tls.key_file = "k.pem";
+  config.web.basic_auth_users = {{"u", "$2b$05$x"}};
   const HttpOptions options = HttpOptionsFromConfig(config);
   EXPECT_EQ(options.listen, "0.0.0.0:9999");
-  EXPECT_EQ(options.cert_file, "c.pem");
-  EXPECT_EQ(options.key_file, "k.pem");
-  EXPECT_EQ(options.basic_auth_users, config.basic_auth_users);
+  EXPECT_EQ(options.web.tls.cert_file, "c.pem");
+  EXPECT_EQ(options.web.tls.key_file, "k.pem");
+  EXPECT_EQ(options.web.basic_auth_users, config.web.basic_auth_users);
   EXPECT_EQ(options.num_threads, 4);
 }
 

@@ -87,7 +87,7 @@ TEST(Preflight, EveryFailureIsALineNamingItsKey) {
   WriteWholeFile(dir.Path("file"), "x");
   Config config = Listening(absl::StrCat("127.0.0.1:", held.port()));
   config.rules.files = {dir.Path("missing.yml")};
-  config.http.tls.cert_file = dir.Path("file");
+  config.http.web.tls.cert_file = dir.Path("file");
   config.checkpoint.dir = dir.Path("file/state");
   config.dead_letter.path = dir.Path("file/dead.ndjson");
   const absl::Status status = CheckStartupResources(config);
@@ -109,8 +109,8 @@ TEST(Preflight, TlsFilesThatDoNotLoadAreNamed) {
   WriteWholeFile(dir.Path("cert.pem"), "not a certificate\n");
   WriteWholeFile(dir.Path("key.pem"), "not a key\n");
   Config config = Listening("127.0.0.1:0");
-  config.http.tls.cert_file = dir.Path("cert.pem");
-  config.http.tls.key_file = dir.Path("key.pem");
+  config.http.web.tls.cert_file = dir.Path("cert.pem");
+  config.http.web.tls.key_file = dir.Path("key.pem");
   const std::vector<std::string> lines = Lines(CheckStartupResources(config));
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_THAT(lines[0], StartsWith("http.tls: tls cert_file " + dir.Path("cert.pem") + ": "));
