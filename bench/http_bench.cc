@@ -49,6 +49,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/cli.h"
+#include "bench/exposition_text.h"
 #include "pipeline/http_server.h"
 
 namespace {
@@ -75,17 +76,7 @@ using Clock = std::chrono::steady_clock;
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-std::string MetricsText(int64_t series) {
-  std::string text =
-      "# HELP http_requests_total HTTP requests by method, route and status.\n"
-      "# TYPE http_requests_total counter\n";
-  static constexpr const char* kStatus[] = {"200", "201", "404", "500"};
-  for (int64_t i = 0; i < series; ++i) {
-    absl::StrAppend(&text, "http_requests_total{method=\"GET\",route=\"/api/gifts/route", i / 4,
-                    "/:id/claim\",status=\"", kStatus[i % 4], "\"} ", 1000 + i * 7, "\n");
-  }
-  return text;
-}
+using novapulse::bench::ExpositionText;
 
 // A blocking connection to 127.0.0.1:port; receives give up after `timeout`.
 int Connect(int port, std::chrono::seconds timeout) {
@@ -313,7 +304,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  const std::string text = MetricsText(series);
+  const std::string text = ExpositionText(series);
   novapulse::HttpServer::Handlers handlers;
   handlers.metrics = [&text](bool) { return std::string(text); };  // a copy, as a render makes
   handlers.ready = [](std::string*) { return true; };

@@ -30,6 +30,7 @@
 #include "simdjson.h"
 #include "tests/pipeline/run_service.h"
 #include "tests/pipeline/test_process.h"
+#include "tests/sinks/prometheus_process.h"
 
 namespace novapulse {
 namespace {
@@ -316,127 +317,11 @@ TEST(BackfillWriter, CreateFailsInAMissingDirectory) {
 // --- Against the real promtool and Prometheus -------------------------------
 
 constexpr char kPromtool[] = "/usr/bin/promtool";
-constexpr char kPrometheus[] = "/usr/bin/prometheus";
-
-std::string UrlEncode(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) != 0 || c == '_' || c == '.' || c == '-' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      absl::StrAppend(&out, "%", absl::Hex(c, absl::kZeroPad2));
-    }
-  }
-  return out;
-}
-
-// A Prometheus server over `tsdb` on a port the kernel picks, killed and
-// reaped at the end.
-class Prometheus {
- public:
-  Prometheus(const std::string& tsdb, const std::string& config, const std::string& log) {
-    const std::vector<std::string> args = {
-        kPrometheus,
-        "--config.file=" + config,
-        "--storage.tsdb.path=" + tsdb,
-        "--storage.tsdb.retention.time=10y",
-        "--web.listen-address=127.0.0.1:0",
-    };
-    pid_ = fork();
-    if (pid_ == 0) {
-      std::vector<char*> argv;
-      argv.reserve(args.size() + 1);
-      for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      const int out = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (out < 0) _exit(127);
-      dup2(out, STDOUT_FILENO);
-      dup2(out, STDERR_FILENO);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-  }
-  ~Prometheus() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 100; ++i) {
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
-  Prometheus(const Prometheus&) = delete;
-  Prometheus& operator=(const Prometheus&) = delete;
-
-  bool WaitReady(std::chrono::seconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (port_ == 0) port_ = ListeningPort(pid_);
-      if (port_ != 0 && !HttpGet(port_, "/-/ready").empty()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return false;
-  }
-
-  // The single value of an instant query at `t_ms`; NaN (and a test
-  // failure) unless the result is exactly one sample.
-  double Instant(std::string_view query, int64_t t_ms) const {
-    const std::string body = HttpGet(
-        port_, absl::StrCat("/api/v1/query?query=", UrlEncode(query),
-                            "&time=", absl::StrFormat("%.3f", static_cast<double>(t_ms) / 1000)));
-    simdjson::dom::parser parser;
-    simdjson::dom::array result;
-    std::string_view value;
-    if (parser.parse(body).at_pointer("/data/result").get(result) != simdjson::SUCCESS ||
-        result.size() != 1 || result.at(0).at_pointer("/value/1").get(value) != simdjson::SUCCESS) {
-      ADD_FAILURE() << query << " at " << t_ms << ": " << body;
-      return std::nan("");
-    }
-    double v = 0;
-    EXPECT_TRUE(absl::SimpleAtod(absl::string_view(value.data(), value.size()), &v)) << value;
-    return v;
-  }
-
-  // (t_ms, value) pairs of a range query with a single series.
-  std::vector<std::pair<int64_t, double>> Range(std::string_view query, int64_t start_ms,
-                                                int64_t end_ms, int64_t step_ms) const {
-    const std::string body =
-        HttpGet(port_, absl::StrCat("/api/v1/query_range?query=", UrlEncode(query),
-                                    "&start=", start_ms / 1000, "&end=", end_ms / 1000,
-                                    "&step=", step_ms / 1000));
-    std::vector<std::pair<int64_t, double>> points;
-    simdjson::dom::parser parser;
-    simdjson::dom::array result;
-    simdjson::dom::array values;
-    if (parser.parse(body).at_pointer("/data/result").get(result) != simdjson::SUCCESS ||
-        result.size() != 1 || result.at(0)["values"].get(values) != simdjson::SUCCESS) {
-      ADD_FAILURE() << query << ": " << body;
-      return points;
-    }
-    for (simdjson::dom::element p : values) {
-      double t = 0;
-      std::string_view v;
-      double value = 0;
-      if (p.at(0).get(t) != simdjson::SUCCESS || p.at(1).get(v) != simdjson::SUCCESS ||
-          !absl::SimpleAtod(absl::string_view(v.data(), v.size()), &value)) {
-        ADD_FAILURE() << "bad point in " << body;
-        break;
-      }
-      points.emplace_back(std::llround(t * 1000), value);
-    }
-    return points;
-  }
-
- private:
-  int port_ = 0;  // known once it listens
-  pid_t pid_ = -1;
-};
 
 // Two hours of three families at 15 s steps, imported by promtool and read
 // back through a real Prometheus.
 TEST(BackfillWriterPrometheus, PromtoolImportsAndPrometheusAnswersQueries) {
-  if (access(kPromtool, X_OK) != 0 || access(kPrometheus, X_OK) != 0) {
+  if (access(kPromtool, X_OK) != 0 || access(testing::kPrometheus, X_OK) != 0) {
     GTEST_SKIP() << "promtool or prometheus not installed";
   }
   ScratchDir dir;
@@ -486,7 +371,7 @@ TEST(BackfillWriterPrometheus, PromtoolImportsAndPrometheusAnswersQueries) {
 
   const std::string config = dir.Path("prometheus.yml");
   novapulse::testing::WriteWholeFile(config, "scrape_configs: []\n");
-  Prometheus prometheus(tsdb, config, dir.Path("prometheus.log"));
+  testing::PrometheusProcess prometheus(tsdb, config, dir.Path("prometheus.log"));
   ASSERT_TRUE(prometheus.WaitReady(std::chrono::seconds(20)))
       << ReadWholeFile(dir.Path("prometheus.log"));
 
