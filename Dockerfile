@@ -16,7 +16,7 @@ RUN apt-get update \
       build-essential cmake ninja-build pkg-config clang curl ca-certificates \
       libsimdjson-dev prometheus-cpp-dev libabsl-dev libtbb-dev \
       libgtest-dev libgmock-dev libyaml-cpp-dev zlib1g-dev libzstd-dev \
-      libre2-dev libboost-dev libssl-dev libsasl2-dev \
+      libre2-dev libboost-dev libssl-dev libsasl2-dev libsnappy-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # librdkafka 2.12.1 from source, linked statically (see scripts/librdkafka);
@@ -44,7 +44,7 @@ FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libsasl2-2 libsimdjson14 libprometheus-cpp-core1.0 libabsl20220623 libtbb12 \
-      libssl3 libre2-9 libyaml-cpp0.7 libzstd1 zlib1g libcrypt1 ca-certificates \
+      libssl3 libre2-9 libyaml-cpp0.7 libzstd1 zlib1g libcrypt1 libsnappy1v5 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home --shell /usr/sbin/nologin novapulse
 COPY --from=build /src/build/novapulse /usr/local/bin/novapulse

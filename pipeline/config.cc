@@ -23,6 +23,7 @@
 #include "base/file.h"
 #include "base/yaml_reader.h"
 #include "pipeline/preflight.h"
+#include "sinks/http_post.h"
 
 namespace novapulse {
 namespace {
@@ -54,6 +55,8 @@ class Parser : public YamlReader {
           [&](const YAML::Node& n, const std::string& p) { Rules(n, p, &c->rules); }},
          {"alertmanager", false,
           [&](const YAML::Node& n, const std::string& p) { Alertmanager(n, p, &c->alertmanager); }},
+         {"remote_write", false,
+          [&](const YAML::Node& n, const std::string& p) { RemoteWrite(n, p, &c->remote_write); }},
          {"dead_letter", false,
           [&](const YAML::Node& n, const std::string& p) { DeadLetter(n, p, &c->dead_letter); }},
          {"checkpoint", false,
@@ -219,6 +222,39 @@ class Parser : public YamlReader {
              }}});
   }
 
+  void RemoteWrite(const YAML::Node& node, const std::string& path, RemoteWriteConfig* c) {
+    Fields(node, path,
+           {{"url", true,
+             [&](const YAML::Node& n, const std::string& p) {
+               std::string shown;
+               const std::optional<std::string> v = Scalar(n, p, "a URL", &shown);
+               if (!v.has_value()) return;
+               if (absl::StatusOr<HttpEndpoint> e = ParseHttpUrl(*v); !e.ok()) {
+                 Error(n.Mark(), p, absl::StrCat(e.status().message(), ", got ", shown));
+                 return;
+               }
+               c->url = *v;
+             }},
+            {"interval", false,
+             [&](const YAML::Node& n, const std::string& p) {
+               Duration(n, p, absl::Seconds(1), absl::Hours(1), &c->interval);
+             }},
+            {"timeout", false,
+             [&](const YAML::Node& n, const std::string& p) {
+               Duration(n, p, absl::Milliseconds(100), absl::Minutes(10), &c->timeout);
+             }},
+            {"max_samples_per_send", false,
+             [&](const YAML::Node& n, const std::string& p) {
+               Int(n, p, 1, 1000000, &c->max_samples_per_send);
+             }},
+            {"queue_samples", false, [&](const YAML::Node& n, const std::string& p) {
+               Int(n, p, 1, 1000000000, &c->queue_samples);
+             }}});
+    if (node.IsMap() && ok() && c->queue_samples < c->max_samples_per_send) {
+      Error(node.Mark(), path, "queue_samples must be at least max_samples_per_send");
+    }
+  }
+
   void DeadLetter(const YAML::Node& node, const std::string& path, DeadLetterConfig* c) {
     Fields(node, path,
            {{"path", false,
@@ -367,6 +403,18 @@ std::string RedactedSummary(const Config& c) {
   line("rules.zero_new_series", c.rules.zero_new_series ? "true" : "false");
   line("alertmanager.urls", list(c.alertmanager.urls));
   line("alertmanager.resend_delay", absl::FormatDuration(c.alertmanager.resend_delay));
+  if (!c.remote_write.url.empty()) {
+    // The URL may carry a password (user:password@).
+    const size_t at = c.remote_write.url.rfind('@');
+    line("remote_write.url",
+         at == std::string::npos
+             ? c.remote_write.url
+             : absl::StrCat("http://", std::string(kRedacted), c.remote_write.url.substr(at)));
+    line("remote_write.interval", absl::FormatDuration(c.remote_write.interval));
+    line("remote_write.timeout", absl::FormatDuration(c.remote_write.timeout));
+    line("remote_write.max_samples_per_send", absl::StrCat(c.remote_write.max_samples_per_send));
+    line("remote_write.queue_samples", absl::StrCat(c.remote_write.queue_samples));
+  }
   line("dead_letter.path", c.dead_letter.path.empty() ? "(none)" : c.dead_letter.path);
   line("dead_letter.topic", c.dead_letter.topic.empty() ? "(none)" : c.dead_letter.topic);
   line("dead_letter.max_bytes", absl::StrCat(c.dead_letter.max_bytes));

@@ -75,6 +75,16 @@ struct AlertmanagerConfig {
   absl::Duration resend_delay = absl::Minutes(1);
 };
 
+// Prometheus remote write of what /metrics serves (sinks/remote_write.h);
+// no url: off.
+struct RemoteWriteConfig {
+  std::string url;  // http://HOST:PORT/PATH, e.g. Prometheus's /api/v1/write
+  absl::Duration interval = absl::Seconds(15);
+  absl::Duration timeout = absl::Seconds(30);
+  int64_t max_samples_per_send = 10000;
+  int64_t queue_samples = 2000000;
+};
+
 // Rejected records as JSON lines (sinks/dead_letter.h) to a file (`path`)
 // or to a Kafka topic (`topic`, `run` only); no section: none.
 struct DeadLetterConfig {
@@ -97,6 +107,7 @@ struct Config {
   PipelineConfig pipeline;
   RulesConfig rules;
   AlertmanagerConfig alertmanager;
+  RemoteWriteConfig remote_write;
   DeadLetterConfig dead_letter;
   CheckpointConfig checkpoint;
   LogConfig log;

@@ -101,7 +101,8 @@ absl::Status Service::BuildParts() {
 
   if (absl::Status opened = OpenDeadLetters(); !opened.ok()) return opened;
   RegisterMetrics();
-  return StartHttp();
+  if (absl::Status started = StartHttp(); !started.ok()) return started;
+  return StartRemoteWrite();
 }
 
 absl::StatusOr<Service::State> Service::BuildState() const {
@@ -288,8 +289,37 @@ void Service::RegisterMetrics() {
   registry_.Add(alertmanager_.get());
   registry_.Add(checkpoints_.get());
   registry_.Add(&http_metrics_);
+  registry_.Add(&remote_write_metrics_);
   registry_.Add(&process_metrics_);
   registry_.Add(extra_metrics_);
+}
+
+absl::Status Service::StartRemoteWrite() {
+  if (config_.remote_write.url.empty()) return absl::OkStatus();
+  RemoteWriteOptions options;
+  options.url = config_.remote_write.url;
+  options.interval = config_.remote_write.interval;
+  options.timeout = config_.remote_write.timeout;
+  options.max_samples_per_send = static_cast<size_t>(config_.remote_write.max_samples_per_send);
+  options.queue_samples = static_cast<size_t>(config_.remote_write.queue_samples);
+  absl::StatusOr<std::unique_ptr<RemoteWriter>> writer =
+      RemoteWriter::Start(std::move(options), [this] {
+        RemoteWriteBatch batch;
+        batch.families = registry_.Collect();
+        if (state_.rules) batch.rule_series = state_.rules->engine().Snapshot().series;
+        return batch;
+      });
+  if (!writer.ok()) return NotStarted("remote write not started", writer.status());
+  remote_write_ = *std::move(writer);
+  remote_write_metrics_.Set(remote_write_.get());
+  return absl::OkStatus();
+}
+
+void Service::StopReaders() {
+  remote_write_metrics_.Set(nullptr);
+  remote_write_.reset();
+  http_metrics_.Set(nullptr);
+  server_.reset();
 }
 
 int Service::http_port() const { return server_ ? server_->port() : 0; }
@@ -424,8 +454,7 @@ int Service::Shutdown() {
   // commit), so past the limit the process leaves without the consumer,
   // which the group times out; dead letters still queued are flushed first.
   auto abandon = [this](int status) {
-    http_metrics_.Set(nullptr);
-    server_.reset();  // no scrape may read what is torn down next
+    StopReaders();  // nothing may read what is torn down next
     dead_letters_.reset();
     abandoned_ = true;
     return status;
@@ -451,8 +480,7 @@ int Service::Shutdown() {
   closer.join();
   const absl::Status closed = close_result.get();
   // Metrics stay served until the consumer has left the group.
-  http_metrics_.Set(nullptr);
-  server_.reset();
+  StopReaders();
   if (!closed.ok()) {
     Log(LogLevel::kError, "kafka consumer did not close cleanly",
         {{"error", std::string(closed.message())}});

@@ -35,6 +35,7 @@
 #include "rules/rule_file.h"
 #include "sinks/alertmanager_client.h"
 #include "sinks/dead_letter.h"
+#include "sinks/remote_write.h"
 
 namespace novapulse {
 
@@ -99,6 +100,10 @@ class Service {
   std::vector<KafkaPartitionOffset> Restore();
   absl::Status OpenDeadLetters();
   absl::Status StartHttp();
+  absl::Status StartRemoteWrite();
+  // Stops what reads the parts from threads of its own: the remote writer
+  // (sending what is queued) and the HTTP server.
+  void StopReaders();
   // What registry_ collects: every part, in export order.
   void RegisterMetrics();
   std::string MetricsText(bool openmetrics) const;
@@ -120,19 +125,25 @@ class Service {
   // What /metrics collects, in export order.
   MetricRegistry registry_;
   std::unique_ptr<HttpServer> server_;
-  // The server's own families (TLS handshakes, reloads): in the registry
-  // before the server exists, so it is never changed while scrapes read it.
-  class HttpMetrics : public MetricSource {
+  // A part made after the registry (the HTTP server, the remote writer):
+  // the registry holds this forwarder from the start, so it is never changed
+  // while scrapes read it.
+  class LateSource : public MetricSource {
    public:
     void CollectMetrics(MetricFamilies* out) override {
-      if (HttpServer* server = server_.load(std::memory_order_acquire)) server->CollectMetrics(out);
+      if (MetricSource* source = source_.load(std::memory_order_acquire)) {
+        source->CollectMetrics(out);
+      }
     }
-    void Set(HttpServer* server) { server_.store(server, std::memory_order_release); }
+    void Set(MetricSource* source) { source_.store(source, std::memory_order_release); }
 
    private:
-    std::atomic<HttpServer*> server_{nullptr};
+    std::atomic<MetricSource*> source_{nullptr};
   };
-  HttpMetrics http_metrics_;
+  LateSource http_metrics_;
+  LateSource remote_write_metrics_;
+  // Pushes what /metrics serves; reads registry_ and the rules on its thread.
+  std::unique_ptr<RemoteWriter> remote_write_;
   std::unique_ptr<EventClockWatermark> watermarks_;
   std::unique_ptr<IngestPipeline> pipeline_;
   bool final_checkpoint_ = false;

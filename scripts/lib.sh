@@ -9,7 +9,7 @@ NOVAPULSE_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libsimdjson-dev prometheus-cpp-dev libabsl-dev libtbb-dev
   libgtest-dev libgmock-dev libyaml-cpp-dev zlib1g-dev libzstd-dev
-  libre2-dev libboost-dev libssl-dev libsasl2-dev
+  libre2-dev libboost-dev libssl-dev libsasl2-dev libsnappy-dev
   libbenchmark-dev clang clang-format clang-tidy libclang-rt-14-dev
   python3 python3-yaml zstd gzip prometheus prometheus-alertmanager kcat openssl curl
   dpkg-dev systemd

@@ -20,130 +20,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "sinks/http_post.h"
 #include "sinks/json_text.h"
 
 namespace novapulse {
 namespace {
-
-struct PostResult {
-  int status = 0;     // HTTP status; 0 when there was no answer
-  std::string error;  // why there was no answer
-};
-
-// True when a later POST of the same batch may succeed.
-bool Retryable(const PostResult& r) {
-  return r.status == 0 || r.status >= 500 || r.status == 408 || r.status == 429;
-}
-
-int MillisUntil(absl::Time deadline) {
-  const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-  return static_cast<int>(std::clamp<int64_t>(ms, 0, 100));  // short slices: see Post
-}
-
-// POSTs `body` and reads the status line of the answer. `deadline` bounds
-// the whole exchange; so does *cut_unix_ns, re-read every 100 ms so that a
-// shutdown can cut a POST already in flight.
-PostResult Post(const std::string& host, int port, const std::string& request, absl::Time deadline,
-                const std::atomic<int64_t>* cut_unix_ns) {
-  const auto effective = [&] {
-    return std::min(deadline, absl::FromUnixNanos(cut_unix_ns->load(std::memory_order_relaxed)));
-  };
-  PostResult result;
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* addrs = nullptr;
-  const std::string port_text = std::to_string(port);
-  if (const int rc = getaddrinfo(host.c_str(), port_text.c_str(), &hints, &addrs); rc != 0) {
-    result.error = absl::StrCat("resolve ", host, ": ", gai_strerror(rc));
-    return result;
-  }
-  absl::Cleanup free_addrs = [addrs] { freeaddrinfo(addrs); };
-  int fd = -1;
-  absl::Cleanup close_fd = [&fd] {
-    if (fd >= 0) close(fd);
-  };
-  for (addrinfo* a = addrs; a != nullptr && fd < 0; a = a->ai_next) {
-    fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) continue;
-    if (connect(fd, a->ai_addr, a->ai_addrlen) != 0 && errno != EINPROGRESS) {
-      result.error = absl::StrCat("connect: ", std::strerror(errno));
-      close(fd);
-      fd = -1;
-      continue;
-    }
-    pollfd p{fd, POLLOUT, 0};
-    int ready = 0;
-    while (ready == 0 && absl::Now() < effective()) {
-      ready = poll(&p, 1, MillisUntil(effective()));
-      if (ready < 0 && errno == EINTR) ready = 0;
-    }
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (ready <= 0) {
-      err = ETIMEDOUT;
-    } else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
-      err = errno;
-    }
-    if (err != 0) {
-      result.error = absl::StrCat("connect: ", std::strerror(err));
-      close(fd);
-      fd = -1;
-    }
-  }
-  if (fd < 0) return result;
-
-  for (size_t sent = 0; sent < request.size();) {
-    const ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    if (n > 0) {
-      sent += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-      result.error = absl::StrCat("send: ", std::strerror(errno));
-      return result;
-    }
-    if (absl::Now() >= effective()) {
-      result.error = "send: timed out";
-      return result;
-    }
-    pollfd p{fd, POLLOUT, 0};
-    poll(&p, 1, MillisUntil(effective()));
-  }
-
-  std::string head;
-  char buf[4096];
-  while (head.find("\r\n") == std::string::npos) {
-    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    if (n > 0) {
-      head.append(buf, static_cast<size_t>(n));
-      continue;
-    }
-    if (n == 0) break;
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-      result.error = absl::StrCat("receive: ", std::strerror(errno));
-      return result;
-    }
-    if (absl::Now() >= effective()) {
-      result.error = "receive: timed out";
-      return result;
-    }
-    pollfd p{fd, POLLIN, 0};
-    poll(&p, 1, MillisUntil(effective()));
-  }
-  // "HTTP/1.1 200 OK"
-  int status = 0;
-  if (head.size() >= 12 && head.starts_with("HTTP/1.") && head[8] == ' ') {
-    const auto [end, ec] = std::from_chars(head.data() + 9, head.data() + 12, status);
-    if (ec != std::errc() || end != head.data() + 12) status = 0;
-  }
-  if (status < 100 || status > 599) {
-    result.error = "receive: not an HTTP response";
-    return result;
-  }
-  result.status = status;
-  return result;
-}
 
 absl::Status BadUrl(const std::string& url, std::string_view why) {
   return absl::InvalidArgumentError(
@@ -199,56 +80,19 @@ absl::StatusOr<std::unique_ptr<AlertmanagerClient>> AlertmanagerClient::Start(
     return absl::InvalidArgumentError(
         "alertmanager: timeout and backoff must be positive, backoff min <= max");
   }
-  std::vector<Endpoint> endpoints;
+  std::vector<HttpEndpoint> endpoints;
   for (const std::string& url : options.urls) {
-    absl::string_view rest = url;
-    if (!absl::ConsumePrefix(&rest, "http://")) {
-      return BadUrl(url, absl::StartsWith(url, "https://")
-                             ? "https is not supported; use a TLS proxy"
-                             : "want http://HOST[:PORT][/PREFIX]");
-    }
-    Endpoint e;
-    e.url = url;
-    const size_t slash = rest.find('/');
-    absl::string_view authority = rest.substr(0, slash);
-    absl::string_view prefix = slash == absl::string_view::npos ? "" : rest.substr(slash);
-    if (absl::StrContains(prefix, '?') || absl::StrContains(prefix, '#')) {
-      return BadUrl(url, "query and fragment are not allowed");
-    }
-    if (const size_t at = authority.rfind('@'); at != absl::string_view::npos) {
-      e.authorization = absl::StrCat("Basic ", absl::Base64Escape(authority.substr(0, at)));
-      authority = authority.substr(at + 1);
-    }
-    absl::string_view port;
-    if (absl::StartsWith(authority, "[")) {  // [IPv6]:port
-      const size_t close = authority.find(']');
-      if (close == absl::string_view::npos) return BadUrl(url, "unclosed [");
-      e.host = std::string(authority.substr(1, close - 1));
-      absl::string_view after = authority.substr(close + 1);
-      if (!after.empty() && !absl::ConsumePrefix(&after, ":")) return BadUrl(url, "bad port");
-      port = after;
-    } else {
-      const size_t colon = authority.find(':');
-      e.host = std::string(authority.substr(0, colon));
-      if (colon != absl::string_view::npos) port = authority.substr(colon + 1);
-    }
-    if (e.host.empty()) return BadUrl(url, "no host");
-    if (!port.empty()) {
-      const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), e.port);
-      if (ec != std::errc() || end != port.data() + port.size() || e.port < 1 || e.port > 65535) {
-        return BadUrl(url, "port must be a number in 1-65535");
-      }
-    } else if (absl::EndsWith(authority, ":")) {
-      return BadUrl(url, "empty port");
-    }
+    absl::StatusOr<HttpEndpoint> e = ParseHttpUrl(url);
+    if (!e.ok()) return BadUrl(url, std::string(e.status().message()));
+    absl::string_view prefix = e->path;
     while (absl::ConsumeSuffix(&prefix, "/")) {
     }
-    e.path = absl::StrCat(prefix, "/api/v2/alerts");
-    endpoints.push_back(std::move(e));
+    e->path = absl::StrCat(prefix, "/api/v2/alerts");
+    endpoints.push_back(*std::move(e));
   }
 
   std::unique_ptr<AlertmanagerClient> client(new AlertmanagerClient(std::move(options)));
-  for (Endpoint& e : endpoints) {
+  for (HttpEndpoint& e : endpoints) {
     auto target = std::make_unique<Target>();
     target->endpoint = std::move(e);
     client->targets_.push_back(std::move(target));
@@ -271,7 +115,7 @@ void AlertmanagerClient::Enqueue(const std::vector<Alert>& alerts) {
   }
   absl::MutexLock lock(&mu_);
   for (const auto& target : targets_) {
-    if (stopping_) {
+    if (stop_.stopping()) {
       target->dropped += rendered.size();
       continue;
     }
@@ -293,11 +137,7 @@ void AlertmanagerClient::TrimLocked(Target* target) {
 void AlertmanagerClient::Shutdown(absl::Duration flush) {
   {
     absl::MutexLock lock(&mu_);
-    if (!stopping_) {
-      stopping_ = true;
-      flush_deadline_ = absl::Now() + flush;
-      cut_unix_ns_.store(absl::ToUnixNanos(flush_deadline_), std::memory_order_relaxed);
-    }
+    stop_.Begin(flush);
     wake_.SignalAll();
   }
   if (joined_) return;
@@ -306,12 +146,8 @@ void AlertmanagerClient::Shutdown(absl::Duration flush) {
 }
 
 void AlertmanagerClient::Run(Target* target) {
-  const Endpoint& e = target->endpoint;
-  const std::string host_header =
-      absl::StrCat(absl::StrContains(e.host, ':') ? absl::StrCat("[", e.host, "]") : e.host,
-                   e.port == 80 ? "" : absl::StrCat(":", e.port));
-  absl::Duration backoff = absl::ZeroDuration();
-  absl::Time retry_at = absl::InfinitePast();
+  const HttpEndpoint& e = target->endpoint;
+  Backoff backoff(options_.backoff_min, options_.backoff_max);
   std::vector<std::shared_ptr<const std::string>> batch;
   while (true) {
     absl::Time deadline;
@@ -319,15 +155,14 @@ void AlertmanagerClient::Run(Target* target) {
       absl::MutexLock lock(&mu_);
       while (true) {
         const absl::Time now = absl::Now();
-        if (stopping_ && (target->queue.empty() || now >= flush_deadline_)) {
+        if (stop_.Finished(target->queue.empty(), now)) {
           target->dropped += target->queue.size();
           target->queue.clear();
           return;
         }
-        if (!target->queue.empty() && now >= retry_at) break;
-        absl::Time until = target->queue.empty() ? absl::InfiniteFuture() : retry_at;
-        if (stopping_) until = std::min(until, flush_deadline_);
-        wake_.WaitWithDeadline(&mu_, until);
+        if (!target->queue.empty() && backoff.Due(now)) break;
+        wake_.WaitWithDeadline(
+            &mu_, stop_.Until(target->queue.empty() ? absl::InfiniteFuture() : backoff.at()));
       }
       const size_t n = std::min(options_.max_batch, target->queue.size());
       batch.assign(target->queue.begin(), target->queue.begin() + static_cast<std::ptrdiff_t>(n));
@@ -343,15 +178,9 @@ void AlertmanagerClient::Run(Target* target) {
       body.append(*batch[i]);
     }
     body.push_back(']');
-    std::string request = absl::StrCat("POST ", e.path, " HTTP/1.1\r\nHost: ", host_header,
-                                       "\r\nUser-Agent: novapulse\r\n"
-                                       "Content-Type: application/json\r\nContent-Length: ",
-                                       body.size(), "\r\nConnection: close\r\n");
-    if (!e.authorization.empty()) {
-      absl::StrAppend(&request, "Authorization: ", e.authorization, "\r\n");
-    }
-    absl::StrAppend(&request, "\r\n", body);
-    const PostResult result = Post(e.host, e.port, request, deadline, &cut_unix_ns_);
+    std::string request = PostHead(e, "application/json", body.size(), {});
+    request.append(body);
+    const PostResult result = HttpPost(e, request, deadline, stop_.cut());
 
     absl::MutexLock lock(&mu_);
     target->inflight = 0;
@@ -362,16 +191,13 @@ void AlertmanagerClient::Run(Target* target) {
     }
     if (ok) {
       target->sent += batch.size();
-      backoff = absl::ZeroDuration();
-      retry_at = absl::InfinitePast();
+      backoff.Succeeded();
     } else {
       target->errors += batch.size();
       if (Retryable(result)) {
         target->queue.insert(target->queue.begin(), batch.begin(), batch.end());
         TrimLocked(target);
-        backoff = backoff == absl::ZeroDuration() ? options_.backoff_min
-                                                  : std::min(backoff * 2, options_.backoff_max);
-        retry_at = absl::Now() + backoff;
+        backoff.Failed(absl::Now());
       } else {
         target->dropped += batch.size();
       }

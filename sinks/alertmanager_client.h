@@ -43,6 +43,8 @@
 #include "aggregators/metric_store.h"
 #include "rules/promql.h"
 #include "rules/rule_engine.h"
+#include "sinks/http_post.h"
+#include "sinks/push_schedule.h"
 
 namespace novapulse {
 
@@ -112,15 +114,8 @@ class AlertmanagerClient : public MetricSource {
   void CollectMetrics(MetricFamilies* out) override;
 
  private:
-  struct Endpoint {
-    std::string url;  // as configured, for stats
-    std::string host;
-    int port = 80;
-    std::string path;           // PREFIX/api/v2/alerts
-    std::string authorization;  // "Basic ..." or empty
-  };
   struct Target {
-    Endpoint endpoint;
+    HttpEndpoint endpoint;  // path: PREFIX/api/v2/alerts
     // The rest is guarded by the client's mu_ (an annotation cannot name it
     // from here).
     std::deque<std::shared_ptr<const std::string>> queue;
@@ -143,10 +138,7 @@ class AlertmanagerClient : public MetricSource {
 
   mutable absl::Mutex mu_;
   absl::CondVar wake_;  // alerts queued, or shutting down
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Time flush_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
-  // flush_deadline_ for POSTs in flight, which read it without the lock.
-  std::atomic<int64_t> cut_unix_ns_{INT64_MAX};
+  PushStop stop_ ABSL_GUARDED_BY(mu_);
   bool joined_ = false;  // owner thread only
 };
 

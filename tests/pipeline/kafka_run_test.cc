@@ -24,6 +24,7 @@
 #include "tests/pipeline/kafka_broker.h"
 #include "tests/pipeline/run_service.h"
 #include "tests/pipeline/test_process.h"
+#include "tests/sinks/prometheus_process.h"
 #include "tests/sinks/prometheus_text.h"
 
 namespace novapulse {
@@ -237,6 +238,62 @@ TEST(KafkaRun, ConsumesExactlyAndCommitsOnShutdown) {
     EXPECT_EQ(service.Terminate(std::chrono::seconds(10)), 0) << service.log();
   }
   EXPECT_LT(Clock::now() - test_start, std::chrono::seconds(120));
+}
+
+// remote_write pushes what /metrics serves to a real Prometheus receiver:
+// the series of a family, queried back, equal the scrape's.
+TEST(KafkaRun, RemoteWritePushesWhatMetricsServesToPrometheus) {
+  if (access(testing::kPrometheus, X_OK) != 0) GTEST_SKIP() << "prometheus not installed";
+  ScratchDir dir;
+  Broker broker(dir.Path("broker"));
+  ASSERT_EQ(broker.Start(), "") << "scripts/kafka-broker start failed";
+  ASSERT_EQ(broker.CreateTopics({kAccessTopic, kOutboxTopic}, 4), "");
+  const int64_t now = NowMs();
+  std::string access;
+  for (int i = 0; i < 9; ++i) access += AccessLine(now, "GET", "/api/gifts/:id", 200);
+  for (int i = 0; i < 4; ++i) access += AccessLine(now, "POST", "/api/gifts/:id/claim", 201);
+  WriteWholeFile(dir.Path("access.ndjson"), access);
+  ASSERT_EQ(Produce(broker.address(), kAccessTopic, dir.Path("access.ndjson")), "");
+
+  WriteWholeFile(dir.Path("prometheus.yml"), "global:\n  scrape_interval: 1h\n");
+  testing::PrometheusProcess prometheus(dir.Path("tsdb"), dir.Path("prometheus.yml"),
+                                        dir.Path("prometheus.log"),
+                                        {"--web.enable-remote-write-receiver"});
+  ASSERT_TRUE(prometheus.WaitReady(std::chrono::seconds(60)))
+      << ReadWholeFile(dir.Path("prometheus.log"));
+
+  Service service(WriteConfig(dir, "run.yaml", broker.address(), "10m",
+                              absl::StrCat("remote_write:\n  url: http://127.0.0.1:",
+                                           prometheus.port(), "/api/v1/write\n  interval: 1s\n")),
+                  dir.Path("run.log"));
+  const int port = service.port();
+  ASSERT_GT(port, 0) << service.log();
+  const PromText text = WaitForEvents(port, 13, service);
+  ASSERT_EQ(text.Value("http_requests_total", kGet), 9) << service.log();
+
+  // The scrape's series as Prometheus keys them (empty labels are absent).
+  std::map<std::string, double> want;
+  for (const auto& sample : text.Family("http_requests_total")->samples) {
+    Labels labels;
+    for (const auto& l : sample.labels) {
+      if (!l.second.empty()) labels.push_back(l);
+    }
+    want[testing::SeriesKey(sample.name, labels)] = sample.value;
+  }
+  std::map<std::string, double> got;
+  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(60);
+  while (Clock::now() < deadline && got != want) {
+    got = prometheus.Series("http_requests_total");
+    if (got != want) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(got, want) << service.log();
+  EXPECT_EQ(want.size(), 2u);
+  const PromText self = WaitForScrape(port, [](const PromText& t) {
+    return t.Value("novapulse_remote_write_samples_total", {{"result", "sent"}}) > 0;
+  });
+  EXPECT_GT(self.Value("novapulse_remote_write_samples_total", {{"result", "sent"}}), 0);
+  EXPECT_EQ(self.Value("novapulse_remote_write_samples_total", {{"result", "dropped"}}), 0);
+  EXPECT_EQ(service.Terminate(std::chrono::seconds(15)), 0) << service.log();
 }
 
 // SIGHUP reloads the config: a broken file is refused while the service

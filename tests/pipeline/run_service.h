@@ -26,6 +26,7 @@
 #include <thread>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "tests/pipeline/test_process.h"
 #include "tests/sinks/prometheus_text.h"
@@ -110,7 +111,8 @@ struct HttpReply {
   std::string body;
 };
 
-// GET `path` from 127.0.0.1:port, whatever the status.
+// GET `path` from 127.0.0.1:port, whatever the status; a chunked body is
+// put back together.
 inline HttpReply HttpGetReply(int port, const std::string& path) {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return {};
@@ -138,6 +140,20 @@ inline HttpReply HttpGetReply(int port, const std::string& path) {
   if (!raw.starts_with("HTTP/1.1 ") || end == std::string::npos) return reply;
   reply.status = std::atoi(raw.c_str() + 9);
   reply.body = raw.substr(end + 4);
+  if (raw.substr(0, end).find("Transfer-Encoding: chunked") != std::string::npos) {
+    std::string unchunked;
+    for (size_t at = 0; at < reply.body.size();) {
+      const size_t eol = reply.body.find("\r\n", at);
+      size_t size = 0;
+      if (eol == std::string::npos ||
+          !absl::SimpleHexAtoi(reply.body.substr(at, eol - at), &size) || size == 0) {
+        break;
+      }
+      unchunked.append(reply.body, eol + 2, size);
+      at = eol + 2 + size + 2;
+    }
+    reply.body = std::move(unchunked);
+  }
   return reply;
 }
 

@@ -36,43 +36,8 @@ inline constexpr char kAlertmanager[] = "/usr/bin/prometheus-alertmanager";
 
 // GET http://127.0.0.1:port/path: status and body; status 0 on failure.
 inline std::pair<int, std::string> Get(int port, const std::string& path) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return {0, ""};
-  }
-  const std::string request =
-      absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-  send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-  std::string raw;
-  char buf[16384];
-  for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) raw.append(buf, static_cast<size_t>(n));
-  close(fd);
-  int status = 0;
-  const size_t end = raw.find("\r\n\r\n");
-  if (raw.size() < 12 || end == std::string::npos || !absl::SimpleAtoi(raw.substr(9, 3), &status)) {
-    return {0, ""};
-  }
-  std::string body = raw.substr(end + 4);
-  if (raw.substr(0, end).find("Transfer-Encoding: chunked") != std::string::npos) {
-    std::string unchunked;
-    for (size_t at = 0; at < body.size();) {
-      const size_t eol = body.find("\r\n", at);
-      size_t size = 0;
-      if (eol == std::string::npos || !absl::SimpleHexAtoi(body.substr(at, eol - at), &size) ||
-          size == 0) {
-        break;
-      }
-      unchunked.append(body, eol + 2, size);
-      at = eol + 2 + size + 2;
-    }
-    body = std::move(unchunked);
-  }
-  return {status, std::move(body)};
+  HttpReply reply = HttpGetReply(port, path);
+  return {reply.status, std::move(reply.body)};
 }
 
 // One Alertmanager process; stopped by the destructor.

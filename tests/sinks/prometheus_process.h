@@ -19,6 +19,8 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <limits>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,6 +34,7 @@
 #include "gtest/gtest.h"
 #include "tests/pipeline/run_service.h"
 #include "tests/pipeline/test_process.h"
+#include "tests/sinks/prometheus_text.h"
 
 namespace novapulse::testing {
 
@@ -51,14 +54,17 @@ inline std::string UrlEncode(std::string_view s) {
 
 class PrometheusProcess {
  public:
-  PrometheusProcess(const std::string& tsdb, const std::string& config, const std::string& log) {
-    const std::vector<std::string> args = {
+  // `extra_args`: more flags, e.g. --web.enable-remote-write-receiver.
+  PrometheusProcess(const std::string& tsdb, const std::string& config, const std::string& log,
+                    const std::vector<std::string>& extra_args = {}) {
+    std::vector<std::string> args = {
         kPrometheus,
         "--config.file=" + config,
         "--storage.tsdb.path=" + tsdb,
         "--storage.tsdb.retention.time=10y",
         "--web.listen-address=127.0.0.1:0",
     };
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
     pid_ = fork();
     if (pid_ == 0) {
       std::vector<char*> argv;
@@ -107,6 +113,47 @@ class PrometheusProcess {
   }
 
   int port() const { return port_; }
+
+  // Every series an instant query at the current time returns, as
+  // SeriesKey(name, labels) -> value (tests/sinks/prometheus_text.h).
+  std::map<std::string, double> Series(std::string_view query) const {
+    const std::string body = HttpGet(port_, absl::StrCat("/api/v1/query?query=", UrlEncode(query)));
+    std::map<std::string, double> out;
+    simdjson::dom::parser parser;
+    simdjson::dom::array result;
+    if (parser.parse(body).at_pointer("/data/result").get(result) != simdjson::SUCCESS) {
+      ADD_FAILURE() << query << ": " << body;
+      return out;
+    }
+    for (simdjson::dom::element r : result) {
+      simdjson::dom::object metric;
+      std::string_view value;
+      if (r["metric"].get(metric) != simdjson::SUCCESS ||
+          r.at_pointer("/value/1").get(value) != simdjson::SUCCESS) {
+        ADD_FAILURE() << "bad result in " << body;
+        continue;
+      }
+      std::string name;
+      Labels labels;
+      for (auto [k, v] : metric) {
+        std::string_view text;
+        if (v.get(text) != simdjson::SUCCESS) continue;
+        if (k == "__name__") {
+          name = std::string(text);
+        } else {
+          labels.emplace_back(std::string(k), std::string(text));
+        }
+      }
+      double v = 0;
+      if (!absl::SimpleAtod(absl::string_view(value.data(), value.size()), &v)) {
+        v = std::string_view(value) == "+Inf"   ? std::numeric_limits<double>::infinity()
+            : std::string_view(value) == "-Inf" ? -std::numeric_limits<double>::infinity()
+                                                : std::nan("");
+      }
+      out[SeriesKey(name, labels)] = v;
+    }
+    return out;
+  }
 
   // The single value of an instant query at `t_ms`; NaN (and a test
   // failure) unless the result is exactly one sample.

@@ -1,0 +1,354 @@
+#include "sinks/remote_write.h"
+
+#include <snappy.h>
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cstring>
+#include <limits>
+#include <string_view>
+#include <utility>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "base/log.h"
+#include "base/time_math.h"
+#include "sinks/text_format.h"
+
+namespace novapulse {
+namespace {
+
+// Protobuf wire format: just what WriteRequest needs.
+constexpr uint8_t kLen = 2;      // length-delimited
+constexpr uint8_t kFixed64 = 1;  // double
+constexpr uint8_t kVarint = 0;
+
+void AppendVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+size_t VarintSize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+void AppendTag(std::string* out, uint32_t field, uint8_t wire_type) {
+  out->push_back(static_cast<char>((field << 3) | wire_type));
+}
+
+void AppendBytesField(std::string* out, uint32_t field, std::string_view bytes) {
+  AppendTag(out, field, kLen);
+  AppendVarint(out, bytes.size());
+  out->append(bytes);
+}
+
+size_t BytesFieldSize(size_t n) { return 1 + VarintSize(n) + n; }
+
+}  // namespace
+
+void RemoteWriteEncoder::Add(
+    const std::vector<std::pair<std::string_view, std::string_view>>& labels, double value,
+    int64_t t_ms, std::vector<RemoteWriteRequest>* out) {
+  sorted_.assign(labels.begin(), labels.end());
+  std::sort(sorted_.begin(), sorted_.end());
+  // TimeSeries { repeated Label labels = 1; repeated Sample samples = 2; }
+  // Label { string name = 1; string value = 2; }
+  // Sample { double value = 1; int64 timestamp = 2; }
+  series_.clear();
+  for (const auto& [name, v] : sorted_) {
+    if (v.empty()) continue;  // absent, as a scrape stores it
+    AppendTag(&series_, 1, kLen);
+    AppendVarint(&series_, BytesFieldSize(name.size()) + BytesFieldSize(v.size()));
+    AppendBytesField(&series_, 1, name);
+    AppendBytesField(&series_, 2, v);
+  }
+  const size_t sample_size = 1 + 8 + 1 + VarintSize(static_cast<uint64_t>(t_ms));
+  AppendTag(&series_, 2, kLen);
+  AppendVarint(&series_, sample_size);
+  AppendTag(&series_, 1, kFixed64);
+  const uint64_t bits = std::bit_cast<uint64_t>(value);
+  for (int i = 0; i < 8; ++i) series_.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));
+  AppendTag(&series_, 2, kVarint);
+  AppendVarint(&series_, static_cast<uint64_t>(t_ms));
+  // WriteRequest { repeated TimeSeries timeseries = 1; }
+  AppendBytesField(&request_, 1, series_);
+  if (++samples_ >= max_samples_) Flush(out);
+}
+
+void RemoteWriteEncoder::Flush(std::vector<RemoteWriteRequest>* out) {
+  if (samples_ == 0) return;
+  RemoteWriteRequest& r = out->emplace_back();
+  snappy::Compress(request_.data(), request_.size(), &r.body);
+  r.samples = samples_;
+  request_.clear();
+  samples_ = 0;
+}
+
+void RemoteWriteEncoder::Encode(const RemoteWriteBatch& batch, int64_t t_ms,
+                                std::vector<RemoteWriteRequest>* out) {
+  std::vector<std::pair<std::string_view, std::string_view>> labels;
+  std::string name;
+  std::vector<std::string> le;
+  std::vector<std::string_view> values;
+  for (const FamilySnapshot& f : batch.families.families()) {
+    const MetricDef& def = *f.def;
+    if (def.type == MetricType::kHistogram) {
+      le.clear();
+      for (size_t b = 0; b <= def.buckets.size(); ++b) {
+        text::AppendDouble(&le.emplace_back(), b < def.buckets.size()
+                                                   ? def.buckets[b]
+                                                   : std::numeric_limits<double>::infinity());
+      }
+    }
+    for (size_t s = 0; s < f.size(); ++s) {
+      values = SplitKey(f.keys[s]);
+      labels.clear();
+      for (size_t l = 0; l < def.labels.size() && l < values.size(); ++l) {
+        labels.emplace_back(def.labels[l], values[l]);
+      }
+      const size_t base = labels.size();
+      auto add = [&](std::string_view suffix, double value) {
+        name.assign(def.name);
+        name.append(suffix);
+        labels.resize(base);
+        labels.emplace_back("__name__", name);
+        Add(labels, value, t_ms, out);
+      };
+      switch (def.type) {
+        case MetricType::kCounter:
+          add("", static_cast<double>(f.Word(s, 0)));
+          break;
+        case MetricType::kGauge:
+        case MetricType::kComputed:
+        case MetricType::kComputedCounter:
+          add("", f.Gauge(s));
+          break;
+        case MetricType::kHistogram: {
+          add("_count", static_cast<double>(f.HistogramCount(s)));
+          add("_sum", f.HistogramSum(s));
+          uint64_t cumulative = 0;
+          for (size_t b = 0; b < le.size(); ++b) {
+            cumulative += f.Word(s, b);
+            name.assign(def.name);
+            name.append("_bucket");
+            labels.resize(base);
+            labels.emplace_back("__name__", name);
+            labels.emplace_back("le", le[b]);
+            Add(labels, static_cast<double>(cumulative), t_ms, out);
+          }
+          break;
+        }
+      }
+    }
+  }
+  for (const auto& [series_labels, value] : batch.rule_series) {
+    labels.clear();
+    for (const promql::Label& l : series_labels) labels.emplace_back(l.name, l.value);
+    Add(labels, value, t_ms, out);
+  }
+  Flush(out);
+}
+
+RemoteWriter::RemoteWriter(RemoteWriteOptions options, HttpEndpoint endpoint, Collect collect)
+    : options_(std::move(options)), endpoint_(std::move(endpoint)), collect_(std::move(collect)) {}
+
+absl::StatusOr<std::unique_ptr<RemoteWriter>> RemoteWriter::Start(RemoteWriteOptions options,
+                                                                  Collect collect) {
+  absl::StatusOr<HttpEndpoint> endpoint = ParseHttpUrl(options.url);
+  if (!endpoint.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("remote_write: bad url \"", options.url, "\": ", endpoint.status().message()));
+  }
+  if (options.max_samples_per_send == 0 || options.queue_samples < options.max_samples_per_send) {
+    return absl::InvalidArgumentError(
+        "remote_write: max_samples_per_send must be at least 1 and at most queue_samples");
+  }
+  if (options.interval <= absl::ZeroDuration() || options.timeout <= absl::ZeroDuration() ||
+      options.backoff_min <= absl::ZeroDuration() || options.backoff_min > options.backoff_max) {
+    return absl::InvalidArgumentError(
+        "remote_write: interval, timeout and backoff must be positive, backoff min <= max");
+  }
+  if (!collect) return absl::InvalidArgumentError("remote_write: no collect function");
+  std::unique_ptr<RemoteWriter> writer(
+      new RemoteWriter(std::move(options), *std::move(endpoint), std::move(collect)));
+  writer->collector_ = std::thread([w = writer.get()] { w->CollectLoop(); });
+  writer->sender_ = std::thread([w = writer.get()] { w->SendLoop(); });
+  return writer;
+}
+
+RemoteWriter::~RemoteWriter() { Shutdown(options_.shutdown_flush); }
+
+void RemoteWriter::Shutdown(absl::Duration flush) {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_.Begin(flush);
+    wake_.SignalAll();
+  }
+  if (joined_) return;
+  collector_.join();
+  sender_.join();
+  joined_ = true;
+}
+
+void RemoteWriter::TrimLocked() {
+  while (queued_samples_ > options_.queue_samples && !queue_.empty()) {
+    queued_samples_ -= queue_.front().samples;
+    stats_.samples_dropped += queue_.front().samples;
+    queue_.pop_front();
+  }
+}
+
+void RemoteWriter::CollectLoop() {
+  RemoteWriteEncoder encoder(options_.max_samples_per_send);
+  std::vector<RemoteWriteRequest> requests;
+  absl::Time next = absl::Now() + options_.interval;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      while (!stop_.stopping() && absl::Now() < next) wake_.WaitWithDeadline(&mu_, next);
+      if (stop_.stopping()) return;
+    }
+    // Ticks keep their phase; after a stall the missed ones are skipped.
+    const absl::Time now = absl::Now();
+    while (next <= now) next += options_.interval;
+    const RemoteWriteBatch batch = collect_();
+    requests.clear();
+    encoder.Encode(batch, WallMillis(), &requests);
+    absl::MutexLock lock(&mu_);
+    if (stop_.stopping()) {  // the sender may be gone already
+      for (const RemoteWriteRequest& r : requests) stats_.samples_dropped += r.samples;
+      return;
+    }
+    for (RemoteWriteRequest& r : requests) {
+      queued_samples_ += r.samples;
+      queue_.push_back(std::move(r));
+    }
+    TrimLocked();
+    wake_.SignalAll();
+  }
+}
+
+void RemoteWriter::SendLoop() {
+  const std::vector<std::pair<std::string, std::string>> headers = {
+      {"Content-Encoding", "snappy"},
+      {"X-Prometheus-Remote-Write-Version", "0.1.0"},
+  };
+  Backoff backoff(options_.backoff_min, options_.backoff_max);
+  while (true) {
+    RemoteWriteRequest request;
+    absl::Time deadline;
+    {
+      absl::MutexLock lock(&mu_);
+      while (true) {
+        const absl::Time now = absl::Now();
+        if (stop_.Finished(queue_.empty(), now)) {
+          stats_.samples_dropped += queued_samples_;
+          queued_samples_ = 0;
+          queue_.clear();
+          return;
+        }
+        if (!queue_.empty() && backoff.Due(now)) break;
+        wake_.WaitWithDeadline(&mu_,
+                               stop_.Until(queue_.empty() ? absl::InfiniteFuture() : backoff.at()));
+      }
+      request = std::move(queue_.front());
+      queue_.pop_front();
+      queued_samples_ -= request.samples;
+      inflight_samples_ = request.samples;
+      deadline = absl::Now() + options_.timeout;
+    }
+    std::string message =
+        PostHead(endpoint_, "application/x-protobuf", request.body.size(), headers);
+    message.append(request.body);
+    const PostResult result = HttpPost(endpoint_, message, deadline, stop_.cut());
+
+    absl::MutexLock lock(&mu_);
+    inflight_samples_ = 0;
+    const bool ok = result.status >= 200 && result.status < 300;
+    if (ok) {
+      stats_.samples_sent += request.samples;
+      stats_.requests_sent += 1;
+      stats_.bytes_sent += request.body.size();
+      stats_.last_send_unix_s = static_cast<double>(WallMillis()) / 1000;
+      backoff.Succeeded();
+      continue;
+    }
+    stats_.last_error =
+        result.status != 0 ? absl::StrCat("HTTP status ", result.status) : result.error;
+    stats_.samples_failed += request.samples;
+    stats_.requests_failed += 1;
+    if (Retryable(result)) {
+      queued_samples_ += request.samples;
+      queue_.push_front(std::move(request));
+      TrimLocked();
+      backoff.Failed(absl::Now());
+    } else {
+      stats_.samples_dropped += request.samples;
+      Log(LogLevel::kWarn, "remote_write: the receiver refused a request; it is dropped",
+          {{"url", options_.url}, {"error", stats_.last_error}});
+    }
+  }
+}
+
+RemoteWriteStats RemoteWriter::stats() const {
+  absl::MutexLock lock(&mu_);
+  RemoteWriteStats s = stats_;
+  s.queued_samples = queued_samples_ + inflight_samples_;
+  return s;
+}
+
+namespace {
+
+#define NOVAPULSE_REMOTE_WRITE_METRICS(M)                                                         \
+  M(kSamples, "novapulse_remote_write_samples_total",                                             \
+    "Samples pushed with remote write, by result: sent (accepted), failed (at each failed "       \
+    "attempt), dropped (queue full, refused by the receiver, or left at shutdown).",              \
+    MetricType::kComputedCounter, {"result"}, {})                                                 \
+  M(kRequests, "novapulse_remote_write_requests_total",                                           \
+    "Remote write requests, by result: sent (2xx) or failed (each failed attempt).",              \
+    MetricType::kComputedCounter, {"result"}, {})                                                 \
+  M(kBytes, "novapulse_remote_write_bytes_total",                                                 \
+    "Compressed bytes of the remote write requests the receiver accepted.",                       \
+    MetricType::kComputedCounter, {}, {})                                                         \
+  M(kQueued, "novapulse_remote_write_queue_samples",                                              \
+    "Samples waiting to be pushed, a request in flight included.", MetricType::kComputed, {}, {}) \
+  M(kLastSend, "novapulse_remote_write_last_send_timestamp_seconds",                              \
+    "Wall time of the last request the receiver accepted; 0 before the first.",                   \
+    MetricType::kComputed, {}, {})
+
+enum RemoteWriteMetric : size_t { NOVAPULSE_REMOTE_WRITE_METRICS(NOVAPULSE_METRIC_ID) };
+
+const std::vector<MetricDef>& RemoteWriteMetricDefs() {
+  static const std::vector<MetricDef> kDefs = {
+      NOVAPULSE_REMOTE_WRITE_METRICS(NOVAPULSE_METRIC_DEF)};
+  return kDefs;
+}
+
+}  // namespace
+
+void RemoteWriter::CollectMetrics(MetricFamilies* out) {
+  const RemoteWriteStats s = stats();
+  const std::vector<MetricDef>& defs = RemoteWriteMetricDefs();
+  FamilySnapshot& samples = out->Start(defs[kSamples]);
+  out->Add(samples, {"dropped"}, static_cast<double>(s.samples_dropped));
+  out->Add(samples, {"failed"}, static_cast<double>(s.samples_failed));
+  out->Add(samples, {"sent"}, static_cast<double>(s.samples_sent));
+  FamilySnapshot& requests = out->Start(defs[kRequests]);
+  out->Add(requests, {"failed"}, static_cast<double>(s.requests_failed));
+  out->Add(requests, {"sent"}, static_cast<double>(s.requests_sent));
+  out->AddSingle(defs[kBytes], static_cast<double>(s.bytes_sent));
+  out->AddSingle(defs[kQueued], static_cast<double>(s.queued_samples));
+  out->AddSingle(defs[kLastSend], s.last_send_unix_s);
+}
+
+}  // namespace novapulse

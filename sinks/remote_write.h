@@ -1,0 +1,158 @@
+// Prometheus remote write 1.0 (protobuf WriteRequest, snappy block
+// compression) of what /metrics serves, pushed on a timer.
+//
+// RemoteWriteEncoder turns one collection (metric families and rule
+// outputs) into WriteRequests of at most max_samples_per_send samples, all
+// stamped with the collection's wall time: series as /metrics names them
+// (histograms as _bucket{le}, _sum and _count), labels sorted by name and
+// empty values left out, as Prometheus stores a scrape. The protobuf is
+// written directly: the message is four small types, and no per-sample
+// object is built.
+//
+// RemoteWriter runs two threads: one collects every `interval` and queues
+// the encoded requests, one sends them in order. A failed send (no answer,
+// 5xx, 408, 429) is retried with exponential backoff, the request staying
+// at the head of the queue; any other non-2xx answer means the receiver
+// refused the data itself, which a retry would not change: it is dropped
+// and counted. The queue is bounded in samples; past it the oldest requests
+// are dropped and counted, so a receiver that is down costs bounded memory
+// and, once back, gets the newest data first in line after what it missed.
+//
+// Threads: stats() and CollectMetrics() from any thread; Start, Shutdown
+// and the destructor belong to the owner. `collect` runs on the writer's
+// thread and must be safe to call from it.
+//   absl::StatusOr<std::unique_ptr<RemoteWriter>> writer = RemoteWriter::Start(
+//       {.url = "http://127.0.0.1:9090/api/v1/write"}, [&] { return Collect(); });
+#ifndef NOVAPULSE_SINKS_REMOTE_WRITE_H_
+#define NOVAPULSE_SINKS_REMOTE_WRITE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "aggregators/metric_source.h"
+#include "aggregators/metric_store.h"
+#include "rules/promql.h"
+#include "sinks/http_post.h"
+#include "sinks/push_schedule.h"
+
+namespace novapulse {
+
+// One collection: the families of /metrics and the rule outputs after them.
+struct RemoteWriteBatch {
+  MetricFamilies families;
+  std::vector<std::pair<promql::Labels, double>> rule_series;
+};
+
+// One WriteRequest, snappy-compressed, and how many samples it holds.
+struct RemoteWriteRequest {
+  std::string body;
+  size_t samples = 0;
+};
+
+class RemoteWriteEncoder {
+ public:
+  explicit RemoteWriteEncoder(size_t max_samples_per_send) : max_samples_(max_samples_per_send) {}
+
+  // Appends the requests of `batch` at `t_ms` to *out.
+  void Encode(const RemoteWriteBatch& batch, int64_t t_ms, std::vector<RemoteWriteRequest>* out);
+
+ private:
+  // One series of one sample; `labels` are (name, value) pairs in any order.
+  void Add(const std::vector<std::pair<std::string_view, std::string_view>>& labels, double value,
+           int64_t t_ms, std::vector<RemoteWriteRequest>* out);
+  void Flush(std::vector<RemoteWriteRequest>* out);
+
+  const size_t max_samples_;
+  std::string request_;  // the WriteRequest being filled, uncompressed
+  std::string series_;   // one TimeSeries, before its length is known
+  std::vector<std::pair<std::string_view, std::string_view>> sorted_;  // labels of one series
+  size_t samples_ = 0;                                                 // in request_
+};
+
+struct RemoteWriteOptions {
+  // "http://[USER:PASSWORD@]HOST[:PORT]/PATH", e.g. Prometheus's
+  // http://HOST:9090/api/v1/write.
+  std::string url;
+  absl::Duration interval = absl::Seconds(15);  // between collections
+  absl::Duration timeout = absl::Seconds(30);   // per request: connect, send, answer
+  size_t max_samples_per_send = 10000;
+  // Samples waiting to be sent, at most; the oldest requests go first.
+  size_t queue_samples = 2'000'000;
+  absl::Duration backoff_min = absl::Milliseconds(30);
+  absl::Duration backoff_max = absl::Seconds(5);
+  // How long Shutdown() goes on sending what is queued.
+  absl::Duration shutdown_flush = absl::Seconds(5);
+};
+
+struct RemoteWriteStats {
+  uint64_t samples_sent = 0;     // in requests the receiver accepted
+  uint64_t samples_failed = 0;   // in requests that failed, counted at each attempt
+  uint64_t samples_dropped = 0;  // never delivered: queue full, refused, or left at shutdown
+  uint64_t requests_sent = 0;
+  uint64_t requests_failed = 0;  // attempts
+  uint64_t bytes_sent = 0;       // compressed bodies accepted
+  size_t queued_samples = 0;     // waiting now, including a request in flight
+  double last_send_unix_s = 0;   // wall time of the last accepted request
+  std::string last_error;
+};
+
+class RemoteWriter : public MetricSource {
+ public:
+  using Collect = std::function<RemoteWriteBatch()>;
+
+  // Checks the options (URL, sizes, durations) and starts the threads; the
+  // first collection is one interval after the start.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<RemoteWriter>> Start(
+      RemoteWriteOptions options, Collect collect);
+
+  RemoteWriter(const RemoteWriter&) = delete;
+  RemoteWriter& operator=(const RemoteWriter&) = delete;
+  ~RemoteWriter() override;
+
+  // Stops collecting, sends what is queued until the queue is empty or
+  // `flush` has passed, then stops the threads.
+  void Shutdown(absl::Duration flush);
+
+  RemoteWriteStats stats() const;
+  // novapulse_remote_write_samples_total{result}, _requests_total{result},
+  // _bytes_total, _queue_samples, _last_send_timestamp_seconds.
+  void CollectMetrics(MetricFamilies* out) override;
+
+ private:
+  RemoteWriter(RemoteWriteOptions options, HttpEndpoint endpoint, Collect collect);
+  void CollectLoop();
+  void SendLoop();
+  void TrimLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const RemoteWriteOptions options_;
+  const HttpEndpoint endpoint_;
+  const Collect collect_;
+
+  mutable absl::Mutex mu_;
+  absl::CondVar wake_;
+  std::deque<RemoteWriteRequest> queue_ ABSL_GUARDED_BY(mu_);
+  size_t queued_samples_ ABSL_GUARDED_BY(mu_) = 0;  // in queue_
+  size_t inflight_samples_ ABSL_GUARDED_BY(mu_) = 0;
+  PushStop stop_ ABSL_GUARDED_BY(mu_);
+  RemoteWriteStats stats_ ABSL_GUARDED_BY(mu_);
+  bool joined_ = false;  // owner thread only
+
+  std::thread collector_;
+  std::thread sender_;
+};
+
+}  // namespace novapulse
+
+#endif  // NOVAPULSE_SINKS_REMOTE_WRITE_H_

@@ -1,0 +1,444 @@
+#include "sinks/remote_write.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <snappy.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <bit>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "aggregators/metric_source.h"
+#include "aggregators/metric_store.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "simdjson.h"
+#include "sinks/exposition.h"
+#include "tests/pipeline/test_process.h"
+#include "tests/sinks/prometheus_process.h"
+#include "tests/sinks/prometheus_text.h"
+
+namespace novapulse {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::Pair;
+
+// --- A reader of the protobuf the encoder writes, independent of it --------
+
+struct DecodedSeries {
+  std::map<std::string, std::string> labels;
+  double value = 0;
+  int64_t t_ms = 0;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes) : s_(bytes) {}
+  bool done() const { return s_.empty(); }
+  bool ok() const { return ok_; }
+  uint64_t Varint() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (s_.empty()) break;
+      const auto b = static_cast<uint8_t>(s_.front());
+      s_.remove_prefix(1);
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return v;
+    }
+    ok_ = false;
+    return 0;
+  }
+  std::string_view Bytes() {
+    const uint64_t n = Varint();
+    if (n > s_.size()) {
+      ok_ = false;
+      return {};
+    }
+    std::string_view out = s_.substr(0, n);
+    s_.remove_prefix(n);
+    return out;
+  }
+  uint64_t Fixed64() {
+    uint64_t v = 0;
+    if (s_.size() < 8) {
+      ok_ = false;
+      return 0;
+    }
+    for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(s_[i])) << (8 * i);
+    s_.remove_prefix(8);
+    return v;
+  }
+
+ private:
+  std::string_view s_;
+  bool ok_ = true;
+};
+
+// The series of one snappy-compressed WriteRequest, labels in the order
+// written (checked sorted by the caller).
+std::vector<std::pair<std::vector<std::string>, DecodedSeries>> Decode(const std::string& body) {
+  std::string raw;
+  EXPECT_TRUE(snappy::Uncompress(body.data(), body.size(), &raw));
+  std::vector<std::pair<std::vector<std::string>, DecodedSeries>> out;
+  Reader request(raw);
+  while (!request.done() && request.ok()) {
+    EXPECT_EQ(request.Varint(), (1u << 3) | 2) << "WriteRequest.timeseries";
+    Reader ts(request.Bytes());
+    auto& [order, series] = out.emplace_back();
+    while (!ts.done() && ts.ok()) {
+      const uint64_t tag = ts.Varint();
+      Reader inner(ts.Bytes());
+      if (tag == ((1u << 3) | 2)) {  // Label
+        EXPECT_EQ(inner.Varint(), (1u << 3) | 2);
+        const std::string name(inner.Bytes());
+        EXPECT_EQ(inner.Varint(), (2u << 3) | 2);
+        series.labels[name] = std::string(inner.Bytes());
+        order.push_back(name);
+      } else {  // Sample
+        EXPECT_EQ(tag, (2u << 3) | 2);
+        EXPECT_EQ(inner.Varint(), (1u << 3) | 1);
+        series.value = std::bit_cast<double>(inner.Fixed64());
+        EXPECT_EQ(inner.Varint(), (2u << 3) | 0);
+        series.t_ms = static_cast<int64_t>(inner.Varint());
+      }
+      EXPECT_TRUE(inner.ok() && inner.done());
+    }
+    EXPECT_TRUE(ts.ok());
+  }
+  EXPECT_TRUE(request.ok());
+  return out;
+}
+
+// A store with a counter, a gauge and a histogram, some series of each.
+class Families {
+ public:
+  Families()
+      : store_(
+            {
+                MetricDef{.name = "rw_requests_total",
+                          .help = "Requests.",
+                          .type = MetricType::kCounter,
+                          .labels = {"route", "status"}},
+                MetricDef{.name = "rw_queued", .help = "Queued.", .type = MetricType::kGauge},
+                MetricDef{.name = "rw_latency_seconds",
+                          .help = "Latency.",
+                          .type = MetricType::kHistogram,
+                          .labels = {"route"},
+                          .buckets = {0.1, 1}},
+                MetricDef{.name = "rw_overflow_total", .labels = {"metric"}},
+            },
+            /*num_shards=*/1, /*series_limit=*/1000) {
+    ShardWriter w(&store_, 0, /*overflow_metric=*/3);
+    std::string key;
+    for (int i = 0; i < series_per_route_; ++i) {
+      BuildKey(&key, {absl::StrCat("/r", i), i % 2 == 0 ? "200" : "500"});
+      w.Inc(0, w.Resolve(0, key), static_cast<uint64_t>(10 + i));
+      BuildKey(&key, {absl::StrCat("/r", i)});
+      const uint32_t h = w.Resolve(2, key);
+      w.Observe(2, h, 0.05);
+      w.Observe(2, h, 0.5 * i);
+    }
+    // A label value left empty: absent, as Prometheus stores a scrape.
+    BuildKey(&key, {"", "204"});
+    w.Inc(0, w.Resolve(0, key), 3);
+    w.GaugeAdd(1, w.Resolve(1, ""), 7);
+  }
+
+  RemoteWriteBatch Batch() const {
+    RemoteWriteBatch batch;
+    batch.families.Append(store_.Snapshot([](size_t, MetricStore::AddSeries) {}));
+    batch.rule_series = {{{{"__name__", "rw:requests:rate5m"}, {"route", "/r1"}}, 0.25}};
+    return batch;
+  }
+
+ private:
+  static constexpr int series_per_route_ = 5;
+  MetricStore store_;
+};
+
+TEST(RemoteWriteEncoder, WritesEverySeriesOfTheTextWithSortedLabels) {
+  const Families families;
+  const RemoteWriteBatch batch = families.Batch();
+  std::vector<RemoteWriteRequest> requests;
+  RemoteWriteEncoder(/*max_samples_per_send=*/1000).Encode(batch, 1795651200123, &requests);
+  ASSERT_EQ(requests.size(), 1u);
+
+  // What /metrics says, as series keys, against what was encoded.
+  const testing::PromText text =
+      testing::ParsePromText(RenderPrometheusText(batch.families.families()));
+  std::map<std::string, double> want;
+  for (const testing::PromFamily& f : text.families) {
+    for (const testing::PromSample& s : f.samples) {
+      testing::Labels labels;
+      for (const auto& l : s.labels) {
+        if (!l.second.empty()) labels.push_back(l);
+      }
+      want[testing::SeriesKey(s.name, labels)] = s.value;
+    }
+  }
+  want[testing::SeriesKey("rw:requests:rate5m", {{"route", "/r1"}})] = 0.25;
+
+  std::map<std::string, double> got;
+  for (const auto& [order, series] : Decode(requests[0].body)) {
+    EXPECT_TRUE(std::is_sorted(order.begin(), order.end())) << ::testing::PrintToString(order);
+    EXPECT_EQ(series.t_ms, 1795651200123);
+    testing::Labels labels;
+    std::string name;
+    for (const auto& [k, v] : series.labels) {
+      EXPECT_FALSE(v.empty()) << k;
+      if (k == "__name__") {
+        name = v;
+      } else {
+        labels.emplace_back(k, v);
+      }
+    }
+    got[testing::SeriesKey(name, labels)] = series.value;
+  }
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(requests[0].samples, want.size());
+  EXPECT_EQ(got.at(testing::SeriesKey("rw_requests_total", {{"status", "204"}})), 3);
+  EXPECT_EQ(
+      got.at(testing::SeriesKey("rw_latency_seconds_bucket", {{"le", "+Inf"}, {"route", "/r3"}})),
+      2);
+}
+
+TEST(RemoteWriteEncoder, SplitsRequestsAtMaxSamplesPerSend) {
+  const Families families;
+  std::vector<RemoteWriteRequest> requests;
+  RemoteWriteEncoder(/*max_samples_per_send=*/7).Encode(families.Batch(), 1, &requests);
+  size_t total = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    EXPECT_EQ(Decode(requests[i].body).size(), requests[i].samples);
+    if (i + 1 < requests.size()) EXPECT_EQ(requests[i].samples, 7u);
+    EXPECT_LE(requests[i].samples, 7u);
+    total += requests[i].samples;
+  }
+  std::vector<RemoteWriteRequest> one;
+  RemoteWriteEncoder(1000).Encode(families.Batch(), 1, &one);
+  EXPECT_EQ(total, one[0].samples);
+  EXPECT_EQ(requests.size(), (total + 6) / 7);
+  EXPECT_GE(requests.size(), 4u);
+}
+
+// --- A receiver that answers as told, for the failures Prometheus cannot
+// be made to give on cue ----------------------------------------------------
+
+class ScriptedReceiver {
+ public:
+  // `answer(n)` is the status of the n-th request (from 0).
+  explicit ScriptedReceiver(std::function<int(int)> answer) : answer_(std::move(answer)) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(listen(fd_, 64), 0);
+    socklen_t len = sizeof(addr);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~ScriptedReceiver() {
+    stop_ = true;
+    shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    close(fd_);
+  }
+  int port() const { return port_; }
+  int requests() const { return requests_.load(); }
+  // Samples in the requests answered 2xx, decoded.
+  size_t accepted_samples() const { return accepted_.load(); }
+
+ private:
+  void Loop() {
+    while (!stop_) {
+      const int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) continue;
+      std::string in;
+      char buf[65536];
+      size_t need = std::string::npos;
+      while (need == std::string::npos || in.size() < need) {
+        const ssize_t n = recv(c, buf, sizeof(buf), 0);
+        if (n <= 0) break;
+        in.append(buf, static_cast<size_t>(n));
+        const size_t end = in.find("\r\n\r\n");
+        if (need == std::string::npos && end != std::string::npos) {
+          const size_t cl = in.find("Content-Length: ");
+          need = end + 4 + std::stoul(in.substr(cl + 16));
+        }
+      }
+      const int status = answer_(requests_.fetch_add(1));
+      if (status / 100 == 2 && need != std::string::npos) {
+        accepted_ += Decode(in.substr(in.find("\r\n\r\n") + 4)).size();
+      }
+      const std::string reply =
+          absl::StrCat("HTTP/1.1 ", status, " X\r\nContent-Length: 0\r\n\r\n");
+      send(c, reply.data(), reply.size(), MSG_NOSIGNAL);
+      close(c);
+    }
+  }
+
+  std::function<int(int)> answer_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0};
+  std::atomic<size_t> accepted_{0};
+  std::thread thread_;
+};
+
+bool Eventually(const std::function<bool()>& condition, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return condition();
+}
+
+TEST(RemoteWriter, RetriesFailedRequestsWithBackoffAndDeliversThemInOrder) {
+  const Families families;
+  // 503, 503, 429, then 204 for good.
+  ScriptedReceiver receiver([](int n) { return n < 3 ? (n == 2 ? 429 : 503) : 204; });
+  RemoteWriteOptions options;
+  options.url = absl::StrCat("http://127.0.0.1:", receiver.port(), "/api/v1/write");
+  options.interval = absl::Milliseconds(100);
+  options.backoff_min = absl::Milliseconds(10);
+  options.backoff_max = absl::Milliseconds(50);
+  std::atomic<int> collections{0};
+  absl::StatusOr<std::unique_ptr<RemoteWriter>> writer = RemoteWriter::Start(options, [&] {
+    ++collections;
+    return families.Batch();
+  });
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE(
+      Eventually([&] { return (*writer)->stats().samples_sent > 0; }, std::chrono::seconds(30)));
+  (*writer)->Shutdown(absl::Seconds(5));
+  const RemoteWriteStats s = (*writer)->stats();
+  EXPECT_EQ(s.requests_failed, 3u);
+  EXPECT_EQ(s.samples_failed, 3 * s.samples_sent / s.requests_sent);
+  EXPECT_EQ(s.samples_dropped, 0u);
+  EXPECT_EQ(s.queued_samples, 0u);
+  EXPECT_EQ(receiver.accepted_samples(), s.samples_sent);
+  EXPECT_EQ(s.last_error, "HTTP status 429");
+  EXPECT_GT(s.last_send_unix_s, 0);
+}
+
+TEST(RemoteWriter, DropsARequestTheReceiverRefusesAndCountsIt) {
+  const Families families;
+  ScriptedReceiver receiver([](int n) { return n == 0 ? 400 : 200; });
+  RemoteWriteOptions options;
+  options.url = absl::StrCat("http://127.0.0.1:", receiver.port(), "/api/v1/write");
+  options.interval = absl::Milliseconds(100);
+  absl::StatusOr<std::unique_ptr<RemoteWriter>> writer =
+      RemoteWriter::Start(options, [&] { return families.Batch(); });
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE(
+      Eventually([&] { return (*writer)->stats().samples_sent > 0; }, std::chrono::seconds(30)));
+  (*writer)->Shutdown(absl::Seconds(5));
+  const RemoteWriteStats s = (*writer)->stats();
+  EXPECT_EQ(s.requests_failed, 1u);
+  EXPECT_EQ(s.samples_dropped, s.samples_failed);  // the refused one, never retried
+  EXPECT_GT(s.samples_dropped, 0u);
+}
+
+TEST(RemoteWriter, ABoundedQueueDropsTheOldestWhileTheReceiverIsDown) {
+  const Families families;
+  std::vector<RemoteWriteRequest> one;
+  RemoteWriteEncoder(1000).Encode(families.Batch(), 1, &one);
+  const size_t per_collection = one[0].samples;
+
+  std::atomic<bool> up{false};
+  ScriptedReceiver receiver([&](int) { return up.load() ? 204 : 503; });
+  RemoteWriteOptions options;
+  options.url = absl::StrCat("http://127.0.0.1:", receiver.port(), "/api/v1/write");
+  options.interval = absl::Milliseconds(20);
+  options.max_samples_per_send = per_collection;
+  options.queue_samples = 3 * per_collection;
+  options.backoff_min = absl::Milliseconds(5);
+  options.backoff_max = absl::Milliseconds(20);
+  absl::StatusOr<std::unique_ptr<RemoteWriter>> writer =
+      RemoteWriter::Start(options, [&] { return families.Batch(); });
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE(Eventually([&] { return (*writer)->stats().samples_dropped >= 5 * per_collection; },
+                         std::chrono::seconds(30)));
+  EXPECT_LE((*writer)->stats().queued_samples, 3 * per_collection + per_collection);
+  up = true;
+  ASSERT_TRUE(Eventually([&] { return (*writer)->stats().samples_sent >= 3 * per_collection; },
+                         std::chrono::seconds(30)));
+  (*writer)->Shutdown(absl::Seconds(5));
+  const RemoteWriteStats s = (*writer)->stats();
+  EXPECT_EQ(receiver.accepted_samples(), s.samples_sent);
+  EXPECT_EQ(s.queued_samples, 0u);
+}
+
+TEST(RemoteWriter, RefusesBadOptions) {
+  auto start = [](RemoteWriteOptions o) {
+    return RemoteWriter::Start(std::move(o), [] { return RemoteWriteBatch(); }).status();
+  };
+  EXPECT_THAT(std::string(start({.url = "https://x/api/v1/write"}).message()),
+              ::testing::HasSubstr("https is not supported"));
+  EXPECT_FALSE(start({.url = "http://x:1/w", .max_samples_per_send = 0}).ok());
+  EXPECT_FALSE(start({.url = "http://x:1/w", .max_samples_per_send = 10, .queue_samples = 5}).ok());
+  EXPECT_FALSE(start({.url = "http://x:1/w", .interval = absl::ZeroDuration()}).ok());
+}
+
+// --- Against a real Prometheus receiving remote writes ---------------------
+
+TEST(RemoteWriterPrometheus, WhatPrometheusStoresEqualsTheExposition) {
+  if (access(testing::kPrometheus, X_OK) != 0) GTEST_SKIP() << "prometheus not installed";
+  testing::ScratchDir dir;
+  testing::WriteWholeFile(dir.Path("prometheus.yml"), "global:\n  scrape_interval: 1h\n");
+  testing::PrometheusProcess prometheus(dir.Path("tsdb"), dir.Path("prometheus.yml"),
+                                        dir.Path("prometheus.log"),
+                                        {"--web.enable-remote-write-receiver"});
+  ASSERT_TRUE(prometheus.WaitReady(std::chrono::seconds(60)))
+      << testing::ReadWholeFile(dir.Path("prometheus.log"));
+
+  const Families families;
+  RemoteWriteOptions options;
+  options.url = absl::StrCat("http://127.0.0.1:", prometheus.port(), "/api/v1/write");
+  options.interval = absl::Milliseconds(200);
+  options.max_samples_per_send = 10;  // several requests per collection
+  absl::StatusOr<std::unique_ptr<RemoteWriter>> writer =
+      RemoteWriter::Start(options, [&] { return families.Batch(); });
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE(
+      Eventually([&] { return (*writer)->stats().requests_sent >= 4; }, std::chrono::seconds(30)))
+      << (*writer)->stats().last_error;
+  (*writer)->Shutdown(absl::Seconds(5));
+  EXPECT_EQ((*writer)->stats().samples_dropped, 0u) << (*writer)->stats().last_error;
+
+  const RemoteWriteBatch batch = families.Batch();
+  const testing::PromText text =
+      testing::ParsePromText(RenderPrometheusText(batch.families.families()));
+  std::map<std::string, double> want;
+  for (const testing::PromFamily& f : text.families) {
+    for (const testing::PromSample& s : f.samples) {
+      testing::Labels labels;
+      for (const auto& l : s.labels) {
+        if (!l.second.empty()) labels.push_back(l);
+      }
+      want[testing::SeriesKey(s.name, labels)] = s.value;
+    }
+  }
+  want[testing::SeriesKey("rw:requests:rate5m", {{"route", "/r1"}})] = 0.25;
+
+  const std::map<std::string, double> got = prometheus.Series("{__name__=~\"rw.+\"}");
+  EXPECT_EQ(got, want);
+  EXPECT_GT(want.size(), 30u);
+}
+
+}  // namespace
+}  // namespace novapulse
