@@ -205,8 +205,9 @@ TEST(Config, RejectsUnknownKeyListingTheAllowedOnes) {
 
 TEST(Config, RejectsUnknownSection) {
   const std::string e = ErrorOf("kafka: {brokers: k:1}\nmetrics: {}\n");
-  EXPECT_THAT(e, HasSubstr("test.yaml:2:1: 'metrics': unknown section (allowed: kafka, http, "
-                           "pipeline, rules, alertmanager, dead_letter, checkpoint, log)"));
+  EXPECT_THAT(
+      e, HasSubstr("test.yaml:2:1: 'metrics': unknown section (allowed: kafka, http, "
+                   "pipeline, rules, alertmanager, remote_write, dead_letter, checkpoint, log)"));
 }
 
 TEST(Config, RejectsDuplicateKey) {
@@ -584,6 +585,41 @@ TEST(CheckConfig, SyntaxOnlySkipsTheStartupChecks) {
   EXPECT_EQ(CheckConfig({"--syntax-only", path}), 0);
   WriteWholeFile(path, "kafka: {brokers: k:1, nope: 1}\n");
   EXPECT_EQ(CheckConfig({"--syntax-only", path}), 1);
+}
+
+}  // namespace
+}  // namespace novapulse
+
+namespace novapulse {
+namespace {
+
+TEST(Config, RemoteWriteSectionIsValidated) {
+  const absl::StatusOr<Config> c = ParseConfig(
+      "kafka: {brokers: \"k:1\"}\nremote_write:\n  url: http://127.0.0.1:9090/api/v1/write\n"
+      "  interval: 5s\n  max_samples_per_send: 500\n  queue_samples: 5000\n",
+      "test.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->remote_write.url, "http://127.0.0.1:9090/api/v1/write");
+  EXPECT_EQ(c->remote_write.interval, absl::Seconds(5));
+  EXPECT_EQ(c->remote_write.max_samples_per_send, 500);
+  EXPECT_EQ(c->remote_write.queue_samples, 5000);
+
+  auto error = [](std::string_view yaml) {
+    const absl::StatusOr<Config> bad = ParseConfig(
+        absl::StrCat("kafka: {brokers: \"k:1\"}\nremote_write:\n", std::string(yaml)), "test.yaml");
+    return bad.ok() ? std::string() : std::string(bad.status().message());
+  };
+  EXPECT_THAT(error("  url: https://x/api/v1/write\n"),
+              HasSubstr("test.yaml:3:8: remote_write.url: https is not supported"));
+  EXPECT_THAT(error("  interval: 5s\n"), HasSubstr("remote_write: missing required key 'url'"));
+  EXPECT_THAT(error("  url: http://x/w\n  max_samples_per_send: 100\n  queue_samples: 10\n"),
+              HasSubstr("queue_samples must be at least max_samples_per_send"));
+  // The URL's password is not shown.
+  const absl::StatusOr<Config> secret = ParseConfig(
+      "kafka: {brokers: \"k:1\"}\nremote_write:\n  url: http://u:pw@x:9/w\n", "test.yaml");
+  ASSERT_TRUE(secret.ok());
+  EXPECT_THAT(RedactedSummary(*secret), HasSubstr("remote_write.url: http://<redacted>@x:9/w\n"));
+  EXPECT_THAT(RedactedSummary(*secret), ::testing::Not(HasSubstr("pw")));
 }
 
 }  // namespace

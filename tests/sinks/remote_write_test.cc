@@ -167,6 +167,37 @@ class Families {
   MetricStore store_;
 };
 
+// Every sample of the batch as /metrics shows it, keyed by SeriesKey with
+// empty labels left out (as Prometheus stores a scrape), rule outputs
+// included.
+std::map<std::string, double> ExpositionSeries(const RemoteWriteBatch& batch) {
+  const testing::PromText text =
+      testing::ParsePromText(RenderPrometheusText(batch.families.families()));
+  std::map<std::string, double> series;
+  for (const testing::PromFamily& f : text.families) {
+    for (const testing::PromSample& s : f.samples) {
+      testing::Labels labels;
+      for (const auto& l : s.labels) {
+        if (!l.second.empty()) labels.push_back(l);
+      }
+      series[testing::SeriesKey(s.name, labels)] = s.value;
+    }
+  }
+  for (const auto& [labels, value] : batch.rule_series) {
+    testing::Labels rest;
+    std::string name;
+    for (const promql::Label& l : labels) {
+      if (l.name == "__name__") {
+        name = l.value;
+      } else {
+        rest.emplace_back(l.name, l.value);
+      }
+    }
+    series[testing::SeriesKey(name, rest)] = value;
+  }
+  return series;
+}
+
 TEST(RemoteWriteEncoder, WritesEverySeriesOfTheTextWithSortedLabels) {
   const Families families;
   const RemoteWriteBatch batch = families.Batch();
@@ -175,19 +206,7 @@ TEST(RemoteWriteEncoder, WritesEverySeriesOfTheTextWithSortedLabels) {
   ASSERT_EQ(requests.size(), 1u);
 
   // What /metrics says, as series keys, against what was encoded.
-  const testing::PromText text =
-      testing::ParsePromText(RenderPrometheusText(batch.families.families()));
-  std::map<std::string, double> want;
-  for (const testing::PromFamily& f : text.families) {
-    for (const testing::PromSample& s : f.samples) {
-      testing::Labels labels;
-      for (const auto& l : s.labels) {
-        if (!l.second.empty()) labels.push_back(l);
-      }
-      want[testing::SeriesKey(s.name, labels)] = s.value;
-    }
-  }
-  want[testing::SeriesKey("rw:requests:rate5m", {{"route", "/r1"}})] = 0.25;
+  const std::map<std::string, double> want = ExpositionSeries(batch);
 
   std::map<std::string, double> got;
   for (const auto& [order, series] : Decode(requests[0].body)) {
@@ -421,19 +440,7 @@ TEST(RemoteWriterPrometheus, WhatPrometheusStoresEqualsTheExposition) {
   EXPECT_EQ((*writer)->stats().samples_dropped, 0u) << (*writer)->stats().last_error;
 
   const RemoteWriteBatch batch = families.Batch();
-  const testing::PromText text =
-      testing::ParsePromText(RenderPrometheusText(batch.families.families()));
-  std::map<std::string, double> want;
-  for (const testing::PromFamily& f : text.families) {
-    for (const testing::PromSample& s : f.samples) {
-      testing::Labels labels;
-      for (const auto& l : s.labels) {
-        if (!l.second.empty()) labels.push_back(l);
-      }
-      want[testing::SeriesKey(s.name, labels)] = s.value;
-    }
-  }
-  want[testing::SeriesKey("rw:requests:rate5m", {{"route", "/r1"}})] = 0.25;
+  const std::map<std::string, double> want = ExpositionSeries(batch);
 
   const std::map<std::string, double> got = prometheus.Series("{__name__=~\"rw.+\"}");
   EXPECT_EQ(got, want);
