@@ -230,7 +230,8 @@ class Parser : public YamlReader {
                const std::optional<std::string> v = Scalar(n, p, "a URL", &shown);
                if (!v.has_value()) return;
                if (absl::StatusOr<HttpEndpoint> e = ParseHttpUrl(*v); !e.ok()) {
-                 Error(n.Mark(), p, absl::StrCat(e.status().message(), ", got ", shown));
+                 // Not echoed: the URL may hold a password.
+                 Error(n.Mark(), p, std::string(e.status().message()));
                  return;
                }
                c->url = *v;

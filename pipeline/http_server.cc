@@ -345,7 +345,9 @@ absl::StatusOr<TlsContext> BuildTlsContext(const WebTlsConfig& tls) {
     absl::StatusOr<std::string> ca = PemOf(tls.client_ca_file, tls.client_ca, "client_ca_file");
     if (!ca.ok()) return ca.status();
     BIO* bio = BIO_new_mem_buf(ca->data(), static_cast<int>(ca->size()));
+    if (bio == nullptr) return absl::ResourceExhaustedError("http: tls: out of memory");
     absl::Cleanup free_bio = [bio] { BIO_free(bio); };
+    ERR_clear_error();
     int count = 0;
     while (X509* x = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
       absl::Cleanup free_x = [x] { X509_free(x); };
@@ -356,7 +358,16 @@ absl::StatusOr<TlsContext> BuildTlsContext(const WebTlsConfig& tls) {
       }
       ++count;
     }
-    ERR_clear_error();  // the end of the text reads as "no start line"
+    // The end of the text reads as "no start line"; anything else is a
+    // certificate that does not parse, and the ones after it would be lost.
+    const unsigned long err = ERR_peek_last_error();
+    ERR_clear_error();
+    if (err != 0 &&
+        !(ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("http: tls ", Named("client_ca_file", tls.client_ca_file),
+                       ": a certificate does not parse after ", count, " that do"));
+    }
     if (count == 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           "http: tls ", Named("client_ca_file", tls.client_ca_file), ": holds no PEM certificate"));
@@ -954,12 +965,13 @@ struct HttpServer::Counters {
   std::atomic<bool> last_reload_ok{true};
 };
 
-absl::StatusOr<std::shared_ptr<HttpServer::Web>> HttpServer::LoadWeb(const HttpOptions& options,
-                                                                     std::string* stamps) {
+absl::StatusOr<std::shared_ptr<HttpServer::Web>> HttpServer::LoadWeb(
+    const HttpOptions& options, std::vector<std::string>* watched, std::string* stamps) {
   auto web = std::make_shared<Web>();
+  watched->clear();
   stamps->clear();
   if (!options.web_config_file.empty()) {
-    web->watched.push_back(options.web_config_file);
+    watched->push_back(options.web_config_file);
     stamps->append(Stamp(options.web_config_file));
     absl::StatusOr<WebConfig> config = LoadWebConfigFile(options.web_config_file);
     if (!config.ok()) {
@@ -987,7 +999,7 @@ absl::StatusOr<std::shared_ptr<HttpServer::Web>> HttpServer::LoadWeb(const HttpO
       return absl::InvalidArgumentError("http: tls needs both cert_file and key_file");
     }
     for (const std::string& file : tls.Files()) {
-      web->watched.push_back(file);
+      watched->push_back(file);
       stamps->append(Stamp(file));
     }
     absl::StatusOr<TlsContext> context = BuildTlsContext(tls);
@@ -995,6 +1007,7 @@ absl::StatusOr<std::shared_ptr<HttpServer::Web>> HttpServer::LoadWeb(const HttpO
     web->tls = std::move(context->context);
     web->not_after = context->not_after;
   }
+  web->watched = *watched;
   web->stamps = *stamps;
   return web;
 }
@@ -1026,8 +1039,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpOptions&
   }
   absl::StatusOr<ListenAddress> address = ParseListen(options.listen);
   if (!address.ok()) return address.status();
+  std::vector<std::string> watched;
   std::string stamps;
-  absl::StatusOr<std::shared_ptr<Web>> web = LoadWeb(options, &stamps);
+  absl::StatusOr<std::shared_ptr<Web>> web = LoadWeb(options, &watched, &stamps);
   if (!web.ok()) return web.status();
 
   std::unique_ptr<HttpServer> server(new HttpServer(options, std::move(handlers)));
@@ -1074,25 +1088,37 @@ void HttpServer::MaybeReload() {
     absl::MutexLock lock(&web_mu_);
     current = web_;
   }
-  std::string now_stamps;
-  for (const std::string& file : current->watched) now_stamps += Stamp(file);
-  if (now_stamps == current->stamps || now_stamps == failed_stamps_) return;
+  auto stamps_of = [](const std::vector<std::string>& files) {
+    std::string stamps;
+    for (const std::string& file : files) stamps += Stamp(file);
+    return stamps;
+  };
+  // After a failed reload, the files that load read decide (a web config
+  // may name a certificate that does not exist yet); otherwise those of the
+  // config in force.
+  if (!failed_watched_.empty() ? stamps_of(failed_watched_) == failed_stamps_
+                               : stamps_of(current->watched) == current->stamps) {
+    return;
+  }
 
+  std::vector<std::string> watched;
   std::string stamps;
-  absl::StatusOr<std::shared_ptr<Web>> web = LoadWeb(options_, &stamps);
+  absl::StatusOr<std::shared_ptr<Web>> web = LoadWeb(options_, &watched, &stamps);
   absl::Status status = web.status();
   if (status.ok() && ((*web)->tls != nullptr) != tls_) {
     status = absl::FailedPreconditionError(
         "http: switching between HTTP and HTTPS takes a restart (or SIGHUP)");
   }
   if (!status.ok()) {
-    failed_stamps_ = now_stamps;
+    failed_watched_ = std::move(watched);
+    failed_stamps_ = std::move(stamps);
     counters_->reloads_failed.fetch_add(1, std::memory_order_relaxed);
     counters_->last_reload_ok.store(false, std::memory_order_relaxed);
     Log(LogLevel::kError, "http: web config not reloaded, the previous one stays in force",
         {{"error", std::string(status.message())}});
     return;
   }
+  failed_watched_.clear();
   failed_stamps_.clear();
   counters_->reloads_ok.fetch_add(1, std::memory_order_relaxed);
   counters_->last_reload_ok.store(true, std::memory_order_relaxed);

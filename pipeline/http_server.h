@@ -167,8 +167,10 @@ class HttpServer : public MetricSource {
   std::shared_ptr<const Web> CurrentWeb();
   void MaybeReload();
   // Loads the web config `options` names: stamps its files, then reads
-  // them. `stamps` receives the stamps even when loading fails.
+  // them. `watched` and `stamps` receive the files met and their stamps,
+  // also when loading fails.
   static absl::StatusOr<std::shared_ptr<Web>> LoadWeb(const HttpOptions& options,
+                                                      std::vector<std::string>* watched,
                                                       std::string* stamps);
   // Called by the I/O thread when a TLS handshake fails.
   void HandshakeFailed(std::string_view reason, const std::string& detail, const std::string& peer);
@@ -193,8 +195,10 @@ class HttpServer : public MetricSource {
   std::shared_ptr<const Web> web_ ABSL_GUARDED_BY(web_mu_);
   std::atomic<int64_t> next_check_ns_{0};  // steady clock
   absl::Mutex reload_mu_;                  // one reload at a time
-  // The file stamps of the last reload that failed, so the same broken
-  // files are not read (and logged) again every check.
+  // The files of the last reload that failed and their stamps, so the same
+  // broken files are not read (and logged) again every check, and a file the
+  // broken config names is watched until it appears.
+  std::vector<std::string> failed_watched_ ABSL_GUARDED_BY(reload_mu_);
   std::string failed_stamps_ ABSL_GUARDED_BY(reload_mu_);
 
   absl::Mutex bucket_mu_;

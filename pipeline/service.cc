@@ -50,6 +50,8 @@ Service::Service(const Config& config, MetricSource* extra)
                                            : AvailableCpus()) {}
 
 Service::~Service() {
+  // Also when Run never ran, or Build failed after the server started.
+  StopReaders(absl::ZeroDuration());
   // A consumer still closing on a thread of its own is left to it.
   if (abandoned_) static_cast<void>(kafka_.release());
 }
@@ -294,6 +296,9 @@ void Service::RegisterMetrics() {
   registry_.Add(extra_metrics_);
 }
 
+// How long a clean stop goes on pushing what the remote writer has queued.
+constexpr absl::Duration kRemoteWriteFlush = absl::Seconds(5);
+
 absl::Status Service::StartRemoteWrite() {
   if (config_.remote_write.url.empty()) return absl::OkStatus();
   RemoteWriteOptions options;
@@ -315,8 +320,9 @@ absl::Status Service::StartRemoteWrite() {
   return absl::OkStatus();
 }
 
-void Service::StopReaders() {
+void Service::StopReaders(absl::Duration flush) {
   remote_write_metrics_.Set(nullptr);
+  if (remote_write_) remote_write_->Shutdown(flush);
   remote_write_.reset();
   http_metrics_.Set(nullptr);
   server_.reset();
@@ -454,7 +460,7 @@ int Service::Shutdown() {
   // commit), so past the limit the process leaves without the consumer,
   // which the group times out; dead letters still queued are flushed first.
   auto abandon = [this](int status) {
-    StopReaders();  // nothing may read what is torn down next
+    StopReaders(absl::ZeroDuration());  // nothing may read what is torn down next
     dead_letters_.reset();
     abandoned_ = true;
     return status;
@@ -480,7 +486,7 @@ int Service::Shutdown() {
   closer.join();
   const absl::Status closed = close_result.get();
   // Metrics stay served until the consumer has left the group.
-  StopReaders();
+  StopReaders(kRemoteWriteFlush);
   if (!closed.ok()) {
     Log(LogLevel::kError, "kafka consumer did not close cleanly",
         {{"error", std::string(closed.message())}});

@@ -23,6 +23,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "aggregators/novagift_metrics.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/config.h"
@@ -102,8 +104,9 @@ class Service {
   absl::Status StartHttp();
   absl::Status StartRemoteWrite();
   // Stops what reads the parts from threads of its own: the remote writer
-  // (sending what is queued) and the HTTP server.
-  void StopReaders();
+  // (sending what is queued for up to `flush`) and the HTTP server.
+  // Idempotent.
+  void StopReaders(absl::Duration flush);
   // What registry_ collects: every part, in export order.
   void RegisterMetrics();
   std::string MetricsText(bool openmetrics) const;
@@ -122,26 +125,31 @@ class Service {
   std::unique_ptr<KafkaSource> kafka_;
   std::unique_ptr<DeadLetterSink> dead_letters_;
   ProcessMetrics process_metrics_;
-  // What /metrics collects, in export order.
-  MetricRegistry registry_;
-  std::unique_ptr<HttpServer> server_;
   // A part made after the registry (the HTTP server, the remote writer):
   // the registry holds this forwarder from the start, so it is never changed
-  // while scrapes read it.
+  // while scrapes read it. Set(nullptr) returns once no collect runs in the
+  // part, which may then be destroyed. Declared before the registry and the
+  // parts' readers, so it outlives them.
   class LateSource : public MetricSource {
    public:
     void CollectMetrics(MetricFamilies* out) override {
-      if (MetricSource* source = source_.load(std::memory_order_acquire)) {
-        source->CollectMetrics(out);
-      }
+      absl::ReaderMutexLock lock(&mu_);
+      if (source_ != nullptr) source_->CollectMetrics(out);
     }
-    void Set(MetricSource* source) { source_.store(source, std::memory_order_release); }
+    void Set(MetricSource* source) {
+      absl::WriterMutexLock lock(&mu_);
+      source_ = source;
+    }
 
    private:
-    std::atomic<MetricSource*> source_{nullptr};
+    absl::Mutex mu_;
+    MetricSource* source_ ABSL_GUARDED_BY(mu_) = nullptr;
   };
   LateSource http_metrics_;
   LateSource remote_write_metrics_;
+  // What /metrics collects, in export order.
+  MetricRegistry registry_;
+  std::unique_ptr<HttpServer> server_;
   // Pushes what /metrics serves; reads registry_ and the rules on its thread.
   std::unique_ptr<RemoteWriter> remote_write_;
   std::unique_ptr<EventClockWatermark> watermarks_;

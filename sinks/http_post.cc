@@ -141,6 +141,10 @@ std::string HttpEndpoint::HostHeader() const {
                       port == 80 ? "" : absl::StrCat(":", port));
 }
 
+std::string HttpEndpoint::Redacted() const {
+  return absl::StrCat("http://", authorization.empty() ? "" : "<redacted>@", HostHeader(), path);
+}
+
 absl::StatusOr<HttpEndpoint> ParseHttpUrl(const std::string& url) {
   auto bad = [](const char* why) { return absl::InvalidArgumentError(why); };
   absl::string_view rest = url;

@@ -32,10 +32,13 @@ struct HttpEndpoint {
 
   // The Host header's value: host, [host] for IPv6, ":port" unless 80.
   std::string HostHeader() const;
+  // The URL for logs: the user and password, if any, as <redacted>.
+  std::string Redacted() const;
 };
 
 // "http://[USER:PASSWORD@]HOST[:PORT][/PATH]"; errors say what is wrong
-// (https is refused: these clients speak plain HTTP, TLS is a proxy's job).
+// (https is refused: these clients speak plain HTTP, TLS is a proxy's job)
+// and never repeat the URL, which may hold a password.
 [[nodiscard]] absl::StatusOr<HttpEndpoint> ParseHttpUrl(const std::string& url);
 
 // The request line and headers of a POST of `content_length` bytes to

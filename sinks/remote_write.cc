@@ -61,6 +61,19 @@ void RemoteWriteEncoder::Add(
     int64_t t_ms, std::vector<RemoteWriteRequest>* out) {
   sorted_.assign(labels.begin(), labels.end());
   std::sort(sorted_.begin(), sorted_.end());
+  // A receiver refuses a whole request for one series without a name or
+  // with a label twice: such a series is left out and counted instead.
+  const bool named = std::any_of(sorted_.begin(), sorted_.end(), [](const auto& l) {
+    return l.first == "__name__" && !l.second.empty();
+  });
+  const bool twice =
+      std::adjacent_find(sorted_.begin(), sorted_.end(), [](const auto& a, const auto& b) {
+        return a.first == b.first;
+      }) != sorted_.end();
+  if (!named || twice) {
+    ++skipped_;
+    return;
+  }
   // TimeSeries { repeated Label labels = 1; repeated Sample samples = 2; }
   // Label { string name = 1; string value = 2; }
   // Sample { double value = 1; int64 timestamp = 2; }
@@ -105,9 +118,9 @@ void RemoteWriteEncoder::Encode(const RemoteWriteBatch& batch, int64_t t_ms,
     if (def.type == MetricType::kHistogram) {
       le.clear();
       for (size_t b = 0; b <= def.buckets.size(); ++b) {
-        text::AppendDouble(&le.emplace_back(), b < def.buckets.size()
-                                                   ? def.buckets[b]
-                                                   : std::numeric_limits<double>::infinity());
+        text::AppendCanonicalLe(&le.emplace_back(), b < def.buckets.size()
+                                                        ? def.buckets[b]
+                                                        : std::numeric_limits<double>::infinity());
       }
     }
     for (size_t s = 0; s < f.size(); ++s) {
@@ -223,8 +236,10 @@ void RemoteWriter::CollectLoop() {
     while (next <= now) next += options_.interval;
     const RemoteWriteBatch batch = collect_();
     requests.clear();
+    const size_t skipped_before = encoder.skipped();
     encoder.Encode(batch, WallMillis(), &requests);
     absl::MutexLock lock(&mu_);
+    stats_.samples_invalid += encoder.skipped() - skipped_before;
     if (stop_.stopping()) {  // the sender may be gone already
       for (const RemoteWriteRequest& r : requests) stats_.samples_dropped += r.samples;
       return;
@@ -295,7 +310,7 @@ void RemoteWriter::SendLoop() {
     } else {
       stats_.samples_dropped += request.samples;
       Log(LogLevel::kWarn, "remote_write: the receiver refused a request; it is dropped",
-          {{"url", options_.url}, {"error", stats_.last_error}});
+          {{"url", endpoint_.Redacted()}, {"error", stats_.last_error}});
     }
   }
 }
@@ -312,7 +327,8 @@ namespace {
 #define NOVAPULSE_REMOTE_WRITE_METRICS(M)                                                         \
   M(kSamples, "novapulse_remote_write_samples_total",                                             \
     "Samples pushed with remote write, by result: sent (accepted), failed (at each failed "       \
-    "attempt), dropped (queue full, refused by the receiver, or left at shutdown).",              \
+    "attempt), dropped (queue full, refused by the receiver, or left at shutdown), invalid "      \
+    "(left out: no __name__, or a label name twice).",                                            \
     MetricType::kComputedCounter, {"result"}, {})                                                 \
   M(kRequests, "novapulse_remote_write_requests_total",                                           \
     "Remote write requests, by result: sent (2xx) or failed (each failed attempt).",              \
@@ -342,6 +358,7 @@ void RemoteWriter::CollectMetrics(MetricFamilies* out) {
   FamilySnapshot& samples = out->Start(defs[kSamples]);
   out->Add(samples, {"dropped"}, static_cast<double>(s.samples_dropped));
   out->Add(samples, {"failed"}, static_cast<double>(s.samples_failed));
+  out->Add(samples, {"invalid"}, static_cast<double>(s.samples_invalid));
   out->Add(samples, {"sent"}, static_cast<double>(s.samples_sent));
   FamilySnapshot& requests = out->Start(defs[kRequests]);
   out->Add(requests, {"failed"}, static_cast<double>(s.requests_failed));

@@ -3,20 +3,23 @@
 //
 // RemoteWriteEncoder turns one collection (metric families and rule
 // outputs) into WriteRequests of at most max_samples_per_send samples, all
-// stamped with the collection's wall time: series as /metrics names them
-// (histograms as _bucket{le}, _sum and _count), labels sorted by name and
-// empty values left out, as Prometheus stores a scrape. The protobuf is
-// written directly: the message is four small types, and no per-sample
-// object is built.
+// stamped with the collection's wall time: series as Prometheus stores a
+// scrape of /metrics (which it reads as OpenMetrics): histograms as
+// _bucket{le}, _sum and _count with le in OpenMetrics' canonical form
+// ("1.0"), labels sorted by name, empty values left out. A series no
+// receiver would take (no __name__, a label name twice) is left out and
+// counted. The protobuf is written directly: the message is four small
+// types, and no per-sample object is built.
 //
 // RemoteWriter runs two threads: one collects every `interval` and queues
 // the encoded requests, one sends them in order. A failed send (no answer,
 // 5xx, 408, 429) is retried with exponential backoff, the request staying
 // at the head of the queue; any other non-2xx answer means the receiver
 // refused the data itself, which a retry would not change: it is dropped
-// and counted. The queue is bounded in samples; past it the oldest requests
-// are dropped and counted, so a receiver that is down costs bounded memory
-// and, once back, gets the newest data first in line after what it missed.
+// and counted. The queue is bounded in samples (queue_samples, plus the
+// request in flight); past it the oldest requests are dropped and counted,
+// so a receiver that is down costs bounded memory and, once back, gets the
+// newest data that fitted.
 //
 // Threads: stats() and CollectMetrics() from any thread; Start, Shutdown
 // and the destructor belong to the owner. `collect` runs on the writer's
@@ -67,6 +70,8 @@ class RemoteWriteEncoder {
 
   // Appends the requests of `batch` at `t_ms` to *out.
   void Encode(const RemoteWriteBatch& batch, int64_t t_ms, std::vector<RemoteWriteRequest>* out);
+  // Series left out so far: no __name__, or a label name twice.
+  size_t skipped() const { return skipped_; }
 
  private:
   // One series of one sample; `labels` are (name, value) pairs in any order.
@@ -79,6 +84,7 @@ class RemoteWriteEncoder {
   std::string series_;   // one TimeSeries, before its length is known
   std::vector<std::pair<std::string_view, std::string_view>> sorted_;  // labels of one series
   size_t samples_ = 0;                                                 // in request_
+  size_t skipped_ = 0;
 };
 
 struct RemoteWriteOptions {
@@ -100,6 +106,7 @@ struct RemoteWriteStats {
   uint64_t samples_sent = 0;     // in requests the receiver accepted
   uint64_t samples_failed = 0;   // in requests that failed, counted at each attempt
   uint64_t samples_dropped = 0;  // never delivered: queue full, refused, or left at shutdown
+  uint64_t samples_invalid = 0;  // left out: no __name__, or a label name twice
   uint64_t requests_sent = 0;
   uint64_t requests_failed = 0;  // attempts
   uint64_t bytes_sent = 0;       // compressed bodies accepted

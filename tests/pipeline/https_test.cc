@@ -654,3 +654,34 @@ scrape_configs:
 
 }  // namespace
 }  // namespace novapulse
+
+namespace novapulse {
+namespace {
+
+TEST(Https, AConfigNamingACertificateNotThereYetIsLoadedOnceItAppears) {
+  ScratchDir dir;
+  const Pki pki(dir);
+  const std::string web = dir.Path("web.yml");
+  WriteWholeFile(web, TlsConfig(pki.server));
+  std::unique_ptr<HttpServer> server = StartServer(web, absl::Milliseconds(100));
+  ASSERT_NE(server, nullptr);
+
+  const KeyPair later{dir.Path("later.pem"), dir.Path("later.key")};
+  ReplaceFile(web, TlsConfig(later));
+  EXPECT_TRUE(Eventually([&] {
+    CurlTls(server->port(), pki.ca.cert);
+    return ServerMetric(*server, kReloads, "failure") >= 1;
+  })) << "the config naming missing files was never counted";
+  EXPECT_EQ(CurlTls(server->port(), pki.ca.cert).exit_code, 0) << "the old pair stays in force";
+
+  // Only the files the failed config named change now.
+  ReplaceFile(later.key, ReadWholeFile(pki.other_server.key));
+  ReplaceFile(later.cert, ReadWholeFile(pki.other_server.cert));
+  EXPECT_TRUE(Eventually([&] { return CurlTls(server->port(), pki.other_ca.cert).exit_code == 0; }))
+      << "the certificate that appeared was never served";
+  EXPECT_GE(ServerMetric(*server, kReloads, "success"), 1);
+  EXPECT_EQ(ServerMetric(*server, kLastReloadOk), 1);
+}
+
+}  // namespace
+}  // namespace novapulse

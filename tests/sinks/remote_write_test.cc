@@ -177,8 +177,13 @@ std::map<std::string, double> ExpositionSeries(const RemoteWriteBatch& batch) {
   for (const testing::PromFamily& f : text.families) {
     for (const testing::PromSample& s : f.samples) {
       testing::Labels labels;
-      for (const auto& l : s.labels) {
-        if (!l.second.empty()) labels.push_back(l);
+      for (auto l : s.labels) {
+        if (l.second.empty()) continue;
+        // Prometheus stores le as its OpenMetrics scrape spells it: "1.0".
+        if (l.first == "le" && l.second.find_first_of(".eInf") == std::string::npos) {
+          l.second += ".0";
+        }
+        labels.push_back(l);
       }
       series[testing::SeriesKey(s.name, labels)] = s.value;
     }
@@ -230,6 +235,24 @@ TEST(RemoteWriteEncoder, WritesEverySeriesOfTheTextWithSortedLabels) {
   EXPECT_EQ(
       got.at(testing::SeriesKey("rw_latency_seconds_bucket", {{"le", "+Inf"}, {"route", "/r3"}})),
       2);
+}
+
+TEST(RemoteWriteEncoder, LeavesOutAndCountsSeriesNoReceiverTakes) {
+  RemoteWriteBatch batch;
+  batch.rule_series = {
+      {{{"route", "/a"}}, 1},                                      // no __name__
+      {{{"__name__", "x"}, {"route", "/a"}, {"route", "/b"}}, 2},  // route twice
+      {{{"__name__", "ok"}, {"route", "/a"}}, 3},
+  };
+  RemoteWriteEncoder encoder(1000);
+  std::vector<RemoteWriteRequest> requests;
+  encoder.Encode(batch, 1, &requests);
+  ASSERT_EQ(requests.size(), 1u);
+  const auto decoded = Decode(requests[0].body);
+  ASSERT_EQ(decoded.size(), 1u);
+  EXPECT_EQ(decoded[0].second.labels.at("__name__"), "ok");
+  EXPECT_EQ(decoded[0].second.value, 3);
+  EXPECT_EQ(encoder.skipped(), 2u);
 }
 
 TEST(RemoteWriteEncoder, SplitsRequestsAtMaxSamplesPerSend) {
