@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -63,7 +65,7 @@ MetricStore& Store() {
     for (int i = 0; i < kSeries; ++i) {
       const std::string route = absl::StrCat("/api/gifts/route", i / 20, "/:id");
       novapulse::BuildKey(&key, {kMethod[i % 5], route, kStatus[(i / 5) % 4]});
-      w.Inc(0, w.Resolve(0, key), static_cast<uint64_t>(1000 + i * 7));
+      w.Inc(0, w.Resolve(0, key), 1000 + static_cast<uint64_t>(i) * 7);
       if (i % 10 == 0) {
         novapulse::BuildKey(&key, {kMethod[i % 5], absl::StrCat(route, "/", i)});
         w.Observe(1, w.Resolve(1, key), 0.001 * (i % 3000));
@@ -109,8 +111,10 @@ class Sink {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    listen(fd_, 64);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd_, 64) != 0) {
+      std::perror("remote_write_bench: receiver");
+      std::exit(1);
+    }
     socklen_t len = sizeof(addr);
     getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
     port_ = ntohs(addr.sin_port);
