@@ -110,12 +110,17 @@ void RemoteWriteEncoder::Flush(std::vector<RemoteWriteRequest>* out) {
 void RemoteWriteEncoder::Encode(const RemoteWriteBatch& batch, int64_t t_ms,
                                 std::vector<RemoteWriteRequest>* out) {
   std::vector<std::pair<std::string_view, std::string_view>> labels;
-  std::string name;
+  std::string count_name;  // a histogram's series names, made once per family
+  std::string sum_name;
+  std::string bucket_name;
   std::vector<std::string> le;
   std::vector<std::string_view> values;
   for (const FamilySnapshot& f : batch.families.families()) {
     const MetricDef& def = *f.def;
     if (def.type == MetricType::kHistogram) {
+      count_name = absl::StrCat(std::string(def.name), "_count");
+      sum_name = absl::StrCat(std::string(def.name), "_sum");
+      bucket_name = absl::StrCat(std::string(def.name), "_bucket");
       le.clear();
       for (size_t b = 0; b <= def.buckets.size(); ++b) {
         text::AppendCanonicalLe(&le.emplace_back(), b < def.buckets.size()
@@ -130,34 +135,29 @@ void RemoteWriteEncoder::Encode(const RemoteWriteBatch& batch, int64_t t_ms,
         labels.emplace_back(def.labels[l], values[l]);
       }
       const size_t base = labels.size();
-      auto add = [&](std::string_view suffix, double value) {
-        name.assign(def.name);
-        name.append(suffix);
+      // `le` empty: no le label.
+      auto add = [&](std::string_view name, double value, std::string_view le_value = {}) {
         labels.resize(base);
         labels.emplace_back("__name__", name);
+        if (!le_value.empty()) labels.emplace_back("le", le_value);
         Add(labels, value, t_ms, out);
       };
       switch (def.type) {
         case MetricType::kCounter:
-          add("", static_cast<double>(f.Word(s, 0)));
+          add(def.name, static_cast<double>(f.Word(s, 0)));
           break;
         case MetricType::kGauge:
         case MetricType::kComputed:
         case MetricType::kComputedCounter:
-          add("", f.Gauge(s));
+          add(def.name, f.Gauge(s));
           break;
         case MetricType::kHistogram: {
-          add("_count", static_cast<double>(f.HistogramCount(s)));
-          add("_sum", f.HistogramSum(s));
+          add(count_name, static_cast<double>(f.HistogramCount(s)));
+          add(sum_name, f.HistogramSum(s));
           uint64_t cumulative = 0;
           for (size_t b = 0; b < le.size(); ++b) {
             cumulative += f.Word(s, b);
-            name.assign(def.name);
-            name.append("_bucket");
-            labels.resize(base);
-            labels.emplace_back("__name__", name);
-            labels.emplace_back("le", le[b]);
-            Add(labels, static_cast<double>(cumulative), t_ms, out);
+            add(bucket_name, static_cast<double>(cumulative), le[b]);
           }
           break;
         }
