@@ -39,6 +39,11 @@ struct MetricDef {
   // exactly and the same in any order: replay output does not depend on
   // which worker saw which event.
   double sum_unit = 1e-6;
+  // Stale-series expiry: a series whose newest event is this much older
+  // than the expiry sweep's time is removed (MetricStore::ExpireIdle). 0:
+  // never. Not for families whose series ids a writer keeps across batches
+  // (the self metrics, the outbox gauges by type).
+  int64_t expire_after_ms = 0;
 
   // Words each series occupies in a shard.
   size_t Width() const { return type == MetricType::kHistogram ? buckets.size() + 2 : 1; }
@@ -49,6 +54,9 @@ struct MetricDef {
 // is unambiguous.
 inline constexpr char kLabelSeparator = '\xff';
 inline constexpr std::string_view kOverflowLabelValue = "__overflow__";
+// Checkpoints: the key saved for a free series id (expiry removed its
+// series). 0xFE never occurs in UTF-8 either.
+inline constexpr std::string_view kFreeSeriesKey = "\xfe";
 
 }  // namespace novapulse
 

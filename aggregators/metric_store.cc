@@ -49,8 +49,60 @@ MetricStore::MetricStore(std::vector<MetricDef> defs, int num_shards, size_t ser
     for (size_t m = 0; m < defs_.size(); ++m) {
       const size_t capacity = indexes_[m] ? indexes_[m]->capacity() : 0;
       cells_.push_back(std::make_unique<CellArray>(defs_[m].Width(), capacity));
+      std::unique_ptr<int64_t[], FreeTimes>& last = last_ms_.emplace_back();
+      if (defs_[m].expire_after_ms > 0 && capacity > 0) {
+        last.reset(static_cast<int64_t*>(std::calloc(capacity, sizeof(int64_t))));
+        if (last == nullptr) throw std::bad_alloc();
+      }
     }
   }
+}
+
+int64_t MetricStore::LastEventMs(size_t m, uint32_t id) const {
+  int64_t newest = 0;
+  for (int s = 0; s < num_shards_; ++s) {
+    if (int64_t* last = last_event_map(s, m)) {
+      newest = std::max(newest, std::atomic_ref<int64_t>(last[id]).load(std::memory_order_relaxed));
+    }
+  }
+  return newest;
+}
+
+size_t MetricStore::ExpireIdle(int64_t now_ms, std::vector<Removed>* removed) {
+  size_t count = 0;
+  std::vector<uint32_t> ids;
+  for (size_t m = 0; m < defs_.size(); ++m) {
+    const int64_t after = defs_[m].expire_after_ms;
+    if (after <= 0 || IsComputed(defs_[m].type)) continue;
+    SeriesIndex& idx = *indexes_[m];
+    const int64_t cutoff = now_ms < INT64_MIN + after ? INT64_MIN : now_ms - after;
+    ids.clear();
+    const size_t n = idx.size();
+    const uint32_t overflow = idx.overflow_id();
+    for (uint32_t id = 0; id < n; ++id) {
+      if (idx.IsFree(id) || id == overflow) continue;
+      const int64_t last = LastEventMs(m, id);
+      if (last != 0 && last <= cutoff) ids.push_back(id);
+    }
+    if (ids.empty()) continue;
+    // Out of the index first, so that no reader lists a series whose cells
+    // are being zeroed.
+    idx.Remove(ids);
+    const size_t width = defs_[m].Width();
+    for (int s = 0; s < num_shards_; ++s) {
+      CellArray& c = cells(s, m);
+      int64_t* last = last_event_map(s, m);
+      for (uint32_t id : ids) {
+        for (size_t w = 0; w < width; ++w) c.ResetIfAllocated(id, w);
+        std::atomic_ref<int64_t>(last[id]).store(0, std::memory_order_relaxed);
+      }
+    }
+    count += ids.size();
+    if (removed != nullptr) {
+      for (uint32_t id : ids) removed->push_back({m, id});
+    }
+  }
+  return count;
 }
 
 std::vector<FamilySnapshot> MetricStore::Snapshot(
@@ -75,7 +127,7 @@ std::vector<FamilySnapshot> MetricStore::Snapshot(
 
 void MetricStore::AddSeriesCounts(AddSeries add) const {
   for (size_t m = 0; m < num_metrics(); ++m) {
-    if (!IsComputed(def(m).type)) add(def(m).name, static_cast<double>(index(m).size()));
+    if (!IsComputed(def(m).type)) add(def(m).name, static_cast<double>(index(m).live()));
   }
 }
 
@@ -84,6 +136,9 @@ FamilySnapshot MetricStore::Merge(size_t m) const {
   f.def = &defs_[m];
   f.width = defs_[m].Width();
   const SeriesIndex& idx = *indexes_[m];
+  // Expiry may remove series meanwhile; the keys' bytes outlive it.
+  const std::shared_lock<std::shared_mutex> lock = idx.ReadLock();
+  f.key_owner = idx.KeyOwner();
   // Series in label order, not in the order workers happened to meet them,
   // so the same input always renders the same text.
   std::vector<uint32_t> order;
@@ -114,6 +169,10 @@ size_t MetricStore::MemoryBytes() const {
   size_t bytes = 0;
   for (const auto& idx : indexes_) bytes += idx ? idx->MemoryBytes() : 0;
   for (const auto& c : cells_) bytes += c->MemoryBytes();
+  for (size_t i = 0; i < last_ms_.size(); ++i) {
+    // calloc'ed: the pages of the ids in use.
+    if (last_ms_[i] != nullptr) bytes += indexes_[i % defs_.size()]->size() * sizeof(int64_t);
+  }
   for (const WindowRows& rows : window_rows_) bytes += rows.series_capacity * sizeof(uint32_t);
   return bytes;
 }
@@ -149,6 +208,13 @@ void MetricStore::SaveCumulative(StateWriter* w) const {
     const size_t width = defs_[m].Width();
     w->U64(n);
     for (uint32_t id = 0; id < n; ++id) {
+      if (idx.IsFree(id)) {
+        // A free id keeps its place, so that the ids the window state is
+        // saved by stay the same when loaded.
+        w->Str(kFreeSeriesKey);
+        for (size_t word = 0; word < width; ++word) w->U64(0);
+        continue;
+      }
       w->Str(idx.Key(id));
       for (size_t word = 0; word < width; ++word) {
         uint64_t sum = 0;
@@ -167,14 +233,26 @@ absl::Status MetricStore::LoadCumulative(StateReader* r, bool* same_ids) {
     const size_t width = defs_[m].Width();
     size_t n = 0;
     if (!r->Count(&n, 1 + width)) return r->Error(defs_[m].name);
+    // Free ids keep their places when every saved id fits below the limit;
+    // otherwise (a smaller series limit) they are left out, so that they do
+    // not take the places of series, and the ids move.
+    const bool keep_free = n <= idx.limit();
     for (size_t i = 0; i < n; ++i) {
       std::string_view key;
       if (!r->View(&key)) return r->Error(defs_[m].name);
       bool overflowed = false;
       // A smaller series limit than the saved one folds the excess into the
       // overflow series, as it would have folded the events.
+      if (key == kFreeSeriesKey) {
+        if (!keep_free || idx.AddFree() != i) *same_ids = false;
+        for (size_t word = 0; word < width; ++word) {
+          uint64_t v = 0;
+          if (!r->U64(&v)) return r->Error(defs_[m].name);
+        }
+        continue;
+      }
       const uint32_t id =
-          key == idx.overflow_key() ? idx.ResolveOverflow() : idx.Resolve(key, &overflowed);
+          key == idx.overflow_key() ? idx.ResolveOverflow() : idx.Restore(key, &overflowed);
       if (id != i) *same_ids = false;
       for (size_t word = 0; word < width; ++word) {
         uint64_t v = 0;
@@ -184,6 +262,57 @@ absl::Status MetricStore::LoadCumulative(StateReader* r, bool* same_ids) {
     }
   }
   return absl::OkStatus();
+}
+
+void MetricStore::SaveEventTimes(StateWriter* w) const {
+  for (size_t m = 0; m < defs_.size(); ++m) {
+    if (IsComputed(defs_[m].type)) continue;
+    std::vector<std::pair<uint32_t, int64_t>> times;
+    if (last_event_map(0, m) != nullptr) {
+      const SeriesIndex& idx = *indexes_[m];
+      for (uint32_t id = 0; id < idx.size(); ++id) {
+        const int64_t t = LastEventMs(m, id);
+        if (t != 0 && !idx.IsFree(id)) times.emplace_back(id, t);
+      }
+    }
+    w->U64(times.size());
+    for (const auto& [id, t] : times) {
+      w->U64(id);
+      w->I64(t);
+    }
+  }
+}
+
+absl::Status MetricStore::LoadEventTimes(StateReader* r, bool apply) {
+  for (size_t m = 0; m < defs_.size(); ++m) {
+    if (IsComputed(defs_[m].type)) continue;
+    size_t n = 0;
+    if (!r->Count(&n, 2)) return r->Error("event times");
+    int64_t* last = last_event_map(0, m);
+    const size_t size = indexes_[m]->size();
+    for (size_t i = 0; i < n; ++i) {
+      uint32_t id = 0;
+      int64_t t = 0;
+      if (!r->U32(&id) || !r->TimeMs(&t)) return r->Error("event times");
+      if (!apply || last == nullptr) continue;
+      if (id >= size) return r->Error("event times");
+      last[id] = t;
+    }
+  }
+  return absl::OkStatus();
+}
+
+void MetricStore::StampUntimed(int64_t ms) {
+  if (ms <= 0) return;
+  for (size_t m = 0; m < defs_.size(); ++m) {
+    int64_t* last = IsComputed(defs_[m].type) ? nullptr : last_event_map(0, m);
+    if (last == nullptr) continue;
+    const SeriesIndex& idx = *indexes_[m];
+    const uint32_t overflow = idx.overflow_id();
+    for (uint32_t id = 0; id < idx.size(); ++id) {
+      if (!idx.IsFree(id) && id != overflow && LastEventMs(m, id) == 0) last[id] = ms;
+    }
+  }
 }
 
 void MetricStore::SaveWindows(StateWriter* w) const {
@@ -314,6 +443,8 @@ ShardWriter::ShardWriter(MetricStore* store, int shard, size_t overflow_metric)
     : store_(store), shard_(shard), overflow_metric_(overflow_metric) {
   overflow_series_.assign(store->num_metrics(), UINT32_MAX);
   for (size_t m = 0; m < store->num_metrics(); ++m) {
+    last_ms_.push_back(store->last_event_map(shard, m));
+    expiry_ = expiry_ || last_ms_.back() != nullptr;
     cells_.push_back(&store->cells(shard, m));
     slot_cells_.push_back(store->slot_cells(shard, m));
     window_rows_.push_back(store->window_row_map(m));
@@ -337,7 +468,11 @@ size_t ShardWriter::CountBelow(const std::vector<double>& bounds, double value) 
 }
 
 bool ShardWriter::SetEventTime(int64_t ts_ms) {
-  if (slot_ms_ == 0) return true;
+  event_ms_ = ts_ms;
+  if (slot_ms_ == 0) {
+    slot_mode_ = expiry_ ? SlotMode::kTimed : SlotMode::kNone;
+    return true;
+  }
   // Event times before 1970 are rejected by the parsers, but the arithmetic
   // stays right for them anyway.
   const int64_t slot = FloorDiv(ts_ms, slot_ms_);
@@ -356,6 +491,13 @@ bool ShardWriter::SetEventTime(int64_t ts_ms) {
     slot_mode_ = SlotMode::kSpill;
   }
   return true;
+}
+
+void ShardWriter::TouchExpiring(size_t m, uint32_t series) {
+  int64_t* last = last_ms_[m];
+  if (last == nullptr) return;
+  std::atomic_ref<int64_t> t(last[series]);
+  if (event_ms_ > t.load(std::memory_order_relaxed)) t.store(event_ms_, std::memory_order_relaxed);
 }
 
 void ShardWriter::Spill(size_t m, uint32_t series, size_t word, uint64_t n) {

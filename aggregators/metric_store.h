@@ -43,6 +43,8 @@ struct FamilySnapshot {
   size_t width = 1;
   std::vector<std::string_view> keys;  // '\xff'-joined label values per series
   std::vector<uint64_t> words;
+  // Keeps the bytes of `keys` alive (SeriesIndex::KeyOwner).
+  std::shared_ptr<const void> key_owner;
 
   size_t size() const { return keys.size(); }
   uint64_t Word(size_t series, size_t word) const { return words[series * width + word]; }
@@ -163,7 +165,36 @@ class MetricStore {
       absl::FunctionRef<void(size_t m, AddSeries add)> computed) const;
   // novapulse_series: each stored family's name and number of series.
   void AddSeriesCounts(AddSeries add) const;
-  // Heap bytes of indexes and cells.
+
+  // Whether some family expires (MetricDef::expire_after_ms).
+  bool expires() const {
+    for (const auto& last : last_ms_) {
+      if (last != nullptr) return true;
+    }
+    return false;
+  }
+  // Stale-series expiry. Removes every series of the families with
+  // MetricDef::expire_after_ms whose newest event time (over the shards) is
+  // at or before `now_ms - expire_after_ms`: from the index, so its id is
+  // free for a new series, and from the cells, which are zeroed. A series
+  // no event has stamped yet (created by a rejection, restored without
+  // times), and the __overflow__ series, stay. Appends the (family, id) of
+  // each series it removed to `removed`. Only while no writer runs (the
+  // pipeline is drained); readers may. Returns the series removed.
+  struct Removed {
+    size_t metric;
+    uint32_t id;
+  };
+  size_t ExpireIdle(int64_t now_ms, std::vector<Removed>* removed = nullptr);
+  // Newest event time of series `id` of family m over the shards (0 when
+  // none, or when m does not expire).
+  int64_t LastEventMs(size_t m, uint32_t id) const;
+  // The map of newest event times a shard's writer keeps for family m (null
+  // when m does not expire).
+  int64_t* last_event_map(int shard, size_t m) const {
+    return last_ms_[shard * defs_.size() + m].get();
+  }
+  // Heap bytes of indexes, cells and the series' event times.
   size_t MemoryBytes() const;
 
   // Checkpoints (pipeline/checkpoint.h). The Save calls run while no writer
@@ -178,6 +209,16 @@ class MetricStore {
   // false when a series got an id other than its saved one (the window
   // state, kept by id, then cannot be restored).
   [[nodiscard]] absl::Status LoadCumulative(StateReader* r, bool* same_ids);
+  // Each series' newest event time (families that expire), by series id,
+  // after the cumulative state. Loading sets shard 0's, unless !apply (the
+  // ids moved: LoadCumulative's same_ids) or the family does not expire
+  // here; the times are read either way.
+  void SaveEventTimes(StateWriter* w) const;
+  [[nodiscard]] absl::Status LoadEventTimes(StateReader* r, bool apply);
+  // Gives every live series of a family that expires and has no event time
+  // this one (restored from a checkpoint that had none: the series then
+  // expires unless updated within expire_after of it). No-op for ms <= 0.
+  void StampUntimed(int64_t ms);
   // The window slot cells by row (summed over shards, non-zero words only)
   // and the spilled updates. The open slot and the rows are WindowHistory's
   // to save, and to load first.
@@ -207,6 +248,14 @@ class MetricStore {
     size_t used = 0;  // the read side's
   };
 
+  // [shard][metric]: per series id, the newest event time (ms) of its
+  // updates in that shard; null for families that do not expire. calloc'ed;
+  // accessed through atomic_ref.
+  struct FreeTimes {
+    void operator()(int64_t* p) const { std::free(p); }
+  };
+  std::vector<std::unique_ptr<int64_t[], FreeTimes>> last_ms_;
+
   std::vector<std::unique_ptr<CellArray>> slot_cells_;  // [shard][metric], null if not windowed
   std::vector<WindowRows> window_rows_;                 // [metric]
   std::vector<std::unique_ptr<SpillBuffer>> spills_;    // [shard]
@@ -233,26 +282,37 @@ class ShardWriter {
   void SetWatermark(int64_t watermark_ms) { watermark_ms_ = watermark_ms; }
   // The updates that follow belong to event time `ts_ms`, until the next call
   // or ClearEventTime(). Returns false for a late event (its slot is closed):
-  // its updates then reach only the cumulative cells. Always true without
-  // windows.
+  // its updates then reach only the cumulative cells (and leave the series'
+  // newest event time as it was). Always true without windows.
   bool SetEventTime(int64_t ts_ms);
   // The updates that follow have no event time (rejections, self metrics).
-  void ClearEventTime() { slot_mode_ = SlotMode::kNone; }
+  void ClearEventTime() {
+    slot_mode_ = SlotMode::kNone;
+    event_ms_ = INT64_MIN;
+  }
   // Hands this writer's spilled updates to the store. Call at the end of
   // every batch, before the pipeline lets the batch's slots close.
   void FlushSpill();
 
-  void Inc(size_t m, uint32_t series, uint64_t n = 1) {
+  // An update with an event time (slot_mode_ not kNone) also goes to the
+  // window slot of its family, if windowed, and, with expiry, to the
+  // series' newest event time: one test on the path without either. Always
+  // inlined: these are the update path, and a call costs as much as the rest.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void Inc(size_t m, uint32_t series, uint64_t n = 1) {
     cells_[m]->Add(series, 0, n);
-    if (slot_mode_ != SlotMode::kNone && slot_cells_[m] != nullptr) AddSlot(m, series, 0, n);
-  }
-  void GaugeAdd(size_t m, uint32_t series, int64_t delta) {
-    cells_[m]->Add(series, 0, static_cast<uint64_t>(delta));
-    if (slot_mode_ != SlotMode::kNone && slot_cells_[m] != nullptr) {
-      AddSlot(m, series, 0, static_cast<uint64_t>(delta));
+    if (slot_mode_ != SlotMode::kNone) {
+      if (slot_cells_[m] != nullptr) AddSlot(m, series, 0, n);
+      Touch(m, series);
     }
   }
-  void Observe(size_t m, uint32_t series, double value) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void GaugeAdd(size_t m, uint32_t series, int64_t delta) {
+    cells_[m]->Add(series, 0, static_cast<uint64_t>(delta));
+    if (slot_mode_ != SlotMode::kNone) {
+      if (slot_cells_[m] != nullptr) AddSlot(m, series, 0, static_cast<uint64_t>(delta));
+      Touch(m, series);
+    }
+  }
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void Observe(size_t m, uint32_t series, double value) {
     const std::vector<double>& bounds = store_->def(m).buckets;
     const size_t bucket = BucketOf(m, bounds, value);
     cells_[m]->Add(series, bucket, 1);
@@ -261,16 +321,21 @@ class ShardWriter {
     const double units = std::min(value / store_->def(m).sum_unit, kMaxSumUnits);
     const uint64_t sum = RoundToUnits(units);
     cells_[m]->Add(series, bounds.size() + 1, sum);
-    if (slot_mode_ != SlotMode::kNone && slot_cells_[m] != nullptr) {
-      AddSlot(m, series, bucket, 1);
-      AddSlot(m, series, bounds.size() + 1, sum);
+    if (slot_mode_ != SlotMode::kNone) {
+      if (slot_cells_[m] != nullptr) {
+        AddSlot(m, series, bucket, 1);
+        AddSlot(m, series, bounds.size() + 1, sum);
+      }
+      Touch(m, series);
     }
   }
   MetricStore& store() { return *store_; }
   int shard() const { return shard_; }
 
  private:
-  enum class SlotMode : uint8_t { kNone, kRing, kSpill };
+  // kNone: no event time, or a late event (cumulative cells only); kTimed:
+  // an event time but no windows (expiry records it).
+  enum class SlotMode : uint8_t { kNone, kRing, kSpill, kTimed };
 
   // The first bound >= value, as std::lower_bound finds it, but counted
   // without branches: a binary search over a dozen bounds mispredicts. Up to
@@ -305,6 +370,13 @@ class ShardWriter {
     }
   }
   void Spill(size_t m, uint32_t series, size_t word, uint64_t n);
+  // Stale-series expiry: the series' newest event time in this shard (out
+  // of line: the windows' path pays one test when nothing expires).
+  void Touch(size_t m, uint32_t series) {
+    if (expiry_) [[unlikely]]
+      TouchExpiring(m, series);
+  }
+  ABSL_ATTRIBUTE_NOINLINE void TouchExpiring(size_t m, uint32_t series);
 
   static constexpr size_t kFixedBounds = 16;
 
@@ -327,6 +399,10 @@ class ShardWriter {
   int64_t slot_ = 0;
   // Spilled updates of the current batch, by slot: no lock per update.
   std::vector<std::pair<int64_t, SpilledUpdate>> spilled_;
+  // Expiry (after the members the update path reads).
+  std::vector<int64_t*> last_ms_;  // MetricStore's, per metric (null: no expiry)
+  int64_t event_ms_ = INT64_MIN;   // of the updates that follow (none: INT64_MIN)
+  bool expiry_ = false;            // some family expires
 };
 
 }  // namespace novapulse

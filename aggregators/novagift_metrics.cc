@@ -29,8 +29,92 @@ const std::vector<MetricDef>& NovaGiftMetricDefs() {
   return kDefs;
 }
 
-NovaGiftMetrics::NovaGiftMetrics(int num_shards, size_t series_limit, const WindowSpec* windows)
-    : store_(NovaGiftMetricDefs(), num_shards, series_limit),
+namespace {
+
+bool KeepsIdsByType(size_t m) {
+  switch (m) {
+    case kOutboxQueued:
+    case kOutboxInFlight:
+    case kOutboxProcessed:
+    case kOutboxFailed:
+    case kOutboxDead:
+    case kOutboxProcessingDuration:
+    case kOutboxRetryCount:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool CanExpireFamily(size_t m) {
+  // The self metrics (the families from kEventsTotal on) are a fixed set too.
+  return m < kEventsTotal && !IsComputed(NovaGiftMetricDefs()[m].type) && !KeepsIdsByType(m);
+}
+
+std::vector<MetricDef> ExpiringDefs(const MetricExpiry& expiry) {
+  std::vector<MetricDef> defs = NovaGiftMetricDefs();
+  for (size_t m = 0; m < defs.size(); ++m) {
+    if (!CanExpireFamily(m)) continue;
+    defs[m].expire_after_ms = expiry.default_ms;
+    for (const auto& [name, ms] : expiry.by_family) {
+      if (name == defs[m].name) defs[m].expire_after_ms = ms;
+    }
+  }
+  return defs;
+}
+
+}  // namespace
+
+bool NovaGiftMetrics::CanExpire(std::string_view family) {
+  const std::vector<MetricDef>& defs = NovaGiftMetricDefs();
+  for (size_t m = 0; m < defs.size(); ++m) {
+    if (defs[m].name == family) return CanExpireFamily(m);
+  }
+  return false;
+}
+
+std::vector<std::string> NovaGiftMetrics::ExpiringFamilies() {
+  std::vector<std::string> names;
+  for (size_t m = 0; m < kEventsTotal; ++m) {
+    if (CanExpireFamily(m)) names.emplace_back(NovaGiftMetricDefs()[m].name);
+  }
+  return names;
+}
+
+size_t NovaGiftMetrics::ExpireIdle(int64_t now_ms) {
+  std::vector<MetricStore::Removed> removed;
+  const size_t n = store_.ExpireIdle(now_ms, &removed);
+  if (n == 0) return 0;
+  // The duration series each request series maps to: a removed request
+  // series forgets its own, and every request series forgets a removed one.
+  std::vector<uint32_t> gone_durations;
+  for (const MetricStore::Removed& r : removed) {
+    if (r.metric == kHttpRequestsTotal) {
+      duration_of_request_[r.id].store(UINT32_MAX, std::memory_order_relaxed);
+    } else if (r.metric == kHttpRequestDuration) {
+      gone_durations.push_back(r.id);
+    }
+  }
+  if (!gone_durations.empty()) {
+    std::sort(gone_durations.begin(), gone_durations.end());
+    for (size_t i = 0; i < store_.index(kHttpRequestsTotal).capacity(); ++i) {
+      const uint32_t d = duration_of_request_[i].load(std::memory_order_relaxed);
+      if (std::binary_search(gone_durations.begin(), gone_durations.end(), d)) {
+        duration_of_request_[i].store(UINT32_MAX, std::memory_order_relaxed);
+      }
+    }
+  }
+  for (const auto& w : writers_) w->ForgetRequestIds();
+  return n;
+}
+
+void NovaGiftMetrics::Writer::ForgetRequestIds() {
+  for (size_t i = 0; i < kRequestMemoSize; ++i) request_memo_[i] = RequestIds{};
+}
+
+NovaGiftMetrics::NovaGiftMetrics(int num_shards, size_t series_limit, const WindowSpec* windows,
+                                 const MetricExpiry& expiry)
+    : store_(ExpiringDefs(expiry), num_shards, series_limit),
       duration_of_request_(new std::atomic<uint32_t>[store_.index(kHttpRequestsTotal).capacity()]) {
   for (size_t i = 0; i < store_.index(kHttpRequestsTotal).capacity(); ++i) {
     duration_of_request_[i].store(UINT32_MAX, std::memory_order_relaxed);
@@ -125,8 +209,12 @@ void NovaGiftMetrics::Writer::ResolveRequest(const AccessLogEvent& e, uint32_t* 
   if (duration == UINT32_MAX) {
     BuildKey(&key_, {e.method, e.route});
     duration = w_.Resolve(kHttpRequestDuration, key_);
-    // The overflow series stands for many (method, route) pairs: not cached.
-    if (real) known.store(duration, std::memory_order_relaxed);
+    // The overflow series stands for many (method, route) pairs: not cached
+    // (for an overflowed request series, nor as the duration of a real one:
+    // expiry may make room for it later, and each fold must be counted).
+    if (real && duration < owner_->store_.index(kHttpRequestDuration).limit()) {
+      known.store(duration, std::memory_order_relaxed);
+    }
   }
   // Only when neither lookup overflowed: an overflowed lookup counts in
   // novapulse_series_overflow_total each time.
@@ -266,6 +354,9 @@ void NovaGiftMetrics::SaveState(StateWriter* w) {
     w->I64(second);
     w->U64(busy);
   }
+  // Only with expiry on, so that a checkpoint without it stays readable by
+  // the releases before expiry.
+  if (store_.expires()) store_.SaveEventTimes(w);
 }
 
 absl::Status NovaGiftMetrics::LoadState(StateReader* r, StateLoad* load) {
@@ -283,6 +374,11 @@ absl::Status NovaGiftMetrics::LoadState(StateReader* r, StateLoad* load) {
     ring.second[slot].store(second, std::memory_order_relaxed);
     ring.busy_us[slot].store(busy, std::memory_order_relaxed);
   }
+  // Added after the first checkpoints: a section may end before them.
+  if (load->sectioned && !r->at_end()) {
+    if (absl::Status s = store_.LoadEventTimes(r, same_ids); !s.ok()) return s;
+  }
+  store_.StampUntimed(newest / 1000);
   return absl::OkStatus();
 }
 

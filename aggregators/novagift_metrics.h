@@ -87,6 +87,14 @@ enum NovaGiftMetric : size_t {
 
 const std::vector<MetricDef>& NovaGiftMetricDefs();
 
+// Stale-series expiry (MetricDef::expire_after_ms, in ms; 0: never): the
+// families named in `by_family` take theirs, every other family whose
+// series can expire takes `default_ms`.
+struct MetricExpiry {
+  int64_t default_ms = 0;
+  std::vector<std::pair<std::string, int64_t>> by_family;
+};
+
 // Window of http_active_connections: concurrency averaged over this span.
 inline constexpr int64_t kActiveWindowSeconds = 60;
 
@@ -110,6 +118,8 @@ class NovaGiftMetrics : public MetricSource, public StatePart {
     // The newest event time recorded since the last call of this or
     // EndBatch (INT64_MIN if none), without ending the batch.
     int64_t TakeNewest() { return std::exchange(batch_newest_us_, INT64_MIN); }
+    // Forgets the series ids it keeps between batches (expiry freed some).
+    void ForgetRequestIds();
 
    private:
     // A label set of http_requests_total this worker has resolved, with its
@@ -147,7 +157,17 @@ class NovaGiftMetrics : public MetricSource, public StatePart {
   // With `windows`, the families it names also keep per-slot history (see
   // WindowHistory).
   explicit NovaGiftMetrics(int num_shards, size_t series_limit = kDefaultSeriesLimit,
-                           const WindowSpec* windows = nullptr);
+                           const WindowSpec* windows = nullptr, const MetricExpiry& expiry = {});
+
+  // Whether the series of a family can expire: not the self metrics, not the
+  // outbox families labelled by type only (a fixed set, whose ids the
+  // writers keep), not computed gauges.
+  static bool CanExpire(std::string_view family);
+  static std::vector<std::string> ExpiringFamilies();
+  // Stale-series expiry at event time `now_ms` (MetricStore::ExpireIdle),
+  // and the writers forget the ids it freed. Only while no writer runs.
+  // Returns the series removed.
+  size_t ExpireIdle(int64_t now_ms);
   NovaGiftMetrics(const NovaGiftMetrics&) = delete;
   NovaGiftMetrics& operator=(const NovaGiftMetrics&) = delete;
 
@@ -163,8 +183,10 @@ class NovaGiftMetrics : public MetricSource, public StatePart {
   int64_t NewestEventTime() const;
 
   // Checkpoints (section "metrics", fingerprint: the metric set): every
-  // cumulative series, the newest event time and the busy time behind
-  // http_active_connections. SaveState while no writer runs; LoadState into
+  // cumulative series, the newest event time, the busy time behind
+  // http_active_connections and each series' newest event time (for
+  // expiry; a checkpoint without them stamps every series with the newest
+  // event time). SaveState while no writer runs; LoadState into
   // fresh metrics before any writer runs. Sets load->series_ids_moved when a
   // series got another id (see MetricStore::LoadCumulative).
   std::string_view StateName() const override { return "metrics"; }

@@ -28,6 +28,9 @@ struct StateLoad {
   int64_t wall_ms = 0;  // now
   // Set by the metrics: the series the windows refer to have other ids now.
   bool series_ids_moved = false;
+  // The reader holds this part's section alone (format version 2 on): a
+  // part may end in data added later, read only when it is there.
+  bool sectioned = false;
 };
 
 class StatePart {

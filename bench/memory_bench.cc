@@ -14,30 +14,18 @@
 // One iteration each; the time is that of creating the N series.
 //   build-bench/memory_bench
 #include <benchmark/benchmark.h>
-#include <malloc.h>
-#include <unistd.h>
 
 #include <cstdint>
-#include <cstdio>
 #include <string>
 #include <vector>
 
 #include "aggregators/metric_store.h"
 #include "aggregators/novagift_metrics.h"
+#include "bench/resident_bytes.h"
 #include "parsers/event.h"
 
 namespace novapulse::bench {
 namespace {
-
-size_t ResidentBytes() {
-  malloc_trim(0);
-  FILE* statm = std::fopen("/proc/self/statm", "r");
-  if (statm == nullptr) return 0;
-  unsigned long size_pages = 0, resident_pages = 0;
-  const int n = std::fscanf(statm, "%lu %lu", &size_pages, &resident_pages);
-  std::fclose(statm);
-  return n == 2 ? resident_pages * static_cast<size_t>(sysconf(_SC_PAGESIZE)) : 0;
-}
 
 // Label values built before the baseline, so they are not counted.
 std::vector<std::string> Labels(const char* prefix, size_t n) {

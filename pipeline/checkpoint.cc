@@ -214,6 +214,7 @@ absl::StatusOr<RestoredCheckpoint> DecodeCheckpoint(std::string_view payload,
   if (version < kOldestCheckpointVersion || version > kCheckpointVersion) {
     return absl::FailedPreconditionError(absl::StrCat("checkpoint format version ", version));
   }
+  load.sectioned = true;
   StateReader r(payload);
   RestoredCheckpoint out;
   if (!r.I64(&out.written_ms)) return r.Error("header");

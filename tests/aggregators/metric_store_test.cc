@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "aggregators/metric_def.h"
+#include "base/state_codec.h"
 
 namespace novapulse {
 namespace {
@@ -383,6 +384,165 @@ TEST(MetricStore, ConcurrentMergeIsMonotonicAndFinalTotalsAreExact) {
     EXPECT_NEAR(hist.HistogramSum(i), per_bucket * (0.05 + 0.25 + 0.75 + 4.0), 1e-6);
   }
   EXPECT_EQ(store.Merge(kOverflow).size(), 0u);
+}
+
+std::vector<MetricDef> ExpiringDefs(int64_t after_ms) {
+  std::vector<MetricDef> defs = Defs();
+  defs[kRequests].expire_after_ms = after_ms;
+  defs[kLatency].expire_after_ms = after_ms;
+  return defs;
+}
+
+TEST(MetricStore, ExpireIdleRemovesSeriesWhoseNewestEventIsOldEnough) {
+  MetricStore store(ExpiringDefs(60'000), 2, 100);
+  ShardWriter w0(&store, 0, kOverflow), w1(&store, 1, kOverflow);
+  const std::string old_key = Key({"GET", "/old"}), fresh_key = Key({"GET", "/fresh"});
+  w0.SetEventTime(1'000'000);
+  w0.Inc(kRequests, w0.Resolve(kRequests, old_key), 3);
+  w0.Observe(kLatency, w0.Resolve(kLatency, "/old"), 0.2);
+  // The newest event of a series counts, whichever shard had it.
+  w1.SetEventTime(1'000'000);
+  w1.Inc(kRequests, w1.Resolve(kRequests, fresh_key));
+  w0.SetEventTime(1'050'000);
+  w0.Inc(kRequests, w0.Resolve(kRequests, fresh_key));
+  // A gauge family without expiry keeps its series.
+  w0.GaugeAdd(kDepth, w0.Resolve(kDepth, "t"), 1);
+
+  EXPECT_EQ(store.ExpireIdle(1'059'999), 0u);  // /old is 59.999 s idle
+  std::vector<MetricStore::Removed> removed;
+  EXPECT_EQ(store.ExpireIdle(1'060'000, &removed), 2u);
+  ASSERT_EQ(removed.size(), 2u);
+  EXPECT_EQ(removed[0].metric, size_t{kRequests});
+  EXPECT_EQ(removed[1].metric, size_t{kLatency});
+  const FamilySnapshot requests = store.Merge(kRequests);
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests.keys[0], fresh_key);
+  EXPECT_EQ(requests.Word(0, 0), 2u);
+  EXPECT_EQ(store.Merge(kLatency).size(), 0u);
+  EXPECT_EQ(store.Merge(kDepth).size(), 1u);
+
+  // The freed id starts from zero for the next series that takes it.
+  w1.SetEventTime(1'070'000);
+  const uint32_t again = w1.Resolve(kRequests, old_key);
+  EXPECT_EQ(again, removed[0].id);
+  w1.Inc(kRequests, again);
+  EXPECT_EQ(CounterValue(store, kRequests, old_key), 1u);
+  EXPECT_EQ(store.LastEventMs(kRequests, again), 1'070'000);
+  // And expires on its own clock.
+  EXPECT_EQ(store.ExpireIdle(1'110'000), 1u);  // /fresh (newest 1'050'000)
+  EXPECT_EQ(store.ExpireIdle(1'129'999), 0u);
+  EXPECT_EQ(store.ExpireIdle(1'130'000), 1u);
+}
+
+TEST(MetricStore, ExpireIdleKeepsSeriesWithoutEventTimeAndTheOverflowSeries) {
+  MetricStore store(ExpiringDefs(1'000), 1, 1);
+  ShardWriter w(&store, 0, kOverflow);
+  w.ClearEventTime();
+  w.Inc(kRequests, w.Resolve(kRequests, Key({"GET", "/no-time"})));
+  w.SetEventTime(5'000);
+  w.Inc(kRequests, w.Resolve(kRequests, Key({"GET", "/over"})));  // folds
+  EXPECT_EQ(store.ExpireIdle(1'000'000), 0u);
+  EXPECT_EQ(store.Merge(kRequests).size(), 2u);
+}
+
+TEST(MetricStore, SeriesCountsAreLiveSeries) {
+  MetricStore store(ExpiringDefs(1'000), 1, 100);
+  ShardWriter w(&store, 0, kOverflow);
+  w.SetEventTime(5'000);
+  w.Inc(kRequests, w.Resolve(kRequests, Key({"GET", "/a"})));
+  w.Inc(kRequests, w.Resolve(kRequests, Key({"GET", "/b"})));
+  store.ExpireIdle(6'000);
+  w.SetEventTime(7'000);
+  w.Inc(kRequests, w.Resolve(kRequests, Key({"GET", "/c"})));
+  std::map<std::string, double> counts;
+  store.AddSeriesCounts([&](std::string_view name, double n) { counts[std::string(name)] = n; });
+  EXPECT_EQ(counts["requests_total"], 1.0);
+}
+
+TEST(MetricStore, CheckpointKeepsFreeIdsInPlace) {
+  MetricStore store(ExpiringDefs(1'000), 1, 100);
+  ShardWriter w(&store, 0, kOverflow);
+  w.SetEventTime(5'000);
+  w.Inc(kRequests, w.Resolve(kRequests, Key({"GET", "/a"})), 2);
+  w.Inc(kRequests, w.Resolve(kRequests, Key({"GET", "/b"})), 3);
+  w.SetEventTime(9'000);
+  w.Inc(kRequests, w.Resolve(kRequests, Key({"GET", "/c"})), 4);
+  ASSERT_EQ(store.ExpireIdle(8'000), 2u);  // /a and /b: ids 0 and 1 free
+  StateWriter saved;
+  store.SaveCumulative(&saved);
+
+  MetricStore restored(ExpiringDefs(1'000), 1, 100);
+  StateReader r(saved.bytes());
+  bool same_ids = false;
+  ASSERT_TRUE(restored.LoadCumulative(&r, &same_ids).ok());
+  EXPECT_TRUE(same_ids);
+  EXPECT_EQ(restored.index(kRequests).live(), 1u);
+  uint32_t id;
+  ASSERT_TRUE(restored.index(kRequests).Find(Key({"GET", "/c"}), &id));
+  EXPECT_EQ(id, 2u);
+  EXPECT_EQ(CounterValue(restored, kRequests, Key({"GET", "/c"})), 4u);
+  ShardWriter rw(&restored, 0, kOverflow);
+  EXPECT_LT(rw.Resolve(kRequests, Key({"GET", "/d"})), 2u);  // a free id
+}
+
+TEST(MetricStore, ScrapesRunWhileSeriesExpire) {
+  MetricStore store(ExpiringDefs(1), 1, 1000);
+  ShardWriter w(&store, 0, kOverflow);
+  std::atomic<bool> done{false};
+  std::atomic<bool> consistent{true};
+  std::thread scraper([&] {
+    while (!done.load(std::memory_order_acquire)) {
+      const FamilySnapshot f = store.Merge(kRequests);
+      for (size_t i = 0; i < f.size(); ++i) {
+        // Every live series has had exactly its key's length in events.
+        if (f.Word(i, 0) != f.keys[i].size() && f.Word(i, 0) != 0) consistent.store(false);
+      }
+    }
+  });
+  for (int round = 0; round < 300; ++round) {
+    w.SetEventTime((round + 1) * 10);
+    for (int i = 0; i < 500; ++i) {
+      const std::string key = Key({"GET", "/" + std::to_string(round) + "/" + std::to_string(i)});
+      w.Inc(kRequests, w.Resolve(kRequests, key), key.size());
+    }
+    store.ExpireIdle((round + 1) * 10 + 1);
+  }
+  done.store(true, std::memory_order_release);
+  scraper.join();
+  EXPECT_TRUE(consistent.load());
+  EXPECT_EQ(store.index(kRequests).live(), 0u);
+}
+
+TEST(MetricStore, CheckpointWithFreeIdsLoadsIntoASmallerLimit) {
+  MetricStore store(ExpiringDefs(1'000), 1, 10);
+  ShardWriter w(&store, 0, kOverflow);
+  w.SetEventTime(5'000);
+  for (int i = 0; i < 3; ++i)
+    w.Inc(kRequests, w.Resolve(kRequests, Key({"GET", "/old" + std::to_string(i)})));
+  w.SetEventTime(9'000);
+  for (int i = 0; i < 7; ++i)
+    w.Inc(kRequests, w.Resolve(kRequests, Key({"GET", "/new" + std::to_string(i)})));
+  ASSERT_EQ(store.ExpireIdle(8'000), 3u);
+  StateWriter saved;
+  store.SaveCumulative(&saved);
+  store.SaveEventTimes(&saved);
+
+  MetricStore restored(ExpiringDefs(1'000), 1, 4);
+  StateReader r(saved.bytes());
+  bool same_ids = true;
+  ASSERT_TRUE(restored.LoadCumulative(&r, &same_ids).ok());
+  EXPECT_FALSE(same_ids);
+  ASSERT_TRUE(restored.LoadEventTimes(&r, same_ids).ok());
+  EXPECT_TRUE(r.at_end());
+  const SeriesIndex& idx = restored.index(kRequests);
+  EXPECT_LE(idx.size(), idx.capacity());
+  // Four of the seven live series, and the other three in __overflow__:
+  // the free ids are left out.
+  EXPECT_EQ(idx.live(), 5u);
+  uint64_t total = 0;
+  const FamilySnapshot f = restored.Merge(kRequests);
+  for (size_t i = 0; i < f.size(); ++i) total += f.Word(i, 0);
+  EXPECT_EQ(total, 7u);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <ctime>
@@ -12,6 +13,8 @@
 #include <vector>
 
 #include "aggregators/metric_store.h"
+#include "base/state_codec.h"
+#include "base/state_part.h"
 #include "parsers/event.h"
 
 namespace novapulse {
@@ -691,6 +694,125 @@ TEST(NovaGiftMetrics, ConcurrentSnapshotsAreMonotonicAndFinalTotalsAreExact) {
   EXPECT_EQ(v.Counter(kEventsTotal, {"novagift.outbox", "accepted"}),
             uint64_t{kShards} * kMessages * 3);
   EXPECT_EQ(metrics.NewestEventTime(), kT0 + (kRequests - 1) * 1000);
+}
+
+MetricExpiry ExpireAfter(int64_t ms, std::vector<std::pair<std::string, int64_t>> by_family = {}) {
+  return MetricExpiry{.default_ms = ms, .by_family = std::move(by_family)};
+}
+
+constexpr int64_t kMinuteUs = 60 * kSecond;
+
+TEST(NovaGiftMetrics, IdleSeriesExpireAndComeBackFromZero) {
+  NovaGiftMetrics metrics(2, kDefaultSeriesLimit, nullptr, ExpireAfter(5 * 60'000));
+  metrics.writer(0).Record(Access("GET", "/old", 200, 10, kT0, "E1"));
+  metrics.writer(1).Record(Access("GET", "/old", 200, 10, kT0));
+  metrics.writer(0).Record(Access("GET", "/kept", 200, 10, kT0 + 4 * kMinuteUs));
+  metrics.writer(1).Record(Outbox(OutboxType::kWalletTransaction, OutboxStatus::kQueued));
+  EXPECT_EQ(metrics.ExpireIdle(kT0 / 1000 + 5 * 60'000 - 1), 0u);
+  // /old: its request, duration and error series; the wallet transaction's
+  // counter and amount histogram, stamped kT0 too.
+  EXPECT_EQ(metrics.ExpireIdle(kT0 / 1000 + 5 * 60'000), 5u);
+  {
+    const View v(metrics);
+    EXPECT_EQ(v.family(kWalletTransactions).size(), 0u);
+    EXPECT_EQ(v.family(kWalletAmount).size(), 0u);
+    EXPECT_FALSE(v.Has(kHttpRequestsTotal, {"GET", "/old", "200"}));
+    EXPECT_FALSE(v.Has(kHttpRequestDuration, {"GET", "/old"}));
+    EXPECT_FALSE(v.Has(kHttpErrorsTotal, {"/old", "E1"}));
+    EXPECT_EQ(v.Counter(kHttpRequestsTotal, {"GET", "/kept", "200"}), 1u);
+    // The outbox gauges by type never expire.
+    EXPECT_EQ(v.Gauge(kOutboxQueued, {"wallet.transaction"}), 1.0);
+  }
+  // Both writers had /old memoised; a new route takes the freed ids, and
+  // /old comes back as a new series.
+  metrics.writer(0).Record(Access("POST", "/new", 201, 30, kT0 + 6 * kMinuteUs));
+  metrics.writer(1).Record(Access("GET", "/old", 200, 2000, kT0 + 6 * kMinuteUs));
+  metrics.writer(0).Record(Access("GET", "/old", 200, 2000, kT0 + 6 * kMinuteUs));
+  const View v(metrics);
+  EXPECT_EQ(v.Counter(kHttpRequestsTotal, {"POST", "/new", "201"}), 1u);
+  EXPECT_EQ(v.Count(kHttpRequestDuration, {"POST", "/new"}), 1u);
+  EXPECT_DOUBLE_EQ(v.Sum(kHttpRequestDuration, {"POST", "/new"}), 0.03);
+  EXPECT_EQ(v.Counter(kHttpRequestsTotal, {"GET", "/old", "200"}), 2u);
+  EXPECT_EQ(v.Count(kHttpRequestDuration, {"GET", "/old"}), 2u);
+  EXPECT_DOUBLE_EQ(v.Sum(kHttpRequestDuration, {"GET", "/old"}), 4.0);
+  EXPECT_FALSE(v.Has(kHttpErrorsTotal, {"/old", "E1"}));
+}
+
+TEST(NovaGiftMetrics, ExpiryPerFamilyOverridesTheDefault) {
+  NovaGiftMetrics metrics(1, kDefaultSeriesLimit, nullptr,
+                          ExpireAfter(0, {{"http_request_duration_seconds", 60'000}}));
+  metrics.writer(0).Record(Access("GET", "/a", 200, 10, kT0));
+  EXPECT_EQ(metrics.ExpireIdle(kT0 / 1000 + 3'600'000), 1u);
+  metrics.writer(0).Record(Access("GET", "/a", 200, 10, kT0 + kMinuteUs));
+  // The request series kept its count; the duration series starts again,
+  // and the request series' cached duration id was forgotten.
+  const View v(metrics);
+  EXPECT_EQ(v.Counter(kHttpRequestsTotal, {"GET", "/a", "200"}), 2u);
+  EXPECT_EQ(v.Count(kHttpRequestDuration, {"GET", "/a"}), 1u);
+}
+
+TEST(NovaGiftMetrics, OnlyFamiliesOfOpenLabelSetsCanExpire) {
+  EXPECT_TRUE(NovaGiftMetrics::CanExpire("http_requests_total"));
+  EXPECT_TRUE(NovaGiftMetrics::CanExpire("gifts_created_total"));
+  EXPECT_TRUE(NovaGiftMetrics::CanExpire("outbox_errors_total"));
+  EXPECT_FALSE(NovaGiftMetrics::CanExpire("outbox_queued_total"));
+  EXPECT_FALSE(NovaGiftMetrics::CanExpire("http_active_connections"));
+  EXPECT_FALSE(NovaGiftMetrics::CanExpire("novapulse_events_total"));
+  EXPECT_FALSE(NovaGiftMetrics::CanExpire("no_such_metric"));
+  const std::vector<std::string> names = NovaGiftMetrics::ExpiringFamilies();
+  EXPECT_NE(std::find(names.begin(), names.end(), "http_request_duration_seconds"), names.end());
+  EXPECT_EQ(std::find(names.begin(), names.end(), "outbox_retry_count"), names.end());
+}
+
+// Requests to /early at kT0 and to /late 10 minutes later, saved from
+// `saved` (whose expiry may differ) and loaded into `restored`.
+void RestoreEarlyAndLate(NovaGiftMetrics& saved, NovaGiftMetrics* restored) {
+  saved.writer(0).Record(Access("GET", "/early", 200, 10, kT0));
+  saved.writer(0).Record(Access("GET", "/late", 200, 10, kT0 + 10 * kMinuteUs));
+  StateWriter w;
+  saved.SaveState(&w);
+  StateReader r(w.bytes());
+  StateLoad load{.wall_ms = 0, .series_ids_moved = false, .sectioned = true};
+  const absl::Status loaded = restored->LoadState(&r, &load);
+  EXPECT_TRUE(loaded.ok()) << loaded;
+}
+
+TEST(NovaGiftMetrics, CheckpointKeepsEachSeriesEventTime) {
+  NovaGiftMetrics metrics(1, kDefaultSeriesLimit, nullptr, ExpireAfter(60'000));
+  NovaGiftMetrics restored(1, kDefaultSeriesLimit, nullptr, ExpireAfter(60'000));
+  RestoreEarlyAndLate(metrics, &restored);
+  // /early is 10 minutes idle at the newest event: it goes, /late stays.
+  EXPECT_EQ(restored.ExpireIdle(kT0 / 1000 + 10 * 60'000), 2u);
+  const View v(restored);
+  EXPECT_FALSE(v.Has(kHttpRequestsTotal, {"GET", "/early", "200"}));
+  EXPECT_EQ(v.Counter(kHttpRequestsTotal, {"GET", "/late", "200"}), 1u);
+}
+
+TEST(NovaGiftMetrics, CheckpointWithoutEventTimesStampsTheNewestEventTime) {
+  NovaGiftMetrics metrics(1);  // saved without expiry: no times
+  NovaGiftMetrics restored(1, kDefaultSeriesLimit, nullptr, ExpireAfter(60'000));
+  RestoreEarlyAndLate(metrics, &restored);
+  EXPECT_EQ(restored.ExpireIdle(kT0 / 1000 + 11 * 60'000 - 1), 0u);
+  EXPECT_EQ(restored.ExpireIdle(kT0 / 1000 + 11 * 60'000), 4u);
+}
+
+TEST(NovaGiftMetrics, ARequestSeriesFindsItsDurationSeriesOnceExpiryMakesRoom) {
+  // Requests expire after 3 minutes, durations after 5: for a while the
+  // duration family is full while the request family has room.
+  NovaGiftMetrics metrics(1, /*series_limit=*/2, nullptr,
+                          ExpireAfter(0, {{"http_requests_total", 3 * 60'000},
+                                          {"http_request_duration_seconds", 5 * 60'000}}));
+  auto& w = metrics.writer(0);
+  w.Record(Access("GET", "/a", 200, 10, kT0));
+  w.Record(Access("GET", "/b", 200, 10, kT0));
+  EXPECT_EQ(metrics.ExpireIdle(kT0 / 1000 + 3 * 60'000), 2u);   // the requests
+  w.Record(Access("GET", "/c", 200, 10, kT0 + 3 * kMinuteUs));  // duration folds
+  EXPECT_EQ(metrics.ExpireIdle(kT0 / 1000 + 5 * 60'000), 2u);   // the durations
+  w.Record(Access("GET", "/c", 200, 10, kT0 + 5 * kMinuteUs));
+  const View v(metrics);
+  EXPECT_EQ(v.Counter(kHttpRequestsTotal, {"GET", "/c", "200"}), 2u);
+  EXPECT_EQ(v.Count(kHttpRequestDuration, {"GET", "/c"}), 1u);
+  EXPECT_EQ(v.Counter(kSeriesOverflowTotal, {"http_request_duration_seconds"}), 1u);
 }
 
 }  // namespace

@@ -5,7 +5,9 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -298,6 +300,203 @@ TEST(SeriesIndex, SortedIdsStaySortedWhileWritersInsert) {
   index.SortedIds(&ids);
   ASSERT_EQ(ids.size(), size_t{kKeys});
   for (size_t i = 1; i < ids.size(); ++i) EXPECT_LT(index.Key(ids[i - 1]), index.Key(ids[i]));
+}
+
+TEST(SeriesIndex, RemovedKeysAreGoneAndTheirIdsReused) {
+  SeriesIndex index(1, 100);
+  const uint32_t a = Resolve(index, "a");
+  const uint32_t b = Resolve(index, "b");
+  const uint32_t c = Resolve(index, "c");
+  const std::vector<uint32_t> gone = {b};
+  index.Remove(gone);
+  EXPECT_TRUE(index.IsFree(b));
+  EXPECT_FALSE(index.IsFree(a));
+  EXPECT_EQ(index.live(), 2u);
+  uint32_t id;
+  EXPECT_FALSE(index.Find("b", &id));
+  ASSERT_TRUE(index.Find("a", &id));
+  EXPECT_EQ(id, a);
+  ASSERT_TRUE(index.Find("c", &id));
+  EXPECT_EQ(id, c);
+  // The next new key takes the free id; size() does not grow.
+  EXPECT_EQ(Resolve(index, "d"), b);
+  EXPECT_EQ(index.Key(b), "d");
+  EXPECT_FALSE(index.IsFree(b));
+  EXPECT_EQ(index.size(), 3u);
+  EXPECT_EQ(index.live(), 3u);
+  // A removed key that comes back is a new series.
+  EXPECT_EQ(Resolve(index, "b"), 3u);
+}
+
+TEST(SeriesIndex, RemovalKeepsEveryOtherKeyFindableInCollidingRuns) {
+  // A small table (limit 40: 128 slots) and many keys: long probe runs,
+  // wrapping at the end, so that removal must shift later slots back.
+  SeriesIndex index(1, 40);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 40; ++i) keys.push_back("k" + std::to_string(i));
+  for (int round = 0; round < 50; ++round) {
+    std::vector<uint32_t> ids;
+    for (const std::string& k : keys) ids.push_back(Resolve(index, k));
+    // Remove every third key, a different third each round.
+    std::vector<uint32_t> gone;
+    std::set<std::string> removed;
+    for (size_t i = round % 3; i < keys.size(); i += 3) {
+      gone.push_back(ids[i]);
+      removed.insert(keys[i]);
+    }
+    index.Remove(gone);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      uint32_t id;
+      const bool found = index.Find(keys[i], &id);
+      ASSERT_EQ(found, removed.count(keys[i]) == 0) << keys[i] << " round " << round;
+      if (found) EXPECT_EQ(id, ids[i]);
+    }
+    // New names each round: ids are reused, the limit is never reached.
+    for (size_t i = round % 3; i < keys.size(); i += 3) {
+      keys[i] = "r" + std::to_string(round) + "-" + std::to_string(i);
+    }
+  }
+  EXPECT_LE(index.size(), 41u);
+  bool overflowed = false;
+  index.Resolve("one-more", &overflowed);
+  EXPECT_FALSE(overflowed);
+}
+
+TEST(SeriesIndex, SortedIdsDropRemovedIdsAndPlaceReusedOnes) {
+  SeriesIndex index(1, 100);
+  Resolve(index, "m");  // 0
+  Resolve(index, "c");  // 1
+  Resolve(index, "x");  // 2
+  std::vector<uint32_t> ids;
+  index.SortedIds(&ids);
+  EXPECT_EQ(ids, (std::vector<uint32_t>{1, 0, 2}));
+  const std::vector<uint32_t> gone = {0};
+  index.Remove(gone);
+  index.SortedIds(&ids);
+  EXPECT_EQ(ids, (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(Resolve(index, "a"), 0u);  // reuses 0
+  EXPECT_EQ(Resolve(index, "z"), 3u);
+  index.SortedIds(&ids);
+  EXPECT_EQ(ids, (std::vector<uint32_t>{0, 1, 2, 3}));
+  // Removed and reused again before a reader looked.
+  const std::vector<uint32_t> again = {3};
+  index.Remove(again);
+  EXPECT_EQ(Resolve(index, "b"), 3u);
+  index.SortedIds(&ids);
+  EXPECT_EQ(ids, (std::vector<uint32_t>{0, 3, 1, 2}));
+}
+
+TEST(SeriesIndex, FreeIdsDoNotCountTowardsTheLimit) {
+  SeriesIndex index(1, 2);
+  const uint32_t a = Resolve(index, "a");
+  Resolve(index, "b");
+  bool overflowed = false;
+  const uint32_t over = index.Resolve("c", &overflowed);
+  EXPECT_TRUE(overflowed);
+  const std::vector<uint32_t> gone = {a};
+  index.Remove(gone);
+  EXPECT_EQ(index.Resolve("c", &overflowed), a);
+  EXPECT_FALSE(overflowed);
+  EXPECT_EQ(index.overflow_id(), over);
+  index.Resolve("d", &overflowed);
+  EXPECT_TRUE(overflowed);
+}
+
+TEST(SeriesIndex, ChurnKeepsMemoryFlat) {
+  // Ten thousand live keys at a time, a million over the run: the arena is
+  // compacted, the table and the ids are reused.
+  constexpr size_t kLive = 10000;
+  SeriesIndex index(1, kLive);
+  std::vector<uint32_t> ids;
+  size_t after_first_round = 0;
+  for (int round = 0; round < 100; ++round) {
+    ids.clear();
+    for (size_t i = 0; i < kLive; ++i) {
+      bool overflowed = false;
+      ids.push_back(
+          index.Resolve("/route/" + std::to_string(round) + "/" + std::to_string(i), &overflowed));
+      ASSERT_FALSE(overflowed);
+    }
+    if (round == 1) after_first_round = index.MemoryBytes();
+    index.Remove(ids);
+    ASSERT_EQ(index.live(), 0u);
+  }
+  EXPECT_EQ(index.size(), kLive);
+  EXPECT_LE(index.MemoryBytes(), after_first_round + SeriesIndex::kChunk * 64);
+}
+
+TEST(SeriesIndex, KeyOwnerKeepsRemovedKeysReadable) {
+  SeriesIndex index(1, 3000);
+  std::vector<uint32_t> ids;
+  // Enough bytes for several arena blocks, so that removing most of them
+  // moves the rest to a new arena.
+  const std::string long_tail(200, 'x');
+  for (int i = 0; i < 2000; ++i) ids.push_back(Resolve(index, std::to_string(i) + long_tail));
+  std::shared_ptr<const void> owner;
+  std::string_view kept;
+  {
+    const std::shared_lock<std::shared_mutex> lock = index.ReadLock();
+    owner = index.KeyOwner();
+    kept = index.Key(ids[5]);
+  }
+  ids.pop_back();
+  index.Remove(ids);  // all but the last: compacts
+  EXPECT_EQ(kept, "5" + long_tail);
+  uint32_t id;
+  ASSERT_TRUE(index.Find("1999" + long_tail, &id));
+  EXPECT_EQ(index.Key(id), "1999" + long_tail);
+}
+
+TEST(SeriesIndex, ReadersRunWhileSeriesAreRemoved) {
+  constexpr size_t kLive = 2000;
+  SeriesIndex index(1, kLive);
+  std::atomic<bool> done{false};
+  std::atomic<bool> consistent{true};
+  std::thread reader([&] {
+    std::vector<uint32_t> ids;
+    while (!done.load(std::memory_order_acquire)) {
+      const std::shared_lock<std::shared_mutex> lock = index.ReadLock();
+      index.SortedIds(&ids);
+      for (size_t i = 1; i < ids.size(); ++i) {
+        if (index.IsFree(ids[i]) || !(index.Key(ids[i - 1]) < index.Key(ids[i]))) {
+          consistent.store(false);
+        }
+      }
+    }
+  });
+  std::vector<uint32_t> ids;
+  for (int round = 0; round < 200; ++round) {
+    ids.clear();
+    for (size_t i = 0; i < kLive; ++i) {
+      ids.push_back(Resolve(index, "r" + std::to_string(round) + "/" + std::to_string(i)));
+    }
+    index.Remove(ids);
+  }
+  done.store(true, std::memory_order_release);
+  reader.join();
+  EXPECT_TRUE(consistent.load());
+}
+
+TEST(SeriesIndex, RemoveSkipsIdsThatAreNotLive) {
+  SeriesIndex index(1, 1);
+  const uint32_t a = Resolve(index, "a");
+  const uint32_t over = Resolve(index, "b");  // folds
+  const std::vector<uint32_t> twice = {a, a, over, over, 7};
+  index.Remove(twice);
+  // The overflow series stays (writers keep its id); a is gone once.
+  EXPECT_EQ(index.live(), 1u);
+  EXPECT_EQ(index.overflow_id(), over);
+  EXPECT_EQ(Resolve(index, "c"), a);
+}
+
+TEST(SeriesIndex, AddFreeLeavesAHoleTheNextKeyFills) {
+  SeriesIndex index(1, 10);
+  Resolve(index, "a");
+  const uint32_t hole = index.AddFree();
+  EXPECT_EQ(hole, 1u);
+  EXPECT_TRUE(index.IsFree(hole));
+  EXPECT_EQ(index.live(), 1u);
+  EXPECT_EQ(Resolve(index, "b"), hole);
 }
 
 }  // namespace

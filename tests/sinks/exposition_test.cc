@@ -332,12 +332,12 @@ class FastWriterEdgeCases : public ::testing::Test {
     bare_histogram_ = {"edge_bare", "Histogram without labels.", MetricType::kHistogram, {}, {2.5}};
     empty_ = {"edge_empty", "No series.", MetricType::kCounter, {"x"}, {}};
 
-    FamilySnapshot c{&counter_, 1, {}, {}};
+    FamilySnapshot c{&counter_, 1, {}, {}, nullptr};
     c.keys = {"GE\"T\xff/a\\b", "line1\nline2\xff", "\xffplain", "a b\xff{x=\"y\"}"};
     c.words = {0, 1, 1'000'000, 123'456'789'012'345};
     families_.push_back(c);
 
-    FamilySnapshot g{&gauge_, 1, {}, {}};
+    FamilySnapshot g{&gauge_, 1, {}, {}, nullptr};
     const double inf = std::numeric_limits<double>::infinity();
     const std::vector<double> values = {0.1 + 0.2, 1e6,          1e15,  1e16,  1e20, 1.0 / 3,
                                         5e-7,      123456.789,   2.5,   0.0,   -0.0, inf,
@@ -349,18 +349,18 @@ class FastWriterEdgeCases : public ::testing::Test {
     for (const std::string& k : gauge_keys_) g.keys.push_back(k);
     families_.push_back(g);
 
-    families_.push_back(FamilySnapshot{&computed_, 1, {""}, {Bits(42.125)}});
+    families_.push_back(FamilySnapshot{&computed_, 1, {""}, {Bits(42.125)}, nullptr});
 
     // Per-bucket counts (+Inf last), then the sum in micro-units.
-    FamilySnapshot h{&histogram_, histogram_.Width(), {"x", "y\\\""}, {}};
+    FamilySnapshot h{&histogram_, histogram_.Width(), {"x", "y\\\""}, {}, nullptr};
     h.words = {
         1, 0, 2, 0, 1, 1'234'567'891,  // sum 1234.567891
         0, 0, 0, 0, 0, 0,              // nothing observed
     };
     families_.push_back(h);
     families_.push_back(FamilySnapshot{
-        &bare_histogram_, bare_histogram_.Width(), {""}, {3, 2, 10'100}});  // sum 0.0101
-    families_.push_back(FamilySnapshot{&empty_, 1, {}, {}});
+        &bare_histogram_, bare_histogram_.Width(), {""}, {3, 2, 10'100}, nullptr});  // sum 0.0101
+    families_.push_back(FamilySnapshot{&empty_, 1, {}, {}, nullptr});
     WritePrometheusText(families_, &text_);
   }
 
@@ -398,7 +398,7 @@ TEST_F(FastWriterEdgeCases, DoublesReadBackExactlyAndIntegersPrintWhole) {
 TEST(FastWriter, EscapesHelpText) {
   const MetricDef def = {"h_total", "Back\\slash and\nnewline.", MetricType::kCounter, {}, {}};
   std::string text;
-  WritePrometheusText({FamilySnapshot{&def, 1, {""}, {7}}}, &text);
+  WritePrometheusText({FamilySnapshot{&def, 1, {""}, {7}, nullptr}}, &text);
   EXPECT_EQ(text,
             "# HELP h_total Back\\\\slash and\\nnewline.\n# TYPE h_total counter\nh_total 7\n");
 }
@@ -406,7 +406,7 @@ TEST(FastWriter, EscapesHelpText) {
 TEST(FastWriter, AppendsToWhatIsAlreadyThere) {
   const MetricDef def = {"c_total", "C.", MetricType::kCounter, {}, {}};
   std::string text = "prefix\n";
-  WritePrometheusText({FamilySnapshot{&def, 1, {""}, {7}}}, &text);
+  WritePrometheusText({FamilySnapshot{&def, 1, {""}, {7}, nullptr}}, &text);
   EXPECT_EQ(text, "prefix\n# HELP c_total C.\n# TYPE c_total counter\nc_total 7\n");
 }
 
