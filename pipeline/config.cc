@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "aggregators/novagift_metrics.h"
 #include "aggregators/window.h"
 #include "base/cli.h"
 #include "base/file.h"
@@ -51,6 +52,8 @@ class Parser : public YamlReader {
          {"http", false, [&](const YAML::Node& n, const std::string& p) { Http(n, p, &c->http); }},
          {"pipeline", false,
           [&](const YAML::Node& n, const std::string& p) { Pipeline(n, p, &c->pipeline); }},
+         {"metrics", false,
+          [&](const YAML::Node& n, const std::string& p) { Metrics(n, p, &c->metrics); }},
          {"rules", false,
           [&](const YAML::Node& n, const std::string& p) { Rules(n, p, &c->rules); }},
          {"alertmanager", false,
@@ -62,6 +65,41 @@ class Parser : public YamlReader {
          {"checkpoint", false,
           [&](const YAML::Node& n, const std::string& p) { Checkpoint(n, p, &c->checkpoint); }},
          {"log", false, [&](const YAML::Node& n, const std::string& p) { Log(n, p, &c->log); }}});
+    if (ok() && c->metrics.expires() && !c->rules.files.empty()) {
+      // The rule windows keep a row per series id; expiry frees ids.
+      Error(root["metrics"].Mark(), "metrics",
+            "series expiry does not work together with rules yet: drop metrics.expire_after "
+            "or rules.files");
+    }
+  }
+
+  void Metrics(const YAML::Node& node, const std::string& path, MetricsConfig* c) {
+    constexpr absl::Duration kMaxExpiry = absl::Hours(24 * 366);
+    Fields(
+        node, path,
+        {{"expire_after", false,
+          [&](const YAML::Node& n, const std::string& p) {
+            Duration(n, p, absl::ZeroDuration(), kMaxExpiry, &c->expire_after);
+          }},
+         {"families", false, [&](const YAML::Node& n, const std::string& p) {
+            Entries(
+                n, p,
+                [&](const std::string& name, const YAML::Node& key_node, const YAML::Node& value) {
+                  const std::string q = Join(p, name);
+                  if (!NovaGiftMetrics::CanExpire(name)) {
+                    Error(key_node.Mark(), q,
+                          absl::StrCat("not a family whose series can expire; those are: ",
+                                       absl::StrJoin(NovaGiftMetrics::ExpiringFamilies(), ", ")));
+                    return;
+                  }
+                  absl::Duration after = absl::ZeroDuration();
+                  Fields(value, q,
+                         {{"expire_after", true, [&](const YAML::Node& v, const std::string& r) {
+                             Duration(v, r, absl::ZeroDuration(), kMaxExpiry, &after);
+                           }}});
+                  c->families.emplace_back(name, after);
+                });
+          }}});
   }
 
  private:
@@ -398,6 +436,13 @@ std::string RedactedSummary(const Config& c) {
   line("pipeline.series_limit", absl::StrCat(c.pipeline.series_limit));
   line("pipeline.allowed_lateness", absl::FormatDuration(c.pipeline.allowed_lateness));
   line("pipeline.max_future", absl::FormatDuration(c.pipeline.max_future));
+  line("metrics.expire_after", c.metrics.expire_after > absl::ZeroDuration()
+                                   ? absl::FormatDuration(c.metrics.expire_after)
+                                   : "0 (never)");
+  for (const auto& [name, after] : c.metrics.families) {
+    line("metrics.families." + name + ".expire_after",
+         after > absl::ZeroDuration() ? absl::FormatDuration(after) : "0 (never)");
+  }
   line("rules.files", list(c.rules.files));
   line("rules.evaluation_interval", absl::FormatDuration(c.rules.evaluation_interval));
   line("rules.window_memory_bytes", absl::StrCat(c.rules.window_memory_bytes));

@@ -59,6 +59,21 @@ struct PipelineConfig {
   absl::Duration max_future = absl::Minutes(5);
 };
 
+// Stale-series expiry: a label set no event has updated for `expire_after`
+// of event time leaves /metrics (0: never). Per family, `families`
+// overrides the default.
+struct MetricsConfig {
+  absl::Duration expire_after = absl::ZeroDuration();
+  std::vector<std::pair<std::string, absl::Duration>> families;
+  bool expires() const {
+    if (expire_after > absl::ZeroDuration()) return true;
+    for (const auto& [name, after] : families) {
+      if (after > absl::ZeroDuration()) return true;
+    }
+    return false;
+  }
+};
+
 struct RulesConfig {
   std::vector<std::string> files;
   absl::Duration evaluation_interval = absl::Seconds(15);
@@ -105,6 +120,7 @@ struct Config {
   KafkaConfig kafka;
   HttpConfig http;
   PipelineConfig pipeline;
+  MetricsConfig metrics;
   RulesConfig rules;
   AlertmanagerConfig alertmanager;
   RemoteWriteConfig remote_write;

@@ -86,6 +86,10 @@ absl::Status Service::BuildParts() {
     }
   }
 
+  if (config_.metrics.expires()) {
+    expiry_ = std::make_unique<SeriesExpiry>(SeriesExpiry::Interval(config_.metrics));
+  }
+
   std::vector<KafkaPartitionOffset> resume;
   if (!config_.checkpoint.dir.empty()) {
     absl::StatusOr<std::unique_ptr<CheckpointFile>> file =
@@ -129,7 +133,8 @@ absl::StatusOr<Service::State> Service::BuildState() const {
   }
   state.metrics = std::make_unique<NovaGiftMetrics>(
       threads_, static_cast<size_t>(config_.pipeline.series_limit),
-      state.rules ? &state.rules->window_spec() : nullptr);
+      state.rules ? &state.rules->window_spec() : nullptr,
+      SeriesExpiry::FromConfig(config_.metrics));
   if (state.rules) state.rules->Attach(&state.metrics->store());
   state.clock = std::make_unique<EventClock>(lateness_ms, /*idle_after_ms=*/5'000);
   return state;
@@ -290,6 +295,7 @@ void Service::RegisterMetrics() {
   registry_.Add(state_.rules.get());
   registry_.Add(alertmanager_.get());
   registry_.Add(checkpoints_.get());
+  registry_.Add(expiry_.get());
   registry_.Add(&http_metrics_);
   registry_.Add(&remote_write_metrics_);
   registry_.Add(&process_metrics_);
@@ -360,6 +366,68 @@ void Service::Checkpoint(std::string_view why, Commit commit) {
        {"ms", absl::StrFormat("%.1f", seconds * 1e3)}});
 }
 
+absl::Duration SeriesExpiry::Interval(const MetricsConfig& config) {
+  absl::Duration shortest = absl::InfiniteDuration();
+  if (config.expire_after > absl::ZeroDuration()) shortest = config.expire_after;
+  for (const auto& [name, after] : config.families) {
+    if (after > absl::ZeroDuration()) shortest = std::min(shortest, after);
+  }
+  return std::clamp(shortest / 10, absl::Seconds(1), absl::Seconds(30));
+}
+
+MetricExpiry SeriesExpiry::FromConfig(const MetricsConfig& config) {
+  MetricExpiry expiry{.default_ms = absl::ToInt64Milliseconds(config.expire_after),
+                      .by_family = {}};
+  for (const auto& [name, after] : config.families) {
+    expiry.by_family.emplace_back(name, absl::ToInt64Milliseconds(after));
+  }
+  return expiry;
+}
+
+void SeriesExpiry::Sweep(NovaGiftMetrics* metrics, int64_t now_ms) {
+  const size_t removed = metrics->ExpireIdle(now_ms);
+  sweeps_.fetch_add(1, std::memory_order_relaxed);
+  removed_.fetch_add(removed, std::memory_order_relaxed);
+  if (removed > 0) {
+    Log(LogLevel::kDebug, "stale series expired",
+        {{"series", absl::StrCat(removed)}, {"event_time_ms", absl::StrCat(now_ms)}});
+  }
+}
+
+#define NOVAPULSE_EXPIRY_METRICS(M)                                                                \
+  M(kSeriesExpired, "novapulse_series_expired_total",                                              \
+    "Series removed because no event updated them for metrics.expire_after of event time.",        \
+    MetricType::kComputedCounter, {}, {})                                                          \
+  M(kExpirySweeps, "novapulse_series_expiry_sweeps_total", "Stale-series expiry sweeps run.",      \
+    MetricType::kComputedCounter, {}, {})                                                          \
+  M(kExpirySweepDuration, "novapulse_series_expiry_sweep_duration_seconds",                        \
+    "Time the last expiry sweep took, draining the pipeline included.", MetricType::kComputed, {}, \
+    {})
+
+namespace {
+enum ExpiryMetric : size_t { NOVAPULSE_EXPIRY_METRICS(NOVAPULSE_METRIC_ID) };
+const std::vector<MetricDef>& ExpiryMetricDefs() {
+  static const std::vector<MetricDef> kDefs = {NOVAPULSE_EXPIRY_METRICS(NOVAPULSE_METRIC_DEF)};
+  return kDefs;
+}
+}  // namespace
+
+void SeriesExpiry::CollectMetrics(MetricFamilies* out) {
+  const std::vector<MetricDef>& defs = ExpiryMetricDefs();
+  out->AddSingle(defs[kSeriesExpired],
+                 static_cast<double>(removed_.load(std::memory_order_relaxed)));
+  out->AddSingle(defs[kExpirySweeps], static_cast<double>(sweeps_.load(std::memory_order_relaxed)));
+  out->AddSingle(defs[kExpirySweepDuration], last_seconds_.load(std::memory_order_relaxed));
+}
+
+void Service::Expire(int64_t now_ms) {
+  const auto start = std::chrono::steady_clock::now();
+  // Expiry frees series ids: no worker may hold one meanwhile.
+  pipeline_->Drain();
+  expiry_->Sweep(state_.metrics.get(), now_ms);
+  expiry_->Record(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
 void Service::Run(const std::atomic<bool>& stop) {
   NovaGiftMetrics& metrics = *state_.metrics;
   RuleRunner* rules = state_.rules.get();
@@ -409,10 +477,12 @@ void Service::Run(const std::atomic<bool>& stop) {
   }
   const absl::Duration interval = config_.checkpoint.interval;
   absl::Time next_checkpoint = absl::Now() + interval;
+  absl::Time next_sweep = expiry_ ? absl::Now() + expiry_->interval() : absl::InfiniteFuture();
   while (true) {
     IngestBatch* batch = pipeline_->NextFree();
     batch->from_kafka = true;
-    const absl::Time idle_until = checkpoints_ ? next_checkpoint : absl::InfiniteFuture();
+    const absl::Time idle_until =
+        std::min(checkpoints_ ? next_checkpoint : absl::InfiniteFuture(), next_sweep);
     if (!kafka.Fill(&batch->messages, stop, idle_until)) {
       pipeline_->Release(batch);
       break;
@@ -428,6 +498,13 @@ void Service::Run(const std::atomic<bool>& stop) {
     if (checkpoints_ && absl::Now() >= next_checkpoint) {
       Checkpoint("interval", Commit::kAsync);
       next_checkpoint = absl::Now() + interval;
+    }
+    if (expiry_ && absl::Now() >= next_sweep) {
+      // The watermark, but not past the newest event: while the input is
+      // idle (producers stopped, brokers unreachable) the watermark moves
+      // on with the wall clock, and nothing has gone stale in event time.
+      Expire(std::min(clock.watermark_ms(), metrics.NewestEventTime() / 1000));
+      next_sweep = absl::Now() + expiry_->interval();
     }
   }
   pipeline_->EndInput();

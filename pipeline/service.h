@@ -46,6 +46,30 @@ namespace novapulse {
 // clock are required, the rules (null without rules) optional.
 CheckpointParts RunCheckpointParts(NovaGiftMetrics* metrics, EventClock* clock, RuleRunner* rules);
 
+// The stale-series expiry of `run` (metrics.expire_after): a sweep every
+// interval of wall time, with the pipeline drained, and its self metrics.
+class SeriesExpiry : public MetricSource {
+ public:
+  // The sweep interval for the shortest expiry: a tenth of it, within
+  // [1 s, 30 s], so a series outlives its expiry by at most a tenth.
+  static absl::Duration Interval(const MetricsConfig& config);
+  static MetricExpiry FromConfig(const MetricsConfig& config);
+
+  explicit SeriesExpiry(absl::Duration interval) : interval_(interval) {}
+  absl::Duration interval() const { return interval_; }
+  // Removes the series of `metrics` idle at event time `now_ms`; no writer
+  // runs. `seconds`: what the sweep took, the drain before it included.
+  void Sweep(NovaGiftMetrics* metrics, int64_t now_ms);
+  void Record(double seconds) { last_seconds_.store(seconds, std::memory_order_relaxed); }
+  void CollectMetrics(MetricFamilies* out) override;
+
+ private:
+  const absl::Duration interval_;
+  std::atomic<uint64_t> sweeps_{0};
+  std::atomic<uint64_t> removed_{0};
+  std::atomic<double> last_seconds_{0};
+};
+
 class Service {
  public:
   // Every failure is logged with what could not be started, and returned.
@@ -147,6 +171,7 @@ class Service {
   };
   LateSource http_metrics_;
   LateSource remote_write_metrics_;
+  std::unique_ptr<SeriesExpiry> expiry_;  // null without metrics.expire_after
   // What /metrics collects, in export order.
   MetricRegistry registry_;
   std::unique_ptr<HttpServer> server_;
@@ -154,6 +179,8 @@ class Service {
   std::unique_ptr<RemoteWriter> remote_write_;
   std::unique_ptr<EventClockWatermark> watermarks_;
   std::unique_ptr<IngestPipeline> pipeline_;
+  // Drains the pipeline and removes the idle series.
+  void Expire(int64_t now_ms);
   bool final_checkpoint_ = false;
   bool abandoned_ = false;
 };

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "aggregators/novagift_metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/pipeline/run_service.h"
@@ -204,10 +206,10 @@ TEST(Config, RejectsUnknownKeyListingTheAllowedOnes) {
 }
 
 TEST(Config, RejectsUnknownSection) {
-  const std::string e = ErrorOf("kafka: {brokers: k:1}\nmetrics: {}\n");
-  EXPECT_THAT(
-      e, HasSubstr("test.yaml:2:1: 'metrics': unknown section (allowed: kafka, http, "
-                   "pipeline, rules, alertmanager, remote_write, dead_letter, checkpoint, log)"));
+  const std::string e = ErrorOf("kafka: {brokers: k:1}\nmetricz: {}\n");
+  EXPECT_THAT(e, HasSubstr("test.yaml:2:1: 'metricz': unknown section (allowed: kafka, http, "
+                           "pipeline, metrics, rules, alertmanager, remote_write, dead_letter, "
+                           "checkpoint, log)"));
 }
 
 TEST(Config, RejectsDuplicateKey) {
@@ -415,6 +417,191 @@ TEST(Config, LoadConfigOfADirectorySaysSo) {
   EXPECT_EQ(c.status().message(), dir.path() + ": is a directory");
 }
 
+// The families whose series may expire, as the errors list them.
+constexpr char kExpiringFamilies[] =
+    "http_requests_total, http_request_duration_seconds, http_errors_total, "
+    "outbox_errors_total, gifts_created_total, gifts_claimed_total, gifts_expired_total, "
+    "gift_value_usd, gift_claim_duration_seconds, wallet_transactions_total, "
+    "wallet_transaction_amount_usd";
+
+TEST(Config, SeriesExpiryIsOffByDefault) {
+  const Config c = Parsed("kafka: {brokers: k:1}\n");
+  EXPECT_EQ(c.metrics.expire_after, absl::ZeroDuration());
+  EXPECT_TRUE(c.metrics.families.empty());
+  EXPECT_FALSE(c.metrics.expires());
+  // An empty section, and an explicit 0, are the same.
+  EXPECT_FALSE(Parsed("kafka: {brokers: k:1}\nmetrics:\n").metrics.expires());
+  EXPECT_FALSE(Parsed("kafka: {brokers: k:1}\nmetrics: {expire_after: 0}\n").metrics.expires());
+  EXPECT_FALSE(Parsed("kafka: {brokers: k:1}\nmetrics:\n  families:\n    gifts_created_total: "
+                      "{expire_after: 0}\n")
+                   .metrics.expires());
+}
+
+TEST(Config, ParsesSeriesExpiryAndPerFamilyOverrides) {
+  const Config c = Parsed(R"(kafka: {brokers: k:1}
+metrics:
+  expire_after: 10m
+  families:
+    http_request_duration_seconds: {expire_after: 1h}
+    gifts_created_total:
+      expire_after: 0
+    wallet_transactions_total: {expire_after: 1d12h}
+)");
+  EXPECT_EQ(c.metrics.expire_after, absl::Minutes(10));
+  EXPECT_THAT(
+      c.metrics.families,
+      ::testing::ElementsAre(::testing::Pair("http_request_duration_seconds", absl::Hours(1)),
+                             ::testing::Pair("gifts_created_total", absl::ZeroDuration()),
+                             ::testing::Pair("wallet_transactions_total", absl::Hours(36))));
+  EXPECT_TRUE(c.metrics.expires());
+
+  // A family override alone turns expiry on.
+  const Config one = Parsed(
+      "kafka: {brokers: k:1}\nmetrics:\n  families:\n    http_errors_total: {expire_after: 30s}\n");
+  EXPECT_EQ(one.metrics.expire_after, absl::ZeroDuration());
+  EXPECT_THAT(one.metrics.families,
+              ::testing::ElementsAre(::testing::Pair("http_errors_total", absl::Seconds(30))));
+  EXPECT_TRUE(one.metrics.expires());
+
+  // The longest expiry accepted: 366 days.
+  EXPECT_EQ(Parsed("kafka: {brokers: k:1}\nmetrics: {expire_after: 366d}\n").metrics.expire_after,
+            absl::Hours(24 * 366));
+}
+
+TEST(Config, EveryFamilyThatCanExpireCanBeNamed) {
+  const std::vector<std::string> names = NovaGiftMetrics::ExpiringFamilies();
+  EXPECT_EQ(absl::StrJoin(names, ", "), kExpiringFamilies);
+  std::string yaml = "kafka: {brokers: k:1}\nmetrics:\n  families:\n";
+  for (const std::string& name : names) {
+    EXPECT_TRUE(NovaGiftMetrics::CanExpire(name)) << name;
+    absl::StrAppend(&yaml, "    ", name, ": {expire_after: 5m}\n");
+  }
+  const Config c = Parsed(yaml);
+  ASSERT_EQ(c.metrics.families.size(), names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    EXPECT_EQ(c.metrics.families[i].first, names[i]);
+    EXPECT_EQ(c.metrics.families[i].second, absl::Minutes(5));
+  }
+}
+
+TEST(Config, SeriesExpiryRefusesFamiliesWhoseSeriesCannotExpire) {
+  const std::string list =
+      absl::StrCat("not a family whose series can expire; those are: ", kExpiringFamilies);
+  // Self metrics, the outbox families labelled by type only, computed
+  // families, and names that are no family at all.
+  for (const char* name : {"novapulse_events_total", "novapulse_series", "outbox_queued_total",
+                           "outbox_processed_total", "outbox_processing_duration_seconds",
+                           "http_active_connections", "http_request_total", "nope"}) {
+    SCOPED_TRACE(name);
+    EXPECT_FALSE(NovaGiftMetrics::CanExpire(name));
+    EXPECT_THAT(ErrorOf(absl::StrCat("kafka: {brokers: k:1}\nmetrics:\n  expire_after: 10m\n  "
+                                     "families:\n    http_requests_total: {expire_after: 1h}\n    ",
+                                     name, ": {expire_after: 1h}\n")),
+                HasSubstr(absl::StrCat("test.yaml:6:5: metrics.families.", name, ": ", list)));
+  }
+  // Every bad name is reported, each at its own key.
+  const std::string e = ErrorOf(
+      "kafka: {brokers: k:1}\nmetrics:\n  families:\n    outbox_queued_total: {expire_after: 1h}\n"
+      "    gifts_created_total: {expire_after: 1h}\n    bogus: {expire_after: 1h}\n");
+  EXPECT_THAT(e, HasSubstr("test.yaml:4:5: metrics.families.outbox_queued_total: not a family"));
+  EXPECT_THAT(e, HasSubstr("test.yaml:6:5: metrics.families.bogus: not a family"));
+  EXPECT_THAT(e, Not(HasSubstr("metrics.families.gifts_created_total:")));
+}
+
+TEST(Config, SeriesExpirySectionIsValidated) {
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nmetrics:\n  expire_after: 1m\n  expire: 1m\n"),
+              HasSubstr("test.yaml:4:3: metrics: unknown key 'expire' (allowed: expire_after, "
+                        "families)"));
+  EXPECT_THAT(
+      ErrorOf("kafka: {brokers: k:1}\nmetrics:\n  families:\n    http_requests_total: {}\n"),
+      HasSubstr("test.yaml:4:26: metrics.families.http_requests_total: missing required "
+                "key 'expire_after'"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nmetrics:\n  families:\n    http_requests_total: "
+                      "{expire_after: 1h, after: 1m}\n"),
+              HasSubstr("test.yaml:4:45: metrics.families.http_requests_total: unknown key "
+                        "'after' (allowed: expire_after)"));
+  EXPECT_THAT(
+      ErrorOf("kafka: {brokers: k:1}\nmetrics:\n  families:\n    http_requests_total: 1h\n"),
+      HasSubstr("test.yaml:4:26: metrics.families.http_requests_total: expected a "
+                "mapping, got a scalar"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nmetrics:\n  families: [http_requests_total]\n"),
+              HasSubstr("test.yaml:3:13: metrics.families: expected a mapping, got a list"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nmetrics:\n  families:\n    http_requests_total: "
+                      "{expire_after: 1h}\n    http_requests_total: {expire_after: 2h}\n"),
+              HasSubstr("test.yaml:5:5: metrics.families.http_requests_total: duplicate key"));
+}
+
+TEST(Config, SeriesExpiryRefusesNegativeAndNonDurationValues) {
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nmetrics:\n  expire_after: -1m\n"),
+              HasSubstr("test.yaml:3:17: metrics.expire_after: bad duration '-1m': "));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nmetrics:\n  expire_after: soon\n"),
+              HasSubstr("test.yaml:3:17: metrics.expire_after: bad duration 'soon': "));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nmetrics:\n  expire_after: 600\n"),
+              HasSubstr("test.yaml:3:17: metrics.expire_after: bad duration '600': missing unit"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nmetrics:\n  expire_after: 1.5h\n"),
+              HasSubstr("metrics.expire_after: bad duration '1.5h': no fractions"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nmetrics:\n  expire_after: [10m]\n"),
+              HasSubstr("test.yaml:3:17: metrics.expire_after: expected a duration, got a list"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nmetrics:\n  expire_after: 367d\n"),
+              HasSubstr("test.yaml:3:17: metrics.expire_after: value out of range: '367d' is not "
+                        "in [0, 8784h]"));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nmetrics:\n  families:\n    gifts_claimed_total: "
+                      "{expire_after: -30s}\n"),
+              HasSubstr("test.yaml:4:41: metrics.families.gifts_claimed_total.expire_after: bad "
+                        "duration '-30s': "));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nmetrics:\n  families:\n    gifts_claimed_total: "
+                      "{expire_after: forever}\n"),
+              HasSubstr("metrics.families.gifts_claimed_total.expire_after: bad duration "
+                        "'forever': "));
+}
+
+TEST(Config, SeriesExpiryAndRuleFilesDoNotGoTogether) {
+  constexpr char kMessage[] =
+      "metrics: series expiry does not work together with rules yet: drop "
+      "metrics.expire_after or rules.files";
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nmetrics:\n  expire_after: 10m\n"
+                      "rules: {files: [a.yml]}\n"),
+              HasSubstr(absl::StrCat("test.yaml:3:3: ", kMessage)));
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nrules: {files: [a.yml]}\nmetrics: {expire_after: "
+                      "10m}\n"),
+              HasSubstr(absl::StrCat("test.yaml:3:10: ", kMessage)));
+  // A family override alone is expiry too.
+  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nmetrics:\n  families:\n    http_requests_total: "
+                      "{expire_after: 1h}\nrules: {files: [a.yml]}\n"),
+              HasSubstr("series expiry does not work together with rules yet"));
+  // Expiry off: rules are fine, and so is expiry without rules.
+  EXPECT_THAT(Parsed("kafka: {brokers: k:1}\nmetrics: {expire_after: 0}\n"
+                     "rules: {files: [a.yml]}\n")
+                  .rules.files,
+              ::testing::ElementsAre("a.yml"));
+  EXPECT_TRUE(Parsed("kafka: {brokers: k:1}\nmetrics: {expire_after: 10m}\nrules: "
+                     "{evaluation_interval: 30s}\n")
+                  .metrics.expires());
+}
+
+TEST(Config, SummaryShowsSeriesExpiry) {
+  EXPECT_THAT(RedactedSummary(Parsed("kafka: {brokers: k:1}\n")),
+              HasSubstr("pipeline.max_future: 5m\nmetrics.expire_after: 0 (never)\nrules.files: "
+                        "[]\n"));
+  const std::string s = RedactedSummary(Parsed(R"(kafka: {brokers: k:1}
+metrics:
+  expire_after: 10m
+  families:
+    http_request_duration_seconds: {expire_after: 1h}
+    gifts_created_total: {expire_after: 90s}
+)"));
+  EXPECT_THAT(s, HasSubstr("pipeline.max_future: 5m\n"
+                           "metrics.expire_after: 10m\n"
+                           "metrics.families.http_request_duration_seconds.expire_after: 1h\n"
+                           "metrics.families.gifts_created_total.expire_after: 1m30s\n"
+                           "rules.files: []\n"));
+  // Only overrides: the default stays "never".
+  EXPECT_THAT(RedactedSummary(Parsed("kafka: {brokers: k:1}\nmetrics:\n  families:\n    "
+                                     "http_errors_total: {expire_after: 2h}\n")),
+              HasSubstr("metrics.expire_after: 0 (never)\n"
+                        "metrics.families.http_errors_total.expire_after: 2h\n"));
+}
+
 TEST(CheckConfig, ExitCodes) {
   ScratchDir dir;
   const std::string good = dir.Path("good.yaml");
@@ -454,6 +641,40 @@ TEST(CheckConfig, PrintsOkAndRedactedSummaryOrTheErrors) {
 
   r = RunNovapulse({"help"});
   EXPECT_THAT(r.out, HasSubstr("check-config"));
+}
+
+TEST(CheckConfig, PrintsSeriesExpiryAndItsErrors) {
+  ScratchDir dir;
+  const std::string good = dir.Path("good.yaml");
+  WriteWholeFile(good, absl::StrCat(Minimal(),
+                                    "metrics:\n  expire_after: 15m\n  families:\n"
+                                    "    http_request_duration_seconds: {expire_after: 2h}\n"));
+  ProcessResult r = RunNovapulse({"check-config", good});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(good + ": ok\n"));
+  EXPECT_THAT(r.out,
+              HasSubstr("\nmetrics.expire_after: 15m\n"
+                        "metrics.families.http_request_duration_seconds.expire_after: 2h\n"));
+
+  const std::string self = dir.Path("self.yaml");
+  WriteWholeFile(self, absl::StrCat(Minimal(),
+                                    "metrics:\n  families:\n"
+                                    "    novapulse_events_total: {expire_after: 1h}\n"));
+  r = RunNovapulse({"check-config", self});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat(self,
+                                            ":5:5: metrics.families.novapulse_events_total: not a "
+                                            "family whose series can expire; those are: ",
+                                            kExpiringFamilies)));
+
+  const std::string rules = std::string(NOVAPULSE_SOURCE_DIR) + "/configs/alerts/novagift.yml";
+  const std::string both = dir.Path("both.yaml");
+  WriteWholeFile(both, absl::StrCat(Minimal(), "metrics: {expire_after: 10m}\nrules: {files: [",
+                                    rules, "]}\n"));
+  r = RunNovapulse({"check-config", both});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_THAT(r.err, HasSubstr(both + ":3:10: metrics: series expiry does not work together with "
+                                      "rules yet"));
 }
 
 // What check-config prints on stderr for a config of `yaml`, written to

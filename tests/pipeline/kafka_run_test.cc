@@ -2,7 +2,8 @@
 // (scripts/kafka-broker), with kcat as the independent producer: exact counts
 // after consuming, a clean SIGTERM shutdown, and no message read twice by the
 // next instance of the same consumer group (offsets committed on shutdown),
-// and the self metrics: consumer lag, commits, process metrics.
+// the self metrics: consumer lag, commits, process metrics, and stale-series
+// expiry (metrics.expire_after).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -456,6 +457,103 @@ TEST(KafkaRun, RejectedMessagesAreDeadLettersWithPartitionAndOffset) {
 
 TEST(KafkaRun, DeadLettersCanGoToAKafkaTopic) {
   CheckRejectedMessagesAreDeadLetters(/*to_topic=*/true);
+}
+
+// metrics.expire_after: the series of routes no request came for in 2
+// minutes of event time leave /metrics once newer events move the watermark
+// past them (with the self metrics counting them), and a route seen again
+// starts a new series from zero.
+TEST(KafkaRun, IdleRoutesExpireFromMetrics) {
+  ScratchDir dir;
+  Broker broker(dir.Path("broker"));
+  ASSERT_EQ(broker.Start(), "") << "scripts/kafka-broker start failed";
+  const std::string& address = broker.address();
+  ASSERT_EQ(broker.CreateTopics({kAccessTopic, kOutboxTopic}, 4), "");
+
+  // Event times well before the wall clock, so that T0 + 10 min is not in
+  // the future (pipeline.max_future) either.
+  const int64_t t0 = NowMs() - 30 * 60 * 1000;
+  const int64_t t10 = t0 + 10 * 60 * 1000;
+  const Labels old_a = {{"method", "GET"}, {"route", "/old/a"}, {"status", "200"}};
+  const Labels old_b = {{"method", "GET"}, {"route", "/old/b"}, {"status", "200"}};
+  const Labels fresh = {{"method", "GET"}, {"route", "/new"}, {"status", "200"}};
+  auto duration_count = [](const PromText& t, const char* route) {
+    return t.Value("http_request_duration_seconds_count", {{"method", "GET"}, {"route", route}});
+  };
+  const Labels requests_series = {{"metric", "http_requests_total"}};
+  const Labels durations_series = {{"metric", "http_request_duration_seconds"}};
+
+  std::string old;
+  for (int i = 0; i < 5; ++i) old += AccessLine(t0, "GET", "/old/a", 200);
+  for (int i = 0; i < 3; ++i) old += AccessLine(t0, "GET", "/old/b", 200);
+  WriteWholeFile(dir.Path("old.ndjson"), old);
+  ASSERT_EQ(Produce(address, kAccessTopic, dir.Path("old.ndjson")), "");
+
+  Service service(WriteConfig(dir, "run.yaml", address, "10m",
+                              "  allowed_lateness: 1s\nmetrics:\n  expire_after: 2m\n"),
+                  dir.Path("run.log"));
+  const int port = service.port();
+  ASSERT_GT(port, 0) << service.log();
+  const PromText before = WaitForEvents(port, 8, service);
+  ASSERT_EQ(EventsTotal(before), 8) << service.log();
+  EXPECT_EQ(before.Value("http_requests_total", old_a), 5);
+  EXPECT_EQ(before.Value("http_requests_total", old_b), 3);
+  EXPECT_EQ(before.Value("novapulse_series", requests_series), 2);
+  // Nothing is 2 minutes older than the watermark yet.
+  EXPECT_EQ(before.Value("novapulse_series_expired_total"), 0);
+  ASSERT_NE(before.Family("novapulse_series_expired_total"), nullptr);
+  EXPECT_EQ(before.Family("novapulse_series_expired_total")->type, "counter");
+  ASSERT_NE(before.Family("novapulse_series_expiry_sweeps_total"), nullptr);
+  EXPECT_EQ(before.Family("novapulse_series_expiry_sweeps_total")->type, "counter");
+  ASSERT_NE(before.Family("novapulse_series_expiry_sweep_duration_seconds"), nullptr);
+
+  // 10 minutes of event time later: the watermark passes T0 + 2 min.
+  std::string later;
+  for (int i = 0; i < 4; ++i) later += AccessLine(t10, "GET", "/new", 200);
+  WriteWholeFile(dir.Path("new.ndjson"), later);
+  ASSERT_EQ(Produce(address, kAccessTopic, dir.Path("new.ndjson")), "");
+  // A sweep runs every 12 s (a tenth of 2 min); the counter moves right after
+  // the series go.
+  const PromText expired = WaitForScrape(
+      port,
+      [&](const PromText& t) {
+        return t.Has("http_requests_total", fresh) && !t.Has("http_requests_total", old_a) &&
+               !t.Has("http_requests_total", old_b) &&
+               t.Value("novapulse_series_expired_total") >= 4;
+      },
+      std::chrono::seconds(60));
+  EXPECT_EQ(EventsTotal(expired), 12) << service.log();
+  EXPECT_EQ(expired.Value("http_requests_total", fresh), 4) << service.log();
+  EXPECT_FALSE(expired.Has("http_requests_total", old_a)) << service.log();
+  EXPECT_FALSE(expired.Has("http_requests_total", old_b));
+  EXPECT_EQ(duration_count(expired, "/new"), 4);
+  EXPECT_FALSE(
+      expired.Has("http_request_duration_seconds_count", {{"method", "GET"}, {"route", "/old/a"}}));
+  EXPECT_FALSE(
+      expired.Has("http_request_duration_seconds_count", {{"method", "GET"}, {"route", "/old/b"}}));
+  EXPECT_EQ(expired.Histograms("http_request_duration_seconds").size(), 1u);
+  // Both routes' request and duration series: exactly those four.
+  EXPECT_EQ(expired.Value("novapulse_series_expired_total"), 4);
+  EXPECT_EQ(expired.Value("novapulse_series", requests_series), 1);
+  EXPECT_EQ(expired.Value("novapulse_series", durations_series), 1);
+  EXPECT_GE(expired.Value("novapulse_series_expiry_sweeps_total"), 1);
+  EXPECT_GE(expired.Value("novapulse_series_expiry_sweep_duration_seconds"), 0);
+  EXPECT_TRUE(expired.errors.empty()) << (expired.errors.empty() ? "" : expired.errors.front());
+
+  // /old/a again: a new series, counting from 0.
+  WriteWholeFile(dir.Path("again.ndjson"), AccessLine(t10, "GET", "/old/a", 200));
+  ASSERT_EQ(Produce(address, kAccessTopic, dir.Path("again.ndjson")), "");
+  const PromText again = WaitForEvents(port, 13, service);
+  EXPECT_EQ(EventsTotal(again), 13) << service.log();
+  EXPECT_EQ(again.Value("http_requests_total", old_a), 1) << service.log();
+  EXPECT_EQ(duration_count(again, "/old/a"), 1);
+  EXPECT_FALSE(again.Has("http_requests_total", old_b));
+  EXPECT_EQ(again.Value("http_requests_total", fresh), 4);
+  EXPECT_EQ(duration_count(again, "/new"), 4);
+  EXPECT_EQ(again.Value("novapulse_series", requests_series), 2);
+  EXPECT_EQ(again.Value("novapulse_series", durations_series), 2);
+  EXPECT_EQ(again.Value("novapulse_series_expired_total"), 4);
+  EXPECT_EQ(service.Terminate(std::chrono::seconds(10)), 0) << service.log();
 }
 
 }  // namespace
