@@ -440,11 +440,10 @@ uint32_t MetricStore::AddWindowRow(size_t m) {
 }
 
 ShardWriter::ShardWriter(MetricStore* store, int shard, size_t overflow_metric)
-    : store_(store), shard_(shard), overflow_metric_(overflow_metric) {
+    : store_(store), shard_(shard), overflow_metric_(overflow_metric), expiry_(store->expires()) {
   overflow_series_.assign(store->num_metrics(), UINT32_MAX);
   for (size_t m = 0; m < store->num_metrics(); ++m) {
     last_ms_.push_back(store->last_event_map(shard, m));
-    expiry_ = expiry_ || last_ms_.back() != nullptr;
     cells_.push_back(&store->cells(shard, m));
     slot_cells_.push_back(store->slot_cells(shard, m));
     window_rows_.push_back(store->window_row_map(m));

@@ -10,6 +10,7 @@
 #ifndef NOVAPULSE_PIPELINE_CONFIG_H_
 #define NOVAPULSE_PIPELINE_CONFIG_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -65,13 +66,17 @@ struct PipelineConfig {
 struct MetricsConfig {
   absl::Duration expire_after = absl::ZeroDuration();
   std::vector<std::pair<std::string, absl::Duration>> families;
-  bool expires() const {
-    if (expire_after > absl::ZeroDuration()) return true;
+  // The shortest positive expire_after, default or per family; infinite
+  // when nothing expires.
+  absl::Duration shortest() const {
+    absl::Duration least = absl::InfiniteDuration();
+    if (expire_after > absl::ZeroDuration()) least = expire_after;
     for (const auto& [name, after] : families) {
-      if (after > absl::ZeroDuration()) return true;
+      if (after > absl::ZeroDuration()) least = std::min(least, after);
     }
-    return false;
+    return least;
   }
+  bool expires() const { return shortest() != absl::InfiniteDuration(); }
 };
 
 struct RulesConfig {

@@ -367,12 +367,7 @@ void Service::Checkpoint(std::string_view why, Commit commit) {
 }
 
 absl::Duration SeriesExpiry::Interval(const MetricsConfig& config) {
-  absl::Duration shortest = absl::InfiniteDuration();
-  if (config.expire_after > absl::ZeroDuration()) shortest = config.expire_after;
-  for (const auto& [name, after] : config.families) {
-    if (after > absl::ZeroDuration()) shortest = std::min(shortest, after);
-  }
-  return std::clamp(shortest / 10, absl::Seconds(1), absl::Seconds(30));
+  return std::clamp(config.shortest() / 10, absl::Seconds(1), absl::Seconds(30));
 }
 
 MetricExpiry SeriesExpiry::FromConfig(const MetricsConfig& config) {

@@ -58,7 +58,7 @@ class SeriesExpiry : public MetricSource {
   explicit SeriesExpiry(absl::Duration interval) : interval_(interval) {}
   absl::Duration interval() const { return interval_; }
   // Removes the series of `metrics` idle at event time `now_ms`; no writer
-  // runs. `seconds`: what the sweep took, the drain before it included.
+  // runs.
   void Sweep(NovaGiftMetrics* metrics, int64_t now_ms);
   void Record(double seconds) { last_seconds_.store(seconds, std::memory_order_relaxed); }
   void CollectMetrics(MetricFamilies* out) override;
