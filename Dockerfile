@@ -22,6 +22,7 @@ WORKDIR /src
 # librdkafka 2.12.1 from source, linked statically (see scripts/librdkafka);
 # its own layer, so a change to novapulse's sources does not rebuild it.
 COPY scripts/lib.sh scripts/librdkafka scripts/
+COPY scripts/patches scripts/patches
 RUN NOVAPULSE_DEPS=/deps scripts/librdkafka > /deps.prefix
 COPY CMakeLists.txt ./
 COPY base base
