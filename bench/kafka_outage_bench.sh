@@ -29,7 +29,10 @@
 # (default 10), DOWN and UP (seconds, default 20 and 20), RATE (access-log
 # events/s, default 50000; the generator's daily curve is held near its
 # mean by starting at 10:00 of event time), CHECKPOINT_INTERVAL (default 1s),
-# THREADS (pipeline.threads, default 2).
+# THREADS (pipeline.threads, default 2), PROPERTIES (more librdkafka
+# properties, NAME=VALUE separated by spaces; topic.metadata.refresh.interval.ms=10
+# makes the consumer ask for metadata while the broker shuts down, when it
+# answers without brokers: see scripts/patches/).
 set -euo pipefail
 name=kafka_outage_bench
 # shellcheck source=bench/kafka_bench_lib.sh
@@ -68,7 +71,7 @@ bench_start_broker
 bench_topic novagift.access-log 4
 bench_topic novagift.outbox 4
 bench_run_novapulse outage-bench "${THREADS:-2}" "" \
-  "group.instance.id=outage-bench session.timeout.ms=10000 heartbeat.interval.ms=1000"
+  "group.instance.id=outage-bench session.timeout.ms=10000 heartbeat.interval.ms=1000${PROPERTIES:+ $PROPERTIES}"
 bench_wait_assigned
 
 total_s=$((outages * (up + down + 30) + 2 * up))

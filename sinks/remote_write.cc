@@ -7,10 +7,12 @@
 #include <chrono>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string_view>
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
@@ -56,11 +58,12 @@ size_t BytesFieldSize(size_t n) { return 1 + VarintSize(n) + n; }
 
 }  // namespace
 
-void RemoteWriteEncoder::Add(
-    const std::vector<std::pair<std::string_view, std::string_view>>& labels, double value,
-    int64_t t_ms, std::vector<RemoteWriteRequest>* out) {
+void RemoteWriteEncoder::Sort(const LabelPairs& labels) {
   sorted_.assign(labels.begin(), labels.end());
   std::sort(sorted_.begin(), sorted_.end());
+}
+
+bool RemoteWriteEncoder::Valid() const {
   // A receiver refuses a whole request for one series without a name or
   // with a label twice: such a series is left out and counted instead.
   const bool named = std::any_of(sorted_.begin(), sorted_.end(), [](const auto& l) {
@@ -70,10 +73,10 @@ void RemoteWriteEncoder::Add(
       std::adjacent_find(sorted_.begin(), sorted_.end(), [](const auto& a, const auto& b) {
         return a.first == b.first;
       }) != sorted_.end();
-  if (!named || twice) {
-    ++skipped_;
-    return;
-  }
+  return named && !twice;
+}
+
+void RemoteWriteEncoder::Write(double value, int64_t t_ms, std::vector<RemoteWriteRequest>* out) {
   // TimeSeries { repeated Label labels = 1; repeated Sample samples = 2; }
   // Label { string name = 1; string value = 2; }
   // Sample { double value = 1; int64 timestamp = 2; }
@@ -107,9 +110,9 @@ void RemoteWriteEncoder::Flush(std::vector<RemoteWriteRequest>* out) {
   samples_ = 0;
 }
 
-void RemoteWriteEncoder::Encode(const RemoteWriteBatch& batch, int64_t t_ms,
-                                std::vector<RemoteWriteRequest>* out) {
-  std::vector<std::pair<std::string_view, std::string_view>> labels;
+template <typename AddSample>
+void RemoteWriteEncoder::ForEachSample(const RemoteWriteBatch& batch, AddSample add_sample) {
+  LabelPairs labels;
   std::string count_name;  // a histogram's series names, made once per family
   std::string sum_name;
   std::string bucket_name;
@@ -140,7 +143,8 @@ void RemoteWriteEncoder::Encode(const RemoteWriteBatch& batch, int64_t t_ms,
         labels.resize(base);
         labels.emplace_back("__name__", name);
         if (!le_value.empty()) labels.emplace_back("le", le_value);
-        Add(labels, value, t_ms, out);
+        // The name, the joined label values and le name the sample.
+        add_sample(labels, value, absl::HashOf(name, f.keys[s], le_value));
       };
       switch (def.type) {
         case MetricType::kCounter:
@@ -166,9 +170,41 @@ void RemoteWriteEncoder::Encode(const RemoteWriteBatch& batch, int64_t t_ms,
   }
   for (const auto& [series_labels, value] : batch.rule_series) {
     labels.clear();
-    for (const promql::Label& l : series_labels) labels.emplace_back(l.name, l.value);
-    Add(labels, value, t_ms, out);
+    uint64_t identity = 0;
+    for (const promql::Label& l : series_labels) {
+      labels.emplace_back(l.name, l.value);
+      identity = absl::HashOf(identity, l.name, l.value);
+    }
+    add_sample(labels, value, identity);
   }
+}
+
+void RemoteWriteEncoder::Encode(const RemoteWriteBatch& batch, int64_t t_ms,
+                                std::vector<RemoteWriteRequest>* out) {
+  written_.clear();
+  ForEachSample(batch, [&](const LabelPairs& labels, double value, uint64_t identity) {
+    Sort(labels);
+    if (!Valid()) {
+      ++skipped_;
+      return;
+    }
+    written_.push_back(identity);
+    Write(value, t_ms, out);
+  });
+  // Sorted once, searched by EncodeStale: cheaper than a hash set's
+  // scattered inserts.
+  std::sort(written_.begin(), written_.end());
+  Flush(out);
+}
+
+void RemoteWriteEncoder::EncodeStale(const RemoteWriteBatch& previous, int64_t t_ms,
+                                     std::vector<RemoteWriteRequest>* out) {
+  ForEachSample(previous, [&](const LabelPairs& labels, double /*value*/, uint64_t identity) {
+    if (std::binary_search(written_.begin(), written_.end(), identity)) return;
+    // A series left out then (and counted) is left out again, uncounted.
+    Sort(labels);
+    if (Valid()) Write(promql::StaleNaN(), t_ms, out);
+  });
   Flush(out);
 }
 
@@ -224,6 +260,7 @@ void RemoteWriter::TrimLocked() {
 void RemoteWriter::CollectLoop() {
   RemoteWriteEncoder encoder(options_.max_samples_per_send);
   std::vector<RemoteWriteRequest> requests;
+  std::optional<RemoteWriteBatch> previous;
   absl::Time next = absl::Now() + options_.interval;
   while (true) {
     {
@@ -234,10 +271,15 @@ void RemoteWriter::CollectLoop() {
     // Ticks keep their phase; after a stall the missed ones are skipped.
     const absl::Time now = absl::Now();
     while (next <= now) next += options_.interval;
-    const RemoteWriteBatch batch = collect_();
+    RemoteWriteBatch batch = collect_();
     requests.clear();
     const size_t skipped_before = encoder.skipped();
-    encoder.Encode(batch, WallMillis(), &requests);
+    const int64_t t_ms = WallMillis();
+    encoder.Encode(batch, t_ms, &requests);
+    if (previous) encoder.EncodeStale(*previous, t_ms, &requests);
+    // Kept for the next collection's stale markers (the keys of its
+    // families stay valid: each snapshot owns the arena they point into).
+    previous = std::move(batch);
     absl::MutexLock lock(&mu_);
     stats_.samples_invalid += encoder.skipped() - skipped_before;
     if (stop_.stopping()) {  // the sender may be gone already

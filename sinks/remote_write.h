@@ -9,7 +9,9 @@
 // ("1.0"), labels sorted by name, empty values left out. A series no
 // receiver would take (no __name__, a label name twice) is left out and
 // counted. The protobuf is written directly: the message is four small
-// types, and no per-sample object is built.
+// types, and no per-sample object is built. A series that was in the
+// previous collection and is not in this one (expired, an alert resolved)
+// gets a stale marker, as Prometheus writes when a series leaves a scrape.
 //
 // RemoteWriter runs two threads: one collects every `interval` and queues
 // the encoded requests, one sends them in order. A failed send (no answer,
@@ -70,20 +72,37 @@ class RemoteWriteEncoder {
 
   // Appends the requests of `batch` at `t_ms` to *out.
   void Encode(const RemoteWriteBatch& batch, int64_t t_ms, std::vector<RemoteWriteRequest>* out);
+  // Appends, at `t_ms`, a stale marker (StaleNaN, as Prometheus writes when
+  // a series leaves a scrape) for each series of `previous` that the last
+  // Encode did not write: an expired label set, an alert that resolved.
+  // A receiver then stops returning the series at once, not 5 minutes on.
+  void EncodeStale(const RemoteWriteBatch& previous, int64_t t_ms,
+                   std::vector<RemoteWriteRequest>* out);
   // Series left out so far: no __name__, or a label name twice.
   size_t skipped() const { return skipped_; }
 
  private:
-  // One series of one sample; `labels` are (name, value) pairs in any order.
-  void Add(const std::vector<std::pair<std::string_view, std::string_view>>& labels, double value,
-           int64_t t_ms, std::vector<RemoteWriteRequest>* out);
+  using LabelPairs = std::vector<std::pair<std::string_view, std::string_view>>;
+  // Calls add(labels, value, identity) for each sample of `batch` as a
+  // scrape of /metrics stores it; `labels` are (name, value) pairs in any
+  // order; `identity`, a hash of what names the sample, is the same for the
+  // same sample in every collection.
+  template <typename AddSample>
+  static void ForEachSample(const RemoteWriteBatch& batch, AddSample add);
+  // Sorts `labels` into sorted_.
+  void Sort(const LabelPairs& labels);
+  // Whether a receiver takes the series in sorted_: named, no label twice.
+  bool Valid() const;
+  // One sample of the series in sorted_.
+  void Write(double value, int64_t t_ms, std::vector<RemoteWriteRequest>* out);
   void Flush(std::vector<RemoteWriteRequest>* out);
 
   const size_t max_samples_;
-  std::string request_;  // the WriteRequest being filled, uncompressed
-  std::string series_;   // one TimeSeries, before its length is known
-  std::vector<std::pair<std::string_view, std::string_view>> sorted_;  // labels of one series
-  size_t samples_ = 0;                                                 // in request_
+  std::string request_;            // the WriteRequest being filled, uncompressed
+  std::string series_;             // one TimeSeries, before its length is known
+  LabelPairs sorted_;              // labels of one series
+  std::vector<uint64_t> written_;  // identities the last Encode wrote, sorted
+  size_t samples_ = 0;             // in request_
   size_t skipped_ = 0;
 };
 

@@ -255,6 +255,60 @@ TEST(RemoteWriteEncoder, LeavesOutAndCountsSeriesNoReceiverTakes) {
   EXPECT_EQ(encoder.skipped(), 2u);
 }
 
+// A series of the previous collection that this one lacks gets one stale
+// marker (StaleNaN) at this collection's time; one still there, or one a
+// receiver would not take, gets none.
+TEST(RemoteWriteEncoder, MarksSeriesThatLeftTheCollectionStale) {
+  const Families families;
+  RemoteWriteBatch before = families.Batch();
+  before.rule_series.push_back({{{"__name__", "rw:gone"}, {"route", "/g"}}, 5});
+  before.rule_series.push_back({{{"route", "/nameless"}}, 6});  // never taken
+  RemoteWriteBatch after;
+  after.rule_series = {{{{"__name__", "rw:requests:rate5m"}, {"route", "/r1"}}, 0.5}};
+
+  RemoteWriteEncoder encoder(1000);
+  std::vector<RemoteWriteRequest> first;
+  encoder.Encode(before, 1000, &first);
+  ASSERT_EQ(first.size(), 1u);
+  const size_t samples_before = first[0].samples;
+  EXPECT_EQ(encoder.skipped(), 1u);
+
+  std::vector<RemoteWriteRequest> requests;
+  encoder.Encode(after, 2000, &requests);
+  encoder.EncodeStale(before, 2000, &requests);
+  EXPECT_EQ(encoder.skipped(), 1u) << "the nameless series is not counted again";
+  std::map<std::string, DecodedSeries> by_series;
+  size_t samples = 0;
+  for (const RemoteWriteRequest& r : requests) {
+    for (const auto& [order, series] : Decode(r.body)) {
+      std::string key;
+      for (const auto& [name, value] : series.labels) absl::StrAppend(&key, name, "=", value, ",");
+      EXPECT_TRUE(by_series.emplace(key, series).second) << "twice: " << key;
+      ++samples;
+    }
+  }
+  // Every sample of `before` but the one still there is marked stale once.
+  EXPECT_EQ(samples, samples_before);
+  size_t stale = 0;
+  for (const auto& [key, series] : by_series) {
+    EXPECT_EQ(series.t_ms, 2000) << key;
+    if (promql::IsStaleNaN(series.value)) ++stale;
+  }
+  EXPECT_EQ(stale, samples_before - 1);
+  const DecodedSeries& kept = by_series.at("__name__=rw:requests:rate5m,route=/r1,");
+  EXPECT_EQ(kept.value, 0.5);
+  EXPECT_TRUE(promql::IsStaleNaN(by_series.at("__name__=rw:gone,route=/g,").value));
+  EXPECT_TRUE(
+      promql::IsStaleNaN(by_series.at("__name__=rw_requests_total,route=/r0,status=200,").value));
+
+  // The next collection: nothing left to mark.
+  std::vector<RemoteWriteRequest> again;
+  encoder.Encode(after, 3000, &again);
+  encoder.EncodeStale(after, 3000, &again);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].samples, 1u);
+}
+
 TEST(RemoteWriteEncoder, SplitsRequestsAtMaxSamplesPerSend) {
   const Families families;
   std::vector<RemoteWriteRequest> requests;
@@ -438,19 +492,29 @@ TEST(RemoteWriter, RefusesBadOptions) {
 
 // --- Against a real Prometheus receiving remote writes ---------------------
 
-TEST(RemoteWriterPrometheus, WhatPrometheusStoresEqualsTheExposition) {
-  if (access(testing::kPrometheus, X_OK) != 0) GTEST_SKIP() << "prometheus not installed";
-  testing::ScratchDir dir;
-  testing::WriteWholeFile(dir.Path("prometheus.yml"), "global:\n  scrape_interval: 1h\n");
-  testing::PrometheusProcess prometheus(dir.Path("tsdb"), dir.Path("prometheus.yml"),
-                                        dir.Path("prometheus.log"),
-                                        {"--web.enable-remote-write-receiver"});
-  ASSERT_TRUE(prometheus.WaitReady(std::chrono::seconds(60)))
-      << testing::ReadWholeFile(dir.Path("prometheus.log"));
+class RemoteWriterPrometheus : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (access(testing::kPrometheus, X_OK) != 0) GTEST_SKIP() << "prometheus not installed";
+    testing::WriteWholeFile(dir_.Path("prometheus.yml"), "global:\n  scrape_interval: 1h\n");
+    prometheus_ = std::make_unique<testing::PrometheusProcess>(
+        dir_.Path("tsdb"), dir_.Path("prometheus.yml"), dir_.Path("prometheus.log"),
+        std::vector<std::string>{"--web.enable-remote-write-receiver"});
+    ASSERT_TRUE(prometheus_->WaitReady(std::chrono::seconds(60)))
+        << testing::ReadWholeFile(dir_.Path("prometheus.log"));
+  }
+  std::string WriteUrl() const {
+    return absl::StrCat("http://127.0.0.1:", prometheus_->port(), "/api/v1/write");
+  }
 
+  testing::ScratchDir dir_;
+  std::unique_ptr<testing::PrometheusProcess> prometheus_;
+};
+
+TEST_F(RemoteWriterPrometheus, WhatPrometheusStoresEqualsTheExposition) {
   const Families families;
   RemoteWriteOptions options;
-  options.url = absl::StrCat("http://127.0.0.1:", prometheus.port(), "/api/v1/write");
+  options.url = WriteUrl();
   options.interval = absl::Milliseconds(200);
   options.max_samples_per_send = 10;  // several requests per collection
   absl::StatusOr<std::unique_ptr<RemoteWriter>> writer =
@@ -465,9 +529,36 @@ TEST(RemoteWriterPrometheus, WhatPrometheusStoresEqualsTheExposition) {
   const RemoteWriteBatch batch = families.Batch();
   const std::map<std::string, double> want = ExpositionSeries(batch);
 
-  const std::map<std::string, double> got = prometheus.Series("{__name__=~\"rw.+\"}");
+  const std::map<std::string, double> got = prometheus_->Series("{__name__=~\"rw.+\"}");
   EXPECT_EQ(got, want);
   EXPECT_GT(want.size(), 30u);
+}
+
+// Prometheus drops a series at once when the writer marks it stale: an
+// instant query no longer returns it, where without the marker it would for
+// the 5 minutes of lookback.
+TEST_F(RemoteWriterPrometheus, ASeriesThatLeavesIsGoneFromPrometheusAtOnce) {
+  std::atomic<bool> gone{false};
+  RemoteWriteOptions options;
+  options.url = WriteUrl();
+  options.interval = absl::Milliseconds(200);
+  absl::StatusOr<std::unique_ptr<RemoteWriter>> writer = RemoteWriter::Start(options, [&] {
+    RemoteWriteBatch batch;
+    batch.rule_series = {{{{"__name__", "rw_kept"}}, 1}};
+    if (!gone.load()) batch.rule_series.push_back({{{"__name__", "rw_leaving"}}, 2});
+    return batch;
+  });
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const std::map<std::string, double> both = {{"rw_kept{}", 1}, {"rw_leaving{}", 2}};
+  ASSERT_TRUE(Eventually([&] { return prometheus_->Series("{__name__=~\"rw.+\"}") == both; },
+                         std::chrono::seconds(30)))
+      << (*writer)->stats().last_error;
+  gone.store(true);
+  const std::map<std::string, double> kept = {{"rw_kept{}", 1}};
+  EXPECT_TRUE(Eventually([&] { return prometheus_->Series("{__name__=~\"rw.+\"}") == kept; },
+                         std::chrono::seconds(30)));
+  (*writer)->Shutdown(absl::Seconds(5));
+  EXPECT_EQ((*writer)->stats().samples_dropped, 0u) << (*writer)->stats().last_error;
 }
 
 }  // namespace
