@@ -14,6 +14,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -489,8 +491,36 @@ TEST(KafkaRun, IdleRoutesExpireFromMetrics) {
   WriteWholeFile(dir.Path("old.ndjson"), old);
   ASSERT_EQ(Produce(address, kAccessTopic, dir.Path("old.ndjson")), "");
 
+  // Where Prometheus is installed, remote write pushes to it: an expired
+  // series gets a stale marker and leaves Prometheus's answers at once.
+  std::unique_ptr<testing::PrometheusProcess> prometheus;
+  std::string remote_write;
+  if (access(testing::kPrometheus, X_OK) == 0) {
+    WriteWholeFile(dir.Path("prometheus.yml"), "global:\n  scrape_interval: 1h\n");
+    prometheus = std::make_unique<testing::PrometheusProcess>(
+        dir.Path("tsdb"), dir.Path("prometheus.yml"), dir.Path("prometheus.log"),
+        std::vector<std::string>{"--web.enable-remote-write-receiver"});
+    ASSERT_TRUE(prometheus->WaitReady(std::chrono::seconds(60)))
+        << ReadWholeFile(dir.Path("prometheus.log"));
+    remote_write = absl::StrCat("remote_write:\n  url: http://127.0.0.1:", prometheus->port(),
+                                "/api/v1/write\n  interval: 1s\n");
+  }
+  // What Prometheus answers for http_requests_total, once it equals `want`
+  // (30 s at most).
+  auto stored = [&](const std::map<std::string, double>& want) {
+    std::map<std::string, double> got;
+    const Clock::time_point deadline = Clock::now() + std::chrono::seconds(30);
+    while (Clock::now() < deadline) {
+      got = prometheus->Series("http_requests_total");
+      if (got == want) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return got;
+  };
+
   Service service(WriteConfig(dir, "run.yaml", address, "10m",
-                              "  allowed_lateness: 1s\nmetrics:\n  expire_after: 2m\n"),
+                              absl::StrCat("  allowed_lateness: 1s\nmetrics:\n  expire_after: 2m\n",
+                                           remote_write)),
                   dir.Path("run.log"));
   const int port = service.port();
   ASSERT_GT(port, 0) << service.log();
@@ -506,6 +536,10 @@ TEST(KafkaRun, IdleRoutesExpireFromMetrics) {
   ASSERT_NE(before.Family("novapulse_series_expiry_sweeps_total"), nullptr);
   EXPECT_EQ(before.Family("novapulse_series_expiry_sweeps_total")->type, "counter");
   ASSERT_NE(before.Family("novapulse_series_expiry_sweep_duration_seconds"), nullptr);
+  const std::map<std::string, double> both_old = {
+      {testing::SeriesKey("http_requests_total", old_a), 5},
+      {testing::SeriesKey("http_requests_total", old_b), 3}};
+  if (prometheus) EXPECT_EQ(stored(both_old), both_old) << service.log();
 
   // 10 minutes of event time later: the watermark passes T0 + 2 min.
   std::string later;
@@ -539,6 +573,9 @@ TEST(KafkaRun, IdleRoutesExpireFromMetrics) {
   EXPECT_GE(expired.Value("novapulse_series_expiry_sweeps_total"), 1);
   EXPECT_GE(expired.Value("novapulse_series_expiry_sweep_duration_seconds"), 0);
   EXPECT_TRUE(expired.errors.empty()) << (expired.errors.empty() ? "" : expired.errors.front());
+  const std::map<std::string, double> only_fresh = {
+      {testing::SeriesKey("http_requests_total", fresh), 4}};
+  if (prometheus) EXPECT_EQ(stored(only_fresh), only_fresh) << service.log();
 
   // /old/a again: a new series, counting from 0.
   WriteWholeFile(dir.Path("again.ndjson"), AccessLine(t10, "GET", "/old/a", 200));
