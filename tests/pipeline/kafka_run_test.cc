@@ -258,16 +258,13 @@ TEST(KafkaRun, RemoteWritePushesWhatMetricsServesToPrometheus) {
   WriteWholeFile(dir.Path("access.ndjson"), access);
   ASSERT_EQ(Produce(broker.address(), kAccessTopic, dir.Path("access.ndjson")), "");
 
-  WriteWholeFile(dir.Path("prometheus.yml"), "global:\n  scrape_interval: 1h\n");
-  testing::PrometheusProcess prometheus(dir.Path("tsdb"), dir.Path("prometheus.yml"),
-                                        dir.Path("prometheus.log"),
-                                        {"--web.enable-remote-write-receiver"});
-  ASSERT_TRUE(prometheus.WaitReady(std::chrono::seconds(60)))
+  const std::unique_ptr<testing::PrometheusProcess> prometheus = testing::RemoteWriteReceiver(dir);
+  ASSERT_TRUE(prometheus->WaitReady(std::chrono::seconds(60)))
       << ReadWholeFile(dir.Path("prometheus.log"));
 
   Service service(WriteConfig(dir, "run.yaml", broker.address(), "10m",
                               absl::StrCat("remote_write:\n  url: http://127.0.0.1:",
-                                           prometheus.port(), "/api/v1/write\n  interval: 1s\n")),
+                                           prometheus->port(), "/api/v1/write\n  interval: 1s\n")),
                   dir.Path("run.log"));
   const int port = service.port();
   ASSERT_GT(port, 0) << service.log();
@@ -283,13 +280,9 @@ TEST(KafkaRun, RemoteWritePushesWhatMetricsServesToPrometheus) {
     }
     want[testing::SeriesKey(sample.name, labels)] = sample.value;
   }
-  std::map<std::string, double> got;
-  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(60);
-  while (Clock::now() < deadline && got != want) {
-    got = prometheus.Series("http_requests_total");
-    if (got != want) std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  EXPECT_EQ(got, want) << service.log();
+  EXPECT_EQ(prometheus->SeriesOnceEqual("http_requests_total", want, std::chrono::seconds(60)),
+            want)
+      << service.log();
   EXPECT_EQ(want.size(), 2u);
   const PromText self = WaitForScrape(port, [](const PromText& t) {
     return t.Value("novapulse_remote_write_samples_total", {{"result", "sent"}}) > 0;
@@ -496,28 +489,12 @@ TEST(KafkaRun, IdleRoutesExpireFromMetrics) {
   std::unique_ptr<testing::PrometheusProcess> prometheus;
   std::string remote_write;
   if (access(testing::kPrometheus, X_OK) == 0) {
-    WriteWholeFile(dir.Path("prometheus.yml"), "global:\n  scrape_interval: 1h\n");
-    prometheus = std::make_unique<testing::PrometheusProcess>(
-        dir.Path("tsdb"), dir.Path("prometheus.yml"), dir.Path("prometheus.log"),
-        std::vector<std::string>{"--web.enable-remote-write-receiver"});
+    prometheus = testing::RemoteWriteReceiver(dir);
     ASSERT_TRUE(prometheus->WaitReady(std::chrono::seconds(60)))
         << ReadWholeFile(dir.Path("prometheus.log"));
     remote_write = absl::StrCat("remote_write:\n  url: http://127.0.0.1:", prometheus->port(),
                                 "/api/v1/write\n  interval: 1s\n");
   }
-  // What Prometheus answers for http_requests_total, once it equals `want`
-  // (30 s at most).
-  auto stored = [&](const std::map<std::string, double>& want) {
-    std::map<std::string, double> got;
-    const Clock::time_point deadline = Clock::now() + std::chrono::seconds(30);
-    while (Clock::now() < deadline) {
-      got = prometheus->Series("http_requests_total");
-      if (got == want) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
-    return got;
-  };
-
   Service service(WriteConfig(dir, "run.yaml", address, "10m",
                               absl::StrCat("  allowed_lateness: 1s\nmetrics:\n  expire_after: 2m\n",
                                            remote_write)),
@@ -539,7 +516,12 @@ TEST(KafkaRun, IdleRoutesExpireFromMetrics) {
   const std::map<std::string, double> both_old = {
       {testing::SeriesKey("http_requests_total", old_a), 5},
       {testing::SeriesKey("http_requests_total", old_b), 3}};
-  if (prometheus) EXPECT_EQ(stored(both_old), both_old) << service.log();
+  if (prometheus) {
+    EXPECT_EQ(
+        prometheus->SeriesOnceEqual("http_requests_total", both_old, std::chrono::seconds(30)),
+        both_old)
+        << service.log();
+  }
 
   // 10 minutes of event time later: the watermark passes T0 + 2 min.
   std::string later;
@@ -575,7 +557,12 @@ TEST(KafkaRun, IdleRoutesExpireFromMetrics) {
   EXPECT_TRUE(expired.errors.empty()) << (expired.errors.empty() ? "" : expired.errors.front());
   const std::map<std::string, double> only_fresh = {
       {testing::SeriesKey("http_requests_total", fresh), 4}};
-  if (prometheus) EXPECT_EQ(stored(only_fresh), only_fresh) << service.log();
+  if (prometheus) {
+    EXPECT_EQ(
+        prometheus->SeriesOnceEqual("http_requests_total", only_fresh, std::chrono::seconds(30)),
+        only_fresh)
+        << service.log();
+  }
 
   // /old/a again: a new series, counting from 0.
   WriteWholeFile(dir.Path("again.ndjson"), AccessLine(t10, "GET", "/old/a", 200));

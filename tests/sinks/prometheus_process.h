@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -155,6 +156,20 @@ class PrometheusProcess {
     return out;
   }
 
+  // Series(query) once it equals `want` (asked every 200 ms), or as it is
+  // when `timeout` has passed.
+  std::map<std::string, double> SeriesOnceEqual(std::string_view query,
+                                                const std::map<std::string, double>& want,
+                                                std::chrono::seconds timeout) const {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::map<std::string, double> got = Series(query);
+    while (got != want && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      got = Series(query);
+    }
+    return got;
+  }
+
   // The single value of an instant query at `t_ms`; NaN (and a test
   // failure) unless the result is exactly one sample.
   double Instant(std::string_view query, int64_t t_ms) const {
@@ -242,6 +257,15 @@ class PrometheusProcess {
   int port_ = 0;  // known once it listens
   pid_t pid_ = -1;
 };
+
+// A Prometheus that scrapes nothing and takes remote writes, its config,
+// TSDB and log in `dir`; call WaitReady before using it.
+inline std::unique_ptr<PrometheusProcess> RemoteWriteReceiver(const ScratchDir& dir) {
+  WriteWholeFile(dir.Path("prometheus.yml"), "global:\n  scrape_interval: 1h\n");
+  return std::make_unique<PrometheusProcess>(
+      dir.Path("tsdb"), dir.Path("prometheus.yml"), dir.Path("prometheus.log"),
+      std::vector<std::string>{"--web.enable-remote-write-receiver"});
+}
 
 }  // namespace novapulse::testing
 

@@ -496,10 +496,7 @@ class RemoteWriterPrometheus : public ::testing::Test {
  protected:
   void SetUp() override {
     if (access(testing::kPrometheus, X_OK) != 0) GTEST_SKIP() << "prometheus not installed";
-    testing::WriteWholeFile(dir_.Path("prometheus.yml"), "global:\n  scrape_interval: 1h\n");
-    prometheus_ = std::make_unique<testing::PrometheusProcess>(
-        dir_.Path("tsdb"), dir_.Path("prometheus.yml"), dir_.Path("prometheus.log"),
-        std::vector<std::string>{"--web.enable-remote-write-receiver"});
+    prometheus_ = testing::RemoteWriteReceiver(dir_);
     ASSERT_TRUE(prometheus_->WaitReady(std::chrono::seconds(60)))
         << testing::ReadWholeFile(dir_.Path("prometheus.log"));
   }
