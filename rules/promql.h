@@ -131,6 +131,11 @@ class Evaluator {
 // In-memory series of samples: the output of recording rules, and test data.
 // Samples are appended in time order per series; Trim() drops those older
 // than each metric's retention, keeping every series' samples contiguous.
+// A series whose last sample is a staleness marker has ended: once Trim()
+// has dropped all its samples it is removed, and its ref may be handed to
+// a new label set. Whoever appends to a series must therefore stop using
+// its ref once it has appended the marker (Ref() with the same labels gives
+// the series, or its successor, again).
 class SeriesStore : public Storage {
  public:
   // Handle of the series with these labels (sorted, with __name__), created
@@ -152,8 +157,10 @@ class SeriesStore : public Storage {
   static size_t EmptyBytes();
   static size_t MetricBytes();
   static size_t SeriesBytes(const Labels& labels, size_t samples, size_t decreases);
-  // Series created so far (refs are [0, size())).
+  // Refs handed out so far, removed ones included (refs are [0, size())).
   size_t size() const;
+  // Series held: size() less those removed.
+  size_t live() const;
 
   // Checkpoints: every series in ref order with its live samples. LoadState
   // into an empty store (retentions are set by its users, not saved); refs
@@ -166,6 +173,7 @@ class SeriesStore : public Storage {
 
  private:
   struct Impl;
+  void Remove(uint32_t ref);
   std::shared_ptr<Impl> impl_;
 };
 

@@ -1,11 +1,16 @@
 // SeriesStore (promql.h): per series, one vector of samples whose live part
 // starts at `start`; Trim() advances `start` and compacts the vector when
 // more than half of it is dead, so appends stay amortised O(1) and every
-// series' live samples stay contiguous for Select().
+// series' live samples stay contiguous for Select(). A series that ended
+// (its last sample a staleness marker) and has no samples left is removed
+// by Trim(): its slot is cleared and its ref goes on a free list for Ref().
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <memory>
+#include <queue>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,8 +32,13 @@ struct SeriesStore::Impl {
     int64_t last_stale_ms = std::numeric_limits<int64_t>::min();  // last staleness marker
     double last_value = 0;                                        // last non-stale value
     bool has_value = false;
+    bool ended = false;  // the last sample appended is a staleness marker
+    bool removed = false;
   };
   std::vector<Series> series;
+  // Refs of removed series; Ref() reuses the lowest, so refs after a
+  // checkpoint restore are those of the run that wrote it.
+  std::priority_queue<uint32_t, std::vector<uint32_t>, std::greater<>> free;
   StringMap<uint32_t> by_key;  // serialised labels -> ref
   StringMap<std::vector<uint32_t>> by_metric;
   StringMap<int64_t> retention;
@@ -61,11 +71,20 @@ uint32_t SeriesStore::Ref(const Labels& labels) {
   std::string key = Key(labels);
   auto it = impl_->by_key.find(key);
   if (it != impl_->by_key.end()) return it->second;
-  auto ref = static_cast<uint32_t>(impl_->series.size());
-  impl_->series.emplace_back();
-  impl_->series.back().labels = labels;
+  uint32_t ref;
+  if (!impl_->free.empty()) {
+    ref = impl_->free.top();
+    impl_->free.pop();
+    impl_->series[ref] = Impl::Series();
+  } else {
+    ref = static_cast<uint32_t>(impl_->series.size());
+    impl_->series.emplace_back();
+  }
+  impl_->series[ref].labels = labels;
   impl_->by_key.emplace(std::move(key), ref);
-  impl_->by_metric[std::string(Get(labels, "__name__"))].push_back(ref);
+  // In ref order, which a restore gives back: Select() lists them so.
+  std::vector<uint32_t>& refs = impl_->by_metric[std::string(Get(labels, "__name__"))];
+  refs.insert(std::upper_bound(refs.begin(), refs.end(), ref), ref);
   return ref;
 }
 
@@ -76,8 +95,10 @@ void SeriesStore::Append(uint32_t ref, int64_t t_ms, double v) {
     if (s.has_value && v < s.last_value) s.decreases.push_back(t_ms);
     s.last_value = v;
     s.has_value = true;
+    s.ended = false;
   } else {
     s.last_stale_ms = t_ms;
+    s.ended = true;
   }
   s.samples.push_back(Sample{t_ms, v});
 }
@@ -89,10 +110,11 @@ void SeriesStore::SetRetention(std::string_view metric, int64_t ms) {
 
 void SeriesStore::Trim(int64_t now_ms) {
   if (impl_ == nullptr) return;
-  for (const auto& [metric, refs] : impl_->by_metric) {
+  for (auto& [metric, refs] : impl_->by_metric) {
     auto r = impl_->retention.find(metric);
     int64_t keep = r == impl_->retention.end() ? kLookbackDeltaMs : r->second;
     int64_t min_t = now_ms - keep;
+    size_t kept = 0;
     for (uint32_t ref : refs) {
       Impl::Series& s = impl_->series[ref];
       auto first =
@@ -104,20 +126,41 @@ void SeriesStore::Trim(int64_t now_ms) {
       if (s.start == s.samples.size()) {
         s.samples.clear();
         s.start = 0;
+        if (s.ended) {
+          Remove(ref);
+          continue;
+        }
       } else if (s.start > s.samples.size() / 2) {
         s.samples.erase(s.samples.begin(), s.samples.begin() + static_cast<ptrdiff_t>(s.start));
         s.start = 0;
       }
+      refs[kept++] = ref;
     }
+    refs.resize(kept);
   }
 }
 
+void SeriesStore::Remove(uint32_t ref) {
+  Impl::Series& s = impl_->series[ref];
+  impl_->by_key.erase(Key(s.labels));
+  s = Impl::Series();
+  s.removed = true;
+  impl_->free.push(ref);
+}
+
 size_t SeriesStore::size() const { return impl_ == nullptr ? 0 : impl_->series.size(); }
+
+size_t SeriesStore::live() const { return impl_ == nullptr ? 0 : size() - impl_->free.size(); }
 
 void SeriesStore::SaveState(StateWriter* w) const {
   w->U64(size());
   if (impl_ == nullptr) return;
   for (const Impl::Series& s : impl_->series) {
+    // A removed series is a hole: no labels (a live one has __name__).
+    if (s.removed) {
+      w->U64(0);
+      continue;
+    }
     w->U64(s.labels.size());
     for (const Label& l : s.labels) {
       w->Str(l.name);
@@ -140,10 +183,18 @@ void SeriesStore::SaveState(StateWriter* w) const {
 
 absl::Status SeriesStore::LoadState(StateReader* r) {
   size_t n = 0;
-  if (!r->Count(&n, 4) || size() != 0) return r->Error("series");
+  if (!r->Count(&n, 1) || size() != 0) return r->Error("series");
+  std::vector<uint32_t> holes;
   for (size_t i = 0; i < n; ++i) {
     size_t num_labels = 0;
     if (!r->Count(&num_labels, 2)) return r->Error("series");
+    if (num_labels == 0) {
+      if (impl_ == nullptr) impl_ = std::make_shared<Impl>();
+      impl_->series.emplace_back();
+      impl_->series.back().removed = true;
+      holes.push_back(static_cast<uint32_t>(i));
+      continue;
+    }
     Labels labels(num_labels);
     for (Label& l : labels) {
       if (!r->Str(&l.name) || !r->Str(&l.value)) return r->Error("series");
@@ -178,7 +229,13 @@ absl::Status SeriesStore::LoadState(StateReader* r) {
         !r->Bool(&s.has_value)) {
       return r->Error("series");
     }
+    // Not saved: a series ended when its last sample was a marker, and one
+    // that ended with no samples left is removed by the next Trim().
+    s.ended = s.last_stale_ms != std::numeric_limits<int64_t>::min() &&
+              (s.samples.empty() || s.samples.back().t_ms == s.last_stale_ms);
   }
+  // Free only now: Ref() above must hand out the saved refs in order.
+  for (uint32_t hole : holes) impl_->free.push(hole);
   return absl::OkStatus();
 }
 
@@ -194,6 +251,7 @@ size_t SeriesStore::MemoryBytes() const {
       if (l.value.capacity() > 15) n += l.value.capacity() + 1;
     }
   }
+  n += impl_->free.size() * sizeof(uint32_t);
   n += impl_->by_key.capacity() * (sizeof(std::string) + sizeof(uint32_t) + 1);
   for (const auto& [key, ref] : impl_->by_key) n += key.capacity() + 1;
   n += impl_->by_metric.capacity() * (sizeof(std::string) + sizeof(std::vector<uint32_t>) + 1);
