@@ -81,14 +81,17 @@ std::vector<std::string> NovaGiftMetrics::ExpiringFamilies() {
   return names;
 }
 
-size_t NovaGiftMetrics::ExpireIdle(int64_t now_ms) {
-  std::vector<MetricStore::Removed> removed;
+size_t NovaGiftMetrics::ExpireIdle(int64_t now_ms, std::vector<MetricStore::Removed>* out) {
+  std::vector<MetricStore::Removed> own;
+  std::vector<MetricStore::Removed>& removed = out != nullptr ? *out : own;
+  const size_t first = removed.size();
   const size_t n = store_.ExpireIdle(now_ms, &removed);
   if (n == 0) return 0;
   // The duration series each request series maps to: a removed request
   // series forgets its own, and every request series forgets a removed one.
   std::vector<uint32_t> gone_durations;
-  for (const MetricStore::Removed& r : removed) {
+  for (size_t i = first; i < removed.size(); ++i) {
+    const MetricStore::Removed& r = removed[i];
     if (r.metric == kHttpRequestsTotal) {
       duration_of_request_[r.id].store(UINT32_MAX, std::memory_order_relaxed);
     } else if (r.metric == kHttpRequestDuration) {

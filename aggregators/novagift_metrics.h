@@ -11,6 +11,7 @@
 #ifndef NOVAPULSE_AGGREGATORS_NOVAGIFT_METRICS_H_
 #define NOVAPULSE_AGGREGATORS_NOVAGIFT_METRICS_H_
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -95,6 +96,12 @@ struct MetricExpiry {
   std::vector<std::pair<std::string, int64_t>> by_family;
 };
 
+// How often expiry sweeps for the shortest expiry: a tenth of it, within
+// [1 s, 30 s], so a series outlives its expiry by at most a tenth.
+inline int64_t ExpirySweepMs(int64_t shortest_ms) {
+  return std::clamp<int64_t>(shortest_ms / 10, 1'000, 30'000);
+}
+
 // Window of http_active_connections: concurrency averaged over this span.
 inline constexpr int64_t kActiveWindowSeconds = 60;
 
@@ -164,10 +171,10 @@ class NovaGiftMetrics : public MetricSource, public StatePart {
   // writers keep), not computed gauges.
   static bool CanExpire(std::string_view family);
   static std::vector<std::string> ExpiringFamilies();
-  // Stale-series expiry at event time `now_ms` (MetricStore::ExpireIdle),
-  // and the writers forget the ids it freed. Only while no writer runs.
-  // Returns the series removed.
-  size_t ExpireIdle(int64_t now_ms);
+  // Stale-series expiry at event time `now_ms` (MetricStore::ExpireIdle,
+  // which appends what it removed to `removed`), and the writers forget the
+  // ids it freed. Only while no writer runs. Returns the series removed.
+  size_t ExpireIdle(int64_t now_ms, std::vector<MetricStore::Removed>* removed = nullptr);
   NovaGiftMetrics(const NovaGiftMetrics&) = delete;
   NovaGiftMetrics& operator=(const NovaGiftMetrics&) = delete;
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <functional>
 
 #include "absl/strings/str_cat.h"
 
@@ -197,6 +198,7 @@ void WindowHistory::Grow(Family& f, size_t rows) {
     f.cumulative.resize(rows * f.width, 0);
     f.started.resize(rows, 0);
     f.refs.resize(rows * f.parts, 0);
+    f.row_bytes.resize(rows, 0);
   }
   if (sink_ != nullptr && f.sink_refs.size() < rows * f.parts)
     f.sink_refs.resize(rows * f.parts, 0);
@@ -224,22 +226,65 @@ uint32_t WindowHistory::Admit(Family& f, std::string_view key) {
   const size_t m = f.wanted.metric;
   const CellArray& cells = *store_->slot_cells(0, m);
   const size_t rows = store_->window_rows(m);
-  if (rows >= store_->window_row_capacity(m)) return kNoWindowRow;
+  // A retired row is taken first: its ring is there already.
+  const bool reuse = !f.free_rows.empty();
+  if (!reuse && rows >= store_->window_row_capacity(m)) return kNoWindowRow;
   PartLabels parts = Parts(f, key);
+  size_t bytes = 0;
   if (limit_ > 0) {
     // A new chunk of ring is taken whole, in every shard.
-    const size_t chunk = rows % cells.chunk_series() == 0 ? cells.chunk_bytes() : 0;
+    const size_t chunk = !reuse && rows % cells.chunk_series() == 0 ? cells.chunk_bytes() : 0;
     const size_t ring = chunk * store_->num_shards();
     if (reserved_bytes() + ring + f.min_row_bytes > limit_) return kNoWindowRow;
-    const size_t bytes = RowBytes(f, parts);
+    bytes = RowBytes(f, parts);
     if (reserved_bytes() + ring + bytes > limit_) return kNoWindowRow;
     reserved_fixed_ += bytes;
     reserved_per_shard_ += chunk;
   }
-  const uint32_t row = store_->AddWindowRow(m);
+  uint32_t row;
+  if (reuse) {
+    row = f.free_rows.back();
+    f.free_rows.pop_back();
+  } else {
+    row = store_->AddWindowRow(m);
+  }
   Grow(f, row + 1);
+  f.row_bytes[row] = bytes;
   StartRow(f, row, parts);
   return row;
+}
+
+size_t WindowHistory::Retire(const std::vector<MetricStore::Removed>& removed) {
+  const int64_t t_ms = open_slot_ * slot_ms_ + 1;
+  size_t ended = 0;
+  for (const MetricStore::Removed& r : removed) {
+    auto it = std::find_if(families_.begin(), families_.end(),
+                           [&r](const Family& f) { return f.wanted.metric == r.metric; });
+    if (it == families_.end()) continue;
+    Family& f = *it;
+    const uint32_t row = store_->window_row(r.metric, r.id);
+    if (row == kNoWindowRow) continue;
+    store_->set_window_row(r.metric, r.id, kNoWindowRow);
+    if (row == 0 || !f.started[row]) continue;
+    for (size_t part = 0; part < f.parts; ++part) {
+      out_->Append(f.refs[row * f.parts + part], t_ms, promql::StaleNaN());
+    }
+    std::fill_n(f.cumulative.begin() + static_cast<ptrdiff_t>(row * f.width), f.width, 0);
+    f.started[row] = 0;
+    series_ -= f.parts;
+    ended += f.parts;
+    reserved_fixed_ -= f.row_bytes[row];
+    f.row_bytes[row] = 0;
+    f.free_rows.insert(
+        std::lower_bound(f.free_rows.begin(), f.free_rows.end(), row, std::greater<>()), row);
+  }
+  return ended;
+}
+
+size_t WindowHistory::free_rows() const {
+  size_t n = 0;
+  for (const Family& f : families_) n += f.free_rows.size();
+  return n;
 }
 
 std::optional<uint32_t> WindowHistory::Place(Family& f, uint32_t id) {
@@ -482,14 +527,22 @@ absl::Status WindowHistory::LoadState(StateReader* r) {
     }
     size_t placed = 0;
     if (!r->U64(&f.folded) || !r->Count(&placed, 2)) return r->Error("window history");
-    const size_t n = store_->index(m).size();
+    const SeriesIndex& index = store_->index(m);
+    const size_t n = index.size();
+    f.row_bytes.assign(rows, 0);
     for (size_t i = 0; i < placed; ++i) {
       uint32_t id = 0;
       uint32_t row = 0;
-      if (!r->U32(&id) || !r->U32(&row) || id >= n || row >= rows) {
+      if (!r->U32(&id) || !r->U32(&row) || id >= n || row >= rows || index.IsFree(id)) {
         return r->Error("window history");
       }
       store_->set_window_row(m, id, row);
+      if (row != 0 && limit_ > 0) f.row_bytes[row] = RowBytes(f, Parts(f, index.Key(id)));
+    }
+    // A row past row 0 without sample streams was retired.
+    f.free_rows.clear();
+    for (size_t row = rows; row-- > 1;) {
+      if (!f.started[row]) f.free_rows.push_back(static_cast<uint32_t>(row));
     }
   }
   store_->open_slot().store(open_slot_, std::memory_order_release);

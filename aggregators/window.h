@@ -105,6 +105,18 @@ class WindowHistory {
   // publishes the next slot open.
   void CloseSlot();
 
+  // Stale-series expiry: the series `removed` (MetricStore::ExpireIdle)
+  // leave their rows. A row of its own ends its sample streams with a
+  // staleness marker 1 ms after the last closed slot's end, so the rules'
+  // next evaluation no longer sees the series, as Prometheus's next scrape
+  // would not; the row is then free for a new label set, and its share of
+  // the budget with it. (The sink's streams just end: OpenMetrics text has
+  // no staleness marker.) A series folded into row 0 leaves the row as it
+  // is. Only between CloseSlot() calls, with no writer running, and when
+  // every update of the removed series is in a closed slot. Returns the
+  // sample streams ended.
+  size_t Retire(const std::vector<MetricStore::Removed>& removed);
+
   // Checkpoints: the open slot and, per family, each row's cumulative
   // values and sample streams' refs in the SeriesStore (saved alongside), and
   // which row each placed series has. The store's window cells are saved by
@@ -123,6 +135,8 @@ class WindowHistory {
   size_t MemoryBytes() const;
   // Series (sample streams) kept.
   size_t series() const { return series_; }
+  // Rows freed by Retire() and not yet taken again, over the families.
+  size_t free_rows() const;
   // The budget (0: none), and the bytes the placed rows and every family's
   // __overflow__ row are allowed to grow to (0 without a budget). More than
   // the budget only when the overflow rows alone are.
@@ -149,6 +163,10 @@ class WindowHistory {
     std::vector<uint8_t> started;      // per row: has sample streams
     std::vector<uint32_t> refs;        // parts refs per row into out_
     std::vector<uint32_t> sink_refs;   // parts handles per row in sink_
+    std::vector<size_t> row_bytes;     // per row: its share of the budget
+    // Rows Retire() freed, highest first: the lowest is taken first, which
+    // a restore (rebuilding the list) gives back.
+    std::vector<uint32_t> free_rows;
     uint64_t folded = 0;
     // Budget (see Prepare): the most samples and decrease times a stream
     // holds at once, and what a row costs at least.

@@ -65,12 +65,6 @@ class Parser : public YamlReader {
          {"checkpoint", false,
           [&](const YAML::Node& n, const std::string& p) { Checkpoint(n, p, &c->checkpoint); }},
          {"log", false, [&](const YAML::Node& n, const std::string& p) { Log(n, p, &c->log); }}});
-    if (ok() && c->metrics.expires() && !c->rules.files.empty()) {
-      // The rule windows keep a row per series id; expiry frees ids.
-      Error(root["metrics"].Mark(), "metrics",
-            "series expiry does not work together with rules yet: drop metrics.expire_after "
-            "or rules.files");
-    }
   }
 
   void Metrics(const YAML::Node& node, const std::string& path, MetricsConfig* c) {

@@ -18,6 +18,7 @@
 #include "base/cli.h"
 #include "base/duration.h"
 #include "base/file.h"
+#include "base/time_math.h"
 #include "parsers/event_time_sniff.h"
 #include "pipeline/ingest_pipeline.h"
 #include "pipeline/process_metrics.h"
@@ -55,14 +56,21 @@ double ProcessCpuSeconds() {
 // oldest, so the watermark (the slowest source's progress) moves for all of
 // them together. The first call reads a chunk of every source and starts the
 // rules at the oldest first line.
+//
+// With expiry sweeps every `sweep_ms` of event time, Next() also returns
+// nullptr, holding the chunk back, when the next chunk's last line reaches
+// the next multiple of sweep_ms: sweep_due() then gives that point, and
+// Next() goes on after SweepDone(). Where the input pauses depends on the
+// input alone, not on threads or timing.
 class ChunkFeed {
  public:
   ChunkFeed(const std::vector<std::unique_ptr<FileSource>>& sources, IngestPipeline& pipeline,
-            ChunkLagWatermark& watermarks, RuleRunner* rules)
+            ChunkLagWatermark& watermarks, RuleRunner* rules, int64_t sweep_ms)
       : sources_(sources),
         pipeline_(pipeline),
         watermarks_(watermarks),
         rules_(rules),
+        sweep_ms_(sweep_ms),
         pending_(sources.size(), nullptr),
         consumed_(sources.size(), 0) {}
 
@@ -77,6 +85,15 @@ class ChunkFeed {
       if (next == n || pending_[s]->last_ms < pending_[next]->last_ms) next = s;
     }
     if (next == n) return nullptr;
+    const int64_t last_ms = pending_[next]->last_ms;
+    if (sweep_ms_ > 0 && last_ms != INT64_MIN) {
+      if (next_sweep_ms_ == INT64_MIN) next_sweep_ms_ = SweepPoint(last_ms);
+      if (last_ms >= next_sweep_ms_) {
+        sweep_due_ms_ = SweepPoint(last_ms) - sweep_ms_;
+        next_sweep_ms_ = sweep_due_ms_ + sweep_ms_;
+        return nullptr;
+      }
+    }
     IngestBatch* batch = pending_[next];
     pending_[next] = nullptr;
     consumed_[next] = batch->lines.input_bytes;
@@ -88,8 +105,16 @@ class ChunkFeed {
     return batch;
   }
   const absl::Status& error() const { return error_; }
+  // The event time of the sweep the feed paused for, if it did.
+  std::optional<int64_t> sweep_due() const {
+    return sweep_due_ms_ == INT64_MIN ? std::nullopt : std::optional<int64_t>(sweep_due_ms_);
+  }
+  void SweepDone() { sweep_due_ms_ = INT64_MIN; }
 
  private:
+  // The first multiple of sweep_ms_ after `ms`.
+  int64_t SweepPoint(int64_t ms) const { return (FloorDiv(ms, sweep_ms_) + 1) * sweep_ms_; }
+
   void Start() {
     started_ = true;
     int64_t first_ms = INT64_MAX;
@@ -125,6 +150,9 @@ class ChunkFeed {
   IngestPipeline& pipeline_;
   ChunkLagWatermark& watermarks_;
   RuleRunner* const rules_;
+  const int64_t sweep_ms_;
+  int64_t next_sweep_ms_ = INT64_MIN;  // pause when a chunk's last line reaches it
+  int64_t sweep_due_ms_ = INT64_MIN;
   std::vector<IngestBatch*> pending_;
   std::vector<uint64_t> consumed_;
   bool started_ = false;
@@ -202,29 +230,54 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
         }
       });
 
-  ChunkFeed feed(sources, pipeline, watermarks, rules);
+  ChunkFeed feed(sources, pipeline, watermarks, rules, options.expiry_sweep_ms);
+  // A sweep where the feed paused: the pipeline is drained by then. "Now"
+  // is the sweep point, but not past the newest event read, as in `run`.
+  auto sweep = [&](int64_t now_ms) {
+    stats.series_expired += ExpireSeries(metrics, rules, std::min(now_ms, watermarks.newest_ms()));
+    ++stats.expiry_sweeps;
+  };
   double read_cpu_seconds = 0;
   const double cpu_start = ProcessCpuSeconds();
   if (reader_thread) {
     std::thread reader([&] {
       const double reader_start = ThreadCpuSeconds();
-      while (IngestBatch* batch = feed.Next()) pipeline.Submit(batch);
+      while (true) {
+        while (IngestBatch* batch = feed.Next()) pipeline.Submit(batch);
+        const std::optional<int64_t> due = feed.sweep_due();
+        if (!due) break;
+        pipeline.Drain();
+        sweep(*due);
+        feed.SweepDone();
+      }
       read_cpu_seconds = ThreadCpuSeconds() - reader_start;
       pipeline.EndInput();
     });
     pipeline.Run();
     reader.join();
   } else {
-    pipeline.Run([&]() -> IngestBatch* {
-      const double before = ThreadCpuSeconds();
-      IngestBatch* batch = feed.Next();
-      read_cpu_seconds += ThreadCpuSeconds() - before;
-      return batch;
-    });
+    // The pipeline runs until the feed pauses or ends; after a pause every
+    // chunk taken has completed.
+    while (true) {
+      pipeline.Run([&]() -> IngestBatch* {
+        const double before = ThreadCpuSeconds();
+        IngestBatch* batch = feed.Next();
+        read_cpu_seconds += ThreadCpuSeconds() - before;
+        return batch;
+      });
+      const std::optional<int64_t> due = feed.sweep_due();
+      if (!due) break;
+      sweep(*due);
+      feed.SweepDone();
+    }
   }
   if (!feed.error().ok()) return feed.error();
   if (rules != nullptr && watermarks.newest_ms() != INT64_MIN)
     rules->Finish(watermarks.newest_ms());
+  // The end of the input: what is idle by its newest event goes too.
+  if (options.expiry_sweep_ms > 0 && watermarks.newest_ms() != INT64_MIN) {
+    sweep(watermarks.newest_ms());
+  }
   stats.elapsed_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   stats.read_cpu_seconds = read_cpu_seconds;
   stats.work_cpu_seconds = std::max(0.0, ProcessCpuSeconds() - cpu_start - read_cpu_seconds);
@@ -273,6 +326,11 @@ Options:
                          windows at the start of the slot of its first event,
                          so rules count its first increments (as Prometheus's
                          created-timestamp zero ingestion does)
+  --expire-after DUR     a label set no event updated for DUR of event time
+                         leaves the metrics (and the windows rules read, with
+                         a staleness marker) at the next sweep, every tenth
+                         of DUR (1s to 30s) of event time, and at the end
+                         (default 0: never; see the README's Stale series)
   --alerts-json FILE     write the alert timeline as JSON to FILE
   --openmetrics FILE     also write every series at every --step of event time
                          as OpenMetrics with timestamps, for
@@ -304,6 +362,7 @@ struct ReplayCommand {
   std::vector<std::string> rule_files;
   std::string alerts_json;
   std::string openmetrics;
+  int64_t expire_after_ms = 0;
   RuleRunnerOptions rule_options;
   DeadLetterOptions dead_letter;
 };
@@ -367,6 +426,17 @@ std::optional<int> ParseReplayFlags(int argc, char** argv, ReplayCommand* comman
     } else if (args.Is("--window-memory-bytes")) {
       c.rule_options.window_memory_bytes = static_cast<size_t>(
           args.Int(static_cast<int64_t>(kMinWindowMemoryBytes), int64_t{1} << 40));
+    } else if (args.Is("--expire-after")) {
+      const std::string text(args.Value());
+      int64_t& ms = c.expire_after_ms;
+      // As metrics.expire_after allows: up to 366 days.
+      if (!ParseDuration(text, &ms) || ms < 0 || ms > int64_t{366} * 24 * 3600 * 1000) {
+        return args.Fail(
+            "--expire-after: expected a duration like 15m or 1h (0: never, at most "
+            "366d), got '" +
+            text + "'");
+      }
+      options.expiry_sweep_ms = ms > 0 ? ExpirySweepMs(ms) : 0;
     } else if (args.IsSwitch("--zero-new-series")) {
       c.rule_options.zero_new_series = true;
     } else if (args.IsSwitch("-q") || args.IsSwitch("--quiet")) {
@@ -496,7 +566,8 @@ int RunReplayCommand(int argc, char** argv) {
   ReplayOutputs out;
   if (absl::Status opened = OpenOutputs(c, &out); !opened.ok()) return Failed(opened.message());
   NovaGiftMetrics metrics(c.options.threads, c.series_limit,
-                          out.rules ? &out.rules->window_spec() : nullptr);
+                          out.rules ? &out.rules->window_spec() : nullptr,
+                          MetricExpiry{.default_ms = c.expire_after_ms, .by_family = {}});
   if (out.rules) out.rules->Attach(&metrics.store());
   const bool terminal = isatty(STDERR_FILENO) != 0;
   if (c.progress) {
@@ -550,6 +621,11 @@ int RunReplayCommand(int argc, char** argv) {
                                                 .threads = c.options.threads,
                                                 .read_cpu_seconds = stats->read_cpu_seconds,
                                                 .work_cpu_seconds = stats->work_cpu_seconds});
+  }
+  if (!c.quiet && c.expire_after_ms > 0) {
+    std::cerr << absl::StrFormat(
+        "expiry: %d series idle for %s of event time removed in %d sweeps\n", stats->series_expired,
+        absl::FormatDuration(absl::Milliseconds(c.expire_after_ms)), stats->expiry_sweeps);
   }
   if (out.dead_letters && !out.dead_letters->error().ok()) {
     std::fprintf(stderr, "novapulse replay: %" PRIu64 " dead letters dropped: %s\n",

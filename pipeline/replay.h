@@ -58,6 +58,11 @@ struct ReplayOptions {
   // the workers' CPU. A reader thread of its own copies on a spare CPU,
   // which leaves the lines in cache for the workers.
   bool map_files = true;
+  // Stale-series expiry (the metrics were built with it): a sweep (see
+  // ExpireSeries) each time the input passes a multiple of this much event
+  // time, the input paused and the pipeline drained meanwhile, and one at
+  // the end at the newest event time. 0: none.
+  int64_t expiry_sweep_ms = 0;
 };
 
 struct ReplayStats {
@@ -71,6 +76,9 @@ struct ReplayStats {
   // aggregating, completion).
   double read_cpu_seconds = 0;
   double work_cpu_seconds = 0;
+  // Stale-series expiry: sweeps run and series removed.
+  uint64_t expiry_sweeps = 0;
+  uint64_t series_expired = 0;
 };
 
 absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,

@@ -137,6 +137,26 @@ double RuleRunner::EvalQuantileSeconds(double q) const {
   return std::pow(10.0, eval_histogram_.size() / 10.0) / 1e9;
 }
 
+size_t RuleRunner::ExpireIdle(int64_t now_ms, ExpireFn expire) {
+  std::unique_lock<std::mutex> lock(mu_);
+  // Idle, as for SaveState: the thread cannot take a new target while the
+  // lock is held.
+  cv_.wait(lock, [&] { return !started_ || stop_ || done_ms_ >= target_ms_; });
+  if (stop_) return 0;
+  const int64_t closed_ms = history_->open_slot() * history_->slot_ms();
+  std::vector<MetricStore::Removed> removed;
+  const size_t n = expire(started_ ? std::min(now_ms, closed_ms) : now_ms, &removed);
+  if (history_->Retire(removed) > 0) PublishWindowStatus();
+  return n;
+}
+
+size_t ExpireSeries(NovaGiftMetrics& metrics, RuleRunner* rules, int64_t now_ms) {
+  if (rules == nullptr) return metrics.ExpireIdle(now_ms);
+  return rules->ExpireIdle(now_ms, [&metrics](int64_t now, std::vector<MetricStore::Removed>* r) {
+    return metrics.ExpireIdle(now, r);
+  });
+}
+
 void RuleRunner::Finish(int64_t newest_event_ms) {
   const int64_t end = (FloorDiv(newest_event_ms, spec_.slot_ms) + 1) * spec_.slot_ms;
   AdvanceTo(end);

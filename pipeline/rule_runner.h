@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "aggregators/novagift_metrics.h"
 #include "aggregators/window.h"
@@ -92,6 +93,17 @@ class RuleRunner : public MetricSource, public StatePart {
   void Finish(int64_t newest_event_ms);
   // Waits until every slot ending at or before `watermark_ms` is evaluated.
   void WaitFor(int64_t watermark_ms);
+
+  // Stale-series expiry with windows. Waits until the evaluation thread is
+  // idle and keeps it so while `expire` (e.g. NovaGiftMetrics::ExpireIdle)
+  // runs with `now_ms`, held back to where the windows are closed (so every
+  // windowed update of a series it removes is folded) once the runner has
+  // started; then the series it lists as removed leave the windows
+  // (WindowHistory::Retire: a staleness marker ends them for the rules).
+  // Writers must not run. Returns what `expire` returns.
+  using ExpireFn =
+      absl::FunctionRef<size_t(int64_t now_ms, std::vector<MetricStore::Removed>* removed)>;
+  size_t ExpireIdle(int64_t now_ms, ExpireFn expire);
 
   // Stops the evaluation thread (whatever is not yet evaluated stays so).
   // Before the metrics it reads or anything on_evaluated uses go away; the
@@ -181,6 +193,11 @@ class RuleRunner : public MetricSource, public StatePart {
   int64_t done_ms_ = INT64_MIN;    // guarded by mu_: every slot ending by this is evaluated
   bool stop_ = false;              // guarded by mu_
 };
+
+// Stale-series expiry of `metrics` at event time `now_ms`, through the
+// windows of `rules` when set (RuleRunner::ExpireIdle). No writer may run.
+// Returns the series removed.
+size_t ExpireSeries(NovaGiftMetrics& metrics, RuleRunner* rules, int64_t now_ms);
 
 // `novapulse check-rules FILE...`: 0 when every file loads (prints what the
 // rules read and the window history that takes), 1 when one does not (prints

@@ -367,7 +367,7 @@ void Service::Checkpoint(std::string_view why, Commit commit) {
 }
 
 absl::Duration SeriesExpiry::Interval(const MetricsConfig& config) {
-  return std::clamp(config.shortest() / 10, absl::Seconds(1), absl::Seconds(30));
+  return absl::Milliseconds(ExpirySweepMs(absl::ToInt64Milliseconds(config.shortest())));
 }
 
 MetricExpiry SeriesExpiry::FromConfig(const MetricsConfig& config) {
@@ -379,8 +379,8 @@ MetricExpiry SeriesExpiry::FromConfig(const MetricsConfig& config) {
   return expiry;
 }
 
-void SeriesExpiry::Sweep(NovaGiftMetrics* metrics, int64_t now_ms) {
-  const size_t removed = metrics->ExpireIdle(now_ms);
+void SeriesExpiry::Sweep(NovaGiftMetrics* metrics, RuleRunner* rules, int64_t now_ms) {
+  const size_t removed = ExpireSeries(*metrics, rules, now_ms);
   sweeps_.fetch_add(1, std::memory_order_relaxed);
   removed_.fetch_add(removed, std::memory_order_relaxed);
   if (removed > 0) {
@@ -419,7 +419,7 @@ void Service::Expire(int64_t now_ms) {
   const auto start = std::chrono::steady_clock::now();
   // Expiry frees series ids: no worker may hold one meanwhile.
   pipeline_->Drain();
-  expiry_->Sweep(state_.metrics.get(), now_ms);
+  expiry_->Sweep(state_.metrics.get(), state_.rules.get(), now_ms);
   expiry_->Record(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
 

@@ -50,16 +50,16 @@ CheckpointParts RunCheckpointParts(NovaGiftMetrics* metrics, EventClock* clock, 
 // interval of wall time, with the pipeline drained, and its self metrics.
 class SeriesExpiry : public MetricSource {
  public:
-  // The sweep interval for the shortest expiry: a tenth of it, within
-  // [1 s, 30 s], so a series outlives its expiry by at most a tenth.
+  // The sweep interval for the shortest expiry (ExpirySweepMs), in wall time.
   static absl::Duration Interval(const MetricsConfig& config);
   static MetricExpiry FromConfig(const MetricsConfig& config);
 
   explicit SeriesExpiry(absl::Duration interval) : interval_(interval) {}
   absl::Duration interval() const { return interval_; }
-  // Removes the series of `metrics` idle at event time `now_ms`; no writer
+  // Removes the series of `metrics` idle at event time `now_ms`, and from
+  // the windows of `rules` when set (RuleRunner::ExpireIdle); no writer
   // runs.
-  void Sweep(NovaGiftMetrics* metrics, int64_t now_ms);
+  void Sweep(NovaGiftMetrics* metrics, RuleRunner* rules, int64_t now_ms);
   void Record(double seconds) { last_seconds_.store(seconds, std::memory_order_relaxed); }
   void CollectMetrics(MetricFamilies* out) override;
 

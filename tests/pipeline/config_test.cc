@@ -555,27 +555,13 @@ TEST(Config, SeriesExpiryRefusesNegativeAndNonDurationValues) {
                         "'forever': "));
 }
 
-TEST(Config, SeriesExpiryAndRuleFilesDoNotGoTogether) {
-  constexpr char kMessage[] =
-      "metrics: series expiry does not work together with rules yet: drop "
-      "metrics.expire_after or rules.files";
-  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nmetrics:\n  expire_after: 10m\n"
-                      "rules: {files: [a.yml]}\n"),
-              HasSubstr(absl::StrCat("test.yaml:3:3: ", kMessage)));
-  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nrules: {files: [a.yml]}\nmetrics: {expire_after: "
-                      "10m}\n"),
-              HasSubstr(absl::StrCat("test.yaml:3:10: ", kMessage)));
-  // A family override alone is expiry too.
-  EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nmetrics:\n  families:\n    http_requests_total: "
-                      "{expire_after: 1h}\nrules: {files: [a.yml]}\n"),
-              HasSubstr("series expiry does not work together with rules yet"));
-  // Expiry off: rules are fine, and so is expiry without rules.
-  EXPECT_THAT(Parsed("kafka: {brokers: k:1}\nmetrics: {expire_after: 0}\n"
-                     "rules: {files: [a.yml]}\n")
-                  .rules.files,
-              ::testing::ElementsAre("a.yml"));
-  EXPECT_TRUE(Parsed("kafka: {brokers: k:1}\nmetrics: {expire_after: 10m}\nrules: "
-                     "{evaluation_interval: 30s}\n")
+TEST(Config, SeriesExpiryGoesWithRuleFiles) {
+  const Config c =
+      Parsed("kafka: {brokers: k:1}\nmetrics:\n  expire_after: 10m\nrules: {files: [a.yml]}\n");
+  EXPECT_TRUE(c.metrics.expires());
+  EXPECT_THAT(c.rules.files, ::testing::ElementsAre("a.yml"));
+  EXPECT_TRUE(Parsed("kafka: {brokers: k:1}\nmetrics:\n  families:\n    http_requests_total: "
+                     "{expire_after: 1h}\nrules: {files: [a.yml]}\n")
                   .metrics.expires());
 }
 
@@ -672,9 +658,8 @@ TEST(CheckConfig, PrintsSeriesExpiryAndItsErrors) {
   WriteWholeFile(both, absl::StrCat(Minimal(), "metrics: {expire_after: 10m}\nrules: {files: [",
                                     rules, "]}\n"));
   r = RunNovapulse({"check-config", both});
-  EXPECT_EQ(r.exit_code, 1) << r.out;
-  EXPECT_THAT(r.err, HasSubstr(both + ":3:10: metrics: series expiry does not work together with "
-                                      "rules yet"));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\nmetrics.expire_after: 10m\n"));
 }
 
 // What check-config prints on stderr for a config of `yaml`, written to

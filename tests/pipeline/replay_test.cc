@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "aggregators/novagift_metrics.h"
 #include "gen/traffic_gen.h"
 #include "gtest/gtest.h"
@@ -776,6 +777,99 @@ TEST_F(ReplayEndToEnd, WindowMemoryBudgetFoldsTheWindowsAndSaysSo) {
   EXPECT_NE(bad.process.err.find("--window-memory-bytes: '1000' is not an integer in [1048576, "),
             std::string::npos)
       << bad.process.err;
+}
+
+// 200 routes, each with 3 requests in 2 seconds, one route every 10 s, and
+// /keep once a second throughout (0 s to 1992 s).
+std::string ChurningRoutes() {
+  std::string out;
+  auto line = [&out](int second, const std::string& route) {
+    out += absl::StrFormat(R"({"ts":"2026-11-26T%02d:%02d:%02d.000Z","method":"GET","route":"%s",)"
+                           R"("status":200,"duration_ms":12.5})"
+                           "\n",
+                           second / 3600, second / 60 % 60, second % 60, route);
+  };
+  for (int second = 0; second <= 1992; ++second) {
+    line(second, "/keep");
+    if (second % 10 < 3 && second / 10 < 200) line(second, absl::StrFormat("/r%03d", second / 10));
+  }
+  return out;
+}
+
+TEST(ReplayExpiry, IdleRoutesLeaveTheMetricsTheWindowsAndTheBackfill) {
+  ScratchDir dir;
+  WriteWholeFile(dir.Path("access.ndjson"), ChurningRoutes());
+  WriteWholeFile(dir.Path("rules.yml"), ::novapulse::testing::kRouteCountRules);
+  auto replay = [&](const std::string& threads, const std::string& expire) {
+    const std::string n = threads + "-" + expire;
+    ProcessResult r = RunNovapulse({"replay", "--threads", threads, "--chunk-bytes", "4096",
+                                    "--expire-after", expire, "--rules", dir.Path("rules.yml"),
+                                    "--openmetrics", dir.Path("om-" + n), "--output",
+                                    dir.Path("metrics-" + n), dir.Path("access.ndjson")});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r;
+  };
+  const ProcessResult two = replay("2", "2m");
+  const PromText text = ParsePromText(ReadWholeFile(dir.Path("metrics-2-2m")));
+  // The newest event is at 1992 s: a route last updated by 1872 s is gone
+  // (routes 0 to 187), with its request and duration series.
+  size_t routes = 0;
+  for (int k = 0; k < 200; ++k) {
+    const Labels labels = {
+        {"method", "GET"}, {"route", absl::StrFormat("/r%03d", k)}, {"status", "200"}};
+    EXPECT_EQ(text.Has("http_requests_total", labels), k >= 188) << k;
+    if (text.Has("http_requests_total", labels)) {
+      EXPECT_EQ(text.Value("http_requests_total", labels), 3);
+      ++routes;
+    }
+  }
+  EXPECT_EQ(routes, 12u);
+  EXPECT_EQ(
+      text.Value("http_requests_total", {{"method", "GET"}, {"route", "/keep"}, {"status", "200"}}),
+      1993);
+  EXPECT_EQ(text.Value("novapulse_series", {{"metric", "http_requests_total"}}), 13);
+  EXPECT_EQ(text.Histograms("http_request_duration_seconds").size(), 13u);
+  EXPECT_NE(two.err.find("replayed 2593 records (2593 accepted"), std::string::npos) << two.err;
+  EXPECT_NE(two.err.find("expiry: 376 series idle for 2m of event time removed in "),
+            std::string::npos)
+      << two.err;
+  // The windows lost them too. A sweep runs where the input passes each
+  // 12 s of event time, held back to where the windows are closed: 5
+  // chunks (about 25 s each here) and 30 s of lateness behind the input.
+  // So the rules' last evaluation counts /keep and the routes of the last
+  // 2 min + 12 s + about 155 s, about 30, not all 200.
+  const double counted = text.Value("routes:http_requests:count");
+  EXPECT_GE(counted, 13);
+  EXPECT_LE(counted, 40);
+  // The backfill: /r000's samples end within the same span of its last
+  // request (at most about 20 steps of 15 s), not at the end of the input
+  // (133 steps).
+  const std::string om = ReadWholeFile(dir.Path("om-2-2m"));
+  size_t r000 = 0;
+  for (size_t at = 0; (at = om.find("http_requests_total{method=\"GET\",route=\"/r000\"", at)) !=
+                      std::string::npos;
+       ++at) {
+    ++r000;
+  }
+  EXPECT_GE(r000, 8u);
+  EXPECT_LE(r000, 24u);
+
+  // Where the sweeps fall depends on the input alone: one thread gives the
+  // same bytes.
+  replay("1", "2m");
+  EXPECT_EQ(ReadWholeFile(dir.Path("metrics-1-2m")), ReadWholeFile(dir.Path("metrics-2-2m")));
+  EXPECT_EQ(ReadWholeFile(dir.Path("om-1-2m")), om);
+
+  // Without expiry every route stays, in the windows too.
+  replay("2", "0");
+  const PromText kept = ParsePromText(ReadWholeFile(dir.Path("metrics-2-0")));
+  EXPECT_EQ(kept.Value("novapulse_series", {{"metric", "http_requests_total"}}), 201);
+  EXPECT_EQ(kept.Value("routes:http_requests:count"), 201);
+
+  const ProcessResult bad = RunNovapulse({"replay", "--expire-after", "soon", "x"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--expire-after: expected a duration like 15m or 1h"), std::string::npos)
+      << bad.err;
 }
 
 TEST(FormatProgress, RewritesOneLineOnATerminalAndWritesWholeLinesElsewhere) {

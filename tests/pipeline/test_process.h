@@ -189,6 +189,16 @@ inline ProcessResult RunNovapulse(std::vector<std::string> args,
   return RunProcess(args, stdin_path);
 }
 
+// A rule file that counts the http_requests_total series every 15 s into
+// routes:http_requests:count (tests of series expiry in the windows).
+inline constexpr char kRouteCountRules[] = R"(groups:
+  - name: routes
+    interval: 15s
+    rules:
+      - record: routes:http_requests:count
+        expr: count(http_requests_total)
+)";
+
 }  // namespace novapulse::testing
 
 #endif  // NOVAPULSE_TESTS_PIPELINE_TEST_PROCESS_H_
