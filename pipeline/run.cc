@@ -244,7 +244,7 @@ int RunServiceCommand(int argc, char** argv) {
       Log(LogLevel::kInfo, "config reloaded", {{"path", config_path}});
     }
     (*service)->Run(g_leave);
-    const int status = (*service)->Shutdown();
+    const int status = (*service)->Shutdown(/*leaving=*/g_stop.load());
     if ((*service)->abandoned()) {
       // The consumer failed or would not close: the process leaves without
       // it. Stopped for a reload, it was not asked to end: non-zero, so that

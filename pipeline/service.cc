@@ -326,9 +326,9 @@ absl::Status Service::StartRemoteWrite() {
   return absl::OkStatus();
 }
 
-void Service::StopReaders(absl::Duration flush) {
+void Service::StopReaders(absl::Duration flush, bool end_series) {
   remote_write_metrics_.Set(nullptr);
-  if (remote_write_) remote_write_->Shutdown(flush);
+  if (remote_write_) remote_write_->Shutdown(flush, end_series);
   remote_write_.reset();
   http_metrics_.Set(nullptr);
   server_.reset();
@@ -508,7 +508,7 @@ void Service::Run(const std::atomic<bool>& stop) {
   ticker.join();
 }
 
-int Service::Shutdown() {
+int Service::Shutdown(bool leaving) {
   const std::string fatal = kafka_->fatal_error();
   if (checkpoints_) {
     Checkpoint(fatal.empty() ? "shutdown" : "consumer failed",
@@ -557,8 +557,10 @@ int Service::Shutdown() {
   }
   closer.join();
   const absl::Status closed = close_result.get();
-  // Metrics stay served until the consumer has left the group.
-  StopReaders(kRemoteWriteFlush);
+  // Metrics stay served until the consumer has left the group. A process
+  // that leaves ends its pushed series; one that restarts for a reload
+  // pushes them again.
+  StopReaders(kRemoteWriteFlush, /*end_series=*/leaving);
   if (!closed.ok()) {
     Log(LogLevel::kError, "kafka consumer did not close cleanly",
         {{"error", std::string(closed.message())}});

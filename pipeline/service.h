@@ -86,8 +86,9 @@ class Service {
   void Run(const std::atomic<bool>& stop);
   // After Run: the final checkpoint (and its commit), then the group is
   // left. Returns the process's exit status: 0 after a clean stop, 1 when
-  // the consumer failed or did not close cleanly.
-  int Shutdown();
+  // the consumer failed or did not close cleanly. `leaving`: the process
+  // ends (not a restart for a reload), so remote write ends its series.
+  int Shutdown(bool leaving = true);
   // Set by Shutdown when the process should end without destroying the
   // service: the consumer failed, or did not close in time. Whatever must
   // outlive the process is done by then. (Destroying it anyway leaks the
@@ -130,7 +131,7 @@ class Service {
   // Stops what reads the parts from threads of its own: the remote writer
   // (sending what is queued for up to `flush`) and the HTTP server.
   // Idempotent.
-  void StopReaders(absl::Duration flush);
+  void StopReaders(absl::Duration flush, bool end_series = false);
   // What registry_ collects: every part, in export order.
   void RegisterMetrics();
   std::string MetricsText(bool openmetrics) const;

@@ -237,14 +237,22 @@ absl::StatusOr<std::unique_ptr<RemoteWriter>> RemoteWriter::Start(RemoteWriteOpt
 
 RemoteWriter::~RemoteWriter() { Shutdown(options_.shutdown_flush); }
 
-void RemoteWriter::Shutdown(absl::Duration flush) {
+void RemoteWriter::Shutdown(absl::Duration flush, bool end_series) {
+  if (joined_) return;
+  // The collector ends first (queuing the end markers), so that the sender
+  // sees them before it decides the queue is empty.
+  {
+    absl::MutexLock lock(&mu_);
+    collector_stop_ = true;
+    end_series_ = end_series && flush > absl::ZeroDuration();
+    wake_.SignalAll();
+  }
+  collector_.join();
   {
     absl::MutexLock lock(&mu_);
     stop_.Begin(flush);
     wake_.SignalAll();
   }
-  if (joined_) return;
-  collector_.join();
   sender_.join();
   joined_ = true;
 }
@@ -265,8 +273,19 @@ void RemoteWriter::CollectLoop() {
   while (true) {
     {
       absl::MutexLock lock(&mu_);
-      while (!stop_.stopping() && absl::Now() < next) wake_.WaitWithDeadline(&mu_, next);
-      if (stop_.stopping()) return;
+      while (!collector_stop_ && absl::Now() < next) wake_.WaitWithDeadline(&mu_, next);
+      if (collector_stop_) {
+        if (!end_series_ || !previous) return;
+        requests.clear();
+        encoder.EncodeAllStale(*previous, WallMillis(), &requests);
+        for (RemoteWriteRequest& r : requests) {
+          queued_samples_ += r.samples;
+          queue_.push_back(std::move(r));
+        }
+        TrimLocked();
+        wake_.SignalAll();
+        return;
+      }
     }
     // Ticks keep their phase; after a stall the missed ones are skipped.
     const absl::Time now = absl::Now();
@@ -282,10 +301,6 @@ void RemoteWriter::CollectLoop() {
     previous = std::move(batch);
     absl::MutexLock lock(&mu_);
     stats_.samples_invalid += encoder.skipped() - skipped_before;
-    if (stop_.stopping()) {  // the sender may be gone already
-      for (const RemoteWriteRequest& r : requests) stats_.samples_dropped += r.samples;
-      return;
-    }
     for (RemoteWriteRequest& r : requests) {
       queued_samples_ += r.samples;
       queue_.push_back(std::move(r));

@@ -78,6 +78,13 @@ class RemoteWriteEncoder {
   // A receiver then stops returning the series at once, not 5 minutes on.
   void EncodeStale(const RemoteWriteBatch& previous, int64_t t_ms,
                    std::vector<RemoteWriteRequest>* out);
+  // Appends, at `t_ms`, a stale marker for every series of `last`: the
+  // writer is going away, as Prometheus writes when a target does.
+  void EncodeAllStale(const RemoteWriteBatch& last, int64_t t_ms,
+                      std::vector<RemoteWriteRequest>* out) {
+    written_.clear();
+    EncodeStale(last, t_ms, out);
+  }
   // Series left out so far: no __name__, or a label name twice.
   size_t skipped() const { return skipped_; }
 
@@ -148,8 +155,12 @@ class RemoteWriter : public MetricSource {
   ~RemoteWriter() override;
 
   // Stops collecting, sends what is queued until the queue is empty or
-  // `flush` has passed, then stops the threads.
-  void Shutdown(absl::Duration flush);
+  // `flush` has passed, then stops the threads. With `end_series` (and a
+  // flush), a stale marker for every series of the last collection is
+  // queued first, as Prometheus writes when a target goes away: a receiver
+  // stops returning them at once rather than for its lookback. (Not for a
+  // restart that pushes the same series again.)
+  void Shutdown(absl::Duration flush, bool end_series = false);
 
   RemoteWriteStats stats() const;
   // novapulse_remote_write_samples_total{result}, _requests_total{result},
@@ -171,7 +182,9 @@ class RemoteWriter : public MetricSource {
   std::deque<RemoteWriteRequest> queue_ ABSL_GUARDED_BY(mu_);
   size_t queued_samples_ ABSL_GUARDED_BY(mu_) = 0;  // in queue_
   size_t inflight_samples_ ABSL_GUARDED_BY(mu_) = 0;
-  PushStop stop_ ABSL_GUARDED_BY(mu_);
+  PushStop stop_ ABSL_GUARDED_BY(mu_);  // the sender's; begun once the collector ended
+  bool collector_stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool end_series_ ABSL_GUARDED_BY(mu_) = false;
   RemoteWriteStats stats_ ABSL_GUARDED_BY(mu_);
   bool joined_ = false;  // owner thread only
 

@@ -603,6 +603,12 @@ TEST(KafkaRun, IdleRoutesExpireFromMetrics) {
   EXPECT_EQ(again.Value("novapulse_series", durations_series), 2);
   EXPECT_EQ(again.Value("novapulse_series_expired_total"), 4);
   EXPECT_EQ(service.Terminate(std::chrono::seconds(10)), 0) << service.log();
+  // A stopped novapulse ends the series it pushed, as Prometheus ends a
+  // target's that goes away.
+  if (prometheus) {
+    EXPECT_EQ(prometheus->Series("http_requests_total"), (std::map<std::string, double>{}))
+        << service.log();
+  }
 }
 
 }  // namespace

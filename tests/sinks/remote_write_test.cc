@@ -558,5 +558,34 @@ TEST_F(RemoteWriterPrometheus, ASeriesThatLeavesIsGoneFromPrometheusAtOnce) {
   EXPECT_EQ((*writer)->stats().samples_dropped, 0u) << (*writer)->stats().last_error;
 }
 
+// A writer that leaves for good (end_series) marks every series it pushed
+// stale, as Prometheus does for a target that goes: they leave Prometheus's
+// answers at once. One that stops for a restart leaves them in place.
+TEST_F(RemoteWriterPrometheus, AWriterThatLeavesEndsItsSeries) {
+  RemoteWriteOptions options;
+  options.url = WriteUrl();
+  options.interval = absl::Milliseconds(200);
+  auto start = [&](const char* name) {
+    return RemoteWriter::Start(options, [name] {
+      RemoteWriteBatch batch;
+      batch.rule_series = {{{{"__name__", name}}, 1}};
+      return batch;
+    });
+  };
+  absl::StatusOr<std::unique_ptr<RemoteWriter>> restarting = start("rw_restarting");
+  absl::StatusOr<std::unique_ptr<RemoteWriter>> leaving = start("rw_leaving");
+  ASSERT_TRUE(restarting.ok() && leaving.ok());
+  const std::map<std::string, double> both = {{"rw_leaving{}", 1}, {"rw_restarting{}", 1}};
+  ASSERT_TRUE(Eventually([&] { return prometheus_->Series("{__name__=~\"rw.+\"}") == both; },
+                         std::chrono::seconds(30)))
+      << (*leaving)->stats().last_error;
+  (*restarting)->Shutdown(absl::Seconds(5));
+  (*leaving)->Shutdown(absl::Seconds(5), /*end_series=*/true);
+  EXPECT_EQ((*leaving)->stats().samples_dropped, 0u) << (*leaving)->stats().last_error;
+  // Sent before Shutdown returned: Prometheus answers without it at once.
+  const std::map<std::string, double> restarting_only = {{"rw_restarting{}", 1}};
+  EXPECT_EQ(prometheus_->Series("{__name__=~\"rw.+\"}"), restarting_only);
+}
+
 }  // namespace
 }  // namespace novapulse
