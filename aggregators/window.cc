@@ -93,6 +93,7 @@ WindowHistory::WindowHistory(MetricStore* store, const std::vector<Wanted>& want
     // A sample older than the reach is never read again; one slot more for
     // the sample just before the range.
     const int64_t keep = w.reach_ms + slot_ms_;
+    f.keep_ms = keep;
     const std::string name(f.def->name);
     if (f.def->type == MetricType::kHistogram) {
       if (w.buckets) out_->SetRetention(name + "_bucket", keep);
@@ -273,7 +274,9 @@ size_t WindowHistory::Retire(const std::vector<MetricStore::Removed>& removed) {
     f.started[row] = 0;
     series_ -= f.parts;
     ended += f.parts;
-    reserved_fixed_ -= f.row_bytes[row];
+    // Its ended streams stay in the series store for the reach: the
+    // budget gets the row's share back when they go.
+    if (f.row_bytes[row] > 0) f.releasing.emplace_back(t_ms, f.row_bytes[row]);
     f.row_bytes[row] = 0;
     f.free_rows.insert(
         std::lower_bound(f.free_rows.begin(), f.free_rows.end(), row, std::greater<>()), row);
@@ -335,7 +338,17 @@ void WindowHistory::CloseSlot() {
   }
   ++open_slot_;
   store_->open_slot().store(open_slot_, std::memory_order_release);
-  if (++closes_ % kTrimEvery == 0) out_->Trim(open_slot_ * slot_ms_);
+  if (++closes_ % kTrimEvery == 0) {
+    const int64_t now_ms = open_slot_ * slot_ms_;
+    out_->Trim(now_ms);
+    // Trim() dropped the streams that ended before now - keep.
+    for (Family& f : families_) {
+      while (!f.releasing.empty() && f.releasing.front().first < now_ms - f.keep_ms) {
+        reserved_fixed_ -= f.releasing.front().second;
+        f.releasing.pop_front();
+      }
+    }
+  }
 }
 
 void WindowHistory::Fold(Family& f, size_t pos, int64_t slot,
@@ -366,7 +379,11 @@ void WindowHistory::Fold(Family& f, size_t pos, int64_t slot,
     const bool start_to_sink = ToSink(start_ms);
     for (const uint32_t id : fresh_) {
       const std::optional<uint32_t> row = Place(f, id);
-      if (row && zero_new_series_) Emit(f, *row, start_ms, start_to_sink);
+      // Not for a label set back right after it expired: its stream (and
+      // the sink's) has a sample at the slot's start already.
+      if (row && zero_new_series_ && out_->LastSampleMs(f.refs[*row * f.parts]) < start_ms) {
+        Emit(f, *row, start_ms, start_to_sink);
+      }
     }
     for (size_t i : pending_) {
       const SpilledUpdate& u = spilled[i];
@@ -521,7 +538,7 @@ absl::Status WindowHistory::LoadState(StateReader* r) {
     }
     for (size_t i = 0; i < f.refs.size(); ++i) {
       // Refs are made when a row starts; the others stay 0.
-      if (!r->U32(&f.refs[i]) || (f.started[i / f.parts] && f.refs[i] >= out_->size())) {
+      if (!r->U32(&f.refs[i]) || (f.started[i / f.parts] && !out_->IsLive(f.refs[i]))) {
         return r->Error("window history");
       }
     }
@@ -533,7 +550,8 @@ absl::Status WindowHistory::LoadState(StateReader* r) {
     for (size_t i = 0; i < placed; ++i) {
       uint32_t id = 0;
       uint32_t row = 0;
-      if (!r->U32(&id) || !r->U32(&row) || id >= n || row >= rows || index.IsFree(id)) {
+      if (!r->U32(&id) || !r->U32(&row) || id >= n || row >= rows || index.IsFree(id) ||
+          !f.started[row]) {
         return r->Error("window history");
       }
       store_->set_window_row(m, id, row);
@@ -541,8 +559,18 @@ absl::Status WindowHistory::LoadState(StateReader* r) {
     }
     // A row past row 0 without sample streams was retired.
     f.free_rows.clear();
+    f.releasing.clear();
     for (size_t row = rows; row-- > 1;) {
       if (!f.started[row]) f.free_rows.push_back(static_cast<uint32_t>(row));
+    }
+  }
+  // The reservation is what the rows placed now take (the shares of rows
+  // retired and not yet released are not saved: the series store drops
+  // their streams within the reach).
+  if (limit_ > 0) {
+    reserved_fixed_ = base_fixed_;
+    for (const Family& f : families_) {
+      for (const size_t bytes : f.row_bytes) reserved_fixed_ += bytes;
     }
   }
   store_->open_slot().store(open_slot_, std::memory_order_release);

@@ -26,6 +26,7 @@
 #define NOVAPULSE_AGGREGATORS_WINDOW_H_
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -167,6 +168,10 @@ class WindowHistory {
     // Rows Retire() freed, highest first: the lowest is taken first, which
     // a restore (rebuilding the list) gives back.
     std::vector<uint32_t> free_rows;
+    // The budget shares of retired rows, held until the Trim() that drops
+    // their ended streams: (time of the staleness marker, bytes), in order.
+    std::deque<std::pair<int64_t, size_t>> releasing;
+    int64_t keep_ms = 0;  // the streams' retention in the series store
     uint64_t folded = 0;
     // Budget (see Prepare): the most samples and decrease times a stream
     // holds at once, and what a row costs at least.

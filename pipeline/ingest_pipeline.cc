@@ -63,6 +63,15 @@ void ChunkLagWatermark::Enter(IngestBatch& batch) {
                   : INT64_MIN;
 }
 
+int64_t ChunkLagWatermark::reading_ms() const {
+  int64_t slowest = INT64_MAX;
+  for (size_t s = 0; s < source_newest_.size(); ++s) {
+    if (source_done_[s] || empty_[s].load(std::memory_order_acquire)) continue;
+    slowest = std::min(slowest, source_newest_[s]);
+  }
+  return slowest;
+}
+
 std::optional<int64_t> ChunkLagWatermark::Complete(const IngestBatch& batch) {
   const size_t src = batch.source;
   if (batch.newest_us != INT64_MIN) {
@@ -72,11 +81,7 @@ std::optional<int64_t> ChunkLagWatermark::Complete(const IngestBatch& batch) {
   if (batch.last_of_source) source_done_[src] = true;
   if (!lateness_ms_) return std::nullopt;
   // The slowest source still reading holds the watermark back.
-  int64_t slowest = INT64_MAX;
-  for (size_t s = 0; s < source_newest_.size(); ++s) {
-    if (source_done_[s] || empty_[s].load(std::memory_order_acquire)) continue;
-    slowest = std::min(slowest, source_newest_[s]);
-  }
+  const int64_t slowest = reading_ms();
   if (slowest != INT64_MAX && slowest != INT64_MIN) {
     watermark_ = std::max(watermark_, slowest - *lateness_ms_);
   }

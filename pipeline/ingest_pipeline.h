@@ -134,6 +134,10 @@ class ChunkLagWatermark final : public WatermarkPolicy {
   std::optional<int64_t> Complete(const IngestBatch& batch) override;
   // Newest accepted event time of every input (ms; INT64_MIN if none).
   int64_t newest_ms() const { return newest_; }
+  // The least newest event time of the inputs still reading (INT64_MIN
+  // while one has none yet; INT64_MAX when none is reading). Completion
+  // stage, or once the pipeline is drained.
+  int64_t reading_ms() const;
 
  private:
   const size_t lag_;

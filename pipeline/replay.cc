@@ -232,10 +232,14 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
 
   ChunkFeed feed(sources, pipeline, watermarks, rules, options.expiry_sweep_ms);
   // A sweep where the feed paused: the pipeline is drained by then. "Now"
-  // is the sweep point, but not past the newest event read, as in `run`.
+  // is the sweep point, but not past the newest event read, nor past what
+  // the slowest input still reading has reached (its series would look
+  // idle while its next chunk waits): as in `run`, where the slowest
+  // partition holds it back.
   auto sweep = [&](int64_t now_ms) {
-    stats.series_expired += ExpireSeries(metrics, rules, std::min(now_ms, watermarks.newest_ms()));
+    const int64_t now = std::min({now_ms, watermarks.newest_ms(), watermarks.reading_ms()});
     ++stats.expiry_sweeps;
+    if (now != INT64_MIN) stats.series_expired += ExpireSeries(metrics, rules, now);
   };
   double read_cpu_seconds = 0;
   const double cpu_start = ProcessCpuSeconds();

@@ -142,10 +142,12 @@ size_t RuleRunner::ExpireIdle(int64_t now_ms, ExpireFn expire) {
   // Idle, as for SaveState: the thread cannot take a new target while the
   // lock is held.
   cv_.wait(lock, [&] { return !started_ || stop_ || done_ms_ >= target_ms_; });
-  if (stop_) return 0;
+  // Not before the start: timed updates may wait in the spill buffers for
+  // the slots the start opens (and until the first batch there are none).
+  if (stop_ || !started_) return 0;
   const int64_t closed_ms = history_->open_slot() * history_->slot_ms();
   std::vector<MetricStore::Removed> removed;
-  const size_t n = expire(started_ ? std::min(now_ms, closed_ms) : now_ms, &removed);
+  const size_t n = expire(std::min(now_ms, closed_ms), &removed);
   if (history_->Retire(removed) > 0) PublishWindowStatus();
   return n;
 }

@@ -97,8 +97,8 @@ class RuleRunner : public MetricSource, public StatePart {
   // Stale-series expiry with windows. Waits until the evaluation thread is
   // idle and keeps it so while `expire` (e.g. NovaGiftMetrics::ExpireIdle)
   // runs with `now_ms`, held back to where the windows are closed (so every
-  // windowed update of a series it removes is folded) once the runner has
-  // started; then the series it lists as removed leave the windows
+  // windowed update of a series it removes is folded); nothing expires
+  // before the runner has started. Then the series it lists as removed leave the windows
   // (WindowHistory::Retire: a staleness marker ends them for the rules).
   // Writers must not run. Returns what `expire` returns.
   using ExpireFn =

@@ -161,6 +161,10 @@ class SeriesStore : public Storage {
   size_t size() const;
   // Series held: size() less those removed.
   size_t live() const;
+  // Whether `ref` (< size()) names a series, not a removed one's hole.
+  bool IsLive(uint32_t ref) const;
+  // Time of the last sample appended to `ref` (INT64_MIN if none).
+  int64_t LastSampleMs(uint32_t ref) const;
 
   // Checkpoints: every series in ref order with its live samples. LoadState
   // into an empty store (retentions are set by its users, not saved); refs

@@ -432,7 +432,7 @@ absl::Status RuleEngine::LoadState(StateReader* r) {
       if (!r->Count(&refs)) return r->Error("rules");
       st.last_refs.resize(refs);
       for (uint32_t& ref : st.last_refs) {
-        if (!r->U32(&ref) || ref >= store_->size()) return r->Error("rules");
+        if (!r->U32(&ref) || !store_->IsLive(ref)) return r->Error("rules");
       }
       if (!r->Str(&st.last_error) || !r->TimeMs(&st.last_eval_ms) || !r->F64(&st.eval_seconds) ||
           !r->Bool(&st.evaluated)) {

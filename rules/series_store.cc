@@ -32,6 +32,7 @@ struct SeriesStore::Impl {
     int64_t last_stale_ms = std::numeric_limits<int64_t>::min();  // last staleness marker
     double last_value = 0;                                        // last non-stale value
     bool has_value = false;
+    int64_t last_t_ms = std::numeric_limits<int64_t>::min();  // of the last sample appended
     bool ended = false;  // the last sample appended is a staleness marker
     bool removed = false;
   };
@@ -100,6 +101,7 @@ void SeriesStore::Append(uint32_t ref, int64_t t_ms, double v) {
     s.last_stale_ms = t_ms;
     s.ended = true;
   }
+  s.last_t_ms = t_ms;
   s.samples.push_back(Sample{t_ms, v});
 }
 
@@ -151,6 +153,12 @@ void SeriesStore::Remove(uint32_t ref) {
 size_t SeriesStore::size() const { return impl_ == nullptr ? 0 : impl_->series.size(); }
 
 size_t SeriesStore::live() const { return impl_ == nullptr ? 0 : size() - impl_->free.size(); }
+
+bool SeriesStore::IsLive(uint32_t ref) const {
+  return impl_ != nullptr && ref < impl_->series.size() && !impl_->series[ref].removed;
+}
+
+int64_t SeriesStore::LastSampleMs(uint32_t ref) const { return impl_->series[ref].last_t_ms; }
 
 void SeriesStore::SaveState(StateWriter* w) const {
   w->U64(size());
@@ -229,10 +237,12 @@ absl::Status SeriesStore::LoadState(StateReader* r) {
         !r->Bool(&s.has_value)) {
       return r->Error("series");
     }
-    // Not saved: a series ended when its last sample was a marker, and one
-    // that ended with no samples left is removed by the next Trim().
-    s.ended = s.last_stale_ms != std::numeric_limits<int64_t>::min() &&
-              (s.samples.empty() || s.samples.back().t_ms == s.last_stale_ms);
+    // Not saved: a series ended when its last sample is a marker (Trim()
+    // removes one that ended as soon as it has no samples left, so a saved
+    // series without samples has not ended). The last sample's time is
+    // that of the last one kept.
+    s.ended = !s.samples.empty() && IsStaleNaN(s.samples.back().v);
+    if (!s.samples.empty()) s.last_t_ms = s.samples.back().t_ms;
   }
   // Free only now: Ref() above must hand out the saved refs in order.
   for (uint32_t hole : holes) impl_->free.push(hole);

@@ -1026,6 +1026,65 @@ TEST(RunReplay, ReaderThreadOrInputStageMappedOrReadGiveTheSameMetrics) {
   EXPECT_NE(first_text.find("http_requests_total{"), std::string::npos);
 }
 
+// Expiry with two inputs, one sparse: a gift every 33 s in the outbox file
+// (several chunks), requests every second in the access log. The gifts'
+// series is never idle for 2 minutes, though the access log runs ahead of
+// the outbox's next chunk: "now" is held to the slowest input still
+// reading. The same bytes with a reader thread or the input stage, and 1 or
+// 2 threads.
+TEST(RunReplay, ExpiryWaitsForTheSlowestInputAndIsTheSameInEveryMode) {
+  ScratchDir dir;
+  constexpr int64_t kT0 = 1'795'651'200'000;
+  std::string access;
+  std::string outbox;
+  for (int second = 0; second < 2000; ++second) {
+    access +=
+        absl::StrFormat(R"({"ts":%d,"method":"GET","route":"/r%d","status":200,"duration_ms":5})"
+                        "\n",
+                        kT0 + second * 1000, second / 100);  // a new route every 100 s
+    if (second % 33 == 0) {
+      outbox += absl::StrFormat(
+          R"({"ts":%d,"id":"e%d","type":"gift.created","status":"queued","attempt":1,)"
+          R"("data":{"gift_id":"g%d","mode":"single","theme":"birthday","value_usd":25}})"
+          "\n",
+          kT0 + second * 1000, second, second);
+    }
+  }
+  WriteWholeFile(dir.Path("access.ndjson"), access);
+  WriteWholeFile(dir.Path("outbox.ndjson"), outbox);
+  const std::vector<ReplayInput> inputs = {{dir.Path("access.ndjson"), Topic::kAccessLog},
+                                           {dir.Path("outbox.ndjson"), Topic::kOutbox}};
+  std::string first;
+  for (const int threads : {1, 2}) {
+    for (const bool reader_thread : {true, false}) {
+      SCOPED_TRACE(absl::StrFormat("threads=%d reader_thread=%d", threads, reader_thread));
+      NovaGiftMetrics metrics(threads, kDefaultSeriesLimit, nullptr,
+                              MetricExpiry{.default_ms = 120'000, .by_family = {}});
+      ReplayOptions options;
+      options.threads = threads;
+      options.reader_thread = reader_thread;
+      options.source.chunk_bytes = 4096;
+      options.expiry_sweep_ms = ExpirySweepMs(120'000);
+      absl::StatusOr<ReplayStats> stats = RunReplay(inputs, options, metrics);
+      ASSERT_TRUE(stats.ok()) << stats.status();
+      EXPECT_GT(stats->expiry_sweeps, 30u);
+      // 20 routes of 100 s each: those last updated 2 minutes before the
+      // newest event (1999 s) went, with their duration series: all but
+      // /r18 (last at 1899 s) and /r19.
+      EXPECT_EQ(stats->series_expired, 2u * 18);
+      const PromText text = ParsePromText(RenderPrometheusText(metrics.Snapshot()));
+      EXPECT_EQ(text.Value("gifts_created_total", {{"mode", "single"}, {"theme", "birthday"}}), 61);
+      EXPECT_EQ(text.Value("novapulse_series", {{"metric", "http_requests_total"}}), 2);
+      const std::string rendered = RenderPrometheusText(metrics.Snapshot());
+      if (first.empty()) {
+        first = rendered;
+      } else {
+        EXPECT_TRUE(rendered == first) << "metrics differ from threads=1 with a reader thread";
+      }
+    }
+  }
+}
+
 TEST(RunReplay, RejectsThreadsThatDoNotMatchTheShards) {
   NovaGiftMetrics metrics(2);
   ReplayOptions options;

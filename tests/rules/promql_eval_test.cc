@@ -292,18 +292,28 @@ TEST(SeriesStore, RemovedSeriesAreHolesInACheckpointAndTheirRefsStayFree) {
   const uint32_t b = s.Ref(L({{"__name__", "m"}, {"r", "b"}}));
   s.Append(a, 0, 1);
   s.Append(b, 0, 2);
+  // c ended once and came back: it has not ended, even with no samples left.
+  const uint32_t c = s.Ref(L({{"__name__", "m"}, {"r", "c"}}));
+  s.Append(c, 0, 1);
+  s.Append(c, 1, StaleNaN());
+  s.Append(c, 2, 5);
   s.Append(a, 1, StaleNaN());
   s.Append(b, 600'000, 3);
   s.Trim(600'000);
-  ASSERT_EQ(s.live(), 1u);
+  ASSERT_EQ(s.live(), 2u);
   StateWriter w;
   s.SaveState(&w);
 
   SeriesStore t;
   StateReader r(w.bytes());
   ASSERT_TRUE(t.LoadState(&r).ok());
-  EXPECT_EQ(t.size(), 2u);
-  EXPECT_EQ(t.live(), 1u);
+  EXPECT_EQ(t.size(), 3u);
+  EXPECT_EQ(t.live(), 2u);
+  EXPECT_FALSE(t.IsLive(a));
+  EXPECT_TRUE(t.IsLive(c));
+  t.Trim(900'000);  // c stays: it has not ended
+  EXPECT_TRUE(t.IsLive(c));
+  EXPECT_EQ(t.Ref(L({{"__name__", "m"}, {"r", "c"}})), c);
   EXPECT_EQ(t.Ref(L({{"__name__", "m"}, {"r", "b"}})), b);
   EXPECT_EQ(t.Ref(L({{"__name__", "m"}, {"r", "e"}})), a);  // the hole
   // Every prefix fails cleanly.
