@@ -22,9 +22,11 @@
 #include "aggregators/window.h"
 #include "base/cli.h"
 #include "base/file.h"
+#include "base/prom_names.h"
 #include "base/yaml_reader.h"
 #include "pipeline/preflight.h"
 #include "sinks/http_post.h"
+#include "sinks/remote_write.h"
 
 namespace novapulse {
 namespace {
@@ -280,11 +282,60 @@ class Parser : public YamlReader {
              [&](const YAML::Node& n, const std::string& p) {
                Int(n, p, 1, 1000000, &c->max_samples_per_send);
              }},
-            {"queue_samples", false, [&](const YAML::Node& n, const std::string& p) {
+            {"queue_samples", false,
+             [&](const YAML::Node& n, const std::string& p) {
                Int(n, p, 1, 1000000000, &c->queue_samples);
+             }},
+            {"external_labels", false,
+             [&](const YAML::Node& n, const std::string& p) {
+               Entries(n, p,
+                       [&](const std::string& name, const YAML::Node& key_node,
+                           const YAML::Node& value) {
+                         const std::string q = Join(p, name);
+                         if (!IsLabelName(name) || name.starts_with("__")) {
+                           Error(key_node.Mark(), q,
+                                 "not a label name Prometheus takes ([a-zA-Z_][a-zA-Z0-9_]*, "
+                                 "not starting with __)");
+                           return;
+                         }
+                         std::string v;
+                         String(value, q, &v);
+                         if (!v.empty()) c->external_labels[name] = v;
+                       });
+             }},
+            {"headers", false,
+             [&](const YAML::Node& n, const std::string& p) {
+               Entries(n, p,
+                       [&](const std::string& name, const YAML::Node& key_node,
+                           const YAML::Node& value) {
+                         const std::string q = Join(p, name);
+                         if (const std::string why = RemoteWriteHeaderRefused(name); !why.empty()) {
+                           Error(key_node.Mark(), q, why);
+                           return;
+                         }
+                         std::string v;
+                         String(value, q, &v);
+                         if (v.find_first_of("\r\n") != std::string::npos) {
+                           Error(value.Mark(), q, "a header value cannot hold a line break");
+                           return;
+                         }
+                         if (!v.empty()) c->headers[name] = v;
+                       });
+             }},
+            {"bearer_token", false, [&](const YAML::Node& n, const std::string& p) {
+               std::string v;
+               String(n, p, &v);
+               if (v.find_first_of("\r\n") != std::string::npos) {
+                 Error(n.Mark(), p, "a token cannot hold a line break");
+                 return;
+               }
+               c->bearer_token = v;
              }}});
     if (node.IsMap() && ok() && c->queue_samples < c->max_samples_per_send) {
       Error(node.Mark(), path, "queue_samples must be at least max_samples_per_send");
+    }
+    if (node.IsMap() && ok() && !c->bearer_token.empty() && c->url.find('@') != std::string::npos) {
+      Error(node.Mark(), path, "set a password in the url or bearer_token, not both");
     }
   }
 
@@ -454,6 +505,16 @@ std::string RedactedSummary(const Config& c) {
     line("remote_write.timeout", absl::FormatDuration(c.remote_write.timeout));
     line("remote_write.max_samples_per_send", absl::StrCat(c.remote_write.max_samples_per_send));
     line("remote_write.queue_samples", absl::StrCat(c.remote_write.queue_samples));
+    for (const auto& [name, value] : c.remote_write.external_labels) {
+      line("remote_write.external_labels." + name, value);
+    }
+    // Header values and the token may be secrets: named, not shown.
+    for (const auto& [name, value] : c.remote_write.headers) {
+      line("remote_write.headers." + name, std::string(kRedacted));
+    }
+    if (!c.remote_write.bearer_token.empty()) {
+      line("remote_write.bearer_token", std::string(kRedacted));
+    }
   }
   line("dead_letter.path", c.dead_letter.path.empty() ? "(none)" : c.dead_letter.path);
   line("dead_letter.topic", c.dead_letter.topic.empty() ? "(none)" : c.dead_letter.topic);

@@ -103,6 +103,12 @@ struct RemoteWriteConfig {
   absl::Duration timeout = absl::Seconds(30);
   int64_t max_samples_per_send = 10000;
   int64_t queue_samples = 2000000;
+  // Added to every series that has no label of the name (as Prometheus's
+  // external_labels): which novapulse pushed it.
+  std::map<std::string, std::string> external_labels;
+  // Sent with every request, e.g. X-Scope-OrgID for a multi-tenant receiver.
+  std::map<std::string, std::string> headers;
+  std::string bearer_token;  // Authorization: Bearer TOKEN
 };
 
 // Rejected records as JSON lines (sinks/dead_letter.h) to a file (`path`)

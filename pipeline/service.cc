@@ -313,6 +313,12 @@ absl::Status Service::StartRemoteWrite() {
   options.timeout = config_.remote_write.timeout;
   options.max_samples_per_send = static_cast<size_t>(config_.remote_write.max_samples_per_send);
   options.queue_samples = static_cast<size_t>(config_.remote_write.queue_samples);
+  options.external_labels.assign(config_.remote_write.external_labels.begin(),
+                                 config_.remote_write.external_labels.end());
+  options.headers.assign(config_.remote_write.headers.begin(), config_.remote_write.headers.end());
+  if (!config_.remote_write.bearer_token.empty()) {
+    options.headers.emplace_back("Authorization", "Bearer " + config_.remote_write.bearer_token);
+  }
   absl::StatusOr<std::unique_ptr<RemoteWriter>> writer =
       RemoteWriter::Start(std::move(options), [this] {
         RemoteWriteBatch batch;

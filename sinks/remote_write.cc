@@ -14,6 +14,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/hash/hash.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "base/time_math.h"
@@ -60,7 +61,51 @@ size_t BytesFieldSize(size_t n) { return 1 + VarintSize(n) + n; }
 
 void RemoteWriteEncoder::Sort(const LabelPairs& labels) {
   sorted_.assign(labels.begin(), labels.end());
+  for (const auto& external : external_) {
+    if (std::none_of(labels.begin(), labels.end(),
+                     [&external](const auto& l) { return l.first == external.first; })) {
+      sorted_.emplace_back(external.first, external.second);
+    }
+  }
   std::sort(sorted_.begin(), sorted_.end());
+}
+
+std::string RemoteWriteHeaderRefused(std::string_view name) {
+  static constexpr std::string_view kReserved[] = {"Authorization",
+                                                   "Host",
+                                                   "Content-Encoding",
+                                                   "Content-Type",
+                                                   "Content-Length",
+                                                   "Connection",
+                                                   "Keep-Alive",
+                                                   "Transfer-Encoding",
+                                                   "Upgrade",
+                                                   "Proxy-Authorization",
+                                                   "Proxy-Connection",
+                                                   "TE",
+                                                   "Trailer",
+                                                   "User-Agent",
+                                                   "X-Prometheus-Remote-Write-Version"};
+  // An RFC 9110 token.
+  constexpr std::string_view kTokenPunctuation = "!#$%&'*+-.^_`|~";
+  if (name.empty() || !std::all_of(name.begin(), name.end(), [&](char c) {
+        return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+               kTokenPunctuation.find(c) != std::string_view::npos;
+      })) {
+    return "not a header name";
+  }
+  for (const std::string_view r : kReserved) {
+    const bool same =
+        r.size() == name.size() && std::equal(r.begin(), r.end(), name.begin(), [](char a, char b) {
+          return absl::ascii_tolower(static_cast<unsigned char>(a)) ==
+                 absl::ascii_tolower(static_cast<unsigned char>(b));
+        });
+    if (same) {
+      return std::string(r) + " is set by novapulse" +
+             (r == "Authorization" ? " (use bearer_token, or a password in the url)" : "");
+    }
+  }
+  return "";
 }
 
 bool RemoteWriteEncoder::Valid() const {
@@ -266,7 +311,7 @@ void RemoteWriter::TrimLocked() {
 }
 
 void RemoteWriter::CollectLoop() {
-  RemoteWriteEncoder encoder(options_.max_samples_per_send);
+  RemoteWriteEncoder encoder(options_.max_samples_per_send, options_.external_labels);
   std::vector<RemoteWriteRequest> requests;
   std::optional<RemoteWriteBatch> previous;
   absl::Time next = absl::Now() + options_.interval;
@@ -311,10 +356,11 @@ void RemoteWriter::CollectLoop() {
 }
 
 void RemoteWriter::SendLoop() {
-  const std::vector<std::pair<std::string, std::string>> headers = {
+  std::vector<std::pair<std::string, std::string>> headers = {
       {"Content-Encoding", "snappy"},
       {"X-Prometheus-Remote-Write-Version", "0.1.0"},
   };
+  headers.insert(headers.end(), options_.headers.begin(), options_.headers.end());
   Backoff backoff(options_.backoff_min, options_.backoff_max);
   while (true) {
     RemoteWriteRequest request;

@@ -68,7 +68,10 @@ struct RemoteWriteRequest {
 
 class RemoteWriteEncoder {
  public:
-  explicit RemoteWriteEncoder(size_t max_samples_per_send) : max_samples_(max_samples_per_send) {}
+  using Labels = std::vector<std::pair<std::string, std::string>>;
+  // `external_labels` go on every series that has no label of the name.
+  explicit RemoteWriteEncoder(size_t max_samples_per_send, Labels external_labels = {})
+      : max_samples_(max_samples_per_send), external_(std::move(external_labels)) {}
 
   // Appends the requests of `batch` at `t_ms` to *out.
   void Encode(const RemoteWriteBatch& batch, int64_t t_ms, std::vector<RemoteWriteRequest>* out);
@@ -105,6 +108,7 @@ class RemoteWriteEncoder {
   void Flush(std::vector<RemoteWriteRequest>* out);
 
   const size_t max_samples_;
+  const Labels external_;
   std::string request_;            // the WriteRequest being filled, uncompressed
   std::string series_;             // one TimeSeries, before its length is known
   LabelPairs sorted_;              // labels of one series
@@ -126,7 +130,17 @@ struct RemoteWriteOptions {
   absl::Duration backoff_max = absl::Seconds(5);
   // How long Shutdown() goes on sending what is queued.
   absl::Duration shutdown_flush = absl::Seconds(5);
+  // RemoteWriteEncoder's external labels.
+  std::vector<std::pair<std::string, std::string>> external_labels;
+  // Sent with every request (RemoteWriteHeaderRefused() names those that
+  // may not be); an Authorization header here takes the place of a
+  // password in the url.
+  std::vector<std::pair<std::string, std::string>> headers;
 };
+
+// Why a header name may not be set for remote write ("" when it may): the
+// protocol's own, and hop-by-hop ones, as Prometheus refuses them.
+std::string RemoteWriteHeaderRefused(std::string_view name);
 
 struct RemoteWriteStats {
   uint64_t samples_sent = 0;     // in requests the receiver accepted

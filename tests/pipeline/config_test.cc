@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -826,6 +827,45 @@ TEST(Config, RemoteWriteSectionIsValidated) {
   ASSERT_TRUE(secret.ok());
   EXPECT_THAT(RedactedSummary(*secret), HasSubstr("remote_write.url: http://<redacted>@x:9/w\n"));
   EXPECT_THAT(RedactedSummary(*secret), ::testing::Not(HasSubstr("pw")));
+}
+
+TEST(Config, RemoteWriteExternalLabelsHeadersAndBearerToken) {
+  const absl::StatusOr<Config> c = ParseConfig(
+      "kafka: {brokers: \"k:1\"}\nremote_write:\n  url: http://x:9/w\n"
+      "  external_labels: {cluster: eu1, replica: a}\n"
+      "  headers: {X-Scope-OrgID: tenant-1}\n  bearer_token: s3cret\n",
+      "test.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->remote_write.external_labels,
+            (std::map<std::string, std::string>{{"cluster", "eu1"}, {"replica", "a"}}));
+  EXPECT_EQ(c->remote_write.headers,
+            (std::map<std::string, std::string>{{"X-Scope-OrgID", "tenant-1"}}));
+  EXPECT_EQ(c->remote_write.bearer_token, "s3cret");
+  const std::string summary = RedactedSummary(*c);
+  EXPECT_THAT(summary, HasSubstr("remote_write.external_labels.cluster: eu1\n"));
+  EXPECT_THAT(summary, HasSubstr("remote_write.headers.X-Scope-OrgID: <redacted>\n"));
+  EXPECT_THAT(summary, HasSubstr("remote_write.bearer_token: <redacted>\n"));
+  EXPECT_THAT(summary, ::testing::Not(HasSubstr("s3cret")));
+  EXPECT_THAT(summary, ::testing::Not(HasSubstr("tenant-1")));
+
+  auto error = [](std::string_view yaml) {
+    const absl::StatusOr<Config> bad = ParseConfig(
+        absl::StrCat("kafka: {brokers: \"k:1\"}\nremote_write:\n  url: http://u:pw@x:9/w\n",
+                     std::string(yaml)),
+        "test.yaml");
+    return bad.ok() ? std::string() : std::string(bad.status().message());
+  };
+  EXPECT_THAT(error("  external_labels: {__name__: x}\n"),
+              HasSubstr("test.yaml:4:21: remote_write.external_labels.__name__: not a label name"));
+  EXPECT_THAT(error("  external_labels: {a-b: x}\n"),
+              HasSubstr("remote_write.external_labels.a-b: not a label name"));
+  EXPECT_THAT(error("  headers: {Content-Type: text/plain}\n"),
+              HasSubstr("remote_write.headers.Content-Type: Content-Type is set by novapulse"));
+  EXPECT_THAT(error("  headers: {authorization: Basic x}\n"),
+              HasSubstr("Authorization is set by novapulse (use bearer_token"));
+  EXPECT_THAT(error("  headers: {\"a b\": x}\n"), HasSubstr("not a header name"));
+  EXPECT_THAT(error("  bearer_token: t\n"),
+              HasSubstr("set a password in the url or bearer_token, not both"));
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -255,6 +256,27 @@ TEST(RemoteWriteEncoder, LeavesOutAndCountsSeriesNoReceiverTakes) {
   EXPECT_EQ(encoder.skipped(), 2u);
 }
 
+// External labels go on every series that has no label of the name; a
+// series' own label keeps its value.
+TEST(RemoteWriteEncoder, AddsExternalLabelsASeriesDoesNotHave) {
+  RemoteWriteBatch batch;
+  batch.rule_series = {
+      {{{"__name__", "a"}, {"route", "/a"}}, 1},
+      {{{"__name__", "b"}, {"cluster", "own"}}, 2},
+  };
+  RemoteWriteEncoder encoder(1000, {{"cluster", "eu1"}, {"zone", "z"}});
+  std::vector<RemoteWriteRequest> requests;
+  encoder.Encode(batch, 1, &requests);
+  ASSERT_EQ(requests.size(), 1u);
+  const auto decoded = Decode(requests[0].body);
+  ASSERT_EQ(decoded.size(), 2u);
+  EXPECT_EQ(decoded[0].second.labels,
+            (std::map<std::string, std::string>{
+                {"__name__", "a"}, {"cluster", "eu1"}, {"route", "/a"}, {"zone", "z"}}));
+  EXPECT_EQ(decoded[1].second.labels, (std::map<std::string, std::string>{
+                                          {"__name__", "b"}, {"cluster", "own"}, {"zone", "z"}}));
+}
+
 // A series of the previous collection that this one lacks gets one stale
 // marker (StaleNaN) at this collection's time; one still there, or one a
 // receiver would not take, gets none.
@@ -355,6 +377,11 @@ class ScriptedReceiver {
   int requests() const { return requests_.load(); }
   // Samples in the requests answered 2xx, decoded.
   size_t accepted_samples() const { return accepted_.load(); }
+  // The request line and headers of the last request.
+  std::string last_head() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_head_;
+  }
 
  private:
   void Loop() {
@@ -374,6 +401,10 @@ class ScriptedReceiver {
           need = end + 4 + std::stoul(in.substr(cl + 16));
         }
       }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        last_head_ = in.substr(0, in.find("\r\n\r\n") + 2);
+      }
       const int status = answer_(requests_.fetch_add(1));
       if (status / 100 == 2 && need != std::string::npos) {
         accepted_ += Decode(in.substr(in.find("\r\n\r\n") + 4)).size();
@@ -391,6 +422,8 @@ class ScriptedReceiver {
   std::atomic<bool> stop_{false};
   std::atomic<int> requests_{0};
   std::atomic<size_t> accepted_{0};
+  mutable std::mutex mu_;
+  std::string last_head_;  // guarded by mu_
   std::thread thread_;
 };
 
@@ -401,6 +434,20 @@ bool Eventually(const std::function<bool()>& condition, std::chrono::seconds lim
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return condition();
+}
+
+// Starts a writer of `families` with `options`, waits until a request is
+// accepted, and stops it (flushing for up to 5 s).
+std::unique_ptr<RemoteWriter> PushUntilSent(const RemoteWriteOptions& options,
+                                            const Families& families) {
+  absl::StatusOr<std::unique_ptr<RemoteWriter>> writer =
+      RemoteWriter::Start(options, [&families] { return families.Batch(); });
+  EXPECT_TRUE(writer.ok()) << writer.status();
+  if (!writer.ok()) return nullptr;
+  EXPECT_TRUE(
+      Eventually([&] { return (*writer)->stats().samples_sent > 0; }, std::chrono::seconds(30)));
+  (*writer)->Shutdown(absl::Seconds(5));
+  return *std::move(writer);
 }
 
 TEST(RemoteWriter, RetriesFailedRequestsWithBackoffAndDeliversThemInOrder) {
@@ -437,13 +484,9 @@ TEST(RemoteWriter, DropsARequestTheReceiverRefusesAndCountsIt) {
   RemoteWriteOptions options;
   options.url = absl::StrCat("http://127.0.0.1:", receiver.port(), "/api/v1/write");
   options.interval = absl::Milliseconds(100);
-  absl::StatusOr<std::unique_ptr<RemoteWriter>> writer =
-      RemoteWriter::Start(options, [&] { return families.Batch(); });
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  ASSERT_TRUE(
-      Eventually([&] { return (*writer)->stats().samples_sent > 0; }, std::chrono::seconds(30)));
-  (*writer)->Shutdown(absl::Seconds(5));
-  const RemoteWriteStats s = (*writer)->stats();
+  const std::unique_ptr<RemoteWriter> writer = PushUntilSent(options, families);
+  ASSERT_NE(writer, nullptr);
+  const RemoteWriteStats s = writer->stats();
   EXPECT_EQ(s.requests_failed, 1u);
   EXPECT_EQ(s.samples_dropped, s.samples_failed);  // the refused one, never retried
   EXPECT_GT(s.samples_dropped, 0u);
@@ -477,6 +520,20 @@ TEST(RemoteWriter, ABoundedQueueDropsTheOldestWhileTheReceiverIsDown) {
   const RemoteWriteStats s = (*writer)->stats();
   EXPECT_EQ(receiver.accepted_samples(), s.samples_sent);
   EXPECT_EQ(s.queued_samples, 0u);
+}
+
+TEST(RemoteWriter, SendsItsHeadersWithEveryRequest) {
+  const Families families;
+  ScriptedReceiver receiver([](int) { return 204; });
+  RemoteWriteOptions options;
+  options.url = absl::StrCat("http://127.0.0.1:", receiver.port(), "/api/v1/write");
+  options.interval = absl::Milliseconds(50);
+  options.headers = {{"X-Scope-OrgID", "tenant-1"}, {"Authorization", "Bearer tok"}};
+  ASSERT_NE(PushUntilSent(options, families), nullptr);
+  const std::string head = receiver.last_head();
+  EXPECT_THAT(head, ::testing::HasSubstr("\r\nX-Scope-OrgID: tenant-1\r\n"));
+  EXPECT_THAT(head, ::testing::HasSubstr("\r\nAuthorization: Bearer tok\r\n"));
+  EXPECT_THAT(head, ::testing::HasSubstr("\r\nContent-Encoding: snappy\r\n"));
 }
 
 TEST(RemoteWriter, RefusesBadOptions) {
@@ -585,6 +642,26 @@ TEST_F(RemoteWriterPrometheus, AWriterThatLeavesEndsItsSeries) {
   // Sent before Shutdown returned: Prometheus answers without it at once.
   const std::map<std::string, double> restarting_only = {{"rw_restarting{}", 1}};
   EXPECT_EQ(prometheus_->Series("{__name__=~\"rw.+\"}"), restarting_only);
+}
+
+TEST_F(RemoteWriterPrometheus, ExternalLabelsReachPrometheus) {
+  RemoteWriteOptions options;
+  options.url = WriteUrl();
+  options.interval = absl::Milliseconds(200);
+  options.external_labels = {{"cluster", "eu1"}};
+  absl::StatusOr<std::unique_ptr<RemoteWriter>> writer = RemoteWriter::Start(options, [] {
+    RemoteWriteBatch batch;
+    batch.rule_series = {{{{"__name__", "rw_a"}}, 1},
+                         {{{"__name__", "rw_b"}, {"cluster", "own"}}, 2}};
+    return batch;
+  });
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  const std::map<std::string, double> want = {{"rw_a{cluster=\"eu1\"}", 1},
+                                              {"rw_b{cluster=\"own\"}", 2}};
+  EXPECT_TRUE(Eventually([&] { return prometheus_->Series("{__name__=~\"rw.+\"}") == want; },
+                         std::chrono::seconds(30)))
+      << (*writer)->stats().last_error;
+  (*writer)->Shutdown(absl::Seconds(5));
 }
 
 }  // namespace
