@@ -314,29 +314,30 @@ class Parser : public YamlReader {
                            return;
                          }
                          std::string v;
-                         String(value, q, &v);
-                         if (v.find_first_of("\r\n") != std::string::npos) {
-                           Error(value.Mark(), q, "a header value cannot hold a line break");
-                           return;
-                         }
+                         OneLine(value, q, &v);
                          if (!v.empty()) c->headers[name] = v;
                        });
              }},
-            {"bearer_token", false, [&](const YAML::Node& n, const std::string& p) {
-               std::string v;
-               String(n, p, &v);
-               if (v.find_first_of("\r\n") != std::string::npos) {
-                 Error(n.Mark(), p, "a token cannot hold a line break");
-                 return;
-               }
-               c->bearer_token = v;
-             }}});
+            {"bearer_token", false,
+             [&](const YAML::Node& n, const std::string& p) { OneLine(n, p, &c->bearer_token); }}});
     if (node.IsMap() && ok() && c->queue_samples < c->max_samples_per_send) {
       Error(node.Mark(), path, "queue_samples must be at least max_samples_per_send");
     }
-    if (node.IsMap() && ok() && !c->bearer_token.empty() && c->url.find('@') != std::string::npos) {
+    if (node.IsMap() && ok() && !c->bearer_token.empty() &&
+        !ParseHttpUrl(c->url)->authorization.empty()) {
       Error(node.Mark(), path, "set a password in the url or bearer_token, not both");
     }
+  }
+
+  // A non-empty string that can go into an HTTP header: no line break.
+  void OneLine(const YAML::Node& node, const std::string& path, std::string* out) {
+    std::string v;
+    String(node, path, &v);
+    if (v.find_first_of("\r\n") != std::string::npos) {
+      Error(node.Mark(), path, "a header value cannot hold a line break");
+      return;
+    }
+    *out = std::move(v);
   }
 
   void DeadLetter(const YAML::Node& node, const std::string& path, DeadLetterConfig* c) {
