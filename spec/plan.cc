@@ -124,38 +124,23 @@ void CompileFlat(Condition* c) {
   c->flat_codes = std::move(codes);
 }
 
-// A raw key's slot in Level::slots, from its first 8 bytes as loaded
-// (those past a shorter key ignored) and its length.
-size_t KeySlot(uint64_t word, uint32_t len) noexcept {
-  if (len < 8) word &= (uint64_t{1} << (8 * len)) - 1;
-  return static_cast<size_t>(((word ^ len) * 0x9e3779b97f4a7c15ULL) >> 58);
-}
-static_assert(SpecPlan::Level::kSlots == 64);
-
-// Each key's first 8 bytes (with the closing quote when shorter) and their
-// mask, as SpecDecoder::Match compares them, and the slot table.
+// Each key's words and masks, as SpecDecoder::Match compares them, and the
+// first-byte table.
 void IndexKeys(SpecPlan::Level* l) {
-  l->prefix.clear();
-  l->mask.clear();
-  l->lengths.clear();
-  l->slots.fill(-1);
-  for (size_t k = 0; k < l->keys.size() && k < SpecPlan::Level::kSlots / 2; ++k) {
-    uint64_t word = 0;
-    std::memcpy(&word, l->keys[k].data(), std::min<size_t>(l->keys[k].size(), 8));
-    const auto len = static_cast<uint32_t>(l->keys[k].size());
-    size_t slot = KeySlot(word, len);
-    while (l->slots[slot] >= 0) slot = (slot + 1) % SpecPlan::Level::kSlots;
-    l->slots[slot] = static_cast<int8_t>(k);
-  }
-  for (const std::string& key : l->keys) {
-    l->lengths.push_back(static_cast<uint32_t>(key.size()));
+  l->words.assign(l->keys.size(), {});
+  l->by_first.fill(-1);
+  for (size_t k = l->keys.size(); k-- > 0;) {
+    const std::string quoted = l->keys[k] + '"';
+    SpecPlan::Level::Words& w = l->words[k];
+    w.len = static_cast<uint32_t>(l->keys[k].size());
     // Little-endian: the key's first byte is the word's lowest.
-    const std::string quoted = key + '"';
-    const size_t n = std::min<size_t>(quoted.size(), 8);
-    uint64_t prefix = 0;
-    for (size_t i = n; i-- > 0;) prefix = (prefix << 8) | static_cast<uint8_t>(quoted[i]);
-    l->prefix.push_back(prefix);
-    l->mask.push_back(n == 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * n)) - 1);
+    for (size_t i = std::min<size_t>(quoted.size(), 16); i-- > 0;) {
+      w.prefix[i / 8] |= uint64_t{static_cast<uint8_t>(quoted[i])} << (8 * (i % 8));
+      w.mask[i / 8] |= uint64_t{0xff} << (8 * (i % 8));
+    }
+    int32_t& first = l->by_first[static_cast<uint8_t>(quoted[0])];
+    w.next = first;
+    first = static_cast<int32_t>(k);
   }
 }
 
@@ -516,9 +501,7 @@ bool SpecDecoder::WalkIndexed(const InputSpec& in, const SpecPlan::InputPlan& pl
     if (i + 3 >= count || w[ix[i]] != '"' || w[ix[i + 1]] != ':' || Escaped(i)) {
       return false;  // an escaped key might read as one the spec names
     }
-    uint32_t key_len;
-    const char* const key = Key(i, &key_len);
-    const int match = Match(l, key, key_len);
+    const int match = Match(l, w + ix[i] + 1);
     uint32_t v = i + 2;
     const char first = w[ix[v]];
     if (first == '{' || first == '[') {
@@ -658,9 +641,7 @@ int SpecDecoder::DetectIndexed(uint32_t first) const noexcept {
       if (--nesting == 0) break;
     } else if (nesting == 1 && c == '"' && i + 1 < count && w[ix[i + 1]] == ':') {
       if (Escaped(i)) return -1;
-      uint32_t key_len;
-      const char* const key = Key(i, &key_len);
-      const int k = Match(d.keys, key, key_len);
+      const int k = Match(d.keys, w + ix[i] + 1);
       if (k >= 0) seen |= uint64_t{1} << d.keys.targets[k];
     }
   }
@@ -714,43 +695,17 @@ std::optional<RejectReason> SpecDecoder::Walk(const InputSpec& in, const SpecPla
   return std::nullopt;
 }
 
-int SpecDecoder::Match(const SpecPlan::Level& l, const char* raw, uint32_t len) noexcept {
-  if (l.keys.size() > SpecPlan::Level::kSlots / 2) return Match(l, raw);
-  uint64_t word;
-  std::memcpy(&word, raw, sizeof(word));  // the input is padded
-  for (size_t slot = KeySlot(word, len);; slot = (slot + 1) % SpecPlan::Level::kSlots) {
-    const int8_t k = l.slots[slot];
-    if (k < 0) return -1;
-    // The first 8 bytes (a shorter key's closing quote included) in one
-    // compare; the rest, if any, after.
-    if (l.lengths[k] == len && (word & l.mask[k]) == l.prefix[k] &&
-        (len <= 8 || std::memcmp(raw + 8, l.keys[k].data() + 8, len - 8) == 0)) {
-      return k;
-    }
-  }
-}
-
-const char* SpecDecoder::Key(uint32_t i, uint32_t* len) const noexcept {
-  const char* const w = index_.window();
-  const uint32_t* const ix = index_.index();
-  // Stage 1 closed the string before the ':' entry, with only whitespace
-  // between.
-  uint32_t close = ix[i + 1] - 1;
-  while (close > ix[i] && w[close] != '"') --close;
-  *len = close > ix[i] ? close - ix[i] - 1 : 0;
-  return w + ix[i] + 1;
-}
-
 int SpecDecoder::Match(const SpecPlan::Level& l, const char* raw) noexcept {
-  // The input is padded, so 8 bytes from any key are readable.
-  uint64_t word;
-  std::memcpy(&word, raw, sizeof(word));
-  for (size_t k = 0; k < l.keys.size(); ++k) {
-    if ((word & l.mask[k]) != l.prefix[k]) continue;
-    const std::string& key = l.keys[k];
-    if (key.size() < 8 ||
-        (std::memcmp(raw + 8, key.data() + 8, key.size() - 8) == 0 && raw[key.size()] == '"')) {
-      return static_cast<int>(k);
+  // The input is padded, so 16 bytes from any key are readable; a key's
+  // closing quote is in its words when it is shorter than 16 bytes.
+  uint64_t word[2];
+  std::memcpy(word, raw, sizeof(word));
+  for (int32_t k = l.by_first[static_cast<uint8_t>(raw[0])]; k >= 0; k = l.words[k].next) {
+    const SpecPlan::Level::Words& w = l.words[k];
+    if (((word[0] & w.mask[0]) ^ w.prefix[0]) | ((word[1] & w.mask[1]) ^ w.prefix[1])) continue;
+    if (w.len < 16 ||
+        (std::memcmp(raw + 16, l.keys[k].data() + 16, w.len - 16) == 0 && raw[w.len] == '"')) {
+      return k;
     }
   }
   return -1;

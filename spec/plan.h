@@ -54,15 +54,18 @@ class SpecPlan {
   struct Level {
     std::vector<std::string> keys;
     std::vector<int32_t> targets;
-    // Per key: its first 8 bytes (with the closing quote when shorter) and
-    // the mask of those bytes, compared with one load of the raw key.
-    std::vector<uint64_t> prefix;
-    std::vector<uint64_t> mask;
-    // For keys whose length is known (the block path): an open-addressing
-    // table of key indexes (-1 empty) by KeySlot, and each key's length.
-    static constexpr size_t kSlots = 64;
-    std::array<int8_t, kSlots> slots;
-    std::vector<uint32_t> lengths;
+    // Per key: its bytes and closing quote as up to two little-endian words
+    // and their masks, compared with two loads of the raw key (see
+    // SpecDecoder::Match), and the next key with the same first byte.
+    struct Words {
+      uint64_t prefix[2] = {0, 0};
+      uint64_t mask[2] = {0, 0};
+      uint32_t len = 0;
+      int32_t next = -1;
+    };
+    std::vector<Words> words;
+    // By a key's first byte: the first key starting with it, -1 if none.
+    std::array<int32_t, 256> by_first;
   };
   struct InputPlan {
     std::vector<Level> levels;  // [0] is the record's root
@@ -173,12 +176,9 @@ class SpecDecoder {
   [[nodiscard]] bool FindEscapes(size_t begin, size_t end) noexcept;
   // Whether the raw token of index entry i holds a backslash.
   [[nodiscard]] bool Escaped(uint32_t i) const noexcept;
-  // The index of the raw key among the level's keys, -1 if none.
+  // The index of the raw key (its first byte after the opening quote, in
+  // padded input, unescaped) among the level's keys, -1 if none.
   static int Match(const SpecPlan::Level& l, const char* raw) noexcept;
-  // The same for a raw key of `len` bytes (the block path knows it).
-  static int Match(const SpecPlan::Level& l, const char* raw, uint32_t len) noexcept;
-  // The key token of index entry i: its first byte after the quote, its length.
-  const char* Key(uint32_t i, uint32_t* len) const noexcept;
 
   const SpecPlan& plan_;
   size_t max_record_bytes_;

@@ -111,6 +111,54 @@ TEST(SpecDecoder, EscapedKeysAndValues) {
   EXPECT_EQ(d.values()[8].text, "a\"b");
 }
 
+// Keys are matched whole, by their bytes and closing quote in up to two
+// words and the rest compared after: keys around those edges, sharing
+// prefixes, and near misses that must be skipped, through On-Demand and
+// through the block path.
+TEST(SpecDecoder, KeysMatchWholeAtEveryLength) {
+  auto plan = Plan(R"(inputs:
+  - name: keys
+    time: ts
+    fields:
+      ts: {type: time, format: auto}
+      f7: {path: abcdefg, type: int}
+      f8: {path: abcdefgh, type: int}
+      f15: {path: abcdefghijklmno, type: int}
+      f16: {path: abcdefghijklmnop, type: int}
+      f17: {path: abcdefghijklmnopq, type: int}
+      f36: {path: abcdefghijklmnopqrstuvwxyz0123456789, type: int}
+metrics:
+  - {name: keys_total, type: counter}
+)");
+  ASSERT_NE(plan, nullptr);
+  const std::string record =
+      R"({"ts": 1796032801, "abcdefgX": 90, "abcdefghX": 91, "abcdefghijklmnoX": 92,)"
+      R"( "abcdefghijklmnopX": 93, "abcdefghijklmnopqr": 94, "abcdefghijklmno": 15,)"
+      R"( "abcdefghijklmnopqrstuvwxyz012345678": 95, "abcdefgh": 8, "abcdefg": 7,)"
+      R"( "abcdefghijklmnop": 16, "abcdefghijklmnopqrstuvwxyz0123456789": 36,)"
+      R"( "abcdefghijklmnopqrstuvwxyz01234567890": 96, "abcdefghijklmnopq": 17, "a": 97})";
+  auto expect = [](const std::vector<FieldValue>& v) {
+    const double want[] = {7, 8, 15, 16, 17, 36};
+    for (size_t f = 1; f <= 6; ++f) {
+      EXPECT_TRUE(v[f].present) << f;
+      EXPECT_EQ(v[f].number, want[f - 1]) << f;
+    }
+  };
+  SpecDecoder alone(*plan);
+  ASSERT_EQ(alone.Decode(0, record), std::nullopt);
+  expect(alone.values());
+
+  SpecDecoder block(*plan);
+  std::string data = record + "\n";
+  const size_t size = data.size();
+  data.append(simdjson::SIMDJSON_PADDING, ' ');
+  block.StartBlock(data.data(), size, data.size());
+  int as = -1;
+  ASSERT_TRUE(block.Next(0, 0, record.size(), &as));
+  EXPECT_EQ(as, 0);
+  expect(block.values());
+}
+
 TEST(SpecDecoder, ValueOutsideAListRejectsWithItsReason) {
   auto plan = Plan(R"(inputs:
   - name: jobs
