@@ -1,6 +1,7 @@
 #include "aggregators/spec_metrics.h"
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -31,41 +32,14 @@ constexpr double kMaxBusyUs = 1e12;
 // ResolveClosedLabelSets): they would crowd the family's series limit.
 constexpr size_t kMaxClosedLabelSets = 1000;
 
-// Cheap mix of a series key's label values, for the memo's slot: each
-// value's size and up to 16 of its bytes (first and last eight). A
-// collision only costs a lookup.
-size_t Slot(std::span<const std::string_view> pieces) {
-  uint64_t h = pieces.size();
-  for (const std::string_view p : pieces) {
-    uint64_t first = 0, last = 0;
-    if (p.size() >= 8) {  // fixed-size loads, which compile to one move each
-      std::memcpy(&first, p.data(), 8);
-      std::memcpy(&last, p.data() + p.size() - 8, 8);
-    } else {
-      for (const char c : p) first = first << 8 | static_cast<uint8_t>(c);
-    }
-    h = (h ^ p.size() ^ first) * 0x9e3779b97f4a7c15ULL;
-    h = (h ^ (h >> 29) ^ last) * 0xbf58476d1ce4e5b9ULL;
-  }
-  h ^= h >> 31;
-  h *= 0x94d049bb133111ebULL;
-  return static_cast<size_t>(h >> 56);
+constexpr uint64_t Mix(uint64_t h, uint64_t a, uint64_t b) {
+  h = (h ^ a) * 0x9e3779b97f4a7c15ULL;
+  return (h ^ (h >> 29) ^ b) * 0xbf58476d1ce4e5b9ULL;
 }
 
-// Whether `key` is the values joined by kLabelSeparator.
-bool KeyIs(std::string_view key, std::span<const std::string_view> pieces) {
-  size_t at = 0;
-  for (size_t i = 0; i < pieces.size(); ++i) {
-    if (i > 0) {
-      if (at >= key.size() || key[at] != kLabelSeparator) return false;
-      ++at;
-    }
-    const std::string_view p = pieces[i];
-    if (key.size() - at < p.size() || key.compare(at, p.size(), p) != 0) return false;
-    at += p.size();
-  }
-  return at == key.size();
-}
+// A label value as a LabelMemo keys it: absent, a text, or a number's bits
+// (formatting waits until a series is resolved).
+enum class Piece : char { kAbsent, kText, kNumber };
 
 }  // namespace
 
@@ -128,14 +102,130 @@ SpecMetrics::Writer::Writer(SpecMetrics* owner, int shard)
     }
   }
   closed_.resize(spec.metrics.size());
-  size_t most_labels = 0;
-  for (const spec::MetricSpec& m : spec.metrics)
-    most_labels = std::max(most_labels, m.labels.size());
-  numbers_.resize(most_labels);
-  pieces_.reserve(most_labels);
-  for (size_t f = 0; f < spec.metrics.size(); ++f) {
-    memo_.push_back(std::unique_ptr<MemoEntry[]>(new MemoEntry[kMemoSize]));
-    ResolveClosedLabelSets(f);
+  for (size_t f = 0; f < spec.metrics.size(); ++f) ResolveClosedLabelSets(f);
+  memo_.resize(inputs);
+  conditions_.resize(inputs);
+  for (size_t i = 0; i < inputs; ++i) {
+    BuildLabelMemo(i);
+    BuildConditions(i);
+  }
+}
+
+void SpecMetrics::Writer::BuildLabelMemo(size_t input) {
+  const spec::MetricSpecSet& spec = owner_->plan_->spec();
+  LabelMemo& memo = memo_[input];
+  memo.column.assign(spec.metrics.size(), -1);
+  for (const size_t f : owner_->by_input_[input]) {
+    const spec::MetricSpec& m = spec.metrics[f];
+    if (m.kind == spec::MetricKind::kConcurrency) continue;
+    for (const spec::LabelSpec& l : m.labels) {
+      if (l.field >= 0 &&
+          std::find(memo.fields.begin(), memo.fields.end(), l.field) == memo.fields.end()) {
+        memo.fields.push_back(l.field);
+      }
+    }
+    memo.column[f] = static_cast<int>(memo.columns++);
+  }
+  const spec::InputSpec& in = spec.inputs[input];
+  for (const int f : memo.fields)
+    memo.text.push_back(in.fields[f].type == spec::FieldType::kString);
+  memo.entries.resize(kMemoSize);
+  memo.ids.assign(kMemoSize * memo.columns, kUnresolved);
+}
+
+void SpecMetrics::Writer::BuildConditions(size_t input) {
+  const spec::MetricSpecSet& spec = owner_->plan_->spec();
+  const spec::InputSpec& in = spec.inputs[input];
+  Conditions& c = conditions_[input];
+  c.when.assign(spec.metrics.size(), -1);
+  c.op_when.resize(spec.metrics.size());
+  for (const size_t f : owner_->by_input_[input]) {
+    c.when[f] = static_cast<int>(c.slots.size());
+    c.slots.push_back(&spec.metrics[f].when);
+    for (const spec::GaugeOp& op : spec.metrics[f].ops) {
+      c.op_when[f].push_back(static_cast<int>(c.slots.size()));
+      c.slots.push_back(&op.when);
+    }
+  }
+  c.words = (c.slots.size() + 63) / 64;
+  c.always.assign(c.words, 0);
+  // The fields the flat conditions read, and the table's size.
+  size_t cells = 1;
+  auto read = [&](int field, uint32_t codes) {
+    const auto it = std::find(c.fields.begin(), c.fields.end(), field);
+    if (it == c.fields.end()) {
+      c.fields.push_back(field);
+      c.coded.push_back(codes);
+      c.radix.push_back(codes > 0 ? codes + 2 : 2);
+      cells *= c.radix.back();
+    } else if (const auto at = static_cast<size_t>(it - c.fields.begin());
+               codes > 0 && c.coded[at] == 0) {
+      // Read both ways: the codes tell presence too.
+      cells = cells / c.radix[at] * (codes + 2);
+      c.coded[at] = codes;
+      c.radix[at] = codes + 2;
+    }
+  };
+  std::vector<size_t> flat;
+  for (size_t s = 0; s < c.slots.size(); ++s) {
+    const spec::Condition& when = *c.slots[s];
+    if (when.always()) {
+      c.always[s / 64] |= uint64_t{1} << (s % 64);
+    } else if (!when.flat) {
+      c.tree.push_back(s);
+    } else {
+      flat.push_back(s);
+      for (const int f : when.flat_present) read(f, 0);
+      for (const spec::Condition::CodeTest& t : when.flat_codes) {
+        read(t.field, static_cast<uint32_t>(in.fields[t.field].values.size()));
+      }
+    }
+  }
+  constexpr size_t kMaxTableWords = 1 << 14;
+  if (flat.empty() || cells * c.words > kMaxTableWords) {
+    c.tree.insert(c.tree.end(), flat.begin(), flat.end());
+    std::sort(c.tree.begin(), c.tree.end());
+    c.fields.clear();
+    return;
+  }
+  // Each cell's answers, from the flat tests over values made to match it:
+  // a coded field's digit is 0 when absent, 1 + its code, or the last when
+  // its value is outside the list.
+  std::vector<spec::FieldValue> values(in.fields.size());
+  c.table.assign(cells * c.words, 0);
+  for (size_t cell = 0; cell < cells; ++cell) {
+    for (size_t i = c.fields.size(), rest = cell; i-- > 0; rest /= c.radix[i]) {
+      const auto digit = static_cast<uint32_t>(rest % c.radix[i]);
+      spec::FieldValue& v = values[c.fields[i]];
+      v.present = digit > 0;
+      v.code = digit > 0 && digit <= c.coded[i] ? static_cast<int32_t>(digit) - 1 : -1;
+    }
+    for (const size_t s : flat) {
+      if (spec::Holds(*c.slots[s], values, in))
+        c.table[cell * c.words + s / 64] |= uint64_t{1} << (s % 64);
+    }
+  }
+}
+
+void SpecMetrics::Writer::Decide(const Conditions& c, const spec::InputSpec& in,
+                                 const std::vector<spec::FieldValue>& values) {
+  holds_.assign(c.always.begin(), c.always.end());
+  if (!c.table.empty()) {
+    size_t cell = 0;
+    for (size_t i = 0; i < c.fields.size(); ++i) {
+      const spec::FieldValue& v = values[c.fields[i]];
+      uint32_t digit = v.present ? 1 : 0;
+      if (v.present && c.coded[i] > 0) {
+        digit = v.code >= 0 && static_cast<uint32_t>(v.code) < c.coded[i]
+                    ? static_cast<uint32_t>(v.code) + 1
+                    : c.coded[i] + 1;
+      }
+      cell = cell * c.radix[i] + digit;
+    }
+    for (size_t w = 0; w < c.words; ++w) holds_[w] |= c.table[cell * c.words + w];
+  }
+  for (const size_t s : c.tree) {
+    if (spec::Holds(*c.slots[s], values, in)) holds_[s / 64] |= uint64_t{1} << (s % 64);
   }
 }
 
@@ -200,6 +290,107 @@ double SpecMetrics::Writer::Value(const spec::InputSpec& in, const spec::ValueSp
   return x;
 }
 
+std::string_view SpecMetrics::Writer::LabelText(const spec::InputSpec& in, int f,
+                                                const std::vector<spec::FieldValue>& values,
+                                                std::array<char, kNumberBytes>* number) {
+  const spec::FieldValue& v = values[f];
+  if (!v.present) return {};  // an absent field labels ""
+  switch (in.fields[f].type) {
+    case spec::FieldType::kString:
+      return v.text;
+    case spec::FieldType::kBool:
+      return v.number != 0 ? "true" : "false";
+    default: {
+      char* const buf = number->data();
+      const auto end = std::to_chars(buf, buf + kNumberBytes, std::llround(v.number)).ptr;
+      return {buf, static_cast<size_t>(end - buf)};
+    }
+  }
+}
+
+size_t SpecMetrics::Writer::MemoEntryOf(LabelMemo& memo,
+                                        const std::vector<spec::FieldValue>& values) {
+  // The hash mixes each text's size and up to 16 of its bytes (first and
+  // last eight); the entry's key, compared in full, confirms it.
+  uint64_t h = memo.fields.size();
+  for (size_t i = 0; i < memo.fields.size(); ++i) {
+    const spec::FieldValue& v = values[memo.fields[i]];
+    if (!v.present) {
+      h = Mix(h, 1, 0);
+    } else if (memo.text[i]) {
+      const std::string_view t = v.text;
+      uint64_t first = 0, last = 0;
+      if (t.size() >= 8) {  // fixed-size loads, which compile to one move each
+        std::memcpy(&first, t.data(), 8);
+        std::memcpy(&last, t.data() + t.size() - 8, 8);
+      } else {
+        for (const char c : t) first = first << 8 | static_cast<uint8_t>(c);
+      }
+      h = Mix(h, t.size() ^ first, last);
+    } else {
+      h = Mix(h, 2, std::bit_cast<uint64_t>(v.number));
+    }
+  }
+  h ^= h >> 31;
+  h *= 0x94d049bb133111ebULL;
+  static_assert(kMemoSize == 1024, "the slot is the hash's top 10 bits");
+  const auto entry = static_cast<size_t>(h >> 54);
+  LabelMemo::Entry& e = memo.entries[entry];
+  if (e.used && e.hash == h && KeyIs(memo, e.key, values)) return entry;
+  // Another label set takes the entry: its ids are resolved as families ask.
+  e.key.clear();
+  for (size_t i = 0; i < memo.fields.size(); ++i) {
+    const spec::FieldValue& v = values[memo.fields[i]];
+    if (!v.present) {
+      e.key += static_cast<char>(Piece::kAbsent);
+    } else if (memo.text[i]) {
+      const auto size = static_cast<uint32_t>(v.text.size());
+      e.key += static_cast<char>(Piece::kText);
+      e.key.append(reinterpret_cast<const char*>(&size), sizeof(size));
+      e.key += v.text;
+    } else {
+      e.key += static_cast<char>(Piece::kNumber);
+      e.key.append(reinterpret_cast<const char*>(&v.number), sizeof(v.number));
+    }
+  }
+  e.hash = h;
+  e.used = true;
+  std::fill_n(memo.ids.begin() + static_cast<ptrdiff_t>(entry * memo.columns), memo.columns,
+              kUnresolved);
+  return entry;
+}
+
+bool SpecMetrics::Writer::KeyIs(const LabelMemo& memo, std::string_view key,
+                                const std::vector<spec::FieldValue>& values) {
+  const char* p = key.data();
+  const char* const end = p + key.size();
+  for (size_t i = 0; i < memo.fields.size(); ++i) {
+    const spec::FieldValue& v = values[memo.fields[i]];
+    if (p == end) return false;
+    const auto piece = static_cast<Piece>(*p++);
+    if (!v.present) {
+      if (piece != Piece::kAbsent) return false;
+    } else if (memo.text[i]) {
+      uint32_t size;
+      if (piece != Piece::kText || end - p < static_cast<ptrdiff_t>(sizeof(size))) return false;
+      std::memcpy(&size, p, sizeof(size));
+      p += sizeof(size);
+      if (size != v.text.size() || static_cast<size_t>(end - p) < size ||
+          std::memcmp(p, v.text.data(), size) != 0) {
+        return false;
+      }
+      p += size;
+    } else {
+      if (piece != Piece::kNumber || end - p < static_cast<ptrdiff_t>(sizeof(double)) ||
+          std::memcmp(p, &v.number, sizeof(double)) != 0) {
+        return false;
+      }
+      p += sizeof(double);
+    }
+  }
+  return p == end;
+}
+
 uint32_t SpecMetrics::Writer::Series(size_t family, const spec::MetricSpec& m,
                                      const std::vector<spec::FieldValue>& values) {
   const ClosedIds& closed = closed_[family];
@@ -219,51 +410,24 @@ uint32_t SpecMetrics::Writer::Series(size_t family, const spec::MetricSpec& m,
     }
     if (coded && closed.ids[index] != kNoId) return closed.ids[index];
   }
-  // The label values as views (numbers formatted into numbers_), looked
-  // up in the memo as they are; the key is built only when it misses.
+  // The record's label sets, from the input's memo; the family's key is
+  // built (from the pieces the memo probe left) only when its id is not
+  // there yet.
   const spec::InputSpec& in = owner_->plan_->spec().inputs[m.input];
-  pieces_.clear();
-  for (size_t i = 0; i < m.labels.size(); ++i) {
-    const spec::LabelSpec& l = m.labels[i];
-    if (l.field < 0) {
-      pieces_.push_back(l.value);
-      continue;
-    }
-    const spec::FieldValue& v = values[l.field];
-    if (!v.present) {  // an absent field labels ""
-      pieces_.emplace_back();
-      continue;
-    }
-    switch (in.fields[l.field].type) {
-      case spec::FieldType::kString:
-        pieces_.push_back(v.text);
-        break;
-      case spec::FieldType::kBool:
-        pieces_.push_back(v.number != 0 ? "true" : "false");
-        break;
-      default: {
-        char* const buf = numbers_[i].data();
-        const auto end = std::to_chars(buf, buf + kNumberBytes, std::llround(v.number)).ptr;
-        pieces_.emplace_back(buf, static_cast<size_t>(end - buf));
-        break;
-      }
-    }
-  }
-  MemoEntry& memo = memo_[family][Slot(pieces_)];
-  if (memo.used && KeyIs(memo.key, pieces_)) return memo.id;
+  LabelMemo& memo = memo_[m.input];
+  if (entry_ == SIZE_MAX) entry_ = MemoEntryOf(memo, values);
+  uint32_t& known = memo.ids[entry_ * memo.columns + static_cast<size_t>(memo.column[family])];
+  if (known != kUnresolved) return known;
   key_.clear();
-  for (size_t i = 0; i < pieces_.size(); ++i) {
+  for (size_t i = 0; i < m.labels.size(); ++i) {
     if (i > 0) key_ += kLabelSeparator;
-    key_ += pieces_[i];
+    const int f = m.labels[i].field;
+    key_ += f < 0 ? std::string_view(m.labels[i].value) : LabelText(in, f, values, &number_);
   }
   const uint32_t id = w_.Resolve(family, key_);
   // Only real series: an overflowed lookup counts in
   // novapulse_series_overflow_total each time.
-  if (id < owner_->store_.index(family).limit()) {
-    memo.key = key_;
-    memo.id = id;
-    memo.used = true;
-  }
+  if (id < owner_->store_.index(family).limit()) known = id;
   return id;
 }
 
@@ -274,9 +438,12 @@ void SpecMetrics::Writer::Record(size_t input, const std::vector<spec::FieldValu
   // Microseconds to milliseconds, floored (event times are after 1970).
   if (!w_.SetEventTime(ts_us / 1000))
     w_.Inc(owner_->self(SelfMetric::kLateEventsTotal), late_[input]);
+  entry_ = SIZE_MAX;
+  const Conditions& conditions = conditions_[input];
+  Decide(conditions, in, values);
   for (const size_t f : owner_->by_input_[input]) {
     const spec::MetricSpec& m = spec.metrics[f];
-    if (!spec::Holds(m.when, values, in)) continue;
+    if (!Holds(conditions.when[f])) continue;
     switch (m.kind) {
       case spec::MetricKind::kCounter: {
         uint64_t n = 1;
@@ -301,8 +468,8 @@ void SpecMetrics::Writer::Record(size_t input, const std::vector<spec::FieldValu
       }
       case spec::MetricKind::kGauge: {
         int64_t delta = 0;
-        for (const spec::GaugeOp& op : m.ops) {
-          if (spec::Holds(op.when, values, in)) delta += static_cast<int64_t>(op.amount);
+        for (size_t o = 0; o < m.ops.size(); ++o) {
+          if (Holds(conditions.op_when[f][o])) delta += static_cast<int64_t>(m.ops[o].amount);
         }
         if (delta != 0) w_.GaugeAdd(f, Series(f, m, values), delta);
         break;

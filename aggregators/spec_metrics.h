@@ -41,14 +41,6 @@ class SpecMetrics : public MetricSource {
     int64_t EndBatch();
 
    private:
-    // A label set this worker resolved, by family: records repeat a few
-    // dozen, so the memo skips probing the shared index for each.
-    struct MemoEntry {
-      std::string key;
-      uint32_t id = 0;
-      bool used = false;
-    };
-    static constexpr size_t kMemoSize = 256;
     // A family whose every label comes from a closed list (see
     // ResolveClosedLabelSets): its series ids by the labels' value codes,
     // mixed-radix with the last label fastest (a constant has one code).
@@ -57,29 +49,79 @@ class SpecMetrics : public MetricSource {
       std::vector<uint32_t> radix;  // per label: its number of values
       std::vector<uint32_t> ids;    // kNoId where the set overflowed
     };
+    // The label sets this worker resolved, per input: records repeat a few
+    // hundred, so a record's series in every family of its input come from
+    // one memo probe keyed by the values of all their labels (the union of
+    // the fields the families label with), not from the shared index.
+    struct LabelMemo {
+      std::vector<int> fields;    // the union, in order of first use
+      std::vector<uint8_t> text;  // per field: a string (else a number or bool)
+      std::vector<int> column;    // by family: its column in `ids`, -1 if none
+      size_t columns = 0;
+      struct Entry {
+        uint64_t hash = 0;
+        std::string key;  // the union's values, encoded (see MemoEntryOf)
+        bool used = false;
+      };
+      std::vector<Entry> entries;  // kMemoSize
+      std::vector<uint32_t> ids;   // [entry * columns + column]; kUnresolved
+    };
+    // The conditions of an input's families (`when`, and each gauge op's),
+    // decided for a record at once (Decide), slot by slot. When a condition
+    // is a flat test of value codes and presence (spec/condition.h), its
+    // answer depends only on those fields' codes and presence, so it is
+    // looked up in a table made at start; others are evaluated per record.
+    struct Conditions {
+      std::vector<const spec::Condition*> slots;
+      std::vector<int> when;                  // by family: its `when` slot
+      std::vector<std::vector<int>> op_when;  // by family: each op's slot
+      size_t words = 0;                       // 64-bit words of slots
+      std::vector<uint64_t> always;           // slots always true
+      std::vector<size_t> tree;               // slots evaluated per record
+      // The table's fields: a coded field's number of codes (0 for one only
+      // tested for presence) and its radix (see BuildConditions).
+      std::vector<int> fields;
+      std::vector<uint32_t> coded, radix;
+      std::vector<uint64_t> table;  // [cell * words + word]; empty: none
+    };
+    void BuildConditions(size_t input);
+    // Sets holds_ for a record.
+    void Decide(const Conditions& c, const spec::InputSpec& in,
+                const std::vector<spec::FieldValue>& values);
+    bool Holds(int slot) const { return (holds_[slot / 64] >> (slot % 64)) & 1; }
+    static constexpr size_t kMemoSize = 1024;
+    static constexpr size_t kNumberBytes = 24;
+    static constexpr uint32_t kUnresolved = UINT32_MAX - 1;
     static constexpr uint32_t kNoId = UINT32_MAX;
 
     void ResolveClosedLabelSets(size_t family);
+    void BuildLabelMemo(size_t input);
     uint32_t Series(size_t family, const spec::MetricSpec& m,
                     const std::vector<spec::FieldValue>& values);
+    // The memo entry of the record at hand (see Series), found on first use.
+    size_t MemoEntryOf(LabelMemo& memo, const std::vector<spec::FieldValue>& values);
+    static bool KeyIs(const LabelMemo& memo, std::string_view key,
+                      const std::vector<spec::FieldValue>& values);
+    // Field `f`'s value as a label (numbers formatted into `number`).
+    static std::string_view LabelText(const spec::InputSpec& in, int f,
+                                      const std::vector<spec::FieldValue>& values,
+                                      std::array<char, kNumberBytes>* number);
     static double Value(const spec::InputSpec& in, const spec::ValueSpec& v,
                         const std::vector<spec::FieldValue>& values);
 
     SpecMetrics* owner_;
     ShardWriter w_;
     std::string key_;
-    // Series: the label values of the family at hand, and room for those
-    // that are numbers, by label position (as many as the most labels of a
-    // family).
-    static constexpr size_t kNumberBytes = 24;
-    std::vector<std::string_view> pieces_;
-    std::vector<std::array<char, kNumberBytes>> numbers_;
-    std::vector<uint32_t> accepted_;  // novapulse_events_total ids, per input
+    std::array<char, kNumberBytes> number_;  // a label's number, formatted
+    std::vector<uint32_t> accepted_;         // novapulse_events_total ids, per input
     std::vector<uint32_t> late_;
     std::vector<uint32_t> rejected_events_;                // per input, then "unknown"
     std::vector<std::vector<uint32_t>> rejected_reasons_;  // [input or unknown][reason]
-    std::vector<std::unique_ptr<MemoEntry[]>> memo_;       // per spec family
+    std::vector<LabelMemo> memo_;                          // per input
+    std::vector<Conditions> conditions_;                   // per input
+    std::vector<uint64_t> holds_;                          // the record's answers, by slot
     std::vector<ClosedIds> closed_;                        // per spec family; ids empty if open
+    size_t entry_ = SIZE_MAX;  // the record's memo entry, SIZE_MAX before its first use
     int64_t batch_newest_us_ = INT64_MIN;
   };
 

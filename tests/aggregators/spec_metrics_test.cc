@@ -1,8 +1,11 @@
 #include "aggregators/spec_metrics.h"
 
+#include <map>
+#include <random>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "aggregators/novagift_metrics.h"
 #include "gen/traffic_gen.h"
 #include "gmock/gmock.h"
@@ -171,6 +174,115 @@ metrics:
   EXPECT_THAT(text, testing::HasSubstr("novapulse_series_overflow_total{metric=\"ab_total\"} 2\n"));
   EXPECT_THAT(text, testing::HasSubstr("b_total{b=\"p\",site=\"s1\"} 3\n"));
   EXPECT_THAT(text, testing::HasSubstr("b_total{b=\"q\",site=\"s1\"} 3\n"));
+}
+
+// Counter values of the families without labels, by name.
+std::map<std::string, uint64_t> Counts(const std::vector<FamilySnapshot>& families) {
+  std::map<std::string, uint64_t> counts;
+  for (const FamilySnapshot& f : families) {
+    if (f.def->type != MetricType::kCounter || !f.def->labels.empty()) continue;
+    for (size_t s = 0; s < f.size(); ++s) counts[std::string(f.def->name)] += f.Word(s, 0);
+  }
+  return counts;
+}
+
+// The writer decides a record's conditions at once (a table over value
+// codes and presence, the rest one by one): each family must count exactly
+// the records for which spec::Holds says its `when` holds. Over 64
+// conditions (more than one word of answers), and with coded fields too
+// many for a table.
+TEST(SpecMetrics, ConditionsAreDecidedAsEachAloneWouldDecideThem) {
+  const std::vector<std::string> whens = {
+      R"(a == "x")",
+      R"(a in ["x", "y"] and b == "p")",
+      R"(a exists)",
+      R"(n exists and a == "z")",
+      R"(not a exists)",
+      R"(a == "x" or b == "q")",
+      R"(n > 3)",
+      R"(s =~ "ab.*")",
+      R"(b exists and s exists)",
+      R"(a != "y" and b exists)",
+      R"(c1 == "v1" and c2 in ["v0", "v29"])",
+      R"(c3 exists and c1 != "v0")",
+  };
+  for (const bool many_codes : {false, true}) {
+    SCOPED_TRACE(many_codes ? "three fields of 30 values: no table" : "a table");
+    std::string values;
+    for (int v = 0; v < (many_codes ? 30 : 2); ++v)
+      absl::StrAppend(&values, v > 0 ? ", " : "", "v", v);
+    std::string text = absl::StrCat(R"(inputs:
+  - name: in
+    time: ts
+    fields:
+      ts: {type: time, format: unix_s}
+      a: {type: string, values: [x, y, z], other: w}
+      b: {type: string, values: [p, q], other: o}
+      n: int
+      s: string
+      c1: {type: string, values: [)",
+                                    values, R"(], other: v0}
+      c2: {type: string, values: [)",
+                                    values, R"(], other: v1}
+      c3: {type: string, values: [)",
+                                    values, R"(], other: v2}
+metrics:
+)");
+    for (size_t m = 0; m < 70; ++m) {
+      absl::StrAppend(&text, "  - {name: m", m, "_total, type: counter, when: '",
+                      whens[m % whens.size()], "'}\n");
+    }
+    absl::StatusOr<spec::MetricSpecSet> parsed = spec::ParseMetricSpec(text, "when.yaml");
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    absl::StatusOr<std::shared_ptr<const spec::SpecPlan>> plan =
+        spec::SpecPlan::Compile(*std::move(parsed));
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    const spec::MetricSpecSet& spec = (*plan)->spec();
+
+    // Records over every mix: each field absent, in its list, or outside it.
+    std::string lines;
+    std::map<std::string, uint64_t> want;
+    spec::SpecDecoder oracle(**plan);
+    std::mt19937 rng(7);
+    const std::vector<std::string> as = {"", "x", "y", "z", "nope"}, bs = {"", "p", "q", "r"},
+                                   ss = {"", "abc", "xyz"},
+                                   cs = {"", "v0", "v1", "v29", "zz"};
+    for (int r = 0; r < 600; ++r) {
+      std::string line = "{\"ts\":1";
+      auto put = [&](const char* key, const std::vector<std::string>& choices) {
+        const std::string& v = choices[rng() % choices.size()];
+        if (!v.empty()) absl::StrAppend(&line, ",\"", key, "\":\"", v, "\"");
+      };
+      put("a", as);
+      put("b", bs);
+      put("s", ss);
+      put("c1", cs);
+      put("c2", cs);
+      put("c3", cs);
+      if (rng() % 3 != 0) absl::StrAppend(&line, ",\"n\":", rng() % 7);
+      line += "}";
+      ASSERT_EQ(oracle.Decode(0, line), std::nullopt) << line;
+      for (const spec::MetricSpec& m : spec.metrics) {
+        if (spec::Holds(m.when, oracle.values(), spec.inputs[0])) ++want[m.name];
+      }
+      absl::StrAppend(&lines, line, "\n");
+    }
+    SpecMetrics metrics(*plan, 1);
+    spec::SpecDecoder decoder(**plan);
+    std::string padded = lines + std::string(simdjson::SIMDJSON_PADDING, ' ');
+    ProcessSpecLines(0, padded.data(), lines.size(), padded.size(), decoder, metrics.writer(0));
+    std::map<std::string, uint64_t> got = Counts(metrics.Snapshot());
+    for (const spec::MetricSpec& m : spec.metrics) {
+      EXPECT_EQ(got[m.name], want[m.name])
+          << m.name << " when " << whens[(&m - spec.metrics.data()) % whens.size()];
+    }
+    // Each condition holds for some records and not for others, so a
+    // table that said always or never would show.
+    for (size_t w = 0; w < whens.size(); ++w) {
+      EXPECT_GT(want[absl::StrCat("m", w, "_total")], 0u) << whens[w];
+      EXPECT_LT(want[absl::StrCat("m", w, "_total")], 600u) << whens[w];
+    }
+  }
 }
 
 }  // namespace
