@@ -4,8 +4,11 @@
 #ifndef NOVAPULSE_AGGREGATORS_METRIC_DEF_H_
 #define NOVAPULSE_AGGREGATORS_METRIC_DEF_H_
 
+#include <algorithm>
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace novapulse {
@@ -57,6 +60,28 @@ inline constexpr std::string_view kOverflowLabelValue = "__overflow__";
 // Checkpoints: the key saved for a free series id (expiry removed its
 // series). 0xFE never occurs in UTF-8 either.
 inline constexpr std::string_view kFreeSeriesKey = "\xfe";
+
+// Stale-series expiry (MetricDef::expire_after_ms, in ms; 0: never): the
+// families named in `by_family` take theirs, every other family whose
+// series can expire takes `default_ms`.
+struct MetricExpiry {
+  int64_t default_ms = 0;
+  std::vector<std::pair<std::string, int64_t>> by_family;
+
+  // The expiry of a family that can expire.
+  int64_t For(std::string_view family) const {
+    for (const auto& [name, ms] : by_family) {
+      if (name == family) return ms;
+    }
+    return default_ms;
+  }
+};
+
+// How often expiry sweeps for the shortest expiry: a tenth of it, within
+// [1 s, 30 s], so a series outlives its expiry by at most a tenth.
+inline int64_t ExpirySweepMs(int64_t shortest_ms) {
+  return std::clamp<int64_t>(shortest_ms / 10, 1'000, 30'000);
+}
 
 }  // namespace novapulse
 

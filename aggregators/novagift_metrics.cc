@@ -55,10 +55,7 @@ std::vector<MetricDef> ExpiringDefs(const MetricExpiry& expiry) {
   std::vector<MetricDef> defs = NovaGiftMetricDefs();
   for (size_t m = 0; m < defs.size(); ++m) {
     if (!CanExpireFamily(m)) continue;
-    defs[m].expire_after_ms = expiry.default_ms;
-    for (const auto& [name, ms] : expiry.by_family) {
-      if (name == defs[m].name) defs[m].expire_after_ms = ms;
-    }
+    defs[m].expire_after_ms = expiry.For(defs[m].name);
   }
   return defs;
 }

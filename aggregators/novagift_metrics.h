@@ -88,20 +88,6 @@ enum NovaGiftMetric : size_t {
 
 const std::vector<MetricDef>& NovaGiftMetricDefs();
 
-// Stale-series expiry (MetricDef::expire_after_ms, in ms; 0: never): the
-// families named in `by_family` take theirs, every other family whose
-// series can expire takes `default_ms`.
-struct MetricExpiry {
-  int64_t default_ms = 0;
-  std::vector<std::pair<std::string, int64_t>> by_family;
-};
-
-// How often expiry sweeps for the shortest expiry: a tenth of it, within
-// [1 s, 30 s], so a series outlives its expiry by at most a tenth.
-inline int64_t ExpirySweepMs(int64_t shortest_ms) {
-  return std::clamp<int64_t>(shortest_ms / 10, 1'000, 30'000);
-}
-
 // Window of http_active_connections: concurrency averaged over this span.
 inline constexpr int64_t kActiveWindowSeconds = 60;
 

@@ -43,9 +43,11 @@ enum class Piece : char { kAbsent, kText, kNumber };
 
 }  // namespace
 
-std::vector<MetricDef> SpecMetrics::Defs(const spec::MetricSpecSet& spec) {
+std::vector<MetricDef> SpecMetrics::Defs(const spec::MetricSpecSet& spec,
+                                         const MetricExpiry& expiry) {
   std::vector<MetricDef> defs;
-  for (const spec::MetricSpec& m : spec.metrics) {
+  for (size_t f = 0; f < spec.metrics.size(); ++f) {
+    const spec::MetricSpec& m = spec.metrics[f];
     MetricDef def;
     def.name = m.name;
     def.help = m.help;
@@ -54,10 +56,45 @@ std::vector<MetricDef> SpecMetrics::Defs(const spec::MetricSpecSet& spec) {
     def.buckets = m.buckets;
     def.fixed_series_limit = m.series_limit;
     def.sum_unit = m.sum_unit;
+    if (CanExpire(spec, f)) def.expire_after_ms = expiry.For(m.name);
     defs.push_back(std::move(def));
   }
   defs.insert(defs.end(), SelfMetricDefs().begin(), SelfMetricDefs().end());
   return defs;
+}
+
+bool SpecMetrics::HasClosedLabelSets(const spec::MetricSpecSet& spec, size_t family) {
+  const spec::MetricSpec& m = spec.metrics[family];
+  if (m.kind == spec::MetricKind::kConcurrency || m.labels.empty()) return false;
+  size_t sets = 1;
+  for (const spec::LabelSpec& l : m.labels) {
+    if (l.field < 0) continue;
+    const spec::FieldSpec& f = spec.inputs[m.input].fields[l.field];
+    if (f.values.empty()) return false;
+    sets *= f.values.size();
+    if (sets > kMaxClosedLabelSets) return false;
+  }
+  return true;
+}
+
+bool SpecMetrics::CanExpire(const spec::MetricSpecSet& spec, size_t family) {
+  return family < spec.metrics.size() &&
+         spec.metrics[family].kind != spec::MetricKind::kConcurrency &&
+         !HasClosedLabelSets(spec, family);
+}
+
+size_t SpecMetrics::ExpireIdle(int64_t now_ms, std::vector<MetricStore::Removed>* removed) {
+  const size_t n = store_.ExpireIdle(now_ms, removed);
+  if (n > 0) {
+    for (const auto& w : writers_) w->ForgetSeriesIds();
+  }
+  return n;
+}
+
+void SpecMetrics::Writer::ForgetSeriesIds() {
+  for (LabelMemo& memo : memo_) {
+    for (LabelMemo::Entry& e : memo.entries) e.used = false;
+  }
 }
 
 size_t SpecMetrics::self(SelfMetric id) const {
@@ -65,8 +102,8 @@ size_t SpecMetrics::self(SelfMetric id) const {
 }
 
 SpecMetrics::SpecMetrics(std::shared_ptr<const spec::SpecPlan> plan, int num_shards,
-                         size_t series_limit, const WindowSpec* windows)
-    : plan_(std::move(plan)), store_(Defs(plan_->spec()), num_shards, series_limit) {
+                         size_t series_limit, const WindowSpec* windows, const MetricExpiry& expiry)
+    : plan_(std::move(plan)), store_(Defs(plan_->spec(), expiry), num_shards, series_limit) {
   if (windows != nullptr) store_.EnableWindows(*windows);
   const spec::MetricSpecSet& spec = plan_->spec();
   by_input_.resize(spec.inputs.size());
@@ -230,12 +267,12 @@ void SpecMetrics::Writer::Decide(const Conditions& c, const spec::InputSpec& in,
 }
 
 void SpecMetrics::Writer::ResolveClosedLabelSets(size_t family) {
-  const spec::MetricSpec& m = owner_->plan_->spec().metrics[family];
-  if (m.kind == spec::MetricKind::kConcurrency) return;
-  const spec::InputSpec& in = owner_->plan_->spec().inputs[m.input];
-  // A family whose every label takes its value from a closed list (a
-  // constant, or a string field with `values`) is exported with each label
-  // set from the start, as zeros, so rates over it never miss a series.
+  const spec::MetricSpecSet& spec = owner_->plan_->spec();
+  if (!HasClosedLabelSets(spec, family)) return;
+  const spec::MetricSpec& m = spec.metrics[family];
+  const spec::InputSpec& in = spec.inputs[m.input];
+  // Such a family is exported with each label set from the start, as
+  // zeros, so rates over it never miss a series.
   std::vector<std::vector<std::string_view>> choices;
   ClosedIds closed;
   size_t sets = 1;
@@ -247,13 +284,10 @@ void SpecMetrics::Writer::ResolveClosedLabelSets(size_t family) {
       continue;
     }
     const spec::FieldSpec& f = in.fields[l.field];
-    if (f.values.empty()) return;
     choices.emplace_back(f.values.begin(), f.values.end());
     closed.radix.push_back(static_cast<uint32_t>(f.values.size()));
     sets *= f.values.size();
-    if (sets > kMaxClosedLabelSets) return;
   }
-  if (m.labels.empty()) return;
   std::vector<size_t> at(choices.size(), 0);
   for (size_t n = 0; n < sets; ++n) {
     key_.clear();

@@ -36,6 +36,9 @@ class SpecMetrics : public MetricSource {
     // A rejected record; `input` -1 when the input could not be told.
     void Reject(int input, RejectReason reason);
     void SetWatermark(int64_t watermark_ms) { w_.SetWatermark(watermark_ms); }
+    // Forgets the memoised series ids of open label sets (after expiry,
+    // which frees ids for new label sets).
+    void ForgetSeriesIds();
     // Ends a batch (see NovaGiftMetrics::Writer::EndBatch): the newest event
     // time recorded since the last call, INT64_MIN if none.
     int64_t EndBatch();
@@ -128,7 +131,8 @@ class SpecMetrics : public MetricSource {
   // `plan` must stay alive as long as the metrics (the families' names and
   // labels point into its spec).
   SpecMetrics(std::shared_ptr<const spec::SpecPlan> plan, int num_shards,
-              size_t series_limit = kDefaultSeriesLimit, const WindowSpec* windows = nullptr);
+              size_t series_limit = kDefaultSeriesLimit, const WindowSpec* windows = nullptr,
+              const MetricExpiry& expiry = {});
   SpecMetrics(const SpecMetrics&) = delete;
   SpecMetrics& operator=(const SpecMetrics&) = delete;
 
@@ -139,7 +143,21 @@ class SpecMetrics : public MetricSource {
 
   // The store's families for `spec`: the spec's, then the self metrics
   // (what RuleRunner::Build is given to read these metrics).
-  static std::vector<MetricDef> Defs(const spec::MetricSpecSet& spec);
+  static std::vector<MetricDef> Defs(const spec::MetricSpecSet& spec,
+                                     const MetricExpiry& expiry = {});
+  // Whether a family's label sets all come from closed lists (a constant,
+  // or a string field with `values`), so each writer resolves them up front
+  // and exports them from the start.
+  static bool HasClosedLabelSets(const spec::MetricSpecSet& spec, size_t family);
+  // Whether the series of spec family `family` can expire: not those of a
+  // concurrency gauge or of closed label sets, which are a fixed set (nor
+  // the self metrics).
+  static bool CanExpire(const spec::MetricSpecSet& spec, size_t family);
+
+  // Stale-series expiry at event time `now_ms` (MetricStore::ExpireIdle,
+  // whose `removed` it appends to); every writer then forgets the series
+  // ids it memoised. Call it while no writer runs.
+  size_t ExpireIdle(int64_t now_ms, std::vector<MetricStore::Removed>* removed = nullptr);
 
   // Every family, merged over shards, computed gauges included.
   std::vector<FamilySnapshot> Snapshot() const;

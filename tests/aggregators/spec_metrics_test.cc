@@ -16,6 +16,9 @@
 namespace novapulse {
 namespace {
 
+using ::testing::HasSubstr;
+using ::testing::Not;
+
 const std::string kNovaGiftSpec =
     std::string(NOVAPULSE_SOURCE_DIR) + "/configs/metrics/novagift.yaml";
 
@@ -245,8 +248,7 @@ metrics:
     spec::SpecDecoder oracle(**plan);
     std::mt19937 rng(7);
     const std::vector<std::string> as = {"", "x", "y", "z", "nope"}, bs = {"", "p", "q", "r"},
-                                   ss = {"", "abc", "xyz"},
-                                   cs = {"", "v0", "v1", "v29", "zz"};
+                                   ss = {"", "abc", "xyz"}, cs = {"", "v0", "v1", "v29", "zz"};
     for (int r = 0; r < 600; ++r) {
       std::string line = "{\"ts\":1";
       auto put = [&](const char* key, const std::vector<std::string>& choices) {
@@ -283,6 +285,94 @@ metrics:
       EXPECT_LT(want[absl::StrCat("m", w, "_total")], 600u) << whens[w];
     }
   }
+}
+
+// Feeds `lines` (one record each) to writer `shard`.
+void Feed(SpecMetrics& metrics, int shard, const std::string& lines) {
+  spec::SpecDecoder decoder(metrics.plan());
+  std::string padded = lines + std::string(simdjson::SIMDJSON_PADDING, ' ');
+  ProcessSpecLines(-1, padded.data(), lines.size(), padded.size(), decoder, metrics.writer(shard));
+}
+
+std::string AccessLine(std::string_view ts, std::string_view method, std::string_view route,
+                       int status, double duration_ms, std::string_view error = "") {
+  std::string line = absl::StrCat(R"({"ts":")", std::string(ts), R"(","method":")",
+                                  std::string(method), R"(","route":")", std::string(route),
+                                  R"(","status":)", status, R"(,"duration_ms":)", duration_ms);
+  if (!error.empty()) absl::StrAppend(&line, R"(,"error_code":")", std::string(error), "\"");
+  return line + "}\n";
+}
+
+// As NovaGiftMetrics.IdleSeriesExpireAndComeBackFromZero, on the spec.
+TEST(SpecMetrics, IdleSeriesExpireAndComeBackFromZero) {
+  SpecMetrics metrics(NovaGiftPlan(), 2, kDefaultSeriesLimit, nullptr,
+                      MetricExpiry{.default_ms = 5 * 60'000, .by_family = {}});
+  constexpr int64_t kT0Ms = 1795651200000;  // 2026-11-26T00:00:00Z
+  Feed(metrics, 0, AccessLine("2026-11-26T00:00:00Z", "GET", "/old", 200, 10, "E1"));
+  Feed(metrics, 1, AccessLine("2026-11-26T00:00:00Z", "GET", "/old", 200, 10));
+  Feed(metrics, 0, AccessLine("2026-11-26T00:04:00Z", "GET", "/kept", 200, 10));
+  Feed(metrics, 1,
+       R"({"ts":"2026-11-26T00:00:00Z","id":"w1","type":"wallet.transaction","status":"queued",)"
+       R"("data":{"kind":"topup","status":"ok","amount_usd":5}})"
+       "\n");
+  EXPECT_EQ(metrics.ExpireIdle(kT0Ms + 5 * 60'000 - 1), 0u);
+  // /old: its request, duration and error series; the wallet transaction's
+  // counter and amount histogram.
+  EXPECT_EQ(metrics.ExpireIdle(kT0Ms + 5 * 60'000), 5u);
+  std::string text = RenderPrometheusText(metrics.Snapshot());
+  EXPECT_THAT(text, Not(HasSubstr("/old")));
+  EXPECT_THAT(text, Not(HasSubstr("wallet_transactions_total{")));
+  EXPECT_THAT(text, Not(HasSubstr("wallet_transaction_amount_usd_count{")));
+  EXPECT_THAT(text,
+              HasSubstr("http_requests_total{method=\"GET\",route=\"/kept\",status=\"200\"} 1\n"));
+  // The outbox gauges by type never expire.
+  EXPECT_THAT(text, HasSubstr("outbox_queued_total{type=\"wallet.transaction\"} 1\n"));
+
+  // Both writers had /old memoised; a new route takes the freed ids, and
+  // /old comes back as a new series.
+  Feed(metrics, 0, AccessLine("2026-11-26T00:06:00Z", "POST", "/new", 201, 30));
+  Feed(metrics, 1, AccessLine("2026-11-26T00:06:00Z", "GET", "/old", 200, 2000));
+  Feed(metrics, 0, AccessLine("2026-11-26T00:06:00Z", "GET", "/old", 200, 2000));
+  text = RenderPrometheusText(metrics.Snapshot());
+  EXPECT_THAT(text,
+              HasSubstr("http_requests_total{method=\"POST\",route=\"/new\",status=\"201\"} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("http_request_duration_seconds_count{method=\"POST\",route=\"/new\"} 1\n"));
+  EXPECT_THAT(
+      text, HasSubstr("http_request_duration_seconds_sum{method=\"POST\",route=\"/new\"} 0.03\n"));
+  EXPECT_THAT(text,
+              HasSubstr("http_requests_total{method=\"GET\",route=\"/old\",status=\"200\"} 2\n"));
+  EXPECT_THAT(text,
+              HasSubstr("http_request_duration_seconds_count{method=\"GET\",route=\"/old\"} 2\n"));
+  EXPECT_THAT(text,
+              HasSubstr("http_request_duration_seconds_sum{method=\"GET\",route=\"/old\"} 4\n"));
+  EXPECT_THAT(text, Not(HasSubstr("E1")));
+}
+
+TEST(SpecMetrics, ExpiryPerFamilyOverridesTheDefault) {
+  SpecMetrics metrics(
+      NovaGiftPlan(), 1, kDefaultSeriesLimit, nullptr,
+      MetricExpiry{.default_ms = 0, .by_family = {{"http_request_duration_seconds", 60'000}}});
+  Feed(metrics, 0, AccessLine("2026-11-26T00:00:00Z", "GET", "/a", 200, 10));
+  EXPECT_EQ(metrics.ExpireIdle(1795651200000 + 3'600'000), 1u);
+  Feed(metrics, 0, AccessLine("2026-11-26T00:01:00Z", "GET", "/a", 200, 10));
+  // The request series kept its count; the duration series starts again.
+  const std::string text = RenderPrometheusText(metrics.Snapshot());
+  EXPECT_THAT(text,
+              HasSubstr("http_requests_total{method=\"GET\",route=\"/a\",status=\"200\"} 2\n"));
+  EXPECT_THAT(text,
+              HasSubstr("http_request_duration_seconds_count{method=\"GET\",route=\"/a\"} 1\n"));
+}
+
+// The NovaGift spec's families expire exactly as the compiled-in ones do.
+TEST(SpecMetrics, TheNovaGiftSpecExpiresWhatTheCompiledInPathExpires) {
+  std::shared_ptr<const spec::SpecPlan> plan = NovaGiftPlan();
+  std::vector<std::string> expiring;
+  for (size_t f = 0; f < plan->spec().metrics.size(); ++f) {
+    if (SpecMetrics::CanExpire(plan->spec(), f)) expiring.push_back(plan->spec().metrics[f].name);
+  }
+  EXPECT_THAT(expiring, testing::UnorderedElementsAreArray(NovaGiftMetrics::ExpiringFamilies()));
+  EXPECT_FALSE(SpecMetrics::CanExpire(plan->spec(), plan->spec().metrics.size()));  // self
 }
 
 }  // namespace
