@@ -5,7 +5,6 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
-#include <span>
 
 #include "parsers/timestamp.h"
 
@@ -113,6 +112,9 @@ SpecMetrics::SpecMetrics(std::shared_ptr<const spec::SpecPlan> plan, int num_sha
     if (spec.metrics[m].kind != spec::MetricKind::kConcurrency) continue;
     for (int s = 0; s < num_shards; ++s) busy_[m].push_back(std::make_unique<BusyRing>());
   }
+  for (size_t i = 0; i < spec.inputs.size(); ++i) {
+    conditions_.push_back(Conditions::Build(spec, i, by_input_[i]));
+  }
   for (int s = 0; s < num_shards; ++s) newest_.push_back(std::make_unique<ShardTime>());
   for (int s = 0; s < num_shards; ++s) writers_.push_back(std::make_unique<Writer>(this, s));
 }
@@ -141,11 +143,7 @@ SpecMetrics::Writer::Writer(SpecMetrics* owner, int shard)
   closed_.resize(spec.metrics.size());
   for (size_t f = 0; f < spec.metrics.size(); ++f) ResolveClosedLabelSets(f);
   memo_.resize(inputs);
-  conditions_.resize(inputs);
-  for (size_t i = 0; i < inputs; ++i) {
-    BuildLabelMemo(i);
-    BuildConditions(i);
-  }
+  for (size_t i = 0; i < inputs; ++i) BuildLabelMemo(i);
 }
 
 void SpecMetrics::Writer::BuildLabelMemo(size_t input) {
@@ -170,13 +168,14 @@ void SpecMetrics::Writer::BuildLabelMemo(size_t input) {
   memo.ids.assign(kMemoSize * memo.columns, kUnresolved);
 }
 
-void SpecMetrics::Writer::BuildConditions(size_t input) {
-  const spec::MetricSpecSet& spec = owner_->plan_->spec();
+SpecMetrics::Conditions SpecMetrics::Conditions::Build(const spec::MetricSpecSet& spec,
+                                                       size_t input,
+                                                       const std::vector<size_t>& families) {
   const spec::InputSpec& in = spec.inputs[input];
-  Conditions& c = conditions_[input];
+  Conditions c;
   c.when.assign(spec.metrics.size(), -1);
   c.op_when.resize(spec.metrics.size());
-  for (const size_t f : owner_->by_input_[input]) {
+  for (const size_t f : families) {
     c.when[f] = static_cast<int>(c.slots.size());
     c.slots.push_back(&spec.metrics[f].when);
     for (const spec::GaugeOp& op : spec.metrics[f].ops) {
@@ -185,31 +184,42 @@ void SpecMetrics::Writer::BuildConditions(size_t input) {
     }
   }
   c.words = (c.slots.size() + 63) / 64;
-  c.always.assign(c.words, 0);
-  // The fields the flat conditions read, and the table's size.
-  size_t cells = 1;
+  c.tree.assign(c.slots.size(), 0);
+  // The fields the flat conditions read, and the table's rows: past
+  // kMaxTableWords (checked before each product, so it cannot wrap) there
+  // is no table and every condition is evaluated when asked.
+  constexpr size_t kMaxTableWords = 1 << 14;
+  const size_t max_rows = c.words > 0 ? kMaxTableWords / c.words : 0;
+  size_t rows = 1;
+  bool table = true;
+  auto grow = [&](size_t from, size_t to) {
+    rows /= from;
+    if (rows > max_rows / to) table = false;
+    rows *= to;
+  };
   auto read = [&](int field, uint32_t codes) {
     const auto it = std::find(c.fields.begin(), c.fields.end(), field);
     if (it == c.fields.end()) {
       c.fields.push_back(field);
       c.coded.push_back(codes);
       c.radix.push_back(codes > 0 ? codes + 2 : 2);
-      cells *= c.radix.back();
+      grow(1, c.radix.back());
     } else if (const auto at = static_cast<size_t>(it - c.fields.begin());
                codes > 0 && c.coded[at] == 0) {
       // Read both ways: the codes tell presence too.
-      cells = cells / c.radix[at] * (codes + 2);
+      grow(c.radix[at], codes + 2);
       c.coded[at] = codes;
       c.radix[at] = codes + 2;
     }
   };
+  std::vector<uint64_t> always(c.words, 0);
   std::vector<size_t> flat;
-  for (size_t s = 0; s < c.slots.size(); ++s) {
+  for (size_t s = 0; s < c.slots.size() && table; ++s) {
     const spec::Condition& when = *c.slots[s];
     if (when.always()) {
-      c.always[s / 64] |= uint64_t{1} << (s % 64);
+      always[s / 64] |= uint64_t{1} << (s % 64);
     } else if (!when.flat) {
-      c.tree.push_back(s);
+      c.tree[s] = 1;
     } else {
       flat.push_back(s);
       for (const int f : when.flat_present) read(f, 0);
@@ -218,52 +228,44 @@ void SpecMetrics::Writer::BuildConditions(size_t input) {
       }
     }
   }
-  constexpr size_t kMaxTableWords = 1 << 14;
-  if (flat.empty() || cells * c.words > kMaxTableWords) {
-    c.tree.insert(c.tree.end(), flat.begin(), flat.end());
-    std::sort(c.tree.begin(), c.tree.end());
+  if (!table) {
+    for (size_t s = 0; s < c.slots.size(); ++s) c.tree[s] = c.slots[s]->always() ? 0 : 1;
+    flat.clear();
     c.fields.clear();
-    return;
+    c.coded.clear();
+    c.radix.clear();
+    rows = 1;
+    for (size_t s = 0; s < c.slots.size(); ++s) {
+      if (c.slots[s]->always()) always[s / 64] |= uint64_t{1} << (s % 64);
+    }
   }
-  // Each cell's answers, from the flat tests over values made to match it:
-  // a coded field's digit is 0 when absent, 1 + its code, or the last when
-  // its value is outside the list.
+  // Each row's answers, from the flat tests over values that give its
+  // digits (the inverse of Digit).
   std::vector<spec::FieldValue> values(in.fields.size());
-  c.table.assign(cells * c.words, 0);
-  for (size_t cell = 0; cell < cells; ++cell) {
-    for (size_t i = c.fields.size(), rest = cell; i-- > 0; rest /= c.radix[i]) {
+  c.table.assign(rows * c.words, 0);
+  for (size_t row = 0; row < rows; ++row) {
+    for (size_t i = c.fields.size(), rest = row; i-- > 0; rest /= c.radix[i]) {
       const auto digit = static_cast<uint32_t>(rest % c.radix[i]);
       spec::FieldValue& v = values[c.fields[i]];
       v.present = digit > 0;
       v.code = digit > 0 && digit <= c.coded[i] ? static_cast<int32_t>(digit) - 1 : -1;
     }
+    uint64_t* const answers = &c.table[row * c.words];
+    std::copy(always.begin(), always.end(), answers);
     for (const size_t s : flat) {
-      if (spec::Holds(*c.slots[s], values, in))
-        c.table[cell * c.words + s / 64] |= uint64_t{1} << (s % 64);
+      if (spec::Holds(*c.slots[s], values, in)) answers[s / 64] |= uint64_t{1} << (s % 64);
     }
   }
+  return c;
 }
 
-void SpecMetrics::Writer::Decide(const Conditions& c, const spec::InputSpec& in,
-                                 const std::vector<spec::FieldValue>& values) {
-  holds_.assign(c.always.begin(), c.always.end());
-  if (!c.table.empty()) {
-    size_t cell = 0;
-    for (size_t i = 0; i < c.fields.size(); ++i) {
-      const spec::FieldValue& v = values[c.fields[i]];
-      uint32_t digit = v.present ? 1 : 0;
-      if (v.present && c.coded[i] > 0) {
-        digit = v.code >= 0 && static_cast<uint32_t>(v.code) < c.coded[i]
-                    ? static_cast<uint32_t>(v.code) + 1
-                    : c.coded[i] + 1;
-      }
-      cell = cell * c.radix[i] + digit;
-    }
-    for (size_t w = 0; w < c.words; ++w) holds_[w] |= c.table[cell * c.words + w];
+void SpecMetrics::Writer::Decide(const Conditions& c, const std::vector<spec::FieldValue>& values) {
+  size_t row = 0;
+  for (size_t i = 0; i < c.fields.size(); ++i) {
+    row = row * c.radix[i] + Conditions::Digit(c.coded[i], values[c.fields[i]]);
   }
-  for (const size_t s : c.tree) {
-    if (spec::Holds(*c.slots[s], values, in)) holds_[s / 64] |= uint64_t{1} << (s % 64);
-  }
+  const auto answers = c.table.begin() + static_cast<ptrdiff_t>(row * c.words);
+  holds_.assign(answers, answers + static_cast<ptrdiff_t>(c.words));
 }
 
 void SpecMetrics::Writer::ResolveClosedLabelSets(size_t family) {
@@ -473,11 +475,11 @@ void SpecMetrics::Writer::Record(size_t input, const std::vector<spec::FieldValu
   if (!w_.SetEventTime(ts_us / 1000))
     w_.Inc(owner_->self(SelfMetric::kLateEventsTotal), late_[input]);
   entry_ = SIZE_MAX;
-  const Conditions& conditions = conditions_[input];
-  Decide(conditions, in, values);
+  const Conditions& conditions = owner_->conditions_[input];
+  Decide(conditions, values);
   for (const size_t f : owner_->by_input_[input]) {
     const spec::MetricSpec& m = spec.metrics[f];
-    if (!Holds(conditions.when[f])) continue;
+    if (!Holds(conditions, conditions.when[f], in, values)) continue;
     switch (m.kind) {
       case spec::MetricKind::kCounter: {
         uint64_t n = 1;
@@ -503,7 +505,9 @@ void SpecMetrics::Writer::Record(size_t input, const std::vector<spec::FieldValu
       case spec::MetricKind::kGauge: {
         int64_t delta = 0;
         for (size_t o = 0; o < m.ops.size(); ++o) {
-          if (Holds(conditions.op_when[f][o])) delta += static_cast<int64_t>(m.ops[o].amount);
+          if (Holds(conditions, conditions.op_when[f][o], in, values)) {
+            delta += static_cast<int64_t>(m.ops[o].amount);
+          }
         }
         if (delta != 0) w_.GaugeAdd(f, Series(f, m, values), delta);
         break;

@@ -27,6 +27,36 @@
 namespace novapulse {
 
 class SpecMetrics : public MetricSource {
+  // The conditions of an input's families (`when`, and each gauge op's),
+  // by slot. A flat condition (value-code and presence tests joined by
+  // `and`, spec/condition.h) depends only on those fields' codes and
+  // presence, so its answers are looked up in a table made at start, one
+  // row per combination; the others are evaluated when asked.
+  struct Conditions {
+    std::vector<const spec::Condition*> slots;
+    std::vector<uint8_t> tree;              // per slot: evaluated when asked
+    std::vector<int> when;                  // by family: its `when` slot
+    std::vector<std::vector<int>> op_when;  // by family: each op's slot
+    size_t words = 0;                       // 64-bit words of slots
+    // The table's fields, each a digit of the row: a coded field's number
+    // of codes (0 for one only tested for presence) and its radix.
+    std::vector<int> fields;
+    std::vector<uint32_t> coded, radix;
+    std::vector<uint64_t> table;  // [row * words + word]
+
+    static Conditions Build(const spec::MetricSpecSet& spec, size_t input,
+                            const std::vector<size_t>& families);
+    // A field's digit: 0 when absent; for a coded field 1 + its code, or
+    // coded + 1 when the code is outside the list; 1 when present.
+    static uint32_t Digit(uint32_t coded, const spec::FieldValue& v) {
+      if (!v.present) return 0;
+      if (coded == 0) return 1;
+      return v.code >= 0 && static_cast<uint32_t>(v.code) < coded
+                 ? static_cast<uint32_t>(v.code) + 1
+                 : coded + 1;
+    }
+  };
+
  public:
   class Writer {
    public:
@@ -69,29 +99,14 @@ class SpecMetrics : public MetricSource {
       std::vector<Entry> entries;  // kMemoSize
       std::vector<uint32_t> ids;   // [entry * columns + column]; kUnresolved
     };
-    // The conditions of an input's families (`when`, and each gauge op's),
-    // decided for a record at once (Decide), slot by slot. When a condition
-    // is a flat test of value codes and presence (spec/condition.h), its
-    // answer depends only on those fields' codes and presence, so it is
-    // looked up in a table made at start; others are evaluated per record.
-    struct Conditions {
-      std::vector<const spec::Condition*> slots;
-      std::vector<int> when;                  // by family: its `when` slot
-      std::vector<std::vector<int>> op_when;  // by family: each op's slot
-      size_t words = 0;                       // 64-bit words of slots
-      std::vector<uint64_t> always;           // slots always true
-      std::vector<size_t> tree;               // slots evaluated per record
-      // The table's fields: a coded field's number of codes (0 for one only
-      // tested for presence) and its radix (see BuildConditions).
-      std::vector<int> fields;
-      std::vector<uint32_t> coded, radix;
-      std::vector<uint64_t> table;  // [cell * words + word]; empty: none
-    };
-    void BuildConditions(size_t input);
-    // Sets holds_ for a record.
-    void Decide(const Conditions& c, const spec::InputSpec& in,
-                const std::vector<spec::FieldValue>& values);
-    bool Holds(int slot) const { return (holds_[slot / 64] >> (slot % 64)) & 1; }
+    // Sets holds_ for a record of an input with conditions `c`.
+    void Decide(const Conditions& c, const std::vector<spec::FieldValue>& values);
+    // Whether condition `slot` of `c` holds for the record Decide was given.
+    bool Holds(const Conditions& c, int slot, const spec::InputSpec& in,
+               const std::vector<spec::FieldValue>& values) const {
+      if (c.tree[slot]) return spec::Holds(*c.slots[slot], values, in);
+      return (holds_[slot / 64] >> (slot % 64)) & 1;
+    }
     static constexpr size_t kMemoSize = 1024;
     static constexpr size_t kNumberBytes = 24;
     static constexpr uint32_t kUnresolved = UINT32_MAX - 1;
@@ -121,7 +136,6 @@ class SpecMetrics : public MetricSource {
     std::vector<uint32_t> rejected_events_;                // per input, then "unknown"
     std::vector<std::vector<uint32_t>> rejected_reasons_;  // [input or unknown][reason]
     std::vector<LabelMemo> memo_;                          // per input
-    std::vector<Conditions> conditions_;                   // per input
     std::vector<uint64_t> holds_;                          // the record's answers, by slot
     std::vector<ClosedIds> closed_;                        // per spec family; ids empty if open
     size_t entry_ = SIZE_MAX;  // the record's memo entry, SIZE_MAX before its first use
@@ -178,6 +192,7 @@ class SpecMetrics : public MetricSource {
   // Concurrency families: a ring per shard each, by family.
   std::vector<std::vector<std::unique_ptr<BusyRing>>> busy_;
   std::vector<std::vector<size_t>> by_input_;  // spec families of each input, in order
+  std::vector<Conditions> conditions_;         // per input
   std::vector<std::unique_ptr<Writer>> writers_;
 };
 

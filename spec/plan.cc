@@ -130,6 +130,9 @@ void IndexKeys(SpecPlan::Level* l) {
   l->words.assign(l->keys.size(), {});
   l->by_first.fill(-1);
   for (size_t k = l->keys.size(); k-- > 0;) {
+    // A raw key never holds a bare quote or backslash: a key with one is
+    // escaped in the record, and found by its unescaped text (Walk).
+    if (l->keys[k].find_first_of("\"\\") != std::string::npos) continue;
     const std::string quoted = l->keys[k] + '"';
     SpecPlan::Level::Words& w = l->words[k];
     w.len = static_cast<uint32_t>(l->keys[k].size());
@@ -703,8 +706,11 @@ int SpecDecoder::Match(const SpecPlan::Level& l, const char* raw) noexcept {
   for (int32_t k = l.by_first[static_cast<uint8_t>(raw[0])]; k >= 0; k = l.words[k].next) {
     const SpecPlan::Level::Words& w = l.words[k];
     if (((word[0] & w.mask[0]) ^ w.prefix[0]) | ((word[1] & w.mask[1]) ^ w.prefix[1])) continue;
-    if (w.len < 16 ||
-        (std::memcmp(raw + 16, l.keys[k].data() + 16, w.len - 16) == 0 && raw[w.len] == '"')) {
+    // A longer key: the raw key must close exactly where it does (memchr
+    // stops at the first quote, so nothing past the raw key is read) before
+    // the rest is compared.
+    if (w.len < 16 || (std::memchr(raw + 16, '"', w.len - 15) == raw + w.len &&
+                       std::memcmp(raw + 16, l.keys[k].data() + 16, w.len - 16) == 0)) {
       return k;
     }
   }
@@ -920,7 +926,7 @@ bool Holds(const Condition& c, const std::vector<FieldValue>& values,
     }
     for (const Condition::CodeTest& t : c.flat_codes) {
       const FieldValue& v = values[t.field];
-      if (!v.present || v.code < 0 || ((t.codes >> v.code) & 1) == 0) return false;
+      if (!v.present || v.code < 0 || v.code >= 64 || ((t.codes >> v.code) & 1) == 0) return false;
     }
     return true;
   }
@@ -946,7 +952,7 @@ bool Holds(const Condition& c, const std::vector<FieldValue>& values,
   }
   const FieldValue& v = values[c.field];
   if (!v.present) return false;
-  if (c.by_code) return v.code >= 0 && ((c.codes >> v.code) & 1) != 0;
+  if (c.by_code) return v.code >= 0 && v.code < 64 && ((c.codes >> v.code) & 1) != 0;
   const bool is_string = input.fields[c.field].type == FieldType::kString;
   switch (c.op) {
     case Condition::Op::kMatch:

@@ -375,5 +375,31 @@ TEST(SpecMetrics, TheNovaGiftSpecExpiresWhatTheCompiledInPathExpires) {
   EXPECT_FALSE(SpecMetrics::CanExpire(plan->spec(), plan->spec().metrics.size()));  // self
 }
 
+// A table over 70 presence tests would have 2^70 rows: its size is checked
+// before each product (so it cannot wrap to something small), and the
+// conditions are then evaluated one by one.
+TEST(SpecMetrics, TooManyConditionFieldsForATableAreEvaluatedOneByOne) {
+  std::string text =
+      "inputs:\n  - name: in\n    time: ts\n    fields:\n      ts: {type: time, format: unix_s}\n";
+  for (int f = 0; f < 70; ++f) absl::StrAppend(&text, "      f", f, ": int\n");
+  absl::StrAppend(&text, "metrics:\n");
+  for (int f = 0; f < 70; ++f) {
+    absl::StrAppend(&text, "  - {name: m", f, "_total, type: counter, when: 'f", f, " exists'}\n");
+  }
+  absl::StatusOr<spec::MetricSpecSet> parsed = spec::ParseMetricSpec(text, "wide.yaml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  absl::StatusOr<std::shared_ptr<const spec::SpecPlan>> plan =
+      spec::SpecPlan::Compile(*std::move(parsed));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  SpecMetrics metrics(*plan, 1);
+  std::string every = "{\"ts\":1";
+  for (int f = 0; f < 70; ++f) absl::StrAppend(&every, ",\"f", f, "\":", f);
+  Feed(metrics, 0, every + "}\n{\"ts\":1,\"f3\":0}\n");
+  std::map<std::string, uint64_t> counts = Counts(metrics.Snapshot());
+  for (int f = 0; f < 70; ++f) {
+    EXPECT_EQ(counts[absl::StrCat("m", f, "_total")], f == 3 ? 2u : 1u) << f;
+  }
+}
+
 }  // namespace
 }  // namespace novapulse

@@ -1,8 +1,11 @@
 #include "spec/plan.h"
 
+#include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -157,6 +160,47 @@ metrics:
   ASSERT_TRUE(block.Next(0, 0, record.size(), &as));
   EXPECT_EQ(as, 0);
   expect(block.values());
+}
+
+// A spec key longer than the raw key it starts like is compared without
+// reading past the raw key (the block ends right after this record, with
+// only the padding after it), and a spec key holding a quote matches only
+// the record's escaped key, never raw bytes that happen to spell it.
+TEST(SpecDecoder, KeysNeverMatchPastTheRawKeyOrAcrossAQuote) {
+  const std::string long_key = std::string(16, 'a') + std::string(200, 'b');
+  auto plan = Plan(absl::StrCat(R"(inputs:
+  - name: keys
+    time: ts
+    fields:
+      ts: {type: time, format: auto}
+      long: {path: )",
+                                long_key, R"(, type: int}
+      quoted: {path: 'a":"xyz', type: string}
+      escaped: {path: 'k"q', type: int}
+metrics:
+  - {name: keys_total, type: counter}
+)"));
+  ASSERT_NE(plan, nullptr);
+  const std::string record = R"({"ts":1,"aaaaaaaaaaaaaaaa":1,"a":"xyz"})";
+  const size_t size = record.size() + 1;
+  std::unique_ptr<char[]> block(new char[size + simdjson::SIMDJSON_PADDING]);
+  std::memcpy(block.get(), record.data(), record.size());
+  block[record.size()] = '\n';
+  std::memset(block.get() + size, ' ', simdjson::SIMDJSON_PADDING);
+  SpecDecoder d(*plan);
+  d.StartBlock(block.get(), size, size + simdjson::SIMDJSON_PADDING);
+  int as = -1;
+  ASSERT_TRUE(d.Next(0, 0, record.size(), &as));
+  EXPECT_FALSE(d.values()[1].present);
+  EXPECT_FALSE(d.values()[2].present);
+  ASSERT_EQ(d.Decode(0, block.get(), record.size(), size + simdjson::SIMDJSON_PADDING),
+            std::nullopt);
+  EXPECT_FALSE(d.values()[1].present);
+  EXPECT_FALSE(d.values()[2].present);
+
+  ASSERT_EQ(d.Decode(0, R"({"ts":1,"a\":\"xyz":"yes","k\"q":3})"), std::nullopt);
+  EXPECT_EQ(d.values()[2].text, "yes");
+  EXPECT_EQ(d.values()[3].number, 3);
 }
 
 TEST(SpecDecoder, ValueOutsideAListRejectsWithItsReason) {
