@@ -385,8 +385,9 @@ size_t SpecMetrics::Writer::MemoEntryOf(LabelMemo& memo,
       e.key.append(reinterpret_cast<const char*>(&size), sizeof(size));
       e.key += v.text;
     } else {
+      const auto bits = std::bit_cast<uint64_t>(v.number);
       e.key += static_cast<char>(Piece::kNumber);
-      e.key.append(reinterpret_cast<const char*>(&v.number), sizeof(v.number));
+      e.key.append(reinterpret_cast<const char*>(&bits), sizeof(bits));
     }
   }
   e.hash = h;
@@ -417,11 +418,12 @@ bool SpecMetrics::Writer::KeyIs(const LabelMemo& memo, std::string_view key,
       }
       p += size;
     } else {
-      if (piece != Piece::kNumber || end - p < static_cast<ptrdiff_t>(sizeof(double)) ||
-          std::memcmp(p, &v.number, sizeof(double)) != 0) {
-        return false;
-      }
-      p += sizeof(double);
+      // The number's bits, as MemoEntryOf wrote them.
+      uint64_t bits;
+      if (piece != Piece::kNumber || end - p < static_cast<ptrdiff_t>(sizeof(bits))) return false;
+      std::memcpy(&bits, p, sizeof(bits));
+      if (bits != std::bit_cast<uint64_t>(v.number)) return false;
+      p += sizeof(bits);
     }
   }
   return p == end;
