@@ -31,6 +31,18 @@ std::shared_ptr<const spec::SpecPlan> NovaGiftPlan() {
   return *plan;
 }
 
+// The plan of a spec given as text, null (with the errors reported) if it
+// does not load.
+std::shared_ptr<const spec::SpecPlan> PlanOf(std::string_view text, std::string_view name) {
+  absl::StatusOr<spec::MetricSpecSet> spec = spec::ParseMetricSpec(text, name);
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  if (!spec.ok()) return nullptr;
+  absl::StatusOr<std::shared_ptr<const spec::SpecPlan>> plan =
+      spec::SpecPlan::Compile(*std::move(spec));
+  EXPECT_TRUE(plan.ok()) << plan.status();
+  return plan.ok() ? *plan : nullptr;
+}
+
 class StringSink : public TrafficSink {
  public:
   absl::Status Write(Topic topic, std::string_view line) override {
@@ -148,13 +160,10 @@ metrics:
   - {name: ab_total, input: in, type: counter, labels: [a, b], series_limit: 4}
   - {name: b_total, input: in, type: counter, labels: [b, {site: {value: s1}}]}
 )";
-  absl::StatusOr<spec::MetricSpecSet> parsed = spec::ParseMetricSpec(kSpec, "closed.yaml");
-  ASSERT_TRUE(parsed.ok()) << parsed.status();
-  absl::StatusOr<std::shared_ptr<const spec::SpecPlan>> plan =
-      spec::SpecPlan::Compile(*std::move(parsed));
-  ASSERT_TRUE(plan.ok()) << plan.status();
-  SpecMetrics metrics(*plan, 1);
-  spec::SpecDecoder decoder(**plan);
+  const std::shared_ptr<const spec::SpecPlan> plan = PlanOf(kSpec, "closed.yaml");
+  ASSERT_NE(plan, nullptr);
+  SpecMetrics metrics(plan, 1);
+  spec::SpecDecoder decoder(*plan);
   const std::string lines =
       "{\"ts\":1,\"a\":\"x\",\"b\":\"p\"}\n"     // (x,p): resolved up front
       "{\"ts\":1,\"a\":\"y\",\"b\":\"q\"}\n"     // (y,q): the 4th set, past the limit
@@ -235,17 +244,14 @@ metrics:
       absl::StrAppend(&text, "  - {name: m", m, "_total, type: counter, when: '",
                       whens[m % whens.size()], "'}\n");
     }
-    absl::StatusOr<spec::MetricSpecSet> parsed = spec::ParseMetricSpec(text, "when.yaml");
-    ASSERT_TRUE(parsed.ok()) << parsed.status();
-    absl::StatusOr<std::shared_ptr<const spec::SpecPlan>> plan =
-        spec::SpecPlan::Compile(*std::move(parsed));
-    ASSERT_TRUE(plan.ok()) << plan.status();
-    const spec::MetricSpecSet& spec = (*plan)->spec();
+    const std::shared_ptr<const spec::SpecPlan> plan = PlanOf(text, "when.yaml");
+    ASSERT_NE(plan, nullptr);
+    const spec::MetricSpecSet& spec = plan->spec();
 
     // Records over every mix: each field absent, in its list, or outside it.
     std::string lines;
     std::map<std::string, uint64_t> want;
-    spec::SpecDecoder oracle(**plan);
+    spec::SpecDecoder oracle(*plan);
     std::mt19937 rng(7);
     const std::vector<std::string> as = {"", "x", "y", "z", "nope"}, bs = {"", "p", "q", "r"},
                                    ss = {"", "abc", "xyz"}, cs = {"", "v0", "v1", "v29", "zz"};
@@ -269,8 +275,8 @@ metrics:
       }
       absl::StrAppend(&lines, line, "\n");
     }
-    SpecMetrics metrics(*plan, 1);
-    spec::SpecDecoder decoder(**plan);
+    SpecMetrics metrics(plan, 1);
+    spec::SpecDecoder decoder(*plan);
     std::string padded = lines + std::string(simdjson::SIMDJSON_PADDING, ' ');
     ProcessSpecLines(0, padded.data(), lines.size(), padded.size(), decoder, metrics.writer(0));
     std::map<std::string, uint64_t> got = Counts(metrics.Snapshot());
@@ -386,12 +392,9 @@ TEST(SpecMetrics, TooManyConditionFieldsForATableAreEvaluatedOneByOne) {
   for (int f = 0; f < 70; ++f) {
     absl::StrAppend(&text, "  - {name: m", f, "_total, type: counter, when: 'f", f, " exists'}\n");
   }
-  absl::StatusOr<spec::MetricSpecSet> parsed = spec::ParseMetricSpec(text, "wide.yaml");
-  ASSERT_TRUE(parsed.ok()) << parsed.status();
-  absl::StatusOr<std::shared_ptr<const spec::SpecPlan>> plan =
-      spec::SpecPlan::Compile(*std::move(parsed));
-  ASSERT_TRUE(plan.ok()) << plan.status();
-  SpecMetrics metrics(*plan, 1);
+  const std::shared_ptr<const spec::SpecPlan> plan = PlanOf(text, "wide.yaml");
+  ASSERT_NE(plan, nullptr);
+  SpecMetrics metrics(plan, 1);
   std::string every = "{\"ts\":1";
   for (int f = 0; f < 70; ++f) absl::StrAppend(&every, ",\"f", f, "\":", f);
   Feed(metrics, 0, every + "}\n{\"ts\":1,\"f3\":0}\n");
