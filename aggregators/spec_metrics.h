@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "aggregators/busy_ring.h"
@@ -72,6 +73,9 @@ class SpecMetrics : public MetricSource {
     // Ends a batch (see NovaGiftMetrics::Writer::EndBatch): the newest event
     // time recorded since the last call, INT64_MIN if none.
     int64_t EndBatch();
+    // The newest event time recorded since the last call of this or
+    // EndBatch (INT64_MIN if none), without ending the batch.
+    int64_t TakeNewest() { return std::exchange(batch_newest_us_, INT64_MIN); }
 
    private:
     // A family whose every label comes from a closed list (see

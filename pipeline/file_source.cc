@@ -193,7 +193,7 @@ class ZstdReader : public ByteReader {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<FileSource>> FileSource::Open(const std::string& path, Topic topic,
+absl::StatusOr<std::unique_ptr<FileSource>> FileSource::Open(const std::string& path,
                                                              const SourceOptions& options) {
   int fd = STDIN_FILENO;
   uint64_t total = 0;
@@ -233,12 +233,11 @@ absl::StatusOr<std::unique_ptr<FileSource>> FileSource::Open(const std::string& 
     if (bom) fd_reader->SkipPeeked(3);
     reader = std::make_unique<PlainReader>(std::move(fd_reader));
     auto source =
-        std::unique_ptr<FileSource>(new FileSource(name, topic, options, std::move(reader), total));
+        std::unique_ptr<FileSource>(new FileSource(name, options, std::move(reader), total));
     if (options.map_files && total > 0) source->Map(fd, bom ? 3 : 0);
     return source;
   }
-  return std::unique_ptr<FileSource>(
-      new FileSource(name, topic, options, std::move(reader), total));
+  return std::unique_ptr<FileSource>(new FileSource(name, options, std::move(reader), total));
 }
 
 namespace {
@@ -334,10 +333,9 @@ void FileSource::Map(int fd, uint64_t start) {
   offset_ = start;
 }
 
-FileSource::FileSource(std::string path, Topic topic, const SourceOptions& options,
+FileSource::FileSource(std::string path, const SourceOptions& options,
                        std::unique_ptr<ByteReader> reader, uint64_t total_bytes)
     : path_(std::move(path)),
-      topic_(topic),
       options_(options),
       reader_(std::move(reader)),
       total_bytes_(total_bytes) {}
@@ -378,7 +376,6 @@ std::pair<char*, size_t> Pages(const char* data, size_t size) {
 }  // namespace
 
 absl::StatusOr<bool> FileSource::Next(Chunk* chunk) {
-  chunk->topic = topic_;
   chunk->oversize_lines = 0;
   chunk->dropped.clear();
   chunk->data = nullptr;

@@ -4,7 +4,7 @@
 // decompressed on the fly; anything else is read as plain text.
 //
 // Single-threaded: the pipeline's serial input stage owns it.
-//   auto source = FileSource::Open("access.ndjson.zst", Topic::kAccessLog, options);
+//   auto source = FileSource::Open("access.ndjson.zst", options);
 //   while (*source->Next(&chunk)) { ... }
 #ifndef NOVAPULSE_PIPELINE_FILE_SOURCE_H_
 #define NOVAPULSE_PIPELINE_FILE_SOURCE_H_
@@ -47,7 +47,6 @@ struct Chunk {
   size_t size = 0;
   size_t capacity = 0;
   std::vector<char> buffer;  // for read(2): chunk_bytes + max_record_bytes + padding
-  Topic topic = Topic::kAuto;
   // Lines longer than max_record_bytes, dropped by the source and counted.
   uint32_t oversize_lines = 0;
   // With SourceOptions::dropped_head_bytes: the head and full length of each
@@ -66,7 +65,7 @@ class ByteReader;
 
 class FileSource {
  public:
-  static absl::StatusOr<std::unique_ptr<FileSource>> Open(const std::string& path, Topic topic,
+  static absl::StatusOr<std::unique_ptr<FileSource>> Open(const std::string& path,
                                                           const SourceOptions& options);
   ~FileSource();
 
@@ -82,8 +81,8 @@ class FileSource {
   bool mapped() const { return map_ != nullptr && !map_done_; }
 
  private:
-  FileSource(std::string path, Topic topic, const SourceOptions& options,
-             std::unique_ptr<ByteReader> reader, uint64_t total_bytes);
+  FileSource(std::string path, const SourceOptions& options, std::unique_ptr<ByteReader> reader,
+             uint64_t total_bytes);
   absl::StatusOr<bool> NextMapped(Chunk* chunk);
   absl::StatusOr<bool> NextRead(Chunk* chunk);
   // An error when the file is now shorter than it was at open.
@@ -94,7 +93,6 @@ class FileSource {
   void ReleaseBehind(uint64_t position);
 
   std::string path_;
-  Topic topic_;
   SourceOptions options_;
   std::unique_ptr<ByteReader> reader_;
   uint64_t total_bytes_;

@@ -1,9 +1,10 @@
 // The ingest pipeline of both `run` and `replay`: batches of records ->
-// oneTBB parallel_pipeline -> NovaGiftMetrics.
+// oneTBB parallel_pipeline -> a MetricEngine (the NovaGift metrics or a
+// metric spec's).
 //
 //   serial input (a pull function, or the batches another thread submits;
 //                 the watermark policy stamps each batch in order)
-//     -> parallel parse + aggregate (one RecordParser and one shard per worker)
+//     -> parallel parse + aggregate (the engine's decoder and shard per worker)
 //     -> serial in-order completion (the source's bookkeeping, then the
 //        watermark policy, then the rules' evaluations up to it)
 //
@@ -36,10 +37,10 @@
 #include <vector>
 
 #include "aggregators/novagift_metrics.h"
-#include "parsers/record_parser.h"
 #include "pipeline/event_clock.h"
 #include "pipeline/file_source.h"
 #include "pipeline/kafka_source.h"
+#include "pipeline/metric_engine.h"
 #include "pipeline/rule_runner.h"
 #include "sinks/dead_letter.h"
 
@@ -49,8 +50,9 @@ namespace novapulse {
 // of `lines` and `messages`; the watermark policy sets the limits when the
 // batch enters; the worker fills the results.
 struct IngestBatch {
-  // Files: lines of one topic, after the oversize lines the source dropped.
+  // Files: lines of one input, after the oversize lines the source dropped.
   Chunk lines;
+  int input = -1;  // files: the engine's input of the lines, -1 detected per line
   // Kafka: one record a message (lines is empty then).
   KafkaBatch messages;
   bool from_kafka = false;
@@ -168,6 +170,9 @@ class IngestPipeline {
   // the batch, the rules (when set) evaluate up to the policy's answer, and
   // only then is the batch free again: while the rules hold the completion
   // stage back (too many window updates waiting), so are the feeders.
+  IngestPipeline(const IngestOptions& options, MetricEngine& engine, WatermarkPolicy& watermarks,
+                 RuleRunner* rules, std::function<void(IngestBatch&)> on_complete);
+  // Into the NovaGift metrics, through an engine of its own.
   IngestPipeline(const IngestOptions& options, NovaGiftMetrics& metrics,
                  WatermarkPolicy& watermarks, RuleRunner* rules,
                  std::function<void(IngestBatch&)> on_complete);
@@ -192,14 +197,17 @@ class IngestPipeline {
   uint64_t records();
 
  private:
+  IngestPipeline(const IngestOptions& options, WatermarkPolicy& watermarks, RuleRunner* rules,
+                 std::function<void(IngestBatch&)> on_complete,
+                 std::unique_ptr<MetricEngine> engine);
   void Process(IngestBatch& batch);
 
   const IngestOptions options_;
-  NovaGiftMetrics& metrics_;
+  std::unique_ptr<MetricEngine> owned_engine_;
+  MetricEngine& engine_;
   WatermarkPolicy& watermarks_;
   RuleRunner* const rules_;
   const std::function<void(IngestBatch&)> on_complete_;
-  std::vector<std::unique_ptr<RecordParser>> parsers_;
   // Batches circulate free -> feeder -> submitted -> pipeline -> free, so
   // memory stays flat whatever the input size.
   std::vector<std::unique_ptr<IngestBatch>> batches_;

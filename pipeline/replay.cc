@@ -29,6 +29,8 @@
 #include "sinks/backfill_writer.h"
 #include "sinks/exposition.h"
 #include "sinks/report.h"
+#include "spec/metric_spec.h"
+#include "spec/plan.h"
 
 namespace novapulse {
 namespace {
@@ -64,9 +66,12 @@ double ProcessCpuSeconds() {
 // input alone, not on threads or timing.
 class ChunkFeed {
  public:
-  ChunkFeed(const std::vector<std::unique_ptr<FileSource>>& sources, IngestPipeline& pipeline,
+  ChunkFeed(const std::vector<std::unique_ptr<FileSource>>& sources,
+            const std::vector<ReplayInput>& inputs, MetricEngine& engine, IngestPipeline& pipeline,
             ChunkLagWatermark& watermarks, RuleRunner* rules, int64_t sweep_ms)
       : sources_(sources),
+        inputs_(inputs),
+        engine_(engine),
         pipeline_(pipeline),
         watermarks_(watermarks),
         rules_(rules),
@@ -123,7 +128,9 @@ class ChunkFeed {
       if (pending_[s] == nullptr) watermarks_.MarkEmpty(s);
       int64_t t;
       if (pending_[s] != nullptr &&
-          FirstLineEventTime({pending_[s]->lines.data, pending_[s]->lines.size}, &t)) {
+          engine_.EdgeEventTime(inputs_[s].input,
+                                {pending_[s]->lines.data, pending_[s]->lines.size},
+                                /*last=*/false, &t)) {
         first_ms = std::min(first_ms, t);
       }
     }
@@ -139,14 +146,18 @@ class ChunkFeed {
       return more.status();
     }
     batch->source = s;
+    batch->input = inputs_[s].input;
     const std::string_view text(batch->lines.data, batch->lines.size);
     int64_t last = INT64_MIN;
-    batch->last_ms = LastLineEventTime(text, &last) ? last : INT64_MIN;
+    batch->last_ms =
+        engine_.EdgeEventTime(inputs_[s].input, text, /*last=*/true, &last) ? last : INT64_MIN;
     pending_[s] = batch;
     return absl::OkStatus();
   }
 
   const std::vector<std::unique_ptr<FileSource>>& sources_;
+  const std::vector<ReplayInput>& inputs_;
+  MetricEngine& engine_;
   IngestPipeline& pipeline_;
   ChunkLagWatermark& watermarks_;
   RuleRunner* const rules_;
@@ -163,8 +174,19 @@ class ChunkFeed {
 
 absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
                                       const ReplayOptions& options, NovaGiftMetrics& metrics) {
-  if (options.threads < 1 || options.threads != metrics.num_shards()) {
+  NovaGiftEngine engine(metrics, options.source.max_record_bytes);
+  return RunReplay(inputs, options, engine);
+}
+
+absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
+                                      const ReplayOptions& options, MetricEngine& engine) {
+  if (options.threads < 1 || options.threads != engine.num_shards()) {
     return absl::InvalidArgumentError("replay threads must equal the metric shards");
+  }
+  if (options.dead_letters != nullptr && !engine.writes_dead_letters()) {
+    return absl::UnimplementedError(
+        "dead letters are not written for a metric spec's inputs yet (rejected records are "
+        "counted by reason in novapulse_parse_errors_total)");
   }
   // With a core to spare, a reader thread of its own does the I/O and
   // decompression, so the workers only parse and aggregate. When the workers
@@ -188,7 +210,7 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
   if (options.dead_letters) source_options.dropped_head_bytes = kMaxDeadLetterRecordBytes;
   for (const ReplayInput& input : inputs) {
     absl::StatusOr<std::unique_ptr<FileSource>> source =
-        FileSource::Open(input.path, input.topic, source_options);
+        FileSource::Open(input.path, source_options);
     if (!source.ok()) return source.status();
     total_bytes += (*source)->total_bytes();
     sources.push_back(*std::move(source));
@@ -208,7 +230,7 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
                     .in_flight = in_flight,
                     .batches = num_batches,
                     .dead_letters = options.dead_letters != nullptr},
-      metrics, watermarks, rules, [&](IngestBatch& batch) {
+      engine, watermarks, rules, [&](IngestBatch& batch) {
         const Chunk& chunk = batch.lines;
         stats.records += batch.records;
         stats.line_bytes += chunk.size;
@@ -230,7 +252,7 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
         }
       });
 
-  ChunkFeed feed(sources, pipeline, watermarks, rules, options.expiry_sweep_ms);
+  ChunkFeed feed(sources, inputs, engine, pipeline, watermarks, rules, options.expiry_sweep_ms);
   // A sweep where the feed paused: the pipeline is drained by then. "Now"
   // is the sweep point, but not past the newest event read, nor past what
   // the slowest input still reading has reached (its series would look
@@ -239,7 +261,13 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
   auto sweep = [&](int64_t now_ms) {
     const int64_t now = std::min({now_ms, watermarks.newest_ms(), watermarks.reading_ms()});
     ++stats.expiry_sweeps;
-    if (now != INT64_MIN) stats.series_expired += ExpireSeries(metrics, rules, now);
+    if (now != INT64_MIN) {
+      stats.series_expired += ExpireSeries(
+          [&engine](int64_t at, std::vector<MetricStore::Removed>* removed) {
+            return engine.ExpireIdle(at, removed);
+          },
+          rules, now);
+    }
   };
   double read_cpu_seconds = 0;
   const double cpu_start = ProcessCpuSeconds();
@@ -300,8 +328,11 @@ Options:
   --threads N            worker threads (default: every CPU this process may
                          use)
   --output FILE          write the metrics to FILE instead of stdout
-  --topic TOPIC          topic of the FILEs that follow: access-log, outbox, or
-                         auto (default: auto, detected per line)
+  --metrics FILE         the metric spec to count with (see the README's
+                         Defining metrics; default: the NovaGift metrics)
+  --topic INPUT          input of the FILEs that follow: access-log, outbox, or
+                         auto (default: auto, detected per line); with
+                         --metrics, the name or topic of one of its inputs
   --max-record-bytes N   longer records are rejected as oversize (default 1048576)
   --series-limit N       series per metric before folding into __overflow__
                          (default 10000)
@@ -344,19 +375,12 @@ Options:
   -h, --help             this help
 )";
 
-absl::StatusOr<Topic> ParseTopic(std::string_view name) {
-  if (name == "access-log" || name == "access_log" || name == TopicName(Topic::kAccessLog)) {
-    return Topic::kAccessLog;
-  }
-  if (name == "outbox" || name == TopicName(Topic::kOutbox)) return Topic::kOutbox;
-  if (name == "auto") return Topic::kAuto;
-  return absl::InvalidArgumentError("unknown topic '" + std::string(name) +
-                                    "' (expected access-log, outbox or auto)");
-}
-
 // What `novapulse replay` was asked to do.
 struct ReplayCommand {
   std::vector<ReplayInput> inputs;
+  std::vector<std::string> input_names;  // per input, its --topic ("auto" when none)
+  std::string trailing_topic;            // a --topic after the last input
+  std::string metric_spec;
   ReplayOptions options;
   std::string output;
   size_t series_limit = kDefaultSeriesLimit;
@@ -380,16 +404,16 @@ std::optional<int> ParseReplayFlags(int argc, char** argv, ReplayCommand* comman
   options.threads = AvailableCpus();
   c.progress = isatty(STDERR_FILENO);
   c.dead_letter.truncate = true;
-  Topic topic = Topic::kAuto;
+  std::string topic = "auto";
   while (args.Next()) {
     if (args.Is("--threads")) {
       options.threads = static_cast<int>(args.Int(1, 1024));
     } else if (args.Is("--output")) {
       c.output = args.Value();
     } else if (args.Is("--topic")) {
-      absl::StatusOr<Topic> t = ParseTopic(args.Value());
-      if (!t.ok()) return args.Fail(std::string(t.status().message()));
-      topic = *t;
+      topic = args.Value();
+    } else if (args.Is("--metrics")) {
+      c.metric_spec = args.Value();
     } else if (args.Is("--max-record-bytes")) {
       options.source.max_record_bytes = static_cast<size_t>(args.Int(64, 1LL << 30));
     } else if (args.Is("--chunk-bytes")) {
@@ -446,7 +470,8 @@ std::optional<int> ParseReplayFlags(int argc, char** argv, ReplayCommand* comman
     } else if (args.IsSwitch("-q") || args.IsSwitch("--quiet")) {
       c.quiet = true;
     } else if (args.IsPositional()) {
-      c.inputs.push_back({std::string(args.Positional()), topic});
+      c.inputs.push_back({std::string(args.Positional()), -1});
+      c.input_names.push_back(topic);
     } else {
       return args.UnknownFlag();
     }
@@ -454,6 +479,14 @@ std::optional<int> ParseReplayFlags(int argc, char** argv, ReplayCommand* comman
   }
   if (args.help()) return 0;
   if (c.inputs.empty()) return args.Fail("no input files (use - for stdin)");
+  // A --topic after the last file names no file, but a wrong name is still
+  // wrong.
+  if (c.input_names.back() != topic) c.trailing_topic = topic;
+  if (!c.metric_spec.empty() && !c.dead_letter.path.empty()) {
+    return args.Fail(
+        "--dead-letter: dead letters are not written for a metric spec's inputs yet (rejected "
+        "records are counted by reason in novapulse_parse_errors_total)");
+  }
   if (!c.alerts_json.empty() && c.rule_files.empty()) {
     return args.Fail("--alerts-json needs --rules");
   }
@@ -469,7 +502,9 @@ struct ReplayOutputs {
   AlertTimeline timeline;
 };
 
-absl::Status OpenOutputs(ReplayCommand& c, ReplayOutputs* out) {
+// `families`: those of the metrics the rules will read.
+absl::Status OpenOutputs(ReplayCommand& c, const std::vector<MetricDef>& families,
+                         ReplayOutputs* out) {
   if (!c.dead_letter.path.empty()) {
     absl::StatusOr<std::unique_ptr<DeadLetterWriter>> opened =
         DeadLetterWriter::Open(std::move(c.dead_letter));
@@ -491,7 +526,7 @@ absl::Status OpenOutputs(ReplayCommand& c, ReplayOutputs* out) {
     set = *std::move(loaded);
   }
   absl::StatusOr<std::unique_ptr<RuleRunner>> runner =
-      RuleRunner::Build(std::move(set), c.rule_options);
+      RuleRunner::Build(std::move(set), c.rule_options, families);
   if (!runner.ok()) return runner.status();
   out->rules = *std::move(runner);
   for (const std::string& name : out->rules->unknown_metrics()) {
@@ -564,15 +599,61 @@ std::string FormatProgress(const ReplayProgress& p, bool terminal) {
                          eta);
 }
 
+// The metrics a replay counts into, and the engine that feeds them.
+struct ReplayMetrics {
+  std::shared_ptr<const spec::SpecPlan> plan;  // with --metrics
+  std::unique_ptr<NovaGiftMetrics> novagift;
+  std::unique_ptr<SpecMetrics> spec;
+  std::unique_ptr<MetricEngine> engine;
+};
+
 int RunReplayCommand(int argc, char** argv) {
   ReplayCommand c;
   if (std::optional<int> done = ParseReplayFlags(argc, argv, &c)) return *done;
+  const MetricExpiry expiry{.default_ms = c.expire_after_ms, .by_family = {}};
+  ReplayMetrics m;
+  if (!c.metric_spec.empty()) {
+    absl::StatusOr<spec::MetricSpecSet> spec = spec::LoadMetricSpec(c.metric_spec);
+    if (!spec.ok()) return Failed(spec.status().message());
+    absl::StatusOr<std::shared_ptr<const spec::SpecPlan>> plan =
+        spec::SpecPlan::Compile(*std::move(spec));
+    if (!plan.ok()) return Failed(absl::StrCat(c.metric_spec, ": ", plan.status().message()));
+    m.plan = *std::move(plan);
+  }
+  // The inputs' names, before any output file is touched.
+  auto named = [&](const std::string& name) {
+    return m.plan ? SpecInputNamed(m.plan->spec(), name) : NovaGiftInputNamed(name);
+  };
+  for (size_t i = 0; i <= c.inputs.size(); ++i) {
+    const bool trailing = i == c.inputs.size();
+    if (trailing && c.trailing_topic.empty()) break;
+    absl::StatusOr<int> input = named(trailing ? c.trailing_topic : c.input_names[i]);
+    if (!input.ok()) {
+      std::fprintf(stderr, "novapulse replay: --topic: %s\n",
+                   std::string(input.status().message()).c_str());
+      return 2;
+    }
+    if (!trailing) c.inputs[i].input = *input;
+  }
   ReplayOutputs out;
-  if (absl::Status opened = OpenOutputs(c, &out); !opened.ok()) return Failed(opened.message());
-  NovaGiftMetrics metrics(c.options.threads, c.series_limit,
-                          out.rules ? &out.rules->window_spec() : nullptr,
-                          MetricExpiry{.default_ms = c.expire_after_ms, .by_family = {}});
-  if (out.rules) out.rules->Attach(&metrics.store());
+  if (absl::Status opened = OpenOutputs(
+          c, m.plan ? SpecMetrics::Defs(m.plan->spec(), expiry) : NovaGiftMetricDefs(), &out);
+      !opened.ok()) {
+    return Failed(opened.message());
+  }
+  const WindowSpec* windows = out.rules ? &out.rules->window_spec() : nullptr;
+  const size_t max_record_bytes = c.options.source.max_record_bytes;
+  if (m.plan) {
+    m.spec =
+        std::make_unique<SpecMetrics>(m.plan, c.options.threads, c.series_limit, windows, expiry);
+    m.engine = std::make_unique<SpecEngine>(*m.spec, max_record_bytes);
+  } else {
+    m.novagift =
+        std::make_unique<NovaGiftMetrics>(c.options.threads, c.series_limit, windows, expiry);
+    m.engine = std::make_unique<NovaGiftEngine>(*m.novagift, max_record_bytes);
+  }
+  MetricEngine& engine = *m.engine;
+  if (out.rules) out.rules->Attach(&engine.store());
   const bool terminal = isatty(STDERR_FILENO) != 0;
   if (c.progress) {
     c.options.on_progress = [terminal](const ReplayProgress& p) {
@@ -580,7 +661,7 @@ int RunReplayCommand(int argc, char** argv) {
       std::fflush(stderr);
     };
   }
-  absl::StatusOr<ReplayStats> stats = RunReplay(c.inputs, c.options, metrics);
+  absl::StatusOr<ReplayStats> stats = RunReplay(c.inputs, c.options, engine);
   if (c.progress && terminal) std::fputs("\r\033[K", stderr);
   if (!stats.ok()) return Failed(stats.status().message());
   if (stats->records == 0) {
@@ -591,7 +672,7 @@ int RunReplayCommand(int argc, char** argv) {
   }
 
   MetricRegistry registry;
-  registry.Add(&metrics);
+  registry.Add(&engine.source());
   registry.Add(out.dead_letters.get());
   const MetricFamilies collected = registry.Collect();
   const std::vector<FamilySnapshot>& families = collected.families();

@@ -1,7 +1,8 @@
-// Offline replay: files -> oneTBB parallel_pipeline -> NovaGiftMetrics.
+// Offline replay: files -> oneTBB parallel_pipeline -> a MetricEngine (the
+// NovaGift metrics, or a metric spec's with `replay --metrics FILE`).
 //
 //   serial input (FileSource chunks, sources interleaved in event time)
-//     -> parallel parse + aggregate (one RecordParser and one shard per worker)
+//     -> parallel parse + aggregate (the engine's decoder and shard per worker)
 //     -> serial in-order completion (progress)
 //
 // RunReplay blocks the calling thread, which joins the pipeline's arena.
@@ -20,6 +21,7 @@
 #include "aggregators/novagift_metrics.h"
 #include "parsers/event.h"
 #include "pipeline/file_source.h"
+#include "pipeline/metric_engine.h"
 #include "pipeline/rule_runner.h"
 #include "sinks/dead_letter.h"
 
@@ -27,7 +29,7 @@ namespace novapulse {
 
 struct ReplayInput {
   std::string path;  // "-" for stdin
-  Topic topic = Topic::kAuto;
+  int input = -1;    // the engine's input (MetricEngine::InputNamed); -1: detected per line
 };
 
 struct ReplayProgress {
@@ -39,7 +41,7 @@ struct ReplayProgress {
 };
 
 struct ReplayOptions {
-  int threads = 1;  // must equal the shards of the NovaGiftMetrics passed in
+  int threads = 1;  // must equal the engine's shards
   SourceOptions source;
   // Called from the completion stage at most every progress_interval_seconds.
   std::function<void(const ReplayProgress&)> on_progress;
@@ -81,6 +83,9 @@ struct ReplayStats {
   uint64_t series_expired = 0;
 };
 
+absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
+                                      const ReplayOptions& options, MetricEngine& engine);
+// Into the NovaGift metrics (the inputs' numbers are Topic values).
 absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
                                       const ReplayOptions& options, NovaGiftMetrics& metrics);
 

@@ -152,11 +152,9 @@ size_t RuleRunner::ExpireIdle(int64_t now_ms, ExpireFn expire) {
   return n;
 }
 
-size_t ExpireSeries(NovaGiftMetrics& metrics, RuleRunner* rules, int64_t now_ms) {
-  if (rules == nullptr) return metrics.ExpireIdle(now_ms);
-  return rules->ExpireIdle(now_ms, [&metrics](int64_t now, std::vector<MetricStore::Removed>* r) {
-    return metrics.ExpireIdle(now, r);
-  });
+size_t ExpireSeries(RuleRunner::ExpireFn expire, RuleRunner* rules, int64_t now_ms) {
+  if (rules == nullptr) return expire(now_ms, nullptr);
+  return rules->ExpireIdle(now_ms, expire);
 }
 
 void RuleRunner::Finish(int64_t newest_event_ms) {

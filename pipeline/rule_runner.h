@@ -194,10 +194,17 @@ class RuleRunner : public MetricSource, public StatePart {
   bool stop_ = false;              // guarded by mu_
 };
 
-// Stale-series expiry of `metrics` at event time `now_ms`, through the
-// windows of `rules` when set (RuleRunner::ExpireIdle). No writer may run.
-// Returns the series removed.
-size_t ExpireSeries(NovaGiftMetrics& metrics, RuleRunner* rules, int64_t now_ms);
+// Stale-series expiry at event time `now_ms` by `expire` (a metric set's
+// ExpireIdle), through the windows of `rules` when set
+// (RuleRunner::ExpireIdle). No writer may run. Returns the series removed.
+size_t ExpireSeries(RuleRunner::ExpireFn expire, RuleRunner* rules, int64_t now_ms);
+inline size_t ExpireSeries(NovaGiftMetrics& metrics, RuleRunner* rules, int64_t now_ms) {
+  return ExpireSeries(
+      [&metrics](int64_t now, std::vector<MetricStore::Removed>* r) {
+        return metrics.ExpireIdle(now, r);
+      },
+      rules, now_ms);
+}
 
 // `novapulse check-rules FILE...`: 0 when every file loads (prints what the
 // rules read and the window history that takes), 1 when one does not (prints

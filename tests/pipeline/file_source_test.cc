@@ -47,10 +47,9 @@ struct ReadResult {
 };
 
 // Reads `path` to the end, checking every chunk's invariants on the way.
-ReadResult ReadAll(const std::string& path, const SourceOptions& options,
-                   Topic topic = Topic::kAccessLog) {
+ReadResult ReadAll(const std::string& path, const SourceOptions& options) {
   ReadResult r;
-  absl::StatusOr<std::unique_ptr<FileSource>> source = FileSource::Open(path, topic, options);
+  absl::StatusOr<std::unique_ptr<FileSource>> source = FileSource::Open(path, options);
   if (!source.ok()) {
     r.status = source.status();
     return r;
@@ -64,7 +63,6 @@ ReadResult ReadAll(const std::string& path, const SourceOptions& options,
       return r;
     }
     if (!*more) break;
-    if (chunk.topic != topic) r.problems.push_back("chunk topic differs from the source's");
     if (chunk.size > options.chunk_bytes + options.max_record_bytes) {
       r.problems.push_back("chunk of " + std::to_string(chunk.size) + " bytes exceeds its room");
     }
@@ -283,9 +281,8 @@ TEST(FileSourceDeathTest, MappedFileTruncatedWhileReadEndsWithAMessage) {
   WriteWholeFile(path, RandomLines(3, 20000, 200, true));
   EXPECT_EXIT(
       {
-        absl::StatusOr<std::unique_ptr<FileSource>> source =
-            FileSource::Open(path, Topic::kAccessLog,
-                             {.chunk_bytes = 4096, .max_record_bytes = 4096, .map_files = true});
+        absl::StatusOr<std::unique_ptr<FileSource>> source = FileSource::Open(
+            path, {.chunk_bytes = 4096, .max_record_bytes = 4096, .map_files = true});
         if (!source.ok() || !(*source)->mapped()) _exit(3);
         Chunk chunk;
         if (!(*source)->Next(&chunk).ok()) _exit(4);
@@ -308,7 +305,7 @@ TEST(FileSource, FileTruncatedWhileReadIsAnErrorNotAnEarlyEnd) {
     const std::string path = dir.Path(gzip ? "lines.ndjson.gz" : "lines.ndjson");
     WriteWholeFile(path, gzip ? Gzip(lines) : lines);
     absl::StatusOr<std::unique_ptr<FileSource>> source =
-        FileSource::Open(path, Topic::kAccessLog, {.chunk_bytes = 4096, .max_record_bytes = 4096});
+        FileSource::Open(path, {.chunk_bytes = 4096, .max_record_bytes = 4096});
     ASSERT_TRUE(source.ok()) << source.status();
     Chunk chunk;
     ASSERT_TRUE(*(*source)->Next(&chunk));
@@ -488,7 +485,7 @@ TEST(FileSource, DashReadsStdinThroughAPipeIncludingGzip) {
       StdinFrom redirect(fds[0]);
       HangGuard guard(20);
       absl::StatusOr<std::unique_ptr<FileSource>> source =
-          FileSource::Open("-", Topic::kOutbox, {.chunk_bytes = 4096});
+          FileSource::Open("-", {.chunk_bytes = 4096});
       ASSERT_TRUE(source.ok()) << source.status();
       EXPECT_EQ((*source)->path(), "<stdin>");
       EXPECT_EQ((*source)->total_bytes(), 0u);
@@ -497,7 +494,6 @@ TEST(FileSource, DashReadsStdinThroughAPipeIncludingGzip) {
         absl::StatusOr<bool> more = (*source)->Next(&chunk);
         ASSERT_TRUE(more.ok()) << more.status();
         if (!*more) break;
-        EXPECT_EQ(chunk.topic, Topic::kOutbox);
         r.joined.append(chunk.data, chunk.size);
       }
     }
@@ -630,8 +626,8 @@ TEST(FileSource, ReplayCountsOversizeLinesFromBothPathsAndKeepsTheRest) {
     ReplayOptions options;
     options.threads = threads;
     options.source = {.chunk_bytes = 64, .max_record_bytes = kMax};
-    absl::StatusOr<ReplayStats> stats =
-        RunReplay({{dir.Path("mixed.ndjson"), Topic::kAccessLog}}, options, metrics);
+    absl::StatusOr<ReplayStats> stats = RunReplay(
+        {{dir.Path("mixed.ndjson"), NovaGiftEngine::InputOf(Topic::kAccessLog)}}, options, metrics);
     ASSERT_TRUE(stats.ok()) << stats.status();
     const std::vector<FamilySnapshot> families = metrics.Snapshot();
     const std::string_view topic = TopicName(Topic::kAccessLog);
@@ -648,8 +644,7 @@ TEST(FileSource, ReplayCountsOversizeLinesFromBothPathsAndKeepsTheRest) {
 TEST(FileSource, MissingFileErrorNamesThePath) {
   ScratchDir dir;
   const std::string path = dir.Path("no-such-file.ndjson");
-  absl::StatusOr<std::unique_ptr<FileSource>> source =
-      FileSource::Open(path, Topic::kAuto, SourceOptions{});
+  absl::StatusOr<std::unique_ptr<FileSource>> source = FileSource::Open(path, SourceOptions{});
   ASSERT_FALSE(source.ok());
   EXPECT_NE(source.status().message().find(path), std::string_view::npos) << source.status();
   EXPECT_NE(source.status().message().find("No such file"), std::string_view::npos)
@@ -663,7 +658,7 @@ TEST(FileSource, ReplayOfAMissingSecondFileFailsNamingIt) {
   NovaGiftMetrics metrics(1);
   ReplayOptions options;
   absl::StatusOr<ReplayStats> stats =
-      RunReplay({{dir.Path("ok.ndjson"), Topic::kAuto}, {missing, Topic::kAuto}}, options, metrics);
+      RunReplay({{dir.Path("ok.ndjson"), -1}, {missing, -1}}, options, metrics);
   ASSERT_FALSE(stats.ok());
   EXPECT_NE(stats.status().message().find(missing), std::string_view::npos) << stats.status();
 }
@@ -752,8 +747,8 @@ TEST(FileSource, ReplayStopsWithTheErrorOfATruncatedInput) {
   ReplayOptions options;
   options.threads = 2;
   HangGuard guard(20);
-  absl::StatusOr<ReplayStats> stats =
-      RunReplay({{dir.Path("cut.gz"), Topic::kAccessLog}}, options, metrics);
+  absl::StatusOr<ReplayStats> stats = RunReplay(
+      {{dir.Path("cut.gz"), NovaGiftEngine::InputOf(Topic::kAccessLog)}}, options, metrics);
   ASSERT_FALSE(stats.ok());
   EXPECT_EQ(stats.status().code(), absl::StatusCode::kDataLoss) << stats.status();
   EXPECT_NE(stats.status().message().find("truncated gzip"), std::string_view::npos);

@@ -33,7 +33,8 @@ std::string AccessLine(int second, int status = 200) {
 constexpr int64_t kDayStartMs = 1'795'651'200'000;  // 2026-11-26T00:00:00Z
 
 // Fills `chunk` with the lines, padded as a source leaves them.
-void SetLines(Chunk* chunk, const std::vector<std::string>& lines) {
+void SetLines(IngestBatch* batch, const std::vector<std::string>& lines) {
+  Chunk* chunk = &batch->lines;
   std::string text;
   for (const std::string& line : lines) absl::StrAppend(&text, line, "\n");
   chunk->buffer.assign(text.begin(), text.end());
@@ -41,7 +42,7 @@ void SetLines(Chunk* chunk, const std::vector<std::string>& lines) {
   chunk->data = chunk->buffer.data();
   chunk->size = text.size();
   chunk->capacity = chunk->buffer.size();
-  chunk->topic = Topic::kAccessLog;
+  batch->input = NovaGiftEngine::InputOf(Topic::kAccessLog);
   chunk->oversize_lines = 0;
 }
 
@@ -71,7 +72,7 @@ TEST(IngestPipelineTest, SubmittedBatchesAreAllCountedAndDrainWaitsForThem) {
       IngestBatch* batch = pipeline.NextFree();
       std::vector<std::string> lines;
       for (int i = 0; i < kLinesPerBatch; ++i) lines.push_back(AccessLine(b * kLinesPerBatch + i));
-      SetLines(&batch->lines, lines);
+      SetLines(batch, lines);
       pipeline.Submit(batch);
       if (b % 10 == 9) {
         pipeline.Drain();
@@ -102,7 +103,7 @@ TEST(IngestPipelineTest, PulledBatchesEnterInOrderAndCompleteInOrder) {
     IngestBatch* batch = pipeline.NextFree();
     // Uneven batches, so that workers finish out of order.
     std::vector<std::string> lines(next % 3 == 0 ? 200 : 1, AccessLine(static_cast<int>(next)));
-    SetLines(&batch->lines, lines);
+    SetLines(batch, lines);
     batch->input_before = next++;  // used here as a sequence number
     return batch;
   });
@@ -188,7 +189,7 @@ TEST(IngestPipelineTest, EventClockWatermarkRejectsEventsTooFarInTheFuture) {
   };
   // Stamped when submitted (the limit is the wall clock's then).
   IngestBatch* batch = pipeline.NextFree();
-  SetLines(&batch->lines, {line_at(now_s + 3600), line_at(now_s + 3600), line_at(now_s - 60)});
+  SetLines(batch, {line_at(now_s + 3600), line_at(now_s + 3600), line_at(now_s - 60)});
   pipeline.Submit(batch);
   EXPECT_GE(batch->future_limit_us, (now_s + 60) * 1'000'000);
   EXPECT_LT(batch->future_limit_us, (now_s + 3600) * 1'000'000);

@@ -471,12 +471,19 @@ class ReplayEndToEnd : public ::testing::Test {
         WriteWholeFile(path + ".zst", zst);
       }
       run = Replay({"--threads", "2", AccessPath() + ".zst", OutboxPath() + ".zst"});
+    } else if (name == "spec") {
+      // The same metrics declared in the shipped spec, not compiled in.
+      run = Replay({"--threads", "2", "--metrics", NovaGiftSpec(), AccessPath(), OutboxPath()});
     }
     return runs->emplace(name, std::move(run)).first->second;
   }
 
+  static std::string NovaGiftSpec() {
+    return std::string(NOVAPULSE_SOURCE_DIR) + "/configs/metrics/novagift.yaml";
+  }
+
   // The replays every value test checks.
-  static std::vector<std::string> ValueRuns() { return {"threads2", "threads1"}; }
+  static std::vector<std::string> ValueRuns() { return {"threads2", "threads1", "spec"}; }
 
   static inline int counter_ = 0;
 };
@@ -695,6 +702,93 @@ TEST_F(ReplayEndToEnd, ZstdReplayGivesTheSameMetrics) {
   ExpectSameMetrics(Replayed("threads2").parsed, run.parsed);
 }
 
+TEST_F(ReplayEndToEnd, TheShippedSpecGivesTheCompiledInOutputByteForByte) {
+  const ReplayRun& spec = Replayed("spec");
+  ASSERT_EQ(spec.process.exit_code, 0) << spec.process.err;
+  ASSERT_FALSE(spec.text.empty());
+  EXPECT_EQ(spec.text, Replayed("threads2").text);
+}
+
+TEST_F(ReplayEndToEnd, TheShippedSpecGivesTheCompiledInAlertTimeline) {
+  // A backtest with expiry and zero-started series, both ways.
+  const std::string rules = std::string(NOVAPULSE_SOURCE_DIR) + "/configs/alerts/novagift.yml";
+  std::string timelines[2], texts[2];
+  for (int spec = 0; spec < 2; ++spec) {
+    const std::string json = Dir().Path("alerts-" + std::to_string(spec) + ".json");
+    std::vector<std::string> args = {"--threads",        "2",  "--rules",        rules,
+                                     "--alerts-json",    json, "--expire-after", "3m",
+                                     "--zero-new-series"};
+    if (spec) args.insert(args.end(), {"--metrics", NovaGiftSpec()});
+    args.insert(args.end(), {AccessPath(), OutboxPath()});
+    const ReplayRun run = Replay(args);
+    ASSERT_EQ(run.process.exit_code, 0) << run.process.err;
+    timelines[spec] = ReadWholeFile(json);
+    texts[spec] = run.text;
+  }
+  // The incidents fire alerts: the comparison is not of two empty lists.
+  EXPECT_NE(timelines[0].find("\"HighErrorRate\""), std::string::npos) << timelines[0];
+  EXPECT_NE(timelines[0].find("\"firing_at\":\"2026"), std::string::npos) << timelines[0];
+  EXPECT_EQ(timelines[1], timelines[0]);
+  EXPECT_EQ(texts[1], texts[0]);
+}
+
+TEST_F(ReplayEndToEnd, SpecInputsAreNamedByTheSpec) {
+  const std::string caddy = std::string(NOVAPULSE_SOURCE_DIR) + "/configs/metrics/examples/";
+  const ReplayRun run = Replay(
+      {"--metrics", caddy + "caddy.yaml", "--topic", "caddy-access", caddy + "caddy-access.log"});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.err;
+  EXPECT_TRUE(run.parsed.errors.empty());
+  // Every line is a request, counted once.
+  const std::string sample = ReadWholeFile(caddy + "caddy-access.log");
+  double requests = 0;
+  for (const auto& [key, value] : run.parsed.Samples("caddy_http_requests_total")) {
+    requests += value;
+  }
+  EXPECT_EQ(requests, static_cast<double>(std::count(sample.begin(), sample.end(), '\n')));
+  EXPECT_GT(requests, 100);
+  EXPECT_NE(run.process.err.find(" 0 rejected"), std::string::npos) << run.process.err;
+
+  // NovaGift's names are not the Caddy spec's, and the spec's are not NovaGift's.
+  const ReplayRun wrong = Replay(
+      {"--metrics", caddy + "caddy.yaml", "--topic", "access-log", caddy + "caddy-access.log"});
+  EXPECT_EQ(wrong.process.exit_code, 2);
+  EXPECT_NE(wrong.process.err.find("--topic: unknown input 'access-log' (the metric spec's "
+                                   "inputs: caddy-access; or auto)"),
+            std::string::npos)
+      << wrong.process.err;
+  const ReplayRun novagift = Replay({"--topic", "caddy-access", AccessPath()});
+  EXPECT_EQ(novagift.process.exit_code, 2);
+  EXPECT_NE(novagift.process.err.find("unknown topic 'caddy-access'"), std::string::npos)
+      << novagift.process.err;
+
+  // What a spec's path does not do yet is refused, not silently skipped,
+  // and before any output file is touched.
+  const std::string dead = Dir().Path("dead.ndjson");
+  WriteWholeFile(dead, "kept\n");
+  const ReplayRun letters = Replay(
+      {"--metrics", caddy + "caddy.yaml", "--dead-letter", dead, caddy + "caddy-access.log"});
+  EXPECT_EQ(letters.process.exit_code, 2);
+  EXPECT_NE(letters.process.err.find("dead letters are not written for a metric spec's inputs"),
+            std::string::npos)
+      << letters.process.err;
+  const ReplayRun named = Replay({"--metrics", caddy + "caddy.yaml", "--topic", "nope",
+                                  "--dead-letter", dead, caddy + "caddy-access.log"});
+  EXPECT_EQ(named.process.exit_code, 2);
+  EXPECT_EQ(ReadWholeFile(dead), "kept\n");
+  // A wrong name after the last file is as wrong.
+  const ReplayRun trailing = Replay({AccessPath(), "--topic", "nope"});
+  EXPECT_EQ(trailing.process.exit_code, 2);
+  EXPECT_NE(trailing.process.err.find("unknown topic 'nope'"), std::string::npos)
+      << trailing.process.err;
+
+  // A spec that does not load names the file, line and column.
+  const std::string bad = Dir().Path("bad-spec.yaml");
+  WriteWholeFile(bad, "inputs: []\nmetrics:\n  - nme: x\n");
+  const ReplayRun broken = Replay({"--metrics", bad, AccessPath()});
+  EXPECT_EQ(broken.process.exit_code, 1);
+  EXPECT_NE(broken.process.err.find(bad + ":"), std::string::npos) << broken.process.err;
+}
+
 TEST_F(ReplayEndToEnd, SeriesLimitFoldsLaterSeriesIntoOverflowAndCountsThem) {
   const Expected& x = Want();
   constexpr size_t kLimit = 20;
@@ -906,7 +1000,7 @@ TEST(RunReplay, CountsRecordsAndBytesOfStdinInput) {
   absl::StatusOr<ReplayStats> stats;
   {
     StdinFrom redirect(open(dir.Path("in.ndjson").c_str(), O_RDONLY));
-    stats = RunReplay({{"-", Topic::kAccessLog}}, options, metrics);
+    stats = RunReplay({{"-", NovaGiftEngine::InputOf(Topic::kAccessLog)}}, options, metrics);
   }
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->records, 3000u);
@@ -931,8 +1025,7 @@ TEST(RunReplay, ProgressGrowsToTheInputSize) {
   std::vector<ReplayProgress> seen;
   options.on_progress = [&seen](const ReplayProgress& p) { seen.push_back(p); };
   absl::StatusOr<ReplayStats> stats =
-      RunReplay({{dir.Path("a.ndjson"), Topic::kAuto}, {dir.Path("b.ndjson"), Topic::kAuto}},
-                options, metrics);
+      RunReplay({{dir.Path("a.ndjson"), -1}, {dir.Path("b.ndjson"), -1}}, options, metrics);
   ASSERT_TRUE(stats.ok()) << stats.status();
   ASSERT_GT(seen.size(), 10u);
   for (size_t i = 1; i < seen.size(); ++i) {
@@ -977,8 +1070,9 @@ TEST(RunReplay, ReaderThreadOrInputStageMappedOrReadGiveTheSameMetrics) {
   ScratchDir dir;
   WriteWholeFile(dir.Path("access.ndjson"), traffic.access);
   WriteWholeFile(dir.Path("outbox.ndjson"), traffic.outbox);
-  const std::vector<ReplayInput> inputs = {{dir.Path("access.ndjson"), Topic::kAccessLog},
-                                           {dir.Path("outbox.ndjson"), Topic::kAuto}};
+  const std::vector<ReplayInput> inputs = {
+      {dir.Path("access.ndjson"), NovaGiftEngine::InputOf(Topic::kAccessLog)},
+      {dir.Path("outbox.ndjson"), -1}};
   std::string first_text;
   uint64_t first_records = 0;
   // The input stage maps the files unless told not to (or they are on
@@ -1052,8 +1146,9 @@ TEST(RunReplay, ExpiryWaitsForTheSlowestInputAndIsTheSameInEveryMode) {
   }
   WriteWholeFile(dir.Path("access.ndjson"), access);
   WriteWholeFile(dir.Path("outbox.ndjson"), outbox);
-  const std::vector<ReplayInput> inputs = {{dir.Path("access.ndjson"), Topic::kAccessLog},
-                                           {dir.Path("outbox.ndjson"), Topic::kOutbox}};
+  const std::vector<ReplayInput> inputs = {
+      {dir.Path("access.ndjson"), NovaGiftEngine::InputOf(Topic::kAccessLog)},
+      {dir.Path("outbox.ndjson"), NovaGiftEngine::InputOf(Topic::kOutbox)}};
   std::string first;
   for (const int threads : {1, 2}) {
     for (const bool reader_thread : {true, false}) {

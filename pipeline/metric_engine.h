@@ -1,0 +1,153 @@
+// What the ingest pipeline's workers decode records with and aggregate them
+// into: the compiled-in NovaGift path (NovaGiftEngine) or a metric spec's
+// (SpecEngine). The pipeline, replay and the expiry sweeps see only this.
+//
+// An input is a number: for NovaGift the Topic's value (access-log 0, outbox
+// 1), for a spec the index of one of its inputs; -1 asks for each record's
+// input to be detected. Calls go per batch, or per record from Kafka, never
+// per field.
+//
+// Threads: the worker calls (Start/ProcessLines/ProcessRecord/Reject/
+// TakeNewest/EndBatch with `worker` w) belong to worker thread w alone.
+// EdgeEventTime belongs to the one thread that schedules the input.
+// ExpireIdle runs while no worker does.
+//   SpecEngine engine(metrics);
+//   IngestPipeline pipeline(options, engine, watermarks, rules, on_complete);
+#ifndef NOVAPULSE_PIPELINE_METRIC_ENGINE_H_
+#define NOVAPULSE_PIPELINE_METRIC_ENGINE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "aggregators/metric_source.h"
+#include "aggregators/metric_store.h"
+#include "aggregators/novagift_metrics.h"
+#include "aggregators/spec_metrics.h"
+#include "parsers/record_parser.h"
+#include "pipeline/record_worker.h"
+#include "sinks/dead_letter.h"
+#include "spec/plan.h"
+
+namespace novapulse {
+
+class MetricEngine {
+ public:
+  virtual ~MetricEngine() = default;
+
+  virtual int num_shards() const = 0;
+  virtual MetricStore& store() = 0;
+  virtual MetricSource& source() = 0;
+  // Whether workers can write each rejected record to a DeadLetterBatch.
+  virtual bool writes_dead_letters() const = 0;
+
+  // The input `name` names (an input's name or its topic; "auto": -1), or
+  // an error listing the names there are.
+  virtual absl::StatusOr<int> InputNamed(std::string_view name) const = 0;
+
+  // The event time (ms) of the first or last line of `text` that has one,
+  // for scheduling chunks of `input` (-1: any); false when none does.
+  virtual bool EdgeEventTime(int input, std::string_view text, bool last, int64_t* ms) = 0;
+
+  // Worker `worker`'s batch: Start, then lines or records, then EndBatch.
+  virtual void Start(int worker, int64_t watermark_ms) = 0;
+  virtual uint64_t ProcessLines(int worker, int input, const char* data, size_t size,
+                                size_t capacity, DeadLetterBatch* rejected,
+                                const RecordLimits& limits) = 0;
+  virtual void ProcessRecord(int worker, int input, const char* data, size_t len, size_t capacity,
+                             DeadLetterBatch* rejected, const DeadLetterOrigin& origin,
+                             const RecordLimits& limits) = 0;
+  virtual void Reject(int worker, int input, RejectReason reason) = 0;
+  // The newest event time recorded since the last call or EndBatch.
+  virtual int64_t TakeNewest(int worker) = 0;
+  virtual int64_t EndBatch(int worker) = 0;
+
+  // Stale-series expiry at event time `now_ms` (see MetricStore::ExpireIdle).
+  virtual size_t ExpireIdle(int64_t now_ms, std::vector<MetricStore::Removed>* removed) = 0;
+};
+
+// The input number `name` names (see MetricEngine::InputNamed), in the
+// NovaGift set or in `spec`.
+absl::StatusOr<int> NovaGiftInputNamed(std::string_view name);
+absl::StatusOr<int> SpecInputNamed(const spec::MetricSpecSet& spec, std::string_view name);
+
+// The compiled-in NovaGift path; `metrics` must outlive the engine.
+class NovaGiftEngine final : public MetricEngine {
+ public:
+  explicit NovaGiftEngine(NovaGiftMetrics& metrics, size_t max_record_bytes = 1 << 20);
+
+  int num_shards() const override { return metrics_.num_shards(); }
+  MetricStore& store() override { return metrics_.store(); }
+  MetricSource& source() override { return metrics_; }
+  bool writes_dead_letters() const override { return true; }
+  absl::StatusOr<int> InputNamed(std::string_view name) const override;
+  bool EdgeEventTime(int input, std::string_view text, bool last, int64_t* ms) override;
+  void Start(int worker, int64_t watermark_ms) override;
+  uint64_t ProcessLines(int worker, int input, const char* data, size_t size, size_t capacity,
+                        DeadLetterBatch* rejected, const RecordLimits& limits) override;
+  void ProcessRecord(int worker, int input, const char* data, size_t len, size_t capacity,
+                     DeadLetterBatch* rejected, const DeadLetterOrigin& origin,
+                     const RecordLimits& limits) override;
+  void Reject(int worker, int input, RejectReason reason) override;
+  int64_t TakeNewest(int worker) override { return metrics_.writer(worker).TakeNewest(); }
+  int64_t EndBatch(int worker) override { return metrics_.writer(worker).EndBatch(); }
+  size_t ExpireIdle(int64_t now_ms, std::vector<MetricStore::Removed>* removed) override {
+    return metrics_.ExpireIdle(now_ms, removed);
+  }
+
+  // The Topic of an input number, and back.
+  static Topic TopicOf(int input) {
+    return input < 0 || input >= kTopicCount ? Topic::kAuto : static_cast<Topic>(input);
+  }
+  static int InputOf(Topic topic) { return topic == Topic::kAuto ? -1 : static_cast<int>(topic); }
+
+ private:
+  NovaGiftMetrics& metrics_;
+  std::vector<std::unique_ptr<RecordParser>> parsers_;  // per worker
+};
+
+// A metric spec's path; `metrics` (and its plan) must outlive the engine.
+// Rejected records are counted by reason; they are not written as dead
+// letters yet (writes_dead_letters() is false).
+class SpecEngine final : public MetricEngine {
+ public:
+  explicit SpecEngine(SpecMetrics& metrics, size_t max_record_bytes = 1 << 20);
+
+  int num_shards() const override { return metrics_.num_shards(); }
+  MetricStore& store() override { return metrics_.store(); }
+  MetricSource& source() override { return metrics_; }
+  bool writes_dead_letters() const override { return false; }
+  absl::StatusOr<int> InputNamed(std::string_view name) const override;
+  bool EdgeEventTime(int input, std::string_view text, bool last, int64_t* ms) override;
+  void Start(int worker, int64_t watermark_ms) override;
+  uint64_t ProcessLines(int worker, int input, const char* data, size_t size, size_t capacity,
+                        DeadLetterBatch* rejected, const RecordLimits& limits) override;
+  void ProcessRecord(int worker, int input, const char* data, size_t len, size_t capacity,
+                     DeadLetterBatch* rejected, const DeadLetterOrigin& origin,
+                     const RecordLimits& limits) override;
+  void Reject(int worker, int input, RejectReason reason) override {
+    metrics_.writer(worker).Reject(input, reason);
+  }
+  int64_t TakeNewest(int worker) override { return metrics_.writer(worker).TakeNewest(); }
+  int64_t EndBatch(int worker) override { return metrics_.writer(worker).EndBatch(); }
+  size_t ExpireIdle(int64_t now_ms, std::vector<MetricStore::Removed>* removed) override {
+    return metrics_.ExpireIdle(now_ms, removed);
+  }
+
+ private:
+  // The event time of one line, when it decodes as `input` (-1: detected).
+  bool LineEventTime(int input, std::string_view line, int64_t* ms);
+
+  SpecMetrics& metrics_;
+  std::vector<std::unique_ptr<spec::SpecDecoder>> decoders_;  // per worker
+  spec::SpecDecoder edge_;                                    // EdgeEventTime's
+};
+
+}  // namespace novapulse
+
+#endif  // NOVAPULSE_PIPELINE_METRIC_ENGINE_H_
