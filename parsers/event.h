@@ -20,6 +20,15 @@ inline constexpr int kTopicCount = 2;
 
 std::string_view TopicName(Topic topic);
 
+// A topic as an input number of the pipeline (pipeline/metric_engine.h):
+// its value, -1 for kAuto (detect); and an input number as a topic.
+constexpr int InputOfTopic(Topic topic) {
+  return topic == Topic::kAuto ? -1 : static_cast<int>(topic);
+}
+constexpr Topic TopicOfInput(int input) {
+  return input < 0 || input >= kTopicCount ? Topic::kAuto : static_cast<Topic>(input);
+}
+
 // Why a record was rejected. Stable names (RejectReasonName) are label values
 // of novapulse_parse_errors_total{reason}.
 enum class RejectReason : uint8_t {

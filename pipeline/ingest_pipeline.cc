@@ -182,11 +182,11 @@ void IngestPipeline::Process(IngestBatch& batch) {
       }
       const DeadLetterOrigin origin{.partition = r.partition, .offset = r.offset};
       if (r.oversize) {
-        engine.Reject(worker, NovaGiftEngine::InputOf(r.topic), RejectReason::kOversize);
+        engine.Reject(worker, InputOfTopic(r.topic), RejectReason::kOversize);
         // The payload was not copied: only its length is known.
         if (rejected) rejected->Add(RejectReason::kOversize, r.topic, origin, {}, r.size);
       } else {
-        engine.ProcessRecord(worker, NovaGiftEngine::InputOf(r.topic), base + r.begin, r.size,
+        engine.ProcessRecord(worker, InputOfTopic(r.topic), base + r.begin, r.size,
                              messages.buffer.size() - r.begin, rejected, origin, limits);
       }
     }
@@ -203,8 +203,8 @@ void IngestPipeline::Process(IngestBatch& batch) {
       engine.Reject(worker, batch.input, RejectReason::kOversize);
       if (rejected && i < chunk.dropped.size()) {
         const DeadLetterOrigin origin{.line = ++rejected->lines_seen};
-        rejected->Add(RejectReason::kOversize, NovaGiftEngine::TopicOf(batch.input), origin,
-                      chunk.dropped[i].head, chunk.dropped[i].length);
+        rejected->Add(RejectReason::kOversize, batch.input, origin, chunk.dropped[i].head,
+                      chunk.dropped[i].length);
       }
     }
     batch.records =

@@ -48,10 +48,10 @@ bool ForEdgeLine(std::string_view text, bool last, Found found) {
 
 absl::StatusOr<int> NovaGiftInputNamed(std::string_view name) {
   if (name == "access-log" || name == "access_log" || name == TopicName(Topic::kAccessLog)) {
-    return NovaGiftEngine::InputOf(Topic::kAccessLog);
+    return InputOfTopic(Topic::kAccessLog);
   }
   if (name == "outbox" || name == TopicName(Topic::kOutbox)) {
-    return NovaGiftEngine::InputOf(Topic::kOutbox);
+    return InputOfTopic(Topic::kOutbox);
   }
   if (name == "auto") return -1;
   return absl::InvalidArgumentError("unknown topic '" + std::string(name) +
@@ -94,19 +94,19 @@ void NovaGiftEngine::Start(int worker, int64_t watermark_ms) {
 uint64_t NovaGiftEngine::ProcessLines(int worker, int input, const char* data, size_t size,
                                       size_t capacity, DeadLetterBatch* rejected,
                                       const RecordLimits& limits) {
-  return novapulse::ProcessLines(TopicOf(input), data, size, capacity, *parsers_[worker],
+  return novapulse::ProcessLines(TopicOfInput(input), data, size, capacity, *parsers_[worker],
                                  metrics_.writer(worker), rejected, limits);
 }
 
 void NovaGiftEngine::ProcessRecord(int worker, int input, const char* data, size_t len,
                                    size_t capacity, DeadLetterBatch* rejected,
                                    const DeadLetterOrigin& origin, const RecordLimits& limits) {
-  novapulse::ProcessRecord(TopicOf(input), data, len, capacity, *parsers_[worker],
+  novapulse::ProcessRecord(TopicOfInput(input), data, len, capacity, *parsers_[worker],
                            metrics_.writer(worker), rejected, origin, limits);
 }
 
 void NovaGiftEngine::Reject(int worker, int input, RejectReason reason) {
-  metrics_.writer(worker).Reject(TopicOf(input), reason);
+  metrics_.writer(worker).Reject(TopicOfInput(input), reason);
 }
 
 SpecEngine::SpecEngine(SpecMetrics& metrics, size_t max_record_bytes)
@@ -145,17 +145,17 @@ void SpecEngine::Start(int worker, int64_t watermark_ms) {
 }
 
 uint64_t SpecEngine::ProcessLines(int worker, int input, const char* data, size_t size,
-                                  size_t capacity, DeadLetterBatch* /*rejected*/,
+                                  size_t capacity, DeadLetterBatch* rejected,
                                   const RecordLimits& limits) {
   return ProcessSpecLines(input, data, size, capacity, *decoders_[worker], metrics_.writer(worker),
-                          limits);
+                          rejected, limits);
 }
 
 void SpecEngine::ProcessRecord(int worker, int input, const char* data, size_t len, size_t capacity,
-                               DeadLetterBatch* /*rejected*/, const DeadLetterOrigin& /*origin*/,
+                               DeadLetterBatch* rejected, const DeadLetterOrigin& origin,
                                const RecordLimits& limits) {
   ProcessSpecRecord(input, data, len, capacity, *decoders_[worker], metrics_.writer(worker),
-                    limits);
+                    rejected, origin, limits);
 }
 
 }  // namespace novapulse

@@ -43,8 +43,6 @@ class MetricEngine {
   virtual int num_shards() const = 0;
   virtual MetricStore& store() = 0;
   virtual MetricSource& source() = 0;
-  // Whether workers can write each rejected record to a DeadLetterBatch.
-  virtual bool writes_dead_letters() const = 0;
 
   // The input `name` names (an input's name or its topic; "auto": -1), or
   // an error listing the names there are.
@@ -84,7 +82,6 @@ class NovaGiftEngine final : public MetricEngine {
   int num_shards() const override { return metrics_.num_shards(); }
   MetricStore& store() override { return metrics_.store(); }
   MetricSource& source() override { return metrics_; }
-  bool writes_dead_letters() const override { return true; }
   absl::StatusOr<int> InputNamed(std::string_view name) const override;
   bool EdgeEventTime(int input, std::string_view text, bool last, int64_t* ms) override;
   void Start(int worker, int64_t watermark_ms) override;
@@ -100,20 +97,14 @@ class NovaGiftEngine final : public MetricEngine {
     return metrics_.ExpireIdle(now_ms, removed);
   }
 
-  // The Topic of an input number, and back.
-  static Topic TopicOf(int input) {
-    return input < 0 || input >= kTopicCount ? Topic::kAuto : static_cast<Topic>(input);
-  }
-  static int InputOf(Topic topic) { return topic == Topic::kAuto ? -1 : static_cast<int>(topic); }
-
  private:
   NovaGiftMetrics& metrics_;
   std::vector<std::unique_ptr<RecordParser>> parsers_;  // per worker
 };
 
 // A metric spec's path; `metrics` (and its plan) must outlive the engine.
-// Rejected records are counted by reason; they are not written as dead
-// letters yet (writes_dead_letters() is false).
+// A dead letter's input is the spec's input index (name it with the
+// inputs' topics, DeadLetterOptions::topic_names).
 class SpecEngine final : public MetricEngine {
  public:
   explicit SpecEngine(SpecMetrics& metrics, size_t max_record_bytes = 1 << 20);
@@ -121,7 +112,6 @@ class SpecEngine final : public MetricEngine {
   int num_shards() const override { return metrics_.num_shards(); }
   MetricStore& store() override { return metrics_.store(); }
   MetricSource& source() override { return metrics_; }
-  bool writes_dead_letters() const override { return false; }
   absl::StatusOr<int> InputNamed(std::string_view name) const override;
   bool EdgeEventTime(int input, std::string_view text, bool last, int64_t* ms) override;
   void Start(int worker, int64_t watermark_ms) override;

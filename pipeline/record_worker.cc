@@ -136,12 +136,20 @@ uint64_t ProcessLines(Topic topic, const char* data, size_t size, size_t capacit
 
 namespace {
 
+void RejectSpec(int input, RejectReason reason, const char* data, size_t len,
+                SpecMetrics::Writer& writer, DeadLetterBatch* rejected,
+                const DeadLetterOrigin& origin) {
+  writer.Reject(input, reason);
+  if (rejected != nullptr) rejected->Add(reason, input, origin, {data, len});
+}
+
 // The checks after a spec record decoded, then its aggregation.
 bool AcceptSpec(int input, const spec::SpecDecoder& decoder, SpecMetrics::Writer& writer,
-                const RecordLimits& limits) {
+                const char* data, size_t len, DeadLetterBatch* rejected,
+                const DeadLetterOrigin& origin, const RecordLimits& limits) {
   const spec::InputSpec& in = decoder.plan().spec().inputs[input];
   if (decoder.values()[in.time_field].time_us > limits.future_limit_us) {
-    writer.Reject(input, RejectReason::kFutureTimestamp);
+    RejectSpec(input, RejectReason::kFutureTimestamp, data, len, writer, rejected, origin);
     return false;
   }
   writer.Record(input, decoder.values());
@@ -152,37 +160,42 @@ bool AcceptSpec(int input, const spec::SpecDecoder& decoder, SpecMetrics::Writer
 
 bool ProcessSpecRecord(int input, const char* data, size_t len, size_t capacity,
                        spec::SpecDecoder& decoder, SpecMetrics::Writer& writer,
+                       DeadLetterBatch* rejected, const DeadLetterOrigin& origin,
                        const RecordLimits& limits) {
   if (input < 0) input = decoder.Detect(data, len, capacity);
   if (input < 0) {
     // Not ours to tell: valid JSON of no input's shape, or not JSON at all.
     // Decode it as the first input only to name the reason.
     const std::optional<RejectReason> reject = decoder.Decode(0, data, len, capacity);
-    writer.Reject(-1, reject && *reject != RejectReason::kMissingField
-                          ? *reject
-                          : RejectReason::kUnknownTopic);
+    RejectSpec(
+        -1,
+        reject && *reject != RejectReason::kMissingField ? *reject : RejectReason::kUnknownTopic,
+        data, len, writer, rejected, origin);
     return false;
   }
   if (auto reject = decoder.Decode(input, data, len, capacity)) {
-    writer.Reject(input, *reject);
+    RejectSpec(input, *reject, data, len, writer, rejected, origin);
     return false;
   }
-  return AcceptSpec(input, decoder, writer, limits);
+  return AcceptSpec(input, decoder, writer, data, len, rejected, origin, limits);
 }
 
 uint64_t ProcessSpecLines(int input, const char* data, size_t size, size_t capacity,
                           spec::SpecDecoder& decoder, SpecMetrics::Writer& writer,
-                          const RecordLimits& limits) {
+                          DeadLetterBatch* rejected, const RecordLimits& limits) {
   // Lines are read from the block's structural index (see
   // SpecDecoder::StartBlock); a line the block path does not accept, or
   // longer than a record may be, is decoded alone.
   decoder.StartBlock(data, size, capacity);
-  return ForEachLine(data, size, nullptr, [&](size_t pos, size_t first, size_t len, size_t end) {
+  return ForEachLine(data, size, rejected, [&](size_t pos, size_t first, size_t len, size_t end) {
+    DeadLetterOrigin origin;
+    if (rejected != nullptr) origin.line = rejected->lines_seen;
     int as = -1;
     if (len <= decoder.max_record_bytes() && decoder.Next(input, pos + first, end, &as)) {
-      AcceptSpec(as, decoder, writer, limits);
+      AcceptSpec(as, decoder, writer, data + pos, len, rejected, origin, limits);
     } else {
-      ProcessSpecRecord(input, data + pos, len, capacity - pos, decoder, writer, limits);
+      ProcessSpecRecord(input, data + pos, len, capacity - pos, decoder, writer, rejected, origin,
+                        limits);
     }
   });
 }

@@ -42,13 +42,14 @@ uint64_t ProcessLines(Topic topic, const char* data, size_t size, size_t capacit
 
 // The same for a metric spec's input `input` (-1: each record's input is
 // detected, see spec::DetectSpec), decoded by the worker's SpecDecoder into
-// its SpecMetrics writer. Dead letters are not written for spec inputs yet.
+// its SpecMetrics writer; a dead letter's input is the spec's input index.
 bool ProcessSpecRecord(int input, const char* data, size_t len, size_t capacity,
                        spec::SpecDecoder& decoder, SpecMetrics::Writer& writer,
+                       DeadLetterBatch* rejected = nullptr, const DeadLetterOrigin& origin = {},
                        const RecordLimits& limits = {});
 uint64_t ProcessSpecLines(int input, const char* data, size_t size, size_t capacity,
                           spec::SpecDecoder& decoder, SpecMetrics::Writer& writer,
-                          const RecordLimits& limits = {});
+                          DeadLetterBatch* rejected = nullptr, const RecordLimits& limits = {});
 
 }  // namespace novapulse
 

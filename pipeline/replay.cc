@@ -183,11 +183,6 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
   if (options.threads < 1 || options.threads != engine.num_shards()) {
     return absl::InvalidArgumentError("replay threads must equal the metric shards");
   }
-  if (options.dead_letters != nullptr && !engine.writes_dead_letters()) {
-    return absl::UnimplementedError(
-        "dead letters are not written for a metric spec's inputs yet (rejected records are "
-        "counted by reason in novapulse_parse_errors_total)");
-  }
   // With a core to spare, a reader thread of its own does the I/O and
   // decompression, so the workers only parse and aggregate. When the workers
   // have every core, a third thread would only take turns with them: the
@@ -482,11 +477,6 @@ std::optional<int> ParseReplayFlags(int argc, char** argv, ReplayCommand* comman
   // A --topic after the last file names no file, but a wrong name is still
   // wrong.
   if (c.input_names.back() != topic) c.trailing_topic = topic;
-  if (!c.metric_spec.empty() && !c.dead_letter.path.empty()) {
-    return args.Fail(
-        "--dead-letter: dead letters are not written for a metric spec's inputs yet (rejected "
-        "records are counted by reason in novapulse_parse_errors_total)");
-  }
   if (!c.alerts_json.empty() && c.rule_files.empty()) {
     return args.Fail("--alerts-json needs --rules");
   }
@@ -634,6 +624,13 @@ int RunReplayCommand(int argc, char** argv) {
       return 2;
     }
     if (!trailing) c.inputs[i].input = *input;
+  }
+  if (m.plan) {
+    // A dead letter's "topic": its input's.
+    c.dead_letter.topic_names.clear();
+    for (const spec::InputSpec& in : m.plan->spec().inputs) {
+      c.dead_letter.topic_names.push_back(in.topic);
+    }
   }
   ReplayOutputs out;
   if (absl::Status opened = OpenOutputs(

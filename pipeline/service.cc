@@ -204,7 +204,7 @@ absl::Status Service::OpenDeadLetters() {
         {.path = config.path,
          .max_bytes = static_cast<uint64_t>(config.max_bytes),
          .keep = static_cast<int>(config.keep),
-         .topic_names = {config_.kafka.topics.access_log, config_.kafka.topics.outbox, "unknown"}});
+         .topic_names = {config_.kafka.topics.access_log, config_.kafka.topics.outbox}});
     if (!opened.ok()) return NotStarted("dead-letter file not opened", opened.status());
     dead_letters_ = *std::move(opened);
   } else if (!config.topic.empty()) {
@@ -212,7 +212,7 @@ absl::Status Service::OpenDeadLetters() {
         {.brokers = config_.kafka.brokers,
          .properties = {config_.kafka.properties.begin(), config_.kafka.properties.end()},
          .topic = config.topic,
-         .topic_names = {config_.kafka.topics.access_log, config_.kafka.topics.outbox, "unknown"}});
+         .topic_names = {config_.kafka.topics.access_log, config_.kafka.topics.outbox}});
     if (!producer.ok()) return NotStarted("dead-letter producer not started", producer.status());
     dead_letters_ = *std::move(producer);
   }

@@ -26,7 +26,16 @@ void AppendInt(Int v, std::string* out) {
 
 }  // namespace
 
-void DeadLetterBatch::Add(RejectReason reason, Topic topic, const DeadLetterOrigin& origin,
+std::string_view DeadLetterInputName(const std::vector<std::string>& names, int input) {
+  if (input >= 0 && static_cast<size_t>(input) < names.size()) return names[input];
+  return "unknown";
+}
+
+std::vector<std::string> NovaGiftDeadLetterNames() {
+  return {std::string(TopicName(Topic::kAccessLog)), std::string(TopicName(Topic::kOutbox))};
+}
+
+void DeadLetterBatch::Add(RejectReason reason, int input, const DeadLetterOrigin& origin,
                           std::string_view record, uint64_t length) {
   size_t keep = std::min(record.size(), kMaxDeadLetterRecordBytes);
   if (keep < record.size()) {
@@ -37,7 +46,7 @@ void DeadLetterBatch::Add(RejectReason reason, Topic topic, const DeadLetterOrig
   }
   Entry& e = entries_.emplace_back();
   e.reason = reason;
-  e.topic = topic;
+  e.input = input;
   e.origin = origin;
   e.length = length > 0 ? length : record.size();
   e.begin = bytes_.size();
@@ -146,7 +155,7 @@ void DeadLetterWriter::Write(const DeadLetterBatch& batch, std::string_view sour
   uint64_t written = 0, dropped = 0;
   for (const DeadLetterBatch::Entry& e : batch.entries()) {
     line_.clear();
-    AppendDeadLetterJson(e, batch.bytes(e), options_.topic_names[static_cast<size_t>(e.topic)],
+    AppendDeadLetterJson(e, batch.bytes(e), DeadLetterInputName(options_.topic_names, e.input),
                          source, line_base, &line_);
     if (file_ != nullptr && size_ > 0 && size_ + line_.size() > options_.max_bytes) {
       if (absl::Status s = Rotate(); !s.ok()) Fail(std::move(s));

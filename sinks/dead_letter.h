@@ -64,7 +64,7 @@ class DeadLetterBatch {
  public:
   struct Entry {
     RejectReason reason = RejectReason::kMalformedJson;
-    Topic topic = Topic::kAuto;  // kAuto: the topic could not be told
+    int input = -1;  // the pipeline's input; -1: it could not be told
     DeadLetterOrigin origin;
     uint64_t length = 0;  // the record's full length
     size_t begin = 0;     // kept bytes: bytes_[begin, begin + size)
@@ -79,8 +79,12 @@ class DeadLetterBatch {
   // Keeps at most kMaxDeadLetterRecordBytes of `record`, cut at a UTF-8
   // character boundary when one is near. `length` is the full length when
   // `record` is already only a head of it (0: record.size()).
+  void Add(RejectReason reason, int input, const DeadLetterOrigin& origin, std::string_view record,
+           uint64_t length = 0);
   void Add(RejectReason reason, Topic topic, const DeadLetterOrigin& origin,
-           std::string_view record, uint64_t length = 0);
+           std::string_view record, uint64_t length = 0) {
+    Add(reason, InputOfTopic(topic), origin, record, length);
+  }
 
   const std::vector<Entry>& entries() const { return entries_; }
   std::string_view bytes(const Entry& e) const { return {bytes_.data() + e.begin, e.size}; }
@@ -95,14 +99,19 @@ class DeadLetterBatch {
   std::string bytes_;
 };
 
+// The "topic" of a dead letter of input `input`: its name in `names` (by
+// input), "unknown" when the input could not be told.
+std::string_view DeadLetterInputName(const std::vector<std::string>& names, int input);
+// The NovaGift inputs' names: the two topics.
+std::vector<std::string> NovaGiftDeadLetterNames();
+
 struct DeadLetterOptions {
   std::string path;
   uint64_t max_bytes = 100 << 20;  // a file is rotated before it would grow past this
   int keep = 3;                    // rotated files kept: path.1 ... path.keep
   bool truncate = false;           // start with an empty file instead of appending
-  // Names written as "topic": the two topics, then the undetected one.
-  std::array<std::string, kTopicCount + 1> topic_names = {
-      std::string(TopicName(Topic::kAccessLog)), std::string(TopicName(Topic::kOutbox)), "unknown"};
+  // Names written as "topic", by input (DeadLetterInputName).
+  std::vector<std::string> topic_names = NovaGiftDeadLetterNames();
 };
 
 // The dead letters' metric families (see aggregators/metric_source.h).

@@ -95,11 +95,11 @@ void KafkaDeadLetters::Write(const DeadLetterBatch& batch, std::string_view sour
                              uint64_t line_base) {
   for (const DeadLetterBatch::Entry& e : batch.entries()) {
     line_.clear();
-    AppendDeadLetterJson(e, batch.bytes(e), topic_names_[static_cast<size_t>(e.topic)], source,
-                         line_base, &line_);
+    const std::string_view topic = DeadLetterInputName(topic_names_, e.input);
+    AppendDeadLetterJson(e, batch.bytes(e), topic, source, line_base, &line_);
     if (!line_.empty() && line_.back() == '\n') line_.pop_back();
-    const std::string key = absl::StrCat(topic_names_[static_cast<size_t>(e.topic)], "/",
-                                         e.origin.partition, "/", e.origin.offset);
+    const std::string key =
+        absl::StrCat(std::string(topic), "/", e.origin.partition, "/", e.origin.offset);
     // RD_KAFKA_MSG_F_COPY: librdkafka copies the payload and only reads it.
     if (rd_kafka_produce(rkt_, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, line_.data(),
                          line_.size(), key.data(), key.size(), nullptr) != 0) {

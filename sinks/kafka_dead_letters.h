@@ -41,9 +41,8 @@ struct KafkaDeadLetterOptions {
   // client.id) apply, those only a consumer knows are left out.
   std::vector<std::pair<std::string, std::string>> properties;
   std::string topic;  // where the dead letters go
-  // Names written as "topic": the two input topics, then the undetected one.
-  std::array<std::string, kTopicCount + 1> topic_names = {
-      std::string(TopicName(Topic::kAccessLog)), std::string(TopicName(Topic::kOutbox)), "unknown"};
+  // Names written as "topic", by input (DeadLetterInputName).
+  std::vector<std::string> topic_names = NovaGiftDeadLetterNames();
 };
 
 class KafkaDeadLetters : public DeadLetterSink {
@@ -65,7 +64,7 @@ class KafkaDeadLetters : public DeadLetterSink {
   static void OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque);
   void Fail(std::string_view what);
 
-  std::array<std::string, kTopicCount + 1> topic_names_;
+  std::vector<std::string> topic_names_;
   std::string topic_;
   rd_kafka_t* rk_ = nullptr;
   rd_kafka_topic_t* rkt_ = nullptr;

@@ -626,8 +626,8 @@ TEST(FileSource, ReplayCountsOversizeLinesFromBothPathsAndKeepsTheRest) {
     ReplayOptions options;
     options.threads = threads;
     options.source = {.chunk_bytes = 64, .max_record_bytes = kMax};
-    absl::StatusOr<ReplayStats> stats = RunReplay(
-        {{dir.Path("mixed.ndjson"), NovaGiftEngine::InputOf(Topic::kAccessLog)}}, options, metrics);
+    absl::StatusOr<ReplayStats> stats =
+        RunReplay({{dir.Path("mixed.ndjson"), InputOfTopic(Topic::kAccessLog)}}, options, metrics);
     ASSERT_TRUE(stats.ok()) << stats.status();
     const std::vector<FamilySnapshot> families = metrics.Snapshot();
     const std::string_view topic = TopicName(Topic::kAccessLog);
@@ -747,8 +747,8 @@ TEST(FileSource, ReplayStopsWithTheErrorOfATruncatedInput) {
   ReplayOptions options;
   options.threads = 2;
   HangGuard guard(20);
-  absl::StatusOr<ReplayStats> stats = RunReplay(
-      {{dir.Path("cut.gz"), NovaGiftEngine::InputOf(Topic::kAccessLog)}}, options, metrics);
+  absl::StatusOr<ReplayStats> stats =
+      RunReplay({{dir.Path("cut.gz"), InputOfTopic(Topic::kAccessLog)}}, options, metrics);
   ASSERT_FALSE(stats.ok());
   EXPECT_EQ(stats.status().code(), absl::StatusCode::kDataLoss) << stats.status();
   EXPECT_NE(stats.status().message().find("truncated gzip"), std::string_view::npos);

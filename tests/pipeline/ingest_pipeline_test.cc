@@ -42,7 +42,7 @@ void SetLines(IngestBatch* batch, const std::vector<std::string>& lines) {
   chunk->data = chunk->buffer.data();
   chunk->size = text.size();
   chunk->capacity = chunk->buffer.size();
-  batch->input = NovaGiftEngine::InputOf(Topic::kAccessLog);
+  batch->input = InputOfTopic(Topic::kAccessLog);
   chunk->oversize_lines = 0;
 }
 

@@ -761,16 +761,31 @@ TEST_F(ReplayEndToEnd, SpecInputsAreNamedByTheSpec) {
   EXPECT_NE(novagift.process.err.find("unknown topic 'caddy-access'"), std::string::npos)
       << novagift.process.err;
 
-  // What a spec's path does not do yet is refused, not silently skipped,
-  // and before any output file is touched.
+  // Rejected records of a spec's input are dead letters too, named by the
+  // input's topic, with their file and line.
+  const std::string mixed = Dir().Path("caddy-mixed.log");
+  const size_t cut = sample.find('\n', sample.find('\n') + 1) + 1;  // after two lines
+  WriteWholeFile(mixed, sample.substr(0, cut) + "not json\n" + sample.substr(cut) +
+                            "{\"ts\": 1796033382.5, \"status\": \"ok\"}\n");
   const std::string dead = Dir().Path("dead.ndjson");
-  WriteWholeFile(dead, "kept\n");
-  const ReplayRun letters = Replay(
-      {"--metrics", caddy + "caddy.yaml", "--dead-letter", dead, caddy + "caddy-access.log"});
-  EXPECT_EQ(letters.process.exit_code, 2);
-  EXPECT_NE(letters.process.err.find("dead letters are not written for a metric spec's inputs"),
+  const ReplayRun letters =
+      Replay({"--metrics", caddy + "caddy.yaml", "--dead-letter", dead, mixed});
+  ASSERT_EQ(letters.process.exit_code, 0) << letters.process.err;
+  const std::string written = ReadWholeFile(dead);
+  EXPECT_EQ(std::count(written.begin(), written.end(), '\n'), 2) << written;
+  EXPECT_NE(
+      written.find(absl::StrCat(R"({"reason":"malformed_json","topic":"caddy-access","source":")",
+                                mixed, R"(","line":3,)")),
+      std::string::npos)
+      << written;
+  EXPECT_NE(written.find(absl::StrCat(R"("topic":"caddy-access","source":")", mixed, R"(","line":)",
+                                      std::count(sample.begin(), sample.end(), '\n') + 2, ",")),
             std::string::npos)
-      << letters.process.err;
+      << written;
+  EXPECT_NE(letters.process.err.find(" 2 rejected"), std::string::npos) << letters.process.err;
+
+  // Names are checked before any output file is touched.
+  WriteWholeFile(dead, "kept\n");
   const ReplayRun named = Replay({"--metrics", caddy + "caddy.yaml", "--topic", "nope",
                                   "--dead-letter", dead, caddy + "caddy-access.log"});
   EXPECT_EQ(named.process.exit_code, 2);
@@ -1000,7 +1015,7 @@ TEST(RunReplay, CountsRecordsAndBytesOfStdinInput) {
   absl::StatusOr<ReplayStats> stats;
   {
     StdinFrom redirect(open(dir.Path("in.ndjson").c_str(), O_RDONLY));
-    stats = RunReplay({{"-", NovaGiftEngine::InputOf(Topic::kAccessLog)}}, options, metrics);
+    stats = RunReplay({{"-", InputOfTopic(Topic::kAccessLog)}}, options, metrics);
   }
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->records, 3000u);
@@ -1071,7 +1086,7 @@ TEST(RunReplay, ReaderThreadOrInputStageMappedOrReadGiveTheSameMetrics) {
   WriteWholeFile(dir.Path("access.ndjson"), traffic.access);
   WriteWholeFile(dir.Path("outbox.ndjson"), traffic.outbox);
   const std::vector<ReplayInput> inputs = {
-      {dir.Path("access.ndjson"), NovaGiftEngine::InputOf(Topic::kAccessLog)},
+      {dir.Path("access.ndjson"), InputOfTopic(Topic::kAccessLog)},
       {dir.Path("outbox.ndjson"), -1}};
   std::string first_text;
   uint64_t first_records = 0;
@@ -1147,8 +1162,8 @@ TEST(RunReplay, ExpiryWaitsForTheSlowestInputAndIsTheSameInEveryMode) {
   WriteWholeFile(dir.Path("access.ndjson"), access);
   WriteWholeFile(dir.Path("outbox.ndjson"), outbox);
   const std::vector<ReplayInput> inputs = {
-      {dir.Path("access.ndjson"), NovaGiftEngine::InputOf(Topic::kAccessLog)},
-      {dir.Path("outbox.ndjson"), NovaGiftEngine::InputOf(Topic::kOutbox)}};
+      {dir.Path("access.ndjson"), InputOfTopic(Topic::kAccessLog)},
+      {dir.Path("outbox.ndjson"), InputOfTopic(Topic::kOutbox)}};
   std::string first;
   for (const int threads : {1, 2}) {
     for (const bool reader_thread : {true, false}) {
