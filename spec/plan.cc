@@ -444,9 +444,8 @@ std::optional<RejectReason> SpecDecoder::Decode(size_t input, const char* data, 
     // The type is read from the first character only: a valid non-object
     // is not_object, anything else malformed.
     simdjson::ondemand::json_type type;
-    if (doc_.type().get(type) || type == simdjson::ondemand::json_type::object) {
-      return json::FromError(error);
-    }
+    if (auto type_error = doc_.type().get(type)) return json::FromError(type_error);
+    if (type == simdjson::ondemand::json_type::object) return json::FromError(error);
     simdjson::dom::parser dom;
     simdjson::dom::element element;
     if (auto dom_error = dom.parse(data, len, /*realloc_if_needed=*/false).get(element)) {
@@ -876,7 +875,8 @@ std::optional<RejectReason> SpecDecoder::Finish(const InputSpec& in) noexcept {
 }
 
 int SpecDecoder::Detect(const char* data, size_t len, size_t capacity) noexcept {
-  if (len > max_record_bytes_) return -1;
+  // An oversize record is told too: it is rejected as oversize under its
+  // input, as the compiled-in NovaGift path does.
   if (capacity < len + simdjson::SIMDJSON_PADDING) {
     padded_.assign(data, len);
     padded_.append(simdjson::SIMDJSON_PADDING, ' ');

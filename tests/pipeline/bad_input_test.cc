@@ -539,6 +539,61 @@ TEST_F(BadInput, MixedFileWithoutTopicIsDetectedPerLine) {
   ReplayAndCheck(lines, {});
 }
 
+// The same corpus through the shipped metric spec (`replay --metrics`): every
+// line gets the reason, the topic and the dead letter the compiled-in path
+// gives it.
+std::string NovaGiftSpec() {
+  return std::string(NOVAPULSE_SOURCE_DIR) + "/configs/metrics/novagift.yaml";
+}
+
+TEST_F(BadInput, TheShippedSpecCountsAccessLogLinesAsTheCompiledInPathDoes) {
+  ReplayAndCheck(AccessLines(), {"--metrics", NovaGiftSpec(), "--topic", "access-log"});
+}
+
+TEST_F(BadInput, TheShippedSpecCountsOutboxLinesAsTheCompiledInPathDoes) {
+  ReplayAndCheck(OutboxLines(), {"--metrics", NovaGiftSpec(), "--topic", "outbox"});
+}
+
+TEST_F(BadInput, TheShippedSpecDetectsAMixedFileAsTheCompiledInPathDoes) {
+  // Both corpora in one file, each line's input detected: both paths give
+  // the same counts and the same dead letters, byte for byte.
+  std::vector<Line> lines = AccessLines();
+  const std::vector<Line> outbox = OutboxLines();
+  lines.insert(lines.end(), outbox.begin(), outbox.end());
+  WriteWholeFile(dir_.Path("mixed.ndjson"), JoinWithBlankLines(lines));
+  std::string metrics[2], dead[2];
+  for (int spec = 0; spec < 2; ++spec) {
+    const std::string out = dir_.Path("metrics-" + std::to_string(spec) + ".txt");
+    const std::string letters = dir_.Path("dead-" + std::to_string(spec) + ".ndjson");
+    std::vector<std::string> args = {"replay",
+                                     "--threads",
+                                     "2",
+                                     "--max-record-bytes",
+                                     std::to_string(kMaxRecordBytes),
+                                     "--chunk-bytes",
+                                     std::to_string(kChunkBytes),
+                                     "--output",
+                                     out,
+                                     "--dead-letter",
+                                     letters};
+    if (spec) args.insert(args.end(), {"--metrics", NovaGiftSpec()});
+    args.push_back(dir_.Path("mixed.ndjson"));
+    const ProcessResult run = RunNovapulse(args);
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    for (const auto& [key, value] : ParsePromText(testing::ReadWholeFile(out)).values) {
+      if (key.starts_with("novapulse_parse_errors_total") ||
+          key.starts_with("novapulse_events_total")) {
+        metrics[spec] += absl::StrCat(key, " ", value, "\n");
+      }
+    }
+    dead[spec] = testing::ReadWholeFile(letters);
+  }
+  EXPECT_NE(metrics[0].find("unknown_topic"), std::string::npos) << metrics[0];
+  EXPECT_GT(std::count(dead[0].begin(), dead[0].end(), '\n'), 50);
+  EXPECT_EQ(metrics[1], metrics[0]);
+  EXPECT_EQ(dead[1], dead[0]);
+}
+
 TEST_F(BadInput, ExplicitAutoTopicBehavesLikeNoTopic) {
   const std::vector<Line> lines = {
       {Object(kAccess), "", std::string(kAccessTopic)},
