@@ -697,7 +697,17 @@ std::optional<RejectReason> SpecDecoder::Walk(const InputSpec& in, const SpecPla
   return std::nullopt;
 }
 
-int SpecDecoder::Match(const SpecPlan::Level& l, const char* raw) noexcept {
+// The rest of a key of 16 bytes or more, past its first 16 (see Match).
+[[gnu::noinline]] static bool LongKeyTail(const std::string& key, const char* raw) noexcept {
+  // The raw key must close exactly where it does (memchr stops at the first
+  // quote, so nothing past the raw key is read) before the rest is compared.
+  const size_t len = key.size();
+  return std::memchr(raw + 16, '"', len - 15) == raw + len &&
+         std::memcmp(raw + 16, key.data() + 16, len - 16) == 0;
+}
+
+[[gnu::always_inline]] inline int SpecDecoder::Match(const SpecPlan::Level& l,
+                                                     const char* raw) noexcept {
   // The input is padded, so 16 bytes from any key are readable; a key's
   // closing quote is in its words when it is shorter than 16 bytes.
   uint64_t word[2];
@@ -705,13 +715,7 @@ int SpecDecoder::Match(const SpecPlan::Level& l, const char* raw) noexcept {
   for (int32_t k = l.by_first[static_cast<uint8_t>(raw[0])]; k >= 0; k = l.words[k].next) {
     const SpecPlan::Level::Words& w = l.words[k];
     if (((word[0] & w.mask[0]) ^ w.prefix[0]) | ((word[1] & w.mask[1]) ^ w.prefix[1])) continue;
-    // A longer key: the raw key must close exactly where it does (memchr
-    // stops at the first quote, so nothing past the raw key is read) before
-    // the rest is compared.
-    if (w.len < 16 || (std::memchr(raw + 16, '"', w.len - 15) == raw + w.len &&
-                       std::memcmp(raw + 16, l.keys[k].data() + 16, w.len - 16) == 0)) {
-      return k;
-    }
+    if (w.len < 16 || LongKeyTail(l.keys[k], raw)) return k;
   }
   return -1;
 }
