@@ -44,6 +44,14 @@ bool ForEdgeLine(std::string_view text, bool last, Found found) {
   return false;
 }
 
+// A worker's batch starts with the watermark it was given, and with no
+// newest event time carried over from the batch before.
+template <typename Writer>
+void StartBatch(Writer& writer, int64_t watermark_ms) {
+  writer.SetWatermark(watermark_ms);
+  writer.EndBatch();
+}
+
 }  // namespace
 
 absl::StatusOr<int> NovaGiftInputNamed(std::string_view name) {
@@ -86,9 +94,7 @@ bool NovaGiftEngine::EdgeEventTime(int /*input*/, std::string_view text, bool la
 }
 
 void NovaGiftEngine::Start(int worker, int64_t watermark_ms) {
-  NovaGiftMetrics::Writer& writer = metrics_.writer(worker);
-  writer.SetWatermark(watermark_ms);
-  writer.EndBatch();
+  StartBatch(metrics_.writer(worker), watermark_ms);
 }
 
 uint64_t NovaGiftEngine::ProcessLines(int worker, int input, const char* data, size_t size,
@@ -139,9 +145,7 @@ bool SpecEngine::EdgeEventTime(int input, std::string_view text, bool last, int6
 }
 
 void SpecEngine::Start(int worker, int64_t watermark_ms) {
-  SpecMetrics::Writer& writer = metrics_.writer(worker);
-  writer.SetWatermark(watermark_ms);
-  writer.EndBatch();
+  StartBatch(metrics_.writer(worker), watermark_ms);
 }
 
 uint64_t SpecEngine::ProcessLines(int worker, int input, const char* data, size_t size,

@@ -435,13 +435,11 @@ std::string JoinWithBlankLines(const std::vector<Line>& lines) {
 
 class BadInput : public ::testing::Test {
  protected:
-  // Replays `lines` (with blank lines between them) and checks the counts.
-  void ReplayAndCheck(const std::vector<Line>& lines, std::vector<std::string> flags) {
-    Expectation want;
-    for (const Line& line : lines) want.Add(line);
-    WriteWholeFile(dir_.Path("input.ndjson"), JoinWithBlankLines(lines));
-    const std::string out = dir_.Path("metrics.txt");
-    const std::string dead_letters = dir_.Path("dead-letters.ndjson");
+  // `novapulse replay` of `input` with the corpus's limits on 2 threads:
+  // the metrics to `out`, the dead letters to `dead_letters`.
+  static ProcessResult Replay(const std::string& input, const std::string& out,
+                              const std::string& dead_letters,
+                              const std::vector<std::string>& flags) {
     std::vector<std::string> args = {"replay",
                                      "--threads",
                                      "2",
@@ -454,8 +452,18 @@ class BadInput : public ::testing::Test {
                                      "--dead-letter",
                                      dead_letters};
     args.insert(args.end(), flags.begin(), flags.end());
-    args.push_back(dir_.Path("input.ndjson"));
-    const ProcessResult run = RunNovapulse(args);
+    args.push_back(input);
+    return RunNovapulse(args);
+  }
+
+  // Replays `lines` (with blank lines between them) and checks the counts.
+  void ReplayAndCheck(const std::vector<Line>& lines, std::vector<std::string> flags) {
+    Expectation want;
+    for (const Line& line : lines) want.Add(line);
+    WriteWholeFile(dir_.Path("input.ndjson"), JoinWithBlankLines(lines));
+    const std::string out = dir_.Path("metrics.txt");
+    const std::string dead_letters = dir_.Path("dead-letters.ndjson");
+    const ProcessResult run = Replay(dir_.Path("input.ndjson"), out, dead_letters, flags);
     const std::string metrics = testing::ReadWholeFile(out);
     CheckReplay(run, metrics, want);
     CheckDeadLetters(testing::ReadWholeFile(dead_letters), dir_.Path("input.ndjson"), lines);
@@ -565,20 +573,9 @@ TEST_F(BadInput, TheShippedSpecDetectsAMixedFileAsTheCompiledInPathDoes) {
   for (int spec = 0; spec < 2; ++spec) {
     const std::string out = dir_.Path("metrics-" + std::to_string(spec) + ".txt");
     const std::string letters = dir_.Path("dead-" + std::to_string(spec) + ".ndjson");
-    std::vector<std::string> args = {"replay",
-                                     "--threads",
-                                     "2",
-                                     "--max-record-bytes",
-                                     std::to_string(kMaxRecordBytes),
-                                     "--chunk-bytes",
-                                     std::to_string(kChunkBytes),
-                                     "--output",
-                                     out,
-                                     "--dead-letter",
-                                     letters};
-    if (spec) args.insert(args.end(), {"--metrics", NovaGiftSpec()});
-    args.push_back(dir_.Path("mixed.ndjson"));
-    const ProcessResult run = RunNovapulse(args);
+    const ProcessResult run = Replay(
+        dir_.Path("mixed.ndjson"), out, letters,
+        spec ? std::vector<std::string>{"--metrics", NovaGiftSpec()} : std::vector<std::string>{});
     ASSERT_EQ(run.exit_code, 0) << run.err;
     for (const auto& [key, value] : ParsePromText(testing::ReadWholeFile(out)).values) {
       if (key.starts_with("novapulse_parse_errors_total") ||
