@@ -68,11 +68,9 @@ absl::StatusOr<int> NovaGiftInputNamed(std::string_view name) {
 
 absl::StatusOr<int> SpecInputNamed(const spec::MetricSpecSet& spec, std::string_view name) {
   if (name == "auto") return -1;
+  if (const int input = spec.InputIndex(name); input >= 0) return input;
   std::vector<std::string> names;
-  for (size_t i = 0; i < spec.inputs.size(); ++i) {
-    if (name == spec.inputs[i].name || name == spec.inputs[i].topic) return static_cast<int>(i);
-    names.push_back(spec.inputs[i].name);
-  }
+  for (const spec::InputSpec& in : spec.inputs) names.push_back(in.name);
   return absl::InvalidArgumentError(
       absl::StrCat("unknown input '", std::string(name),
                    "' (the metric spec's inputs: ", absl::StrJoin(names, ", "), "; or auto)"));
@@ -83,10 +81,6 @@ NovaGiftEngine::NovaGiftEngine(NovaGiftMetrics& metrics, size_t max_record_bytes
   for (int i = 0; i < metrics.num_shards(); ++i) {
     parsers_.push_back(std::make_unique<RecordParser>(max_record_bytes));
   }
-}
-
-absl::StatusOr<int> NovaGiftEngine::InputNamed(std::string_view name) const {
-  return NovaGiftInputNamed(name);
 }
 
 bool NovaGiftEngine::EdgeEventTime(int /*input*/, std::string_view text, bool last, int64_t* ms) {
@@ -120,10 +114,6 @@ SpecEngine::SpecEngine(SpecMetrics& metrics, size_t max_record_bytes)
   for (int i = 0; i < metrics.num_shards(); ++i) {
     decoders_.push_back(std::make_unique<spec::SpecDecoder>(metrics.plan(), max_record_bytes));
   }
-}
-
-absl::StatusOr<int> SpecEngine::InputNamed(std::string_view name) const {
-  return SpecInputNamed(metrics_.plan().spec(), name);
 }
 
 bool SpecEngine::LineEventTime(int input, std::string_view line, int64_t* ms) {

@@ -44,10 +44,6 @@ class MetricEngine {
   virtual MetricStore& store() = 0;
   virtual MetricSource& source() = 0;
 
-  // The input `name` names (an input's name or its topic; "auto": -1), or
-  // an error listing the names there are.
-  virtual absl::StatusOr<int> InputNamed(std::string_view name) const = 0;
-
   // The event time (ms) of the first or last line of `text` that has one,
   // for scheduling chunks of `input` (-1: any); false when none does.
   virtual bool EdgeEventTime(int input, std::string_view text, bool last, int64_t* ms) = 0;
@@ -69,8 +65,9 @@ class MetricEngine {
   virtual size_t ExpireIdle(int64_t now_ms, std::vector<MetricStore::Removed>* removed) = 0;
 };
 
-// The input number `name` names (see MetricEngine::InputNamed), in the
-// NovaGift set or in `spec`.
+// The input number `name` names in the NovaGift set or in `spec` (an
+// input's name or its topic; -1 for "auto"), or an error listing the names
+// there are.
 absl::StatusOr<int> NovaGiftInputNamed(std::string_view name);
 absl::StatusOr<int> SpecInputNamed(const spec::MetricSpecSet& spec, std::string_view name);
 
@@ -82,7 +79,6 @@ class NovaGiftEngine final : public MetricEngine {
   int num_shards() const override { return metrics_.num_shards(); }
   MetricStore& store() override { return metrics_.store(); }
   MetricSource& source() override { return metrics_; }
-  absl::StatusOr<int> InputNamed(std::string_view name) const override;
   bool EdgeEventTime(int input, std::string_view text, bool last, int64_t* ms) override;
   void Start(int worker, int64_t watermark_ms) override;
   uint64_t ProcessLines(int worker, int input, const char* data, size_t size, size_t capacity,
@@ -112,7 +108,6 @@ class SpecEngine final : public MetricEngine {
   int num_shards() const override { return metrics_.num_shards(); }
   MetricStore& store() override { return metrics_.store(); }
   MetricSource& source() override { return metrics_; }
-  absl::StatusOr<int> InputNamed(std::string_view name) const override;
   bool EdgeEventTime(int input, std::string_view text, bool last, int64_t* ms) override;
   void Start(int worker, int64_t watermark_ms) override;
   uint64_t ProcessLines(int worker, int input, const char* data, size_t size, size_t capacity,
