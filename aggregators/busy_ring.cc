@@ -1,6 +1,7 @@
 #include "aggregators/busy_ring.h"
 
 #include <algorithm>
+#include <climits>
 
 #include "parsers/timestamp.h"
 
@@ -38,6 +39,37 @@ double AverageBusy(const std::vector<std::unique_ptr<BusyRing>>& rings, int64_t 
     }
   }
   return static_cast<double>(busy) / static_cast<double>(window_s * kMicrosPerSecond);
+}
+
+void SaveBusyRings(const std::vector<std::unique_ptr<BusyRing>>& rings, StateWriter* w) {
+  for (size_t slot = 0; slot < BusyRing::kSlots; ++slot) {
+    int64_t second = INT64_MIN;
+    uint64_t busy = 0;
+    for (const auto& ring : rings) {
+      const int64_t held = ring->second[slot].load(std::memory_order_acquire);
+      const uint64_t us = ring->busy_us[slot].load(std::memory_order_relaxed);
+      if (held > second) {
+        second = held;
+        busy = us;
+      } else if (held == second) {
+        busy += us;
+      }
+    }
+    w->I64(second);
+    w->U64(busy);
+  }
+}
+
+absl::Status LoadBusyRings(StateReader* r, std::vector<std::unique_ptr<BusyRing>>* rings) {
+  BusyRing& ring = *rings->front();
+  for (size_t slot = 0; slot < BusyRing::kSlots; ++slot) {
+    int64_t second = 0;
+    uint64_t busy = 0;
+    if (!r->I64(&second) || !r->U64(&busy)) return r->Error("busy time");
+    ring.second[slot].store(second, std::memory_order_relaxed);
+    ring.busy_us[slot].store(busy, std::memory_order_relaxed);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace novapulse

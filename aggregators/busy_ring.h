@@ -14,6 +14,9 @@
 #include <memory>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "base/state_codec.h"
+
 namespace novapulse {
 
 struct BusyRing {
@@ -29,6 +32,14 @@ struct BusyRing {
 // `now_us` falls in, summed over `rings`: the average number in progress.
 double AverageBusy(const std::vector<std::unique_ptr<BusyRing>>& rings, int64_t now_us,
                    int64_t window_s);
+
+// Checkpoints: `rings` merged into one ring (per slot, the newest second
+// any ring holds and the busy time of the rings holding that second), and
+// loaded back into the first ring of fresh `rings` (the rest stay empty).
+// Save while no writer runs; Load before any does.
+void SaveBusyRings(const std::vector<std::unique_ptr<BusyRing>>& rings, StateWriter* w);
+[[nodiscard]] absl::Status LoadBusyRings(StateReader* r,
+                                         std::vector<std::unique_ptr<BusyRing>>* rings);
 
 }  // namespace novapulse
 

@@ -336,24 +336,7 @@ double NovaGiftMetrics::ActiveConnections(int64_t now_us) const {
 void NovaGiftMetrics::SaveState(StateWriter* w) {
   store_.SaveCumulative(w);
   w->I64(NewestEventTime());
-  // The shards' busy rings, merged: per ring slot, the newest second any
-  // shard holds and the busy time of the shards holding that second.
-  for (size_t slot = 0; slot < BusyRing::kSlots; ++slot) {
-    int64_t second = INT64_MIN;
-    uint64_t busy = 0;
-    for (const auto& ring : busy_) {
-      const int64_t held = ring->second[slot].load(std::memory_order_acquire);
-      const uint64_t us = ring->busy_us[slot].load(std::memory_order_relaxed);
-      if (held > second) {
-        second = held;
-        busy = us;
-      } else if (held == second) {
-        busy += us;
-      }
-    }
-    w->I64(second);
-    w->U64(busy);
-  }
+  SaveBusyRings(busy_, w);
   // Only with expiry on, so that a checkpoint without it stays readable by
   // the releases before expiry.
   if (store_.expires()) store_.SaveEventTimes(w);
@@ -366,14 +349,7 @@ absl::Status NovaGiftMetrics::LoadState(StateReader* r, StateLoad* load) {
   int64_t newest = 0;
   if (!r->I64(&newest)) return r->Error("event time");
   newest_[0]->newest_us.store(newest, std::memory_order_relaxed);
-  BusyRing& ring = *busy_[0];
-  for (size_t slot = 0; slot < BusyRing::kSlots; ++slot) {
-    int64_t second = 0;
-    uint64_t busy = 0;
-    if (!r->I64(&second) || !r->U64(&busy)) return r->Error("active connections");
-    ring.second[slot].store(second, std::memory_order_relaxed);
-    ring.busy_us[slot].store(busy, std::memory_order_relaxed);
-  }
+  if (absl::Status s = LoadBusyRings(r, &busy_); !s.ok()) return s;
   // Added after the first checkpoints: a section may end before them.
   if (load->sectioned && !r->at_end()) {
     if (absl::Status s = store_.LoadEventTimes(r, same_ids); !s.ok()) return s;

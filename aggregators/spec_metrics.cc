@@ -559,6 +559,33 @@ int64_t SpecMetrics::NewestEventTime() const {
   return newest;
 }
 
+void SpecMetrics::SaveState(StateWriter* w) {
+  store_.SaveCumulative(w);
+  w->I64(NewestEventTime());
+  for (const auto& rings : busy_) {
+    if (!rings.empty()) SaveBusyRings(rings, w);
+  }
+  if (store_.expires()) store_.SaveEventTimes(w);
+}
+
+absl::Status SpecMetrics::LoadState(StateReader* r, StateLoad* load) {
+  bool same_ids = true;
+  if (absl::Status s = store_.LoadCumulative(r, &same_ids); !s.ok()) return s;
+  if (!same_ids) load->series_ids_moved = true;
+  int64_t newest = 0;
+  if (!r->I64(&newest)) return r->Error("event time");
+  newest_[0]->newest_us.store(newest, std::memory_order_relaxed);
+  for (auto& rings : busy_) {
+    if (rings.empty()) continue;
+    if (absl::Status s = LoadBusyRings(r, &rings); !s.ok()) return s;
+  }
+  if (load->sectioned && !r->at_end()) {
+    if (absl::Status s = store_.LoadEventTimes(r, same_ids); !s.ok()) return s;
+  }
+  store_.StampUntimed(newest / 1000);
+  return absl::OkStatus();
+}
+
 std::vector<FamilySnapshot> SpecMetrics::Snapshot() const {
   const int64_t newest = NewestEventTime();
   const size_t spec_families = plan_->spec().metrics.size();

@@ -22,12 +22,13 @@
 #include "aggregators/metric_source.h"
 #include "aggregators/metric_store.h"
 #include "aggregators/self_metrics.h"
+#include "base/state_part.h"
 #include "parsers/event.h"
 #include "spec/plan.h"
 
 namespace novapulse {
 
-class SpecMetrics : public MetricSource {
+class SpecMetrics : public MetricSource, public StatePart {
   // The conditions of an input's families (`when`, and each gauge op's),
   // by slot. A flat condition (value-code and presence tests joined by
   // `and`, spec/condition.h) depends only on those fields' codes and
@@ -182,6 +183,21 @@ class SpecMetrics : public MetricSource {
   void CollectMetrics(MetricFamilies* out) override { out->Append(Snapshot()); }
   // Newest event time seen by any shard, microseconds; 0 before any event.
   int64_t NewestEventTime() const;
+
+  // Checkpoints (section "metrics", fingerprint: the families, their types,
+  // labels and buckets): every cumulative series, the newest event time,
+  // the busy time behind each concurrency gauge and, with expiry on, each
+  // series' newest event time. The layout is NovaGiftMetrics', so a
+  // checkpoint of the compiled-in NovaGift set loads into the shipped spec.
+  // SaveState while no writer runs; LoadState into fresh metrics before
+  // any writer runs.
+  std::string_view StateName() const override { return "metrics"; }
+  std::string StateFingerprint() const override { return store_.Fingerprint(); }
+  std::string_view StateChanged() const override {
+    return "the checkpoint was written for another metric set (the spec's families changed)";
+  }
+  void SaveState(StateWriter* w) override;
+  [[nodiscard]] absl::Status LoadState(StateReader* r, StateLoad* load) override;
 
  private:
   struct alignas(64) ShardTime {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -76,11 +77,35 @@ absl::StatusOr<int> SpecInputNamed(const spec::MetricSpecSet& spec, std::string_
                    "' (the metric spec's inputs: ", absl::StrJoin(names, ", "), "; or auto)"));
 }
 
+std::vector<MetricDef> MetricDefsOf(const spec::SpecPlan* plan, const MetricExpiry& expiry) {
+  return plan != nullptr ? SpecMetrics::Defs(plan->spec(), expiry) : NovaGiftMetricDefs();
+}
+
+std::unique_ptr<MetricEngine> MakeMetricEngine(std::shared_ptr<const spec::SpecPlan> plan,
+                                               int threads, size_t series_limit,
+                                               const WindowSpec* windows,
+                                               const MetricExpiry& expiry,
+                                               size_t max_record_bytes) {
+  if (plan == nullptr) {
+    return std::make_unique<NovaGiftEngine>(
+        std::make_unique<NovaGiftMetrics>(threads, series_limit, windows, expiry),
+        max_record_bytes);
+  }
+  return std::make_unique<SpecEngine>(
+      std::make_unique<SpecMetrics>(std::move(plan), threads, series_limit, windows, expiry),
+      max_record_bytes);
+}
+
 NovaGiftEngine::NovaGiftEngine(NovaGiftMetrics& metrics, size_t max_record_bytes)
     : metrics_(metrics) {
   for (int i = 0; i < metrics.num_shards(); ++i) {
     parsers_.push_back(std::make_unique<RecordParser>(max_record_bytes));
   }
+}
+
+NovaGiftEngine::NovaGiftEngine(std::unique_ptr<NovaGiftMetrics> metrics, size_t max_record_bytes)
+    : NovaGiftEngine(*metrics, max_record_bytes) {
+  owned_ = std::move(metrics);
 }
 
 bool NovaGiftEngine::EdgeEventTime(int /*input*/, std::string_view text, bool last, int64_t* ms) {
@@ -114,6 +139,11 @@ SpecEngine::SpecEngine(SpecMetrics& metrics, size_t max_record_bytes)
   for (int i = 0; i < metrics.num_shards(); ++i) {
     decoders_.push_back(std::make_unique<spec::SpecDecoder>(metrics.plan(), max_record_bytes));
   }
+}
+
+SpecEngine::SpecEngine(std::unique_ptr<SpecMetrics> metrics, size_t max_record_bytes)
+    : SpecEngine(*metrics, max_record_bytes) {
+  owned_ = std::move(metrics);
 }
 
 bool SpecEngine::LineEventTime(int input, std::string_view line, int64_t* ms) {

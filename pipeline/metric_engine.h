@@ -43,6 +43,10 @@ class MetricEngine {
   virtual int num_shards() const = 0;
   virtual MetricStore& store() = 0;
   virtual MetricSource& source() = 0;
+  // The metric set's checkpoint section.
+  virtual StatePart& state() = 0;
+  // Newest event time recorded by any worker, microseconds; 0 before any.
+  virtual int64_t NewestEventTime() const = 0;
 
   // The event time (ms) of the first or last line of `text` that has one,
   // for scheduling chunks of `input` (-1: any); false when none does.
@@ -71,14 +75,31 @@ class MetricEngine {
 absl::StatusOr<int> NovaGiftInputNamed(std::string_view name);
 absl::StatusOr<int> SpecInputNamed(const spec::MetricSpecSet& spec, std::string_view name);
 
+// The families of `plan`'s metric set (the compiled-in NovaGift set when
+// null): what RuleRunner::Build is given to read its metrics (only the
+// spec's carry their `expiry`; the rules read names and labels alone).
+std::vector<MetricDef> MetricDefsOf(const spec::SpecPlan* plan, const MetricExpiry& expiry);
+
+// The engine over a new metric set of `plan` (the compiled-in NovaGift set
+// when null), which it owns: `threads` writers, a `series_limit` per
+// family, windows for the rules when set, and `expiry`.
+std::unique_ptr<MetricEngine> MakeMetricEngine(std::shared_ptr<const spec::SpecPlan> plan,
+                                               int threads, size_t series_limit,
+                                               const WindowSpec* windows,
+                                               const MetricExpiry& expiry, size_t max_record_bytes);
+
 // The compiled-in NovaGift path; `metrics` must outlive the engine.
 class NovaGiftEngine final : public MetricEngine {
  public:
   explicit NovaGiftEngine(NovaGiftMetrics& metrics, size_t max_record_bytes = 1 << 20);
+  // Owning `metrics`.
+  NovaGiftEngine(std::unique_ptr<NovaGiftMetrics> metrics, size_t max_record_bytes);
 
   int num_shards() const override { return metrics_.num_shards(); }
   MetricStore& store() override { return metrics_.store(); }
   MetricSource& source() override { return metrics_; }
+  StatePart& state() override { return metrics_; }
+  int64_t NewestEventTime() const override { return metrics_.NewestEventTime(); }
   bool EdgeEventTime(int input, std::string_view text, bool last, int64_t* ms) override;
   void Start(int worker, int64_t watermark_ms) override;
   uint64_t ProcessLines(int worker, int input, const char* data, size_t size, size_t capacity,
@@ -94,6 +115,7 @@ class NovaGiftEngine final : public MetricEngine {
   }
 
  private:
+  std::unique_ptr<NovaGiftMetrics> owned_;  // null unless owned
   NovaGiftMetrics& metrics_;
   std::vector<std::unique_ptr<RecordParser>> parsers_;  // per worker
 };
@@ -104,10 +126,14 @@ class NovaGiftEngine final : public MetricEngine {
 class SpecEngine final : public MetricEngine {
  public:
   explicit SpecEngine(SpecMetrics& metrics, size_t max_record_bytes = 1 << 20);
+  // Owning `metrics`.
+  SpecEngine(std::unique_ptr<SpecMetrics> metrics, size_t max_record_bytes);
 
   int num_shards() const override { return metrics_.num_shards(); }
   MetricStore& store() override { return metrics_.store(); }
   MetricSource& source() override { return metrics_; }
+  StatePart& state() override { return metrics_; }
+  int64_t NewestEventTime() const override { return metrics_.NewestEventTime(); }
   bool EdgeEventTime(int input, std::string_view text, bool last, int64_t* ms) override;
   void Start(int worker, int64_t watermark_ms) override;
   uint64_t ProcessLines(int worker, int input, const char* data, size_t size, size_t capacity,
@@ -128,6 +154,7 @@ class SpecEngine final : public MetricEngine {
   // The event time of one line, when it decodes as `input` (-1: detected).
   bool LineEventTime(int input, std::string_view line, int64_t* ms);
 
+  std::unique_ptr<SpecMetrics> owned_;  // null unless owned
   SpecMetrics& metrics_;
   std::vector<std::unique_ptr<spec::SpecDecoder>> decoders_;  // per worker
   spec::SpecDecoder edge_;                                    // EdgeEventTime's

@@ -257,11 +257,7 @@ absl::StatusOr<ReplayStats> RunReplay(const std::vector<ReplayInput>& inputs,
     const int64_t now = std::min({now_ms, watermarks.newest_ms(), watermarks.reading_ms()});
     ++stats.expiry_sweeps;
     if (now != INT64_MIN) {
-      stats.series_expired += ExpireSeries(
-          [&engine](int64_t at, std::vector<MetricStore::Removed>* removed) {
-            return engine.ExpireIdle(at, removed);
-          },
-          rules, now);
+      stats.series_expired += ExpireSeries(engine, rules, now);
     }
   };
   double read_cpu_seconds = 0;
@@ -589,30 +585,24 @@ std::string FormatProgress(const ReplayProgress& p, bool terminal) {
                          eta);
 }
 
-// The metrics a replay counts into, and the engine that feeds them.
-struct ReplayMetrics {
-  std::shared_ptr<const spec::SpecPlan> plan;  // with --metrics
-  std::unique_ptr<NovaGiftMetrics> novagift;
-  std::unique_ptr<SpecMetrics> spec;
-  std::unique_ptr<MetricEngine> engine;
-};
-
 int RunReplayCommand(int argc, char** argv) {
   ReplayCommand c;
   if (std::optional<int> done = ParseReplayFlags(argc, argv, &c)) return *done;
   const MetricExpiry expiry{.default_ms = c.expire_after_ms, .by_family = {}};
-  ReplayMetrics m;
+  std::shared_ptr<const spec::SpecPlan> plan;  // with --metrics
   if (!c.metric_spec.empty()) {
     absl::StatusOr<spec::MetricSpecSet> spec = spec::LoadMetricSpec(c.metric_spec);
     if (!spec.ok()) return Failed(spec.status().message());
-    absl::StatusOr<std::shared_ptr<const spec::SpecPlan>> plan =
+    absl::StatusOr<std::shared_ptr<const spec::SpecPlan>> compiled =
         spec::SpecPlan::Compile(*std::move(spec));
-    if (!plan.ok()) return Failed(absl::StrCat(c.metric_spec, ": ", plan.status().message()));
-    m.plan = *std::move(plan);
+    if (!compiled.ok()) {
+      return Failed(absl::StrCat(c.metric_spec, ": ", compiled.status().message()));
+    }
+    plan = *std::move(compiled);
   }
   // The inputs' names, before any output file is touched.
   auto named = [&](const std::string& name) {
-    return m.plan ? SpecInputNamed(m.plan->spec(), name) : NovaGiftInputNamed(name);
+    return plan ? SpecInputNamed(plan->spec(), name) : NovaGiftInputNamed(name);
   };
   for (size_t i = 0; i <= c.inputs.size(); ++i) {
     const bool trailing = i == c.inputs.size();
@@ -625,31 +615,21 @@ int RunReplayCommand(int argc, char** argv) {
     }
     if (!trailing) c.inputs[i].input = *input;
   }
-  if (m.plan) {
+  if (plan) {
     // A dead letter's "topic": its input's.
     c.dead_letter.topic_names.clear();
-    for (const spec::InputSpec& in : m.plan->spec().inputs) {
+    for (const spec::InputSpec& in : plan->spec().inputs) {
       c.dead_letter.topic_names.push_back(in.topic);
     }
   }
   ReplayOutputs out;
-  if (absl::Status opened = OpenOutputs(
-          c, m.plan ? SpecMetrics::Defs(m.plan->spec(), expiry) : NovaGiftMetricDefs(), &out);
-      !opened.ok()) {
+  if (absl::Status opened = OpenOutputs(c, MetricDefsOf(plan.get(), expiry), &out); !opened.ok()) {
     return Failed(opened.message());
   }
   const WindowSpec* windows = out.rules ? &out.rules->window_spec() : nullptr;
-  const size_t max_record_bytes = c.options.source.max_record_bytes;
-  if (m.plan) {
-    m.spec =
-        std::make_unique<SpecMetrics>(m.plan, c.options.threads, c.series_limit, windows, expiry);
-    m.engine = std::make_unique<SpecEngine>(*m.spec, max_record_bytes);
-  } else {
-    m.novagift =
-        std::make_unique<NovaGiftMetrics>(c.options.threads, c.series_limit, windows, expiry);
-    m.engine = std::make_unique<NovaGiftEngine>(*m.novagift, max_record_bytes);
-  }
-  MetricEngine& engine = *m.engine;
+  const std::unique_ptr<MetricEngine> made = MakeMetricEngine(
+      plan, c.options.threads, c.series_limit, windows, expiry, c.options.source.max_record_bytes);
+  MetricEngine& engine = *made;
   if (out.rules) out.rules->Attach(&engine.store());
   const bool terminal = isatty(STDERR_FILENO) != 0;
   if (c.progress) {

@@ -198,7 +198,10 @@ class RuleRunner : public MetricSource, public StatePart {
 // ExpireIdle), through the windows of `rules` when set
 // (RuleRunner::ExpireIdle). No writer may run. Returns the series removed.
 size_t ExpireSeries(RuleRunner::ExpireFn expire, RuleRunner* rules, int64_t now_ms);
-inline size_t ExpireSeries(NovaGiftMetrics& metrics, RuleRunner* rules, int64_t now_ms) {
+// The same for a metric set (NovaGiftMetrics, SpecMetrics) or a
+// MetricEngine: anything with ExpireIdle.
+template <typename Metrics>
+size_t ExpireSeries(Metrics& metrics, RuleRunner* rules, int64_t now_ms) {
   return ExpireSeries(
       [&metrics](int64_t now, std::vector<MetricStore::Removed>* r) {
         return metrics.ExpireIdle(now, r);

@@ -140,7 +140,7 @@ absl::StatusOr<Service::State> Service::BuildState() const {
   return state;
 }
 
-CheckpointParts RunCheckpointParts(NovaGiftMetrics* metrics, EventClock* clock, RuleRunner* rules) {
+CheckpointParts RunCheckpointParts(StatePart* metrics, EventClock* clock, RuleRunner* rules) {
   CheckpointParts parts;
   parts.Add(metrics, CheckpointParts::Need::kRequired)
       .Add(clock, CheckpointParts::Need::kRequired)

@@ -44,7 +44,7 @@ namespace novapulse {
 // What a checkpoint of `run` covers, in load order (the rules learn from
 // the metrics whether the series ids moved): the metrics and the event
 // clock are required, the rules (null without rules) optional.
-CheckpointParts RunCheckpointParts(NovaGiftMetrics* metrics, EventClock* clock, RuleRunner* rules);
+CheckpointParts RunCheckpointParts(StatePart* metrics, EventClock* clock, RuleRunner* rules);
 
 // The stale-series expiry of `run` (metrics.expire_after): a sweep every
 // interval of wall time, with the pipeline drained, and its self metrics.

@@ -16,11 +16,11 @@
 #include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "parsers/record_parser.h"
-#include "pipeline/record_worker.h"
+#include "pipeline/metric_engine.h"
 #include "pipeline/service.h"
 #include "sinks/exposition.h"
 #include "sinks/rules_json.h"
+#include "spec/metric_spec.h"
 
 namespace novapulse {
 namespace {
@@ -82,59 +82,75 @@ std::vector<std::pair<Topic, std::string>> Stream(int seconds) {
   return lines;
 }
 
+// The shipped NovaGift spec, compiled; null for the compiled-in set.
+std::shared_ptr<const spec::SpecPlan> NovaGiftPlan(bool spec) {
+  if (!spec) return nullptr;
+  absl::StatusOr<spec::MetricSpecSet> set =
+      spec::LoadMetricSpec(std::string(NOVAPULSE_SOURCE_DIR) + "/configs/metrics/novagift.yaml");
+  EXPECT_TRUE(set.ok()) << set.status();
+  absl::StatusOr<std::shared_ptr<const spec::SpecPlan>> plan =
+      spec::SpecPlan::Compile(*std::move(set));
+  EXPECT_TRUE(plan.ok()) << plan.status();
+  return *std::move(plan);
+}
+
 // The objects `novapulse run` checkpoints, fed the way its pipeline feeds
 // them: batches alternate between two shards, each batch gets the clock's
-// watermark, and slots close as batches complete.
+// watermark, and slots close as batches complete. The metrics are the
+// compiled-in NovaGift set, or the shipped spec's with `spec`.
 struct Service {
   explicit Service(const RuleSet& rules, size_t window_memory_bytes = kDefaultWindowMemoryBytes,
-                   int shards = 2)
-      : parser(1 << 20) {
+                   int shards = 2, bool spec = false) {
+    const std::shared_ptr<const spec::SpecPlan> plan = NovaGiftPlan(spec);
     rules_runner = *RuleRunner::Build(
-        rules,
-        RuleRunnerOptions{.lateness_ms = 30'000, .window_memory_bytes = window_memory_bytes});
-    metrics = std::make_unique<NovaGiftMetrics>(shards, kDefaultSeriesLimit,
-                                                &rules_runner->window_spec());
-    rules_runner->Attach(&metrics->store());
+        rules, RuleRunnerOptions{.lateness_ms = 30'000, .window_memory_bytes = window_memory_bytes},
+        MetricDefsOf(plan.get(), {}));
+    engine = MakeMetricEngine(plan, shards, kDefaultSeriesLimit, &rules_runner->window_spec(), {},
+                              1 << 20);
+    rules_runner->Attach(&engine->store());
     clock = std::make_unique<EventClock>(30'000, 5'000);
   }
   // The runner's evaluation thread reads the metrics: it stops first.
   ~Service() { rules_runner->Stop(); }
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
-  CheckpointParts state() {
-    return RunCheckpointParts(metrics.get(), clock.get(), rules_runner.get());
+  StatePart* metrics() { return &engine->state(); }
+  CheckpointParts state() { return RunCheckpointParts(metrics(), clock.get(), rules_runner.get()); }
+  std::string MetricsText() {
+    MetricFamilies families;
+    engine->source().CollectMetrics(&families);
+    return RenderPrometheusText(families.families());
   }
 
   void Feed(const std::vector<std::pair<Topic, std::string>>& lines, size_t from, size_t to) {
     constexpr size_t kBatch = 50;
     for (size_t b = from; b < to; b += kBatch) {
       if (!rules_runner->started()) rules_runner->Start(kStartMs);
-      NovaGiftMetrics::Writer& writer =
-          metrics->writer(static_cast<int>((b / kBatch) % metrics->num_shards()));
-      writer.SetWatermark(clock->BeginBatch());
+      const int worker = static_cast<int>((b / kBatch) % engine->num_shards());
+      engine->Start(worker, clock->BeginBatch());
       for (size_t i = b; i < std::min(to, b + kBatch); ++i) {
         std::string padded = lines[i].second;
         const size_t len = padded.size();
         padded.resize(len + simdjson::SIMDJSON_PADDING);
-        ProcessRecord(lines[i].first, padded.data(), len, padded.size(), parser, writer);
+        engine->ProcessRecord(worker, InputOfTopic(lines[i].first), padded.data(), len,
+                              padded.size(), nullptr, {}, {});
       }
-      newest_us = std::max(newest_us, writer.EndBatch());
+      newest_us = std::max(newest_us, engine->EndBatch(worker));
       rules_runner->AdvanceTo(clock->EndBatch(newest_us, /*wall_ms=*/0));
     }
   }
   // Closes through the newest event and renders everything a scrape shows.
   std::string Finish() {
     rules_runner->Finish(newest_us / 1000);
-    std::string text = RenderPrometheusText(metrics->Snapshot());
+    std::string text = MetricsText();
     WriteRuleSeries(rules_runner->engine().Snapshot().series, &text);
     const std::string rules = RulesJson(rules_runner->engine().Snapshot());
     return text + AlertsJson(rules_runner->engine().Snapshot()) +
            rules.substr(rules.find("\"windowMemory\""));
   }
 
-  RecordParser parser;
   std::unique_ptr<RuleRunner> rules_runner;
-  std::unique_ptr<NovaGiftMetrics> metrics;
+  std::unique_ptr<MetricEngine> engine;
   std::unique_ptr<EventClock> clock;
   int64_t newest_us = INT64_MIN;
 };
@@ -160,19 +176,25 @@ int CountSubstr(const std::string& s, std::string_view what) {
   return n;
 }
 
+// How the metrics are defined before and after a restart.
+struct Sets {
+  bool original_spec = false;
+  bool restored_spec = false;
+};
+
 // Saves `original` after lines [0, cut), loads the state into a fresh
 // service, feeds both the rest and expects the same end.
 void ExpectRestoredGoesOnExactly(const std::vector<std::pair<Topic, std::string>>& lines,
-                                 size_t cut,
-                                 size_t window_memory_bytes = kDefaultWindowMemoryBytes) {
+                                 size_t cut, size_t window_memory_bytes = kDefaultWindowMemoryBytes,
+                                 Sets sets = {}) {
   const RuleSet rules = Rules();
-  Service original(rules, window_memory_bytes);
+  Service original(rules, window_memory_bytes, 2, sets.original_spec);
   original.Feed(lines, 0, cut);
   const std::string payload =
       EncodeCheckpoint(original.state(), {{"novagift.access-log", 3, 1234}}, 42);
   const std::string at_cut = AlertsJson(original.rules_runner->engine().Snapshot());
 
-  Service restored(rules, window_memory_bytes);
+  Service restored(rules, window_memory_bytes, 2, sets.restored_spec);
   absl::StatusOr<RestoredCheckpoint> loaded = DecodeCheckpoint(payload, restored.state(), 0);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   EXPECT_THAT(RestoredParts(*loaded), ::testing::ElementsAre("metrics", "event_clock", "rules"));
@@ -210,6 +232,41 @@ TEST(Checkpoint, RestoredStateGoesOnExactlyAsTheOriginal) {
   for (size_t cut : {size_t{0}, size_t{20}, size_t{120}, firing, lines.size() - 10}) {
     ExpectRestoredGoesOnExactly(lines, cut);
   }
+}
+
+TEST(Checkpoint, TheShippedSpecRestoresExactly) {
+  const auto lines = Stream(1200);
+  for (size_t cut : {size_t{0}, size_t{120}, lines.size() / 2, lines.size() - 10}) {
+    ExpectRestoredGoesOnExactly(lines, cut, kDefaultWindowMemoryBytes,
+                                {.original_spec = true, .restored_spec = true});
+  }
+}
+
+// The shipped spec defines the compiled-in families: a checkpoint of either
+// restores into the other, so moving to the spec keeps every count.
+TEST(Checkpoint, TheCompiledInSetAndTheShippedSpecRestoreIntoEachOther) {
+  const auto lines = Stream(1200);
+  for (size_t cut : {size_t{120}, lines.size() / 2}) {
+    ExpectRestoredGoesOnExactly(lines, cut, kDefaultWindowMemoryBytes,
+                                {.original_spec = false, .restored_spec = true});
+    ExpectRestoredGoesOnExactly(lines, cut, kDefaultWindowMemoryBytes,
+                                {.original_spec = true, .restored_spec = false});
+  }
+}
+
+// A spec whose families differ is another metric set: its checkpoint is
+// refused, not loaded into the wrong series.
+TEST(Checkpoint, AnotherSpecIsRefused) {
+  Service original(Rules(), kDefaultWindowMemoryBytes, 2, /*spec=*/true);
+  original.Feed(Stream(60), 0, Stream(60).size());
+  std::string payload = EncodeCheckpoint(original.state(), {}, 0);
+  const size_t at = payload.find("outbox_queued_total:");
+  ASSERT_NE(at, std::string::npos);
+  payload[at] = 'O';
+  Service restored(Rules(), kDefaultWindowMemoryBytes, 2, /*spec=*/true);
+  absl::StatusOr<RestoredCheckpoint> loaded = DecodeCheckpoint(payload, restored.state(), 0);
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kFailedPrecondition) << loaded.status();
+  EXPECT_THAT(loaded.status().message(), ::testing::HasSubstr("spec's families changed"));
 }
 
 // Stream(), with a route of its own on every request of the first ten
@@ -253,8 +310,7 @@ TEST(Checkpoint, WindowsTooBigForTheBudgetWithMoreThreadsStartAfresh) {
   EXPECT_THAT(loaded->part("rules")->note,
               ::testing::HasSubstr("threads, over the window memory budget"));
   EXPECT_FALSE(restored.rules_runner->started());
-  EXPECT_EQ(RenderPrometheusText(restored.metrics->Snapshot()),
-            RenderPrometheusText(original.metrics->Snapshot()));
+  EXPECT_EQ(restored.MetricsText(), original.MetricsText());
 
   // The same threads, or a budget that holds them: restored.
   Service same(Rules(), kBudget, /*shards=*/2);
@@ -278,8 +334,7 @@ TEST(Checkpoint, OtherRulesRestoreTheMetricsButNotTheWindows) {
   EXPECT_EQ(loaded->part("rules")->note,
             "the rules or the window settings changed since the checkpoint");
   EXPECT_FALSE(restored.rules_runner->started());
-  EXPECT_EQ(RenderPrometheusText(restored.metrics->Snapshot()),
-            RenderPrometheusText(original.metrics->Snapshot()));
+  EXPECT_EQ(restored.MetricsText(), original.MetricsText());
 }
 
 TEST(Checkpoint, AnotherMetricSetIsRefused) {
@@ -300,14 +355,14 @@ std::string EncodeVersion1(Service& s, const std::vector<CheckpointOffset>& offs
                            int64_t wall_ms) {
   StateWriter w;
   w.I64(wall_ms);
-  w.Str(s.metrics->StateFingerprint());
+  w.Str(s.metrics()->StateFingerprint());
   w.U64(offsets.size());
   for (const CheckpointOffset& o : offsets) {
     w.Str(o.topic);
     w.I64(o.partition);
     w.I64(o.next_offset);
   }
-  s.metrics->SaveState(&w);
+  s.metrics()->SaveState(&w);
   s.clock->SaveState(&w);
   StateWriter rules;
   s.rules_runner->SaveState(&rules);
@@ -361,28 +416,28 @@ TEST(Checkpoint, PartsComeAndGoWithoutTheirSections) {
   const auto lines = Stream(300);
   Service original(Rules());
   original.Feed(lines, 0, lines.size());
-  const std::string metrics = RenderPrometheusText(original.metrics->Snapshot());
+  const std::string metrics = original.MetricsText();
 
   // Written without rules, read with them: the rules start empty.
   const std::string no_rules = EncodeCheckpoint(
-      RunCheckpointParts(original.metrics.get(), original.clock.get(), nullptr), {}, 0);
+      RunCheckpointParts(original.metrics(), original.clock.get(), nullptr), {}, 0);
   Service with_rules(Rules());
   absl::StatusOr<RestoredCheckpoint> loaded = DecodeCheckpoint(no_rules, with_rules.state(), 0);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   EXPECT_THAT(RestoredParts(*loaded), ::testing::ElementsAre("metrics", "event_clock"));
   EXPECT_EQ(loaded->part("rules")->note, "the checkpoint holds no rules state");
   EXPECT_FALSE(with_rules.rules_runner->started());
-  EXPECT_EQ(RenderPrometheusText(with_rules.metrics->Snapshot()), metrics);
+  EXPECT_EQ(with_rules.MetricsText(), metrics);
 
   // Written with rules, read without: their section is dropped.
   const std::string all = EncodeCheckpoint(original.state(), {}, 0);
   Service without(Rules());
-  loaded = DecodeCheckpoint(
-      all, RunCheckpointParts(without.metrics.get(), without.clock.get(), nullptr), 0);
+  loaded =
+      DecodeCheckpoint(all, RunCheckpointParts(without.metrics(), without.clock.get(), nullptr), 0);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   EXPECT_THAT(RestoredParts(*loaded), ::testing::ElementsAre("metrics", "event_clock"));
   EXPECT_EQ(loaded->part("rules"), nullptr);
-  EXPECT_EQ(RenderPrometheusText(without.metrics->Snapshot()), metrics);
+  EXPECT_EQ(without.MetricsText(), metrics);
 }
 
 // A part of its own name with nothing in it.
