@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <cstdio>
@@ -19,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "aggregators/novagift_metrics.h"
+#include "aggregators/spec_metrics.h"
 #include "aggregators/window.h"
 #include "base/cli.h"
 #include "base/file.h"
@@ -73,7 +75,12 @@ class Parser : public YamlReader {
     constexpr absl::Duration kMaxExpiry = absl::Hours(24 * 366);
     Fields(
         node, path,
-        {{"expire_after", false,
+        {{"spec", false,
+          [&](const YAML::Node& n, const std::string& p) {
+            String(n, p, &c->spec);
+            spec_mark_ = n.Mark();
+          }},
+         {"expire_after", false,
           [&](const YAML::Node& n, const std::string& p) {
             Duration(n, p, absl::ZeroDuration(), kMaxExpiry, &c->expire_after);
           }},
@@ -81,24 +88,115 @@ class Parser : public YamlReader {
             Entries(
                 n, p,
                 [&](const std::string& name, const YAML::Node& key_node, const YAML::Node& value) {
-                  const std::string q = Join(p, name);
-                  if (!NovaGiftMetrics::CanExpire(name)) {
-                    Error(key_node.Mark(), q,
-                          absl::StrCat("not a family whose series can expire; those are: ",
-                                       absl::StrJoin(NovaGiftMetrics::ExpiringFamilies(), ", ")));
-                    return;
-                  }
                   absl::Duration after = absl::ZeroDuration();
-                  Fields(value, q,
+                  Fields(value, Join(p, name),
                          {{"expire_after", true, [&](const YAML::Node& v, const std::string& r) {
                              Duration(v, r, absl::ZeroDuration(), kMaxExpiry, &after);
                            }}});
                   c->families.emplace_back(name, after);
+                  family_marks_.push_back(key_node.Mark());
                 });
           }}});
   }
 
+  // What the metric set decides, once the whole file is read: the spec
+  // loads and compiles, kafka.topics names its inputs (or the NovaGift
+  // topics without one) and metrics.families its families that can expire.
+  void MetricSet(Config* c) {
+    const spec::MetricSpecSet* spec = nullptr;
+    if (!c->metrics.spec.empty()) {
+      absl::StatusOr<spec::MetricSpecSet> loaded = spec::LoadMetricSpec(c->metrics.spec);
+      absl::StatusOr<std::shared_ptr<const spec::SpecPlan>> plan =
+          loaded.ok() ? spec::SpecPlan::Compile(*std::move(loaded))
+                      : absl::StatusOr<std::shared_ptr<const spec::SpecPlan>>(loaded.status());
+      if (!plan.ok()) {
+        Error(spec_mark_, "metrics.spec", std::string(plan.status().message()));
+        return;
+      }
+      c->metrics.plan = *std::move(plan);
+      spec = &c->metrics.plan->spec();
+    }
+    for (const TopicKey& k : topic_keys_) {
+      const std::string path = Join("kafka.topics", k.name);
+      if (spec == nullptr) {
+        if (k.name == "access_log") {
+          c->kafka.topics.access_log = k.topic;
+        } else if (k.name == "outbox") {
+          c->kafka.topics.outbox = k.topic;
+        } else {
+          Error(k.mark, "kafka.topics",
+                absl::StrCat("unknown key \"", k.name, "\" (allowed: access_log, outbox)"));
+        }
+        continue;
+      }
+      const int input = SpecInputOfKey(*spec, k.name);
+      if (input < 0) {
+        std::vector<std::string> names;
+        for (const spec::InputSpec& in : spec->inputs) names.push_back(in.name);
+        Error(k.mark, "kafka.topics",
+              absl::StrCat("\"", k.name, "\" is not an input of the metric spec ", c->metrics.spec,
+                           " (its inputs: ", absl::StrJoin(names, ", "), ")"));
+        continue;
+      }
+      c->kafka.topics.inputs.emplace_back(spec->inputs[static_cast<size_t>(input)].name, k.topic);
+    }
+    if (spec != nullptr && !topic_keys_.empty()) {
+      const std::vector<std::string> topics = InputTopics(*c);
+      for (size_t i = 0; i < topics.size(); ++i) {
+        for (size_t j = 0; j < i; ++j) {
+          if (topics[i] != topics[j]) continue;
+          Error(topic_keys_.front().mark, "kafka.topics",
+                absl::StrCat("inputs ", spec->inputs[j].name, " and ", spec->inputs[i].name,
+                             " would both read topic ", topics[i]));
+        }
+      }
+    }
+    for (size_t i = 0; i < c->metrics.families.size(); ++i) {
+      const std::string& name = c->metrics.families[i].first;
+      std::vector<std::string> can;
+      bool ok = false;
+      if (spec == nullptr) {
+        ok = NovaGiftMetrics::CanExpire(name);
+        if (!ok) can = NovaGiftMetrics::ExpiringFamilies();
+      } else {
+        for (size_t f = 0; f < spec->metrics.size(); ++f) {
+          if (!SpecMetrics::CanExpire(*spec, f)) continue;
+          ok = ok || spec->metrics[f].name == name;
+          can.push_back(spec->metrics[f].name);
+        }
+      }
+      if (!ok) {
+        Error(family_marks_[i], Join("metrics.families", name),
+              absl::StrCat("not a family whose series can expire; those are: ",
+                           absl::StrJoin(can, ", ")));
+      }
+    }
+  }
+
  private:
+  // A key of kafka.topics, checked once the metric set is known.
+  struct TopicKey {
+    std::string name;
+    std::string topic;
+    YAML::Mark mark;
+  };
+  // The spec input a kafka.topics key names: an input's name, with "_"
+  // standing for "-" (access_log for access-log); -1 if none.
+  static int SpecInputOfKey(const spec::MetricSpecSet& spec, const std::string& key) {
+    for (size_t i = 0; i < spec.inputs.size(); ++i) {
+      std::string name = spec.inputs[i].name;
+      std::replace(name.begin(), name.end(), '-', '_');
+      std::string wanted = key;
+      std::replace(wanted.begin(), wanted.end(), '-', '_');
+      if (name == wanted) return static_cast<int>(i);
+    }
+    return -1;
+  }
+
+  std::vector<TopicKey> topic_keys_;
+  YAML::Mark spec_mark_;
+  std::vector<YAML::Mark> family_marks_;
+
   void Kafka(const YAML::Node& node, const std::string& path, KafkaConfig* c) {
     Fields(node, path,
            {{"brokers", true,
@@ -107,14 +205,13 @@ class Parser : public YamlReader {
              [&](const YAML::Node& n, const std::string& p) { String(n, p, &c->group_id); }},
             {"topics", false,
              [&](const YAML::Node& n, const std::string& p) {
-               Fields(n, p,
-                      {{"access_log", false,
-                        [&](const YAML::Node& m, const std::string& q) {
-                          String(m, q, &c->topics.access_log);
-                        }},
-                       {"outbox", false, [&](const YAML::Node& m, const std::string& q) {
-                          String(m, q, &c->topics.outbox);
-                        }}});
+               Entries(n, p,
+                       [&](const std::string& name, const YAML::Node& key_node,
+                           const YAML::Node& value) {
+                         std::string topic;
+                         String(value, Join(p, name), &topic);
+                         if (!topic.empty()) topic_keys_.push_back({name, topic, key_node.Mark()});
+                       });
              }},
             {"properties", false,
              [&](const YAML::Node& n, const std::string& p) { Properties(n, p, &c->properties); }},
@@ -418,10 +515,24 @@ Options:
 
 }  // namespace
 
+std::vector<std::string> InputTopics(const Config& config) {
+  const KafkaTopicsConfig& topics = config.kafka.topics;
+  if (config.metrics.plan == nullptr) return {topics.access_log, topics.outbox};
+  std::vector<std::string> out;
+  for (const spec::InputSpec& in : config.metrics.plan->spec().inputs) {
+    out.push_back(in.topic);
+    for (const auto& [name, topic] : topics.inputs) {
+      if (name == in.name) out.back() = topic;
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<Config> ParseConfig(std::string_view yaml_text, std::string_view file_name) {
   Parser parser(file_name);
   Config config;
   LoadYamlDocument(yaml_text, &parser, [&](const YAML::Node& root) { parser.Root(root, &config); });
+  parser.MetricSet(&config);
   if (absl::Status s = parser.status(); !s.ok()) return s;
   return config;
 }
@@ -455,8 +566,14 @@ std::string RedactedSummary(const Config& c) {
   constexpr std::array<std::string_view, 4> kLevels = {"debug", "info", "warn", "error"};
   line("kafka.brokers", c.kafka.brokers);
   line("kafka.group_id", c.kafka.group_id);
-  line("kafka.topics.access_log", c.kafka.topics.access_log);
-  line("kafka.topics.outbox", c.kafka.topics.outbox);
+  if (c.metrics.plan == nullptr) {
+    line("kafka.topics.access_log", c.kafka.topics.access_log);
+    line("kafka.topics.outbox", c.kafka.topics.outbox);
+  } else {
+    const std::vector<std::string> topics = InputTopics(c);
+    const std::vector<spec::InputSpec>& inputs = c.metrics.plan->spec().inputs;
+    for (size_t i = 0; i < inputs.size(); ++i) line("kafka.topics." + inputs[i].name, topics[i]);
+  }
   for (const auto& [key, value] : c.kafka.properties) {
     line("kafka.properties." + key, IsSecretKey(key) ? kRedacted : value);
   }
@@ -482,6 +599,10 @@ std::string RedactedSummary(const Config& c) {
   line("pipeline.series_limit", absl::StrCat(c.pipeline.series_limit));
   line("pipeline.allowed_lateness", absl::FormatDuration(c.pipeline.allowed_lateness));
   line("pipeline.max_future", absl::FormatDuration(c.pipeline.max_future));
+  line("metrics.spec", c.metrics.spec.empty()
+                           ? "(none: the compiled-in NovaGift set)"
+                           : absl::StrCat(c.metrics.spec, " (",
+                                          c.metrics.plan->spec().metrics.size(), " families)"));
   line("metrics.expire_after", c.metrics.expire_after > absl::ZeroDuration()
                                    ? absl::FormatDuration(c.metrics.expire_after)
                                    : "0 (never)");

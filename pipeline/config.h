@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,12 +22,17 @@
 #include "absl/time/time.h"
 #include "base/log.h"
 #include "pipeline/web_config.h"
+#include "spec/plan.h"
 
 namespace novapulse {
 
 struct KafkaTopicsConfig {
+  // The compiled-in NovaGift set's topics.
   std::string access_log = "novagift.access-log";
   std::string outbox = "novagift.outbox";
+  // Under metrics.spec: the topic of each spec input the config names
+  // (input name, topic); the others read the topic their spec gives.
+  std::vector<std::pair<std::string, std::string>> inputs;
 };
 
 struct KafkaConfig {
@@ -64,6 +70,11 @@ struct PipelineConfig {
 // of event time leaves /metrics (0: never). Per family, `families`
 // overrides the default.
 struct MetricsConfig {
+  // metrics.spec: the metric spec file, as written (relative to the working
+  // directory, as rules.files are); empty: the compiled-in NovaGift set.
+  std::string spec;
+  // The spec, loaded and compiled by ParseConfig; null without one.
+  std::shared_ptr<const spec::SpecPlan> plan;
   absl::Duration expire_after = absl::ZeroDuration();
   std::vector<std::pair<std::string, absl::Duration>> families;
   // The shortest positive expire_after, default or per family; infinite
@@ -139,6 +150,10 @@ struct Config {
   CheckpointConfig checkpoint;
   LogConfig log;
 };
+
+// The topics `run` reads, by input number: the spec's inputs' (with
+// kafka.topics' overrides) under metrics.spec, else the NovaGift topics.
+std::vector<std::string> InputTopics(const Config& config);
 
 // Reads and parses `path`; I/O errors name the path. `web_config_file`
 // (the --web.config.file flag of run and check-config), when set, replaces

@@ -23,7 +23,7 @@ std::optional<int64_t> EventClockWatermark::Complete(const IngestBatch& batch) {
     const KafkaBatch& messages = batch.messages;
     for (size_t i = 0; i < messages.offsets.size(); ++i) {
       const KafkaPartitionOffset& o = messages.offsets[i];
-      progress_.push_back({.partition = Key(o.topic, o.partition),
+      progress_.push_back({.partition = Key(o.input, o.partition),
                            .records = true,
                            .newest_us = i < batch.partition_newest_us.size()
                                             ? batch.partition_newest_us[i]
@@ -31,17 +31,17 @@ std::optional<int64_t> EventClockWatermark::Complete(const IngestBatch& batch) {
     }
     // An end comes after the batch's records of its partition.
     for (const KafkaPartitionOffset& end : messages.ends) {
-      progress_.push_back({.partition = Key(end.topic, end.partition), .reached_end = true});
+      progress_.push_back({.partition = Key(end.input, end.partition), .reached_end = true});
     }
   }
   return clock_.EndBatch(batch.newest_us, WallMillis(), progress_);
 }
 
-void EventClockWatermark::Assigned(Topic topic, int32_t partition, bool assigned) {
+void EventClockWatermark::Assigned(int input, int32_t partition, bool assigned) {
   if (assigned) {
-    clock_.AddPartition(Key(topic, partition), WallMillis());
+    clock_.AddPartition(Key(input, partition), WallMillis());
   } else {
-    clock_.RemovePartition(Key(topic, partition));
+    clock_.RemovePartition(Key(input, partition));
   }
 }
 
@@ -168,25 +168,25 @@ void IngestPipeline::Process(IngestBatch& batch) {
         newest = std::max(newest, engine.TakeNewest(worker));
       }
     };
-    // Kafka records carry a Topic, so the NovaGift numbering: `run` reads
-    // the NovaGift topics only until it takes a metric spec.
+    // A record's input is its topic's index in what the source reads: the
+    // NovaGift Topic values, or a spec's inputs in order.
     for (const KafkaRecord& r : messages.records) {
       if (run >= messages.offsets.size() || messages.offsets[run].partition != r.partition ||
-          messages.offsets[run].topic != r.topic) {
+          messages.offsets[run].input != r.input) {
         end_run();
         run = 0;
         while (run < messages.offsets.size() && (messages.offsets[run].partition != r.partition ||
-                                                 messages.offsets[run].topic != r.topic)) {
+                                                 messages.offsets[run].input != r.input)) {
           ++run;
         }
       }
       const DeadLetterOrigin origin{.partition = r.partition, .offset = r.offset};
       if (r.oversize) {
-        engine.Reject(worker, InputOfTopic(r.topic), RejectReason::kOversize);
+        engine.Reject(worker, r.input, RejectReason::kOversize);
         // The payload was not copied: only its length is known.
-        if (rejected) rejected->Add(RejectReason::kOversize, r.topic, origin, {}, r.size);
+        if (rejected) rejected->Add(RejectReason::kOversize, r.input, origin, {}, r.size);
       } else {
-        engine.ProcessRecord(worker, InputOfTopic(r.topic), base + r.begin, r.size,
+        engine.ProcessRecord(worker, r.input, base + r.begin, r.size,
                              messages.buffer.size() - r.begin, rejected, origin, limits);
       }
     }

@@ -105,11 +105,11 @@ class EventClockWatermark final : public WatermarkPolicy {
   void Enter(IngestBatch& /*batch*/) override {}
   std::optional<int64_t> Complete(const IngestBatch& batch) override;
   // KafkaSource::set_on_assignment's hook.
-  void Assigned(Topic topic, int32_t partition, bool assigned);
+  void Assigned(int input, int32_t partition, bool assigned);
 
  private:
-  static uint64_t Key(Topic topic, int32_t partition) {
-    return (uint64_t{static_cast<uint8_t>(topic)} << 32) | static_cast<uint32_t>(partition);
+  static uint64_t Key(int input, int32_t partition) {
+    return (uint64_t{static_cast<uint32_t>(input)} << 32) | static_cast<uint32_t>(partition);
   }
 
   EventClock& clock_;

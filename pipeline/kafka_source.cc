@@ -11,6 +11,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "base/kafka_conf.h"
 #include "base/log.h"
@@ -43,9 +44,15 @@ void KafkaBatch::Clear() {
   ends.clear();
 }
 
+std::vector<std::string> KafkaTopicsOf(const KafkaConfig& config) {
+  return {config.topics.access_log, config.topics.outbox};
+}
+
 absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Build(const KafkaConfig& config,
-                                                                bool checkpointed) {
+                                                                bool checkpointed,
+                                                                std::vector<std::string> topics) {
   if (config.brokers.empty()) return absl::InvalidArgumentError("kafka.brokers is empty");
+  if (topics.empty()) topics = KafkaTopicsOf(config);
   // Defaults first, so properties override them: a partition that has no
   // committed offset is read from its start, not from the next message
   // produced (librdkafka's default), which loses what came before a new
@@ -73,7 +80,7 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Build(const KafkaConfi
   rd_kafka_conf_set_stats_cb(conf, OnStatistics);
   // The rebalance callback gets the KafkaSource as its opaque, so the
   // source exists before its handle.
-  std::unique_ptr<KafkaSource> source(new KafkaSource(config));
+  std::unique_ptr<KafkaSource> source(new KafkaSource(config, std::move(topics)));
   source->checkpointed_ = checkpointed;
   rd_kafka_conf_set_opaque(conf, source.get());
   char err[512];
@@ -86,26 +93,27 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Build(const KafkaConfi
   source->commit_answers_ = rd_kafka_queue_new(rk);
   rd_kafka_poll_set_consumer(rk);
 
-  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(kTopicCount);
+  rd_kafka_topic_partition_list_t* subscription =
+      rd_kafka_topic_partition_list_new(static_cast<int>(source->topics_.size()));
   for (const std::string& topic : source->topics_) {
-    rd_kafka_topic_partition_list_add(topics, topic.c_str(), RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(subscription, topic.c_str(), RD_KAFKA_PARTITION_UA);
   }
-  const rd_kafka_resp_err_t subscribed = rd_kafka_subscribe(rk, topics);
-  rd_kafka_topic_partition_list_destroy(topics);
+  const rd_kafka_resp_err_t subscribed = rd_kafka_subscribe(rk, subscription);
+  rd_kafka_topic_partition_list_destroy(subscription);
   if (subscribed != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return absl::UnavailableError(absl::StrCat("subscribing to ", source->topics_[0], ",",
-                                               source->topics_[1], ": ",
+    return absl::UnavailableError(absl::StrCat("subscribing to ",
+                                               absl::StrJoin(source->topics_, ","), ": ",
                                                rd_kafka_err2str(subscribed)));
   }
   Log(LogLevel::kInfo, "kafka consumer started",
       {{"brokers", config.brokers},
        {"group", config.group_id},
-       {"topics", absl::StrCat(source->topics_[0], ",", source->topics_[1])}});
+       {"topics", absl::StrJoin(source->topics_, ",")}});
   return source;
 }
 
-KafkaSource::KafkaSource(const KafkaConfig& config)
-    : topics_{config.topics.access_log, config.topics.outbox},
+KafkaSource::KafkaSource(const KafkaConfig& config, std::vector<std::string> topics)
+    : topics_(std::move(topics)),
       max_message_bytes_(static_cast<size_t>(config.max_message_bytes)),
       batch_size_(static_cast<size_t>(std::max<int64_t>(1, config.batch_size))),
       batch_timeout_(config.batch_timeout),
@@ -274,7 +282,7 @@ void KafkaSource::Rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_li
     {
       absl::MutexLock lock(&mu_);
       for (int i = 0; i < partitions->cnt; ++i) {
-        const PartitionKey key{TopicOf(partitions->elems[i].topic), partitions->elems[i].partition};
+        const PartitionKey key{InputOf(partitions->elems[i].topic), partitions->elems[i].partition};
         positions_.erase(key);
         // The state still holds what was counted of the partition: if it
         // comes back (after an outage, most often), it resumes there, not
@@ -303,7 +311,7 @@ void KafkaSource::NotifyAssignment(const rd_kafka_topic_partition_list_t* partit
                                    bool assigned) {
   if (!on_assignment_) return;
   for (int i = 0; i < partitions->cnt; ++i) {
-    on_assignment_(TopicOf(partitions->elems[i].topic), partitions->elems[i].partition, assigned);
+    on_assignment_(InputOf(partitions->elems[i].topic), partitions->elems[i].partition, assigned);
   }
 }
 
@@ -385,31 +393,35 @@ void KafkaSource::CommitSync(const char* why, const rd_kafka_topic_partition_lis
   }
 }
 
-Topic KafkaSource::TopicOf(const rd_kafka_message_t* message) const {
-  return TopicOf(rd_kafka_topic_name(message->rkt));
+int KafkaSource::InputOf(const rd_kafka_message_t* message) const {
+  return InputOf(rd_kafka_topic_name(message->rkt));
 }
 
-Topic KafkaSource::TopicOf(std::string_view name) const {
-  return name == topics_[1] ? Topic::kOutbox : Topic::kAccessLog;
+int KafkaSource::InputOf(std::string_view topic) const {
+  // Only subscribed topics are assigned: a handful, compared in order.
+  for (size_t i = 0; i < topics_.size(); ++i) {
+    if (topics_[i] == topic) return static_cast<int>(i);
+  }
+  return 0;
 }
 
 void KafkaSource::DropPartitions(const rd_kafka_topic_partition_list_t* partitions,
                                  KafkaBatch* batch) const {
-  auto revoked = [&](Topic topic, int32_t partition) {
+  auto revoked = [&](int input, int32_t partition) {
     for (int i = 0; i < partitions->cnt; ++i) {
       if (partitions->elems[i].partition == partition &&
-          TopicOf(partitions->elems[i].topic) == topic) {
+          InputOf(partitions->elems[i].topic) == input) {
         return true;
       }
     }
     return false;
   };
   std::erase_if(batch->records,
-                [&](const KafkaRecord& r) { return revoked(r.topic, r.partition); });
+                [&](const KafkaRecord& r) { return revoked(r.input, r.partition); });
   std::erase_if(batch->offsets,
-                [&](const KafkaPartitionOffset& o) { return revoked(o.topic, o.partition); });
+                [&](const KafkaPartitionOffset& o) { return revoked(o.input, o.partition); });
   std::erase_if(batch->ends,
-                [&](const KafkaPartitionOffset& o) { return revoked(o.topic, o.partition); });
+                [&](const KafkaPartitionOffset& o) { return revoked(o.input, o.partition); });
 }
 
 void KafkaSource::StartFromCheckpoint(rd_kafka_topic_partition_list_t* partitions) {
@@ -425,7 +437,7 @@ void KafkaSource::StartFromCheckpoint(rd_kafka_topic_partition_list_t* partition
   absl::MutexLock lock(&mu_);
   for (int i = 0; i < partitions->cnt; ++i) {
     rd_kafka_topic_partition_t& p = partitions->elems[i];
-    const PartitionKey key{TopicOf(p.topic), p.partition};
+    const PartitionKey key{InputOf(p.topic), p.partition};
     const int64_t done =
         err == RD_KAFKA_RESP_ERR_NO_ERROR && committed->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR
             ? committed->elems[i].offset
@@ -450,7 +462,7 @@ void KafkaSource::StartFromCheckpoint(rd_kafka_topic_partition_list_t* partition
 
 void KafkaSource::SetResumeOffsets(const std::vector<KafkaPartitionOffset>& offsets) {
   absl::MutexLock lock(&mu_);
-  for (const KafkaPartitionOffset& o : offsets) held_[{o.topic, o.partition}] = o.next_offset;
+  for (const KafkaPartitionOffset& o : offsets) held_[{o.input, o.partition}] = o.next_offset;
 }
 
 std::vector<KafkaPartitionOffset> KafkaSource::CoveredOffsets() {
@@ -476,7 +488,7 @@ void KafkaSource::Commit(const std::vector<KafkaPartitionOffset>& offsets, bool 
   rd_kafka_topic_partition_list_t* list =
       rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size()));
   for (const KafkaPartitionOffset& o : offsets) {
-    rd_kafka_topic_partition_list_add(list, topics_[static_cast<size_t>(o.topic)].c_str(),
+    rd_kafka_topic_partition_list_add(list, topics_[static_cast<size_t>(o.input)].c_str(),
                                       o.partition)
         ->offset = o.next_offset;
   }
@@ -492,7 +504,7 @@ void KafkaSource::UpdatePositions(const KafkaBatch& batch) {
   if (batch.offsets.empty()) return;
   absl::MutexLock lock(&mu_);
   for (const KafkaPartitionOffset& o : batch.offsets) {
-    int64_t& position = positions_[{o.topic, o.partition}];
+    int64_t& position = positions_[{o.input, o.partition}];
     // An end-of-partition event may have published a later position already.
     position = std::max(position, o.next_offset);
   }
@@ -506,19 +518,19 @@ bool KafkaSource::Append(const rd_kafka_message_t* message, KafkaBatch* batch) {
     } else if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       // Rare (once per catch-up), so published at once rather than with the
       // batch, which may not end while the partitions stay idle.
-      const Topic topic = TopicOf(message);
+      const int input = InputOf(message);
       {
         absl::MutexLock lock(&mu_);
-        int64_t& position = positions_[{topic, message->partition}];
+        int64_t& position = positions_[{input, message->partition}];
         position = std::max(position, message->offset);
       }
       for (KafkaPartitionOffset& end : batch->ends) {
-        if (end.topic == topic && end.partition == message->partition) {
+        if (end.input == input && end.partition == message->partition) {
           end.next_offset = message->offset;
           return true;
         }
       }
-      batch->ends.push_back({topic, message->partition, message->offset});
+      batch->ends.push_back({input, message->partition, message->offset});
       return true;
     } else {
       Log(LogLevel::kWarn, "kafka consume error",
@@ -527,9 +539,9 @@ bool KafkaSource::Append(const rd_kafka_message_t* message, KafkaBatch* batch) {
     }
     return false;
   }
-  const Topic topic = TopicOf(message);
+  const int input = InputOf(message);
   KafkaRecord record;
-  record.topic = topic;
+  record.input = input;
   record.begin = batch->used;
   record.partition = message->partition;
   record.offset = message->offset;
@@ -548,18 +560,18 @@ bool KafkaSource::Append(const rd_kafka_message_t* message, KafkaBatch* batch) {
   // A record after the partition's end: it is no longer at its end.
   if (!batch->ends.empty()) {
     std::erase_if(batch->ends, [&](const KafkaPartitionOffset& end) {
-      return end.topic == topic && end.partition == message->partition;
+      return end.input == input && end.partition == message->partition;
     });
   }
 
   const int64_t next = message->offset + 1;
   for (KafkaPartitionOffset& o : batch->offsets) {
-    if (o.topic == topic && o.partition == message->partition) {
+    if (o.input == input && o.partition == message->partition) {
       o.next_offset = std::max(o.next_offset, next);
       return true;
     }
   }
-  batch->offsets.push_back({topic, message->partition, next});
+  batch->offsets.push_back({input, message->partition, next});
   return true;
 }
 
@@ -618,7 +630,7 @@ std::vector<KafkaPartitionLag> KafkaSource::Lag() {
   if (rd_kafka_assignment(rk_, &assignment) == RD_KAFKA_RESP_ERR_NO_ERROR) {
     for (int i = 0; i < assignment->cnt; ++i) {
       const rd_kafka_topic_partition_t& p = assignment->elems[i];
-      lag.push_back({p.topic == topics_[1] ? Topic::kOutbox : Topic::kAccessLog, p.partition, -1});
+      lag.push_back({InputOf(p.topic), p.partition, -1});
       int64_t low = 0;
       int64_t hi = -1;
       if (rd_kafka_get_watermark_offsets(rk_, p.topic, p.partition, &low, &hi) !=
@@ -631,13 +643,13 @@ std::vector<KafkaPartitionLag> KafkaSource::Lag() {
   }
   absl::MutexLock lock(&mu_);
   for (size_t i = 0; i < lag.size(); ++i) {
-    const auto position = positions_.find({lag[i].topic, lag[i].partition});
+    const auto position = positions_.find({lag[i].input, lag[i].partition});
     if (position != positions_.end() && high[i] >= 0) {
       lag[i].lag = std::max<int64_t>(0, high[i] - position->second);
     }
   }
   std::sort(lag.begin(), lag.end(), [](const KafkaPartitionLag& a, const KafkaPartitionLag& b) {
-    return std::pair(a.topic, a.partition) < std::pair(b.topic, b.partition);
+    return std::pair(a.input, a.partition) < std::pair(b.input, b.partition);
   });
   lag_ = lag;
   lag_time_ = now;
@@ -650,7 +662,7 @@ void KafkaSource::CollectMetrics(MetricFamilies* out) {
   FamilySnapshot& lag = out->Start(defs[kKafkaConsumerLag]);
   for (const KafkaPartitionLag& l : lags) {
     if (l.lag < 0) continue;
-    out->Add(lag, {topics_[static_cast<size_t>(l.topic)], absl::StrCat(l.partition)},
+    out->Add(lag, {topics_[static_cast<size_t>(l.input)], absl::StrCat(l.partition)},
              static_cast<double>(l.lag));
   }
   FamilySnapshot& commits = out->Start(defs[kKafkaCommitsTotal]);
@@ -665,11 +677,11 @@ void KafkaSource::StoreOffsets(const KafkaBatch& batch) {
   if (checkpointed_) {
     absl::MutexLock lock(&mu_);
     for (const KafkaPartitionOffset& o : batch.offsets) {
-      auto it = processed_.find({o.topic, o.partition});
+      auto it = processed_.find({o.input, o.partition});
       if (it != processed_.end()) {
         it->second = std::max(it->second, o.next_offset);
       } else {
-        processed_[{o.topic, o.partition}] = o.next_offset;
+        processed_[{o.input, o.partition}] = o.next_offset;
       }
     }
     return;
@@ -677,7 +689,7 @@ void KafkaSource::StoreOffsets(const KafkaBatch& batch) {
   rd_kafka_topic_partition_list_t* list =
       rd_kafka_topic_partition_list_new(static_cast<int>(batch.offsets.size()));
   for (const KafkaPartitionOffset& o : batch.offsets) {
-    rd_kafka_topic_partition_list_add(list, topics_[static_cast<size_t>(o.topic)].c_str(),
+    rd_kafka_topic_partition_list_add(list, topics_[static_cast<size_t>(o.input)].c_str(),
                                       o.partition)
         ->offset = o.next_offset;
   }

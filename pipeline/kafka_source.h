@@ -48,8 +48,8 @@ namespace novapulse {
 // One message of a batch: its payload is batch.buffer[begin, begin + size).
 struct KafkaRecord {
   size_t begin = 0;
-  size_t size = 0;  // of an oversize message: its length, though nothing was copied
-  Topic topic = Topic::kAccessLog;
+  size_t size = 0;        // of an oversize message: its length, though nothing was copied
+  int input = 0;          // its topic's index in the topics the source reads
   bool oversize = false;  // payload above max_message_bytes: not copied, not parsed
   int32_t partition = 0;
   int64_t offset = 0;
@@ -57,7 +57,7 @@ struct KafkaRecord {
 
 // The next offset to store for one partition (highest offset seen + 1).
 struct KafkaPartitionOffset {
-  Topic topic = Topic::kAccessLog;
+  int input = 0;  // the topic's index, as KafkaRecord::input
   int32_t partition = 0;
   int64_t next_offset = 0;
 };
@@ -76,10 +76,13 @@ struct KafkaBatch {
   void Clear();
 };
 
+// The NovaGift topics `config` names, by input number (Topic value).
+std::vector<std::string> KafkaTopicsOf(const KafkaConfig& config);
+
 // Consumer lag of one assigned partition: the high watermark minus the next
 // offset to consume; -1 while either is unknown (no fetch answered yet).
 struct KafkaPartitionLag {
-  Topic topic = Topic::kAccessLog;
+  int input = 0;
   int32_t partition = 0;
   int64_t lag = -1;
 };
@@ -107,8 +110,11 @@ class KafkaSource : public MetricSource {
   // With `checkpointed`, nothing is committed automatically: the caller
   // commits with Commit() once a checkpoint covers the offsets, and the
   // revoke hook (set_on_revoke) runs before partitions are given up.
+  //
+  // `topics` are read as inputs 0, 1, ...: a record's input is its topic's
+  // index there. Empty: the NovaGift topics of `config` (KafkaTopicsOf).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<KafkaSource>> Build(
-      const KafkaConfig& config, bool checkpointed = false);
+      const KafkaConfig& config, bool checkpointed = false, std::vector<std::string> topics = {});
 
   KafkaSource(const KafkaSource&) = delete;
   KafkaSource& operator=(const KafkaSource&) = delete;
@@ -147,7 +153,7 @@ class KafkaSource : public MetricSource {
   void set_on_revoke(std::function<void(bool lost)> f) { on_revoke_ = std::move(f); }
   // Called on Fill's thread for each partition assigned (`assigned`) and,
   // after the revoke hook, each one given up. Before the first Fill.
-  void set_on_assignment(std::function<void(Topic, int32_t partition, bool assigned)> f) {
+  void set_on_assignment(std::function<void(int input, int32_t partition, bool assigned)> f) {
     on_assignment_ = std::move(f);
   }
   // Next offset of every assigned partition whose messages have all been
@@ -189,7 +195,7 @@ class KafkaSource : public MetricSource {
   void CollectMetrics(MetricFamilies* out) override;
 
  private:
-  using PartitionKey = std::pair<Topic, int32_t>;
+  using PartitionKey = std::pair<int, int32_t>;  // (input, partition)
   static constexpr absl::Duration kLagRefresh = absl::Seconds(1);
   // How long Close waits for the group before leaving without it.
   static constexpr absl::Duration kCloseTimeout = absl::Seconds(5);
@@ -205,7 +211,7 @@ class KafkaSource : public MetricSource {
   static constexpr absl::Duration kCommitAnswerWait = absl::Seconds(5);
   static constexpr int kStatisticsIntervalMs = 1000;
 
-  explicit KafkaSource(const KafkaConfig& config);
+  KafkaSource(const KafkaConfig& config, std::vector<std::string> topics);
 
   static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque);
   static int OnStatistics(rd_kafka_t* rk, char* json, size_t json_len, void* opaque);
@@ -242,8 +248,9 @@ class KafkaSource : public MetricSource {
   // Appends `message` to the batch: a record, or a partition's end to
   // batch->ends. False when it is neither (an error).
   bool Append(const rd_kafka_message_t* message, KafkaBatch* batch);
-  Topic TopicOf(const rd_kafka_message_t* message) const;
-  Topic TopicOf(std::string_view name) const;
+  // The input a topic is read as: its index in topics_.
+  int InputOf(const rd_kafka_message_t* message) const;
+  int InputOf(std::string_view topic) const;
   // Removes the records and offsets of `partitions` from `batch`.
   void DropPartitions(const rd_kafka_topic_partition_list_t* partitions, KafkaBatch* batch) const;
   // Checkpointed mode, on assignment: sets each partition's start offset and
@@ -255,10 +262,10 @@ class KafkaSource : public MetricSource {
 
   bool checkpointed_ = false;
   std::function<void(bool lost)> on_revoke_;
-  std::function<void(Topic, int32_t, bool)> on_assignment_;
+  std::function<void(int, int32_t, bool)> on_assignment_;
   KafkaBatch* filling_ = nullptr;  // the batch Fill is filling; Fill's thread
-  // Topic names by Topic value (kAccessLog, kOutbox), from the config.
-  std::array<std::string, kTopicCount> topics_;
+  // The topics subscribed to, by input number.
+  std::vector<std::string> topics_;
   size_t max_message_bytes_;
   size_t batch_size_;
   absl::Duration batch_timeout_;

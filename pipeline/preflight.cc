@@ -16,7 +16,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "base/file.h"
+#include "pipeline/check_metrics.h"
 #include "pipeline/http_server.h"
+#include "pipeline/metric_engine.h"
 #include "pipeline/rule_files.h"
 #include "pipeline/rule_runner.h"
 #include "rules/rule_file.h"
@@ -94,12 +96,19 @@ void CheckRules(const Config& config, std::vector<std::string>* errors) {
     errors->push_back(absl::StrCat("rules.files: ", rules.status().message()));
     return;
   }
+  // Under a metric spec every metric a rule reads must be one it defines
+  // (as check-metrics --rules says).
+  if (const spec::SpecPlan* plan = config.metrics.plan.get()) {
+    const std::vector<std::string> unknown = RuleMetricsNotInSpec(*rules, plan->spec());
+    for (const std::string& e : unknown) errors->push_back(absl::StrCat("rules.files: ", e));
+    if (!unknown.empty()) return;
+  }
   // As `run` builds them: this resolves what the rules read against the
   // metric set.
   RuleRunnerOptions options;
   options.lateness_ms = absl::ToInt64Milliseconds(config.pipeline.allowed_lateness);
   const absl::StatusOr<std::unique_ptr<RuleRunner>> runner =
-      RuleRunner::Build(*std::move(rules), options);
+      RuleRunner::Build(*std::move(rules), options, MetricDefsOf(config.metrics.plan.get(), {}));
   if (!runner.ok()) errors->push_back(absl::StrCat("rules.files: ", runner.status().message()));
 }
 

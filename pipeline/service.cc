@@ -1,5 +1,6 @@
 #include "pipeline/service.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <future>
@@ -12,7 +13,6 @@
 #include "absl/strings/str_join.h"
 #include "base/log.h"
 #include "base/time_math.h"
-#include "parsers/event_time_sniff.h"
 #include "pipeline/process_metrics.h"
 #include "pipeline/rule_files.h"
 #include "sinks/exposition.h"
@@ -25,11 +25,14 @@ namespace {
 
 // Event time of the oldest record of `batch` that names one (for the first
 // window slot), or nullopt.
-std::optional<int64_t> OldestEventTime(const KafkaBatch& batch) {
+std::optional<int64_t> OldestEventTime(const KafkaBatch& batch, MetricEngine& engine) {
   std::optional<int64_t> oldest;
   for (const KafkaRecord& r : batch.records) {
     int64_t ms = 0;
-    if (r.oversize || !FirstLineEventTime({batch.buffer.data() + r.begin, r.size}, &ms)) continue;
+    if (r.oversize ||
+        !engine.EdgeEventTime(r.input, {batch.buffer.data() + r.begin, r.size}, false, &ms)) {
+      continue;
+    }
     if (!oldest || ms < *oldest) oldest = ms;
   }
   return oldest;
@@ -47,7 +50,8 @@ Service::Service(const Config& config, MetricSource* extra)
     : config_(config),
       extra_metrics_(extra),
       threads_(config.pipeline.threads > 0 ? static_cast<int>(config.pipeline.threads)
-                                           : AvailableCpus()) {}
+                                           : AvailableCpus()),
+      topics_(InputTopics(config)) {}
 
 Service::~Service() {
   // Also when Run never ran, or Build failed after the server started.
@@ -100,7 +104,7 @@ absl::Status Service::BuildParts() {
   }
 
   absl::StatusOr<std::unique_ptr<KafkaSource>> source =
-      KafkaSource::Build(config_.kafka, /*checkpointed=*/checkpoints_ != nullptr);
+      KafkaSource::Build(config_.kafka, /*checkpointed=*/checkpoints_ != nullptr, topics_);
   if (!source.ok()) return NotStarted("kafka consumer not started", source.status());
   kafka_ = *std::move(source);
   kafka_->SetResumeOffsets(resume);
@@ -119,7 +123,9 @@ absl::StatusOr<Service::State> Service::BuildState() const {
     options.lateness_ms = lateness_ms;
     options.window_memory_bytes = static_cast<size_t>(config_.rules.window_memory_bytes);
     options.zero_new_series = config_.rules.zero_new_series;
-    absl::StatusOr<std::unique_ptr<RuleRunner>> runner = RuleRunner::Build(*rule_set_, options);
+    absl::StatusOr<std::unique_ptr<RuleRunner>> runner = RuleRunner::Build(
+        *rule_set_, options,
+        MetricDefsOf(config_.metrics.plan.get(), SeriesExpiry::FromConfig(config_.metrics)));
     if (!runner.ok()) return runner.status();
     state.rules = *std::move(runner);
     if (AlertmanagerClient* alertmanager = alertmanager_.get()) {
@@ -131,10 +137,11 @@ absl::StatusOr<Service::State> Service::BuildState() const {
       });
     }
   }
-  state.metrics = std::make_unique<NovaGiftMetrics>(
-      threads_, static_cast<size_t>(config_.pipeline.series_limit),
-      state.rules ? &state.rules->window_spec() : nullptr,
-      SeriesExpiry::FromConfig(config_.metrics));
+  state.metrics = MakeMetricEngine(config_.metrics.plan, threads_,
+                                   static_cast<size_t>(config_.pipeline.series_limit),
+                                   state.rules ? &state.rules->window_spec() : nullptr,
+                                   SeriesExpiry::FromConfig(config_.metrics),
+                                   static_cast<size_t>(config_.kafka.max_message_bytes));
   if (state.rules) state.rules->Attach(&state.metrics->store());
   state.clock = std::make_unique<EventClock>(lateness_ms, /*idle_after_ms=*/5'000);
   return state;
@@ -156,13 +163,12 @@ std::vector<KafkaPartitionOffset> Service::Restore() {
     absl::StatusOr<RestoredCheckpoint> restored =
         DecodeCheckpoint(payload->bytes, state_.checkpointed(), WallMillis(), payload->version);
     if (restored.ok()) {
-      const KafkaTopicsConfig& topics = config_.kafka.topics;
       std::vector<KafkaPartitionOffset> offsets;
       for (const CheckpointOffset& o : restored->offsets) {
-        if (o.topic == topics.access_log || o.topic == topics.outbox) {
-          offsets.push_back({o.topic == topics.outbox ? Topic::kOutbox : Topic::kAccessLog,
-                             o.partition, o.next_offset});
-        }
+        // Offsets of a topic no longer read are dropped.
+        const auto read = std::find(topics_.begin(), topics_.end(), o.topic);
+        if (read == topics_.end()) continue;
+        offsets.push_back({static_cast<int>(read - topics_.begin()), o.partition, o.next_offset});
       }
       std::vector<std::string> parts;
       for (const RestoredCheckpoint::Part& part : restored->parts) {
@@ -200,11 +206,11 @@ std::vector<KafkaPartitionOffset> Service::Restore() {
 absl::Status Service::OpenDeadLetters() {
   const DeadLetterConfig& config = config_.dead_letter;
   if (!config.path.empty()) {
-    absl::StatusOr<std::unique_ptr<DeadLetterWriter>> opened = DeadLetterWriter::Open(
-        {.path = config.path,
-         .max_bytes = static_cast<uint64_t>(config.max_bytes),
-         .keep = static_cast<int>(config.keep),
-         .topic_names = {config_.kafka.topics.access_log, config_.kafka.topics.outbox}});
+    absl::StatusOr<std::unique_ptr<DeadLetterWriter>> opened =
+        DeadLetterWriter::Open({.path = config.path,
+                                .max_bytes = static_cast<uint64_t>(config.max_bytes),
+                                .keep = static_cast<int>(config.keep),
+                                .topic_names = topics_});
     if (!opened.ok()) return NotStarted("dead-letter file not opened", opened.status());
     dead_letters_ = *std::move(opened);
   } else if (!config.topic.empty()) {
@@ -212,7 +218,7 @@ absl::Status Service::OpenDeadLetters() {
         {.brokers = config_.kafka.brokers,
          .properties = {config_.kafka.properties.begin(), config_.kafka.properties.end()},
          .topic = config.topic,
-         .topic_names = {config_.kafka.topics.access_log, config_.kafka.topics.outbox}});
+         .topic_names = topics_});
     if (!producer.ok()) return NotStarted("dead-letter producer not started", producer.status());
     dead_letters_ = *std::move(producer);
   }
@@ -289,7 +295,7 @@ absl::Status Service::StartHttp() {
 
 void Service::RegisterMetrics() {
   registry_ = MetricRegistry();
-  registry_.Add(state_.metrics.get());
+  registry_.Add(&state_.metrics->source());
   registry_.Add(dead_letters_.get());
   registry_.Add(kafka_.get());
   registry_.Add(state_.rules.get());
@@ -351,9 +357,7 @@ void Service::Checkpoint(std::string_view why, Commit commit) {
   if (pipeline_) pipeline_->Drain();
   std::vector<CheckpointOffset> named;
   for (const KafkaPartitionOffset& o : kafka_->CoveredOffsets()) {
-    named.push_back(
-        {o.topic == Topic::kOutbox ? config_.kafka.topics.outbox : config_.kafka.topics.access_log,
-         o.partition, o.next_offset});
+    named.push_back({topics_[static_cast<size_t>(o.input)], o.partition, o.next_offset});
   }
   const std::string payload = EncodeCheckpoint(state_.checkpointed(), named, WallMillis());
   const absl::Status written = checkpoints_->Write(payload);
@@ -385,7 +389,7 @@ MetricExpiry SeriesExpiry::FromConfig(const MetricsConfig& config) {
   return expiry;
 }
 
-void SeriesExpiry::Sweep(NovaGiftMetrics* metrics, RuleRunner* rules, int64_t now_ms) {
+void SeriesExpiry::Sweep(MetricEngine* metrics, RuleRunner* rules, int64_t now_ms) {
   const size_t removed = ExpireSeries(*metrics, rules, now_ms);
   sweeps_.fetch_add(1, std::memory_order_relaxed);
   removed_.fetch_add(removed, std::memory_order_relaxed);
@@ -430,7 +434,7 @@ void Service::Expire(int64_t now_ms) {
 }
 
 void Service::Run(const std::atomic<bool>& stop) {
-  NovaGiftMetrics& metrics = *state_.metrics;
+  MetricEngine& metrics = *state_.metrics;
   RuleRunner* rules = state_.rules.get();
   EventClock& clock = *state_.clock;
   KafkaSource& kafka = *kafka_;
@@ -447,8 +451,8 @@ void Service::Run(const std::atomic<bool>& stop) {
   });
   watermarks_ = std::make_unique<EventClockWatermark>(
       clock, absl::ToInt64Milliseconds(config_.pipeline.max_future));
-  kafka.set_on_assignment([this](Topic topic, int32_t partition, bool assigned) {
-    watermarks_->Assigned(topic, partition, assigned);
+  kafka.set_on_assignment([this](int input, int32_t partition, bool assigned) {
+    watermarks_->Assigned(input, partition, assigned);
   });
   // At most 2 batches a worker are in flight, and the pool holds no more:
   // batch buffers are reused and memory stays flat.
@@ -492,7 +496,9 @@ void Service::Run(const std::atomic<bool>& stop) {
       pipeline_->Release(batch);
     } else {
       if (rules != nullptr && !rules->started()) {
-        if (std::optional<int64_t> first = OldestEventTime(batch->messages)) rules->Start(*first);
+        if (std::optional<int64_t> first = OldestEventTime(batch->messages, metrics)) {
+          rules->Start(*first);
+        }
       }
       pipeline_->Submit(batch);
     }

@@ -25,13 +25,13 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "aggregators/novagift_metrics.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/config.h"
 #include "pipeline/event_clock.h"
 #include "pipeline/http_server.h"
 #include "pipeline/ingest_pipeline.h"
 #include "pipeline/kafka_source.h"
+#include "pipeline/metric_engine.h"
 #include "pipeline/process_metrics.h"
 #include "pipeline/rule_runner.h"
 #include "rules/rule_file.h"
@@ -59,7 +59,7 @@ class SeriesExpiry : public MetricSource {
   // Removes the series of `metrics` idle at event time `now_ms`, and from
   // the windows of `rules` when set (RuleRunner::ExpireIdle); no writer
   // runs.
-  void Sweep(NovaGiftMetrics* metrics, RuleRunner* rules, int64_t now_ms);
+  void Sweep(MetricEngine* metrics, RuleRunner* rules, int64_t now_ms);
   void Record(double seconds) { last_seconds_.store(seconds, std::memory_order_relaxed); }
   void CollectMetrics(MetricFamilies* out) override;
 
@@ -110,11 +110,13 @@ class Service {
     }
 
     std::unique_ptr<RuleRunner> rules;
-    std::unique_ptr<NovaGiftMetrics> metrics;
+    // The metric set (the compiled-in NovaGift set or metrics.spec's) and
+    // its engine.
+    std::unique_ptr<MetricEngine> metrics;
     std::unique_ptr<EventClock> clock;
 
     CheckpointParts checkpointed() const {
-      return RunCheckpointParts(metrics.get(), clock.get(), rules.get());
+      return RunCheckpointParts(&metrics->state(), clock.get(), rules.get());
     }
   };
   enum class Commit { kNone, kAsync, kSync };
@@ -143,6 +145,7 @@ class Service {
   const Config config_;
   MetricSource* const extra_metrics_;
   const int threads_;
+  const std::vector<std::string> topics_;  // by input number (InputTopics)
   std::optional<RuleSet> rule_set_;
   std::unique_ptr<AlertmanagerClient> alertmanager_;
   State state_;

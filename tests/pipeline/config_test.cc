@@ -511,8 +511,8 @@ TEST(Config, SeriesExpiryRefusesFamiliesWhoseSeriesCannotExpire) {
 
 TEST(Config, SeriesExpirySectionIsValidated) {
   EXPECT_THAT(ErrorOf("kafka: {brokers: k:1}\nmetrics:\n  expire_after: 1m\n  expire: 1m\n"),
-              HasSubstr("test.yaml:4:3: metrics: unknown key 'expire' (allowed: expire_after, "
-                        "families)"));
+              HasSubstr("test.yaml:4:3: metrics: unknown key 'expire' (allowed: spec, "
+                        "expire_after, families)"));
   EXPECT_THAT(
       ErrorOf("kafka: {brokers: k:1}\nmetrics:\n  families:\n    http_requests_total: {}\n"),
       HasSubstr("test.yaml:4:26: metrics.families.http_requests_total: missing required "
@@ -568,7 +568,8 @@ TEST(Config, SeriesExpiryGoesWithRuleFiles) {
 
 TEST(Config, SummaryShowsSeriesExpiry) {
   EXPECT_THAT(RedactedSummary(Parsed("kafka: {brokers: k:1}\n")),
-              HasSubstr("pipeline.max_future: 5m\nmetrics.expire_after: 0 (never)\nrules.files: "
+              HasSubstr("pipeline.max_future: 5m\nmetrics.spec: (none: the compiled-in NovaGift "
+                        "set)\nmetrics.expire_after: 0 (never)\nrules.files: "
                         "[]\n"));
   const std::string s = RedactedSummary(Parsed(R"(kafka: {brokers: k:1}
 metrics:
@@ -578,6 +579,7 @@ metrics:
     gifts_created_total: {expire_after: 90s}
 )"));
   EXPECT_THAT(s, HasSubstr("pipeline.max_future: 5m\n"
+                           "metrics.spec: (none: the compiled-in NovaGift set)\n"
                            "metrics.expire_after: 10m\n"
                            "metrics.families.http_request_duration_seconds.expire_after: 1h\n"
                            "metrics.families.gifts_created_total.expire_after: 1m30s\n"
@@ -692,6 +694,89 @@ TEST(CheckConfig, RuleFilesMustLoad) {
   err = StartupErrors(dir, absl::StrCat(Minimal(), "rules: {files: [", bad, "]}\n"));
   EXPECT_THAT(err,
               HasSubstr(config + ": rules.files: " + bad + ":5:15: unsupported: function topk"));
+}
+
+// A metric spec replaces the compiled-in set: the topics read are its
+// inputs', kafka.topics names them by input, and metrics.families names its
+// families.
+std::string SpecPath(std::string_view name) {
+  return absl::StrCat(NOVAPULSE_SOURCE_DIR, "/configs/metrics/", std::string(name));
+}
+
+TEST(Config, AMetricSpecNamesTheTopicsAndTheFamilies) {
+  const Config novagift = Parsed("kafka: {brokers: k:1}\n");
+  EXPECT_EQ(novagift.metrics.plan, nullptr);
+  EXPECT_EQ(InputTopics(novagift),
+            (std::vector<std::string>{"novagift.access-log", "novagift.outbox"}));
+
+  const std::string shipped = SpecPath("novagift.yaml");
+  Config c = Parsed(absl::StrCat("kafka:\n  brokers: k:1\n  topics: {access_log: prod.al}\n",
+                                 "metrics:\n  spec: ", shipped,
+                                 "\n  families: {outbox_errors_total: {expire_after: 1h}}\n"));
+  ASSERT_NE(c.metrics.plan, nullptr);
+  // access_log names the input access-log; outbox keeps its spec's topic.
+  EXPECT_EQ(InputTopics(c), (std::vector<std::string>{"prod.al", "novagift.outbox"}));
+  EXPECT_THAT(
+      RedactedSummary(c),
+      HasSubstr("kafka.topics.access-log: prod.al\nkafka.topics.outbox: novagift.outbox\n"));
+  EXPECT_THAT(RedactedSummary(c), HasSubstr("metrics.spec: " + shipped + " ("));
+
+  const std::string caddy = SpecPath("examples/caddy.yaml");
+  c = Parsed(absl::StrCat("kafka:\n  brokers: k:1\n  topics: {caddy-access: web.logs}\n",
+                          "metrics:\n  spec: ", caddy,
+                          "\n  families: {caddy_http_requests_total: {expire_after: 1h}}\n"));
+  EXPECT_EQ(InputTopics(c), (std::vector<std::string>{"web.logs"}));
+
+  // NovaGift's names are not the Caddy spec's, nor its families.
+  const std::string e = ErrorOf(
+      absl::StrCat("kafka:\n  brokers: k:1\n  topics: {access_log: x}\nmetrics:\n  spec: ", caddy,
+                   "\n  families: {http_requests_total: {expire_after: 1h}}\n"));
+  EXPECT_THAT(e, HasSubstr("test.yaml:3:12: kafka.topics: \"access_log\" is not an input of the "
+                           "metric spec " +
+                           caddy + " (its inputs: caddy-access)"));
+  EXPECT_THAT(e, HasSubstr("test.yaml:6:14: metrics.families.http_requests_total: not a family "
+                           "whose series can expire; those are: caddy_http_requests_total, "
+                           "caddy_http_requests_by_protocol_total"));
+  // Without a spec, only the NovaGift topics.
+  EXPECT_THAT(ErrorOf("kafka:\n  brokers: k:1\n  topics: {caddy-access: x}\n"),
+              HasSubstr("test.yaml:3:12: kafka.topics: unknown key \"caddy-access\" (allowed: "
+                        "access_log, outbox)"));
+  // Two inputs cannot read one topic.
+  EXPECT_THAT(
+      ErrorOf(absl::StrCat("kafka:\n  brokers: k:1\n  topics: {outbox: novagift.access-log}",
+                           "\nmetrics: {spec: ", shipped, "}\n")),
+      HasSubstr("kafka.topics: inputs access-log and outbox would both read topic "
+                "novagift.access-log"));
+}
+
+TEST(Config, AMetricSpecThatDoesNotLoadIsAnErrorAtItsKey) {
+  ScratchDir dir;
+  const std::string spec = dir.Path("bad.yaml");
+  WriteWholeFile(spec, "inputs:\n  - name: a\n    bogus: 1\n");
+  const std::string e =
+      ErrorOf(absl::StrCat("kafka: {brokers: k:1}\nmetrics:\n  spec: ", spec, "\n"));
+  EXPECT_THAT(e, HasSubstr("test.yaml:3:9: metrics.spec: " + spec + ":3:5: "));
+  EXPECT_THAT(
+      ErrorOf(absl::StrCat("kafka: {brokers: k:1}\nmetrics:\n  spec: ", dir.Path("none"), "\n")),
+      HasSubstr("test.yaml:3:9: metrics.spec: "));
+}
+
+TEST(CheckConfig, RulesMustReadWhatTheMetricSpecDefines) {
+  ScratchDir dir;
+  const std::string config = dir.Path("novapulse.yaml");
+  const std::string rules = std::string(NOVAPULSE_SOURCE_DIR) + "/configs/alerts/novagift.yml";
+  // The NovaGift rules read NovaGift's metrics: fine with the shipped spec,
+  // not with Caddy's.
+  WriteWholeFile(config, absl::StrCat(Minimal(), "metrics: {spec: ", SpecPath("novagift.yaml"),
+                                      "}\nrules: {files: [", rules, "]}\n"));
+  const ProcessResult ok = RunNovapulse({"check-config", config});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  const std::string err = StartupErrors(
+      dir, absl::StrCat(Minimal(), "metrics: {spec: ", SpecPath("examples/caddy.yaml"),
+                        "}\nrules: {files: [", rules, "]}\n"));
+  EXPECT_THAT(err, HasSubstr(config + ": rules.files: " + rules + ":"));
+  EXPECT_THAT(err, HasSubstr(" reads http_requests_total, which " +
+                             SpecPath("examples/caddy.yaml") + " does not define"));
 }
 
 TEST(CheckConfig, AListenAddressInUseFails) {

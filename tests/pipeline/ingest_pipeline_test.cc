@@ -208,7 +208,7 @@ TEST(IngestPipelineTest, EventClockWatermarkRejectsEventsTooFarInTheFuture) {
 void AddMessage(KafkaBatch* batch, int32_t partition, int64_t offset, const std::string& payload) {
   KafkaRecord record{.begin = batch->used,
                      .size = payload.size(),
-                     .topic = Topic::kAccessLog,
+                     .input = InputOfTopic(Topic::kAccessLog),
                      .partition = partition,
                      .offset = offset};
   batch->buffer.resize(batch->used + payload.size() + simdjson::SIMDJSON_PADDING, ' ');
@@ -221,14 +221,14 @@ void AddMessage(KafkaBatch* batch, int32_t partition, int64_t offset, const std:
       return;
     }
   }
-  batch->offsets.push_back({Topic::kAccessLog, partition, offset + 1});
+  batch->offsets.push_back({InputOfTopic(Topic::kAccessLog), partition, offset + 1});
 }
 
 TEST(IngestPipelineTest, EventClockWatermarkHoldsTimeForTheSlowestPartition) {
   EventClock clock(/*lateness_ms=*/30'000, /*idle_after_ms=*/5'000);
   EventClockWatermark watermarks(clock, /*max_future_ms=*/int64_t{1} << 50);
-  watermarks.Assigned(Topic::kAccessLog, 0, true);
-  watermarks.Assigned(Topic::kAccessLog, 1, true);
+  watermarks.Assigned(InputOfTopic(Topic::kAccessLog), 0, true);
+  watermarks.Assigned(InputOfTopic(Topic::kAccessLog), 1, true);
   NovaGiftMetrics metrics(1);
   std::vector<std::vector<int64_t>> partition_newest;
   int64_t after_first = 0;
@@ -254,7 +254,7 @@ TEST(IngestPipelineTest, EventClockWatermarkHoldsTimeForTheSlowestPartition) {
     batch = pipeline.NextFree();
     batch->from_kafka = true;
     batch->messages.Clear();
-    batch->messages.ends.push_back({Topic::kAccessLog, 1, 3});
+    batch->messages.ends.push_back({InputOfTopic(Topic::kAccessLog), 1, 3});
     pipeline.Submit(batch);
     pipeline.EndInput();
   });

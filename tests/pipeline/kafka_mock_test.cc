@@ -155,7 +155,7 @@ class Consumer {
         {
           absl::MutexLock lock(&mu_);
           for (const KafkaRecord& r : batch.records) {
-            std::string key(r.topic == Topic::kOutbox ? "o" : "a");
+            std::string key(r.input == InputOfTopic(Topic::kOutbox) ? "o" : "a");
             key.append(batch.buffer.data() + r.begin, r.size);
             ++seen_[key];
             ++records_;
@@ -249,32 +249,32 @@ TEST(KafkaMock, BatchesCarryEachPartitionsEndAfterItsRecords) {
       KafkaSource::Build(SourceConfig(cluster, "ends"));
   ASSERT_TRUE(built.ok()) << built.status();
   KafkaSource& source = **built;
-  std::map<std::pair<Topic, int32_t>, int> assigned;  // +1 assigned, -1 revoked
-  source.set_on_assignment([&](Topic topic, int32_t partition, bool yes) {
-    assigned[{topic, partition}] += yes ? 1 : -1;
+  std::map<std::pair<int, int32_t>, int> assigned;  // +1 assigned, -1 revoked
+  source.set_on_assignment([&](int input, int32_t partition, bool yes) {
+    assigned[{input, partition}] += yes ? 1 : -1;
   });
-  std::map<std::pair<Topic, int32_t>, int64_t> ends;
-  std::map<std::pair<Topic, int32_t>, int64_t> next;  // after the last record read
+  std::map<std::pair<int, int32_t>, int64_t> ends;
+  std::map<std::pair<int, int32_t>, int64_t> next;  // after the last record read
   auto read = [&](size_t want_ends, int64_t access_end) {
     const std::atomic<bool> stop{false};
     const Clock::time_point deadline = Clock::now() + std::chrono::seconds(30);
     KafkaBatch batch;
     while (Clock::now() < deadline) {
       ASSERT_TRUE(source.Fill(&batch, stop, absl::Now() + absl::Milliseconds(200)));
-      for (const KafkaRecord& r : batch.records) next[{r.topic, r.partition}] = r.offset + 1;
+      for (const KafkaRecord& r : batch.records) next[{r.input, r.partition}] = r.offset + 1;
       for (const KafkaPartitionOffset& end : batch.ends) {
         // No record of the partition follows its end in the batch.
         for (const KafkaRecord& r : batch.records) {
-          if (r.topic == end.topic && r.partition == end.partition) {
+          if (r.input == end.input && r.partition == end.partition) {
             EXPECT_LT(r.offset, end.next_offset);
           }
         }
-        ends[{end.topic, end.partition}] = end.next_offset;
+        ends[{end.input, end.partition}] = end.next_offset;
       }
       source.StoreOffsets(batch);
       size_t done = 0;
       for (const auto& [key, end] : ends) {
-        done += key.first == Topic::kOutbox || end == access_end;
+        done += key.first == InputOfTopic(Topic::kOutbox) || end == access_end;
       }
       if (done >= want_ends) return;
     }
@@ -284,14 +284,14 @@ TEST(KafkaMock, BatchesCarryEachPartitionsEndAfterItsRecords) {
   EXPECT_EQ(assigned.size(), 8u);
   for (const auto& [key, count] : assigned) EXPECT_EQ(count, 1);
   for (int32_t p = 0; p < 4; ++p) {
-    EXPECT_EQ((ends[{Topic::kAccessLog, p}]), 25) << "partition " << p;
-    EXPECT_EQ((next[{Topic::kAccessLog, p}]), 25) << "partition " << p;
-    EXPECT_EQ((ends[{Topic::kOutbox, p}]), 0) << "partition " << p;
+    EXPECT_EQ((ends[{InputOfTopic(Topic::kAccessLog), p}]), 25) << "partition " << p;
+    EXPECT_EQ((next[{InputOfTopic(Topic::kAccessLog), p}]), 25) << "partition " << p;
+    EXPECT_EQ((ends[{InputOfTopic(Topic::kOutbox), p}]), 0) << "partition " << p;
   }
   // New records: each partition's end is reached again further on.
   cluster.Produce(kAccessTopic, 100, 4);
   read(8, 26);
-  for (int32_t p = 0; p < 4; ++p) EXPECT_EQ((ends[{Topic::kAccessLog, p}]), 26);
+  for (int32_t p = 0; p < 4; ++p) EXPECT_EQ((ends[{InputOfTopic(Topic::kAccessLog), p}]), 26);
   EXPECT_TRUE(source.Close().ok());
 }
 

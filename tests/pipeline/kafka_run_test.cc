@@ -611,5 +611,106 @@ TEST(KafkaRun, IdleRoutesExpireFromMetrics) {
   }
 }
 
+// The Caddy example's sample, stamped from `now_ms` on (a millisecond
+// apart, so the whole sample is well inside the allowed lateness): lines
+// [from, to).
+std::string CaddyLines(int64_t now_ms, size_t from, size_t to) {
+  const std::string sample = ReadWholeFile(std::string(NOVAPULSE_SOURCE_DIR) +
+                                           "/configs/metrics/examples/caddy-access.log");
+  std::string out;
+  size_t i = 0;
+  for (absl::string_view line : absl::StrSplit(sample, '\n', absl::SkipEmpty())) {
+    if (i >= from && i < to) {
+      const size_t at = line.find("\"ts\":");
+      const size_t end = line.find(',', at);
+      const int64_t ms = now_ms + static_cast<int64_t>(i);
+      out += absl::StrCat(line.substr(0, at + 5), ms / 1000, ".",
+                          absl::Dec(ms % 1000, absl::kZeroPad3), line.substr(end), "\n");
+    }
+    ++i;
+  }
+  return out;
+}
+
+// The caddy_* samples of `text`, but for gauges (the concurrency gauge is
+// an average over the last seconds of wall-clock-stamped events).
+std::map<std::string, double> CaddyCounts(const PromText& text) {
+  std::map<std::string, double> out;
+  for (const auto& family : text.families) {
+    if (!family.name.starts_with("caddy_") || family.type == "gauge") continue;
+    for (const auto& [key, value] : text.Samples(family.name)) out[key] = value;
+    for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+      for (const auto& [key, value] : text.Samples(family.name + suffix)) out[key] = value;
+    }
+  }
+  return out;
+}
+
+// `run` with a user's metric spec (metrics.spec): the topic read is its
+// input's, renamed by kafka.topics (the self metrics keep naming the spec's
+// topic, as they keep NovaGift's under a rename), every family counts what `replay
+// --metrics` counts from the same lines, and a restart restores the spec's
+// metrics from the checkpoint and goes on exactly.
+TEST(KafkaRun, RunsAUserMetricSpecAndRestoresItFromACheckpoint) {
+  constexpr char kTopic[] = "web.caddy";
+  ScratchDir dir;
+  Broker broker(dir.Path("broker"));
+  ASSERT_EQ(broker.Start(), "") << "scripts/kafka-broker start failed";
+  const std::string& address = broker.address();
+  ASSERT_EQ(broker.CreateTopics({kTopic}, 2), "");
+  const std::string spec =
+      std::string(NOVAPULSE_SOURCE_DIR) + "/configs/metrics/examples/caddy.yaml";
+  const int64_t now = NowMs();
+  WriteWholeFile(dir.Path("a.log"), CaddyLines(now, 0, 200));
+  WriteWholeFile(dir.Path("b.log"), CaddyLines(now, 200, 320));
+  WriteWholeFile(dir.Path("ab.log"), CaddyLines(now, 0, 320));
+  // What replay counts from the same lines.
+  auto replayed = [&](const std::string& file) {
+    const std::string out = dir.Path(file + ".prom");
+    const testing::ProcessResult r = testing::RunNovapulse(
+        {"replay", "--metrics", spec, "--topic", "caddy-access", dir.Path(file), "--output", out});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return CaddyCounts(ParsePromText(ReadWholeFile(out)));
+  };
+  const std::map<std::string, double> want_a = replayed("a.log");
+  const std::map<std::string, double> want_ab = replayed("ab.log");
+  ASSERT_GT(want_a.size(), 20u);
+  ASSERT_NE(want_a, want_ab);
+
+  const std::string config =
+      WriteConfig(dir, "run.yaml", address, "10m",
+                  absl::StrCat("metrics:\n  spec: ", spec,
+                               "\ncheckpoint:\n  dir: ", dir.Path("ckpt"), "\n  interval: 10m\n"));
+  // kafka.topics renames the spec's input's topic.
+  std::string yaml = ReadWholeFile(config);
+  yaml.insert(yaml.find("  group_id:"), absl::StrCat("  topics: {caddy-access: ", kTopic, "}\n"));
+  WriteWholeFile(config, yaml);
+
+  ASSERT_EQ(Produce(address, kTopic, dir.Path("a.log")), "");
+  {
+    Service service(config, dir.Path("run1.log"));
+    const int port = service.port();
+    ASSERT_GT(port, 0) << service.log();
+    const PromText text = WaitForEvents(port, 200, service);
+    EXPECT_EQ(text.Value("novapulse_events_total", Events("caddy-access", "accepted")), 200)
+        << service.log();
+    EXPECT_EQ(CaddyCounts(text), want_a);
+    EXPECT_EQ(service.Terminate(std::chrono::seconds(10)), 0) << service.log();
+  }
+  ASSERT_EQ(Produce(address, kTopic, dir.Path("b.log")), "");
+  {
+    Service service(config, dir.Path("run2.log"));
+    const int port = service.port();
+    ASSERT_GT(port, 0) << service.log();
+    const PromText text = WaitForEvents(port, 320, service);
+    EXPECT_NE(service.log().find("state restored from the checkpoint"), std::string::npos)
+        << service.log();
+    EXPECT_EQ(text.Value("novapulse_events_total", Events("caddy-access", "accepted")), 320)
+        << service.log();
+    EXPECT_EQ(CaddyCounts(text), want_ab);
+    EXPECT_EQ(service.Terminate(std::chrono::seconds(10)), 0) << service.log();
+  }
+}
+
 }  // namespace
 }  // namespace novapulse
