@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "aggregators/metric_set_state.h"
 #include "parsers/timestamp.h"
 
 namespace novapulse {
@@ -334,28 +335,14 @@ double NovaGiftMetrics::ActiveConnections(int64_t now_us) const {
 }
 
 void NovaGiftMetrics::SaveState(StateWriter* w) {
-  store_.SaveCumulative(w);
-  w->I64(NewestEventTime());
-  SaveBusyRings(busy_, w);
-  // Only with expiry on, so that a checkpoint without it stays readable by
-  // the releases before expiry.
-  if (store_.expires()) store_.SaveEventTimes(w);
+  SaveMetricSetState(store_, NewestEventTime(), {&busy_}, w);
 }
 
 absl::Status NovaGiftMetrics::LoadState(StateReader* r, StateLoad* load) {
-  bool same_ids = true;
-  if (absl::Status s = store_.LoadCumulative(r, &same_ids); !s.ok()) return s;
-  if (!same_ids) load->series_ids_moved = true;
   int64_t newest = 0;
-  if (!r->I64(&newest)) return r->Error("event time");
+  absl::Status loaded = LoadMetricSetState(store_, {&busy_}, r, load, &newest);
   newest_[0]->newest_us.store(newest, std::memory_order_relaxed);
-  if (absl::Status s = LoadBusyRings(r, &busy_); !s.ok()) return s;
-  // Added after the first checkpoints: a section may end before them.
-  if (load->sectioned && !r->at_end()) {
-    if (absl::Status s = store_.LoadEventTimes(r, same_ids); !s.ok()) return s;
-  }
-  store_.StampUntimed(newest / 1000);
-  return absl::OkStatus();
+  return loaded;
 }
 
 std::vector<FamilySnapshot> NovaGiftMetrics::Snapshot() const {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "aggregators/metric_set_state.h"
 #include "parsers/timestamp.h"
 
 namespace novapulse {
@@ -559,31 +560,23 @@ int64_t SpecMetrics::NewestEventTime() const {
   return newest;
 }
 
-void SpecMetrics::SaveState(StateWriter* w) {
-  store_.SaveCumulative(w);
-  w->I64(NewestEventTime());
-  for (const auto& rings : busy_) {
-    if (!rings.empty()) SaveBusyRings(rings, w);
+BusyRingSets SpecMetrics::ConcurrencyRings() {
+  BusyRingSets rings;
+  for (auto& set : busy_) {
+    if (!set.empty()) rings.push_back(&set);
   }
-  if (store_.expires()) store_.SaveEventTimes(w);
+  return rings;
+}
+
+void SpecMetrics::SaveState(StateWriter* w) {
+  SaveMetricSetState(store_, NewestEventTime(), ConcurrencyRings(), w);
 }
 
 absl::Status SpecMetrics::LoadState(StateReader* r, StateLoad* load) {
-  bool same_ids = true;
-  if (absl::Status s = store_.LoadCumulative(r, &same_ids); !s.ok()) return s;
-  if (!same_ids) load->series_ids_moved = true;
   int64_t newest = 0;
-  if (!r->I64(&newest)) return r->Error("event time");
+  absl::Status loaded = LoadMetricSetState(store_, ConcurrencyRings(), r, load, &newest);
   newest_[0]->newest_us.store(newest, std::memory_order_relaxed);
-  for (auto& rings : busy_) {
-    if (rings.empty()) continue;
-    if (absl::Status s = LoadBusyRings(r, &rings); !s.ok()) return s;
-  }
-  if (load->sectioned && !r->at_end()) {
-    if (absl::Status s = store_.LoadEventTimes(r, same_ids); !s.ok()) return s;
-  }
-  store_.StampUntimed(newest / 1000);
-  return absl::OkStatus();
+  return loaded;
 }
 
 std::vector<FamilySnapshot> SpecMetrics::Snapshot() const {

@@ -205,6 +205,8 @@ class SpecMetrics : public MetricSource, public StatePart {
   };
   // The store index of a self family.
   size_t self(SelfMetric id) const;
+  // The busy rings of each concurrency family, in family order.
+  std::vector<std::vector<std::unique_ptr<BusyRing>>*> ConcurrencyRings();
 
   std::shared_ptr<const spec::SpecPlan> plan_;
   MetricStore store_;
