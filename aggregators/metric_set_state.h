@@ -9,6 +9,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -28,6 +30,17 @@ void SaveMetricSetState(const MetricStore& store, int64_t newest_us, const BusyR
 // when a series got another id (MetricStore::LoadCumulative).
 [[nodiscard]] absl::Status LoadMetricSetState(MetricStore& store, const BusyRingSets& rings,
                                               StateReader* r, StateLoad* load, int64_t* newest_us);
+
+// The same, saved under another fingerprint (`saved`: a metric spec
+// changed): the families whose definition is the same keep their values,
+// the others start empty and *note names them. The busy rings and the
+// series' event times are not carried over (the concurrency gauges fill
+// again within their window; every series is stamped with the newest event
+// time for expiry), and the series ids move. FailedPrecondition when the
+// section cannot be matched.
+[[nodiscard]] absl::Status LoadChangedMetricSetState(MetricStore& store, std::string_view saved,
+                                                     StateReader* r, StateLoad* load,
+                                                     int64_t* newest_us, std::string* note);
 
 }  // namespace novapulse
 

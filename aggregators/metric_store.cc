@@ -225,39 +225,125 @@ void MetricStore::SaveCumulative(StateWriter* w) const {
   }
 }
 
+absl::Status MetricStore::LoadFamily(StateReader* r, size_t m, bool* same_ids) {
+  SeriesIndex& idx = *indexes_[m];
+  const size_t width = defs_[m].Width();
+  size_t n = 0;
+  if (!r->Count(&n, 1 + width)) return r->Error(defs_[m].name);
+  // Free ids keep their places when every saved id fits below the limit;
+  // otherwise (a smaller series limit) they are left out, so that they do
+  // not take the places of series, and the ids move.
+  const bool keep_free = n <= idx.limit();
+  for (size_t i = 0; i < n; ++i) {
+    std::string_view key;
+    if (!r->View(&key)) return r->Error(defs_[m].name);
+    bool overflowed = false;
+    // A smaller series limit than the saved one folds the excess into the
+    // overflow series, as it would have folded the events.
+    if (key == kFreeSeriesKey) {
+      if (!keep_free || idx.AddFree() != i) *same_ids = false;
+      for (size_t word = 0; word < width; ++word) {
+        uint64_t v = 0;
+        if (!r->U64(&v)) return r->Error(defs_[m].name);
+      }
+      continue;
+    }
+    const uint32_t id =
+        key == idx.overflow_key() ? idx.ResolveOverflow() : idx.Restore(key, &overflowed);
+    if (id != i) *same_ids = false;
+    for (size_t word = 0; word < width; ++word) {
+      uint64_t v = 0;
+      if (!r->U64(&v)) return r->Error(defs_[m].name);
+      if (v != 0) cells(0, m).Add(id, word, v);
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status MetricStore::LoadCumulative(StateReader* r, bool* same_ids) {
   *same_ids = true;
   for (size_t m = 0; m < defs_.size(); ++m) {
     if (IsComputed(defs_[m].type)) continue;
-    SeriesIndex& idx = *indexes_[m];
-    const size_t width = defs_[m].Width();
+    if (absl::Status s = LoadFamily(r, m, same_ids); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<MetricStore::SavedFamilies> MetricStore::MatchSavedFamilies(
+    std::string_view fingerprint) const {
+  // The lines of a fingerprint, one a family.
+  auto lines_of = [](std::string_view text) {
+    std::vector<std::string_view> lines;
+    while (!text.empty()) {
+      const size_t nl = text.find('\n');
+      if (nl != 0) lines.push_back(text.substr(0, nl));
+      if (nl == std::string_view::npos) break;
+      text.remove_prefix(nl + 1);
+    }
+    return lines;
+  };
+  const std::string mine = Fingerprint();
+  const std::vector<std::string_view> lines = lines_of(mine);
+  std::vector<bool> matched(defs_.size(), false);
+  SavedFamilies saved;
+  for (std::string_view line : lines_of(fingerprint)) {
+    // name:type:sum_unit{labels,}[buckets,]; a name may hold ':', not '{'.
+    const size_t brace = line.find('{');
+    const size_t bracket = line.rfind('[');
+    const std::string_view head = line.substr(0, brace);
+    const size_t unit = head.rfind(':');
+    const size_t type_at = unit == std::string_view::npos || unit == 0 ? std::string_view::npos
+                                                                       : head.rfind(':', unit - 1);
+    int type = -1;
+    if (type_at != std::string_view::npos) {
+      const char* end = head.data() + unit;
+      if (std::from_chars(head.data() + type_at + 1, end, type).ptr != end) type = -1;
+    }
+    if (brace == std::string_view::npos || bracket == std::string_view::npos || bracket < brace ||
+        type < 0 || type > static_cast<int>(MetricType::kComputedCounter)) {
+      return absl::InvalidArgumentError("not a metric set's fingerprint");
+    }
+    const std::string_view buckets = line.substr(bracket);
+    const auto kind = static_cast<MetricType>(type);
+    saved.width.push_back(
+        kind == MetricType::kHistogram
+            ? static_cast<size_t>(std::count(buckets.begin(), buckets.end(), ',')) + 2
+            : 1);
+    saved.computed.push_back(IsComputed(kind) ? 1 : 0);
+    int to = -1;
+    for (size_t m = 0; m < lines.size(); ++m) {
+      if (lines[m] == line && !matched[m]) {
+        to = static_cast<int>(m);
+        matched[m] = true;
+        break;
+      }
+    }
+    saved.to.push_back(to);
+  }
+  for (size_t m = 0; m < defs_.size(); ++m) {
+    if (!matched[m] && !IsComputed(defs_[m].type)) saved.fresh.emplace_back(defs_[m].name);
+  }
+  return saved;
+}
+
+absl::Status MetricStore::LoadCumulative(StateReader* r, const SavedFamilies& saved) {
+  bool same_ids = true;
+  for (size_t f = 0; f < saved.to.size(); ++f) {
+    if (saved.computed[f]) continue;
+    if (saved.to[f] >= 0) {
+      if (absl::Status s = LoadFamily(r, static_cast<size_t>(saved.to[f]), &same_ids); !s.ok()) {
+        return s;
+      }
+      continue;
+    }
     size_t n = 0;
-    if (!r->Count(&n, 1 + width)) return r->Error(defs_[m].name);
-    // Free ids keep their places when every saved id fits below the limit;
-    // otherwise (a smaller series limit) they are left out, so that they do
-    // not take the places of series, and the ids move.
-    const bool keep_free = n <= idx.limit();
+    if (!r->Count(&n, 1 + saved.width[f])) return r->Error("metrics");
     for (size_t i = 0; i < n; ++i) {
       std::string_view key;
-      if (!r->View(&key)) return r->Error(defs_[m].name);
-      bool overflowed = false;
-      // A smaller series limit than the saved one folds the excess into the
-      // overflow series, as it would have folded the events.
-      if (key == kFreeSeriesKey) {
-        if (!keep_free || idx.AddFree() != i) *same_ids = false;
-        for (size_t word = 0; word < width; ++word) {
-          uint64_t v = 0;
-          if (!r->U64(&v)) return r->Error(defs_[m].name);
-        }
-        continue;
-      }
-      const uint32_t id =
-          key == idx.overflow_key() ? idx.ResolveOverflow() : idx.Restore(key, &overflowed);
-      if (id != i) *same_ids = false;
-      for (size_t word = 0; word < width; ++word) {
+      if (!r->View(&key)) return r->Error("metrics");
+      for (size_t word = 0; word < saved.width[f]; ++word) {
         uint64_t v = 0;
-        if (!r->U64(&v)) return r->Error(defs_[m].name);
-        if (v != 0) cells(0, m).Add(id, word, v);
+        if (!r->U64(&v)) return r->Error("metrics");
       }
     }
   }

@@ -28,6 +28,7 @@
 #include "absl/base/attributes.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "aggregators/cell_array.h"
 #include "aggregators/metric_def.h"
 #include "aggregators/series_index.h"
@@ -209,6 +210,21 @@ class MetricStore {
   // false when a series got an id other than its saved one (the window
   // state, kept by id, then cannot be restored).
   [[nodiscard]] absl::Status LoadCumulative(StateReader* r, bool* same_ids);
+  // A checkpoint saved under another fingerprint (the metric spec changed):
+  // each saved family matched to the family of this store with the same
+  // fingerprint line (name, type, labels, buckets), or to none.
+  struct SavedFamilies {
+    std::vector<int> to;             // per saved family: this store's, -1 if none
+    std::vector<size_t> width;       // per saved family: words per series
+    std::vector<uint8_t> computed;   // per saved family: nothing saved for it
+    std::vector<std::string> fresh;  // this store's families that start empty
+  };
+  // InvalidArgument when `fingerprint` is not one Fingerprint() writes.
+  absl::StatusOr<SavedFamilies> MatchSavedFamilies(std::string_view fingerprint) const;
+  // LoadCumulative's state, saved under `saved`'s fingerprint: the families
+  // it matched are loaded (their ids may move: the windows cannot be
+  // restored), the others read past.
+  [[nodiscard]] absl::Status LoadCumulative(StateReader* r, const SavedFamilies& saved);
   // Each series' newest event time (families that expire), by series id,
   // after the cumulative state. Loading sets shard 0's, unless !apply (the
   // ids moved: LoadCumulative's same_ids) or the family does not expire
@@ -230,6 +246,8 @@ class MetricStore {
   void set_window_rows(size_t m, size_t rows) { window_rows_[m].used = rows; }
 
  private:
+  // One family's series of a LoadCumulative.
+  [[nodiscard]] absl::Status LoadFamily(StateReader* r, size_t m, bool* same_ids);
   std::vector<MetricDef> defs_;
   int num_shards_;
   std::vector<std::unique_ptr<SeriesIndex>> indexes_;  // null for computed families

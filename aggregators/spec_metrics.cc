@@ -579,6 +579,14 @@ absl::Status SpecMetrics::LoadState(StateReader* r, StateLoad* load) {
   return loaded;
 }
 
+absl::Status SpecMetrics::LoadChangedState(StateReader* r, std::string_view saved, StateLoad* load,
+                                           std::string* note) {
+  int64_t newest = 0;
+  absl::Status loaded = LoadChangedMetricSetState(store_, saved, r, load, &newest, note);
+  newest_[0]->newest_us.store(newest, std::memory_order_relaxed);
+  return loaded;
+}
+
 std::vector<FamilySnapshot> SpecMetrics::Snapshot() const {
   const int64_t newest = NewestEventTime();
   const size_t spec_families = plan_->spec().metrics.size();

@@ -198,6 +198,10 @@ class SpecMetrics : public MetricSource, public StatePart {
   }
   void SaveState(StateWriter* w) override;
   [[nodiscard]] absl::Status LoadState(StateReader* r, StateLoad* load) override;
+  // A checkpoint of another spec: the families whose definition did not
+  // change keep their values (LoadChangedMetricSetState).
+  [[nodiscard]] absl::Status LoadChangedState(StateReader* r, std::string_view saved,
+                                              StateLoad* load, std::string* note) override;
 
  private:
   struct alignas(64) ShardTime {

@@ -140,6 +140,8 @@ class StateReader {
 
   bool ok() const { return ok_; }
   bool at_end() const { return p_ == end_; }
+  // Leaves the rest unread (a part that keeps only what it can match).
+  void SkipRest() { p_ = end_; }
   // The error to return once a read failed: names the section.
   absl::Status Error(std::string_view section) const {
     return absl::DataLossError(

@@ -48,6 +48,16 @@ class StatePart {
   // FailedPrecondition: nothing was loaded and the part starts empty (the
   // message says why); any other error: the section is damaged.
   [[nodiscard]] virtual absl::Status LoadState(StateReader* r, StateLoad* load) = 0;
+  // Into a fresh part, from a section saved under another fingerprint
+  // (`saved`): a part that can keep some of it (the families of a metric
+  // spec that did not change) loads that, sets *note to what starts empty,
+  // and returns OK. FailedPrecondition (the default, StateChanged()):
+  // nothing was loaded; any other error: the section is damaged.
+  [[nodiscard]] virtual absl::Status LoadChangedState(StateReader* /*r*/,
+                                                      std::string_view /*saved*/,
+                                                      StateLoad* /*load*/, std::string* /*note*/) {
+    return absl::FailedPreconditionError(std::string(StateChanged()));
+  }
 };
 
 }  // namespace novapulse

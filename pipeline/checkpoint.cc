@@ -127,7 +127,13 @@ absl::Status LoadPart(const CheckpointParts::Entry& entry, const std::string_vie
   if (fingerprint == nullptr) {
     why = absl::StrCat("the checkpoint holds no ", out->name, " state");
   } else if (*fingerprint != part.StateFingerprint()) {
-    why = std::string(part.StateChanged());
+    absl::Status s = part.LoadChangedState(section, *fingerprint, load, &out->note);
+    if (s.ok()) {
+      out->restored = true;
+      return s;
+    }
+    if (!absl::IsFailedPrecondition(s)) return s;
+    why = std::string(s.message());
   } else {
     absl::Status s = part.LoadState(section, load);
     if (s.ok()) {

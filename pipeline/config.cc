@@ -79,6 +79,7 @@ class Parser : public YamlReader {
           [&](const YAML::Node& n, const std::string& p) {
             String(n, p, &c->spec);
             spec_mark_ = n.Mark();
+            spec_given_ = true;
           }},
          {"expire_after", false,
           [&](const YAML::Node& n, const std::string& p) {
@@ -103,6 +104,9 @@ class Parser : public YamlReader {
   // loads and compiles, kafka.topics names its inputs (or the NovaGift
   // topics without one) and metrics.families its families that can expire.
   void MetricSet(Config* c) {
+    // A metrics.spec that is not a string was reported: what names its
+    // inputs and families cannot be checked.
+    if (spec_given_ && c->metrics.spec.empty()) return;
     const spec::MetricSpecSet* spec = nullptr;
     if (!c->metrics.spec.empty()) {
       absl::StatusOr<spec::MetricSpecSet> loaded = spec::LoadMetricSpec(c->metrics.spec);
@@ -116,39 +120,59 @@ class Parser : public YamlReader {
       c->metrics.plan = *std::move(plan);
       spec = &c->metrics.plan->spec();
     }
+    // The key that set each input's topic, if one did.
+    std::vector<const TopicKey*> set_by(spec != nullptr ? spec->inputs.size() : 2, nullptr);
     for (const TopicKey& k : topic_keys_) {
-      const std::string path = Join("kafka.topics", k.name);
+      int input = -1;
       if (spec == nullptr) {
-        if (k.name == "access_log") {
-          c->kafka.topics.access_log = k.topic;
-        } else if (k.name == "outbox") {
-          c->kafka.topics.outbox = k.topic;
-        } else {
+        input = k.name == "access_log" ? 0 : k.name == "outbox" ? 1 : -1;
+        if (input < 0) {
           Error(k.mark, "kafka.topics",
                 absl::StrCat("unknown key \"", k.name, "\" (allowed: access_log, outbox)"));
+          continue;
         }
-        continue;
+        (input == 0 ? c->kafka.topics.access_log : c->kafka.topics.outbox) = k.topic;
+      } else {
+        input = SpecInputOfKey(*spec, k.name);
+        if (input < 0) {
+          std::vector<std::string> names;
+          for (const spec::InputSpec& in : spec->inputs) names.push_back(in.name);
+          Error(k.mark, "kafka.topics",
+                absl::StrCat("\"", k.name, "\" is not an input of the metric spec ",
+                             c->metrics.spec, " (its inputs: ", absl::StrJoin(names, ", "), ")"));
+          continue;
+        }
+        c->kafka.topics.inputs.emplace_back(spec->inputs[static_cast<size_t>(input)].name, k.topic);
       }
-      const int input = SpecInputOfKey(*spec, k.name);
-      if (input < 0) {
-        std::vector<std::string> names;
-        for (const spec::InputSpec& in : spec->inputs) names.push_back(in.name);
+      const TopicKey*& before = set_by[static_cast<size_t>(input)];
+      if (before != nullptr) {
         Error(k.mark, "kafka.topics",
-              absl::StrCat("\"", k.name, "\" is not an input of the metric spec ", c->metrics.spec,
-                           " (its inputs: ", absl::StrJoin(names, ", "), ")"));
-        continue;
+              absl::StrCat("\"", k.name, "\" names the same input as \"", before->name, "\""));
       }
-      c->kafka.topics.inputs.emplace_back(spec->inputs[static_cast<size_t>(input)].name, k.topic);
+      before = &k;
     }
-    if (spec != nullptr && !topic_keys_.empty()) {
-      const std::vector<std::string> topics = InputTopics(*c);
-      for (size_t i = 0; i < topics.size(); ++i) {
-        for (size_t j = 0; j < i; ++j) {
-          if (topics[i] != topics[j]) continue;
-          Error(topic_keys_.front().mark, "kafka.topics",
-                absl::StrCat("inputs ", spec->inputs[j].name, " and ", spec->inputs[i].name,
-                             " would both read topic ", topics[i]));
-        }
+    // Each topic is read as one input, by its name: librdkafka would take a
+    // name starting with '^' for a pattern of many.
+    const std::vector<std::string> topics = InputTopics(*c);
+    auto mark_of = [&](size_t input) {
+      return set_by[input] != nullptr ? set_by[input]->mark : spec_mark_;
+    };
+    for (size_t i = 0; i < topics.size(); ++i) {
+      if (topics[i].starts_with("^")) {
+        Error(mark_of(i), "kafka.topics",
+              absl::StrCat("topic ", topics[i],
+                           ": a topic pattern (^...) is not supported; name "
+                           "each topic"));
+      }
+      for (size_t j = 0; j < i; ++j) {
+        if (topics[i] != topics[j]) continue;
+        auto name = [&](size_t n) {
+          return spec != nullptr ? spec->inputs[n].name
+                                 : std::string(n == 0 ? "access_log" : "outbox");
+        };
+        Error(set_by[i] != nullptr ? mark_of(i) : mark_of(j), "kafka.topics",
+              absl::StrCat("inputs ", name(j), " and ", name(i), " would both read topic ",
+                           topics[i]));
       }
     }
     for (size_t i = 0; i < c->metrics.families.size(); ++i) {
@@ -180,21 +204,29 @@ class Parser : public YamlReader {
     std::string topic;
     YAML::Mark mark;
   };
-  // The spec input a kafka.topics key names: an input's name, with "_"
-  // standing for "-" (access_log for access-log); -1 if none.
+  // The spec input a kafka.topics key names: an input's name, or failing
+  // that the one input whose name it is with "_" for "-" (access_log for
+  // access-log); -1 if none, or if that is more than one.
   static int SpecInputOfKey(const spec::MetricSpecSet& spec, const std::string& key) {
-    for (size_t i = 0; i < spec.inputs.size(); ++i) {
-      std::string name = spec.inputs[i].name;
-      std::replace(name.begin(), name.end(), '-', '_');
-      std::string wanted = key;
-      std::replace(wanted.begin(), wanted.end(), '-', '_');
-      if (name == wanted) return static_cast<int>(i);
+    if (const int exact = spec.InputIndex(key); exact >= 0 && spec.inputs[exact].name == key) {
+      return exact;
     }
-    return -1;
+    auto folded = [](std::string s) {
+      std::replace(s.begin(), s.end(), '-', '_');
+      return s;
+    };
+    int found = -1;
+    for (size_t i = 0; i < spec.inputs.size(); ++i) {
+      if (folded(spec.inputs[i].name) != folded(key)) continue;
+      if (found >= 0) return -1;
+      found = static_cast<int>(i);
+    }
+    return found;
   }
 
   std::vector<TopicKey> topic_keys_;
   YAML::Mark spec_mark_;
+  bool spec_given_ = false;
   std::vector<YAML::Mark> family_marks_;
 
   void Kafka(const YAML::Node& node, const std::string& path, KafkaConfig* c) {

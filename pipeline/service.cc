@@ -181,6 +181,10 @@ std::vector<KafkaPartitionOffset> Service::Restore() {
            {"format_version", absl::StrCat(payload->version)},
            {"parts", absl::StrJoin(parts, ",")}});
       for (const RestoredCheckpoint::Part& part : restored->parts) {
+        if (part.restored && !part.note.empty()) {
+          Log(LogLevel::kInfo, "checkpoint part restored in part",
+              {{"part", part.name}, {"note", part.note}});
+        }
         if (part.restored) continue;
         Log(LogLevel::kWarn, "checkpoint part not restored: it starts empty",
             {{"part", part.name}, {"reason", part.note}});

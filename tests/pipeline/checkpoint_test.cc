@@ -14,6 +14,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "base/file.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "pipeline/metric_engine.h"
@@ -100,8 +102,10 @@ std::shared_ptr<const spec::SpecPlan> NovaGiftPlan(bool spec) {
 // compiled-in NovaGift set, or the shipped spec's with `spec`.
 struct Service {
   explicit Service(const RuleSet& rules, size_t window_memory_bytes = kDefaultWindowMemoryBytes,
-                   int shards = 2, bool spec = false) {
-    const std::shared_ptr<const spec::SpecPlan> plan = NovaGiftPlan(spec);
+                   int shards = 2, bool spec = false)
+      : Service(rules, NovaGiftPlan(spec), window_memory_bytes, shards) {}
+  Service(const RuleSet& rules, const std::shared_ptr<const spec::SpecPlan>& plan,
+          size_t window_memory_bytes = kDefaultWindowMemoryBytes, int shards = 2) {
     rules_runner = *RuleRunner::Build(
         rules, RuleRunnerOptions{.lateness_ms = 30'000, .window_memory_bytes = window_memory_bytes},
         MetricDefsOf(plan.get(), {}));
@@ -254,19 +258,91 @@ TEST(Checkpoint, TheCompiledInSetAndTheShippedSpecRestoreIntoEachOther) {
   }
 }
 
-// A spec whose families differ is another metric set: its checkpoint is
-// refused, not loaded into the wrong series.
-TEST(Checkpoint, AnotherSpecIsRefused) {
+// The lines of `text` that are samples of `family`.
+std::string SamplesOf(const std::string& text, const std::string& family) {
+  const std::vector<std::string> lines = absl::StrSplit(text, '\n');
+  std::string out;
+  for (const std::string& line : lines) {
+    if (line.starts_with(family + "{") || line.starts_with(family + " ")) out += line + "\n";
+  }
+  return out;
+}
+
+// A spec changed between two runs (a reload, a restart): the families whose
+// definition is the same keep their values, those that changed or are new
+// start from 0, and the offsets still hold.
+TEST(Checkpoint, AChangedSpecKeepsTheFamiliesThatDidNotChange) {
+  absl::StatusOr<std::string> shipped =
+      ReadRegularFile(std::string(NOVAPULSE_SOURCE_DIR) + "/configs/metrics/novagift.yaml");
+  ASSERT_TRUE(shipped.ok()) << shipped.status();
+  std::string text = *std::move(shipped);
+  const std::string buckets = "buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]";
+  ASSERT_NE(text.find(buckets), std::string::npos);
+  text.replace(text.find(buckets), buckets.size(), "buckets: [0.1, 1, 10]");
+  const std::string errors = "  - name: http_errors_total\n";
+  ASSERT_NE(text.find(errors), std::string::npos);
+  text.replace(text.find(errors), errors.size(), "  - name: http_failures_total\n");
+  absl::StatusOr<spec::MetricSpecSet> changed_set = spec::ParseMetricSpec(text, "changed.yaml");
+  ASSERT_TRUE(changed_set.ok()) << changed_set.status();
+  absl::StatusOr<std::shared_ptr<const spec::SpecPlan>> changed =
+      spec::SpecPlan::Compile(*std::move(changed_set));
+  ASSERT_TRUE(changed.ok()) << changed.status();
+
+  const auto lines = Stream(900);
+  const size_t cut = lines.size() / 2;
   Service original(Rules(), kDefaultWindowMemoryBytes, 2, /*spec=*/true);
-  original.Feed(Stream(60), 0, Stream(60).size());
+  original.Feed(lines, 0, cut);
+  const std::string payload = EncodeCheckpoint(original.state(), {{"novagift.outbox", 1, 77}}, 0);
+
+  Service restored(Rules(), *changed);
+  absl::StatusOr<RestoredCheckpoint> loaded = DecodeCheckpoint(payload, restored.state(), 0);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_EQ(loaded->offsets.size(), 1u);
+  EXPECT_EQ(loaded->offsets[0].next_offset, 77);
+  ASSERT_NE(loaded->part("metrics"), nullptr);
+  EXPECT_TRUE(loaded->part("metrics")->restored);
+  EXPECT_EQ(loaded->part("metrics")->note,
+            "the metric set changed; families that changed or are new start from 0: "
+            "http_request_duration_seconds, http_failures_total");
+
+  // The same lines from the start under the changed spec: what the kept
+  // families should show. And only the rest of them: what the others should.
+  Service whole(Rules(), *changed);
+  whole.Feed(lines, 0, lines.size());
+  Service rest(Rules(), *changed);
+  rest.Feed(lines, cut, lines.size());
+  restored.newest_us = original.newest_us;
+  restored.Feed(lines, cut, lines.size());
+  const std::string got = restored.MetricsText();
+  for (const char* kept : {"http_requests_total", "outbox_queued_total", "gifts_created_total",
+                           "novapulse_events_total"}) {
+    EXPECT_EQ(SamplesOf(got, std::string(kept)), SamplesOf(whole.MetricsText(), std::string(kept)))
+        << kept;
+    EXPECT_NE(SamplesOf(got, std::string(kept)), "") << kept;
+  }
+  for (std::string_view fresh : {"http_request_duration_seconds_count",
+                                 "http_request_duration_seconds_bucket", "http_failures_total"}) {
+    EXPECT_EQ(SamplesOf(got, std::string(fresh)), SamplesOf(rest.MetricsText(), std::string(fresh)))
+        << fresh;
+    EXPECT_NE(SamplesOf(got, std::string(fresh)),
+              SamplesOf(whole.MetricsText(), std::string(fresh)))
+        << fresh;
+  }
+}
+
+// A section whose fingerprint no metric set writes is refused as a whole.
+TEST(Checkpoint, AMetricsFingerprintThatCannotBeReadIsRefused) {
+  Service original(Rules(), kDefaultWindowMemoryBytes, 2, /*spec=*/true);
   std::string payload = EncodeCheckpoint(original.state(), {}, 0);
   const size_t at = payload.find("outbox_queued_total:");
   ASSERT_NE(at, std::string::npos);
-  payload[at] = 'O';
+  const size_t brace = payload.find('{', at);
+  ASSERT_NE(brace, std::string::npos);
+  payload[brace] = '(';
   Service restored(Rules(), kDefaultWindowMemoryBytes, 2, /*spec=*/true);
   absl::StatusOr<RestoredCheckpoint> loaded = DecodeCheckpoint(payload, restored.state(), 0);
   EXPECT_EQ(loaded.status().code(), absl::StatusCode::kFailedPrecondition) << loaded.status();
-  EXPECT_THAT(loaded.status().message(), ::testing::HasSubstr("spec's families changed"));
+  EXPECT_THAT(loaded.status().message(), ::testing::HasSubstr("not a metric set's fingerprint"));
 }
 
 // Stream(), with a route of its own on every request of the first ten

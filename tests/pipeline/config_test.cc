@@ -749,6 +749,34 @@ TEST(Config, AMetricSpecNamesTheTopicsAndTheFamilies) {
                 "novagift.access-log"));
 }
 
+TEST(Config, KafkaTopicsNameEachInputOnceAndByName) {
+  const std::string shipped = SpecPath("novagift.yaml");
+  // One input named twice, by its name and by its alias.
+  EXPECT_THAT(
+      ErrorOf(absl::StrCat("kafka:\n  brokers: k:1\n  topics: {access-log: a, access_log: b}",
+                           "\nmetrics: {spec: ", shipped, "}\n")),
+      HasSubstr("kafka.topics: \"access_log\" names the same input as \"access-log\""));
+  // A pattern would read many topics as one input.
+  EXPECT_THAT(ErrorOf("kafka:\n  brokers: k:1\n  topics: {outbox: \"^novagift\\\\..*\"}\n"),
+              HasSubstr("test.yaml:3:12: kafka.topics: topic ^novagift\\..*: a topic pattern"));
+  // Without a spec too, two inputs cannot read one topic.
+  EXPECT_THAT(ErrorOf("kafka:\n  brokers: k:1\n  topics: {access_log: t, outbox: t}\n"),
+              HasSubstr("test.yaml:3:27: kafka.topics: inputs access_log and outbox would both "
+                        "read topic t"));
+  // An input whose name has a '_' is named exactly, not through another's alias.
+  ScratchDir dir;
+  const std::string spec = dir.Path("two.yaml");
+  WriteWholeFile(spec, R"(inputs:
+  - {name: a-b, format: json, time: ts, fields: {ts: {type: time}}}
+  - {name: a_b, format: json, time: ts, fields: {ts: {type: time}}}
+metrics:
+  - {name: n_total, input: a-b, type: counter, help: n.}
+)");
+  const Config c = Parsed(
+      absl::StrCat("kafka:\n  brokers: k:1\n  topics: {a_b: x}\nmetrics: {spec: ", spec, "}\n"));
+  EXPECT_EQ(InputTopics(c), (std::vector<std::string>{"a-b", "x"}));
+}
+
 TEST(Config, AMetricSpecThatDoesNotLoadIsAnErrorAtItsKey) {
   ScratchDir dir;
   const std::string spec = dir.Path("bad.yaml");
