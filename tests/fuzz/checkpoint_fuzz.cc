@@ -3,9 +3,11 @@
 // (the state of a few generated minutes with the NovaGift rules, built once):
 // 4-byte records of (offset: 2 bytes, scaled to the payload; operation; value)
 // that overwrite, flip, insert or delete bytes, then an optional truncation.
-// Loading the result into fresh objects must succeed or fail with an error,
-// never crash, hang or allocate without bound; a state that loads must then
-// evaluate, render and save again.
+// Loading the result into fresh objects (the compiled-in NovaGift set, or
+// the shipped NovaGift spec's, by the input's length: an edited fingerprint
+// takes the spec's family-by-family load) must succeed or fail with an
+// error, never crash, hang or allocate without bound; a state that loads
+// must then evaluate, render and save again.
 #include <simdjson.h>
 
 #include <cstddef>
@@ -15,24 +17,38 @@
 
 #include "gen/traffic_gen.h"
 #include "parsers/event_time_sniff.h"
-#include "parsers/record_parser.h"
 #include "pipeline/checkpoint.h"
-#include "pipeline/record_worker.h"
+#include "pipeline/metric_engine.h"
 #include "pipeline/rule_files.h"
 #include "pipeline/service.h"
 #include "sinks/exposition.h"
+#include "spec/metric_spec.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace {
 
 struct State {
   std::unique_ptr<novapulse::RuleRunner> rules;
-  std::unique_ptr<novapulse::NovaGiftMetrics> metrics;
+  std::unique_ptr<novapulse::MetricEngine> metrics;
   std::unique_ptr<novapulse::EventClock> clock;
   novapulse::CheckpointParts checkpointed() const {
-    return novapulse::RunCheckpointParts(metrics.get(), clock.get(), rules.get());
+    return novapulse::RunCheckpointParts(&metrics->state(), clock.get(), rules.get());
   }
 };
+
+// The shipped NovaGift spec, compiled once.
+const std::shared_ptr<const novapulse::spec::SpecPlan>& NovaGiftSpec() {
+  static const auto* plan = [] {
+    absl::StatusOr<novapulse::spec::MetricSpecSet> set = novapulse::spec::LoadMetricSpec(
+        std::string(NOVAPULSE_SOURCE_DIR) + "/configs/metrics/novagift.yaml");
+    FUZZ_CHECK(set.ok());
+    absl::StatusOr<std::shared_ptr<const novapulse::spec::SpecPlan>> compiled =
+        novapulse::spec::SpecPlan::Compile(*std::move(set));
+    FUZZ_CHECK(compiled.ok());
+    return new std::shared_ptr<const novapulse::spec::SpecPlan>(*std::move(compiled));
+  }();
+  return *plan;
+}
 
 const novapulse::RuleSet& Rules() {
   static const novapulse::RuleSet* rules = [] {
@@ -44,10 +60,12 @@ const novapulse::RuleSet& Rules() {
   return *rules;
 }
 
-State Fresh() {
+State Fresh(bool spec = false) {
   State s;
-  s.rules = *novapulse::RuleRunner::Build(Rules(), novapulse::RuleRunnerOptions{});
-  s.metrics = std::make_unique<novapulse::NovaGiftMetrics>(2, 1000, &s.rules->window_spec());
+  const std::shared_ptr<const novapulse::spec::SpecPlan> plan = spec ? NovaGiftSpec() : nullptr;
+  s.rules = *novapulse::RuleRunner::Build(Rules(), novapulse::RuleRunnerOptions{},
+                                          novapulse::MetricDefsOf(plan.get(), {}));
+  s.metrics = novapulse::MakeMetricEngine(plan, 2, 1000, &s.rules->window_spec(), {}, 1 << 20);
   s.rules->Attach(&s.metrics->store());
   s.clock = std::make_unique<novapulse::EventClock>(30'000, 5'000);
   return s;
@@ -55,24 +73,25 @@ State Fresh() {
 
 class Feeder : public novapulse::TrafficSink {
  public:
-  explicit Feeder(State* s) : s_(s), parser_(1 << 20) {}
+  explicit Feeder(State* s) : s_(s) {}
   absl::Status Write(novapulse::Topic topic, std::string_view line) override {
     if (!s_->rules->started()) {
       int64_t ms = 0;
       if (novapulse::FirstLineEventTime(line, &ms)) s_->rules->Start(ms);
     }
-    novapulse::NovaGiftMetrics::Writer& w = s_->metrics->writer(static_cast<int>(n_++ % 2));
-    w.SetWatermark(s_->clock->BeginBatch());
+    novapulse::MetricEngine& engine = *s_->metrics;
+    const int worker = static_cast<int>(n_++ % 2);
+    engine.Start(worker, s_->clock->BeginBatch());
     std::string padded(line);
     padded.resize(line.size() + simdjson::SIMDJSON_PADDING);
-    novapulse::ProcessRecord(topic, padded.data(), line.size(), padded.size(), parser_, w);
-    s_->rules->AdvanceTo(s_->clock->EndBatch(w.EndBatch(), 0));
+    engine.ProcessRecord(worker, novapulse::InputOfTopic(topic), padded.data(), line.size(),
+                         padded.size(), nullptr, {}, {});
+    s_->rules->AdvanceTo(s_->clock->EndBatch(engine.EndBatch(worker), 0));
     return absl::OkStatus();
   }
 
  private:
   State* s_;
-  novapulse::RecordParser parser_;
   uint64_t n_ = 0;
 };
 
@@ -120,7 +139,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (i + 2 <= size) payload.resize(std::min(payload.size(), size_t{data[i]} << 8 | data[i + 1]));
 
-  State s = Fresh();
+  State s = Fresh(/*spec=*/size % 2 == 1);
   absl::StatusOr<novapulse::RestoredCheckpoint> restored =
       novapulse::DecodeCheckpoint(payload, s.checkpointed(), 0);
   if (restored.ok()) {
@@ -130,12 +149,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       s.rules->AdvanceTo(until);
       s.rules->WaitFor(until);
     }
-    (void)novapulse::RenderPrometheusText(s.metrics->Snapshot());
+    novapulse::MetricFamilies families;
+    s.metrics->source().CollectMetrics(&families);
+    (void)novapulse::RenderPrometheusText(families.families());
     (void)novapulse::EncodeCheckpoint(s.checkpointed(), restored->offsets, 0);
   }
   s.rules->Stop();
   // The same bytes read as format 1: fails or loads, never more.
-  State old = Fresh();
+  State old = Fresh(/*spec=*/size % 2 == 1);
   (void)novapulse::DecodeCheckpoint(payload, old.checkpointed(), 0, /*version=*/1);
   old.rules->Stop();
   return 0;
