@@ -28,14 +28,16 @@ namespace {
 
 constexpr std::string_view kRunUsage = R"(Usage: novapulse run --config FILE
 
-Consumes the access-log and outbox topics in the configured consumer group and
+Consumes the metric set's topics (NovaGift's access-log and outbox, or the
+inputs of metrics.spec) in the configured consumer group and
 serves the metrics on /metrics (Prometheus text, or OpenMetrics when asked),
 /healthz and /readyz. SIGTERM or SIGINT stops it cleanly: batches in flight
 are finished and their offsets committed. SIGHUP reloads the config file: it
 is checked as check-config does while the service goes on; if it passes, the
 service stops (the last checkpoint and commit, as on SIGTERM) and starts again
-with it in this process; if not, the error is logged and the running config
-stays. Logs go to stderr.
+with it in this process, its metric families kept where their definition did
+not change; if not, the error is logged and the running config stays. Logs go
+to stderr.
 
 Options:
   --config FILE   the service configuration (YAML; see configs/novapulse.yaml)
@@ -224,8 +226,9 @@ int RunServiceCommand(int argc, char** argv) {
   Reloader reloader(config_path, web_config_file, *config);
   Config current = *std::move(config);
   std::optional<Config> previous;  // while starting with a reloaded config
+  std::string carried;             // the state handed on by a reload (Service::CarriedState)
   for (;;) {
-    absl::StatusOr<std::unique_ptr<Service>> service = Service::Build(current, &reloader);
+    absl::StatusOr<std::unique_ptr<Service>> service = Service::Build(current, &reloader, carried);
     if (!service.ok()) {
       // Logged. A reloaded config that passed the checks can still fail
       // here (a librdkafka property, say): back to the one that ran.
@@ -238,6 +241,7 @@ int RunServiceCommand(int argc, char** argv) {
       reloader.Restarted(current, /*ok=*/false);
       continue;
     }
+    carried.clear();
     if (previous) {
       previous.reset();
       reloader.Restarted(current, /*ok=*/true);
@@ -262,6 +266,8 @@ int RunServiceCommand(int argc, char** argv) {
       return status;
     }
     if (!next) return status;
+    // What the next service starts from without checkpoint.dir.
+    carried = (*service)->CarriedState();
     // The old service lets go of its port and group membership first.
     service->reset();
     previous = std::exchange(current, *std::move(next));

@@ -60,13 +60,14 @@ Service::~Service() {
   if (abandoned_) static_cast<void>(kafka_.release());
 }
 
-absl::StatusOr<std::unique_ptr<Service>> Service::Build(const Config& config, MetricSource* extra) {
+absl::StatusOr<std::unique_ptr<Service>> Service::Build(const Config& config, MetricSource* extra,
+                                                        const std::string& carried) {
   std::unique_ptr<Service> service(new Service(config, extra));
-  if (absl::Status built = service->BuildParts(); !built.ok()) return built;
+  if (absl::Status built = service->BuildParts(carried); !built.ok()) return built;
   return service;
 }
 
-absl::Status Service::BuildParts() {
+absl::Status Service::BuildParts(const std::string& carried) {
   if (!config_.rules.files.empty()) {
     absl::StatusOr<RuleSet> set = LoadRuleFiles(
         config_.rules.files, absl::ToInt64Milliseconds(config_.rules.evaluation_interval));
@@ -101,6 +102,8 @@ absl::Status Service::BuildParts() {
     if (!file.ok()) return NotStarted("checkpoints not available", file.status());
     checkpoints_ = *std::move(file);
     resume = Restore();
+  } else if (!carried.empty()) {
+    RestoreCarried(carried);
   }
 
   absl::StatusOr<std::unique_ptr<KafkaSource>> source =
@@ -205,6 +208,32 @@ std::vector<KafkaPartitionOffset> Service::Restore() {
   absl::StatusOr<State> fresh = BuildState();
   if (fresh.ok()) state_ = *std::move(fresh);
   return {};
+}
+
+void Service::RestoreCarried(const std::string& carried) {
+  absl::StatusOr<RestoredCheckpoint> restored =
+      DecodeCheckpoint(carried, state_.checkpointed(), WallMillis());
+  if (!restored.ok()) {
+    Log(LogLevel::kWarn, "state not carried over the reload: it starts empty",
+        {{"error", std::string(restored.status().message())}});
+    absl::StatusOr<State> fresh = BuildState();
+    if (fresh.ok()) state_ = *std::move(fresh);
+    return;
+  }
+  for (const RestoredCheckpoint::Part& part : restored->parts) {
+    if (part.restored) {
+      Log(LogLevel::kInfo, "state carried over the reload",
+          {{"part", part.name}, {"note", part.note.empty() ? "unchanged" : part.note}});
+    } else {
+      Log(LogLevel::kWarn, "state not carried over the reload: it starts empty",
+          {{"part", part.name}, {"reason", part.note}});
+    }
+  }
+}
+
+std::string Service::CarriedState() {
+  if (checkpoints_ || !state_.metrics || abandoned_) return "";
+  return EncodeCheckpoint(state_.checkpointed(), {}, WallMillis());
 }
 
 absl::Status Service::OpenDeadLetters() {

@@ -75,8 +75,12 @@ class Service {
   // Every failure is logged with what could not be started, and returned.
   // `extra` (e.g. the reload status of `run`), when set, is exported on
   // /metrics after the service's own parts; it must outlive the service.
+  // `carried`: the state a service stopped for a reload handed on
+  // (CarriedState), restored as a checkpoint is; without checkpoint.dir
+  // only (with it, the checkpoint file carries the state).
   static absl::StatusOr<std::unique_ptr<Service>> Build(const Config& config,
-                                                        MetricSource* extra = nullptr);
+                                                        MetricSource* extra = nullptr,
+                                                        const std::string& carried = "");
   ~Service();
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
@@ -96,6 +100,14 @@ class Service {
   bool abandoned() const { return abandoned_; }
 
   int http_port() const;
+
+  // After Shutdown, without checkpoint.dir: the aggregate state as a
+  // checkpoint payload, for the service a reload starts next (Build's
+  // `carried`), so that the families its config did not change keep their
+  // values. Empty with checkpoint.dir. The offsets are those committed on
+  // shutdown; a commit that failed there makes this at-least-once, as
+  // `run` without checkpoints is.
+  std::string CarriedState();
 
  private:
   // The objects that hold the aggregate state, rebuilt from scratch when a
@@ -122,7 +134,10 @@ class Service {
   enum class Commit { kNone, kAsync, kSync };
 
   Service(const Config& config, MetricSource* extra);
-  absl::Status BuildParts();
+  absl::Status BuildParts(const std::string& carried);
+  // Loads `carried` (see Build) into state_; what did not load starts
+  // empty.
+  void RestoreCarried(const std::string& carried);
   absl::StatusOr<State> BuildState() const;
   // Loads the checkpoint into state_; on failure sets it aside and rebuilds
   // state_ empty. Returns the offsets to resume from.

@@ -712,5 +712,69 @@ TEST(KafkaRun, RunsAUserMetricSpecAndRestoresItFromACheckpoint) {
   }
 }
 
+// A reload that changes the spec, without checkpoint.dir: the state is
+// handed on in the process, the families whose definition did not change
+// keep their values, the changed one starts from 0, and both go on exactly.
+TEST(KafkaRun, AReloadedSpecKeepsTheFamiliesItDidNotChange) {
+  constexpr char kTopic[] = "caddy-access";
+  ScratchDir dir;
+  Broker broker(dir.Path("broker"));
+  ASSERT_EQ(broker.Start(), "") << "scripts/kafka-broker start failed";
+  const std::string& address = broker.address();
+  ASSERT_EQ(broker.CreateTopics({kTopic}, 1), "");
+  const std::string shipped =
+      ReadWholeFile(std::string(NOVAPULSE_SOURCE_DIR) + "/configs/metrics/examples/caddy.yaml");
+  const std::string buckets = "buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]";
+  ASSERT_NE(shipped.find(buckets), std::string::npos);
+  std::string changed = shipped;
+  changed.replace(changed.find(buckets), buckets.size(), "buckets: [0.01, 0.1, 1]");
+  const std::string spec = dir.Path("caddy.yaml");
+  WriteWholeFile(spec, shipped);
+  WriteWholeFile(dir.Path("changed.yaml"), changed);
+  const int64_t now = NowMs();
+  WriteWholeFile(dir.Path("a.log"), CaddyLines(now, 0, 200));
+  WriteWholeFile(dir.Path("b.log"), CaddyLines(now, 200, 320));
+  WriteWholeFile(dir.Path("ab.log"), CaddyLines(now, 0, 320));
+  auto replayed = [&](const std::string& with, const std::string& file) {
+    const std::string out = dir.Path(file + ".prom");
+    const testing::ProcessResult r = testing::RunNovapulse(
+        {"replay", "--metrics", dir.Path(with), dir.Path(file), "--output", out});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return ParsePromText(ReadWholeFile(out));
+  };
+  const PromText all = replayed("caddy.yaml", "ab.log");
+  const PromText rest = replayed("changed.yaml", "b.log");
+  constexpr char kRequests[] = "caddy_http_requests_total";
+  constexpr char kDurations[] = "caddy_http_request_duration_seconds_bucket";
+
+  const std::string config =
+      WriteConfig(dir, "run.yaml", address, "10m", absl::StrCat("metrics:\n  spec: ", spec, "\n"));
+  ASSERT_EQ(Produce(address, kTopic, dir.Path("a.log")), "");
+  Service service(config, dir.Path("run.log"));
+  const int port = service.port();
+  ASSERT_GT(port, 0) << service.log();
+  EXPECT_EQ(EventsTotal(WaitForEvents(port, 200, service)), 200) << service.log();
+
+  WriteWholeFile(spec, changed);
+  service.Signal(SIGHUP);
+  ASSERT_TRUE(service.WaitForLog("msg=\"config reloaded\"")) << service.log();
+  EXPECT_NE(service.log().find("msg=\"state carried over the reload\" part=metrics note=\"the "
+                               "metric set changed; families that changed or are new start from "
+                               "0: caddy_http_request_duration_seconds\""),
+            std::string::npos)
+      << service.log();
+  const int reloaded = service.LastPort();
+  ASSERT_GT(reloaded, 0) << service.log();
+  ASSERT_EQ(Produce(address, kTopic, dir.Path("b.log")), "");
+  const PromText text = WaitForEvents(reloaded, 320, service);
+  EXPECT_EQ(EventsTotal(text), 320) << service.log();
+  // Kept: as if never reloaded. Changed: only what came after, in the new buckets.
+  EXPECT_EQ(text.Samples(kRequests), all.Samples(kRequests));
+  EXPECT_FALSE(text.Samples(kRequests).empty());
+  EXPECT_EQ(text.Samples(kDurations), rest.Samples(kDurations));
+  EXPECT_NE(text.Samples(kDurations), all.Samples(kDurations));
+  EXPECT_EQ(service.Terminate(std::chrono::seconds(20)), 0) << service.log();
+}
+
 }  // namespace
 }  // namespace novapulse
